@@ -1,0 +1,271 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+	"unsafe"
+
+	"github.com/google/uuid"
+
+	"github.com/seatledger/seatledger/eventstore"
+)
+
+// Key layout (all integers big-endian so that keys sort numerically):
+//
+//	'g' pos(8)                       -> event record (see encodeRecord)
+//	's' stream 0x00 version(8)       -> pos(8)
+//	'e' id(16)                       -> pos(8) version(8)
+//	'm' "last"                       -> pos(8) of the last committed event
+//	'n' stream 0x00 version(8)       -> snapshot record
+//
+// Stream names may not contain 0x00, so a stream's keys form one contiguous
+// range that no other stream's keys interleave with.
+const (
+	prefixGlobal   = 'g'
+	prefixStream   = 's'
+	prefixID       = 'e'
+	prefixMeta     = 'm'
+	prefixSnapshot = 'n'
+)
+
+var metaLastKey = []byte("mlast")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errCorruptRecord marks a record whose checksum or framing is wrong.
+var errCorruptRecord = errors.New("corrupt record")
+
+func globalKey(pos uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefixGlobal
+	binary.BigEndian.PutUint64(k[1:], pos)
+	return k
+}
+
+func appendGlobalKey(dst []byte, pos uint64) []byte {
+	dst = append(dst, prefixGlobal)
+	return binary.BigEndian.AppendUint64(dst, pos)
+}
+
+// streamPrefix is 'p' stream 0x00 for p in {'s','n'}.
+func streamPrefix(p byte, stream string) []byte {
+	k := make([]byte, 0, len(stream)+10)
+	k = append(k, p)
+	k = append(k, stream...)
+	return append(k, 0)
+}
+
+func appendStreamKey(dst []byte, p byte, stream string, version uint64) []byte {
+	dst = append(dst, p)
+	dst = append(dst, stream...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint64(dst, version)
+}
+
+func streamKey(p byte, stream string, version uint64) []byte {
+	return appendStreamKey(make([]byte, 0, len(stream)+10), p, stream, version)
+}
+
+// prefixEnd returns the smallest key greater than every key starting with p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func idKey(id [16]byte) []byte {
+	k := make([]byte, 17)
+	k[0] = prefixID
+	copy(k[1:], id[:])
+	return k
+}
+
+// encodeRecord appends the record of one event to dst:
+//
+//	crc32c(4) | version uvarint | recordedAt unix nanos (8) | id (16) |
+//	len(stream) uvarint | stream | len(type) uvarint | type | data
+//
+// The checksum covers the global position (not stored in the value, it is the
+// key) followed by everything after the checksum, so a record copied under the
+// wrong key is detected too.
+func encodeRecord(dst []byte, pos, version uint64, recordedAt int64, id [16]byte, stream, typ string, data []byte) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.AppendUvarint(dst, version)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(recordedAt))
+	dst = append(dst, id[:]...)
+	dst = binary.AppendUvarint(dst, uint64(len(stream)))
+	dst = append(dst, stream...)
+	dst = binary.AppendUvarint(dst, uint64(len(typ)))
+	dst = append(dst, typ...)
+	dst = append(dst, data...)
+	binary.BigEndian.PutUint32(dst[start:], recordChecksum(pos, dst[start+4:]))
+	return dst
+}
+
+func recordChecksum(pos uint64, body []byte) uint32 {
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], pos)
+	c := crc32.Update(0, castagnoli, p[:])
+	return crc32.Update(c, castagnoli, body)
+}
+
+// rawRecord is a decoded record whose byte slices alias the encoded value.
+type rawRecord struct {
+	version    uint64
+	recordedAt int64
+	id         [16]byte
+	stream     []byte
+	typ        []byte
+	data       []byte
+}
+
+func decodeRecord(pos uint64, v []byte) (rawRecord, error) {
+	var r rawRecord
+	if len(v) < 4 {
+		return r, fmt.Errorf("%w at position %d: %d bytes", errCorruptRecord, pos, len(v))
+	}
+	if want, got := binary.BigEndian.Uint32(v), recordChecksum(pos, v[4:]); want != got {
+		return r, fmt.Errorf("%w at position %d: checksum mismatch (stored %08x, computed %08x)", errCorruptRecord, pos, want, got)
+	}
+	b := v[4:]
+	var n int
+	r.version, n = binary.Uvarint(b)
+	if n <= 0 || len(b) < n+8+16 {
+		return r, fmt.Errorf("%w at position %d: bad header", errCorruptRecord, pos)
+	}
+	b = b[n:]
+	r.recordedAt = int64(binary.BigEndian.Uint64(b))
+	copy(r.id[:], b[8:24])
+	b = b[24:]
+	l, n := binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) < l {
+		return r, fmt.Errorf("%w at position %d: bad stream length", errCorruptRecord, pos)
+	}
+	r.stream = b[n : n+int(l)]
+	b = b[n+int(l):]
+	l, n = binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) < l {
+		return r, fmt.Errorf("%w at position %d: bad type length", errCorruptRecord, pos)
+	}
+	r.typ = b[n : n+int(l)]
+	r.data = b[n+int(l):]
+	return r, nil
+}
+
+// decoder turns raw records into RecordedEvents with few allocations: the
+// bytes of every event (data and ID text) are carved out of shared chunks,
+// and stream names and event types are interned.
+type decoder struct {
+	chunk   []byte
+	strings map[string]string
+}
+
+const chunkSize = 64 << 10
+
+func (d *decoder) alloc(n int) []byte {
+	if n > chunkSize/4 {
+		return make([]byte, n)
+	}
+	if cap(d.chunk)-len(d.chunk) < n {
+		d.chunk = make([]byte, 0, chunkSize)
+	}
+	start := len(d.chunk)
+	d.chunk = d.chunk[:start+n]
+	return d.chunk[start : start+n : start+n]
+}
+
+func (d *decoder) intern(b []byte) string {
+	if s, ok := d.strings[string(b)]; ok {
+		return s
+	}
+	if d.strings == nil {
+		d.strings = make(map[string]string)
+	}
+	if len(d.strings) > 4096 {
+		clear(d.strings)
+	}
+	s := string(b)
+	d.strings[s] = s
+	return s
+}
+
+func (d *decoder) event(pos uint64, v []byte, ev *eventstore.RecordedEvent) error {
+	r, err := decodeRecord(pos, v)
+	if err != nil {
+		return err
+	}
+	buf := d.alloc(36 + len(r.data))
+	encodeUUID(buf[:36], r.id)
+	// buf is never written again, so viewing it as a string is safe.
+	ev.ID = unsafe.String(&buf[0], 36)
+	ev.Data = buf[36:]
+	copy(ev.Data, r.data)
+	if len(r.data) == 0 {
+		ev.Data = []byte{}
+	}
+	ev.Type = d.intern(r.typ)
+	ev.Stream = d.intern(r.stream)
+	ev.Version = r.version
+	ev.Position = eventstore.Position(pos)
+	ev.RecordedAt = time.Unix(0, r.recordedAt)
+	return nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// encodeUUID writes the canonical text form of id into dst (36 bytes).
+func encodeUUID(dst []byte, id [16]byte) {
+	j := 0
+	for i, b := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst[j] = '-'
+			j++
+		}
+		dst[j] = hexDigits[b>>4]
+		dst[j+1] = hexDigits[b&0x0f]
+		j += 2
+	}
+}
+
+func parseID(s string) ([16]byte, error) {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return u, fmt.Errorf("eventstore: event ID %q is not a UUID: %v", s, err)
+	}
+	return u, nil
+}
+
+// snapshot value: crc32c(4) | schema uvarint | data. The checksum covers the
+// key too.
+func encodeSnapshot(key []byte, schema int, data []byte) []byte {
+	v := make([]byte, 4, 4+binary.MaxVarintLen64+len(data))
+	v = binary.AppendVarint(v, int64(schema))
+	v = append(v, data...)
+	c := crc32.Update(crc32.Update(0, castagnoli, key), castagnoli, v[4:])
+	binary.BigEndian.PutUint32(v, c)
+	return v
+}
+
+func decodeSnapshot(key, v []byte) (schema int, data []byte, err error) {
+	if len(v) < 5 {
+		return 0, nil, errCorruptRecord
+	}
+	c := crc32.Update(crc32.Update(0, castagnoli, key), castagnoli, v[4:])
+	if c != binary.BigEndian.Uint32(v) {
+		return 0, nil, fmt.Errorf("%w: snapshot checksum mismatch", errCorruptRecord)
+	}
+	s, n := binary.Varint(v[4:])
+	if n <= 0 {
+		return 0, nil, errCorruptRecord
+	}
+	return int(s), append([]byte{}, v[4+n:]...), nil
+}
