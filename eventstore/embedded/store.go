@@ -195,6 +195,18 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = unlockDir(s.lock)
 		return nil, fmt.Errorf("eventstore: event store in %s is corrupt: %w; restore it from a backup", dir, err)
 	}
+	if last == 0 {
+		// The first WAL of a new Pebble database is created before the
+		// format version that adds sync offsets to WAL chunks takes
+		// effect. Without them Pebble cannot tell mid-log corruption from a
+		// torn tail and would silently drop the rest of the log; rotating
+		// the WAL now makes every WAL we write carry them.
+		if err := db.Flush(); err != nil {
+			_ = db.Close()
+			_ = unlockDir(s.lock)
+			return nil, fmt.Errorf("eventstore: open event store in %s: %w", dir, err)
+		}
+	}
 	s.lastPos.Store(last)
 	s.batch = db.NewBatch()
 	go s.writer()
