@@ -1,0 +1,734 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Policy holds the tunable numbers of the rules.
+type Policy struct {
+	// BulkLimit is the most users one bulk request may name (R4).
+	BulkLimit int
+	// HoldPeriod is how long held data is kept before purge (R10).
+	HoldPeriod time.Duration
+	// RestoreWindow is how long a deleted user can be restored (R9).
+	RestoreWindow time.Duration
+	// MaxQuantity bounds the licenses of one subscription.
+	MaxQuantity int
+}
+
+// DefaultPolicy is the admin center's: 20 users, 30 days, 30 days.
+func DefaultPolicy() Policy {
+	return Policy{BulkLimit: 20, HoldPeriod: 30 * 24 * time.Hour, RestoreWindow: 30 * 24 * time.Hour, MaxQuantity: 1_000_000}
+}
+
+// Decider turns commands into events: Decide(state, command) → events.
+// It is pure: no IO, no clock (the command carries Now), no logging.
+type Decider struct {
+	Catalog *Catalog
+	Policy  Policy
+}
+
+// NewDecider returns a decider over catalog c with policy p; zero fields of p
+// take their DefaultPolicy values.
+func NewDecider(c *Catalog, p Policy) *Decider {
+	def := DefaultPolicy()
+	if p.BulkLimit <= 0 {
+		p.BulkLimit = def.BulkLimit
+	}
+	if p.HoldPeriod <= 0 {
+		p.HoldPeriod = def.HoldPeriod
+	}
+	if p.RestoreWindow <= 0 {
+		p.RestoreWindow = def.RestoreWindow
+	}
+	if p.MaxQuantity <= 0 {
+		p.MaxQuantity = def.MaxQuantity
+	}
+	return &Decider{Catalog: c, Policy: p}
+}
+
+// Decide checks cmd against the tenant state t and returns the events it
+// causes, or an *Error saying which rule refused it. It never changes t.
+//
+// A command whose id the tenant has already decided returns no events (the
+// caller answers with the first outcome, see Tenant.CommandRecord), unless
+// its request hash differs: then ErrIdempotencyKeyReused.
+func (d *Decider) Decide(t *Tenant, cmd Command) ([]Event, error) {
+	m := cmd.meta()
+	if m.CommandID == "" {
+		return nil, invalid("commandId", "a command needs an id")
+	}
+	if m.Now.IsZero() {
+		return nil, invalid("now", "a command needs the time of decision")
+	}
+	if t == nil {
+		t = NewTenant()
+	}
+	if _, creating := cmd.(*CreateTenant); !creating && !t.Exists() {
+		return nil, notFound("tenant %q does not exist", m.TenantID)
+	}
+	if rec, ok := t.Commands[m.CommandID]; ok {
+		if rec.RequestHash != m.RequestHash {
+			return nil, &Error{Code: CodeIdempotencyKeyReused,
+				Detail: fmt.Sprintf("command id %q was already used for another request; use a new Idempotency-Key", m.CommandID)}
+		}
+		return nil, nil
+	}
+	tx := newTx(d, t, m)
+	var err error
+	switch c := cmd.(type) {
+	case *CreateTenant:
+		err = tx.createTenant(c)
+	case *AddUser:
+		err = tx.addUser(c)
+	case *UpdateUser:
+		err = tx.updateUser(c)
+	case *DeleteUser:
+		err = tx.deleteUser(c)
+	case *RestoreUser:
+		err = tx.restoreUser(c)
+	case *SetAdminRoles:
+		err = tx.setAdminRoles(c)
+	case *SetRetentionHold:
+		err = tx.setRetentionHold(c)
+	case *CreateGroup:
+		err = tx.createGroup(c)
+	case *AddGroupMember:
+		err = tx.addGroupMember(c)
+	case *RemoveGroupMember:
+		err = tx.removeGroupMember(c)
+	case *AssignGroupLicenses:
+		err = tx.assignGroupLicenses(c)
+	case *PurchaseSubscription:
+		err = tx.purchase(c)
+	case *ChangeSubscriptionQuantity:
+		err = tx.changeQuantity(c)
+	case *ChangeSubscriptionStatus:
+		err = tx.changeStatus(c)
+	case *TakeOverSubscription:
+		err = tx.takeOver(c)
+	case *AssignLicenses:
+		err = tx.assignLicenses(c)
+	case *UnassignLicenses:
+		err = tx.unassignLicenses(c)
+	case *UpdateUserLicenses:
+		err = tx.updateUserLicenses(c)
+	case *ManageLicenses:
+		err = tx.manageLicenses(c)
+	case *ChangeLicensePlans:
+		err = tx.changeLicensePlans(c)
+	case *InstallApp:
+		err = tx.installApp(c)
+	case *PurgeHeldData:
+		err = tx.purge(c)
+	default:
+		err = invalid("command", "unknown command %T", cmd)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tx.stamp(), nil
+}
+
+// stamp wraps the decided payloads in envelopes.
+func (tx *tx) stamp() []Event {
+	if len(tx.out) == 0 {
+		return nil
+	}
+	m, t := tx.m, tx.t
+	at := m.Now.UTC()
+	if at.Before(t.LastOccurredAt) {
+		at = t.LastOccurredAt // never back in time within a stream
+	}
+	actor := m.Actor
+	actor.Roles = nil
+	if u := t.Users[actor.UserID]; u != nil && !actor.Operator && actor.System == "" {
+		actor.Roles = append([]Role(nil), u.Roles...)
+	}
+	tenantID := t.ID
+	if tenantID == "" {
+		tenantID = m.TenantID
+	}
+	events := make([]Event, len(tx.out))
+	for i, p := range tx.out {
+		events[i] = Event{
+			Envelope: Envelope{
+				EventID:       EventID(tenantID, m.CommandID, i),
+				Type:          p.EventType(),
+				TenantID:      tenantID,
+				Version:       t.Version + uint64(i) + 1,
+				OccurredAt:    at,
+				Actor:         actor,
+				CommandID:     m.CommandID,
+				CorrelationID: m.CorrelationID,
+				RequestHash:   m.RequestHash,
+				Schema:        CurrentSchema,
+			},
+			Payload: p,
+		}
+	}
+	return events
+}
+
+// tx is one decision in progress: drafts of the users it touches, the
+// change of each product's counts, and the payloads decided so far. The
+// tenant state itself is never written.
+type tx struct {
+	d   *Decider
+	t   *Tenant
+	m   *CommandMeta
+	now time.Time
+
+	users map[string]*draftUser
+	order []string // touched users, in first-touch order
+
+	// Changes of the products' counts, by skuId: admin-pool assigned and
+	// total, self-service assigned and total.
+	assigned, selfAssigned, total, selfTotal counts
+
+	out []Payload
+}
+
+type draftUser struct {
+	u       *User
+	lic     map[string]*UserLicense
+	deleted bool
+	// workloads in use when the decision started (R10)
+	hadMailbox, hadOneDrive bool
+}
+
+func newTx(d *Decider, t *Tenant, m *CommandMeta) *tx {
+	return &tx{d: d, t: t, m: m, now: m.Now.UTC(), users: make(map[string]*draftUser, 1)}
+}
+
+// counts is a small map from skuId to a count change. Most decisions touch
+// one or two products, so a slice beats a map.
+type counts []skuCount
+
+type skuCount struct {
+	sku string
+	n   int
+}
+
+func (c counts) get(sku string) int {
+	for _, x := range c {
+		if x.sku == sku {
+			return x.n
+		}
+	}
+	return 0
+}
+
+func (c *counts) add(sku string, d int) {
+	for i := range *c {
+		if (*c)[i].sku == sku {
+			(*c)[i].n += d
+			return
+		}
+	}
+	*c = append(*c, skuCount{sku, d})
+}
+
+func (c *counts) set(sku string, n int) { c.add(sku, n-c.get(sku)) }
+
+// skus lists the products with a change, sorted.
+func (c counts) skus() []string {
+	out := make([]string, 0, len(c))
+	for _, x := range c {
+		out = append(out, x.sku)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (tx *tx) emit(p ...Payload) { tx.out = append(tx.out, p...) }
+
+// draft returns the working copy of a user's licenses.
+func (tx *tx) draft(u *User) *draftUser {
+	if du := tx.users[u.ID]; du != nil {
+		return du
+	}
+	du := &draftUser{u: u, lic: make(map[string]*UserLicense, len(u.Licenses)), deleted: u.Deleted}
+	for sku, l := range u.Licenses {
+		du.lic[sku] = l.clone()
+	}
+	_, du.hadMailbox, du.hadOneDrive = tx.planState(du)
+	tx.users[u.ID] = du
+	tx.order = append(tx.order, u.ID)
+	return du
+}
+
+// setLicense changes a draft license and keeps the count deltas right.
+func (tx *tx) setLicense(du *draftUser, sku string, fn func(*UserLicense)) {
+	l := du.lic[sku]
+	if l == nil {
+		l = &UserLicense{SkuID: sku, Sources: map[string]*LicenseSource{}}
+		du.lic[sku] = l
+	}
+	before := l.pool()
+	fn(l)
+	after := l.pool()
+	if len(l.Sources) == 0 {
+		delete(du.lic, sku)
+	}
+	tx.countMove(sku, before, -1)
+	tx.countMove(sku, after, +1)
+}
+
+func (tx *tx) countMove(sku, pool string, d int) {
+	switch pool {
+	case "admin":
+		tx.assigned.add(sku, d)
+	case "selfService":
+		tx.selfAssigned.add(sku, d)
+	}
+}
+
+func (tx *tx) assign(du *draftUser, sku, source string, disabled []string) {
+	tx.setLicense(du, sku, func(l *UserLicense) {
+		l.Sources[source] = &LicenseSource{DisabledPlans: disabled}
+	})
+	tx.emit(LicenseAssigned{UserID: du.u.ID, SkuID: sku, Source: source, DisabledPlans: disabled})
+}
+
+func (tx *tx) unassign(du *draftUser, sku, source string) {
+	tx.setLicense(du, sku, func(l *UserLicense) { delete(l.Sources, source) })
+	tx.emit(LicenseUnassigned{UserID: du.u.ID, SkuID: sku, Source: source})
+}
+
+func (tx *tx) changePlans(du *draftUser, sku, source string, disabled []string) {
+	tx.setLicense(du, sku, func(l *UserLicense) {
+		if s := l.Sources[source]; s != nil {
+			s.DisabledPlans = disabled
+		}
+	})
+	tx.emit(LicensePlansChanged{UserID: du.u.ID, SkuID: sku, Source: source, DisabledPlans: disabled})
+}
+
+// over returns how many licenses of sku the decision needs beyond the admin
+// pool's total (0 when it fits).
+func (tx *tx) over(sku string) int {
+	p := tx.t.Pool(sku)
+	added := tx.assigned.get(sku)
+	need := p.Assigned + added - (p.Total + tx.total.get(sku))
+	if need < 0 || added <= 0 {
+		return 0
+	}
+	if need > added {
+		need = added
+	}
+	return need
+}
+
+// checkCounts refuses a decision that assigns more licenses than a product
+// has available (R3).
+func (tx *tx) checkCounts() error {
+	for _, sku := range tx.assigned.skus() {
+		if missing := tx.over(sku); missing > 0 {
+			p := tx.t.Pool(sku)
+			avail := p.Total + tx.total.get(sku) - p.Assigned
+			if avail < 0 {
+				avail = 0
+			}
+			return &Error{Code: CodeInsufficientLicenses, Rule: "R3", Missing: missing,
+				Detail: fmt.Sprintf("not enough licenses of %s: %d available, %d needed; buy %d more licenses or unassign some",
+					tx.d.productName(tx.t, sku), avail, avail+missing, missing)}
+		}
+	}
+	for _, sku := range tx.selfAssigned.skus() {
+		p := tx.t.Pool(sku)
+		if d := tx.selfAssigned.get(sku); d > 0 && p.SelfServiceAssigned+d > p.SelfServiceTotal+tx.selfTotal.get(sku) {
+			missing := p.SelfServiceAssigned + d - p.SelfServiceTotal - tx.selfTotal.get(sku)
+			return &Error{Code: CodeInsufficientLicenses, Rule: "R3", Missing: missing,
+				Detail: fmt.Sprintf("not enough self-service licenses of %s", tx.d.productName(tx.t, sku))}
+		}
+	}
+	return nil
+}
+
+// planState walks the plans a draft user has enabled (the union over
+// licenses and their active sources of the product's plans minus the
+// source's disabled plans) and returns those that take part in a relation
+// of the catalog (R6, R7), and whether a mailbox (Exchange) or OneDrive
+// (SharePoint) plan is among them (R10). It allocates only for related plans.
+func (tx *tx) planState(du *draftUser) (related map[string]bool, mailbox, oneDrive bool) {
+	if du.deleted {
+		return nil, false, false
+	}
+	for sku, l := range du.lic {
+		prod := tx.d.product(tx.t, sku)
+		if prod == nil {
+			continue
+		}
+		for _, s := range l.Sources {
+			if !s.Active() {
+				continue
+			}
+			for i := range prod.ServicePlans {
+				sp := &prod.ServicePlans[i]
+				if contains(s.DisabledPlans, sp.ID) {
+					continue
+				}
+				switch sp.Workload {
+				case WorkloadExchange:
+					mailbox = true
+				case WorkloadSharePoint, WorkloadOneDrive:
+					oneDrive = true
+				}
+				if tx.d.Catalog.related[sp.Name] {
+					if related == nil {
+						related = map[string]bool{}
+					}
+					related[sp.Name] = true
+				}
+			}
+		}
+	}
+	return related, mailbox, oneDrive
+}
+
+func (tx *tx) hasMailbox(du *draftUser) bool {
+	_, mailbox, _ := tx.planState(du)
+	return mailbox
+}
+
+// checkPlans refuses a user whose enabled plans conflict (R6) or miss a
+// dependency (R7).
+func (tx *tx) checkPlans(du *draftUser) error {
+	names, _, _ := tx.planState(du)
+	if len(names) == 0 {
+		return nil
+	}
+	if pair, reason := tx.d.Catalog.exclusiveConflicts(names); pair != nil {
+		return &Error{Code: CodeMutuallyExclusivePlans, Rule: "R6", Plans: pair,
+			Detail: fmt.Sprintf("user %s cannot have both %s and %s enabled: %s; review the services included with each license and try again",
+				du.u.ID, pair[0], pair[1], reason)}
+	}
+	if dep, missing := tx.d.Catalog.missingDependency(names); missing {
+		return &Error{Code: CodeDependencyViolation, Rule: "R7", Plans: append([]string{dep.Plan}, dep.Requires...),
+			Detail: fmt.Sprintf("user %s: %s needs one of %s enabled (%s)", du.u.ID, dep.Plan, strings.Join(dep.Requires, ", "), dep.Reason)}
+	}
+	return nil
+}
+
+// holds decides the data holds of every touched user (R10): a user who lost
+// their mailbox gets their Exchange data held; one who got it back has the
+// hold released.
+func (tx *tx) holds() {
+	for _, id := range tx.order {
+		du := tx.users[id]
+		if du.deleted {
+			continue
+		}
+		now := tx.hasMailbox(du)
+		hold := du.u.Holds[WorkloadExchange]
+		switch {
+		case du.hadMailbox && !now && hold == nil:
+			tx.emit(tx.held(id, WorkloadExchange, "licenseRemoved"))
+		case !du.hadMailbox && now && hold != nil:
+			tx.emit(DataHoldReleased{UserID: id, Workload: WorkloadExchange, Reason: "licenseAssigned"})
+		}
+	}
+}
+
+func (tx *tx) held(userID, workload, reason string) DataHeld {
+	return DataHeld{UserID: userID, Workload: workload, HeldSince: tx.now,
+		PurgeAfter: tx.now.Add(tx.d.Policy.HoldPeriod), Reason: reason}
+}
+
+// tryGroup gives a member the license of a group, or records why it cannot
+// (R11): the group's intent is kept in an error state instead of failing.
+func (tx *tx) tryGroup(du *draftUser, groupID, sku string, disabled []string) {
+	src := GroupSource(groupID)
+	kind, detail := tx.attemptGroup(du, groupID, sku, disabled)
+	if kind == "" {
+		return
+	}
+	tx.setLicense(du, sku, func(l *UserLicense) {
+		l.Sources[src] = &LicenseSource{DisabledPlans: disabled, Error: kind, ErrorDetail: detail}
+	})
+	tx.emit(GroupLicenseErrored{GroupID: groupID, UserID: du.u.ID, SkuID: sku, Error: kind, Detail: detail})
+}
+
+// attemptGroup assigns the group license if the member can have it and
+// returns "" or, having undone the attempt, the error state.
+func (tx *tx) attemptGroup(du *draftUser, groupID, sku string, disabled []string) (kind, detail string) {
+	if du.u.UsageLocation == "" {
+		return GroupErrUsageLocation, "the user has no usage location"
+	}
+	var saved *UserLicense
+	if l := du.lic[sku]; l != nil {
+		saved = l.clone()
+	}
+	savedAssigned, savedSelf, n := tx.assigned.get(sku), tx.selfAssigned.get(sku), len(tx.out)
+	tx.assign(du, sku, GroupSource(groupID), disabled)
+	err := tx.checkPlans(du)
+	if err == nil && tx.over(sku) > 0 {
+		kind, detail = GroupErrCountViolation, fmt.Sprintf("no license of %s is available", tx.d.productName(tx.t, sku))
+	}
+	var de *Error
+	if errors.As(err, &de) {
+		detail = de.Detail
+		kind = GroupErrMutuallyExclusive
+		if de.Code == CodeDependencyViolation {
+			kind = GroupErrDependency
+		}
+	}
+	if kind == "" {
+		return "", ""
+	}
+	if saved != nil {
+		du.lic[sku] = saved
+	} else {
+		delete(du.lic, sku)
+	}
+	tx.assigned.set(sku, savedAssigned)
+	tx.selfAssigned.set(sku, savedSelf)
+	tx.out = tx.out[:n]
+	return kind, detail
+}
+
+// retryErrored gives licenses to group members in an error state when the
+// decision freed what they lacked (R11). Only members of user (or all when
+// user is "") are retried.
+func (tx *tx) retryErrored(user string) {
+	for _, sku := range sortedKeys(tx.t.Errored) {
+		for _, key := range sortedKeys(tx.t.Errored[sku]) {
+			uid, src, _ := strings.Cut(key, "\x00")
+			if user != "" && uid != user {
+				continue
+			}
+			gid, _ := GroupOfSource(src)
+			u, g := tx.t.Users[uid], tx.t.Groups[gid]
+			if u == nil || g == nil || g.Licenses[sku] == nil || !g.Members[uid] {
+				continue
+			}
+			du := tx.draft(u)
+			l := du.lic[sku]
+			if du.deleted || l == nil || l.Sources[src] == nil || l.Sources[src].Active() {
+				continue // changed by this decision
+			}
+			tx.attemptGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
+		}
+	}
+}
+
+// ---- permissions
+
+var licenseAdmins = []Role{RoleGlobalAdmin, RoleLicenseAdmin, RoleUserAdmin}
+
+// authorize checks that the actor may run a command needing one of roles.
+func (tx *tx) authorize(rule, what string, roles ...Role) error {
+	a := tx.m.Actor
+	if a.Operator {
+		return nil
+	}
+	u := tx.t.Users[a.UserID]
+	if a.System != "" || u == nil || u.Deleted {
+		return ruleErr(CodeNotAllowedForRole, rule, "%s is not an active user of this tenant and cannot %s", a, what)
+	}
+	if !u.HasRole(roles...) {
+		names := make([]string, len(roles))
+		for i, r := range roles {
+			names[i] = string(r)
+		}
+		return ruleErr(CodeNotAllowedForRole, rule, "to %s you must be one of %s; ask a Global admin for the role", what, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// authorizeForUser adds R2 to a license change of user u.
+func (tx *tx) authorizeForUser(u *User) error {
+	if u.UserType != UserTypeGuest || tx.m.Actor.Operator {
+		return nil
+	}
+	if a := tx.t.Users[tx.m.Actor.UserID]; a == nil || !a.HasRole(RoleGlobalAdmin) {
+		return ruleErr(CodeGuestRequiresGlobalAdmin, "R2", "%s is a guest user: only a Global admin can change a guest's licenses", u.ID)
+	}
+	return nil
+}
+
+// ---- lookups
+
+// product returns a product the tenant can refer to by exact skuId.
+func (d *Decider) product(t *Tenant, skuID string) *Product {
+	if p := t.Apps[skuID]; p != nil {
+		return p
+	}
+	if p, ok := d.Catalog.Lookup(skuID); ok {
+		return p
+	}
+	return nil
+}
+
+// ResolveProduct finds a product by skuId or skuPartNumber, among the
+// catalog and the tenant's ISV apps.
+func (d *Decider) ResolveProduct(t *Tenant, skuOrPart string) (*Product, bool) {
+	if p, ok := d.Catalog.Lookup(skuOrPart); ok {
+		return p, true
+	}
+	for _, p := range t.Apps {
+		if strings.EqualFold(p.SkuID, skuOrPart) || strings.EqualFold(p.SkuPartNumber, skuOrPart) {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+func (d *Decider) productName(t *Tenant, sku string) string {
+	if p := d.product(t, sku); p != nil {
+		return p.DisplayName
+	}
+	return sku
+}
+
+func (tx *tx) resolve(field, skuOrPart string) (*Product, error) {
+	if skuOrPart == "" {
+		return nil, invalid(field, "%s is required", field)
+	}
+	p, ok := tx.d.ResolveProduct(tx.t, skuOrPart)
+	if !ok {
+		return nil, &Error{Code: CodeNotFound, Field: field,
+			Detail: fmt.Sprintf("product %q is not in the catalog nor one of the tenant's apps; see GET /v1/catalog", skuOrPart)}
+	}
+	return p, nil
+}
+
+// owned returns a product the tenant has subscriptions of, refusing
+// self-service-only products (R8).
+func (tx *tx) owned(field, skuOrPart string) (*Product, error) {
+	p, err := tx.resolve(field, skuOrPart)
+	if err != nil {
+		return nil, err
+	}
+	pool := tx.t.Pool(p.SkuID)
+	admin, self := pool.AdminSubscriptions > 0, pool.Subscriptions > pool.AdminSubscriptions
+	switch {
+	case admin:
+		return p, nil
+	case self:
+		return nil, ruleErr(CodeSelfServiceSubscription, "R8",
+			"%s was bought through self-service purchase: take over the subscription before assigning its licenses", p.DisplayName)
+	}
+	return nil, &Error{Code: CodeNotFound, Field: field,
+		Detail: fmt.Sprintf("the tenant has no subscription of %s; buy one first", p.DisplayName)}
+}
+
+// planIDs normalises disabled plans (ids or names) to sorted plan ids.
+func planIDs(p *Product, field string, plans []string) ([]string, error) {
+	if len(plans) == 0 {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	out := make([]string, 0, len(plans))
+	for _, x := range plans {
+		sp, ok := p.Plan(x)
+		if !ok {
+			return nil, invalid(field, "%s has no service plan %q", p.DisplayName, x)
+		}
+		if !seen[sp.ID] {
+			seen[sp.ID] = true
+			out = append(out, sp.ID)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// activeUser returns a user of the tenant that is not deleted.
+func (tx *tx) activeUser(field, id string) (*User, error) {
+	if err := checkID(field, id); err != nil {
+		return nil, err
+	}
+	u := tx.t.Users[id]
+	if u == nil {
+		return nil, &Error{Code: CodeNotFound, Field: field, Detail: fmt.Sprintf("user %q does not exist", id)}
+	}
+	if u.Deleted {
+		return nil, &Error{Code: CodeUserDeleted, Field: field, Detail: fmt.Sprintf("user %q is deleted; restore them first", id)}
+	}
+	return u, nil
+}
+
+func (tx *tx) needUsageLocation(u *User) error {
+	if u.UsageLocation == "" {
+		return ruleErr(CodeUsageLocationRequired, "R14", "user %s has no usage location; set one before assigning a license", u.ID)
+	}
+	return nil
+}
+
+// checkBulk validates the user list of a bulk request (R4).
+func (tx *tx) checkBulk(users []string) error {
+	if len(users) == 0 {
+		return invalid("users", "name at least one user")
+	}
+	if len(users) > tx.d.Policy.BulkLimit {
+		return &Error{Code: CodeTooManyUsers, Rule: "R4", Field: "users",
+			Detail: fmt.Sprintf("%d users named; at most %d per request: use group-based licensing for more", len(users), tx.d.Policy.BulkLimit)}
+	}
+	seen := make(map[string]bool, len(users))
+	for _, u := range users {
+		if err := checkID("users", u); err != nil {
+			return err
+		}
+		if seen[u] {
+			return invalid("users", "user %q is named twice", u)
+		}
+		seen[u] = true
+	}
+	return nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func checkUsageLocation(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) != 2 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' {
+		return invalid("usageLocation", "usage location %q must be an ISO 3166-1 alpha-2 code such as US or FR", s)
+	}
+	return nil
+}
+
+func checkText(field, s string, required bool) error {
+	if required && strings.TrimSpace(s) == "" {
+		return invalid(field, "%s is required", field)
+	}
+	if len(s) > 256 {
+		return invalid(field, "%s is longer than 256 characters", field)
+	}
+	return nil
+}
+
+func checkURL(field, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return invalid(field, "%s %q must be an http(s) URL", field, s)
+	}
+	return nil
+}

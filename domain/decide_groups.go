@@ -1,0 +1,192 @@
+package domain
+
+import "fmt"
+
+func (tx *tx) group(id string) (*Group, error) {
+	if err := checkID("groupId", id); err != nil {
+		return nil, err
+	}
+	g := tx.t.Groups[id]
+	if g == nil {
+		return nil, &Error{Code: CodeNotFound, Field: "groupId", Detail: fmt.Sprintf("group %q does not exist", id)}
+	}
+	return g, nil
+}
+
+func (tx *tx) createGroup(c *CreateGroup) error {
+	if err := tx.authorize("", "create groups", userAdmins...); err != nil {
+		return err
+	}
+	if err := checkID("id", c.GroupID); err != nil {
+		return err
+	}
+	if err := checkText("displayName", c.DisplayName, true); err != nil {
+		return err
+	}
+	if tx.t.Groups[c.GroupID] != nil {
+		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("group %q already exists", c.GroupID)}
+	}
+	tx.emit(GroupCreated{GroupID: c.GroupID, DisplayName: c.DisplayName})
+	return nil
+}
+
+func (tx *tx) addGroupMember(c *AddGroupMember) error {
+	if err := tx.authorize("", "change group members", userAdmins...); err != nil {
+		return err
+	}
+	g, err := tx.group(c.GroupID)
+	if err != nil {
+		return err
+	}
+	u, err := tx.activeUser("userId", c.UserID)
+	if err != nil {
+		return err
+	}
+	if g.Members[u.ID] {
+		return nil
+	}
+	if len(g.Licenses) > 0 {
+		if err := tx.authorizeForUser(u); err != nil { // a licensed group licenses its guests (R2)
+			return err
+		}
+	}
+	tx.emit(GroupMemberAdded{GroupID: g.ID, UserID: u.ID})
+	du := tx.draft(u)
+	for _, sku := range sortedKeys(g.Licenses) {
+		tx.tryGroup(du, g.ID, sku, g.Licenses[sku].DisabledPlans)
+	}
+	tx.holds()
+	return nil
+}
+
+func (tx *tx) removeGroupMember(c *RemoveGroupMember) error {
+	if err := tx.authorize("", "change group members", userAdmins...); err != nil {
+		return err
+	}
+	g, err := tx.group(c.GroupID)
+	if err != nil {
+		return err
+	}
+	if err := checkID("userId", c.UserID); err != nil {
+		return err
+	}
+	u := tx.t.Users[c.UserID]
+	if u == nil {
+		return notFound("user %q does not exist", c.UserID)
+	}
+	if !g.Members[u.ID] {
+		return nil
+	}
+	tx.emit(GroupMemberRemoved{GroupID: g.ID, UserID: u.ID})
+	// Only the inherited assignments go (R11).
+	du := tx.draft(u)
+	src := GroupSource(g.ID)
+	for _, sku := range sortedKeys(du.lic) {
+		if du.lic[sku].Sources[src] != nil {
+			tx.unassign(du, sku, src)
+		}
+	}
+	tx.holds()
+	tx.retryErrored("")
+	return nil
+}
+
+func (tx *tx) assignGroupLicenses(c *AssignGroupLicenses) error {
+	if err := tx.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
+		return err
+	}
+	g, err := tx.group(c.GroupID)
+	if err != nil {
+		return err
+	}
+	if len(c.Add) == 0 && len(c.Remove) == 0 {
+		return invalid("addLicenses", "name licenses to add or remove")
+	}
+	removing := map[string]bool{}
+	for _, r := range c.Remove {
+		p, err := tx.resolve("removeLicenses", r)
+		if err != nil {
+			return err
+		}
+		removing[p.SkuID] = true
+	}
+	type add struct {
+		sku      string
+		disabled []string
+	}
+	var adds []add
+	seen := map[string]bool{}
+	for _, a := range c.Add {
+		p, err := tx.owned("addLicenses.skuId", a.SkuID)
+		if err != nil {
+			return err
+		}
+		if removing[p.SkuID] || seen[p.SkuID] {
+			return invalid("addLicenses", "%s is named twice in one request", p.DisplayName)
+		}
+		seen[p.SkuID] = true
+		disabled, err := planIDs(p, "addLicenses.disabledPlans", a.DisabledPlans)
+		if err != nil {
+			return err
+		}
+		adds = append(adds, add{p.SkuID, disabled})
+	}
+	if len(adds) > 0 {
+		for _, uid := range sortedKeys(g.Members) {
+			if u := tx.t.Users[uid]; u != nil {
+				if err := tx.authorizeForUser(u); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	src := GroupSource(g.ID)
+	members := sortedKeys(g.Members)
+	for _, sku := range sortedKeys(removing) {
+		if g.Licenses[sku] == nil {
+			continue
+		}
+		tx.emit(GroupLicenseUnassigned{GroupID: g.ID, SkuID: sku})
+		for _, uid := range members {
+			if u := tx.t.Users[uid]; u != nil {
+				if du := tx.draft(u); du.lic[sku] != nil && du.lic[sku].Sources[src] != nil {
+					tx.unassign(du, sku, src)
+				}
+			}
+		}
+	}
+	for _, a := range adds {
+		if gl := g.Licenses[a.sku]; gl != nil {
+			if sameStrings(gl.DisabledPlans, a.disabled) {
+				continue
+			}
+			// New service plan choices flow to every member holding it.
+			tx.emit(GroupLicenseAssigned{GroupID: g.ID, SkuID: a.sku, DisabledPlans: a.disabled})
+			for _, uid := range members {
+				u := tx.t.Users[uid]
+				if u == nil {
+					continue
+				}
+				du := tx.draft(u)
+				if s := du.lic[a.sku]; s != nil && s.Sources[src] != nil && s.Sources[src].Active() {
+					tx.changePlans(du, a.sku, src, a.disabled)
+					if err := tx.checkPlans(du); err != nil {
+						return err
+					}
+				}
+			}
+			continue
+		}
+		tx.emit(GroupLicenseAssigned{GroupID: g.ID, SkuID: a.sku, DisabledPlans: a.disabled})
+		for _, uid := range members {
+			if u := tx.t.Users[uid]; u != nil && !u.Deleted {
+				tx.tryGroup(tx.draft(u), g.ID, a.sku, a.disabled)
+			}
+		}
+	}
+	tx.holds()
+	if len(removing) > 0 {
+		tx.retryErrored("")
+	}
+	return nil
+}

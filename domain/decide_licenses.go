@@ -1,0 +1,266 @@
+package domain
+
+import "fmt"
+
+// licensee returns a user whose licenses the actor may change (R2 for guests).
+func (tx *tx) licensee(field, id string) (*draftUser, error) {
+	u, err := tx.activeUser(field, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.authorizeForUser(u); err != nil {
+		return nil, err
+	}
+	return tx.draft(u), nil
+}
+
+// giveDirect assigns a product directly. A user who already has it directly
+// keeps it; with update, its service plan choices are replaced.
+func (tx *tx) giveDirect(du *draftUser, p *Product, disabled []string, update bool) error {
+	if l := du.lic[p.SkuID]; l != nil && l.Sources[SourceDirect] != nil {
+		if update && !sameStrings(l.Sources[SourceDirect].DisabledPlans, disabled) {
+			tx.changePlans(du, p.SkuID, SourceDirect, disabled)
+		}
+		return nil
+	}
+	if err := tx.needUsageLocation(du.u); err != nil {
+		return err
+	}
+	tx.assign(du, p.SkuID, SourceDirect, disabled)
+	return nil
+}
+
+// takeDirect removes a product's direct assignment. strict refuses a user who
+// does not have the product at all.
+func (tx *tx) takeDirect(du *draftUser, p *Product, strict bool) (bool, error) {
+	l := du.lic[p.SkuID]
+	switch {
+	case l != nil && l.Sources[SourceDirect] != nil:
+		tx.unassign(du, p.SkuID, SourceDirect)
+		return true, nil
+	case l != nil && l.Sources[SourceSelfService] != nil:
+		return false, ruleErr(CodeSelfServiceSubscription, "R8",
+			"%s got %s through a self-service purchase: take over the subscription before unassigning it", du.u.ID, p.DisplayName)
+	case l != nil:
+		return false, ruleErr(CodeInheritedLicense, "R11",
+			"%s inherits %s from a group: remove them from the group or the license from the group", du.u.ID, p.DisplayName)
+	case strict:
+		return false, invalid("removeLicenses", "user %s does not have %s", du.u.ID, p.DisplayName)
+	}
+	return false, nil
+}
+
+// finish checks every touched user's plans (R6, R7) and the counts (R3),
+// then decides holds (R10) and, when licenses were freed, retries members
+// in error (R11).
+func (tx *tx) finish(freed bool) error {
+	for _, id := range tx.order {
+		if du := tx.users[id]; !du.deleted {
+			if err := tx.checkPlans(du); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tx.checkCounts(); err != nil {
+		return err
+	}
+	tx.holds()
+	if freed {
+		tx.retryErrored("")
+		tx.holds()
+	}
+	return nil
+}
+
+func (tx *tx) assignLicenses(c *AssignLicenses) error {
+	if err := tx.checkBulk(c.Users); err != nil {
+		return err
+	}
+	if err := tx.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
+		return err
+	}
+	p, err := tx.owned("skuId", c.SkuID)
+	if err != nil {
+		return err
+	}
+	disabled, err := planIDs(p, "disabledPlans", c.DisabledPlans)
+	if err != nil {
+		return err
+	}
+	for _, id := range c.Users {
+		du, err := tx.licensee("users", id)
+		if err != nil {
+			return err
+		}
+		if err := tx.giveDirect(du, p, disabled, false); err != nil {
+			return err
+		}
+	}
+	return tx.finish(false)
+}
+
+func (tx *tx) unassignLicenses(c *UnassignLicenses) error {
+	if err := tx.checkBulk(c.Users); err != nil {
+		return err
+	}
+	if err := tx.authorize("R1", "unassign licenses", licenseAdmins...); err != nil {
+		return err
+	}
+	p, err := tx.resolve("skuId", c.SkuID)
+	if err != nil {
+		return err
+	}
+	for _, id := range c.Users {
+		du, err := tx.licensee("users", id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.takeDirect(du, p, false); err != nil {
+			return err
+		}
+	}
+	return tx.finish(true)
+}
+
+func (tx *tx) updateUserLicenses(c *UpdateUserLicenses) error {
+	if err := tx.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
+		return err
+	}
+	if len(c.Add) == 0 && len(c.Remove) == 0 {
+		return invalid("addLicenses", "name licenses to add or remove")
+	}
+	du, err := tx.licensee("userId", c.UserID)
+	if err != nil {
+		return err
+	}
+	removing := map[string]bool{}
+	for _, r := range c.Remove {
+		p, err := tx.resolve("removeLicenses", r)
+		if err != nil {
+			return err
+		}
+		if removing[p.SkuID] {
+			return invalid("removeLicenses", "%s is named twice", p.DisplayName)
+		}
+		removing[p.SkuID] = true
+		if _, err := tx.takeDirect(du, p, true); err != nil {
+			return err
+		}
+	}
+	adding := map[string]bool{}
+	for _, a := range c.Add {
+		p, err := tx.owned("addLicenses.skuId", a.SkuID)
+		if err != nil {
+			return err
+		}
+		if removing[p.SkuID] || adding[p.SkuID] {
+			return invalid("addLicenses", "%s is named twice in one request", p.DisplayName)
+		}
+		adding[p.SkuID] = true
+		disabled, err := planIDs(p, "addLicenses.disabledPlans", a.DisabledPlans)
+		if err != nil {
+			return err
+		}
+		if err := tx.giveDirect(du, p, disabled, true); err != nil {
+			return err
+		}
+	}
+	return tx.finish(len(removing) > 0)
+}
+
+func (tx *tx) manageLicenses(c *ManageLicenses) error {
+	if err := tx.checkBulk(c.Users); err != nil {
+		return err
+	}
+	if err := tx.authorize("R1", "manage licenses", licenseAdmins...); err != nil {
+		return err
+	}
+	switch c.Mode {
+	case ModeAssignMore, ModeReplace:
+		if len(c.Add) == 0 {
+			return invalid("addLicenses", "mode %s needs licenses to assign", c.Mode)
+		}
+	case ModeUnassignAll:
+		if len(c.Add) > 0 {
+			return invalid("addLicenses", "mode UnassignAll takes no licenses to assign")
+		}
+	default:
+		return invalid("mode", "mode must be AssignMore, Replace or UnassignAll, not %q", c.Mode)
+	}
+	type add struct {
+		p        *Product
+		disabled []string
+	}
+	adds := make([]add, 0, len(c.Add))
+	keep := map[string]bool{}
+	for _, a := range c.Add {
+		p, err := tx.owned("addLicenses.skuId", a.SkuID)
+		if err != nil {
+			return err
+		}
+		if keep[p.SkuID] {
+			return invalid("addLicenses", "%s is named twice", p.DisplayName)
+		}
+		keep[p.SkuID] = true
+		disabled, err := planIDs(p, "addLicenses.disabledPlans", a.DisabledPlans)
+		if err != nil {
+			return err
+		}
+		adds = append(adds, add{p, disabled})
+	}
+	freed := false
+	for _, id := range c.Users {
+		du, err := tx.licensee("users", id)
+		if err != nil {
+			return err
+		}
+		if c.Mode != ModeAssignMore {
+			// Replace and UnassignAll take away every other direct license.
+			for _, sku := range sortedKeys(du.lic) {
+				if l := du.lic[sku]; !keep[sku] && l.Sources[SourceDirect] != nil {
+					tx.unassign(du, sku, SourceDirect)
+					freed = true
+				}
+			}
+		}
+		for _, a := range adds {
+			if err := tx.giveDirect(du, a.p, a.disabled, c.Mode == ModeReplace); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.finish(freed)
+}
+
+func (tx *tx) changeLicensePlans(c *ChangeLicensePlans) error {
+	if err := tx.authorize("R7", "turn apps and services on or off", licenseAdmins...); err != nil {
+		return err
+	}
+	du, err := tx.licensee("userId", c.UserID)
+	if err != nil {
+		return err
+	}
+	p, err := tx.resolve("skuId", c.SkuID)
+	if err != nil {
+		return err
+	}
+	disabled, err := planIDs(p, "disabledPlans", c.DisabledPlans)
+	if err != nil {
+		return err
+	}
+	l := du.lic[p.SkuID]
+	switch {
+	case l == nil:
+		return &Error{Code: CodeNotFound, Field: "skuId", Detail: fmt.Sprintf("user %s does not have %s", du.u.ID, p.DisplayName)}
+	case l.Sources[SourceDirect] != nil:
+		if sameStrings(l.Sources[SourceDirect].DisabledPlans, disabled) {
+			return nil
+		}
+		tx.changePlans(du, p.SkuID, SourceDirect, disabled)
+	case l.Sources[SourceSelfService] != nil:
+		return ruleErr(CodeSelfServiceSubscription, "R8", "%s of %s is a self-service purchase: take it over first", p.DisplayName, du.u.ID)
+	default:
+		return ruleErr(CodeInheritedLicense, "R11", "%s inherits %s from a group: change the group's license instead", du.u.ID, p.DisplayName)
+	}
+	return tx.finish(true)
+}

@@ -1,0 +1,296 @@
+package domain
+
+import "fmt"
+
+var billingAdmins = []Role{RoleGlobalAdmin, RoleBillingAdmin}
+
+func (tx *tx) subscription(id string) (*Subscription, error) {
+	if err := checkID("subscriptionId", id); err != nil {
+		return nil, err
+	}
+	s := tx.t.Subscriptions[id]
+	if s == nil {
+		return nil, &Error{Code: CodeNotFound, Field: "subscriptionId", Detail: fmt.Sprintf("subscription %q does not exist", id)}
+	}
+	return s, nil
+}
+
+func (tx *tx) checkQuantity(q int) error {
+	if q < 1 || q > tx.d.Policy.MaxQuantity {
+		return invalid("quantity", "quantity must be between 1 and %d, not %d", tx.d.Policy.MaxQuantity, q)
+	}
+	return nil
+}
+
+func validateApp(a *Product) error {
+	if err := checkID("product.skuId", a.SkuID); err != nil {
+		return err
+	}
+	if err := checkID("product.skuPartNumber", a.SkuPartNumber); err != nil {
+		return err
+	}
+	if err := checkText("product.displayName", a.DisplayName, true); err != nil {
+		return err
+	}
+	if err := checkText("product.publisher", a.Publisher, true); err != nil {
+		return err
+	}
+	if a.InstallURL != "" {
+		if err := checkURL("product.installUrl", a.InstallURL); err != nil {
+			return err
+		}
+	}
+	if len(a.ServicePlans) > 100 {
+		return invalid("product.servicePlans", "an app has at most 100 service plans")
+	}
+	seen := map[string]bool{}
+	for i := range a.ServicePlans {
+		sp := &a.ServicePlans[i]
+		if err := checkID("product.servicePlans.servicePlanId", sp.ID); err != nil {
+			return err
+		}
+		if err := checkText("product.servicePlans.servicePlanName", sp.Name, true); err != nil {
+			return err
+		}
+		if seen[sp.ID] {
+			return invalid("product.servicePlans", "service plan %q is listed twice", sp.ID)
+		}
+		seen[sp.ID] = true
+		if sp.Workload == "" {
+			sp.Workload = WorkloadOther
+		}
+	}
+	return nil
+}
+
+func (tx *tx) purchase(c *PurchaseSubscription) error {
+	if err := tx.authorize("", "buy subscriptions", billingAdmins...); err != nil {
+		return err
+	}
+	if err := checkID("id", c.SubscriptionID); err != nil {
+		return err
+	}
+	if tx.t.Subscriptions[c.SubscriptionID] != nil {
+		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("subscription %q already exists", c.SubscriptionID)}
+	}
+	if err := tx.checkQuantity(c.Quantity); err != nil {
+		return err
+	}
+	kind, channel := c.Kind, c.Channel
+	if kind == "" {
+		kind = KindPaid
+	}
+	if kind != KindPaid && kind != KindTrial && kind != KindSelfService {
+		return invalid("kind", "kind must be Paid, Trial or SelfService, not %q", kind)
+	}
+	var sku string
+	switch {
+	case c.App != nil && c.SkuID != "":
+		return invalid("product", "give either skuId (a catalog product) or product (an ISV app), not both")
+	case c.App != nil:
+		app := *c.App
+		app.ServicePlans = append([]ServicePlan(nil), c.App.ServicePlans...)
+		if err := validateApp(&app); err != nil {
+			return err
+		}
+		if _, ok := tx.d.Catalog.Lookup(app.SkuID); ok {
+			return invalid("product.skuId", "%s is a catalog product, not an app: give it as skuId", app.SkuID)
+		}
+		if _, ok := tx.d.Catalog.Lookup(app.SkuPartNumber); ok {
+			return invalid("product.skuPartNumber", "%s is the part number of a catalog product", app.SkuPartNumber)
+		}
+		if channel == "" {
+			channel = ChannelMarketplace
+		}
+		if channel != ChannelMarketplace && channel != ChannelVendor {
+			return invalid("channel", "an app is bought through the Marketplace or its Vendor, not %q", channel)
+		}
+		if existing, ok := tx.d.ResolveProduct(tx.t, app.SkuID); !ok {
+			if p, clash := tx.d.ResolveProduct(tx.t, app.SkuPartNumber); clash {
+				return invalid("product.skuPartNumber", "part number %s is already used by %s", app.SkuPartNumber, p.SkuID)
+			}
+			tx.emit(ProductRegistered{Product: app})
+		} else if existing.SkuPartNumber != app.SkuPartNumber {
+			return invalid("product.skuPartNumber", "app %s is registered with part number %s", app.SkuID, existing.SkuPartNumber)
+		}
+		sku = app.SkuID
+	default:
+		p, err := tx.resolve("skuId", c.SkuID)
+		if err != nil {
+			return err
+		}
+		if channel == "" {
+			channel = ChannelDirect
+		}
+		if channel != ChannelDirect && channel != ChannelMarketplace && channel != ChannelVendor {
+			return invalid("channel", "channel must be Direct, Marketplace or Vendor, not %q", channel)
+		}
+		sku = p.SkuID
+	}
+	var buyer *User
+	if kind == KindSelfService {
+		u, err := tx.activeUser("purchasedBy", c.PurchasedBy)
+		if err != nil {
+			return err
+		}
+		buyer = u
+	} else if c.PurchasedBy != "" {
+		if err := checkID("purchasedBy", c.PurchasedBy); err != nil {
+			return err
+		}
+	}
+	tx.emit(SubscriptionPurchased{SubscriptionID: c.SubscriptionID, SkuID: sku, Quantity: c.Quantity,
+		Kind: kind, Channel: channel, PurchasedBy: c.PurchasedBy})
+	if kind == KindSelfService {
+		tx.selfTotal.add(sku, c.Quantity)
+		// The buyer of a self-service purchase gets its first license.
+		du := tx.draft(buyer)
+		if du.lic[sku] == nil && buyer.UsageLocation != "" {
+			tx.assign(du, sku, SourceSelfService, nil)
+			if err := tx.checkPlans(du); err != nil {
+				return err
+			}
+		}
+		tx.holds()
+		return nil
+	}
+	tx.total.add(sku, c.Quantity)
+	tx.retryErrored("")
+	tx.holds()
+	return nil
+}
+
+func (tx *tx) changeQuantity(c *ChangeSubscriptionQuantity) error {
+	if err := tx.authorize("R12", "change license quantities", billingAdmins...); err != nil {
+		return err
+	}
+	s, err := tx.subscription(c.SubscriptionID)
+	if err != nil {
+		return err
+	}
+	if err := tx.checkQuantity(c.Quantity); err != nil {
+		return err
+	}
+	if s.Status == StatusDeleted {
+		return invalid("subscriptionId", "subscription %s is deleted", s.ID)
+	}
+	if p := tx.t.Apps[s.SkuID]; p != nil && s.Channel != ChannelMarketplace {
+		return ruleErr(CodeVendorManaged, "R12", "%s was bought through its vendor (%s): contact the vendor to add or remove licenses", p.DisplayName, p.Publisher)
+	}
+	if s.selfServicePool() {
+		return ruleErr(CodeSelfServiceSubscription, "R8", "subscription %s is a self-service purchase: take it over first", s.ID)
+	}
+	if c.Quantity == s.Quantity {
+		return nil
+	}
+	if s.counts() {
+		pool := tx.t.Pool(s.SkuID)
+		if newTotal := pool.Total - s.Quantity + c.Quantity; newTotal < pool.Assigned {
+			return &Error{Code: CodeQuantityBelowAssigned, Rule: "R13", Missing: pool.Assigned - newTotal,
+				Detail: fmt.Sprintf("%d licenses of %s are assigned; a total of %d would leave %d users without one: unassign %d licenses first",
+					pool.Assigned, tx.d.productName(tx.t, s.SkuID), newTotal, pool.Assigned-newTotal, pool.Assigned-newTotal)}
+		}
+		tx.total.add(s.SkuID, c.Quantity-s.Quantity)
+	}
+	tx.emit(SubscriptionQuantityChanged{SubscriptionID: s.ID, SkuID: s.SkuID, Quantity: c.Quantity, Previous: s.Quantity})
+	if c.Quantity > s.Quantity {
+		tx.retryErrored("")
+		tx.holds()
+	}
+	return nil
+}
+
+func (tx *tx) changeStatus(c *ChangeSubscriptionStatus) error {
+	if err := tx.authorize("", "change subscriptions", billingAdmins...); err != nil {
+		return err
+	}
+	s, err := tx.subscription(c.SubscriptionID)
+	if err != nil {
+		return err
+	}
+	switch c.Status {
+	case StatusEnabled, StatusWarning, StatusSuspended, StatusDeleted:
+	default:
+		return invalid("status", "status must be Enabled, Warning, Suspended or Deleted, not %q", c.Status)
+	}
+	if s.Status == c.Status {
+		return nil
+	}
+	if s.Status == StatusDeleted {
+		return invalid("status", "subscription %s is deleted and cannot change again", s.ID)
+	}
+	after := Subscription{Status: c.Status}
+	if s.counts() && !after.counts() {
+		pool := tx.t.Pool(s.SkuID)
+		total, assigned := pool.Total, pool.Assigned
+		if s.selfServicePool() {
+			total, assigned = pool.SelfServiceTotal, pool.SelfServiceAssigned
+		}
+		if total-s.Quantity < assigned {
+			return &Error{Code: CodeQuantityBelowAssigned, Rule: "R13", Missing: assigned - (total - s.Quantity),
+				Detail: fmt.Sprintf("%d licenses of %s are assigned; without this subscription only %d would remain: unassign %d licenses first",
+					assigned, tx.d.productName(tx.t, s.SkuID), total-s.Quantity, assigned-(total-s.Quantity))}
+		}
+	}
+	tx.emit(SubscriptionStatusChanged{SubscriptionID: s.ID, SkuID: s.SkuID, Status: c.Status, Previous: s.Status})
+	if !s.counts() && after.counts() && !s.selfServicePool() {
+		tx.total.add(s.SkuID, s.Quantity)
+		tx.retryErrored("")
+		tx.holds()
+	}
+	return nil
+}
+
+func (tx *tx) takeOver(c *TakeOverSubscription) error {
+	if err := tx.authorize("R8", "take over subscriptions", billingAdmins...); err != nil {
+		return err
+	}
+	s, err := tx.subscription(c.SubscriptionID)
+	if err != nil {
+		return err
+	}
+	if s.Kind != KindSelfService {
+		return invalid("subscriptionId", "subscription %s is not a self-service purchase", s.ID)
+	}
+	if s.TakenOver {
+		return nil
+	}
+	tx.emit(SubscriptionTakenOver{SubscriptionID: s.ID, SkuID: s.SkuID})
+	if s.counts() {
+		tx.total.add(s.SkuID, s.Quantity)
+		tx.selfTotal.add(s.SkuID, -(s.Quantity))
+	}
+	// The buyer's license now comes from the admins' pool.
+	if buyer := tx.t.Users[s.PurchasedBy]; buyer != nil && !buyer.Deleted {
+		du := tx.draft(buyer)
+		if l := du.lic[s.SkuID]; l != nil && l.Sources[SourceSelfService] != nil {
+			if l.Sources[SourceDirect] == nil {
+				tx.assign(du, s.SkuID, SourceDirect, l.Sources[SourceSelfService].DisabledPlans)
+			}
+			tx.unassign(du, s.SkuID, SourceSelfService)
+		}
+	}
+	if err := tx.checkCounts(); err != nil {
+		return err
+	}
+	tx.retryErrored("")
+	return nil
+}
+
+func (tx *tx) installApp(c *InstallApp) error {
+	if err := tx.authorize("R12", "install apps", RoleGlobalAdmin); err != nil {
+		return err
+	}
+	p, err := tx.owned("skuId", c.SkuID)
+	if err != nil {
+		return err
+	}
+	if !p.IsApp() || tx.t.Apps[p.SkuID] == nil {
+		return ruleErr(CodeNotAnApp, "R12", "%s is a Microsoft product, not an ISV app: there is nothing to install", p.DisplayName)
+	}
+	if p.InstallURL == "" {
+		return ruleErr(CodeNotAnApp, "R12", "%s has no install page: its vendor installs it", p.DisplayName)
+	}
+	tx.emit(AppInstalled{SkuID: p.SkuID, RedirectURL: p.InstallURL})
+	return nil
+}

@@ -1,0 +1,294 @@
+package domain
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+var userAdmins = []Role{RoleGlobalAdmin, RoleUserAdmin}
+
+func validateNewUser(field string, u *NewUser) error {
+	if err := checkID(field+".id", u.ID); err != nil {
+		return err
+	}
+	if err := checkText(field+".userPrincipalName", u.UserPrincipalName, true); err != nil {
+		return err
+	}
+	if !strings.Contains(u.UserPrincipalName, "@") {
+		return invalid(field+".userPrincipalName", "userPrincipalName %q must look like name@domain", u.UserPrincipalName)
+	}
+	if err := checkText(field+".displayName", u.DisplayName, false); err != nil {
+		return err
+	}
+	if u.DisplayName == "" {
+		u.DisplayName = u.UserPrincipalName
+	}
+	switch u.UserType {
+	case "":
+		u.UserType = UserTypeMember
+	case UserTypeMember, UserTypeGuest:
+	default:
+		return invalid(field+".userType", "userType must be Member or Guest, not %q", u.UserType)
+	}
+	return checkUsageLocation(u.UsageLocation)
+}
+
+func userAdded(u NewUser) UserAdded {
+	return UserAdded{UserID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
+		UserType: u.UserType, UsageLocation: u.UsageLocation}
+}
+
+func (tx *tx) createTenant(c *CreateTenant) error {
+	if !tx.m.Actor.Operator {
+		return ruleErr(CodeNotAllowedForRole, "", "only the operator can create tenants")
+	}
+	if err := checkID("id", tx.m.TenantID); err != nil {
+		return err
+	}
+	if tx.t.Exists() {
+		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("tenant %q already exists", tx.m.TenantID)}
+	}
+	if err := checkText("name", c.Name, true); err != nil {
+		return err
+	}
+	admin := c.GlobalAdmin
+	if err := validateNewUser("globalAdmin", &admin); err != nil {
+		return err
+	}
+	if admin.UserType == UserTypeGuest {
+		return invalid("globalAdmin.userType", "the first Global admin must be a member, not a guest")
+	}
+	tx.emit(TenantCreated{TenantID: tx.m.TenantID, Name: c.Name}, userAdded(admin),
+		AdminRolesChanged{UserID: admin.ID, Roles: []Role{RoleGlobalAdmin}})
+	return nil
+}
+
+func (tx *tx) addUser(c *AddUser) error {
+	if err := tx.authorize("", "add users", userAdmins...); err != nil {
+		return err
+	}
+	nu := c.User
+	if err := validateNewUser("user", &nu); err != nil {
+		return err
+	}
+	if tx.t.Users[nu.ID] != nil {
+		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("user %q already exists", nu.ID)}
+	}
+	tx.emit(userAdded(nu))
+	return nil
+}
+
+func (tx *tx) updateUser(c *UpdateUser) error {
+	if err := tx.authorize("", "change users", userAdmins...); err != nil {
+		return err
+	}
+	u, err := tx.activeUser("userId", c.UserID)
+	if err != nil {
+		return err
+	}
+	if err := checkText("displayName", c.DisplayName, false); err != nil {
+		return err
+	}
+	if err := checkUsageLocation(c.UsageLocation); err != nil {
+		return err
+	}
+	if (c.DisplayName == "" || c.DisplayName == u.DisplayName) && (c.UsageLocation == "" || c.UsageLocation == u.UsageLocation) {
+		return nil
+	}
+	tx.emit(UserUpdated{UserID: u.ID, DisplayName: c.DisplayName, UsageLocation: c.UsageLocation})
+	if c.UsageLocation != "" && u.UsageLocation == "" {
+		// Members waiting on a usage location get their group licenses (R11, R14).
+		moved := *u
+		moved.UsageLocation = c.UsageLocation
+		du := tx.draft(u)
+		du.u = &moved
+		tx.retryErrored(u.ID)
+		tx.holds()
+	}
+	return nil
+}
+
+func (tx *tx) deleteUser(c *DeleteUser) error {
+	if err := tx.authorize("R9", "delete users", userAdmins...); err != nil {
+		return err
+	}
+	u, err := tx.activeUser("userId", c.UserID)
+	if err != nil {
+		return err
+	}
+	if tx.m.Actor.UserID == u.ID {
+		return invalid("userId", "you cannot delete your own account")
+	}
+	du := tx.draft(u)
+	tx.emit(UserDeleted{UserID: u.ID})
+	// Licenses are freed at once (R9); Evolve clears them on UserDeleted.
+	for _, sku := range sortedKeys(du.lic) {
+		tx.setLicense(du, sku, func(l *UserLicense) { clear(l.Sources) })
+	}
+	du.deleted = true
+	// Exchange data is held, and OneDrive files because the user is deleted (R10).
+	if du.hadMailbox && u.Holds[WorkloadExchange] == nil {
+		tx.emit(tx.held(u.ID, WorkloadExchange, "userDeleted"))
+	}
+	if du.hadOneDrive && u.Holds[WorkloadOneDrive] == nil {
+		tx.emit(tx.held(u.ID, WorkloadOneDrive, "userDeleted"))
+	}
+	tx.retryErrored("")
+	return nil
+}
+
+func (tx *tx) restoreUser(c *RestoreUser) error {
+	if err := tx.authorize("R9", "restore users", userAdmins...); err != nil {
+		return err
+	}
+	if err := checkID("userId", c.UserID); err != nil {
+		return err
+	}
+	u := tx.t.Users[c.UserID]
+	if u == nil {
+		return notFound("user %q does not exist", c.UserID)
+	}
+	if !u.Deleted {
+		return invalid("userId", "user %q is not deleted", c.UserID)
+	}
+	if tx.now.Sub(u.DeletedAt) > tx.d.Policy.RestoreWindow {
+		return ruleErr(CodeRestoreWindowExpired, "R9", "user %s was deleted on %s; a user can be restored for %s only",
+			u.ID, u.DeletedAt.Format("2006-01-02"), tx.d.Policy.RestoreWindow)
+	}
+	tx.emit(UserRestored{UserID: u.ID})
+	restored := *u
+	restored.Deleted = false
+	du := tx.draft(u)
+	du.u, du.deleted = &restored, false
+	du.lic = map[string]*UserLicense{}
+	// Direct licenses come back, licenses permitting (R9, R3).
+	if u.Stash != nil {
+		for _, sku := range sortedKeys(u.Stash.Licenses) {
+			tx.assign(du, sku, SourceDirect, u.Stash.Licenses[sku])
+		}
+		if err := tx.checkPlans(du); err != nil {
+			return err
+		}
+		if err := tx.checkCounts(); err != nil {
+			return err
+		}
+		for _, gid := range u.Stash.Groups {
+			g := tx.t.Groups[gid]
+			if g == nil {
+				continue
+			}
+			tx.emit(GroupMemberAdded{GroupID: gid, UserID: u.ID})
+			for _, sku := range sortedKeys(g.Licenses) {
+				tx.tryGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
+			}
+		}
+	}
+	if h := u.Holds[WorkloadOneDrive]; h != nil {
+		tx.emit(DataHoldReleased{UserID: u.ID, Workload: WorkloadOneDrive, Reason: "userRestored"})
+	}
+	if h := u.Holds[WorkloadExchange]; h != nil && tx.hasMailbox(du) {
+		tx.emit(DataHoldReleased{UserID: u.ID, Workload: WorkloadExchange, Reason: "userRestored"})
+	}
+	return nil
+}
+
+func (tx *tx) setAdminRoles(c *SetAdminRoles) error {
+	if err := tx.authorize("R1", "change admin roles", RoleGlobalAdmin); err != nil {
+		return err
+	}
+	u, err := tx.activeUser("userId", c.UserID)
+	if err != nil {
+		return err
+	}
+	seen := map[Role]bool{}
+	roles := []Role{}
+	for _, r := range c.Roles {
+		if !ValidRole(r) {
+			return invalid("roles", "unknown role %q: use GlobalAdministrator, LicenseAdministrator, UserAdministrator or BillingAdministrator", r)
+		}
+		if !seen[r] {
+			seen[r] = true
+			roles = append(roles, r)
+		}
+	}
+	sort.Slice(roles, func(i, j int) bool { return roles[i] < roles[j] })
+	if u.HasRole(RoleGlobalAdmin) && !seen[RoleGlobalAdmin] && tx.globalAdmins() == 1 {
+		return invalid("roles", "%s is the tenant's last Global admin; make another user Global admin first", u.ID)
+	}
+	if len(roles) == len(u.Roles) {
+		same := true
+		for i := range roles {
+			same = same && roles[i] == u.Roles[i]
+		}
+		if same {
+			return nil
+		}
+	}
+	tx.emit(AdminRolesChanged{UserID: u.ID, Roles: roles})
+	return nil
+}
+
+func (tx *tx) globalAdmins() int {
+	n := 0
+	for _, u := range tx.t.Users {
+		if !u.Deleted && u.HasRole(RoleGlobalAdmin) {
+			n++
+		}
+	}
+	return n
+}
+
+func (tx *tx) setRetentionHold(c *SetRetentionHold) error {
+	if err := tx.authorize("R10", "set retention holds", RoleGlobalAdmin); err != nil {
+		return err
+	}
+	if err := checkID("userId", c.UserID); err != nil {
+		return err
+	}
+	u := tx.t.Users[c.UserID]
+	if u == nil {
+		return notFound("user %q does not exist", c.UserID)
+	}
+	if u.RetentionHold == c.Enabled {
+		return nil
+	}
+	tx.emit(RetentionHoldSet{UserID: u.ID, Enabled: c.Enabled})
+	if !c.Enabled {
+		// The purge clock starts again from now (R10).
+		for _, w := range sortedKeys(u.Holds) {
+			h := u.Holds[w]
+			after := tx.now.Add(tx.d.Policy.HoldPeriod)
+			if h.PurgeAfter.After(after) {
+				after = h.PurgeAfter
+			}
+			tx.emit(DataHeld{UserID: u.ID, Workload: w, HeldSince: h.HeldSince, PurgeAfter: after, Reason: "retentionHoldRemoved"})
+		}
+	}
+	return nil
+}
+
+func (tx *tx) purge(c *PurgeHeldData) error {
+	if tx.m.Actor.System == "" && !tx.m.Actor.Operator {
+		return ruleErr(CodeNotAllowedForRole, "R10", "held data is purged by the scheduler only")
+	}
+	if err := checkID("userId", c.UserID); err != nil {
+		return err
+	}
+	u := tx.t.Users[c.UserID]
+	if u == nil {
+		return notFound("user %q does not exist", c.UserID)
+	}
+	h := u.Holds[c.Workload]
+	if h == nil {
+		return ruleErr(CodeNoHeldData, "R10", "user %s has no %s data on hold (never held, released or already purged)", u.ID, c.Workload)
+	}
+	if u.RetentionHold {
+		return ruleErr(CodeDataRetained, "R10", "user %s is under a retention hold: their %s data is kept", u.ID, c.Workload)
+	}
+	if tx.now.Before(h.PurgeAfter) {
+		return ruleErr(CodePurgeNotDue, "R10", "the %s data of %s is held until %s", c.Workload, u.ID, h.PurgeAfter.Format("2006-01-02T15:04:05Z07:00"))
+	}
+	tx.emit(HeldDataPurged{UserID: u.ID, Workload: c.Workload})
+	return nil
+}

@@ -1,0 +1,105 @@
+package domain
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ErrorCode names a refusal of the domain. The API maps each code to an HTTP
+// status once (see api/problem.go); clients match on the code.
+type ErrorCode string
+
+// The error codes of the domain. Their strings are part of the HTTP contract.
+const (
+	CodeInvalidRequest           ErrorCode = "invalid_request"
+	CodeNotFound                 ErrorCode = "not_found"
+	CodeAlreadyExists            ErrorCode = "already_exists"
+	CodeInsufficientLicenses     ErrorCode = "insufficient_licenses"
+	CodeMutuallyExclusivePlans   ErrorCode = "mutually_exclusive_plans"
+	CodeDependencyViolation      ErrorCode = "dependency_violation"
+	CodeUsageLocationRequired    ErrorCode = "usage_location_required"
+	CodeNotAllowedForRole        ErrorCode = "not_allowed_for_role"
+	CodeGuestRequiresGlobalAdmin ErrorCode = "guest_requires_global_admin"
+	CodeSelfServiceSubscription  ErrorCode = "self_service_subscription"
+	CodeVendorManaged            ErrorCode = "vendor_managed_subscription"
+	CodeQuantityBelowAssigned    ErrorCode = "quantity_below_assigned"
+	CodeTooManyUsers             ErrorCode = "too_many_users"
+	CodeInheritedLicense         ErrorCode = "inherited_license"
+	CodeUserDeleted              ErrorCode = "user_deleted"
+	CodeRestoreWindowExpired     ErrorCode = "restore_window_expired"
+	CodePurgeNotDue              ErrorCode = "purge_not_due"
+	CodeNoHeldData               ErrorCode = "no_held_data"
+	CodeDataRetained             ErrorCode = "data_retained"
+	CodeIdempotencyKeyReused     ErrorCode = "idempotency_key_reused"
+	CodeNotAnApp                 ErrorCode = "not_an_app"
+)
+
+// Error is a refusal of the domain: a broken rule or bad input. Nothing is
+// decided when Decide returns one.
+type Error struct {
+	Code   ErrorCode
+	Rule   string // the DESIGN.md rule that refused, e.g. "R3"; empty for input errors
+	Detail string // one sentence for a person: what is wrong and what to do
+	// Missing is the number of licenses that would have to be bought
+	// (insufficient_licenses).
+	Missing int
+	// Plans names the service plans in conflict (mutually_exclusive_plans,
+	// dependency_violation).
+	Plans []string
+	// Field names the offending input (invalid_request).
+	Field string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(string(e.Code))
+	if e.Rule != "" {
+		b.WriteString(" (" + e.Rule + ")")
+	}
+	b.WriteString(": " + e.Detail)
+	return b.String()
+}
+
+// Is makes errors.Is match two *Error values of the same code, so callers can
+// write errors.Is(err, domain.ErrInsufficientLicenses).
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Sentinels for errors.Is; the errors returned carry details.
+var (
+	ErrInvalidRequest           = &Error{Code: CodeInvalidRequest}
+	ErrNotFound                 = &Error{Code: CodeNotFound}
+	ErrAlreadyExists            = &Error{Code: CodeAlreadyExists}
+	ErrInsufficientLicenses     = &Error{Code: CodeInsufficientLicenses}
+	ErrMutuallyExclusivePlans   = &Error{Code: CodeMutuallyExclusivePlans}
+	ErrDependencyViolation      = &Error{Code: CodeDependencyViolation}
+	ErrUsageLocationRequired    = &Error{Code: CodeUsageLocationRequired}
+	ErrNotAllowedForRole        = &Error{Code: CodeNotAllowedForRole}
+	ErrGuestRequiresGlobalAdmin = &Error{Code: CodeGuestRequiresGlobalAdmin}
+	ErrSelfServiceSubscription  = &Error{Code: CodeSelfServiceSubscription}
+	ErrVendorManaged            = &Error{Code: CodeVendorManaged}
+	ErrQuantityBelowAssigned    = &Error{Code: CodeQuantityBelowAssigned}
+	ErrTooManyUsers             = &Error{Code: CodeTooManyUsers}
+	ErrInheritedLicense         = &Error{Code: CodeInheritedLicense}
+	ErrUserDeleted              = &Error{Code: CodeUserDeleted}
+	ErrRestoreWindowExpired     = &Error{Code: CodeRestoreWindowExpired}
+	ErrPurgeNotDue              = &Error{Code: CodePurgeNotDue}
+	ErrNoHeldData               = &Error{Code: CodeNoHeldData}
+	ErrDataRetained             = &Error{Code: CodeDataRetained}
+	ErrIdempotencyKeyReused     = &Error{Code: CodeIdempotencyKeyReused}
+	ErrNotAnApp                 = &Error{Code: CodeNotAnApp}
+)
+
+func invalid(field, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalidRequest, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) *Error {
+	return &Error{Code: CodeNotFound, Detail: fmt.Sprintf(format, args...)}
+}
+
+func ruleErr(code ErrorCode, rule, format string, args ...any) *Error {
+	return &Error{Code: code, Rule: rule, Detail: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,433 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"time"
+)
+
+// Actor is who caused an event, with the admin roles they held then.
+type Actor struct {
+	UserID   string `json:"userId,omitempty"`
+	Roles    []Role `json:"roles,omitempty"`
+	Operator bool   `json:"operator,omitempty"` // the platform operator
+	System   string `json:"system,omitempty"`   // a seatledger component, e.g. "scheduler"
+}
+
+// String is a short human form: the user id, "operator" or "system:<name>".
+func (a Actor) String() string {
+	switch {
+	case a.Operator:
+		return "operator"
+	case a.System != "":
+		return "system:" + a.System
+	default:
+		return a.UserID
+	}
+}
+
+// Envelope is the metadata every event carries (DESIGN.md "Streams and events").
+type Envelope struct {
+	EventID       string    `json:"eventId"`
+	Type          string    `json:"type"`
+	TenantID      string    `json:"tenantId"`
+	Version       uint64    `json:"version"`
+	OccurredAt    time.Time `json:"occurredAt"`
+	Actor         Actor     `json:"actor"`
+	CommandID     string    `json:"commandId"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	// RequestHash fingerprints the request that caused the event, so a
+	// retried command id with another body is recognised (idempotency).
+	RequestHash string `json:"requestHash,omitempty"`
+	Schema      int    `json:"schema"`
+}
+
+// Event is a fact of a tenant: an envelope and a typed payload.
+type Event struct {
+	Envelope
+	Payload Payload
+}
+
+// Payload is the data of one event type.
+type Payload interface{ EventType() string }
+
+// CurrentSchema is the schema number written on new events.
+const CurrentSchema = 1
+
+// Event type names.
+const (
+	TypeTenantCreated               = "TenantCreated"
+	TypeUserAdded                   = "UserAdded"
+	TypeUserUpdated                 = "UserUpdated"
+	TypeUserDeleted                 = "UserDeleted"
+	TypeUserRestored                = "UserRestored"
+	TypeAdminRolesChanged           = "AdminRolesChanged"
+	TypeGroupCreated                = "GroupCreated"
+	TypeGroupMemberAdded            = "GroupMemberAdded"
+	TypeGroupMemberRemoved          = "GroupMemberRemoved"
+	TypeProductRegistered           = "ProductRegistered"
+	TypeSubscriptionPurchased       = "SubscriptionPurchased"
+	TypeSubscriptionQuantityChanged = "SubscriptionQuantityChanged"
+	TypeSubscriptionTakenOver       = "SubscriptionTakenOver"
+	TypeSubscriptionStatusChanged   = "SubscriptionStatusChanged"
+	TypeLicenseAssigned             = "LicenseAssigned"
+	TypeLicenseUnassigned           = "LicenseUnassigned"
+	TypeLicensePlansChanged         = "LicensePlansChanged"
+	TypeGroupLicenseAssigned        = "GroupLicenseAssigned"
+	TypeGroupLicenseUnassigned      = "GroupLicenseUnassigned"
+	TypeGroupLicenseErrored         = "GroupLicenseErrored"
+	TypeDataHeld                    = "DataHeld"
+	TypeDataHoldReleased            = "DataHoldReleased"
+	TypeHeldDataPurged              = "HeldDataPurged"
+	TypeRetentionHoldSet            = "RetentionHoldSet"
+	TypeAppInstalled                = "AppInstalled"
+)
+
+// TenantCreated opens a tenant.
+type TenantCreated struct {
+	TenantID string `json:"tenantId"`
+	Name     string `json:"name"`
+}
+
+// UserAdded adds a member or guest user.
+type UserAdded struct {
+	UserID            string `json:"userId"`
+	UserPrincipalName string `json:"userPrincipalName"`
+	DisplayName       string `json:"displayName"`
+	UserType          string `json:"userType"`
+	UsageLocation     string `json:"usageLocation,omitempty"`
+}
+
+// UserUpdated changes a user's display name or usage location.
+type UserUpdated struct {
+	UserID        string `json:"userId"`
+	DisplayName   string `json:"displayName,omitempty"`
+	UsageLocation string `json:"usageLocation,omitempty"`
+}
+
+// UserDeleted soft-deletes a user: their licenses are freed at once (R9) and
+// their group memberships suspended until a restore.
+type UserDeleted struct {
+	UserID string `json:"userId"`
+}
+
+// UserRestored brings a deleted user back; LicenseAssigned and
+// GroupMemberAdded events that follow give back what they had.
+type UserRestored struct {
+	UserID string `json:"userId"`
+}
+
+// AdminRolesChanged sets the admin roles of a user (the whole set).
+type AdminRolesChanged struct {
+	UserID string `json:"userId"`
+	Roles  []Role `json:"roles"`
+}
+
+// GroupCreated creates a security group for group-based licensing.
+type GroupCreated struct {
+	GroupID     string `json:"groupId"`
+	DisplayName string `json:"displayName"`
+}
+
+// GroupMemberAdded puts a user in a group.
+type GroupMemberAdded struct {
+	GroupID string `json:"groupId"`
+	UserID  string `json:"userId"`
+}
+
+// GroupMemberRemoved takes a user out of a group.
+type GroupMemberRemoved struct {
+	GroupID string `json:"groupId"`
+	UserID  string `json:"userId"`
+}
+
+// ProductRegistered records an ISV app product the tenant bought (R12).
+type ProductRegistered struct {
+	Product Product `json:"product"`
+}
+
+// SubscriptionPurchased adds a subscription of a product.
+type SubscriptionPurchased struct {
+	SubscriptionID string `json:"subscriptionId"`
+	SkuID          string `json:"skuId"`
+	Quantity       int    `json:"quantity"`
+	Kind           string `json:"kind"`    // Paid, Trial, SelfService
+	Channel        string `json:"channel"` // Direct, Marketplace, Vendor
+	PurchasedBy    string `json:"purchasedBy,omitempty"`
+}
+
+// SubscriptionQuantityChanged changes the number of licenses of a subscription.
+type SubscriptionQuantityChanged struct {
+	SubscriptionID string `json:"subscriptionId"`
+	SkuID          string `json:"skuId"`
+	Quantity       int    `json:"quantity"`
+	Previous       int    `json:"previous"`
+}
+
+// SubscriptionTakenOver moves a self-service subscription under the admins
+// (R8): its licenses join the product's admin pool.
+type SubscriptionTakenOver struct {
+	SubscriptionID string `json:"subscriptionId"`
+	SkuID          string `json:"skuId"`
+}
+
+// SubscriptionStatusChanged changes a subscription's lifecycle status.
+type SubscriptionStatusChanged struct {
+	SubscriptionID string `json:"subscriptionId"`
+	SkuID          string `json:"skuId"`
+	Status         string `json:"status"`
+	Previous       string `json:"previous"`
+}
+
+// LicenseAssigned gives a user a product from one source ("direct",
+// "group:<id>" or "selfService").
+type LicenseAssigned struct {
+	UserID        string   `json:"userId"`
+	SkuID         string   `json:"skuId"`
+	Source        string   `json:"source"`
+	DisabledPlans []string `json:"disabledPlans,omitempty"` // service plan ids
+}
+
+// LicenseUnassigned removes one source of a user's product; the license is
+// freed when no source is left.
+type LicenseUnassigned struct {
+	UserID string `json:"userId"`
+	SkuID  string `json:"skuId"`
+	Source string `json:"source"`
+}
+
+// LicensePlansChanged turns apps and services of a user's license on or off
+// (R7).
+type LicensePlansChanged struct {
+	UserID        string   `json:"userId"`
+	SkuID         string   `json:"skuId"`
+	Source        string   `json:"source"`
+	DisabledPlans []string `json:"disabledPlans"`
+}
+
+// GroupLicenseAssigned gives a group a product its members inherit (R11).
+type GroupLicenseAssigned struct {
+	GroupID       string   `json:"groupId"`
+	SkuID         string   `json:"skuId"`
+	DisabledPlans []string `json:"disabledPlans,omitempty"`
+}
+
+// GroupLicenseUnassigned takes a product away from a group.
+type GroupLicenseUnassigned struct {
+	GroupID string `json:"groupId"`
+	SkuID   string `json:"skuId"`
+}
+
+// Group license error states (Graph licenseAssignmentStates.error).
+const (
+	GroupErrCountViolation    = "CountViolation"
+	GroupErrMutuallyExclusive = "MutuallyExclusiveViolation"
+	GroupErrDependency        = "DependencyViolation"
+	GroupErrUsageLocation     = "UsageLocation"
+)
+
+// GroupLicenseErrored records that a member could not get the license their
+// group gives: the intent is kept, in an error state, and retried when
+// licenses free up (R11).
+type GroupLicenseErrored struct {
+	GroupID string `json:"groupId"`
+	UserID  string `json:"userId"`
+	SkuID   string `json:"skuId"`
+	Error   string `json:"error"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// DataHeld starts a hold on a user's data in a workload (R10).
+type DataHeld struct {
+	UserID     string    `json:"userId"`
+	Workload   string    `json:"workload"` // Exchange or OneDrive
+	HeldSince  time.Time `json:"heldSince"`
+	PurgeAfter time.Time `json:"purgeAfter"`
+	Reason     string    `json:"reason"` // licenseRemoved, userDeleted, retentionHoldRemoved
+}
+
+// DataHoldReleased ends a hold because the data is in use again.
+type DataHoldReleased struct {
+	UserID   string `json:"userId"`
+	Workload string `json:"workload"`
+	Reason   string `json:"reason"` // licenseAssigned, userRestored
+}
+
+// HeldDataPurged deletes held data for good.
+type HeldDataPurged struct {
+	UserID   string `json:"userId"`
+	Workload string `json:"workload"`
+}
+
+// RetentionHoldSet turns a retention (litigation) hold on or off for a user.
+type RetentionHoldSet struct {
+	UserID  string `json:"userId"`
+	Enabled bool   `json:"enabled"`
+}
+
+// AppInstalled records the install of an ISV app (R12).
+type AppInstalled struct {
+	SkuID       string `json:"skuId"`
+	RedirectURL string `json:"redirectUrl"`
+}
+
+func (TenantCreated) EventType() string               { return TypeTenantCreated }
+func (UserAdded) EventType() string                   { return TypeUserAdded }
+func (UserUpdated) EventType() string                 { return TypeUserUpdated }
+func (UserDeleted) EventType() string                 { return TypeUserDeleted }
+func (UserRestored) EventType() string                { return TypeUserRestored }
+func (AdminRolesChanged) EventType() string           { return TypeAdminRolesChanged }
+func (GroupCreated) EventType() string                { return TypeGroupCreated }
+func (GroupMemberAdded) EventType() string            { return TypeGroupMemberAdded }
+func (GroupMemberRemoved) EventType() string          { return TypeGroupMemberRemoved }
+func (ProductRegistered) EventType() string           { return TypeProductRegistered }
+func (SubscriptionPurchased) EventType() string       { return TypeSubscriptionPurchased }
+func (SubscriptionQuantityChanged) EventType() string { return TypeSubscriptionQuantityChanged }
+func (SubscriptionTakenOver) EventType() string       { return TypeSubscriptionTakenOver }
+func (SubscriptionStatusChanged) EventType() string   { return TypeSubscriptionStatusChanged }
+func (LicenseAssigned) EventType() string             { return TypeLicenseAssigned }
+func (LicenseUnassigned) EventType() string           { return TypeLicenseUnassigned }
+func (LicensePlansChanged) EventType() string         { return TypeLicensePlansChanged }
+func (GroupLicenseAssigned) EventType() string        { return TypeGroupLicenseAssigned }
+func (GroupLicenseUnassigned) EventType() string      { return TypeGroupLicenseUnassigned }
+func (GroupLicenseErrored) EventType() string         { return TypeGroupLicenseErrored }
+func (DataHeld) EventType() string                    { return TypeDataHeld }
+func (DataHoldReleased) EventType() string            { return TypeDataHoldReleased }
+func (HeldDataPurged) EventType() string              { return TypeHeldDataPurged }
+func (RetentionHoldSet) EventType() string            { return TypeRetentionHoldSet }
+func (AppInstalled) EventType() string                { return TypeAppInstalled }
+
+// UnknownPayload holds an event of a type this build does not know (written
+// by a newer seatledger). Evolve ignores it; it is kept so nothing is lost.
+type UnknownPayload struct {
+	TypeName string
+	Raw      json.RawMessage
+}
+
+// EventType returns the unknown type's name.
+func (u UnknownPayload) EventType() string { return u.TypeName }
+
+// MarshalJSON writes the raw data back unchanged.
+func (u UnknownPayload) MarshalJSON() ([]byte, error) {
+	if len(u.Raw) == 0 {
+		return []byte("null"), nil
+	}
+	return u.Raw, nil
+}
+
+var payloadFactories = map[string]func() Payload{
+	TypeTenantCreated:               func() Payload { return &TenantCreated{} },
+	TypeUserAdded:                   func() Payload { return &UserAdded{} },
+	TypeUserUpdated:                 func() Payload { return &UserUpdated{} },
+	TypeUserDeleted:                 func() Payload { return &UserDeleted{} },
+	TypeUserRestored:                func() Payload { return &UserRestored{} },
+	TypeAdminRolesChanged:           func() Payload { return &AdminRolesChanged{} },
+	TypeGroupCreated:                func() Payload { return &GroupCreated{} },
+	TypeGroupMemberAdded:            func() Payload { return &GroupMemberAdded{} },
+	TypeGroupMemberRemoved:          func() Payload { return &GroupMemberRemoved{} },
+	TypeProductRegistered:           func() Payload { return &ProductRegistered{} },
+	TypeSubscriptionPurchased:       func() Payload { return &SubscriptionPurchased{} },
+	TypeSubscriptionQuantityChanged: func() Payload { return &SubscriptionQuantityChanged{} },
+	TypeSubscriptionTakenOver:       func() Payload { return &SubscriptionTakenOver{} },
+	TypeSubscriptionStatusChanged:   func() Payload { return &SubscriptionStatusChanged{} },
+	TypeLicenseAssigned:             func() Payload { return &LicenseAssigned{} },
+	TypeLicenseUnassigned:           func() Payload { return &LicenseUnassigned{} },
+	TypeLicensePlansChanged:         func() Payload { return &LicensePlansChanged{} },
+	TypeGroupLicenseAssigned:        func() Payload { return &GroupLicenseAssigned{} },
+	TypeGroupLicenseUnassigned:      func() Payload { return &GroupLicenseUnassigned{} },
+	TypeGroupLicenseErrored:         func() Payload { return &GroupLicenseErrored{} },
+	TypeDataHeld:                    func() Payload { return &DataHeld{} },
+	TypeDataHoldReleased:            func() Payload { return &DataHoldReleased{} },
+	TypeHeldDataPurged:              func() Payload { return &HeldDataPurged{} },
+	TypeRetentionHoldSet:            func() Payload { return &RetentionHoldSet{} },
+	TypeAppInstalled:                func() Payload { return &AppInstalled{} },
+}
+
+// EventTypes lists every event type this build knows.
+func EventTypes() []string { return sortedKeys(payloadFactories) }
+
+// wireEvent is the JSON form of an event: the envelope fields and "data".
+type wireEvent struct {
+	Envelope
+	Data json.RawMessage `json:"data"`
+}
+
+// EncodeEvent returns the JSON form of e, envelope and data.
+func EncodeEvent(e Event) ([]byte, error) {
+	data, err := json.Marshal(e.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event: %w", e.Type, err)
+	}
+	return json.Marshal(wireEvent{Envelope: e.Envelope, Data: data})
+}
+
+// Upcaster upgrades the JSON data of one event type from schema From to
+// From+1. Upcasters are registered by the package that owns the change,
+// before any event is decoded.
+type Upcaster struct {
+	Type    string
+	From    int
+	Upgrade func(data json.RawMessage) (json.RawMessage, error)
+}
+
+// Upcasters is the chain applied by DecodeEvent; each entry upgrades one
+// (type, schema) step. An event is upgraded step by step to the newest schema
+// its chain reaches.
+type Upcasters []Upcaster
+
+// Apply upgrades data of eventType from schema to the newest schema the chain
+// reaches, returning the new data and schema.
+func (us Upcasters) Apply(eventType string, schema int, data json.RawMessage) (json.RawMessage, int, error) {
+	for {
+		step := -1
+		for i, u := range us {
+			if u.Type == eventType && u.From == schema {
+				step = i
+				break
+			}
+		}
+		if step < 0 {
+			return data, schema, nil
+		}
+		up, err := us[step].Upgrade(data)
+		if err != nil {
+			return nil, schema, fmt.Errorf("upcast %s from schema %d: %w", eventType, schema, err)
+		}
+		data, schema = up, schema+1
+	}
+}
+
+// DecodeEvent reads an event written by EncodeEvent, upgrading its data with
+// the given upcasters (nil: none). Unknown fields are ignored; an unknown
+// event type decodes to UnknownPayload.
+func DecodeEvent(b []byte, upcasters Upcasters) (Event, error) {
+	var w wireEvent
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Event{}, fmt.Errorf("decode event: %w", err)
+	}
+	if w.Type == "" {
+		return Event{}, fmt.Errorf("decode event: no type")
+	}
+	data, schema, err := upcasters.Apply(w.Type, w.Schema, w.Data)
+	if err != nil {
+		return Event{}, err
+	}
+	w.Schema = schema
+	mk, ok := payloadFactories[w.Type]
+	if !ok {
+		return Event{Envelope: w.Envelope, Payload: UnknownPayload{TypeName: w.Type, Raw: data}}, nil
+	}
+	p := mk()
+	if len(data) > 0 && string(data) != "null" {
+		if err := json.Unmarshal(data, p); err != nil {
+			return Event{}, fmt.Errorf("decode %s event data: %w", w.Type, err)
+		}
+	}
+	return Event{Envelope: w.Envelope, Payload: deref(p)}, nil
+}
+
+// deref turns the *T a factory made into the T value Evolve switches on.
+func deref(p Payload) Payload {
+	return reflect.ValueOf(p).Elem().Interface().(Payload)
+}

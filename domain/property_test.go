@@ -1,0 +1,354 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// randomCommand draws a command over a small universe so that commands
+// collide often: few users, groups, products and subscriptions.
+func randomCommand(r *rand.Rand) Command {
+	users := []string{"admin", "u0", "u1", "u2", "u3", "u4", "u5", "g0st"}
+	groups := []string{"g0", "g1"}
+	skus := []string{"SPB", "EXCHANGESTANDARD", "EXCHANGEENTERPRISE", "ENTERPRISEPACK", "POWER_BI_PRO"}
+	subs := []string{"s0", "s1", "s2", "s3"}
+	pick := func(xs []string) string { return xs[r.Intn(len(xs))] }
+	some := func(xs []string) []string {
+		n := 1 + r.Intn(3)
+		out := []string{}
+		seen := map[string]bool{}
+		for i := 0; i < n; i++ {
+			x := pick(xs)
+			if !seen[x] {
+				seen[x] = true
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	var c Command
+	switch r.Intn(18) {
+	case 0:
+		loc := "US"
+		if r.Intn(4) == 0 {
+			loc = ""
+		}
+		u := pick(users)
+		typ := UserTypeMember
+		if u == "g0st" {
+			typ = UserTypeGuest
+		}
+		c = &AddUser{User: NewUser{ID: u, UserPrincipalName: u + "@x.com", UserType: typ, UsageLocation: loc}}
+	case 1:
+		c = &DeleteUser{UserID: pick(users)}
+	case 2:
+		c = &RestoreUser{UserID: pick(users)}
+	case 3:
+		kind := KindPaid
+		if r.Intn(4) == 0 {
+			kind = KindSelfService
+		}
+		c = &PurchaseSubscription{SubscriptionID: pick(subs), SkuID: pick(skus), Quantity: 1 + r.Intn(4), Kind: kind, PurchasedBy: pick(users)}
+	case 4:
+		c = &ChangeSubscriptionQuantity{SubscriptionID: pick(subs), Quantity: 1 + r.Intn(5)}
+	case 5:
+		c = &ChangeSubscriptionStatus{SubscriptionID: pick(subs), Status: pick([]string{StatusEnabled, StatusWarning, StatusSuspended, StatusDeleted})}
+	case 6:
+		c = &TakeOverSubscription{SubscriptionID: pick(subs)}
+	case 7, 8:
+		c = &AssignLicenses{SkuID: pick(skus), Users: some(users)}
+	case 9:
+		c = &UnassignLicenses{SkuID: pick(skus), Users: some(users)}
+	case 10:
+		c = &CreateGroup{GroupID: pick(groups), DisplayName: "G"}
+	case 11:
+		c = &AddGroupMember{GroupID: pick(groups), UserID: pick(users)}
+	case 12:
+		c = &RemoveGroupMember{GroupID: pick(groups), UserID: pick(users)}
+	case 13:
+		add := []LicenseRequest{{SkuID: pick(skus)}}
+		var rm []string
+		if r.Intn(2) == 0 {
+			rm, add = []string{pick(skus)}, nil
+		}
+		c = &AssignGroupLicenses{GroupID: pick(groups), Add: add, Remove: rm}
+	case 14:
+		c = &ManageLicenses{Users: some(users), Mode: pick([]string{ModeAssignMore, ModeReplace}), Add: []LicenseRequest{{SkuID: pick(skus)}}}
+	case 15:
+		c = &UpdateUserLicenses{UserID: pick(users), Add: []LicenseRequest{{SkuID: pick(skus), DisabledPlans: nil}}, Remove: some(skus)[:r.Intn(2)]}
+	case 16:
+		c = &SetRetentionHold{UserID: pick(users), Enabled: r.Intn(2) == 0}
+	default:
+		c = &PurgeHeldData{CommandMeta: CommandMeta{Actor: Actor{System: "scheduler"}}, UserID: pick(users), Workload: pick([]string{WorkloadExchange, WorkloadOneDrive})}
+	}
+	if a := Meta(c).Actor; a.UserID == "" && a.System == "" && !a.Operator {
+		if r.Intn(10) == 0 {
+			Meta(c).Actor = Actor{UserID: pick(users)}
+		} else {
+			Meta(c).Actor = Actor{UserID: "admin"}
+		}
+	}
+	return c
+}
+
+// checkInvariants verifies what must hold in every reachable state.
+func checkInvariants(t *testing.T, c *Catalog, s *Tenant) {
+	t.Helper()
+	counted := map[string][2]int{}
+	for _, u := range s.Users {
+		if u.Deleted && len(u.Licenses) > 0 {
+			t.Fatalf("deleted user %s holds licenses", u.ID)
+		}
+		for sku, l := range u.Licenses {
+			n := counted[sku]
+			switch l.pool() {
+			case "admin":
+				n[0]++
+			case "selfService":
+				n[1]++
+			}
+			counted[sku] = n
+		}
+		enabled := map[string]bool{}
+		for _, n := range EnabledServices(c, s, u) {
+			enabled[n] = true
+		}
+		if pair, _ := c.exclusiveConflicts(enabled); pair != nil {
+			t.Fatalf("user %s has mutually exclusive plans %v enabled", u.ID, pair)
+		}
+	}
+	for sku, p := range s.Pools {
+		if p.Assigned > p.Total || p.SelfServiceAssigned > p.SelfServiceTotal {
+			t.Fatalf("assigned > total for %s: %+v", sku, p)
+		}
+		if n := counted[sku]; n[0] != p.Assigned || n[1] != p.SelfServiceAssigned {
+			t.Fatalf("pool %s says %d/%d assigned, users hold %v", sku, p.Assigned, p.SelfServiceAssigned, n)
+		}
+	}
+}
+
+func TestProperty_AssignedNeverExceedsTotalInAnyReachableState(t *testing.T) {
+	seeds := 150
+	if testing.Short() {
+		seeds = 30
+	}
+	for seed := 0; seed < seeds; seed++ {
+		r := rand.New(rand.NewSource(int64(seed)))
+		s := tenant(t).Given(buy("s0", "SPB", 2))
+		decided := 0
+		for step := 0; step < 250; step++ {
+			c := randomCommand(r)
+			s.After(time.Duration(r.Intn(5*24)) * time.Hour)
+			s.prepare(c)
+			evs, err := s.d.Decide(s.state, c)
+			if err != nil {
+				if _, ok := err.(*Error); !ok {
+					t.Fatalf("seed %d step %d: %s returned a non-domain error %v", seed, step, c.CommandName(), err)
+				}
+				continue
+			}
+			decided += len(evs)
+			s.apply(evs)
+			checkInvariants(t, s.d.Catalog, s.state)
+		}
+		// The fold of the encoded log is the state.
+		again := NewTenant()
+		for _, e := range s.history {
+			b, err := EncodeEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := DecodeEvent(b, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again = Evolve(again, d)
+		}
+		if !reflect.DeepEqual(normal(t, again), normal(t, s.state)) {
+			t.Fatalf("seed %d: folding the decoded log gives another state", seed)
+		}
+		if decided == 0 {
+			t.Fatalf("seed %d decided nothing", seed)
+		}
+	}
+}
+
+func normal(t *testing.T, s *Tenant) any {
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// Evolve never panics on any decoded event, whatever state it meets.
+func FuzzEvolveNeverPanics(f *testing.F) {
+	s := &scenario{t: &testing.T{}, d: NewDecider(DefaultCatalog(), DefaultPolicy()), state: NewTenant(), now: day0}
+	r := rand.New(rand.NewSource(1))
+	s.Given(&CreateTenant{CommandMeta: CommandMeta{Actor: Actor{Operator: true}}, Name: "C",
+		GlobalAdmin: NewUser{ID: "admin", UserPrincipalName: "a@c.com", UsageLocation: "US"}})
+	for i := 0; i < 300; i++ {
+		c := randomCommand(r)
+		s.prepare(c)
+		if evs, err := s.d.Decide(s.state, c); err == nil {
+			s.apply(evs)
+		}
+	}
+	for _, e := range s.history {
+		b, _ := EncodeEvent(e)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"type":"LicenseAssigned","version":9,"data":{"userId":"ghost","skuId":"x","source":"group:"}}`))
+	f.Add([]byte(`{"type":"UserDeleted","data":null}`))
+	f.Add([]byte(`{"type":"FutureThing","schema":7,"data":{"x":1}}`))
+	base := s.state
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := DecodeEvent(b, nil)
+		if err != nil {
+			return
+		}
+		st := base.Clone()
+		Evolve(st, e)
+		Evolve(NewTenant(), e)
+	})
+}
+
+func TestDecodeIgnoresUnknownFieldsAndKeepsUnknownTypes(t *testing.T) {
+	e, err := DecodeEvent([]byte(`{"eventId":"x","type":"UserAdded","version":3,"schema":1,"future":true,
+		"data":{"userId":"a","userPrincipalName":"a@b.c","userType":"Member","shoeSize":44}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := e.Payload.(UserAdded); !ok || p.UserID != "a" || e.Version != 3 {
+		t.Fatalf("%#v", e)
+	}
+	e, err = DecodeEvent([]byte(`{"type":"LicenseLeased","version":4,"schema":2,"data":{"k":1}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.Payload.(UnknownPayload); !ok {
+		t.Fatalf("%#v", e.Payload)
+	}
+	st := Evolve(NewTenant(), e)
+	if st.Version != 4 {
+		t.Fatal("an unknown event still advances the version")
+	}
+	b, _ := EncodeEvent(e)
+	if back, _ := DecodeEvent(b, nil); string(back.Payload.(UnknownPayload).Raw) != `{"k":1}` {
+		t.Fatalf("unknown data is kept: %s", b)
+	}
+	if _, err := DecodeEvent([]byte(`{"data":{}}`), nil); err == nil {
+		t.Fatal("an event without a type is an error")
+	}
+}
+
+func TestUpcastersUpgradeOldSchemasWhenRead(t *testing.T) {
+	// Schema 0 of UserAdded called the usage location "country".
+	old := []byte(`{"type":"UserAdded","version":2,"schema":0,"data":{"userId":"a","userPrincipalName":"a@b.c","country":"FR"}}`)
+	ups := Upcasters{{Type: TypeUserAdded, From: 0, Upgrade: func(d json.RawMessage) (json.RawMessage, error) {
+		var m map[string]any
+		if err := json.Unmarshal(d, &m); err != nil {
+			return nil, err
+		}
+		m["usageLocation"] = m["country"]
+		delete(m, "country")
+		return json.Marshal(m)
+	}}}
+	e, err := DecodeEvent(old, ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Payload.(UserAdded).UsageLocation != "FR" || e.Schema != 1 {
+		t.Fatalf("%#v", e)
+	}
+}
+
+func TestIdempotency_SameCommandIdDecidesNothingNew(t *testing.T) {
+	s := contoso(t)
+	c := assign("SPB", "alice")
+	c.CommandID, c.RequestHash = "key-1", "h1"
+	first := s.When(c).events
+	if len(first) != 1 {
+		t.Fatal(first)
+	}
+	again := assign("SPB", "alice")
+	again.CommandID, again.RequestHash = "key-1", "h1"
+	s.When(again).Then()
+	rec, ok := s.state.CommandRecord("key-1")
+	if !ok || rec.FirstVersion != first[0].Version || rec.LastVersion != first[0].Version {
+		t.Fatalf("record %+v", rec)
+	}
+	other := assign("SPB", "bob")
+	other.CommandID, other.RequestHash = "key-1", "h2"
+	s.When(other).ThenError(CodeIdempotencyKeyReused)
+	// Event ids derive from the command id: a retry produces the same ids.
+	if first[0].EventID != EventID(tenantID, "key-1", 0) || EventID(tenantID, "key-1", 0) == EventID(tenantID, "key-1", 1) {
+		t.Fatal("event ids are not deterministic per command and index")
+	}
+}
+
+func TestEnvelopeFieldsAndTimeNeverGoesBack(t *testing.T) {
+	s := contoso(t)
+	s.At(day0.Add(-time.Hour)) // a server clock that went backwards
+	evs := s.When(assign("SPB", "alice")).events
+	e := evs[0]
+	if e.OccurredAt.Before(s.history[len(s.history)-2].OccurredAt) {
+		t.Fatal("occurredAt went back in time")
+	}
+	if e.TenantID != tenantID || e.Version != uint64(len(s.history)) || e.Schema != CurrentSchema || e.Type != TypeLicenseAssigned ||
+		e.CommandID == "" || e.Actor.UserID != "admin" || len(e.Actor.Roles) != 1 || e.Actor.Roles[0] != RoleGlobalAdmin {
+		t.Fatalf("envelope %+v", e.Envelope)
+	}
+	if len(e.EventID) != 36 || e.EventID[14] != '5' {
+		t.Fatalf("event id %s is not a UUIDv5", e.EventID)
+	}
+}
+
+func TestCatalogIsRealAndConsistent(t *testing.T) {
+	c := DefaultCatalog()
+	if len(c.Products) < 12 {
+		t.Fatalf("%d products, want at least 12", len(c.Products))
+	}
+	want := map[string]string{
+		"SPB": "Microsoft 365 Business Premium", "ENTERPRISEPACK": "Office 365 E3",
+		"EXCHANGESTANDARD": "Exchange Online (Plan 1)", "EXCHANGEENTERPRISE": "Exchange Online (Plan 2)",
+	}
+	for part, name := range want {
+		p, ok := c.Lookup(part)
+		if !ok || p.DisplayName != name {
+			t.Fatalf("%s: %+v", part, p)
+		}
+		if q, _ := c.Lookup(p.SkuID); q != p {
+			t.Fatalf("%s is not found by its skuId", part)
+		}
+	}
+	if _, err := ParseCatalog([]byte(`{"products":[{"skuId":"a","skuPartNumber":"A","displayName":"A"},{"skuId":"a","skuPartNumber":"B","displayName":"B"}]}`)); err == nil {
+		t.Fatal("duplicate skuIds are refused")
+	}
+	if _, err := ParseCatalog([]byte(`{"products":[],"dependencies":[{"plan":"X","requires":["Y"]}]}`)); err == nil {
+		t.Fatal("relations naming unknown plans are refused")
+	}
+}
+
+func TestEveryEventTypeRoundTrips(t *testing.T) {
+	for _, typ := range EventTypes() {
+		p := payloadFactories[typ]()
+		b, err := EncodeEvent(Event{Envelope: Envelope{Type: typ, Version: 1}, Payload: deref(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := DecodeEvent(b, nil)
+		if err != nil || e.Payload.EventType() != typ {
+			t.Fatalf("%s: %v %#v", typ, err, e.Payload)
+		}
+		_ = fmt.Sprint(e)
+	}
+}

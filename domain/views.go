@@ -1,0 +1,122 @@
+package domain
+
+import "sort"
+
+// Views derive what the admin center shows from the state. They are pure
+// functions the read side and time travel share, so a rule lives only here.
+
+// Product returns the product of a skuId the tenant refers to: a catalog
+// product or one of the tenant's ISV apps.
+func (c *Catalog) Product(t *Tenant, skuID string) (*Product, bool) {
+	if t != nil {
+		if p := t.Apps[skuID]; p != nil {
+			return p, true
+		}
+	}
+	return c.Lookup(skuID)
+}
+
+// LicenseView is one product of a user as the Active users page shows it.
+type LicenseView struct {
+	SkuID         string   `json:"skuId"`
+	SkuPartNumber string   `json:"skuPartNumber,omitempty"`
+	DisabledPlans []string `json:"disabledPlans"` // ids off in every active source
+	EnabledPlans  []string `json:"enabledPlans"`  // ids on through some active source
+	Sources       []string `json:"sources"`       // "direct", "selfService", "group:<id>"
+	State         string   `json:"state"`         // Active, ActiveWithError, Error
+	Error         string   `json:"error,omitempty"`
+	ErrorDetail   string   `json:"errorDetail,omitempty"`
+	ErrorGroups   []string `json:"errorGroups,omitempty"`
+}
+
+// ViewLicense computes the view of a user's license. A user holding a
+// product from several sources has the union of their enabled plans.
+func ViewLicense(c *Catalog, t *Tenant, l *UserLicense) LicenseView {
+	v := LicenseView{SkuID: l.SkuID, Sources: l.SourceNames(), DisabledPlans: []string{}, EnabledPlans: []string{}}
+	prod, _ := c.Product(t, l.SkuID)
+	if prod != nil {
+		v.SkuPartNumber = prod.SkuPartNumber
+	}
+	enabled := map[string]bool{}
+	active, errored := 0, 0
+	for _, name := range v.Sources {
+		s := l.Sources[name]
+		if !s.Active() {
+			errored++
+			if v.Error == "" {
+				v.Error, v.ErrorDetail = s.Error, s.ErrorDetail
+			}
+			if g, ok := GroupOfSource(name); ok {
+				v.ErrorGroups = append(v.ErrorGroups, g)
+			}
+			continue
+		}
+		active++
+		if prod == nil {
+			continue
+		}
+		for _, sp := range prod.ServicePlans {
+			if !contains(s.DisabledPlans, sp.ID) {
+				enabled[sp.ID] = true
+			}
+		}
+	}
+	if prod != nil {
+		for _, sp := range prod.ServicePlans {
+			if enabled[sp.ID] {
+				v.EnabledPlans = append(v.EnabledPlans, sp.ID)
+			} else if active > 0 {
+				v.DisabledPlans = append(v.DisabledPlans, sp.ID)
+			}
+		}
+	}
+	sort.Strings(v.EnabledPlans)
+	sort.Strings(v.DisabledPlans)
+	switch {
+	case errored == 0:
+		v.State = "Active"
+	case active > 0:
+		v.State = "ActiveWithError"
+	default:
+		v.State = "Error"
+	}
+	return v
+}
+
+// EnabledServices lists, by service plan name, what a user can use: the plans
+// of their licenses and the services assigned tenant-wide (R15). A deleted
+// user has none.
+func EnabledServices(c *Catalog, t *Tenant, u *User) []string {
+	if u == nil || u.Deleted {
+		return []string{}
+	}
+	set := map[string]bool{}
+	for _, n := range c.AutoAssigned {
+		set[n] = true
+	}
+	for _, l := range u.Licenses {
+		prod, ok := c.Product(t, l.SkuID)
+		if !ok {
+			continue
+		}
+		for _, s := range l.Sources {
+			if !s.Active() {
+				continue
+			}
+			for _, sp := range prod.ServicePlans {
+				if !contains(s.DisabledPlans, sp.ID) {
+					set[sp.Name] = true
+				}
+			}
+		}
+	}
+	return sortedKeys(set)
+}
+
+// UserStatus is "Active" or "Deleted".
+func UserStatus(u *User) string {
+	if u.Deleted {
+		return "Deleted"
+	}
+	return "Active"
+}
