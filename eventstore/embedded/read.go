@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -188,9 +189,7 @@ func (s *Store) readAll(after uint64, limit int, d *decoder, out []eventstore.Re
 	}
 	defer it.Close()
 	n := int(hi - after)
-	if out == nil {
-		out = make([]eventstore.RecordedEvent, 0, n)
-	}
+	out = slices.Grow(out, n)
 	base := len(out)
 	out = out[:base+n]
 	i := base

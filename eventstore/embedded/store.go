@@ -56,6 +56,8 @@ type Options struct {
 	FS vfs.FS
 	// MaxGroup caps how many appends share one commit (default 512).
 	MaxGroup int
+	// CacheSize is Pebble's block cache in bytes (default 128 MiB).
+	CacheSize int64
 }
 
 // Store is the embedded event store. It implements eventstore.Store and
@@ -168,7 +170,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		s.lock = l
 	}
+	cacheSize := opts.CacheSize
+	if cacheSize <= 0 {
+		cacheSize = 128 << 20
+	}
+	cache := pebble.NewCache(cacheSize)
+	defer cache.Unref()
 	po := &pebble.Options{
+		Cache:              cache,
 		FS:                 opts.FS,
 		Logger:             pebbleLogger{s},
 		FormatMajorVersion: pebble.FormatNewest,
@@ -303,11 +312,14 @@ func (s *Store) verifyRange(ctx context.Context, from, to uint64) error {
 			return err
 		}
 		kbuf = appendStreamKey(kbuf[:0], prefixStream, string(r.stream), r.version)
-		if err := s.expectIndex(kbuf, pos, fmt.Sprintf("stream index of %q version %d", r.stream, r.version)); err != nil {
+		if err := s.expectIndex(kbuf, pos, true, fmt.Sprintf("stream index of %q version %d", r.stream, r.version)); err != nil {
 			return err
 		}
 		kbuf = append(append(kbuf[:0], prefixID), r.id[:]...)
-		if err := s.expectIndex(kbuf, pos, fmt.Sprintf("event ID index of position %d", pos)); err != nil {
+		// The ID index must exist; it may point at a later event that
+		// reused the ID (IDs are only checked for uniqueness on Any
+		// appends and on conflicts).
+		if err := s.expectIndex(kbuf, pos, false, fmt.Sprintf("event ID index of position %d", pos)); err != nil {
 			return err
 		}
 		want++
@@ -321,7 +333,7 @@ func (s *Store) verifyRange(ctx context.Context, from, to uint64) error {
 	return nil
 }
 
-func (s *Store) expectIndex(key []byte, pos uint64, what string) error {
+func (s *Store) expectIndex(key []byte, pos uint64, exact bool, what string) error {
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return fmt.Errorf("%s is missing", what)
@@ -330,7 +342,7 @@ func (s *Store) expectIndex(key []byte, pos uint64, what string) error {
 		return err
 	}
 	defer closer.Close()
-	if len(v) < 8 || binary.BigEndian.Uint64(v) != pos {
+	if len(v) < 8 || (exact && binary.BigEndian.Uint64(v) != pos) || binary.BigEndian.Uint64(v) < pos {
 		return fmt.Errorf("%s does not point at position %d", what, pos)
 	}
 	return nil
@@ -630,6 +642,15 @@ func (s *Store) prepare(r *appendReq, next *uint64, now int64) (eventstore.Appen
 	conflict := func() error {
 		return &eventstore.ConflictError{Stream: r.stream, Expected: r.expected, Actual: cur.version}
 	}
+	if r.expected != eventstore.Any && uint64(r.expected) == cur.version {
+		// The stream is where the caller expects it, so this cannot be a
+		// retry of an append that succeeded (that would have moved the
+		// stream past r.expected): no need to look the IDs up.
+		if len(r.events) == 0 {
+			return eventstore.AppendResult{Version: cur.version, Position: eventstore.Position(cur.pos)}, nil
+		}
+		return s.write(r, cur, next, now)
+	}
 	var locs []idLoc
 	found := 0
 	for i, id := range r.ids {
@@ -665,6 +686,11 @@ func (s *Store) prepare(r *appendReq, next *uint64, now int64) (eventstore.Appen
 	if len(r.events) == 0 {
 		return eventstore.AppendResult{Version: cur.version, Position: eventstore.Position(cur.pos)}, nil
 	}
+	return s.write(r, cur, next, now)
+}
+
+// write adds r's events to the batch after cur.
+func (s *Store) write(r *appendReq, cur head, next *uint64, now int64) (eventstore.AppendResult, error) {
 	var kbuf [17]byte
 	var vbuf [16]byte
 	skey := make([]byte, 0, len(r.stream)+10)
