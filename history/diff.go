@@ -1,0 +1,214 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/seatledger/seatledger/commands"
+	"github.com/seatledger/seatledger/domain"
+)
+
+// Change is one entity that differs between two points.
+type Change struct {
+	Entity string          `json:"entity"` // "user:alice", "product:<sku>", "subscription:s1", "group:g", "held:alice|Exchange", "tenant"
+	Kind   string          `json:"kind"`   // added, removed, changed
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
+	// Events are the versions in (from, to] that touched the entity.
+	Events []uint64 `json:"events"`
+}
+
+// Diff is what changed between two versions.
+type Diff struct {
+	From    uint64   `json:"from"`
+	To      uint64   `json:"to"`
+	Changes []Change `json:"changes"`
+	Events  []Record `json:"events"` // the events between, oldest first (at most 1000)
+}
+
+// Entities splits a state into its entities, keyed as in Change.Entity.
+func Entities(s State) map[string]any {
+	out := map[string]any{"tenant": map[string]any{"tenantId": s.TenantID, "name": s.Name}}
+	for _, p := range s.Products {
+		out["product:"+p.SkuID] = p
+	}
+	for _, x := range s.Subscriptions {
+		out["subscription:"+x.ID] = x
+	}
+	for _, u := range s.Users {
+		out["user:"+u.ID] = u
+	}
+	for _, g := range s.Groups {
+		out["group:"+g.ID] = g
+	}
+	for _, h := range s.HeldData {
+		out["held:"+h.UserID+"|"+h.Workload] = h
+	}
+	for _, a := range s.Apps {
+		out["app:"+a.SkuID] = a
+	}
+	if len(s.Installs) > 0 {
+		out["installs"] = s.Installs
+	}
+	return out
+}
+
+// DiffStates compares two rendered states entity by entity.
+func DiffStates(a, b State) []Change {
+	ea, eb := Entities(a), Entities(b)
+	var changes []Change
+	for _, k := range keys(ea) {
+		va, _ := json.Marshal(ea[k])
+		vb, ok := eb[k]
+		if !ok {
+			changes = append(changes, Change{Entity: k, Kind: "removed", Before: va, Events: []uint64{}})
+			continue
+		}
+		jb, _ := json.Marshal(vb)
+		if !jsonEqual(va, jb) {
+			changes = append(changes, Change{Entity: k, Kind: "changed", Before: va, After: jb, Events: []uint64{}})
+		}
+	}
+	for _, k := range keys(eb) {
+		if _, ok := ea[k]; !ok {
+			jb, _ := json.Marshal(eb[k])
+			changes = append(changes, Change{Entity: k, Kind: "added", After: jb, Events: []uint64{}})
+		}
+	}
+	return changes
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// Apply applies changes to the entities of a state: Apply(Entities(A),
+// DiffStates(A, B)) has the entities of B.
+func Apply(entities map[string]json.RawMessage, changes []Change) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(entities))
+	for k, v := range entities {
+		out[k] = v
+	}
+	for _, c := range changes {
+		switch c.Kind {
+		case "removed":
+			delete(out, c.Entity)
+		default:
+			out[c.Entity] = c.After
+		}
+	}
+	return out
+}
+
+// maxDiffEvents bounds the events listed in a diff (the changes are complete
+// whatever the distance).
+const maxDiffEvents = 1000
+
+// DiffBetween compares the tenant at two points and names the events
+// responsible for each change.
+func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uint64) (Diff, error) {
+	if from > to {
+		return Diff{}, &domain.Error{Code: domain.CodeInvalidRequest, Field: "from", Detail: fmt.Sprintf("from (version %d) is after to (version %d)", from, to)}
+	}
+	a, err := s.StateAt(ctx, tenantID, from)
+	if err != nil {
+		return Diff{}, err
+	}
+	// Fold on from a's state instead of from scratch: B = A + (from, to].
+	b := a.Clone()
+	if from == 0 {
+		b = domain.NewTenant()
+	}
+	touched := map[string][]uint64{}
+	var userLifecycle []uint64 // deletions and restores: they free and retake licenses and memberships
+	d := Diff{From: from, To: to, Events: []Record{}}
+	stream := commands.StreamName(tenantID)
+	for next := from + 1; next <= to; {
+		recs, err := s.Store.ReadStream(ctx, stream, next, int(min(to-next+1, 4096)))
+		if err != nil {
+			return Diff{}, err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			e, err := domain.DecodeEvent(r.Data, s.Upcasters)
+			if err != nil {
+				return Diff{}, err
+			}
+			e.Version = r.Version
+			domain.Evolve(b, e)
+			rec := s.record(e, r.Data)
+			for _, k := range touches(rec) {
+				touched[k] = append(touched[k], r.Version)
+			}
+			if rec.Type == domain.TypeUserDeleted || rec.Type == domain.TypeUserRestored {
+				userLifecycle = append(userLifecycle, r.Version)
+			}
+			if len(d.Events) < maxDiffEvents {
+				d.Events = append(d.Events, rec)
+			}
+			next = r.Version + 1
+		}
+	}
+	if from == 0 {
+		a = domain.NewTenant()
+	}
+	d.Changes = DiffStates(Render(s.Catalog, a), Render(s.Catalog, b))
+	for i := range d.Changes {
+		c := &d.Changes[i]
+		if vs := touched[c.Entity]; vs != nil {
+			c.Events = vs
+		} else if vs := touched[entityPrefix(c.Entity)]; vs != nil {
+			c.Events = vs
+		} else if strings.HasPrefix(c.Entity, "product:") || strings.HasPrefix(c.Entity, "group:") {
+			// Counts and memberships also change when a user goes or comes back.
+			c.Events = append(c.Events, userLifecycle...)
+		}
+	}
+	return d, nil
+}
+
+// touches lists the entities an event may change. Held data entities are
+// matched through their user ("held:<user>" covers every workload).
+func touches(r Record) []string {
+	var out []string
+	t := r.Target
+	if t.UserID != "" {
+		out = append(out, "user:"+t.UserID, "held:"+t.UserID)
+	}
+	if t.SkuID != "" {
+		out = append(out, "product:"+t.SkuID, "app:"+t.SkuID)
+	}
+	if t.GroupID != "" {
+		out = append(out, "group:"+t.GroupID)
+	}
+	if t.SubscriptionID != "" {
+		out = append(out, "subscription:"+t.SubscriptionID)
+	}
+	switch r.Type {
+	case domain.TypeTenantCreated:
+		out = append(out, "tenant")
+	case domain.TypeAppInstalled:
+		out = append(out, "installs")
+	}
+	return out
+}
+
+func entityPrefix(entity string) string {
+	if len(entity) > 5 && entity[:5] == "held:" {
+		for i := len(entity) - 1; i > 5; i-- {
+			if entity[i] == '|' {
+				return entity[:i]
+			}
+		}
+	}
+	return entity
+}
