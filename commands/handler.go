@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
 )
 
@@ -205,7 +206,7 @@ func (h *Handler) answerWithoutEvents(ctx context.Context, st *domain.Tenant, co
 	}
 	events := make([]domain.Event, 0, len(recs))
 	for _, r := range recs {
-		e, err := domain.DecodeEvent(r.Data, h.cfg.Upcasters)
+		e, err := eventcodec.Decode(r.Data, h.cfg.Upcasters)
 		if err != nil {
 			return Result{}, fmt.Errorf("tenant %s version %d: %w", st.ID, r.Version, err)
 		}

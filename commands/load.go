@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
 )
 
@@ -78,7 +79,7 @@ func foldFrom(ctx context.Context, store eventstore.Store, ups domain.Upcasters,
 			if r.Version != st.Version+1 {
 				return fmt.Errorf("read %s: expected version %d, got %d: the stream has a gap", stream, st.Version+1, r.Version)
 			}
-			e, err := domain.DecodeEvent(r.Data, ups)
+			e, err := eventcodec.Decode(r.Data, ups)
 			if err != nil {
 				return fmt.Errorf("%s version %d: %w", stream, r.Version, err)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventcodec"
 )
 
 // Record is one audit log entry: an event as a person reads it.
@@ -159,7 +160,7 @@ func (s *Service) Audit(ctx context.Context, tenantID string, f Filter, cursorTe
 			} else {
 				next = r.Version + 1
 			}
-			e, err := domain.DecodeEvent(r.Data, s.Upcasters)
+			e, err := eventcodec.Decode(r.Data, s.Upcasters)
 			if err != nil {
 				return Page{}, fmt.Errorf("%s version %d: %w", stream, r.Version, err)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventcodec"
 )
 
 // Change is one entity that differs between two points.
@@ -139,7 +140,7 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 			break
 		}
 		for _, r := range recs {
-			e, err := domain.DecodeEvent(r.Data, s.Upcasters)
+			e, err := eventcodec.Decode(r.Data, s.Upcasters)
 			if err != nil {
 				return Diff{}, err
 			}

@@ -1,0 +1,67 @@
+package eventcodec
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/seatledger/seatledger/domain"
+)
+
+func sample() []domain.Event {
+	at := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.UTC)
+	env := func(v uint64, p domain.Payload) domain.Event {
+		return domain.Event{Envelope: domain.Envelope{EventID: domain.EventID("t", "c", int(v)), Type: p.EventType(), TenantID: "t", Version: v,
+			OccurredAt: at.Add(time.Duration(v) * time.Minute), Actor: domain.Actor{UserID: "admin", Roles: []domain.Role{domain.RoleGlobalAdmin}},
+			CommandID: fmt.Sprint("c", v), RequestHash: "h", Schema: 1}, Payload: p}
+	}
+	return []domain.Event{
+		env(1, domain.TenantCreated{TenantID: "t", Name: "Tée ☃ \"quoted\" <b>"}),
+		env(2, domain.UserAdded{UserID: "a", UserPrincipalName: "a@t.com", DisplayName: "Ä", UserType: "Member", UsageLocation: "FR"}),
+		env(3, domain.LicenseAssigned{UserID: "a", SkuID: "s", Source: "group:g", DisabledPlans: []string{"p1", "p2"}}),
+		env(4, domain.DataHeld{UserID: "a", Workload: "Exchange", HeldSince: at, PurgeAfter: at.Add(720 * time.Hour), Reason: "licenseRemoved"}),
+		env(5, domain.ProductRegistered{Product: domain.Product{SkuID: "x", SkuPartNumber: "X", DisplayName: "X", Publisher: "P",
+			ServicePlans: []domain.ServicePlan{{ID: "p", Name: "P", Workload: "Other"}}}}),
+		env(6, domain.AdminRolesChanged{UserID: "a", Roles: []domain.Role{}}),
+		env(7, domain.UnknownPayload{TypeName: "FromTheFuture", Raw: json.RawMessage(`{"a":[1,2,{"b":null}]}`)}),
+	}
+}
+
+func TestDecodeMatchesTheStandardDecoder(t *testing.T) {
+	for _, e := range sample() {
+		b, err := domain.EncodeEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := domain.DecodeEvent(b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s:\n got %#v\nwant %#v", e.Type, got, want)
+		}
+	}
+	// Unknown fields are ignored, as by encoding/json.
+	if _, err := Decode([]byte(`{"type":"UserDeleted","version":1,"extra":{"x":1},"data":{"userId":"a","more":true}}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode([]byte(`{"type":`), nil); err == nil {
+		t.Fatal("truncated input is an error")
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	raw, _ := domain.EncodeEvent(sample()[2])
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := Decode(raw, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
