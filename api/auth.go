@@ -1,0 +1,167 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/seatledger/seatledger/domain"
+)
+
+// Context keys set by the middleware.
+const (
+	ctxRequestID = "seatledger.requestID"
+	ctxLogger    = "seatledger.logger"
+	ctxActor     = "seatledger.actor"
+	ctxTokenTID  = "seatledger.tokenTenant"
+	ctxTenant    = "seatledger.tenant"
+)
+
+// Claims are the claims of a seatledger token: sub (the acting user), tid
+// (the tenant) and exp.
+type Claims struct {
+	TenantID string `json:"tid"`
+	jwt.RegisteredClaims
+}
+
+// NewToken signs an HS256 token for user of tenant, valid for ttl.
+func NewToken(secret []byte, tenant, user string, ttl time.Duration, now time.Time) (string, error) {
+	if len(secret) == 0 {
+		return "", errors.New("api: empty JWT secret")
+	}
+	claims := Claims{TenantID: tenant, RegisteredClaims: jwt.RegisteredClaims{
+		Subject:   user,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+}
+
+type authenticator struct {
+	secret   []byte
+	operator [32]byte
+	hasOp    bool
+	parser   *jwt.Parser
+}
+
+func newAuthenticator(secret []byte, operatorToken string, clock func() time.Time) *authenticator {
+	a := &authenticator{secret: secret}
+	if operatorToken != "" {
+		a.operator = sha256.Sum256([]byte(operatorToken))
+		a.hasOp = true
+	}
+	a.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(clock),
+		jwt.WithLeeway(5*time.Second),
+	)
+	return a
+}
+
+// principal is who a request authenticated as.
+type principal struct {
+	actor    domain.Actor
+	tenantID string // the token's tenant; empty for the operator
+}
+
+func unauthenticated(detail, wwwAuth string) *HTTPError {
+	h := http.Header{}
+	h.Set("WWW-Authenticate", wwwAuth)
+	return &HTTPError{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Detail: detail, Header: h}
+}
+
+func (a *authenticator) authenticate(header string) (principal, error) {
+	const realm = `Bearer realm="seatledger"`
+	if header == "" {
+		return principal{}, unauthenticated("send Authorization: Bearer <token>", realm)
+	}
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return principal{}, unauthenticated("the Authorization header must be: Bearer <token>", realm)
+	}
+	token = strings.TrimSpace(token)
+	if a.hasOp {
+		sum := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(sum[:], a.operator[:]) == 1 {
+			return principal{actor: domain.Actor{Operator: true}}, nil
+		}
+	}
+	invalidToken := realm + `, error="invalid_token"`
+	if len(a.secret) == 0 {
+		return principal{}, unauthenticated("the token is not valid", invalidToken)
+	}
+	var claims Claims
+	_, err := a.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.secret, nil })
+	if err != nil {
+		detail := "the token is not valid"
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			detail = "the token has expired"
+		}
+		return principal{}, unauthenticated(detail, invalidToken)
+	}
+	if !domain.ValidID(claims.Subject) || !domain.ValidID(claims.TenantID) {
+		return principal{}, unauthenticated("the token must carry sub and tid claims", invalidToken)
+	}
+	return principal{actor: domain.Actor{UserID: claims.Subject}, tenantID: claims.TenantID}, nil
+}
+
+// authenticate is the middleware that checks the bearer token.
+func (s *Server) authenticate(c *gin.Context) {
+	p, err := s.auth.authenticate(c.GetHeader("Authorization"))
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	c.Set(ctxActor, p.actor)
+	c.Set(ctxTokenTID, p.tenantID)
+	c.Next()
+}
+
+// operatorOnly admits the operator token only.
+func (s *Server) operatorOnly(c *gin.Context) {
+	if a := ActorOf(c); !a.Operator {
+		WriteProblem(c, &domain.Error{Code: domain.CodeNotAllowedForRole, Detail: "only the operator may do this"})
+		return
+	}
+	c.Next()
+}
+
+// tenantScope admits a token of the path's tenant, or the operator; any
+// other tenant's token gets the same 404 as a missing tenant.
+func (s *Server) tenantScope(c *gin.Context) {
+	t := c.Param("t")
+	if a := ActorOf(c); !a.Operator && c.GetString(ctxTokenTID) != t {
+		WriteProblem(c, TenantNotFound(t))
+		return
+	}
+	if !domain.ValidID(t) {
+		WriteProblem(c, invalidRequest("tenantId", "tenant id %q is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ -", t))
+		return
+	}
+	c.Set(ctxTenant, t)
+	c.Next()
+}
+
+// ActorOf returns the authenticated actor of a request.
+func ActorOf(c *gin.Context) domain.Actor {
+	if v, ok := c.Get(ctxActor); ok {
+		if a, ok := v.(domain.Actor); ok {
+			return a
+		}
+	}
+	return domain.Actor{}
+}
+
+// TenantOf returns the tenant of a tenant-scoped request (checked against
+// the token).
+func TenantOf(c *gin.Context) string { return c.GetString(ctxTenant) }
+
+// RequestIDOf returns the request id of a request.
+func RequestIDOf(c *gin.Context) string { return c.GetString(ctxRequestID) }

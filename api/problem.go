@@ -1,0 +1,220 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/seatledger/seatledger/commands"
+	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore"
+)
+
+// Error codes the API adds to the domain's.
+const (
+	CodeUnauthenticated     domain.ErrorCode = "unauthenticated"
+	CodeConcurrencyConflict domain.ErrorCode = "concurrency_conflict"
+	CodeUnavailable         domain.ErrorCode = "unavailable"
+	CodeInternal            domain.ErrorCode = "internal"
+	CodeMethodNotAllowed    domain.ErrorCode = "method_not_allowed"
+)
+
+// ProblemContentType is the media type of every error answer (RFC 9457).
+const ProblemContentType = "application/problem+json"
+
+// problemTypeBase prefixes the code to form a problem's "type" URI.
+const problemTypeBase = "urn:seatledger:problem:"
+
+// Problem is the body of an error answer (RFC 9457 with seatledger members).
+type Problem struct {
+	Type    string   `json:"type"`
+	Title   string   `json:"title"`
+	Status  int      `json:"status"`
+	Detail  string   `json:"detail"`
+	Code    string   `json:"code"`
+	Rule    string   `json:"rule,omitempty"`
+	Field   string   `json:"field,omitempty"`
+	Missing int      `json:"missing,omitempty"`
+	Plans   []string `json:"plans,omitempty"`
+	// RequestID lets a caller quote the request to an operator.
+	RequestID string `json:"requestId,omitempty"`
+}
+
+// HTTPError is an error of the HTTP layer itself (auth, body, routing) with
+// the status it answers.
+type HTTPError struct {
+	Status int
+	Code   domain.ErrorCode
+	Field  string
+	Detail string
+	// Header is added to the answer (e.g. WWW-Authenticate, Allow).
+	Header http.Header
+}
+
+func (e *HTTPError) Error() string { return string(e.Code) + ": " + e.Detail }
+
+// invalidRequest is a 400 invalid_request naming the offending input.
+func invalidRequest(field, format string, args ...any) *HTTPError {
+	return &HTTPError{Status: http.StatusBadRequest, Code: domain.CodeInvalidRequest, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// TenantNotFound is the answer for a tenant that does not exist or that the
+// caller's token does not belong to: both look the same (no existence leak).
+func TenantNotFound(tenantID string) error {
+	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenantID)}
+}
+
+var statusByCode = map[domain.ErrorCode]int{
+	domain.CodeInvalidRequest:           http.StatusBadRequest,
+	domain.CodeTooManyUsers:             http.StatusBadRequest,
+	CodeUnauthenticated:                 http.StatusUnauthorized,
+	domain.CodeNotAllowedForRole:        http.StatusForbidden,
+	domain.CodeGuestRequiresGlobalAdmin: http.StatusForbidden,
+	domain.CodeNotFound:                 http.StatusNotFound,
+	CodeMethodNotAllowed:                http.StatusMethodNotAllowed,
+	domain.CodeAlreadyExists:            http.StatusConflict,
+	domain.CodeInsufficientLicenses:     http.StatusConflict,
+	domain.CodeMutuallyExclusivePlans:   http.StatusConflict,
+	domain.CodeDependencyViolation:      http.StatusConflict,
+	domain.CodeUsageLocationRequired:    http.StatusConflict,
+	domain.CodeSelfServiceSubscription:  http.StatusConflict,
+	domain.CodeVendorManaged:            http.StatusConflict,
+	domain.CodeQuantityBelowAssigned:    http.StatusConflict,
+	domain.CodeInheritedLicense:         http.StatusConflict,
+	domain.CodeUserDeleted:              http.StatusConflict,
+	domain.CodeRestoreWindowExpired:     http.StatusConflict,
+	domain.CodePurgeNotDue:              http.StatusConflict,
+	domain.CodeNoHeldData:               http.StatusConflict,
+	domain.CodeDataRetained:             http.StatusConflict,
+	domain.CodeNotAnApp:                 http.StatusConflict,
+	domain.CodeIdempotencyKeyReused:     http.StatusConflict,
+	CodeConcurrencyConflict:             http.StatusConflict,
+	CodeUnavailable:                     http.StatusServiceUnavailable,
+	CodeInternal:                        http.StatusInternalServerError,
+}
+
+var titleByCode = map[domain.ErrorCode]string{
+	domain.CodeInvalidRequest:           "The request is not valid",
+	domain.CodeTooManyUsers:             "Too many users in one request",
+	CodeUnauthenticated:                 "Authentication required",
+	domain.CodeNotAllowedForRole:        "Your admin role does not allow this",
+	domain.CodeGuestRequiresGlobalAdmin: "Only a Global admin can license a guest user",
+	domain.CodeNotFound:                 "Not found",
+	CodeMethodNotAllowed:                "Method not allowed",
+	domain.CodeAlreadyExists:            "Already exists",
+	domain.CodeInsufficientLicenses:     "Not enough licenses",
+	domain.CodeMutuallyExclusivePlans:   "Service plans are mutually exclusive",
+	domain.CodeDependencyViolation:      "A service plan depends on another",
+	domain.CodeUsageLocationRequired:    "The user needs a usage location",
+	domain.CodeSelfServiceSubscription:  "Self-service purchase",
+	domain.CodeVendorManaged:            "Managed by the vendor",
+	domain.CodeQuantityBelowAssigned:    "Quantity below assigned licenses",
+	domain.CodeInheritedLicense:         "License inherited from a group",
+	domain.CodeUserDeleted:              "The user is deleted",
+	domain.CodeRestoreWindowExpired:     "Restore window expired",
+	domain.CodePurgeNotDue:              "Purge not due",
+	domain.CodeNoHeldData:               "No held data",
+	domain.CodeDataRetained:             "Data under retention hold",
+	domain.CodeNotAnApp:                 "Not an app",
+	domain.CodeIdempotencyKeyReused:     "Idempotency key reused",
+	CodeConcurrencyConflict:             "Concurrent changes",
+	CodeUnavailable:                     "Service unavailable",
+	CodeInternal:                        "Internal error",
+}
+
+// StatusOf returns the HTTP status of an error code (500 for unknown codes).
+func StatusOf(code domain.ErrorCode) int {
+	if s, ok := statusByCode[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// retryAfterSeconds is the Retry-After of a 503.
+const retryAfterSeconds = "1"
+
+// toProblem maps any error to its problem body and extra headers. It is the
+// one place where errors become HTTP answers.
+func toProblem(err error) (Problem, http.Header, bool) {
+	var (
+		de       *domain.Error
+		he       *HTTPError
+		p        Problem
+		hdr      http.Header
+		internal bool
+	)
+	switch {
+	case errors.As(err, &he):
+		p = Problem{Code: string(he.Code), Detail: he.Detail, Field: he.Field, Status: he.Status}
+		hdr = he.Header
+	case errors.As(err, &de):
+		p = Problem{Code: string(de.Code), Detail: de.Detail, Rule: de.Rule, Field: de.Field, Missing: de.Missing, Plans: de.Plans}
+	case errors.Is(err, commands.ErrConcurrencyConflict):
+		p = Problem{Code: string(CodeConcurrencyConflict), Detail: "the tenant kept changing while the command was decided; retry the request"}
+	case errors.Is(err, eventstore.ErrUnavailable), errors.Is(err, eventstore.ErrClosed):
+		p = Problem{Code: string(CodeUnavailable), Detail: "the event store is unavailable; retry later"}
+	case errors.Is(err, context.DeadlineExceeded):
+		p = Problem{Code: string(CodeUnavailable), Detail: "the request timed out; retry later"}
+	default:
+		p = Problem{Code: string(CodeInternal), Detail: "an internal error occurred; quote the request id to the operator"}
+		internal = true
+	}
+	code := domain.ErrorCode(p.Code)
+	if p.Status == 0 {
+		p.Status = StatusOf(code)
+	}
+	p.Title = titleByCode[code]
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	if p.Detail == "" {
+		p.Detail = p.Title
+	}
+	p.Type = problemTypeBase + p.Code
+	if p.Status == http.StatusServiceUnavailable {
+		if hdr == nil {
+			hdr = http.Header{}
+		}
+		if hdr.Get("Retry-After") == "" {
+			hdr.Set("Retry-After", retryAfterSeconds)
+		}
+	}
+	return p, hdr, internal
+}
+
+// WriteProblem answers err as application/problem+json and aborts the gin
+// chain. Read-side handlers plugged in through Config.Routes use it too.
+func WriteProblem(c *gin.Context, err error) {
+	p, hdr, internal := toProblem(err)
+	p.RequestID = c.GetString(ctxRequestID)
+	if internal || p.Status >= 500 {
+		logger := loggerOf(c)
+		level := slog.LevelWarn
+		if internal {
+			level = slog.LevelError
+		}
+		logger.Log(c.Request.Context(), level, "request failed",
+			"request_id", p.RequestID, "route", c.FullPath(), "code", p.Code, "err", err)
+	}
+	for k, vs := range hdr {
+		for _, v := range vs {
+			c.Writer.Header().Add(k, v)
+		}
+	}
+	_ = c.Error(err)
+	c.Abort()
+	writeJSON(c, p.Status, ProblemContentType, p)
+}
+
+func loggerOf(c *gin.Context) *slog.Logger {
+	if v, ok := c.Get(ctxLogger); ok {
+		if l, ok := v.(*slog.Logger); ok {
+			return l
+		}
+	}
+	return slog.Default()
+}

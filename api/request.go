@@ -1,0 +1,168 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/seatledger/seatledger/domain"
+)
+
+// HeaderIdempotencyKey makes a command safe to retry.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// HeaderReplayed is set to "true" on the answer of a replayed command (same
+// Idempotency-Key and body as an earlier request).
+const HeaderReplayed = "Idempotent-Replayed"
+
+// maxIdempotencyKey is the longest Idempotency-Key accepted.
+const maxIdempotencyKey = 255
+
+// readBody reads the request body, at most MaxBodyBytes.
+func readBody(c *gin.Context) ([]byte, error) {
+	if c.Request.Body == nil {
+		return nil, nil
+	}
+	r := http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &HTTPError{Status: http.StatusRequestEntityTooLarge, Code: domain.CodeInvalidRequest, Field: "body",
+				Detail: fmt.Sprintf("the request body is larger than %d bytes (1 MiB)", MaxBodyBytes)}
+		}
+		return nil, invalidRequest("body", "the request body could not be read")
+	}
+	return body, nil
+}
+
+// decodeBody decodes a JSON object into v, refusing unknown fields and
+// trailing data. An empty body is an error when required, else leaves v.
+func decodeBody(body []byte, v any, required bool) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		if required {
+			return invalidRequest("body", "a JSON object body is required")
+		}
+		return nil
+	}
+	if trimmed[0] != '{' {
+		return invalidRequest("body", "the body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalidRequest("body", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syn):
+		return invalidRequest("body", "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return invalidRequest(field, "%s must be a JSON %s, not %s", field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return invalidRequest("body", "the JSON body is truncated")
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return invalidRequest(name, "unknown field %q", name)
+	}
+	return invalidRequest("body", "invalid JSON body: %s", err.Error())
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int", "int64", "int32", "uint64", "float64":
+		return "number"
+	case "slice", "array":
+		return "array"
+	case "struct", "map", "ptr":
+		return "object"
+	case "bool":
+		return "boolean"
+	}
+	return k
+}
+
+// pathID returns a path parameter that must be a valid id.
+func pathID(c *gin.Context, param, field string) (string, error) {
+	v := c.Param(param)
+	if !domain.ValidID(v) {
+		return "", invalidRequest(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ -", field, v)
+	}
+	return v, nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key ("" if none).
+func idempotencyKey(c *gin.Context) (string, error) {
+	vals, present := c.Request.Header[http.CanonicalHeaderKey(HeaderIdempotencyKey)]
+	if !present {
+		return "", nil
+	}
+	if len(vals) != 1 {
+		return "", invalidRequest(HeaderIdempotencyKey, "send one Idempotency-Key header")
+	}
+	k := vals[0]
+	if len(k) == 0 || len(k) > maxIdempotencyKey {
+		return "", invalidRequest(HeaderIdempotencyKey, "Idempotency-Key must be 1 to %d characters", maxIdempotencyKey)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "", invalidRequest(HeaderIdempotencyKey, "Idempotency-Key must be printable ASCII")
+		}
+	}
+	return k, nil
+}
+
+func hashHex(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		_, _ = io.WriteString(h, p)
+		_, _ = h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// CommandID derives the command id of a request with an Idempotency-Key:
+// the same tenant, actor and key always give the same id.
+func CommandID(tenantID string, actor domain.Actor, key string) string {
+	return "idem-" + hashHex("cmd", tenantID, actor.String(), key)[:32]
+}
+
+// RequestHash fingerprints a request: method, path and body.
+func RequestHash(method, path string, body []byte) string {
+	return hashHex(method, path, string(body))
+}
+
+// newID returns the id of a resource the client did not name: derived from
+// the Idempotency-Key when there is one (a retry names the same resource),
+// else random.
+func newID(kind, tenantID string, actor domain.Actor, key string) string {
+	if key == "" {
+		return uuid.NewString()
+	}
+	return hashHex("id", kind, tenantID, actor.String(), key)[:32]
+}

@@ -1,0 +1,266 @@
+// Package api is seatledger's HTTP interface: the gin router, bearer-token
+// auth, request decoding, idempotency keys and problem+json errors. The
+// command endpoints live here; the read side plugs its GET routes in through
+// Config.Routes and shares the same middleware (auth, tenant isolation,
+// logging, metrics, error mapping).
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/seatledger/seatledger/commands"
+	"github.com/seatledger/seatledger/domain"
+)
+
+// DefaultBulkLimit is the users per bulk request when Config.BulkLimit is 0.
+const DefaultBulkLimit = 20
+
+// MaxBodyBytes bounds a request body (1 MiB).
+const MaxBodyBytes = 1 << 20
+
+// Config configures the HTTP server. Commands is required.
+type Config struct {
+	// Commands runs the write side.
+	Commands *commands.Handler
+	// Decider gives the catalog (GET /v1/catalog) and policy; default
+	// domain.NewDecider(domain.DefaultCatalog(), domain.DefaultPolicy()).
+	Decider *domain.Decider
+	// JWTSecret verifies HS256 bearer tokens. Empty: only the operator
+	// token is accepted.
+	JWTSecret []byte
+	// OperatorToken is the operator's bearer token. Empty: no operator.
+	OperatorToken string
+	// Logger receives request logs (default slog.Default()).
+	Logger *slog.Logger
+	// BulkLimit is informational here (the domain enforces it); default 20.
+	BulkLimit int
+	// Ready reports whether the service can serve (GET /readyz); nil: ready.
+	Ready func(ctx context.Context) error
+	// Metrics records HTTP and command metrics. nil: New creates one on
+	// Registerer (or on a fresh registry).
+	Metrics *Metrics
+	// Registerer receives the metrics New creates when Metrics is nil.
+	Registerer prometheus.Registerer
+	// Gatherer is served at GET /metrics. nil: Registerer if it is a
+	// Gatherer, else the registry New created, else prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+	// Clock stamps tokens' validation time (default time.Now); tests only.
+	Clock func() time.Time
+	// Routes adds more routes (the read side), once, when the router is
+	// built. See RouteGroups.
+	Routes []func(RouteGroups)
+}
+
+// RouteGroups are the places other packages add routes to. Handlers get the
+// authenticated actor with ActorOf and the path tenant with TenantOf, and
+// answer errors with WriteProblem.
+type RouteGroups struct {
+	// Public is /v1 without auth.
+	Public *gin.RouterGroup
+	// Operator is /v1 for the operator token only.
+	Operator *gin.RouterGroup
+	// Tenant is /v1/tenants/:t: a JWT of that tenant or the operator token;
+	// a token of another tenant gets 404 (TenantNotFound).
+	Tenant *gin.RouterGroup
+	// Root is the engine without auth (health and metrics style routes).
+	Root *gin.RouterGroup
+}
+
+// Server is the HTTP handler of seatledger.
+type Server struct {
+	cfg     Config
+	engine  *gin.Engine
+	metrics *Metrics
+	auth    *authenticator
+}
+
+var ginModeOnce sync.Once
+
+// New builds the router.
+func New(cfg Config) *Server {
+	ginModeOnce.Do(func() { gin.SetMode(gin.ReleaseMode) })
+	if cfg.Commands == nil {
+		panic("api: Config.Commands is required")
+	}
+	if cfg.Decider == nil {
+		cfg.Decider = domain.NewDecider(domain.DefaultCatalog(), domain.DefaultPolicy())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BulkLimit <= 0 {
+		cfg.BulkLimit = DefaultBulkLimit
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Metrics == nil {
+		reg := cfg.Registerer
+		if reg == nil {
+			r := prometheus.NewRegistry()
+			reg = r
+			if cfg.Gatherer == nil {
+				cfg.Gatherer = r
+			}
+		}
+		cfg.Metrics = NewMetrics(reg)
+	}
+	if cfg.Gatherer == nil {
+		if g, ok := cfg.Registerer.(prometheus.Gatherer); ok {
+			cfg.Gatherer = g
+		} else {
+			cfg.Gatherer = prometheus.DefaultGatherer
+		}
+	}
+	s := &Server{cfg: cfg, metrics: cfg.Metrics, auth: newAuthenticator(cfg.JWTSecret, cfg.OperatorToken, cfg.Clock)}
+	s.engine = s.build()
+	return s
+}
+
+// ServeHTTP serves a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// Engine returns the gin engine (tests, extensions).
+func (s *Server) Engine() *gin.Engine { return s.engine }
+
+// Metrics returns the server's metrics (it is the commands.Observer).
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Routes lists every route of the router.
+func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
+
+func (s *Server) build() *gin.Engine {
+	e := gin.New()
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.Use(s.requestID, s.observe, s.recover)
+	e.NoRoute(func(c *gin.Context) {
+		WriteProblem(c, &HTTPError{Status: http.StatusNotFound, Code: domain.CodeNotFound,
+			Detail: "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path})
+	})
+	e.NoMethod(func(c *gin.Context) {
+		allow := c.Writer.Header().Get("Allow")
+		hdr := http.Header{}
+		if allow != "" {
+			hdr.Set("Allow", allow)
+		}
+		WriteProblem(c, &HTTPError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Header: hdr,
+			Detail: "method " + c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+	})
+
+	e.GET("/healthz", func(c *gin.Context) {
+		writeJSON(c, http.StatusOK, "application/json", gin.H{"status": "ok"})
+	})
+	e.GET("/readyz", s.readyz)
+	metricsHandler := promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})
+	e.GET("/metrics", gin.WrapH(metricsHandler))
+
+	v1 := e.Group("/v1")
+	v1.GET("/catalog", s.catalog)
+
+	op := v1.Group("", s.authenticate, s.operatorOnly)
+	op.POST("/tenants", s.createTenant)
+
+	t := v1.Group("/tenants/:t", s.authenticate, s.tenantScope)
+	s.commandRoutes(t)
+
+	groups := RouteGroups{Public: v1, Operator: op, Tenant: t, Root: &e.RouterGroup}
+	for _, add := range s.cfg.Routes {
+		add(groups)
+	}
+	return e
+}
+
+func (s *Server) commandRoutes(t *gin.RouterGroup) {
+	t.POST("/users", s.addUser)
+	t.PATCH("/users/:u", s.updateUser)
+	t.DELETE("/users/:u", s.deleteUser)
+	t.POST("/users/:u/restore", s.restoreUser)
+	t.PUT("/users/:u/roles", s.setRoles)
+	t.PUT("/users/:u/retentionHold", s.setRetentionHold)
+	t.POST("/users/:u/assignLicense", s.updateUserLicenses)
+	t.PATCH("/users/:u/licenses/:sku", s.changeLicensePlans)
+	t.POST("/users/manageLicenses", s.manageLicenses)
+	t.POST("/groups", s.createGroup)
+	t.PUT("/groups/:g/members/:u", s.addGroupMember)
+	t.DELETE("/groups/:g/members/:u", s.removeGroupMember)
+	t.POST("/groups/:g/assignLicense", s.assignGroupLicenses)
+	t.POST("/subscriptions", s.purchase)
+	t.PATCH("/subscriptions/:s", s.patchSubscription)
+	t.POST("/subscriptions/:s/takeOver", s.takeOver)
+	t.POST("/licenses/:sku/assign", s.assignLicenses)
+	t.POST("/licenses/:sku/unassign", s.unassignLicenses)
+	t.POST("/apps/:sku/install", s.installApp)
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			loggerOf(c).Warn("not ready", "err", err)
+			WriteProblem(c, &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+				Detail: "not ready: " + err.Error()})
+			return
+		}
+	}
+	writeJSON(c, http.StatusOK, "application/json", gin.H{"status": "ready"})
+}
+
+// CatalogProduct is a row of GET /v1/catalog.
+type CatalogProduct struct {
+	SkuID         string        `json:"skuId"`
+	SkuPartNumber string        `json:"skuPartNumber"`
+	DisplayName   string        `json:"displayName"`
+	ServicePlans  []CatalogPlan `json:"servicePlans"`
+}
+
+// CatalogPlan is a service plan of a catalog product.
+type CatalogPlan struct {
+	ServicePlanID   string `json:"servicePlanId"`
+	ServicePlanName string `json:"servicePlanName"`
+}
+
+func (s *Server) catalog(c *gin.Context) {
+	cat := s.cfg.Decider.Catalog
+	out := make([]CatalogProduct, 0, len(cat.Products))
+	for _, p := range cat.Products {
+		row := CatalogProduct{SkuID: p.SkuID, SkuPartNumber: p.SkuPartNumber, DisplayName: p.DisplayName, ServicePlans: []CatalogPlan{}}
+		for _, sp := range p.ServicePlans {
+			row.ServicePlans = append(row.ServicePlans, CatalogPlan{ServicePlanID: sp.ID, ServicePlanName: sp.Name})
+		}
+		out = append(out, row)
+	}
+	writeJSON(c, http.StatusOK, "application/json", out)
+}
+
+// WriteJSON answers v as JSON with the given status (for extensions).
+func WriteJSON(c *gin.Context, status int, v any) { writeJSON(c, status, "application/json", v) }
+
+func writeJSON(c *gin.Context, status int, contentType string, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		loggerOf(c).Error("encode answer", "err", err)
+		c.Writer.Header().Set("Content-Type", ProblemContentType)
+		c.Writer.WriteHeader(http.StatusInternalServerError)
+		_, _ = c.Writer.WriteString(`{"type":"` + problemTypeBase + `internal","title":"Internal error","status":500,"detail":"the answer could not be encoded","code":"internal"}` + "\n")
+		return
+	}
+	c.Writer.Header().Set("Content-Type", contentType)
+	c.Writer.WriteHeader(status)
+	_, _ = c.Writer.Write(buf.Bytes())
+}
