@@ -1,0 +1,627 @@
+package projections
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/commands"
+	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore"
+)
+
+// Config configures a Projection. Store, Redis are required.
+type Config struct {
+	// Name names the projection (checkpoint key, metrics label, Watermill
+	// handler). Default "readmodels".
+	Name      string
+	Store     eventstore.Store
+	Snapshots eventstore.SnapshotStore // nil: fold misses from the events only
+	Upcasters domain.Upcasters
+	Catalog   *domain.Catalog // default domain.DefaultCatalog()
+	Redis     redis.UniversalClient
+	// Prefix of the keys written. Empty: the active prefix (ActivePrefix).
+	Prefix string
+	// BatchSize is the most events written per Redis round trip while
+	// catching up (default 512).
+	BatchSize int
+	// CacheSize bounds the tenant states kept in memory (default 1024).
+	CacheSize int
+	// Retry of a failing event: attempts after the first (default 5) and the
+	// backoff between them (default 100ms doubling up to 2s).
+	MaxRetries      int
+	RetryInitial    time.Duration
+	RetryMax        time.Duration
+	StatusInterval  time.Duration // how often lag is measured (default 500ms)
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer // nil: no metrics
+	SubscriberNack  time.Duration         // pause before a Nacked event is redelivered (default 100ms)
+	PrefetchEvents  int                   // events read ahead of the projector (default 1024)
+	WatermillLogger watermill.LoggerAdapter
+}
+
+// Projection statuses.
+const (
+	StatusStarting   = "starting"
+	StatusCatchingUp = "catching-up"
+	StatusRunning    = "running"
+	StatusStopped    = "stopped"
+	StatusIdle       = "idle" // not running (never started or shut down)
+)
+
+// Status is what GET /v1/projections shows of a projection.
+type Status struct {
+	Name          string    `json:"name"`
+	Prefix        string    `json:"prefix"`
+	Status        string    `json:"status"`
+	Position      uint64    `json:"position"`     // last global position written (checkpoint)
+	HeadPosition  uint64    `json:"headPosition"` // last global position of the store
+	LagEvents     uint64    `json:"lagEvents"`    // head - position (events, for the embedded store)
+	LagSeconds    float64   `json:"lagSeconds"`   // age of the oldest event not yet written
+	EventsApplied uint64    `json:"eventsApplied"`
+	LastError     string    `json:"lastError,omitempty"`
+	ErrorPosition uint64    `json:"errorPosition,omitempty"` // the event that could not be applied
+	ErrorStream   string    `json:"errorStream,omitempty"`
+	ErrorVersion  uint64    `json:"errorVersion,omitempty"`
+	UpdatedAt     time.Time `json:"updatedAt"`
+}
+
+// StoppedError is what Run returns when an event could not be applied after
+// the retries: the projection stopped there and skipped nothing.
+type StoppedError struct {
+	Position eventstore.Position
+	Stream   string
+	Version  uint64
+	Err      error
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("projection stopped at position %d (%s version %d): %v", e.Position, e.Stream, e.Version, e.Err)
+}
+
+func (e *StoppedError) Unwrap() error { return e.Err }
+
+// Projection projects the event store into the Redis read models.
+type Projection struct {
+	cfg     Config
+	metrics *metrics
+
+	running atomic.Bool
+
+	mu     sync.Mutex
+	status Status
+	keys   Keys
+
+	// Handler state: touched only by the handler (messages are sequential).
+	cache     *lru
+	pending   map[string]*pendingTenant
+	order     []string
+	nPending  int
+	staged    eventstore.Position // last position folded in memory
+	flushed   atomic.Uint64       // last position durably written (checkpoint)
+	applied   atomic.Uint64
+	oldestAt  time.Time // RecordedAt of the first unflushed event
+	applySHA  string
+	ckSHA     string
+	sub       *Subscriber
+	stopErr   *StoppedError
+	stopOnce  sync.Once
+	failedPos eventstore.Position
+}
+
+type pendingTenant struct {
+	st *domain.Tenant
+	tc *touched
+}
+
+// New returns a projection; Run starts it.
+func New(cfg Config) (*Projection, error) {
+	if cfg.Store == nil || cfg.Redis == nil {
+		return nil, errors.New("projections: Store and Redis are required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "readmodels"
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = domain.DefaultCatalog()
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 512
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 1024
+	}
+	if cfg.MaxRetries <= 0 {
+		cfg.MaxRetries = 5
+	}
+	if cfg.RetryInitial <= 0 {
+		cfg.RetryInitial = 100 * time.Millisecond
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 2 * time.Second
+	}
+	if cfg.StatusInterval <= 0 {
+		cfg.StatusInterval = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.WatermillLogger == nil {
+		cfg.WatermillLogger = watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{
+			slog.LevelInfo: slog.LevelDebug, // the router's start/stop chatter
+		})
+	}
+	p := &Projection{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	p.status = Status{Name: cfg.Name, Prefix: cfg.Prefix, Status: StatusIdle}
+	return p, nil
+}
+
+// Name is the projection's name.
+func (p *Projection) Name() string { return p.cfg.Name }
+
+// Prefix is the key prefix the projection writes (known once Run started;
+// before that, the configured one).
+func (p *Projection) Prefix() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keys.Prefix
+}
+
+// Status reports position, lag and health.
+func (p *Projection) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.status
+	s.Position = p.flushed.Load()
+	s.EventsApplied = p.applied.Load()
+	return s
+}
+
+// Run projects until ctx is done (it then returns nil) or an event cannot
+// be applied after the retries (it returns a *StoppedError; Status says
+// "stopped"). Run may be called again after it returned.
+func (p *Projection) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("projections: already running")
+	}
+	defer p.running.Store(false)
+
+	prefix := p.cfg.Prefix
+	if prefix == "" {
+		var err error
+		if prefix, err = ActivePrefix(ctx, p.cfg.Redis); err != nil {
+			return err
+		}
+	}
+	keys := Keys{Prefix: prefix}
+	var err error
+	if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, applyScript).Result(); err != nil {
+		return fmt.Errorf("projections: load script: %w", err)
+	}
+	if p.ckSHA, err = p.cfg.Redis.ScriptLoad(ctx, checkpointScript).Result(); err != nil {
+		return fmt.Errorf("projections: load script: %w", err)
+	}
+	ck, err := readCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
+	if err != nil {
+		return err
+	}
+	p.cache = newLRU(p.cfg.CacheSize)
+	p.resetPending()
+	p.staged = ck
+	p.flushed.Store(uint64(ck))
+	p.stopErr = nil
+	p.stopOnce = sync.Once{}
+	p.mu.Lock()
+	p.keys = keys
+	p.status = Status{Name: p.cfg.Name, Prefix: prefix, Status: StatusStarting, UpdatedAt: time.Now().UTC()}
+	p.mu.Unlock()
+	p.metrics.stopped.WithLabelValues(p.cfg.Name).Set(0)
+
+	sub := NewSubscriber(p.cfg.Store, SubscriberConfig{
+		From:      func(context.Context) (eventstore.Position, error) { return ck, nil },
+		Prefetch:  p.cfg.PrefetchEvents,
+		NackDelay: p.cfg.SubscriberNack,
+		Logger:    p.cfg.Logger,
+	})
+	p.sub = sub
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, p.cfg.WatermillLogger)
+	if err != nil {
+		return err
+	}
+	router.AddMiddleware(
+		p.stopOnFailure,
+		middleware.Retry{
+			MaxRetries:          p.cfg.MaxRetries,
+			InitialInterval:     p.cfg.RetryInitial,
+			MaxInterval:         p.cfg.RetryMax,
+			Multiplier:          2,
+			RandomizationFactor: 0.2,
+			ResetContextOnRetry: true,
+			OnRetryHook: func(n int, d time.Duration) {
+				p.metrics.retries.WithLabelValues(p.cfg.Name).Inc()
+			},
+		}.Middleware,
+		middleware.Recoverer,
+	)
+	router.AddConsumerHandler(p.cfg.Name, "$all", sub, p.handle)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		p.monitor(runCtx)
+	}()
+	p.cfg.Logger.Info("projection starting", "projection", p.cfg.Name, "prefix", prefix, "checkpoint", uint64(ck))
+	runErr := router.Run(runCtx)
+	cancel()
+	sub.Close()
+	sub.Wait()
+	<-monitorDone
+
+	p.mu.Lock()
+	stopErr := p.stopErr
+	if stopErr == nil {
+		p.status.Status = StatusIdle
+	}
+	p.mu.Unlock()
+	if stopErr != nil {
+		return stopErr
+	}
+	if runErr != nil && ctx.Err() == nil {
+		return runErr
+	}
+	return nil
+}
+
+func (p *Projection) resetPending() {
+	p.pending = map[string]*pendingTenant{}
+	p.order = p.order[:0]
+	p.nPending = 0
+	p.oldestAt = time.Time{}
+}
+
+// stopOnFailure is the outermost middleware: an error that survived the
+// retries stops the projection at that event.
+func (p *Projection) stopOnFailure(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err != nil && msg.Context().Err() == nil {
+			p.fail(msg, err)
+		}
+		return out, err
+	}
+}
+
+func (p *Projection) fail(msg *message.Message, err error) {
+	p.stopOnce.Do(func() {
+		pos, _ := strconv.ParseUint(msg.Metadata.Get(MetaPosition), 10, 64)
+		ver, _ := strconv.ParseUint(msg.Metadata.Get(MetaVersion), 10, 64)
+		// The first event not durably written is where a restart resumes;
+		// report the event that failed.
+		se := &StoppedError{Position: eventstore.Position(pos), Stream: msg.Metadata.Get(MetaStream), Version: ver, Err: err}
+		p.mu.Lock()
+		p.stopErr = se
+		p.status.Status = StatusStopped
+		p.status.LastError = err.Error()
+		p.status.ErrorPosition = pos
+		p.status.ErrorStream = se.Stream
+		p.status.ErrorVersion = ver
+		p.status.UpdatedAt = time.Now().UTC()
+		p.mu.Unlock()
+		p.metrics.stopped.WithLabelValues(p.cfg.Name).Set(1)
+		p.metrics.errors.WithLabelValues(p.cfg.Name).Inc()
+		p.cfg.Logger.Error("projection stopped: an event could not be applied after retries; nothing after it is applied",
+			"projection", p.cfg.Name, "position", pos, "stream", se.Stream, "version", ver,
+			"checkpoint", p.flushed.Load(), "err", err)
+		// In-memory states may be ahead of Redis: a restart folds them again.
+		p.cache = newLRU(p.cfg.CacheSize)
+		p.resetPending()
+		p.staged = eventstore.Position(p.flushed.Load())
+		go p.sub.Close()
+	})
+}
+
+// handle folds one event in memory and writes the batch when the
+// subscriber has nothing more waiting or the batch is full.
+func (p *Projection) handle(msg *message.Message) error {
+	if p.stopErr != nil {
+		return p.stopErr
+	}
+	ctx := msg.Context()
+	pos, err := strconv.ParseUint(msg.Metadata.Get(MetaPosition), 10, 64)
+	if err != nil {
+		return fmt.Errorf("message %s: bad position: %w", msg.UUID, err)
+	}
+	if eventstore.Position(pos) > p.staged {
+		if err := p.stage(ctx, msg, eventstore.Position(pos)); err != nil {
+			return err
+		}
+	}
+	if p.nPending > 0 && (msg.Metadata.Get(MetaMore) != "1" || p.nPending >= p.cfg.BatchSize) {
+		return p.flush(ctx)
+	}
+	return nil
+}
+
+func (p *Projection) stage(ctx context.Context, msg *message.Message, pos eventstore.Position) error {
+	stream := msg.Metadata.Get(MetaStream)
+	version, err := strconv.ParseUint(msg.Metadata.Get(MetaVersion), 10, 64)
+	if err != nil {
+		return fmt.Errorf("message %s: bad version: %w", msg.UUID, err)
+	}
+	if p.nPending == 0 {
+		p.oldestAt, _ = time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaRecordedAt))
+	}
+	tenantID, ok := strings.CutPrefix(stream, "tenant-")
+	if !ok { // not a tenant stream: nothing to project
+		p.staged = pos
+		p.nPending++
+		return nil
+	}
+	e, err := domain.DecodeEvent(msg.Payload, p.cfg.Upcasters)
+	if err != nil {
+		return fmt.Errorf("%s version %d: %w", stream, version, err)
+	}
+	e.Version = version
+
+	pt := p.pending[tenantID]
+	var st *domain.Tenant
+	if pt != nil {
+		st = pt.st
+	} else {
+		st = p.cache.get(tenantID)
+	}
+	if st != nil && st.Version >= version { // a re-delivery already folded
+		p.staged = pos
+		p.nPending++
+		return nil
+	}
+	if st == nil || st.Version != version-1 {
+		if version == 1 {
+			st = domain.NewTenant()
+		} else {
+			st, err = commands.Fold(ctx, p.cfg.Store, p.cfg.Snapshots, p.cfg.Upcasters, tenantID, version-1)
+			if err != nil {
+				return fmt.Errorf("fold tenant %s to version %d: %w", tenantID, version-1, err)
+			}
+			if st.Version != version-1 {
+				return fmt.Errorf("fold tenant %s: got version %d, want %d", tenantID, st.Version, version-1)
+			}
+		}
+	}
+	if pt == nil {
+		pt = &pendingTenant{tc: newTouched()}
+		p.pending[tenantID] = pt
+		p.order = append(p.order, tenantID)
+	}
+	pt.st = st
+	pt.tc.event(st, e)
+	domain.Evolve(st, e)
+	p.cache.put(tenantID, st)
+	p.staged = pos
+	p.nPending++
+	return nil
+}
+
+// applyScript writes one tenant's changes and its applied version, unless
+// the tenant already applied that version (re-delivery: no-op).
+// KEYS[1] = the tenant's meta hash; ARGV[1] = version; then ops:
+// hs k field value | hd k field | za k score member | zr k member
+// (k = index into KEYS).
+const applyScript = `
+local v = tonumber(ARGV[1])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if cur >= v then return 0 end
+local i = 2
+local n = #ARGV
+while i <= n do
+  local op = ARGV[i]
+  local k = KEYS[tonumber(ARGV[i+1])]
+  if op == 'hs' then redis.call('HSET', k, ARGV[i+2], ARGV[i+3]); i = i + 4
+  elseif op == 'hd' then redis.call('HDEL', k, ARGV[i+2]); i = i + 3
+  elseif op == 'za' then redis.call('ZADD', k, ARGV[i+2], ARGV[i+3]); i = i + 4
+  elseif op == 'zr' then redis.call('ZREM', k, ARGV[i+2]); i = i + 3
+  else return redis.error_reply('projections: unknown op ' .. tostring(op)) end
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[1])
+return 1
+`
+
+// checkpointScript moves a checkpoint forward only.
+const checkpointScript = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]); return 1 end
+return 0
+`
+
+func readCheckpoint(ctx context.Context, rdb redis.UniversalClient, key string) (eventstore.Position, error) {
+	s, err := rdb.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return eventstore.Start, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("projections: read checkpoint: %w", err)
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("projections: checkpoint %q: %w", s, err)
+	}
+	return eventstore.Position(n), nil
+}
+
+// flush writes every pending tenant (one atomic script call each, in one
+// pipeline), then moves the checkpoint.
+func (p *Projection) flush(ctx context.Context) error {
+	start := time.Now()
+	keys := p.keys
+	for attempt := 0; ; attempt++ {
+		if len(p.order) == 0 {
+			break
+		}
+		pipe := p.cfg.Redis.Pipeline()
+		for _, tid := range p.order {
+			pt := p.pending[tid]
+			ss := newScriptSink(func(suffix string) string { return keys.Key(tid, suffix) })
+			pt.tc.render(&renderer{cat: p.cfg.Catalog, t: pt.st, out: ss})
+			args := make([]any, 0, len(ss.args)+1)
+			args = append(args, pt.st.Version)
+			args = append(args, ss.args...)
+			pipe.EvalSha(ctx, p.applySHA, ss.keys, args...)
+			pipe.SAdd(ctx, keys.Tenants(), tid)
+		}
+		_, err := pipe.Exec(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, applyScript).Result(); err == nil {
+				continue
+			}
+		}
+		return fmt.Errorf("write read models: %w", err)
+	}
+	err := p.cfg.Redis.EvalSha(ctx, p.ckSHA, []string{keys.Checkpoint(p.cfg.Name)}, uint64(p.staged)).Err()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = p.cfg.Redis.Eval(ctx, checkpointScript, []string{keys.Checkpoint(p.cfg.Name)}, uint64(p.staged)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	p.applied.Add(uint64(p.nPending))
+	p.metrics.events.WithLabelValues(p.cfg.Name).Add(float64(p.nPending))
+	p.metrics.flush.WithLabelValues(p.cfg.Name).Observe(time.Since(start).Seconds())
+	p.flushed.Store(uint64(p.staged))
+	p.metrics.position.WithLabelValues(p.cfg.Name).Set(float64(p.staged))
+	p.resetPending()
+	return nil
+}
+
+// headPositioner is implemented by stores that know their last position
+// cheaply (the embedded store).
+type headPositioner interface {
+	LastPosition() eventstore.Position
+}
+
+// monitor measures lag and refreshes the status and gauges.
+func (p *Projection) monitor(ctx context.Context) {
+	t := time.NewTicker(p.cfg.StatusInterval)
+	defer t.Stop()
+	for {
+		p.measure(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Projection) measure(ctx context.Context) {
+	pos := p.flushed.Load()
+	var head uint64
+	if hp, ok := p.cfg.Store.(headPositioner); ok {
+		head = uint64(hp.LastPosition())
+	} else if p.sub != nil {
+		head = uint64(p.sub.Seen())
+	}
+	if head < pos {
+		head = pos
+	}
+	lag := head - pos
+	var lagSec float64
+	if lag > 0 {
+		if evs, err := p.cfg.Store.ReadAll(ctx, eventstore.Position(pos), 1); err == nil && len(evs) > 0 {
+			lagSec = max(0, time.Since(evs[0].RecordedAt).Seconds())
+		}
+	}
+	p.mu.Lock()
+	p.status.Position = pos
+	p.status.HeadPosition = head
+	p.status.LagEvents = lag
+	p.status.LagSeconds = lagSec
+	p.status.UpdatedAt = time.Now().UTC()
+	if p.status.Status != StatusStopped {
+		if lag > uint64(p.cfg.BatchSize) || lagSec > 2 || (p.status.Status == StatusStarting && lag > 0) {
+			p.status.Status = StatusCatchingUp
+		} else {
+			p.status.Status = StatusRunning
+		}
+	}
+	p.mu.Unlock()
+	n := p.cfg.Name
+	p.metrics.position.WithLabelValues(n).Set(float64(pos))
+	p.metrics.head.WithLabelValues(n).Set(float64(head))
+	p.metrics.lagEvents.WithLabelValues(n).Set(float64(lag))
+	p.metrics.lagSeconds.WithLabelValues(n).Set(lagSec)
+}
+
+// WaitFor blocks until the projection has written position pos (or ctx is
+// done, or the projection stopped).
+func (p *Projection) WaitFor(ctx context.Context, pos eventstore.Position) error {
+	for {
+		if p.flushed.Load() >= uint64(pos) {
+			return nil
+		}
+		p.mu.Lock()
+		se := p.stopErr
+		p.mu.Unlock()
+		if se != nil {
+			return se
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// lru is a bounded cache of tenant states.
+type lru struct {
+	max   int
+	ll    *list.List
+	items map[string]*list.Element
+}
+
+type lruEntry struct {
+	id string
+	st *domain.Tenant
+}
+
+func newLRU(max int) *lru { return &lru{max: max, ll: list.New(), items: map[string]*list.Element{}} }
+
+func (c *lru) get(id string) *domain.Tenant {
+	if el := c.items[id]; el != nil {
+		c.ll.MoveToFront(el)
+		return el.Value.(*lruEntry).st
+	}
+	return nil
+}
+
+func (c *lru) put(id string, st *domain.Tenant) {
+	if el := c.items[id]; el != nil {
+		el.Value.(*lruEntry).st = st
+		c.ll.MoveToFront(el)
+		return
+	}
+	c.items[id] = c.ll.PushFront(&lruEntry{id, st})
+	for c.ll.Len() > c.max {
+		old := c.ll.Back()
+		c.ll.Remove(old)
+		delete(c.items, old.Value.(*lruEntry).id)
+	}
+}

@@ -1,0 +1,34 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// StartEmbeddedRedis starts an in-process Redis (miniredis) for the
+// zero-setup run and returns its URL. It starts empty, so a projection over
+// it rebuilds from position 0. stop shuts it down.
+func StartEmbeddedRedis() (url string, stop func(), err error) {
+	m := miniredis.NewMiniRedis()
+	if err := m.Start(); err != nil {
+		return "", nil, fmt.Errorf("projections: start in-process redis: %w", err)
+	}
+	return "redis://" + m.Addr(), m.Close, nil
+}
+
+// OpenRedis connects to a redis:// (or rediss://) URL and pings it.
+func OpenRedis(ctx context.Context, url string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("projections: redis url: %w", err)
+	}
+	c := redis.NewClient(opt)
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("projections: redis %s: %w", opt.Addr, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,567 @@
+package projections
+
+import (
+	"encoding/json"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/seatledger/seatledger/domain"
+)
+
+// LicenseRow is one product of the Licenses page, summed over its
+// subscriptions (R5). Self-service licenses form their own pool (R8).
+type LicenseRow struct {
+	SkuID               string `json:"skuId"`
+	SkuPartNumber       string `json:"skuPartNumber"`
+	ProductName         string `json:"productName"`
+	Total               int    `json:"total"`
+	Assigned            int    `json:"assigned"`
+	Available           int    `json:"available"`
+	Subscriptions       int    `json:"subscriptions"`
+	SelfServiceTotal    int    `json:"selfServiceTotal,omitempty"`
+	SelfServiceAssigned int    `json:"selfServiceAssigned,omitempty"`
+}
+
+// SubscriptionRow is one subscription of "Your products".
+type SubscriptionRow struct {
+	ID            string    `json:"id"`
+	SkuID         string    `json:"skuId"`
+	SkuPartNumber string    `json:"skuPartNumber"`
+	ProductName   string    `json:"productName"`
+	Quantity      int       `json:"quantity"`
+	Kind          string    `json:"kind"`
+	Channel       string    `json:"channel"`
+	Status        string    `json:"status"`
+	PurchasedBy   string    `json:"purchasedBy,omitempty"`
+	PurchasedAt   time.Time `json:"purchasedAt"`
+	TakenOver     bool      `json:"takenOver,omitempty"`
+}
+
+// HeldRow is data of a user kept after a license or the user went (R10).
+type HeldRow struct {
+	UserID     string    `json:"userId"`
+	Workload   string    `json:"workload"`
+	HeldSince  time.Time `json:"heldSince"`
+	PurgeAfter time.Time `json:"purgeAfter"`
+	Retained   bool      `json:"retained"`
+	Reason     string    `json:"reason,omitempty"`
+}
+
+// UserView is a user as the Active users page and its detail pane show them.
+type UserView struct {
+	ID                   string               `json:"id"`
+	UserPrincipalName    string               `json:"userPrincipalName"`
+	DisplayName          string               `json:"displayName"`
+	UserType             string               `json:"userType"`
+	UsageLocation        string               `json:"usageLocation,omitempty"`
+	Status               string               `json:"status"` // Active or Deleted
+	DeletedAt            *time.Time           `json:"deletedAt,omitempty"`
+	Roles                []domain.Role        `json:"roles"`
+	Groups               []string             `json:"groups"`
+	Licenses             []domain.LicenseView `json:"licenses"`
+	EnabledServices      []string             `json:"enabledServices"`
+	AutoAssignedServices []string             `json:"autoAssignedServices"`
+	HeldData             []HeldRow            `json:"heldData"`
+	RetentionHold        bool                 `json:"retentionHold"`
+}
+
+// GroupLicenseView is a product a group gives its members.
+type GroupLicenseView struct {
+	SkuID         string   `json:"skuId"`
+	SkuPartNumber string   `json:"skuPartNumber,omitempty"`
+	DisabledPlans []string `json:"disabledPlans"`
+}
+
+// GroupView is a group without its member list (a sorted set beside it).
+type GroupView struct {
+	ID          string             `json:"id"`
+	DisplayName string             `json:"displayName"`
+	Licenses    []GroupLicenseView `json:"licenses"`
+	MemberCount int                `json:"memberCount"`
+}
+
+// MemberError is a license a group could not give one of its members (R11).
+type MemberError struct {
+	UserID        string `json:"userId"`
+	SkuID         string `json:"skuId"`
+	SkuPartNumber string `json:"skuPartNumber,omitempty"`
+	Error         string `json:"error"`
+	Detail        string `json:"detail,omitempty"`
+}
+
+// sink receives the writes that make the read model match the state. key is
+// a tenant key suffix.
+type sink interface {
+	hset(key, field string, value []byte)
+	hdel(key, field string)
+	zadd(key string, score float64, member string)
+	zrem(key, member string)
+}
+
+// renderer renders read model entities of one tenant from its state.
+type renderer struct {
+	cat *domain.Catalog
+	t   *domain.Tenant
+	out sink
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("projections: cannot encode a view: " + err.Error())
+	}
+	return b
+}
+
+func (r *renderer) product(sku string) (part, name string) {
+	if p, ok := r.cat.Product(r.t, sku); ok {
+		return p.SkuPartNumber, p.DisplayName
+	}
+	return "", ""
+}
+
+func (r *renderer) meta() {
+	r.out.hset(SufMeta, "id", []byte(r.t.ID))
+	r.out.hset(SufMeta, "name", []byte(r.t.Name))
+}
+
+// license renders the Licenses page row of a product.
+func (r *renderer) license(sku string) {
+	p := r.t.Pools[sku]
+	if p == nil || (p.Subscriptions == 0 && p.Total == 0 && p.Assigned == 0 && p.SelfServiceTotal == 0 && p.SelfServiceAssigned == 0) {
+		r.out.hdel(SufLicenses, sku)
+		return
+	}
+	part, name := r.product(sku)
+	r.out.hset(SufLicenses, sku, mustJSON(LicenseRow{
+		SkuID: sku, SkuPartNumber: part, ProductName: name,
+		Total: p.Total, Assigned: p.Assigned, Available: p.Available(), Subscriptions: p.Subscriptions,
+		SelfServiceTotal: p.SelfServiceTotal, SelfServiceAssigned: p.SelfServiceAssigned,
+	}))
+}
+
+func (r *renderer) subscription(id string) {
+	s := r.t.Subscriptions[id]
+	if s == nil {
+		r.out.hdel(SufSubscriptions, id)
+		return
+	}
+	part, name := r.product(s.SkuID)
+	r.out.hset(SufSubscriptions, id, mustJSON(SubscriptionRow{
+		ID: s.ID, SkuID: s.SkuID, SkuPartNumber: part, ProductName: name, Quantity: s.Quantity,
+		Kind: s.Kind, Channel: s.Channel, Status: s.Status, PurchasedBy: s.PurchasedBy,
+		PurchasedAt: s.PurchasedAt.UTC(), TakenOver: s.TakenOver,
+	}))
+}
+
+func (r *renderer) app(sku string) {
+	p := r.t.Apps[sku]
+	if p == nil {
+		r.out.hdel(SufApps, sku)
+		return
+	}
+	r.out.hset(SufApps, sku, mustJSON(p))
+}
+
+func (r *renderer) heldRow(u *domain.User, h *domain.Hold) HeldRow {
+	return HeldRow{UserID: u.ID, Workload: h.Workload, HeldSince: h.HeldSince.UTC(), PurgeAfter: h.PurgeAfter.UTC(),
+		Retained: u.RetentionHold, Reason: h.Reason}
+}
+
+// UserViewOf renders a user's view from the tenant state with the domain's
+// views (ViewLicense, EnabledServices, UserStatus).
+func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) UserView {
+	v := UserView{
+		ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, UserType: u.UserType,
+		UsageLocation: u.UsageLocation, Status: domain.UserStatus(u), RetentionHold: u.RetentionHold,
+		Roles: append([]domain.Role{}, u.Roles...), Groups: []string{}, Licenses: []domain.LicenseView{},
+		EnabledServices: domain.EnabledServices(cat, t, u), AutoAssignedServices: []string{}, HeldData: []HeldRow{},
+	}
+	if u.Deleted {
+		at := u.DeletedAt.UTC()
+		v.DeletedAt = &at
+	} else {
+		v.AutoAssignedServices = cat.AutoAssignedPlans()
+	}
+	for _, g := range sortedKeys(u.Groups) {
+		v.Groups = append(v.Groups, g)
+	}
+	for _, sku := range sortedKeys(u.Licenses) {
+		v.Licenses = append(v.Licenses, domain.ViewLicense(cat, t, u.Licenses[sku]))
+	}
+	r := renderer{cat: cat, t: t}
+	for _, w := range sortedKeys(u.Holds) {
+		v.HeldData = append(v.HeldData, r.heldRow(u, u.Holds[w]))
+	}
+	return v
+}
+
+func (r *renderer) user(id string) {
+	u := r.t.Users[id]
+	if u == nil {
+		r.out.hdel(SufUsers, id)
+		r.out.zrem(SufUsersIndex, id)
+		return
+	}
+	r.out.hset(SufUsers, id, mustJSON(UserViewOf(r.cat, r.t, u)))
+	r.out.zadd(SufUsersIndex, 0, id)
+}
+
+// userLicense renders whether user id is in the product's user list.
+func (r *renderer) userLicense(id, sku string) {
+	if u := r.t.Users[id]; u != nil && u.Licenses[sku] != nil {
+		r.out.zadd(SufLicenseUsers(sku), 0, id)
+		return
+	}
+	r.out.zrem(SufLicenseUsers(sku), id)
+}
+
+func (r *renderer) group(id string) {
+	g := r.t.Groups[id]
+	if g == nil {
+		r.out.hdel(SufGroups, id)
+		return
+	}
+	v := GroupView{ID: g.ID, DisplayName: g.DisplayName, Licenses: []GroupLicenseView{}, MemberCount: len(g.Members)}
+	for _, sku := range sortedKeys(g.Licenses) {
+		part, _ := r.product(sku)
+		v.Licenses = append(v.Licenses, GroupLicenseView{SkuID: sku, SkuPartNumber: part,
+			DisabledPlans: append([]string{}, g.Licenses[sku].DisabledPlans...)})
+	}
+	r.out.hset(SufGroups, id, mustJSON(v))
+}
+
+// member renders user u's membership of group g and the licenses g could
+// not give u.
+func (r *renderer) member(g, u string) {
+	if grp := r.t.Groups[g]; grp != nil && grp.Members[u] {
+		r.out.zadd(SufGroupMembers(g), 0, u)
+	} else {
+		r.out.zrem(SufGroupMembers(g), u)
+	}
+	var errs []MemberError
+	if usr := r.t.Users[u]; usr != nil {
+		src := domain.GroupSource(g)
+		for _, sku := range sortedKeys(usr.Licenses) {
+			if s := usr.Licenses[sku].Sources[src]; s != nil && !s.Active() {
+				part, _ := r.product(sku)
+				errs = append(errs, MemberError{UserID: u, SkuID: sku, SkuPartNumber: part, Error: s.Error, Detail: s.ErrorDetail})
+			}
+		}
+	}
+	if len(errs) == 0 {
+		r.out.hdel(SufGroupErrors(g), u)
+		return
+	}
+	r.out.hset(SufGroupErrors(g), u, mustJSON(errs))
+}
+
+// held renders one piece of held data and its place in the purge schedule.
+func (r *renderer) held(u, w string) {
+	m := HeldMember(u, w)
+	usr := r.t.Users[u]
+	var h *domain.Hold
+	if usr != nil {
+		h = usr.Holds[w]
+	}
+	if h == nil {
+		r.out.hdel(SufHeld, m)
+		r.out.zrem(SufHeldIndex, m)
+		r.out.zrem(SufHeldDue, m)
+		return
+	}
+	r.out.hset(SufHeld, m, mustJSON(r.heldRow(usr, h)))
+	r.out.zadd(SufHeldIndex, 0, m)
+	if usr.RetentionHold {
+		r.out.zrem(SufHeldDue, m)
+	} else {
+		r.out.zadd(SufHeldDue, float64(h.PurgeAfter.Unix()), m)
+	}
+}
+
+// all renders every entity of the tenant (a rebuild, or Verify's "want").
+func (r *renderer) all() {
+	r.meta()
+	for _, sku := range sortedKeys(r.t.Pools) {
+		r.license(sku)
+	}
+	for _, id := range sortedKeys(r.t.Subscriptions) {
+		r.subscription(id)
+	}
+	for _, sku := range sortedKeys(r.t.Apps) {
+		r.app(sku)
+	}
+	for _, id := range sortedKeys(r.t.Groups) {
+		r.group(id)
+		for _, u := range sortedKeys(r.t.Groups[id].Members) {
+			r.member(id, u)
+		}
+	}
+	for _, id := range sortedKeys(r.t.Users) {
+		u := r.t.Users[id]
+		r.user(id)
+		for _, sku := range sortedKeys(u.Licenses) {
+			r.userLicense(id, sku)
+			for src, s := range u.Licenses[sku].Sources {
+				if g, ok := domain.GroupOfSource(src); ok && !s.Active() {
+					r.member(g, id)
+				}
+			}
+		}
+		for _, w := range sortedKeys(u.Holds) {
+			r.held(id, w)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+type pair struct{ a, b string }
+
+// touched is the set of entities a run of events changed.
+type touched struct {
+	licenses, subs, apps, users, groups map[string]bool
+	userLic, members, held              map[pair]bool // (user, sku), (group, user), (user, workload)
+}
+
+func newTouched() *touched {
+	return &touched{licenses: map[string]bool{}, subs: map[string]bool{}, apps: map[string]bool{}, users: map[string]bool{},
+		groups: map[string]bool{}, userLic: map[pair]bool{}, members: map[pair]bool{}, held: map[pair]bool{}}
+}
+
+// user marks a user and everything that hangs off it in state t.
+func (tc *touched) user(t *domain.Tenant, id string) {
+	tc.users[id] = true
+	u := t.Users[id]
+	if u == nil {
+		return
+	}
+	for sku, l := range u.Licenses {
+		tc.licenses[sku] = true
+		tc.userLic[pair{id, sku}] = true
+		for src := range l.Sources {
+			if g, ok := domain.GroupOfSource(src); ok {
+				tc.members[pair{g, id}] = true
+			}
+		}
+	}
+	for g := range u.Groups {
+		tc.groups[g] = true
+		tc.members[pair{g, id}] = true
+	}
+	if u.Stash != nil {
+		for _, g := range u.Stash.Groups {
+			tc.groups[g] = true
+			tc.members[pair{g, id}] = true
+		}
+	}
+	for w := range u.Holds {
+		tc.held[pair{id, w}] = true
+	}
+}
+
+func (tc *touched) source(userID, src string) {
+	if g, ok := domain.GroupOfSource(src); ok {
+		tc.groups[g] = true
+		tc.members[pair{g, userID}] = true
+	}
+}
+
+// event marks what e touches, reading the state before e is applied.
+func (tc *touched) event(t *domain.Tenant, e domain.Event) {
+	switch p := e.Payload.(type) {
+	case domain.UserAdded:
+		tc.user(t, p.UserID)
+	case domain.UserUpdated:
+		tc.user(t, p.UserID)
+	case domain.UserDeleted:
+		tc.user(t, p.UserID)
+	case domain.UserRestored:
+		tc.user(t, p.UserID)
+	case domain.AdminRolesChanged:
+		tc.user(t, p.UserID)
+	case domain.RetentionHoldSet:
+		tc.user(t, p.UserID)
+	case domain.DataHeld:
+		tc.user(t, p.UserID)
+		tc.held[pair{p.UserID, p.Workload}] = true
+	case domain.DataHoldReleased:
+		tc.user(t, p.UserID)
+		tc.held[pair{p.UserID, p.Workload}] = true
+	case domain.HeldDataPurged:
+		tc.user(t, p.UserID)
+		tc.held[pair{p.UserID, p.Workload}] = true
+	case domain.GroupCreated:
+		tc.groups[p.GroupID] = true
+	case domain.GroupMemberAdded:
+		tc.user(t, p.UserID)
+		tc.groups[p.GroupID] = true
+		tc.members[pair{p.GroupID, p.UserID}] = true
+	case domain.GroupMemberRemoved:
+		tc.user(t, p.UserID)
+		tc.groups[p.GroupID] = true
+		tc.members[pair{p.GroupID, p.UserID}] = true
+	case domain.ProductRegistered:
+		tc.apps[p.Product.SkuID] = true
+		tc.licenses[p.Product.SkuID] = true
+	case domain.SubscriptionPurchased:
+		tc.subs[p.SubscriptionID] = true
+		tc.licenses[p.SkuID] = true
+	case domain.SubscriptionQuantityChanged:
+		tc.subscription(t, p.SubscriptionID, p.SkuID)
+	case domain.SubscriptionTakenOver:
+		tc.subscription(t, p.SubscriptionID, p.SkuID)
+	case domain.SubscriptionStatusChanged:
+		tc.subscription(t, p.SubscriptionID, p.SkuID)
+	case domain.LicenseAssigned:
+		tc.license(t, p.UserID, p.SkuID, p.Source)
+	case domain.LicenseUnassigned:
+		tc.license(t, p.UserID, p.SkuID, p.Source)
+	case domain.LicensePlansChanged:
+		tc.license(t, p.UserID, p.SkuID, p.Source)
+	case domain.GroupLicenseErrored:
+		tc.license(t, p.UserID, p.SkuID, domain.GroupSource(p.GroupID))
+	case domain.GroupLicenseAssigned:
+		tc.groups[p.GroupID] = true
+	case domain.GroupLicenseUnassigned:
+		tc.groups[p.GroupID] = true
+	}
+}
+
+func (tc *touched) subscription(t *domain.Tenant, id, sku string) {
+	tc.subs[id] = true
+	if sku != "" {
+		tc.licenses[sku] = true
+	}
+	if s := t.Subscriptions[id]; s != nil {
+		tc.licenses[s.SkuID] = true
+	}
+}
+
+func (tc *touched) license(t *domain.Tenant, userID, sku, src string) {
+	tc.user(t, userID)
+	tc.licenses[sku] = true
+	tc.userLic[pair{userID, sku}] = true
+	tc.source(userID, src)
+}
+
+// render writes every touched entity of state t (after the events) to r.
+func (tc *touched) render(r *renderer) {
+	// What hangs off a touched user now counts too (e.g. a restored user's
+	// groups); the state before each event was marked by event.
+	for id := range tc.users {
+		tc.user(r.t, id)
+	}
+	r.meta()
+	for _, sku := range sortedKeys(tc.licenses) {
+		r.license(sku)
+	}
+	for _, id := range sortedKeys(tc.subs) {
+		r.subscription(id)
+	}
+	for _, sku := range sortedKeys(tc.apps) {
+		r.app(sku)
+	}
+	for _, id := range sortedKeys(tc.users) {
+		r.user(id)
+	}
+	for _, g := range sortedKeys(tc.groups) {
+		r.group(g)
+	}
+	for p := range tc.userLic {
+		r.userLicense(p.a, p.b)
+	}
+	for p := range tc.members {
+		r.member(p.a, p.b)
+	}
+	for p := range tc.held {
+		r.held(p.a, p.b)
+	}
+}
+
+// mapSink collects the rendered read model of a tenant in memory.
+type mapSink struct {
+	hashes map[string]map[string]string
+	zsets  map[string]map[string]float64
+}
+
+func newMapSink() *mapSink {
+	return &mapSink{hashes: map[string]map[string]string{}, zsets: map[string]map[string]float64{}}
+}
+
+func (m *mapSink) hset(key, field string, value []byte) {
+	h := m.hashes[key]
+	if h == nil {
+		h = map[string]string{}
+		m.hashes[key] = h
+	}
+	h[field] = string(value)
+}
+
+func (m *mapSink) hdel(key, field string) {
+	if h := m.hashes[key]; h != nil {
+		delete(h, field)
+		if len(h) == 0 {
+			delete(m.hashes, key)
+		}
+	}
+}
+
+func (m *mapSink) zadd(key string, score float64, member string) {
+	z := m.zsets[key]
+	if z == nil {
+		z = map[string]float64{}
+		m.zsets[key] = z
+	}
+	z[member] = score
+}
+
+func (m *mapSink) zrem(key, member string) {
+	if z := m.zsets[key]; z != nil {
+		delete(z, member)
+		if len(z) == 0 {
+			delete(m.zsets, key)
+		}
+	}
+}
+
+// scriptSink encodes writes as arguments of the apply script.
+type scriptSink struct {
+	keys  []string
+	index map[string]int
+	args  []any
+	keyOf func(suffix string) string
+}
+
+func newScriptSink(keyOf func(string) string) *scriptSink {
+	s := &scriptSink{index: map[string]int{}, keyOf: keyOf}
+	s.key(SufMeta) // KEYS[1] holds the applied version
+	return s
+}
+
+func (s *scriptSink) key(suffix string) string {
+	i, ok := s.index[suffix]
+	if !ok {
+		s.keys = append(s.keys, s.keyOf(suffix))
+		i = len(s.keys)
+		s.index[suffix] = i
+	}
+	return strconv.Itoa(i)
+}
+
+func (s *scriptSink) hset(key, field string, value []byte) {
+	s.args = append(s.args, "hs", s.key(key), field, value)
+}
+func (s *scriptSink) hdel(key, field string) { s.args = append(s.args, "hd", s.key(key), field) }
+func (s *scriptSink) zadd(key string, score float64, member string) {
+	s.args = append(s.args, "za", s.key(key), strconv.FormatFloat(score, 'f', -1, 64), member)
+}
+func (s *scriptSink) zrem(key, member string) { s.args = append(s.args, "zr", s.key(key), member) }
