@@ -49,7 +49,7 @@ func Fold(ctx context.Context, store eventstore.Store, snaps eventstore.Snapshot
 			return nil, fmt.Errorf("load snapshot of tenant %s: %w", tenantID, err)
 		}
 		if ok && snap.Schema == SnapshotSchema {
-			if s, err := domain.UnmarshalSnapshot(snap.Data); err == nil && s.Version == snap.Version {
+			if s, err := eventcodec.UnmarshalSnapshot(snap.Data); err == nil && s.Version == snap.Version {
 				st = s
 			}
 			// An unreadable snapshot is ignored: the events are the truth.

@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 
+	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
 )
 
@@ -61,9 +63,38 @@ func (h *Handler) Snapshot(ctx context.Context, tenantID string, version uint64)
 	if !st.Exists() || (version > 0 && st.Version != version) {
 		return nil
 	}
-	data, err := st.MarshalSnapshot()
+	data, err := eventcodec.MarshalSnapshot(st)
 	if err != nil {
 		return err
 	}
 	return h.cfg.Snapshots.SaveSnapshot(ctx, eventstore.Snapshot{Stream: StreamName(tenantID), Version: st.Version, Schema: SnapshotSchema, Data: data})
+}
+
+// BackfillSnapshots folds a tenant once from its first event and writes a
+// snapshot at every multiple of k, for streams written before snapshots (or
+// after they were deleted). progress, if not nil, is called with the version
+// reached after each snapshot.
+func BackfillSnapshots(ctx context.Context, store eventstore.Store, snaps eventstore.SnapshotStore, ups domain.Upcasters,
+	tenantID string, k uint64, progress func(version uint64)) error {
+	st := domain.NewTenant()
+	stream := StreamName(tenantID)
+	for {
+		next := (st.Version/k + 1) * k
+		if err := foldFrom(ctx, store, ups, st, stream, next); err != nil {
+			return err
+		}
+		if st.Version < next {
+			return nil // the head is below the next multiple
+		}
+		data, err := eventcodec.MarshalSnapshot(st)
+		if err != nil {
+			return err
+		}
+		if err := snaps.SaveSnapshot(ctx, eventstore.Snapshot{Stream: stream, Version: st.Version, Schema: SnapshotSchema, Data: data}); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(st.Version)
+		}
+	}
 }

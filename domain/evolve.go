@@ -152,8 +152,12 @@ func Evolve(t *Tenant, e Event) *Tenant {
 	return t
 }
 
+// rememberCommand records the commands a client may retry: those carrying a
+// request hash (the API sets one with an Idempotency-Key). Commands without
+// one have ids nobody will send again, so remembering them would only grow
+// the state.
 func (t *Tenant) rememberCommand(env Envelope) {
-	if env.CommandID == "" {
+	if env.CommandID == "" || env.RequestHash == "" {
 		return
 	}
 	if r, ok := t.Commands[env.CommandID]; ok {

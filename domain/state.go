@@ -297,9 +297,12 @@ func (t *Tenant) CommandRecord(commandID string) (CommandRecord, bool) {
 func (t *Tenant) MarshalSnapshot() ([]byte, error) { return json.Marshal(t) }
 
 // UnmarshalSnapshot decodes a state written by MarshalSnapshot.
-func UnmarshalSnapshot(b []byte) (*Tenant, error) {
+func UnmarshalSnapshot(b []byte) (*Tenant, error) { return UnmarshalSnapshotWith(b, json.Unmarshal) }
+
+// UnmarshalSnapshotWith is UnmarshalSnapshot with another JSON decoder.
+func UnmarshalSnapshotWith(b []byte, unmarshal func([]byte, any) error) (*Tenant, error) {
 	t := NewTenant()
-	if err := json.Unmarshal(b, t); err != nil {
+	if err := unmarshal(b, t); err != nil {
 		return nil, err
 	}
 	// nil maps of an older snapshot are made usable.

@@ -16,3 +16,24 @@ var api = sonic.Config{}.Froze() // like encoding/json: unknown fields ignored
 func Decode(b []byte, ups domain.Upcasters) (domain.Event, error) {
 	return domain.DecodeEventWith(b, ups, api.Unmarshal)
 }
+
+// MarshalSnapshot encodes a tenant state for a snapshot.
+func MarshalSnapshot(t *domain.Tenant) ([]byte, error) { return api.Marshal(t) }
+
+// UnmarshalSnapshot decodes a state written by MarshalSnapshot (or by
+// domain's own MarshalSnapshot: the format is the same JSON).
+func UnmarshalSnapshot(b []byte) (*domain.Tenant, error) {
+	return domain.UnmarshalSnapshotWith(b, api.Unmarshal)
+}
+
+// Unmarshal decodes JSON like encoding/json.Unmarshal, faster.
+func Unmarshal(b []byte, v any) error { return api.Unmarshal(b, v) }
+
+// Clone deep-copies a tenant state.
+func Clone(t *domain.Tenant) (*domain.Tenant, error) {
+	b, err := MarshalSnapshot(t)
+	if err != nil {
+		return nil, err
+	}
+	return UnmarshalSnapshot(b)
+}

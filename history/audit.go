@@ -207,25 +207,69 @@ type envelopeData struct {
 
 func (s *Service) record(e domain.Event, raw []byte) Record {
 	var d envelopeData
-	_ = json.Unmarshal(raw, &d)
-	return Record{Version: e.Version, OccurredAt: e.OccurredAt, Type: e.Type, Actor: e.Actor, Target: targetOf(d.Data),
+	_ = eventcodec.Unmarshal(raw, &d)
+	return Record{Version: e.Version, OccurredAt: e.OccurredAt, Type: e.Type, Actor: e.Actor, Target: targetOf(e.Payload),
 		Summary: Summarize(s.Catalog, e), Data: d.Data, EventID: e.EventID, CommandID: e.CommandID}
 }
 
-func targetOf(data json.RawMessage) Target {
-	var t Target
-	_ = json.Unmarshal(data, &t)
-	if t.SkuID == "" {
-		var p struct {
-			Product struct {
-				SkuID string `json:"skuId"`
-			} `json:"product"`
-		}
-		if json.Unmarshal(data, &p) == nil {
-			t.SkuID = p.Product.SkuID
-		}
+// targetOf says what an event is about, from its payload.
+func targetOf(p domain.Payload) Target {
+	switch p := p.(type) {
+	case domain.UserAdded:
+		return Target{UserID: p.UserID}
+	case domain.UserUpdated:
+		return Target{UserID: p.UserID}
+	case domain.UserDeleted:
+		return Target{UserID: p.UserID}
+	case domain.UserRestored:
+		return Target{UserID: p.UserID}
+	case domain.AdminRolesChanged:
+		return Target{UserID: p.UserID}
+	case domain.GroupCreated:
+		return Target{GroupID: p.GroupID}
+	case domain.GroupMemberAdded:
+		return Target{GroupID: p.GroupID, UserID: p.UserID}
+	case domain.GroupMemberRemoved:
+		return Target{GroupID: p.GroupID, UserID: p.UserID}
+	case domain.ProductRegistered:
+		return Target{SkuID: p.Product.SkuID}
+	case domain.SubscriptionPurchased:
+		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID, UserID: p.PurchasedBy}
+	case domain.SubscriptionQuantityChanged:
+		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
+	case domain.SubscriptionTakenOver:
+		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
+	case domain.SubscriptionStatusChanged:
+		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
+	case domain.LicenseAssigned:
+		return Target{UserID: p.UserID, SkuID: p.SkuID, GroupID: groupOf(p.Source)}
+	case domain.LicenseUnassigned:
+		return Target{UserID: p.UserID, SkuID: p.SkuID, GroupID: groupOf(p.Source)}
+	case domain.LicensePlansChanged:
+		return Target{UserID: p.UserID, SkuID: p.SkuID, GroupID: groupOf(p.Source)}
+	case domain.GroupLicenseAssigned:
+		return Target{GroupID: p.GroupID, SkuID: p.SkuID}
+	case domain.GroupLicenseUnassigned:
+		return Target{GroupID: p.GroupID, SkuID: p.SkuID}
+	case domain.GroupLicenseErrored:
+		return Target{GroupID: p.GroupID, SkuID: p.SkuID, UserID: p.UserID}
+	case domain.DataHeld:
+		return Target{UserID: p.UserID}
+	case domain.DataHoldReleased:
+		return Target{UserID: p.UserID}
+	case domain.HeldDataPurged:
+		return Target{UserID: p.UserID}
+	case domain.RetentionHoldSet:
+		return Target{UserID: p.UserID}
+	case domain.AppInstalled:
+		return Target{SkuID: p.SkuID}
 	}
-	return t
+	return Target{}
+}
+
+func groupOf(source string) string {
+	g, _ := domain.GroupOfSource(source)
+	return g
 }
 
 // Summarize is a one-line account of an event for people.

@@ -123,7 +123,10 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 		return Diff{}, err
 	}
 	// Fold on from a's state instead of from scratch: B = A + (from, to].
-	b := a.Clone()
+	b, err := eventcodec.Clone(a)
+	if err != nil {
+		return Diff{}, err
+	}
 	if from == 0 {
 		b = domain.NewTenant()
 	}
@@ -146,15 +149,14 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 			}
 			e.Version = r.Version
 			domain.Evolve(b, e)
-			rec := s.record(e, r.Data)
-			for _, k := range touches(rec) {
+			for _, k := range touches(e.Type, targetOf(e.Payload)) {
 				touched[k] = append(touched[k], r.Version)
 			}
-			if rec.Type == domain.TypeUserDeleted || rec.Type == domain.TypeUserRestored {
+			if e.Type == domain.TypeUserDeleted || e.Type == domain.TypeUserRestored {
 				userLifecycle = append(userLifecycle, r.Version)
 			}
 			if len(d.Events) < maxDiffEvents {
-				d.Events = append(d.Events, rec)
+				d.Events = append(d.Events, s.record(e, r.Data))
 			}
 			next = r.Version + 1
 		}
@@ -179,9 +181,8 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 
 // touches lists the entities an event may change. Held data entities are
 // matched through their user ("held:<user>" covers every workload).
-func touches(r Record) []string {
+func touches(typ string, t Target) []string {
 	var out []string
-	t := r.Target
 	if t.UserID != "" {
 		out = append(out, "user:"+t.UserID, "held:"+t.UserID)
 	}
@@ -194,7 +195,7 @@ func touches(r Record) []string {
 	if t.SubscriptionID != "" {
 		out = append(out, "subscription:"+t.SubscriptionID)
 	}
-	switch r.Type {
+	switch typ {
 	case domain.TypeTenantCreated:
 		out = append(out, "tenant")
 	case domain.TypeAppInstalled:
