@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
@@ -44,14 +46,15 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	e := &env{t: t, store: st}
 	decider := domain.NewDecider(domain.DefaultCatalog(), domain.DefaultPolicy())
-	metrics := api.NewMetrics(nil)
+	reg := prometheus.NewRegistry()
+	metrics := api.NewMetrics(reg)
 	e.cmds = commands.New(commands.Config{
 		Store: st, Snapshots: st, Decider: decider, Observer: metrics,
 		Clock: func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) },
 	})
 	cfg := api.Config{
 		Commands: e.cmds, Decider: decider, JWTSecret: testSecret, OperatorToken: testOperator,
-		Logger: slog.New(slog.DiscardHandler), Metrics: metrics,
+		Logger: slog.New(slog.DiscardHandler), Metrics: metrics, Gatherer: reg,
 		Ready: func(ctx context.Context) error { return st.Ping(ctx) },
 	}
 	for _, o := range opts {
