@@ -210,13 +210,22 @@ type InstallApp struct {
 	SkuID string
 }
 
-// PurgeHeldData deletes a user's held data for good once its hold period is
-// over (R10). The scheduler sends it with its own clock as Now; it is refused
-// early, after a release, after a purge, and under a retention hold.
+// PurgeHeldData deletes held data for good once its hold period is over
+// (R10). The scheduler sends it with its own clock as Now. A hold is refused
+// early, after a release, after a purge, and under a retention hold: a
+// command naming one hold fails with the reason; a batch purges the holds
+// that are due and fails only when none is.
 type PurgeHeldData struct {
 	CommandMeta
-	UserID   string
+	UserID   string // one hold: UserID and Workload
 	Workload string
+	Batch    []HeldDataRef // or many, of one tenant
+}
+
+// HeldDataRef names one hold: a user's data in a workload.
+type HeldDataRef struct {
+	UserID   string `json:"userId"`
+	Workload string `json:"workload"`
 }
 
 func (*CreateTenant) CommandName() string               { return "CreateTenant" }

@@ -272,23 +272,53 @@ func (tx *tx) purge(c *PurgeHeldData) error {
 	if tx.m.Actor.System == "" && !tx.m.Actor.Operator {
 		return ruleErr(CodeNotAllowedForRole, "R10", "held data is purged by the scheduler only")
 	}
-	if err := checkID("userId", c.UserID); err != nil {
+	refs := c.Batch
+	if c.UserID != "" || c.Workload != "" {
+		refs = append([]HeldDataRef{{UserID: c.UserID, Workload: c.Workload}}, refs...)
+	}
+	if len(refs) == 0 {
+		return invalid("batch", "name the held data to purge")
+	}
+	var first error
+	seen := map[HeldDataRef]bool{}
+	for _, r := range refs {
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		if err := tx.purgeOne(r); err != nil {
+			if first == nil {
+				first = err
+			}
+			if len(refs) == 1 {
+				return err
+			}
+		}
+	}
+	if len(tx.out) == 0 {
+		return first
+	}
+	return nil
+}
+
+func (tx *tx) purgeOne(r HeldDataRef) error {
+	if err := checkID("userId", r.UserID); err != nil {
 		return err
 	}
-	u := tx.t.Users[c.UserID]
+	u := tx.t.Users[r.UserID]
 	if u == nil {
-		return notFound("user %q does not exist", c.UserID)
+		return notFound("user %q does not exist", r.UserID)
 	}
-	h := u.Holds[c.Workload]
+	h := u.Holds[r.Workload]
 	if h == nil {
-		return ruleErr(CodeNoHeldData, "R10", "user %s has no %s data on hold (never held, released or already purged)", u.ID, c.Workload)
+		return ruleErr(CodeNoHeldData, "R10", "user %s has no %s data on hold (never held, released or already purged)", u.ID, r.Workload)
 	}
 	if u.RetentionHold {
-		return ruleErr(CodeDataRetained, "R10", "user %s is under a retention hold: their %s data is kept", u.ID, c.Workload)
+		return ruleErr(CodeDataRetained, "R10", "user %s is under a retention hold: their %s data is kept", u.ID, r.Workload)
 	}
 	if tx.now.Before(h.PurgeAfter) {
-		return ruleErr(CodePurgeNotDue, "R10", "the %s data of %s is held until %s", c.Workload, u.ID, h.PurgeAfter.Format("2006-01-02T15:04:05Z07:00"))
+		return ruleErr(CodePurgeNotDue, "R10", "the %s data of %s is held until %s", r.Workload, u.ID, h.PurgeAfter.Format("2006-01-02T15:04:05Z07:00"))
 	}
-	tx.emit(HeldDataPurged{UserID: u.ID, Workload: c.Workload})
+	tx.emit(HeldDataPurged{UserID: u.ID, Workload: r.Workload})
 	return nil
 }

@@ -239,6 +239,19 @@ func TestR10_RemovingALicenseHoldsExchangeDataFor30DaysThenPurges(t *testing.T) 
 	s.When(purge()).ThenError(CodeNoHeldData) // nothing is purged twice
 }
 
+func TestR10_ABatchPurgesWhatIsDueAndSkipsTheRest(t *testing.T) {
+	s := contoso(t).Given(addUser("cid", "US"), assign("SPB", "alice", "bob", "cid"), unassign("SPB", "alice"))
+	s.After(10 * 24 * time.Hour).Given(unassign("SPB", "bob"), &SetRetentionHold{UserID: "cid", Enabled: true}, unassign("SPB", "cid"))
+	s.After(21 * 24 * time.Hour) // alice is due, bob is not, cid is retained
+	batch := func() Command {
+		return &PurgeHeldData{CommandMeta: CommandMeta{Actor: Actor{System: "scheduler"}}, Batch: []HeldDataRef{
+			{UserID: "bob", Workload: WorkloadExchange}, {UserID: "alice", Workload: WorkloadExchange},
+			{UserID: "cid", Workload: WorkloadExchange}, {UserID: "alice", Workload: WorkloadExchange}}}
+	}
+	s.When(batch()).Then(HeldDataPurged{UserID: "alice", Workload: WorkloadExchange})
+	s.When(batch()).ThenError(CodePurgeNotDue) // nothing left that is due: the first refusal
+}
+
 func TestR10_ReassigningWithinTheWindowReleasesTheHold(t *testing.T) {
 	s := contoso(t).Given(assign("SPB", "alice"), unassign("SPB", "alice"))
 	s.After(10 * 24 * time.Hour)
