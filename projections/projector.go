@@ -187,6 +187,19 @@ func (p *Projection) Status() Status {
 	s := p.status
 	s.Position = p.flushed.Load()
 	s.EventsApplied = p.applied.Load()
+	if hp, ok := p.cfg.Store.(headPositioner); ok && s.Status != StatusIdle {
+		s.HeadPosition = max(uint64(hp.LastPosition()), s.Position)
+	}
+	if s.HeadPosition < s.Position {
+		s.HeadPosition = s.Position
+	}
+	s.LagEvents = s.HeadPosition - s.Position
+	if s.LagEvents == 0 {
+		s.LagSeconds = 0
+		if s.Status == StatusCatchingUp || s.Status == StatusStarting {
+			s.Status = StatusRunning
+		}
+	}
 	return s
 }
 
@@ -222,9 +235,9 @@ func (p *Projection) Run(ctx context.Context) error {
 	p.resetPending()
 	p.staged = ck
 	p.flushed.Store(uint64(ck))
-	p.stopErr = nil
 	p.stopOnce = sync.Once{}
 	p.mu.Lock()
+	p.stopErr = nil
 	p.keys = keys
 	p.status = Status{Name: p.cfg.Name, Prefix: prefix, Status: StatusStarting, UpdatedAt: time.Now().UTC()}
 	p.mu.Unlock()
@@ -338,8 +351,11 @@ func (p *Projection) fail(msg *message.Message, err error) {
 // handle folds one event in memory and writes the batch when the
 // subscriber has nothing more waiting or the batch is full.
 func (p *Projection) handle(msg *message.Message) error {
-	if p.stopErr != nil {
-		return p.stopErr
+	p.mu.Lock()
+	stopErr := p.stopErr
+	p.mu.Unlock()
+	if stopErr != nil {
+		return stopErr
 	}
 	ctx := msg.Context()
 	pos, err := strconv.ParseUint(msg.Metadata.Get(MetaPosition), 10, 64)

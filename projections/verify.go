@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -245,5 +244,3 @@ func score(s float64, ok bool) string {
 	}
 	return strconv.FormatFloat(s, 'f', -1, 64)
 }
-
-var _ = sort.Strings
