@@ -1,0 +1,203 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// envVar documents one environment variable.
+type envVar struct {
+	Name, Default, Help string
+}
+
+// Environment variable names.
+const (
+	envAddr              = "SEATLEDGER_ADDR"
+	envDataDir           = "SEATLEDGER_DATA_DIR"
+	envEventStore        = "SEATLEDGER_EVENTSTORE"
+	envRedisURL          = "SEATLEDGER_REDIS_URL"
+	envJWTSecret         = "SEATLEDGER_JWT_SECRET"
+	envOperatorToken     = "SEATLEDGER_OPERATOR_TOKEN"
+	envHoldPeriod        = "SEATLEDGER_DATA_HOLD_PERIOD"
+	envSchedulerInterval = "SEATLEDGER_SCHEDULER_INTERVAL"
+	envBulkLimit         = "SEATLEDGER_BULK_LIMIT"
+	envShutdownTimeout   = "SEATLEDGER_SHUTDOWN_TIMEOUT"
+	envLogFormat         = "SEATLEDGER_LOG_FORMAT"
+)
+
+// envVars is the configuration table (API.md), in the order help prints it.
+var envVars = []envVar{
+	{envAddr, "127.0.0.1:8080", "listen address"},
+	{envDataDir, "./data", "embedded event store directory (also holds dev-secrets.json)"},
+	{envEventStore, "embedded", "embedded or a KurrentDB connection string (kurrentdb://… / esdb://…)"},
+	{envRedisURL, "empty", "empty: an in-process Redis; else redis://host:port/db"},
+	{envJWTSecret, "generated at first start (dev only)", "HS256 secret of bearer tokens"},
+	{envOperatorToken, "generated at first start (dev only)", "operator bearer token"},
+	{envHoldPeriod, "720h", "how long held data is kept before purge (Go duration)"},
+	{envSchedulerInterval, "1m", "how often the scheduler looks for due purges (Go duration)"},
+	{envBulkLimit, "20", "users per bulk request"},
+	{envShutdownTimeout, "30s", "how long shutdown waits for in-flight requests"},
+	{envLogFormat, "text", "log format: text or json"},
+}
+
+// serveConfig is the configuration of `seatledger serve`.
+type serveConfig struct {
+	Addr              string
+	DataDir           string
+	EventStore        string
+	RedisURL          string
+	JWTSecret         string
+	OperatorToken     string
+	HoldPeriod        time.Duration
+	SchedulerInterval time.Duration
+	BulkLimit         int
+	ShutdownTimeout   time.Duration
+	LogFormat         string
+}
+
+// configError is a bad configuration value: exit code 2.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+func badValue(name, value, why string) error {
+	return &configError{fmt.Sprintf("invalid %s=%q: %s", name, value, why)}
+}
+
+// loadServeConfig reads the environment (through getenv) and then the flags
+// in args, which override it.
+func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet) (serveConfig, error) {
+	cfg := serveConfig{
+		Addr: "127.0.0.1:8080", DataDir: "./data", EventStore: "embedded",
+		HoldPeriod: 720 * time.Hour, SchedulerInterval: time.Minute, BulkLimit: 20,
+		ShutdownTimeout: 30 * time.Second, LogFormat: "text",
+	}
+	str := func(name string, dst *string) {
+		if v, ok := lookup(getenv, name); ok {
+			*dst = v
+		}
+	}
+	var errs []error
+	dur := func(name string, dst *time.Duration) {
+		if v, ok := lookup(getenv, name); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, badValue(name, v, "not a duration such as 720h or 1m"))
+				return
+			}
+			*dst = d
+		}
+	}
+	str(envAddr, &cfg.Addr)
+	str(envDataDir, &cfg.DataDir)
+	str(envEventStore, &cfg.EventStore)
+	str(envRedisURL, &cfg.RedisURL)
+	str(envJWTSecret, &cfg.JWTSecret)
+	str(envOperatorToken, &cfg.OperatorToken)
+	str(envLogFormat, &cfg.LogFormat)
+	dur(envHoldPeriod, &cfg.HoldPeriod)
+	dur(envSchedulerInterval, &cfg.SchedulerInterval)
+	dur(envShutdownTimeout, &cfg.ShutdownTimeout)
+	if v, ok := lookup(getenv, envBulkLimit); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, badValue(envBulkLimit, v, "not an integer"))
+		} else {
+			cfg.BulkLimit = n
+		}
+	}
+	if len(errs) > 0 {
+		return cfg, errors.Join(errs...)
+	}
+
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address ("+envAddr+")")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory ("+envDataDir+")")
+	fs.StringVar(&cfg.EventStore, "eventstore", cfg.EventStore, "embedded or a KurrentDB connection string ("+envEventStore+")")
+	fs.StringVar(&cfg.RedisURL, "redis-url", cfg.RedisURL, "Redis URL; empty: in-process ("+envRedisURL+")")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", cfg.JWTSecret, "HS256 secret ("+envJWTSecret+"; prefer the variable: flags show in ps)")
+	fs.StringVar(&cfg.OperatorToken, "operator-token", cfg.OperatorToken, "operator token ("+envOperatorToken+"; prefer the variable)")
+	fs.DurationVar(&cfg.HoldPeriod, "data-hold-period", cfg.HoldPeriod, "held data kept before purge ("+envHoldPeriod+")")
+	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", cfg.SchedulerInterval, "purge scheduler period ("+envSchedulerInterval+")")
+	fs.IntVar(&cfg.BulkLimit, "bulk-limit", cfg.BulkLimit, "users per bulk request ("+envBulkLimit+")")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "wait for in-flight requests on shutdown ("+envShutdownTimeout+")")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json ("+envLogFormat+")")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, &configError{fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	return cfg, cfg.validate()
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := strings.TrimSpace(getenv(name))
+	return v, v != ""
+}
+
+func (c *serveConfig) validate() error {
+	var errs []error
+	if c.Addr == "" || !strings.Contains(c.Addr, ":") {
+		errs = append(errs, badValue(envAddr, c.Addr, "want host:port, e.g. 127.0.0.1:8080"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, badValue(envDataDir, c.DataDir, "must not be empty"))
+	}
+	if !isEmbedded(c.EventStore) && !isKurrent(c.EventStore) {
+		errs = append(errs, badValue(envEventStore, redactURL(c.EventStore), "want embedded or kurrentdb://… / esdb://…"))
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			errs = append(errs, badValue(envRedisURL, redactURL(c.RedisURL), err.Error()))
+		}
+	}
+	if c.HoldPeriod <= 0 {
+		errs = append(errs, badValue(envHoldPeriod, c.HoldPeriod.String(), "must be positive"))
+	}
+	if c.SchedulerInterval < time.Second {
+		errs = append(errs, badValue(envSchedulerInterval, c.SchedulerInterval.String(), "must be at least 1s"))
+	}
+	if c.BulkLimit < 1 || c.BulkLimit > 10000 {
+		errs = append(errs, badValue(envBulkLimit, strconv.Itoa(c.BulkLimit), "must be between 1 and 10000"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, badValue(envShutdownTimeout, c.ShutdownTimeout.String(), "must be positive"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, badValue(envLogFormat, c.LogFormat, "want text or json"))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 16 {
+		errs = append(errs, &configError{fmt.Sprintf("invalid %s: use at least 16 characters", envJWTSecret)})
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+func isEmbedded(s string) bool { return s == "" || s == "embedded" }
+
+func isKurrent(s string) bool {
+	for _, p := range []string{"kurrentdb://", "kurrentdb+discover://", "kurrent://", "esdb://", "esdb+discover://"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURL hides the credentials of a connection string.
+func redactURL(s string) string {
+	at := strings.LastIndex(s, "@")
+	scheme := strings.Index(s, "://")
+	if at < 0 || scheme < 0 || scheme > at {
+		return s
+	}
+	return s[:scheme+3] + "***" + s[at:]
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/seatledger/seatledger/api"
+)
+
+func TestHelpAndUnknownSubcommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"help"}, &out, &errb); code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	for _, v := range envVars {
+		if !strings.Contains(out.String(), v.Name) {
+			t.Errorf("help does not document %s", v.Name)
+		}
+	}
+	for name := range subcommands {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("help does not list %s", name)
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "serve") {
+		t.Fatalf("--help: exit %d: %s", code, out.String())
+	}
+	errb.Reset()
+	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown subcommand") {
+		t.Fatalf("unknown: exit %d: %s", code, errb.String())
+	}
+	if code := run(context.Background(), nil, &out, &errb); code != 2 {
+		t.Fatalf("no args: exit %d", code)
+	}
+	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errb); code != 0 {
+		t.Fatalf("serve --help: exit %d", code)
+	}
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestServeConfig(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg, err := loadServeConfig(nil, env(nil), fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:8080" || cfg.DataDir != "./data" || cfg.EventStore != "embedded" || cfg.HoldPeriod != 720*time.Hour ||
+		cfg.SchedulerInterval != time.Minute || cfg.BulkLimit != 20 {
+		t.Fatalf("defaults %+v", cfg)
+	}
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	cfg, err = loadServeConfig([]string{"--addr", "0.0.0.0:9000", "--bulk-limit", "5"},
+		env(map[string]string{envAddr: "127.0.0.1:1", envHoldPeriod: "48h", envRedisURL: "redis://localhost:6379/2"}), fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "0.0.0.0:9000" || cfg.BulkLimit != 5 || cfg.HoldPeriod != 48*time.Hour || cfg.RedisURL != "redis://localhost:6379/2" {
+		t.Fatalf("env+flags %+v", cfg)
+	}
+	for name, value := range map[string]string{
+		envHoldPeriod: "thirty days", envSchedulerInterval: "-1m", envBulkLimit: "0", envEventStore: "mysql://x",
+		envRedisURL: "http://nope", envAddr: "8080", envLogFormat: "xml", envJWTSecret: "short",
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		_, err := loadServeConfig(nil, env(map[string]string{name: value}), fs)
+		var ce *configError
+		if err == nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: %v", name, value, err)
+		}
+	}
+	t.Setenv(envBulkLimit, "abc")
+	var errb bytes.Buffer
+	if code := run(context.Background(), []string{"serve"}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), envBulkLimit) {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+func TestTokenSubcommand(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"token", "--tenant", "contoso", "--user", "admin", "--data-dir", dir}, &out, &errb); code != 2 {
+		t.Fatalf("no secret: exit %d", code)
+	}
+	s, _, err := loadOrCreateDevSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, devSecretsFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("dev secrets file: %v %v", fi.Mode(), err)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"token", "--tenant", "contoso", "--user", "admin", "--ttl", "2h", "--data-dir", dir}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	tok := strings.TrimSpace(out.String())
+	if strings.Count(tok, ".") != 2 {
+		t.Fatalf("token %q", tok)
+	}
+	// The same secret from the flag gives a token the API accepts.
+	out.Reset()
+	if code := run(context.Background(), []string{"token", "--tenant", "contoso", "--user", "admin", "--secret", s.JWTSecret}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if code := run(context.Background(), []string{"token", "--user", "admin", "--secret", "x"}, &out, &errb); code != 2 {
+		t.Fatalf("missing tenant: exit %d", code)
+	}
+}
+
+// TestServeGracefulShutdown: a request in flight when shutdown starts
+// completes; the store is closed (the directory can be opened again) and a
+// restart keeps the dev secrets.
+func TestServeGracefulShutdown(t *testing.T) {
+	dir := t.TempDir()
+	entered := make(chan struct{})
+	var once sync.Once
+	serveHooks = append(serveHooks, func(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(), error) {
+		return []func(api.RouteGroups){func(g api.RouteGroups) {
+			g.Public.GET("/slow", func(c *gin.Context) {
+				once.Do(func() { close(entered) })
+				time.Sleep(700 * time.Millisecond)
+				api.WriteJSON(c, http.StatusOK, gin.H{"done": true})
+			})
+		}}, nil, nil
+	})
+	t.Cleanup(func() { serveHooks = serveHooks[:len(serveHooks)-1] })
+
+	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, EventStore: "embedded", HoldPeriod: time.Hour,
+		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text"}
+	start := func() (string, context.CancelFunc, chan error, *bytes.Buffer) {
+		ctx, cancel := context.WithCancel(context.Background())
+		addrCh := make(chan string, 1)
+		done := make(chan error, 1)
+		var out bytes.Buffer
+		go func() { done <- serve(ctx, cfg, &out, io.Discard, func(a string) { addrCh <- a }) }()
+		select {
+		case a := <-addrCh:
+			return a, cancel, done, &out
+		case err := <-done:
+			t.Fatalf("serve: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve did not start")
+		}
+		return "", cancel, done, &out
+	}
+
+	addr, cancel, done, _ := start()
+	secrets, ok, err := readDevSecrets(dir)
+	if err != nil || !ok {
+		t.Fatalf("no dev secrets: %v", err)
+	}
+	body := `{"id":"contoso","name":"Contoso","globalAdmin":{"id":"admin","userPrincipalName":"admin@contoso.example"}}`
+	rq, _ := http.NewRequest("POST", "http://"+addr+"/v1/tenants", strings.NewReader(body))
+	rq.Header.Set("Authorization", "Bearer "+secrets.OperatorToken)
+	res, err := http.DefaultClient.Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("create tenant: %d", res.StatusCode)
+	}
+
+	slow := make(chan int, 1)
+	go func() {
+		res, err := http.Get("http://" + addr + "/v1/slow")
+		if err != nil {
+			slow <- -1
+			return
+		}
+		res.Body.Close()
+		slow <- res.StatusCode
+	}()
+	<-entered
+	cancel()
+	if code := <-slow; code != http.StatusOK {
+		t.Fatalf("in-flight request: %d", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+
+	// Restart on the same directory: same secrets, the tenant is there.
+	addr, cancel, done, out := start()
+	defer func() { cancel(); <-done }()
+	if again, _, _ := readDevSecrets(dir); again != secrets {
+		t.Fatal("dev secrets changed on restart")
+	}
+	if !strings.Contains(out.String(), "listening on http://"+addr) {
+		t.Fatalf("banner: %s", out.String())
+	}
+	tok, err := api.NewToken([]byte(secrets.JWTSecret), "contoso", "admin", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq, _ = http.NewRequest("POST", "http://"+addr+"/v1/tenants/contoso/groups", strings.NewReader(`{"id":"g1","displayName":"G"}`))
+	rq.Header.Set("Authorization", "Bearer "+tok)
+	res, err = http.DefaultClient.Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("after restart: %d", res.StatusCode)
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		res, err := http.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", p, res.StatusCode)
+		}
+	}
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/commands"
+	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/eventstore/kurrentdb"
+)
+
+func init() {
+	register(subcommand{Name: "serve", Summary: "run the HTTP server (embedded event store and in-process Redis by default)", Run: runServe})
+}
+
+// serveDeps is what the server is built from; serve hooks receive it.
+type serveDeps struct {
+	Config     serveConfig
+	Logger     *slog.Logger
+	Store      eventstore.Store
+	Snapshots  eventstore.SnapshotStore // nil if the store has none
+	Decider    *domain.Decider
+	Commands   *commands.Handler
+	Redis      *redis.Client
+	Registerer prometheus.Registerer
+}
+
+// serveHook lets another package's wiring join `serve` without editing this
+// file much: it may start background work (projections, the scheduler) and
+// return routes for the API and a stop function, called at shutdown before
+// the command handler and the store close.
+type serveHook func(ctx context.Context, d *serveDeps) (routes []func(api.RouteGroups), stop func(), err error)
+
+// serveHooks run in order at start. Register from an init function.
+var serveHooks []serveHook
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("seatledger serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: seatledger serve [flags]")
+		fmt.Fprintln(fs.Output(), "Runs the HTTP API. Every flag mirrors an environment variable; the flag wins.")
+		fs.PrintDefaults()
+	}
+	cfg, err := loadServeConfig(args, os.Getenv, fs)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "seatledger serve:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, stdout, stderr, nil); err != nil {
+		fmt.Fprintln(stderr, "seatledger serve:", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the server until ctx is done, then shuts down gracefully:
+// in-flight requests finish (up to ShutdownTimeout), then the hooks stop and
+// the command handler, Redis and the store close. ready, if not nil, is
+// called with the listening address.
+func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready func(addr string)) (err error) {
+	logger := newLogger(cfg.LogFormat, stderr)
+
+	// Secrets: configured, else the data directory's dev secrets.
+	var dev *devSecrets
+	if cfg.JWTSecret == "" || cfg.OperatorToken == "" {
+		s, created, err := loadOrCreateDevSecrets(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("dev secrets in %s: %w", cfg.DataDir, err)
+		}
+		if cfg.JWTSecret == "" {
+			cfg.JWTSecret = s.JWTSecret
+		}
+		if cfg.OperatorToken == "" {
+			cfg.OperatorToken = s.OperatorToken
+		}
+		dev = &s
+		if created {
+			logger.Warn("generated development secrets", "file", cfg.DataDir+"/"+devSecretsFile)
+		}
+	}
+
+	// Event store.
+	var store eventstore.Store
+	switch {
+	case isEmbedded(cfg.EventStore):
+		st, err := embedded.Open(cfg.DataDir, embedded.Options{Logger: logger.With("component", "eventstore")})
+		if err != nil {
+			return err
+		}
+		store = st
+		logger.Info("event store: embedded", "dir", st.Dir())
+	default:
+		st, err := kurrentdb.Open(cfg.EventStore)
+		if err != nil {
+			return err
+		}
+		store = st
+		logger.Info("event store: KurrentDB", "url", redactURL(cfg.EventStore))
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close event store: %w", cerr)
+		}
+	}()
+	snaps, _ := store.(eventstore.SnapshotStore)
+
+	// Redis: configured, else in-process.
+	var rdb *redis.Client
+	if cfg.RedisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("start in-process Redis: %w", err)
+		}
+		defer mr.Close()
+		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		logger.Info("redis: in-process (miniredis)", "addr", mr.Addr())
+	} else {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return badValue(envRedisURL, redactURL(cfg.RedisURL), err.Error())
+		}
+		rdb = redis.NewClient(opts)
+		logger.Info("redis", "addr", opts.Addr, "db", opts.DB)
+	}
+	defer rdb.Close()
+
+	// Metrics, commands, API.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := api.NewMetrics(reg)
+	policy := domain.DefaultPolicy()
+	policy.HoldPeriod = cfg.HoldPeriod
+	policy.BulkLimit = cfg.BulkLimit
+	decider := domain.NewDecider(domain.DefaultCatalog(), policy)
+	handler := commands.New(commands.Config{
+		Store: store, Snapshots: snaps, Decider: decider,
+		Logger: logger.With("component", "commands"), Observer: metrics,
+	})
+	defer handler.Close()
+
+	deps := &serveDeps{Config: cfg, Logger: logger, Store: store, Snapshots: snaps, Decider: decider,
+		Commands: handler, Redis: rdb, Registerer: reg}
+	var routes []func(api.RouteGroups)
+	for _, hook := range serveHooks {
+		r, stopHook, err := hook(ctx, deps)
+		if err != nil {
+			return err
+		}
+		routes = append(routes, r...)
+		if stopHook != nil {
+			defer stopHook()
+		}
+	}
+
+	srv := api.New(api.Config{
+		Commands: handler, Decider: decider,
+		JWTSecret: []byte(cfg.JWTSecret), OperatorToken: cfg.OperatorToken,
+		Logger: logger.With("component", "http"), BulkLimit: cfg.BulkLimit,
+		Metrics: metrics, Gatherer: reg, Routes: routes,
+		Ready: func(ctx context.Context) error {
+			if err := store.Ping(ctx); err != nil {
+				return fmt.Errorf("event store: %w", err)
+			}
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("redis: %w", err)
+			}
+			return nil
+		},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	addr := ln.Addr().String()
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	printBanner(stdout, addr, cfg, dev)
+	logger.Info("listening", "addr", addr, "hold_period", cfg.HoldPeriod, "scheduler_interval", cfg.SchedulerInterval, "bulk_limit", cfg.BulkLimit)
+
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	if ready != nil {
+		ready(addr)
+	}
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: waiting for in-flight requests", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		_ = httpSrv.Close()
+		logger.Error("shutdown timed out; connections closed", "err", err)
+	}
+	<-served
+	logger.Info("stopped")
+	return nil
+}
+
+func printBanner(w io.Writer, addr string, cfg serveConfig, dev *devSecrets) {
+	base := "http://" + addr
+	fmt.Fprintf(w, "seatledger listening on %s\n", base)
+	if dev != nil {
+		fmt.Fprintf(w, "\nDEVELOPMENT SECRETS (generated, kept in %s/%s; set %s and %s in production):\n",
+			cfg.DataDir, devSecretsFile, envJWTSecret, envOperatorToken)
+		if dev.JWTSecret == cfg.JWTSecret {
+			fmt.Fprintf(w, "  %s=%s\n", envJWTSecret, dev.JWTSecret)
+		}
+		if dev.OperatorToken == cfg.OperatorToken {
+			fmt.Fprintf(w, "  %s=%s\n", envOperatorToken, dev.OperatorToken)
+		}
+	}
+	op := `"$` + envOperatorToken + `"`
+	if dev != nil && dev.OperatorToken == cfg.OperatorToken {
+		op = dev.OperatorToken
+	}
+	fmt.Fprintf(w, `
+Try:
+  export OP=%s
+  curl -s -X POST %s/v1/tenants -H "Authorization: Bearer $OP" -H 'Content-Type: application/json' \
+    -d '{"id":"contoso","name":"Contoso","globalAdmin":{"id":"admin","userPrincipalName":"admin@contoso.example","usageLocation":"US"}}'
+  export TOKEN=$(seatledger token --tenant contoso --user admin --data-dir %s)
+  curl -s %s/v1/catalog
+See docs/QUICKSTART.md for a whole session.
+`, op, base, cfg.DataDir, base)
+}
