@@ -1,0 +1,346 @@
+// Package queries answers the read side of the API from the Redis read
+// models the projections package writes. Handlers are gin.HandlerFuncs the
+// api package mounts (behind its auth and tenant-isolation middleware).
+package queries
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/projections"
+)
+
+// Config configures a Service. Redis is required.
+type Config struct {
+	Redis   redis.UniversalClient
+	Catalog *domain.Catalog // default domain.DefaultCatalog()
+	// Prefix pins the key prefix; empty: the active prefix
+	// (projections.ActivePrefixKey), cached for PrefixTTL.
+	Prefix    string
+	PrefixTTL time.Duration // default 1s
+	// MaxWait bounds the wait for ?minVersion (default 5s).
+	MaxWait time.Duration
+	// PollInterval is how often the applied version is read while waiting (default 20ms).
+	PollInterval time.Duration
+	// RetryAfter is the Retry-After of a 503 answer (default 1s).
+	RetryAfter time.Duration
+	// Timeout bounds the Redis calls of one request (default 5s).
+	Timeout time.Duration
+}
+
+// Route is one query endpoint in gin path syntax.
+type Route struct {
+	Method  string
+	Path    string
+	Handler gin.HandlerFunc
+}
+
+// Service answers queries from Redis.
+type Service struct {
+	cfg Config
+
+	mu       sync.Mutex
+	prefix   string
+	prefixAt time.Time
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Catalog == nil {
+		cfg.Catalog = domain.DefaultCatalog()
+	}
+	if cfg.PrefixTTL <= 0 {
+		cfg.PrefixTTL = time.Second
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 5 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 20 * time.Millisecond
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	return &Service{cfg: cfg}
+}
+
+// Routes lists the query endpoints of API.md ("Queries").
+func (s *Service) Routes() []Route {
+	return []Route{
+		{http.MethodGet, "/v1/tenants/:t/licenses", s.Licenses},
+		{http.MethodGet, "/v1/tenants/:t/licenses/:sku", s.License},
+		{http.MethodGet, "/v1/tenants/:t/subscriptions", s.Subscriptions},
+		{http.MethodGet, "/v1/tenants/:t/users", s.Users},
+		{http.MethodGet, "/v1/tenants/:t/users/:u", s.User},
+		{http.MethodGet, "/v1/tenants/:t/groups/:g", s.Group},
+		{http.MethodGet, "/v1/tenants/:t/heldData", s.HeldData},
+	}
+}
+
+// Ping reports whether Redis answers (for /readyz).
+func (s *Service) Ping(ctx context.Context) error { return s.cfg.Redis.Ping(ctx).Err() }
+
+// keys returns the key layout of the active prefix.
+func (s *Service) keys(ctx context.Context) (projections.Keys, error) {
+	if s.cfg.Prefix != "" {
+		return projections.Keys{Prefix: s.cfg.Prefix}, nil
+	}
+	s.mu.Lock()
+	if s.prefix != "" && time.Since(s.prefixAt) < s.cfg.PrefixTTL {
+		p := s.prefix
+		s.mu.Unlock()
+		return projections.Keys{Prefix: p}, nil
+	}
+	s.mu.Unlock()
+	p, err := s.cfg.Redis.Get(ctx, projections.ActivePrefixKey).Result()
+	if errors.Is(err, redis.Nil) || (err == nil && p == "") {
+		p, err = projections.DefaultPrefix, nil
+	}
+	if err != nil {
+		return projections.Keys{}, err
+	}
+	s.mu.Lock()
+	s.prefix, s.prefixAt = p, time.Now()
+	s.mu.Unlock()
+	return projections.Keys{Prefix: p}, nil
+}
+
+// Problem codes.
+const (
+	CodeNotFound       = "not_found"
+	CodeInvalidRequest = "invalid_request"
+	CodeUnavailable    = "unavailable"
+)
+
+// Problem is an RFC 9457 problem (the api package's shape).
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+	Field  string `json:"field,omitempty"`
+}
+
+// problemErr is an error answered as a problem.
+type problemErr struct {
+	status int
+	code   string
+	field  string
+	detail string
+}
+
+func (e *problemErr) Error() string { return e.code + ": " + e.detail }
+
+func notFound(format string, args ...any) error {
+	return &problemErr{http.StatusNotFound, CodeNotFound, "", fmt.Sprintf(format, args...)}
+}
+
+func invalid(field, format string, args ...any) error {
+	return &problemErr{http.StatusBadRequest, CodeInvalidRequest, field, fmt.Sprintf(format, args...)}
+}
+
+func unavailable(format string, args ...any) error {
+	return &problemErr{http.StatusServiceUnavailable, CodeUnavailable, "", fmt.Sprintf(format, args...)}
+}
+
+var titles = map[string]string{
+	CodeNotFound:       "Not found",
+	CodeInvalidRequest: "Invalid request",
+	CodeUnavailable:    "Service unavailable",
+}
+
+// fail answers err as application/problem+json. Errors other than problems
+// (Redis down, timeouts) answer 503 unavailable.
+func (s *Service) fail(c *gin.Context, err error) {
+	var pe *problemErr
+	if !errors.As(err, &pe) {
+		pe = &problemErr{http.StatusServiceUnavailable, CodeUnavailable, "", "the read models cannot be reached; retry later"}
+		_ = c.Error(err)
+	}
+	if pe.status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", strconv.Itoa(max(1, int(s.cfg.RetryAfter/time.Second))))
+	}
+	b, _ := json.Marshal(Problem{Type: "urn:seatledger:problem:" + pe.code, Title: titles[pe.code], Status: pe.status,
+		Detail: pe.detail, Code: pe.code, Field: pe.field})
+	c.Data(pe.status, "application/problem+json", b)
+	c.Abort()
+}
+
+// request is what every query starts with: the tenant, its keys, and the
+// wait for ?minVersion.
+type request struct {
+	ctx     context.Context
+	tenant  string
+	keys    projections.Keys
+	version uint64 // the tenant's applied version
+}
+
+func (r *request) key(suffix string) string { return r.keys.Key(r.tenant, suffix) }
+
+// begin checks the tenant exists in the read models, after waiting for
+// ?minVersion when given.
+func (s *Service) begin(c *gin.Context) (*request, context.CancelFunc, error) {
+	tenant := c.Param("t")
+	if !domain.ValidID(tenant) {
+		return nil, nil, notFound("tenant %q does not exist", tenant)
+	}
+	var minVersion uint64
+	if mv := c.Query("minVersion"); mv != "" {
+		n, err := strconv.ParseUint(mv, 10, 64)
+		if err != nil {
+			return nil, nil, invalid("minVersion", "minVersion must be a non-negative integer, got %q", mv)
+		}
+		minVersion = n
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.Timeout+s.cfg.MaxWait)
+	keys, err := s.keys(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	r := &request{ctx: ctx, tenant: tenant, keys: keys}
+	deadline := time.Now().Add(s.cfg.MaxWait)
+	for {
+		v, err := s.cfg.Redis.HGet(ctx, r.key(projections.SufMeta), "version").Uint64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			cancel()
+			return nil, nil, err
+		}
+		r.version = v
+		if v >= minVersion && v > 0 {
+			return r, cancel, nil
+		}
+		if minVersion == 0 {
+			cancel()
+			return nil, nil, notFound("tenant %q does not exist", tenant)
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			return nil, nil, unavailable("the read models have applied version %d of tenant %s, not yet %d; retry shortly", v, tenant, minVersion)
+		}
+		select {
+		case <-ctx.Done():
+			cancel()
+			return nil, nil, ctx.Err()
+		case <-time.After(s.cfg.PollInterval):
+		}
+	}
+}
+
+// page holds ?limit and ?cursor.
+type page struct {
+	limit int
+	after string // decoded cursor: the last key of the previous page
+}
+
+const (
+	defaultLimit = 100
+	maxLimit     = 500
+)
+
+func parsePage(c *gin.Context) (page, error) {
+	p := page{limit: defaultLimit}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxLimit {
+			return p, invalid("limit", "limit must be an integer from 1 to %d, got %q", maxLimit, l)
+		}
+		p.limit = n
+	}
+	if cur := c.Query("cursor"); cur != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cur)
+		if err != nil || len(b) < 2 || b[0] != 'k' {
+			return p, invalid("cursor", "cursor %q is not one this API gave", cur)
+		}
+		p.after = string(b[1:])
+	}
+	return p, nil
+}
+
+func encodeCursor(last string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("k" + last))
+}
+
+// lexPage reads one page of a lexical sorted set after p.after.
+func (s *Service) lexPage(ctx context.Context, key string, p page) (members []string, next string, err error) {
+	min := "-"
+	if p.after != "" {
+		min = "(" + p.after
+	}
+	ms, err := s.cfg.Redis.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: min, Max: "+", Offset: 0, Count: int64(p.limit + 1)}).Result()
+	if err != nil {
+		return nil, "", err
+	}
+	if len(ms) > p.limit {
+		ms = ms[:p.limit]
+		next = encodeCursor(ms[len(ms)-1])
+	}
+	return ms, next, nil
+}
+
+// hashPage sorts a whole hash by sortKey and returns one page of it (for the
+// small per-tenant hashes: licenses, subscriptions).
+func hashPage[T any](ctx context.Context, rdb redis.UniversalClient, key string, p page, sortKey func(field string, v *T) string) ([]T, string, error) {
+	h, err := rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, "", err
+	}
+	type row struct {
+		k string
+		v T
+	}
+	rows := make([]row, 0, len(h))
+	for f, raw := range h {
+		var v T
+		if err := json.Unmarshal([]byte(raw), &v); err != nil {
+			return nil, "", fmt.Errorf("%s %s: %w", key, f, err)
+		}
+		k := sortKey(f, &v)
+		if p.after != "" && k <= p.after {
+			continue
+		}
+		rows = append(rows, row{k, v})
+	}
+	sortRows(rows, func(a, b row) bool { return a.k < b.k })
+	out := make([]T, 0, min(len(rows), p.limit))
+	next := ""
+	for i, r := range rows {
+		if i == p.limit {
+			next = encodeCursor(rows[i-1].k)
+			break
+		}
+		out = append(out, r.v)
+	}
+	return out, next, nil
+}
+
+func (s *Service) run(c *gin.Context, fn func(r *request) (any, error)) {
+	r, cancel, err := s.begin(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer cancel()
+	out, err := fn(r)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("X-Tenant-Version", strconv.FormatUint(r.version, 10))
+	c.JSON(http.StatusOK, out)
+}
