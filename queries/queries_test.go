@@ -1,0 +1,333 @@
+package queries
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/commands"
+	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/projections"
+)
+
+type fixture struct {
+	t      *testing.T
+	rdb    *redis.Client
+	prefix string
+	store  *embedded.Store
+	h      *commands.Handler
+	proj   *projections.Projection
+	engine *gin.Engine
+	svc    *Service
+}
+
+var seq atomic.Int64
+
+func newFixture(t *testing.T, cfg Config) *fixture {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Skipf("Redis at 127.0.0.1:6379 is not reachable (%v): skipping the query tests", err)
+	}
+	prefix := fmt.Sprintf("sltest:%x:", rand.Uint64())
+	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := commands.New(commands.Config{Store: store, Decider: domain.NewDecider(domain.DefaultCatalog(), domain.DefaultPolicy())})
+	proj, err := projections.New(projections.Config{Store: store, Redis: rdb, Prefix: prefix, StatusInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); proj.Run(runCtx) }()
+	cfg.Redis = rdb
+	cfg.Prefix = prefix
+	svc := New(cfg)
+	gin.SetMode(gin.TestMode)
+	e := gin.New()
+	for _, r := range svc.Routes() {
+		e.Handle(r.Method, r.Path, r.Handler)
+	}
+	f := &fixture{t: t, rdb: rdb, prefix: prefix, store: store, h: h, proj: proj, engine: e, svc: svc}
+	t.Cleanup(func() {
+		stop()
+		<-done
+		h.Close()
+		store.Close()
+		ctx := context.Background()
+		var cur uint64
+		for {
+			ks, next, err := rdb.Scan(ctx, cur, prefix+"*", 1000).Result()
+			if err != nil {
+				break
+			}
+			if len(ks) > 0 {
+				rdb.Del(ctx, ks...)
+			}
+			if cur = next; cur == 0 {
+				break
+			}
+		}
+		rdb.Close()
+	})
+	return f
+}
+
+func (f *fixture) do(tenant string, c domain.Command) commands.Result {
+	f.t.Helper()
+	m := domain.Meta(c)
+	m.TenantID = tenant
+	m.CommandID = fmt.Sprint("q-", seq.Add(1))
+	if m.Actor.UserID == "" && !m.Actor.Operator {
+		m.Actor = domain.Actor{UserID: "admin"}
+	}
+	r, err := f.h.Handle(context.Background(), c)
+	if err != nil {
+		f.t.Fatalf("%s: %v", c.CommandName(), err)
+	}
+	return r
+}
+
+// seed builds a tenant: 12 users, SPE_E3 5+8, Power BI 1 given by a group of
+// 3 (2 count errors), a license removal under retention hold.
+func (f *fixture) seed(tenant string) uint64 {
+	f.do(tenant, &domain.CreateTenant{CommandMeta: domain.CommandMeta{Actor: domain.Actor{Operator: true}}, Name: "T " + tenant,
+		GlobalAdmin: domain.NewUser{ID: "admin", UserPrincipalName: "admin@x.example", DisplayName: "Admin", UsageLocation: "US"}})
+	users := []string{}
+	for i := 1; i <= 12; i++ {
+		id := fmt.Sprintf("u%02d", i)
+		users = append(users, id)
+		f.do(tenant, &domain.AddUser{User: domain.NewUser{ID: id, UserPrincipalName: id + "@x.example", DisplayName: "User " + id, UsageLocation: "US"}})
+	}
+	f.do(tenant, &domain.PurchaseSubscription{SubscriptionID: "s1", SkuID: "SPE_E3", Quantity: 5})
+	f.do(tenant, &domain.PurchaseSubscription{SubscriptionID: "s2", SkuID: "SPE_E3", Quantity: 8})
+	f.do(tenant, &domain.PurchaseSubscription{SubscriptionID: "s3", SkuID: "POWER_BI_PRO", Quantity: 1})
+	f.do(tenant, &domain.AssignLicenses{SkuID: "SPE_E3", Users: users[:6]})
+	f.do(tenant, &domain.CreateGroup{GroupID: "g1", DisplayName: "Analysts"})
+	f.do(tenant, &domain.AssignGroupLicenses{GroupID: "g1", Add: []domain.LicenseRequest{{SkuID: "POWER_BI_PRO"}}})
+	for _, u := range users[6:9] {
+		f.do(tenant, &domain.AddGroupMember{GroupID: "g1", UserID: u})
+	}
+	f.do(tenant, &domain.SetRetentionHold{UserID: "u05", Enabled: true})
+	return f.do(tenant, &domain.UnassignLicenses{SkuID: "SPE_E3", Users: []string{"u05"}}).Version
+}
+
+type answer struct {
+	code int
+	hdr  http.Header
+	body []byte
+}
+
+func (f *fixture) get(path string) answer {
+	f.t.Helper()
+	w := httptest.NewRecorder()
+	f.engine.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+	return answer{w.Code, w.Header(), w.Body.Bytes()}
+}
+
+func (f *fixture) getJSON(path string, v any) {
+	f.t.Helper()
+	a := f.get(path)
+	if a.code != http.StatusOK {
+		f.t.Fatalf("GET %s: %d %s", path, a.code, a.body)
+	}
+	if err := json.Unmarshal(a.body, v); err != nil {
+		f.t.Fatalf("GET %s: %v: %s", path, err, a.body)
+	}
+}
+
+func (f *fixture) wantProblem(path string, code int, problem string) answer {
+	f.t.Helper()
+	a := f.get(path)
+	if a.code != code {
+		f.t.Fatalf("GET %s: status %d, want %d: %s", path, a.code, code, a.body)
+	}
+	if ct := a.hdr.Get("Content-Type"); ct != "application/problem+json" {
+		f.t.Fatalf("GET %s: content type %q", path, ct)
+	}
+	var p Problem
+	if err := json.Unmarshal(a.body, &p); err != nil || p.Code != problem || p.Status != code || p.Type == "" || p.Title == "" {
+		f.t.Fatalf("GET %s: problem %+v (%v)", path, p, err)
+	}
+	return a
+}
+
+func TestQueries(t *testing.T) {
+	f := newFixture(t, Config{})
+	v := f.seed("contoso")
+	mv := fmt.Sprintf("?minVersion=%d", v)
+
+	var lic List[projections.LicenseRow]
+	f.getJSON("/v1/tenants/contoso/licenses"+mv, &lic)
+	if len(lic.Value) != 2 {
+		t.Fatalf("licenses: %+v", lic)
+	}
+	var e3 projections.LicenseRow
+	for _, r := range lic.Value {
+		if r.SkuPartNumber == "SPE_E3" {
+			e3 = r
+		}
+	}
+	if e3.Total != 13 || e3.Assigned != 5 || e3.Available != 8 || e3.Subscriptions != 2 || e3.ProductName != "Microsoft 365 E3" {
+		t.Fatalf("R5: SPE_E3 row %+v", e3)
+	}
+	var page1 List[projections.LicenseRow]
+	f.getJSON("/v1/tenants/contoso/licenses?limit=1", &page1)
+	if len(page1.Value) != 1 || page1.NextCursor == "" {
+		t.Fatalf("licenses page 1: %+v", page1)
+	}
+	var page2 List[projections.LicenseRow]
+	f.getJSON("/v1/tenants/contoso/licenses?limit=1&cursor="+page1.NextCursor, &page2)
+	if len(page2.Value) != 1 || page2.NextCursor != "" || page2.Value[0].SkuID == page1.Value[0].SkuID {
+		t.Fatalf("licenses page 2: %+v", page2)
+	}
+
+	// The product, by part number and by skuId, users paginated by id.
+	var prod ProductDetail
+	f.getJSON("/v1/tenants/contoso/licenses/SPE_E3?limit=3", &prod)
+	if prod.SkuID != e3.SkuID || len(prod.ServicePlans) == 0 || len(prod.Users) != 3 || prod.Users[0].ID != "u01" || prod.NextCursor == "" {
+		t.Fatalf("product detail: %+v", prod)
+	}
+	var prod2 ProductDetail
+	f.getJSON("/v1/tenants/contoso/licenses/"+e3.SkuID+"?limit=3&cursor="+prod.NextCursor, &prod2)
+	if len(prod2.Users) != 2 || prod2.Users[0].ID != "u04" || prod2.NextCursor != "" || prod2.Users[0].Sources[0] != "direct" {
+		t.Fatalf("product detail page 2: %+v", prod2)
+	}
+	f.wantProblem("/v1/tenants/contoso/licenses/NOPE", 404, CodeNotFound)
+	f.wantProblem("/v1/tenants/contoso/licenses/ENTERPRISEPACK", 404, CodeNotFound) // catalog product, not bought
+
+	var subs List[projections.SubscriptionRow]
+	f.getJSON("/v1/tenants/contoso/subscriptions", &subs)
+	if len(subs.Value) != 3 || subs.Value[0].ID != "s1" || subs.Value[0].Quantity != 5 || subs.Value[1].Quantity != 8 {
+		t.Fatalf("subscriptions: %+v", subs)
+	}
+
+	// Users, walked page by page.
+	seen := map[string]bool{}
+	cursor := ""
+	for pages := 0; ; pages++ {
+		var us List[UserSummary]
+		f.getJSON("/v1/tenants/contoso/users?limit=5&cursor="+cursor, &us)
+		for _, u := range us.Value {
+			if seen[u.ID] {
+				t.Fatalf("user %s twice", u.ID)
+			}
+			seen[u.ID] = true
+		}
+		if us.NextCursor == "" {
+			break
+		}
+		cursor = us.NextCursor
+		if pages > 10 {
+			t.Fatal("no end")
+		}
+	}
+	if len(seen) != 13 {
+		t.Fatalf("users: %v", seen)
+	}
+
+	var u05 projections.UserView
+	f.getJSON("/v1/tenants/contoso/users/u05", &u05)
+	if u05.Status != "Active" || !u05.RetentionHold || len(u05.HeldData) != 1 || u05.HeldData[0].Workload != "Exchange" || !u05.HeldData[0].Retained {
+		t.Fatalf("u05: %+v", u05)
+	}
+	var u07 projections.UserView
+	f.getJSON("/v1/tenants/contoso/users/u07", &u07)
+	if len(u07.Licenses) != 1 || u07.Licenses[0].Sources[0] != "group:g1" || len(u07.Licenses[0].EnabledPlans) == 0 {
+		t.Fatalf("u07: %+v", u07)
+	}
+	f.wantProblem("/v1/tenants/contoso/users/nobody", 404, CodeNotFound)
+
+	var g GroupDetail
+	f.getJSON("/v1/tenants/contoso/groups/g1", &g)
+	if g.MemberCount != 3 || len(g.Members) != 3 || len(g.Licenses) != 1 || len(g.MembersWithLicenseErrors) != 2 ||
+		g.MembersWithLicenseErrors[0].Error != domain.GroupErrCountViolation {
+		t.Fatalf("group: %+v", g)
+	}
+	f.wantProblem("/v1/tenants/contoso/groups/nope", 404, CodeNotFound)
+
+	var held List[projections.HeldRow]
+	f.getJSON("/v1/tenants/contoso/heldData", &held)
+	if len(held.Value) != 1 || held.Value[0].UserID != "u05" || !held.Value[0].Retained || held.Value[0].PurgeAfter.Before(held.Value[0].HeldSince) {
+		t.Fatalf("held data: %+v", held)
+	}
+
+	// Errors.
+	f.wantProblem("/v1/tenants/nobody/licenses", 404, CodeNotFound)
+	f.wantProblem("/v1/tenants/contoso/users?limit=0", 400, CodeInvalidRequest)
+	f.wantProblem("/v1/tenants/contoso/users?limit=501", 400, CodeInvalidRequest)
+	f.wantProblem("/v1/tenants/contoso/users?cursor=%25%25", 400, CodeInvalidRequest)
+	f.wantProblem("/v1/tenants/contoso/users?minVersion=x", 400, CodeInvalidRequest)
+}
+
+func TestMinVersionWaitsThenGivesUp(t *testing.T) {
+	f := newFixture(t, Config{MaxWait: 300 * time.Millisecond})
+	v := f.seed("fabrikam")
+	// Read-your-writes: the answer waits for the projection.
+	r := f.do("fabrikam", &domain.AddUser{User: domain.NewUser{ID: "late", UserPrincipalName: "late@x.example", UsageLocation: "US"}})
+	var u projections.UserView
+	f.getJSON(fmt.Sprintf("/v1/tenants/fabrikam/users/late?minVersion=%d", r.Version), &u)
+	if u.ID != "late" || r.Version <= v {
+		t.Fatalf("user %+v", u)
+	}
+	start := time.Now()
+	a := f.wantProblem(fmt.Sprintf("/v1/tenants/fabrikam/users?minVersion=%d", r.Version+100), 503, CodeUnavailable)
+	if a.hdr.Get("Retry-After") == "" || time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("503 without Retry-After or without waiting: %v %v", a.hdr, time.Since(start))
+	}
+	// A tenant that does not exist yet, with minVersion: wait, then 503.
+	f.wantProblem("/v1/tenants/later/users?minVersion=1", 503, CodeUnavailable)
+}
+
+func TestRedisDownIsUnavailable(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	svc := New(Config{Redis: rdb})
+	e := gin.New()
+	svc.Mount(e.Group("/v1/tenants/:t"))
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/tenants/contoso/licenses", nil))
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" || w.Header().Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+	}
+}
+
+func TestActivePrefixIsFollowed(t *testing.T) {
+	// The active-prefix key is global: use an in-process Redis, not the shared one.
+	url, stop, err := projections.StartEmbeddedRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	rdb, err := projections.OpenRedis(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx := context.Background()
+	svc := New(Config{Redis: rdb, PrefixTTL: 50 * time.Millisecond})
+	if k, err := svc.keys(ctx); err != nil || k.Prefix != projections.DefaultPrefix {
+		t.Fatalf("default: %v %v", k, err)
+	}
+	if err := projections.SetActivePrefix(ctx, rdb, "sl:r2:"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if k, err := svc.keys(ctx); err != nil || k.Prefix != "sl:r2:" {
+		t.Fatalf("after the swap: %v %v", k, err)
+	}
+}
