@@ -1,7 +1,20 @@
 package projections
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/eventstore"
 )
 
 func TestProjectionMatchesTheFold(t *testing.T) {
@@ -20,4 +33,288 @@ func TestProjectionMatchesTheFold(t *testing.T) {
 	if st := rp.p.Status(); st.Status == StatusStopped || st.EventsApplied == 0 {
 		t.Fatalf("status %+v", st)
 	}
+}
+
+func TestRedeliveryChangesNothing(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 3)
+	runScenario(t, h, "fabrikam", 4)
+	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix, BatchSize: 16})
+	rp.waitFor(t, lastPosition(t, store))
+	if err := rp.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	before := dumpPrefix(t, rdb, prefix)
+
+	// Deliver every event again, twice: from position 0 with a cold cache
+	// (states are folded at each event's version - 1, so the writes are
+	// stale and must be refused by the version check).
+	for round := 0; round < 2; round++ {
+		if err := rdb.Del(context.Background(), Keys{prefix}.Checkpoint("readmodels")).Err(); err != nil {
+			t.Fatal(err)
+		}
+		rp2 := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix, BatchSize: 7, CacheSize: 1})
+		rp2.waitFor(t, lastPosition(t, store))
+		if err := rp2.shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		after := dumpPrefix(t, rdb, prefix)
+		if !reflect.DeepEqual(before, after) {
+			for k, v := range after {
+				if before[k] != v {
+					t.Errorf("round %d: %s changed:\nbefore %s\nafter  %s", round, k, before[k], v)
+				}
+			}
+			t.FailNow()
+		}
+	}
+	verifyClean(t, store, rdb, prefix)
+}
+
+func TestKilledMidBatchConverges(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	for i := 0; i < 6; i++ {
+		runScenario(t, h, fmt.Sprint("t", i), uint64(i))
+	}
+	// A failure of one attempt is retried; make every pipeline from the
+	// third on fail until the projection stops.
+	crashing2 := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer crashing2.Close()
+	always := &failAfterHook{after: 2}
+	crashing2.AddHook(always)
+	p, err := New(Config{Store: store, Redis: crashing2, Prefix: prefix, BatchSize: 50, MaxRetries: 2, RetryInitial: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := p.Run(context.Background())
+	var se *StoppedError
+	if !errors.As(runErr, &se) {
+		t.Fatalf("Run: %v", runErr)
+	}
+	st := p.Status()
+	if st.Status != StatusStopped || st.LastError == "" || st.ErrorPosition == 0 || st.Position >= uint64(lastPosition(t, store)) {
+		t.Fatalf("status after the crash: %+v", st)
+	}
+	if rep, _ := Verify(context.Background(), store, rdb, prefix, VerifyOptions{}); rep.OK() {
+		t.Fatal("a half-written projection verifies clean: the test crashed nothing")
+	}
+	// Restart on a healthy connection: it resumes from the checkpoint and converges.
+	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix, BatchSize: 50})
+	rp.waitFor(t, lastPosition(t, store))
+	verifyClean(t, store, rdb, prefix)
+}
+
+// failAfterHook writes half of every pipeline after the first `after` ones
+// and fails the rest.
+type failAfterHook struct {
+	after int64
+	n     atomic.Int64
+}
+
+func (h *failAfterHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *failAfterHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *failAfterHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.n.Add(1) <= h.after || len(cmds) < 2 {
+			return next(ctx, cmds)
+		}
+		if err := next(ctx, cmds[:len(cmds)/2]); err != nil {
+			return err
+		}
+		err := errors.New("injected: connection lost mid-batch")
+		for _, c := range cmds[len(cmds)/2:] {
+			c.SetErr(err)
+		}
+		return err
+	}
+}
+
+func TestConcurrentTenantsWhileCatchingUp(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	// Some history before the projection starts, the rest while it runs.
+	runScenario(t, h, "early", 99)
+	rp := startProjection(t, Config{Store: store, Snapshots: store, Redis: rdb, Prefix: prefix, BatchSize: 64, CacheSize: 5})
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runScenario(t, h, fmt.Sprintf("tenant%02d", i), uint64(100+i))
+		}()
+	}
+	wg.Wait()
+	rp.waitFor(t, lastPosition(t, store))
+	rep := verifyClean(t, store, rdb, prefix)
+	if rep.Tenants != 21 {
+		t.Fatalf("tenants: %d", rep.Tenants)
+	}
+	st := rp.p.Status()
+	if st.LagEvents != 0 || st.Status != StatusRunning || st.EventsApplied != uint64(lastPosition(t, store)) {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 5)
+	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix})
+	rp.waitFor(t, lastPosition(t, store))
+	verifyClean(t, store, rdb, prefix)
+	rp.shutdown()
+
+	ctx := context.Background()
+	k := Keys{prefix}
+	lic := k.Key("contoso", SufLicenses)
+	fields := rdb.HKeys(ctx, lic).Val()
+	if len(fields) == 0 {
+		t.Fatal("no license rows")
+	}
+	rdb.HSet(ctx, lic, fields[0], `{"total":9999}`)
+	rdb.ZRem(ctx, k.Key("contoso", SufUsersIndex), "u01")
+	rdb.HSet(ctx, k.Key("contoso", SufUsers), "ghost", `{}`)
+	rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{lic + " " + fields[0]: false, k.Key("contoso", SufUsersIndex) + " u01": false, k.Key("contoso", SufUsers) + " ghost": false}
+	for _, d := range rep.Differences {
+		if _, ok := want[d.Key+" "+d.Field]; ok {
+			want[d.Key+" "+d.Field] = true
+		}
+		if d.Tenant != "contoso" {
+			t.Errorf("difference of another tenant: %s", d)
+		}
+	}
+	for k, found := range want {
+		if !found {
+			t.Errorf("tampered %s not reported; report %+v", k, rep.Differences)
+		}
+	}
+	if len(rep.Differences) != 3 {
+		t.Errorf("differences: %v", rep.Differences)
+	}
+}
+
+func TestInProcessRedis(t *testing.T) {
+	url, stop, err := StartEmbeddedRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	rdb, err := OpenRedis(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 1)
+	runScenario(t, h, "fabrikam", 2)
+	// No prefix: the active prefix (set to the default on first use).
+	rp := startProjection(t, Config{Store: store, Redis: rdb, BatchSize: 10})
+	rp.waitFor(t, lastPosition(t, store))
+	if got := rp.p.Prefix(); got != DefaultPrefix {
+		t.Fatalf("prefix %q", got)
+	}
+	verifyClean(t, store, rdb, DefaultPrefix)
+	// Re-delivery is a no-op there too.
+	before := dumpPrefix(t, rdb, DefaultPrefix)
+	rp.shutdown()
+	rdb.Del(context.Background(), Keys{DefaultPrefix}.Checkpoint("readmodels"))
+	rp2 := startProjection(t, Config{Store: store, Redis: rdb})
+	rp2.waitFor(t, lastPosition(t, store))
+	if after := dumpPrefix(t, rdb, DefaultPrefix); !reflect.DeepEqual(before, after) {
+		t.Fatal("re-delivery changed the in-process read models")
+	}
+}
+
+func TestStopsOnAnEventItCannotApply(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 1)
+	ctx := context.Background()
+	v, _ := store.StreamVersion(ctx, "tenant-contoso")
+	bad, err := store.Append(ctx, "tenant-contoso", eventstore.Exactly(v), []eventstore.EventData{
+		{ID: "7d444840-9dc0-11d1-b245-5ffdce74fad2", Type: "UserAdded", Data: []byte(`{"type":"UserAdded","data":{"userId":`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runScenario(t, h, "fabrikam", 2) // after the poison: must not be applied
+	reg := prometheus.NewRegistry()
+	p, err := New(Config{Store: store, Redis: rdb, Prefix: prefix, MaxRetries: 2, RetryInitial: time.Millisecond, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = p.Run(runCtx)
+	var se *StoppedError
+	if !errors.As(err, &se) || se.Position != bad.Position || se.Stream != "tenant-contoso" {
+		t.Fatalf("Run: %v", err)
+	}
+	st := p.Status()
+	if st.Status != StatusStopped || st.ErrorPosition != uint64(bad.Position) || st.Position >= uint64(bad.Position) || st.LastError == "" {
+		t.Fatalf("status %+v", st)
+	}
+	if n, _ := rdb.Exists(ctx, Keys{prefix}.Key("fabrikam", SufMeta)).Result(); n != 0 {
+		t.Fatal("an event after the poison was applied")
+	}
+	var m dto.Metric
+	if err := p.metrics.stopped.WithLabelValues("readmodels").Write(&m); err != nil || m.GetGauge().GetValue() != 1 {
+		got := m.GetGauge().GetValue()
+		t.Fatalf("stopped gauge %v", got)
+	}
+}
+
+func TestSubscriberOrderAndRedelivery(t *testing.T) {
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 1)
+	sub := NewSubscriber(store, SubscriberConfig{NackDelay: time.Millisecond,
+		From: func(context.Context) (eventstore.Position, error) { return 3, nil }})
+	ch, err := sub.Subscribe(context.Background(), "$all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := <-ch
+	if m.Metadata.Get(MetaPosition) != "4" || m.Metadata.Get(MetaStream) != "tenant-contoso" || m.Metadata.Get(MetaVersion) != "4" {
+		t.Fatalf("first message %v", m.Metadata)
+	}
+	select {
+	case m2 := <-ch:
+		t.Fatalf("a second message before the ack: %v", m2.Metadata)
+	case <-time.After(50 * time.Millisecond):
+	}
+	m.Nack()
+	again := <-ch
+	if again.UUID != m.UUID {
+		t.Fatalf("redelivery of %s gave %s", m.UUID, again.UUID)
+	}
+	again.Ack()
+	next := <-ch
+	if next.Metadata.Get(MetaPosition) != "5" {
+		t.Fatalf("after the ack: %v", next.Metadata)
+	}
+	next.Ack()
+	sub.Close()
+	sub.Close() // idempotent
+	for range ch {
+	}
+	sub.Wait()
 }
