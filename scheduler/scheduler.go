@@ -59,7 +59,11 @@ type Config struct {
 	// MaxPerTick bounds the entries one tick takes (default 100,000); the
 	// rest waits for the next tick.
 	MaxPerTick int
-	Logger     *slog.Logger
+	// MaxRate paces the holds sent per second (default 5,000), so a mass of
+	// holds falling due at once does not starve live commands of CPU and
+	// disk: 100,000 holds take about 20 s.
+	MaxRate float64
+	Logger  *slog.Logger
 }
 
 // Scheduler sends purge commands for due held data.
@@ -80,6 +84,9 @@ func New(cfg Config) *Scheduler {
 	}
 	if cfg.MaxPerTick <= 0 {
 		cfg.MaxPerTick = 100_000
+	}
+	if cfg.MaxRate <= 0 {
+		cfg.MaxRate = 5000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -124,6 +131,7 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 	sort.Strings(tenants)
 	sent := 0
 	var errs []error
+	began := time.Now()
 	for _, t := range tenants {
 		entries := byTenant[t]
 		for len(entries) > 0 {
@@ -135,6 +143,14 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 			}
 			sent += n
 			entries = entries[n:]
+			// Pace: sent holds may not run ahead of MaxRate.
+			if ahead := time.Duration(float64(sent)/s.cfg.MaxRate*float64(time.Second)) - time.Since(began); ahead > 0 {
+				select {
+				case <-ctx.Done():
+					return sent, ctx.Err()
+				case <-time.After(ahead):
+				}
+			}
 		}
 	}
 	return sent, errors.Join(errs...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -49,14 +50,17 @@ type world struct {
 	seq    int
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldOpts(t, false) }
+
+// newWorldOpts makes a world; durable syncs every append as in production.
+func newWorldOpts(t *testing.T, durable bool) *world {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		t.Skipf("Redis at 127.0.0.1:6379 is not reachable (%v): skipping the scheduler tests", err)
 	}
 	prefix := fmt.Sprintf("sltest:sched:%x:", rand.Uint64())
-	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: !durable})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,3 +324,5 @@ func TestTwoSchedulersAtOnceGiveOnePurgeEvent(t *testing.T) {
 		t.Fatalf("purges t1=%d t2=%d, want 1 each", w.purges("t1"), w.purges("t2"))
 	}
 }
+
+func benchEnabled() bool { return os.Getenv("SEATLEDGER_BENCH") == "1" }
