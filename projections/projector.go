@@ -20,6 +20,7 @@ import (
 
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
 )
 
@@ -388,7 +389,7 @@ func (p *Projection) stage(ctx context.Context, msg *message.Message, pos events
 		p.nPending++
 		return nil
 	}
-	e, err := domain.DecodeEvent(msg.Payload, p.cfg.Upcasters)
+	e, err := eventcodec.Decode(msg.Payload, p.cfg.Upcasters)
 	if err != nil {
 		return fmt.Errorf("%s version %d: %w", stream, version, err)
 	}

@@ -1,0 +1,95 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/eventstore/embedded"
+)
+
+// seedEvents appends n realistic events spread over tenants: users added
+// and licensed, some unassigned (held data), group membership.
+func seedEvents(b *testing.B, store *embedded.Store, n, tenants int) {
+	b.Helper()
+	ctx := context.Background()
+	per := n / tenants
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for ti := 0; ti < tenants; ti++ {
+		tid := fmt.Sprintf("bench%04d", ti)
+		var evs []domain.Event
+		add := func(p domain.Payload) {
+			v := uint64(len(evs) + 1)
+			evs = append(evs, domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tid, "bench", int(v)), Type: p.EventType(),
+				TenantID: tid, Version: v, OccurredAt: at, Actor: domain.Actor{UserID: "admin"}, CommandID: "c" + strconv.Itoa(int(v)),
+				Schema: domain.CurrentSchema}, Payload: p})
+		}
+		add(domain.TenantCreated{TenantID: tid, Name: tid})
+		add(domain.SubscriptionPurchased{SubscriptionID: "s1", SkuID: "05e9a617-0261-4cee-bb44-138d3ef5d965", Quantity: 100000, Kind: "Paid", Channel: "Direct"})
+		add(domain.GroupCreated{GroupID: "g1", DisplayName: "All"})
+		for i := 0; len(evs) < per; i++ {
+			u := fmt.Sprintf("user%05d", i)
+			add(domain.UserAdded{UserID: u, UserPrincipalName: u + "@x.example", DisplayName: u, UserType: "Member", UsageLocation: "US"})
+			add(domain.LicenseAssigned{UserID: u, SkuID: "05e9a617-0261-4cee-bb44-138d3ef5d965", Source: "direct"})
+			switch i % 4 {
+			case 1:
+				add(domain.GroupMemberAdded{GroupID: "g1", UserID: u})
+			case 3:
+				add(domain.LicenseUnassigned{UserID: u, SkuID: "05e9a617-0261-4cee-bb44-138d3ef5d965", Source: "direct"})
+				add(domain.DataHeld{UserID: u, Workload: "Exchange", HeldSince: at, PurgeAfter: at.Add(720 * time.Hour), Reason: "licenseRemoved"})
+			}
+		}
+		data := make([]eventstore.EventData, 0, len(evs))
+		for _, e := range evs {
+			b2, err := domain.EncodeEvent(e)
+			if err != nil {
+				b.Fatal(err)
+			}
+			data = append(data, eventstore.EventData{ID: e.EventID, Type: e.Type, Data: b2})
+		}
+		for i := 0; i < len(data); i += 500 {
+			j := min(i+500, len(data))
+			if _, err := store.Append(ctx, "tenant-"+tid, eventstore.Exactly(uint64(i)), data[i:j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkProjectAll projects the whole store (SEATLEDGER_BENCH_EVENTS,
+// default 100k events over 100 tenants) into Redis from position 0.
+func BenchmarkProjectAll(b *testing.B) {
+	n := 100_000
+	if s := os.Getenv("SEATLEDGER_BENCH_EVENTS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	rdb, _ := testRedis(b)
+	store := openStore(b)
+	seedEvents(b, store, n, 100)
+	head := store.LastPosition()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		prefix := fmt.Sprintf("sltest:bench%d-%d:", time.Now().UnixNano(), i)
+		p, err := New(Config{Store: store, Redis: rdb, Prefix: prefix})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		if err := p.WaitFor(context.Background(), head); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+		<-done
+		b.StopTimer()
+		deletePrefix(rdb, prefix)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(uint64(head)*uint64(b.N))/b.Elapsed().Seconds(), "events/s")
+}
