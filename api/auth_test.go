@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/queries"
 )
 
 // pathFor fills a route's parameters: the tenant and valid ids elsewhere.
@@ -36,7 +39,7 @@ func tenantRoutes(t *testing.T, s *api.Server) gin.RoutesInfo {
 			out = append(out, r)
 		}
 	}
-	if len(out) < 19 {
+	if len(out) < 26 {
 		t.Fatalf("only %d tenant routes", len(out))
 	}
 	return out
@@ -72,8 +75,20 @@ func badTokens(t *testing.T) map[string]string {
 	}
 }
 
+// withReadSide mounts the query endpoints (over an in-process Redis) as
+// cmd/seatledger does, so the tables below cover them too.
+func withReadSide(t *testing.T) envOption {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	q := queries.New(queries.Config{Redis: rdb})
+	return func(c *api.Config) {
+		c.Routes = append(c.Routes, func(g api.RouteGroups) { q.Mount(g.Tenant) })
+	}
+}
+
 func TestAuthRefusesBadTokensOnEveryTenantRoute(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, withReadSide(t))
 	e.createTenant("contoso")
 	bad := badTokens(t)
 	for _, r := range tenantRoutes(t, e.srv) {
@@ -103,7 +118,7 @@ func TestAuthRefusesBadTokensOnEveryTenantRoute(t *testing.T) {
 // TestTenantIsolation: a token of tenant A gets, on every path of tenant B,
 // exactly the answer of a tenant that does not exist.
 func TestTenantIsolation(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, withReadSide(t))
 	e.createTenant("tenanta")
 	e.createTenant("tenantb")
 	e.buy("tenantb", "admin", "s1", "SPB", 5)

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -216,6 +218,40 @@ func TestServeGracefulShutdown(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusCreated {
 		t.Fatalf("after restart: %d", res.StatusCode)
+	}
+	// The read side follows: buy licenses, read them with minVersion.
+	rq, _ = http.NewRequest("POST", "http://"+addr+"/v1/tenants/contoso/subscriptions", strings.NewReader(`{"id":"s1","skuId":"SPB","quantity":5}`))
+	rq.Header.Set("Authorization", "Bearer "+tok)
+	res, err = http.DefaultClient.Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans api.CommandAnswer
+	_ = json.NewDecoder(res.Body).Decode(&ans)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated || ans.Version == 0 {
+		t.Fatalf("buy: %d %+v", res.StatusCode, ans)
+	}
+	rq, _ = http.NewRequest("GET", fmt.Sprintf("http://%s/v1/tenants/contoso/licenses?minVersion=%d", addr, ans.Version), nil)
+	rq.Header.Set("Authorization", "Bearer "+tok)
+	res, err = http.DefaultClient.Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lic, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(lic), `"total":5`) {
+		t.Fatalf("licenses: %d %s", res.StatusCode, lic)
+	}
+	rq, _ = http.NewRequest("GET", "http://"+addr+"/v1/projections", nil)
+	rq.Header.Set("Authorization", "Bearer "+secrets.OperatorToken)
+	res, err = http.DefaultClient.Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("projections: %d", res.StatusCode)
 	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		res, err := http.Get("http://" + addr + p)

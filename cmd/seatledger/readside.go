@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/queries"
+)
+
+func init() { serveHooks = append(serveHooks, readSide) }
+
+// readSide runs the projections into Redis and mounts the query endpoints.
+func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(), error) {
+	proj, err := projections.New(projections.Config{
+		Store: d.Store, Snapshots: d.Snapshots, Catalog: d.Decider.Catalog, Redis: d.Redis,
+		Logger: d.Logger.With("component", "projections"), Registerer: d.Registerer,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := proj.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			d.Logger.Error("projection stopped", "projection", proj.Name(), "err", err)
+		}
+	}()
+	q := queries.New(queries.Config{Redis: d.Redis, Catalog: d.Decider.Catalog})
+	routes := func(g api.RouteGroups) {
+		q.Mount(g.Tenant)
+		g.Operator.GET("/projections", func(c *gin.Context) {
+			api.WriteJSON(c, http.StatusOK, []projections.Status{proj.Status()})
+		})
+	}
+	stop := func() {
+		cancel()
+		<-done
+	}
+	return []func(api.RouteGroups){routes}, stop, nil
+}
