@@ -241,7 +241,7 @@ func TestR10_RemovingALicenseHoldsExchangeDataFor30DaysThenPurges(t *testing.T) 
 
 func TestR10_ABatchPurgesWhatIsDueAndSkipsTheRest(t *testing.T) {
 	s := contoso(t).Given(addUser("cid", "US"), assign("SPB", "alice", "bob", "cid"), unassign("SPB", "alice"))
-	s.After(10 * 24 * time.Hour).Given(unassign("SPB", "bob"), &SetRetentionHold{UserID: "cid", Enabled: true}, unassign("SPB", "cid"))
+	s.After(10*24*time.Hour).Given(unassign("SPB", "bob"), &SetRetentionHold{UserID: "cid", Enabled: true}, unassign("SPB", "cid"))
 	s.After(21 * 24 * time.Hour) // alice is due, bob is not, cid is retained
 	batch := func() Command {
 		return &PurgeHeldData{CommandMeta: CommandMeta{Actor: Actor{System: "scheduler"}}, Batch: []HeldDataRef{
