@@ -75,8 +75,10 @@ func (s *Server) exec(r *request, tenantID string, status int, cmd domain.Comman
 	m.TenantID = tenantID
 	m.Actor = r.actor
 	m.CorrelationID = RequestIDOf(c)
-	m.RequestHash = RequestHash(c.Request.Method, c.Request.URL.Path, r.body)
 	if r.key != "" {
+		// Only a command a client may retry carries a request hash: the
+		// tenant remembers it (domain: Tenant.Commands) to answer the retry.
+		m.RequestHash = RequestHash(c.Request.Method, c.Request.URL.Path, r.body)
 		m.CommandID = CommandID(tenantID, r.actor, r.key)
 	} else {
 		m.CommandID = newID("command", "", domain.Actor{}, "")

@@ -72,6 +72,13 @@ type RouteGroups struct {
 	// Tenant is /v1/tenants/:t: a JWT of that tenant or the operator token;
 	// a token of another tenant gets 404 (TenantNotFound).
 	Tenant *gin.RouterGroup
+	// Readers is Tenant for users holding an admin role of the tenant (any
+	// of Global, License, User, Billing) and the operator: the admin center
+	// pages.
+	Readers *gin.RouterGroup
+	// Auditors is Tenant for Global admins and the operator: the audit log,
+	// raw events and time travel.
+	Auditors *gin.RouterGroup
 	// Root is the engine without auth (health and metrics style routes).
 	Root *gin.RouterGroup
 }
@@ -176,7 +183,10 @@ func (s *Server) build() *gin.Engine {
 	t := v1.Group("/tenants/:t", s.authenticate, s.tenantScope)
 	s.commandRoutes(t)
 
-	groups := RouteGroups{Public: v1, Operator: op, Tenant: t, Root: &e.RouterGroup}
+	readers := t.Group("", s.requireRoles("read the tenant's licenses and users",
+		domain.RoleGlobalAdmin, domain.RoleLicenseAdmin, domain.RoleUserAdmin, domain.RoleBillingAdmin))
+	auditors := t.Group("", s.requireRoles("read the audit log and past states", domain.RoleGlobalAdmin))
+	groups := RouteGroups{Public: v1, Operator: op, Tenant: t, Readers: readers, Auditors: auditors, Root: &e.RouterGroup}
 	for _, add := range s.cfg.Routes {
 		add(groups)
 	}

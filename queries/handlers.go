@@ -15,10 +15,39 @@ import (
 	"github.com/seatledger/seatledger/projections"
 )
 
-// List is the answer of every list query.
+// List is the answer of every list query. It is written as a bare JSON
+// array (the shape API.md shows); the cursor of the next page travels in the
+// X-Next-Cursor header and a Link header with rel="next".
 type List[T any] struct {
 	Value      []T    `json:"value"`
 	NextCursor string `json:"nextCursor,omitempty"`
+}
+
+func (l List[T]) items() any {
+	if l.Value == nil {
+		return []T{}
+	}
+	return l.Value
+}
+
+func (l List[T]) cursor() string { return l.NextCursor }
+
+// UnmarshalJSON reads a list answer: the bare array (the cursor comes from
+// the X-Next-Cursor header, see SetCursor) or the object form.
+func (l *List[T]) UnmarshalJSON(b []byte) error {
+	if t := strings.TrimSpace(string(b)); strings.HasPrefix(t, "[") {
+		return json.Unmarshal(b, &l.Value)
+	}
+	type plain List[T]
+	return json.Unmarshal(b, (*plain)(l))
+}
+
+// SetCursor records the X-Next-Cursor header of a list answer.
+func (l *List[T]) SetCursor(next string) { l.NextCursor = next }
+
+type lister interface {
+	items() any
+	cursor() string
 }
 
 func sortRows[T any](rows []T, less func(a, b T) bool) {

@@ -148,6 +148,9 @@ func (f *fixture) getJSON(path string, v any) {
 	if err := json.Unmarshal(a.body, v); err != nil {
 		f.t.Fatalf("GET %s: %v: %s", path, err, a.body)
 	}
+	if l, ok := v.(interface{ SetCursor(string) }); ok {
+		l.SetCursor(a.hdr.Get("X-Next-Cursor"))
+	}
 }
 
 func (f *fixture) wantProblem(path string, code int, problem string) answer {

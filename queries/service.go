@@ -342,5 +342,14 @@ func (s *Service) run(c *gin.Context, fn func(r *request) (any, error)) {
 		return
 	}
 	c.Header("X-Tenant-Version", strconv.FormatUint(r.version, 10))
+	if l, ok := out.(lister); ok {
+		if next := l.cursor(); next != "" {
+			c.Header("X-Next-Cursor", next)
+			q := c.Request.URL.Query()
+			q.Set("cursor", next)
+			c.Header("Link", "<"+c.Request.URL.Path+"?"+q.Encode()+`>; rel="next"`)
+		}
+		out = l.items()
+	}
 	c.JSON(http.StatusOK, out)
 }

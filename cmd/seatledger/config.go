@@ -4,11 +4,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/domain"
 )
 
 // envVar documents one environment variable.
@@ -29,6 +32,8 @@ const (
 	envBulkLimit         = "SEATLEDGER_BULK_LIMIT"
 	envShutdownTimeout   = "SEATLEDGER_SHUTDOWN_TIMEOUT"
 	envLogFormat         = "SEATLEDGER_LOG_FORMAT"
+	envNodeID            = "SEATLEDGER_NODE_ID"
+	envPurgeRate         = "SEATLEDGER_PURGE_RATE"
 )
 
 // envVars is the configuration table (API.md), in the order help prints it.
@@ -44,6 +49,8 @@ var envVars = []envVar{
 	{envBulkLimit, "20", "users per bulk request"},
 	{envShutdownTimeout, "30s", "how long shutdown waits for in-flight requests"},
 	{envLogFormat, "text", "log format: text or json"},
+	{envNodeID, "the host name", "this node's name among several (its Redis Stream consumer); keep it stable across restarts"},
+	{envPurgeRate, "5000", "most held-data purges sent per second, so a mass of due holds does not slow live commands"},
 }
 
 // serveConfig is the configuration of `seatledger serve`.
@@ -59,6 +66,8 @@ type serveConfig struct {
 	BulkLimit         int
 	ShutdownTimeout   time.Duration
 	LogFormat         string
+	NodeID            string
+	PurgeRate         float64
 }
 
 // configError is a bad configuration value: exit code 2.
@@ -76,7 +85,10 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	cfg := serveConfig{
 		Addr: "127.0.0.1:8080", DataDir: "./data", EventStore: "embedded",
 		HoldPeriod: 720 * time.Hour, SchedulerInterval: time.Minute, BulkLimit: 20,
-		ShutdownTimeout: 30 * time.Second, LogFormat: "text",
+		ShutdownTimeout: 30 * time.Second, LogFormat: "text", PurgeRate: 5000,
+	}
+	if h, err := os.Hostname(); err == nil {
+		cfg.NodeID = h
 	}
 	str := func(name string, dst *string) {
 		if v, ok := lookup(getenv, name); ok {
@@ -101,6 +113,15 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	str(envJWTSecret, &cfg.JWTSecret)
 	str(envOperatorToken, &cfg.OperatorToken)
 	str(envLogFormat, &cfg.LogFormat)
+	str(envNodeID, &cfg.NodeID)
+	if v, ok := lookup(getenv, envPurgeRate); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, badValue(envPurgeRate, v, "not a number"))
+		} else {
+			cfg.PurgeRate = f
+		}
+	}
 	dur(envHoldPeriod, &cfg.HoldPeriod)
 	dur(envSchedulerInterval, &cfg.SchedulerInterval)
 	dur(envShutdownTimeout, &cfg.ShutdownTimeout)
@@ -127,6 +148,8 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	fs.IntVar(&cfg.BulkLimit, "bulk-limit", cfg.BulkLimit, "users per bulk request ("+envBulkLimit+")")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "wait for in-flight requests on shutdown ("+envShutdownTimeout+")")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json ("+envLogFormat+")")
+	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's stable name ("+envNodeID+")")
+	fs.Float64Var(&cfg.PurgeRate, "purge-rate", cfg.PurgeRate, "held-data purges per second at most ("+envPurgeRate+")")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -160,8 +183,14 @@ func (c *serveConfig) validate() error {
 	if c.HoldPeriod <= 0 {
 		errs = append(errs, badValue(envHoldPeriod, c.HoldPeriod.String(), "must be positive"))
 	}
-	if c.SchedulerInterval < time.Second {
-		errs = append(errs, badValue(envSchedulerInterval, c.SchedulerInterval.String(), "must be at least 1s"))
+	if c.SchedulerInterval < 10*time.Millisecond {
+		errs = append(errs, badValue(envSchedulerInterval, c.SchedulerInterval.String(), "must be at least 10ms"))
+	}
+	if c.PurgeRate <= 0 {
+		errs = append(errs, badValue(envPurgeRate, strconv.FormatFloat(c.PurgeRate, 'f', -1, 64), "must be positive"))
+	}
+	if !domain.ValidID(c.NodeID) {
+		errs = append(errs, badValue(envNodeID, c.NodeID, "use 1 to 128 characters of A-Z a-z 0-9 . _ @ -"))
 	}
 	if c.BulkLimit < 1 || c.BulkLimit > 10000 {
 		errs = append(errs, badValue(envBulkLimit, strconv.Itoa(c.BulkLimit), "must be between 1 and 10000"))

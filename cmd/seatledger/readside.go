@@ -33,7 +33,7 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 	}()
 	q := queries.New(queries.Config{Redis: d.Redis, Catalog: d.Decider.Catalog})
 	routes := func(g api.RouteGroups) {
-		q.Mount(g.Tenant)
+		q.Mount(g.Readers)
 		g.Operator.GET("/projections", func(c *gin.Context) {
 			api.WriteJSON(c, http.StatusOK, []projections.Status{proj.Status()})
 		})

@@ -1,0 +1,43 @@
+package api
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/seatledger/seatledger/domain"
+)
+
+// requireRoles admits the operator and the tenant's users holding one of
+// roles, as the tenant's own role events say (never the token). A tenant
+// that does not exist answers 404, the same as another tenant's path.
+func (s *Server) requireRoles(what string, roles ...domain.Role) gin.HandlerFunc {
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	return func(c *gin.Context) {
+		a, tenant := ActorOf(c), TenantOf(c)
+		var err error
+		viewErr := s.cfg.Commands.View(c.Request.Context(), tenant, func(t *domain.Tenant) error {
+			switch u := t.Users[a.UserID]; {
+			case !t.Exists():
+				err = TenantNotFound(tenant)
+			case a.Operator:
+			case u == nil || u.Deleted || !u.HasRole(roles...):
+				err = &domain.Error{Code: domain.CodeNotAllowedForRole,
+					Detail: fmt.Sprintf("to %s you must be one of %s", what, strings.Join(names, ", "))}
+			}
+			return nil
+		})
+		if viewErr != nil {
+			err = viewErr
+		}
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+		c.Next()
+	}
+}
