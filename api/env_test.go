@@ -19,6 +19,7 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/history"
 )
 
 const (
@@ -56,6 +57,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Commands: e.cmds, Decider: decider, JWTSecret: testSecret, OperatorToken: testOperator,
 		Logger: slog.New(slog.DiscardHandler), Metrics: metrics, Gatherer: reg,
 		Ready: func(ctx context.Context) error { return st.Ping(ctx) },
+		Routes: []func(api.RouteGroups){func(g api.RouteGroups) {
+			api.MountHistory(g.Auditors, &history.Service{Store: st, Snapshots: st, Catalog: decider.Catalog})
+		}},
 	}
 	for _, o := range opts {
 		o(&cfg)

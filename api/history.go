@@ -1,0 +1,245 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/history"
+)
+
+// MountHistory serves the audit log, raw events and time travel under a
+// tenant group (/v1/tenants/:t):
+//
+//	GET audit?since&until&actor&user&sku&type&cursor&limit&order=asc|desc
+//	GET events?fromVersion&limit
+//	GET state?at=<RFC 3339>|version=N
+//	GET state/diff?from=…&to=…   (times or versions)
+func MountHistory(g gin.IRoutes, svc *history.Service) {
+	h := historyHandlers{svc}
+	g.GET("/audit", h.audit)
+	g.GET("/events", h.events)
+	g.GET("/state", h.state)
+	g.GET("/state/diff", h.diff)
+}
+
+type historyHandlers struct{ svc *history.Service }
+
+func queryTime(c *gin.Context, name string) (time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, invalidRequest(name, "%s=%q is not an RFC 3339 time such as 2026-03-01T14:03:00Z", name, v)
+	}
+	return t, nil
+}
+
+func queryInt(c *gin.Context, name string, def, max int) (int, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, invalidRequest(name, "%s must be an integer from 1 to %d", name, max)
+	}
+	return n, nil
+}
+
+// point reads a time or a version: "2026-03-01T14:03:00Z" or "42".
+func point(c *gin.Context, name, value string) (history.Point, error) {
+	if n, err := strconv.ParseUint(value, 10, 64); err == nil {
+		return history.Point{Version: n}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		return history.Point{}, invalidRequest(name, "%s=%q is neither a version number nor an RFC 3339 time", name, value)
+	}
+	return history.Point{Time: t}, nil
+}
+
+func (h historyHandlers) exists(c *gin.Context) (string, bool) {
+	t := TenantOf(c)
+	head, err := h.svc.Head(c.Request.Context(), t)
+	if err != nil {
+		WriteProblem(c, err)
+		return "", false
+	}
+	if head == 0 {
+		WriteProblem(c, TenantNotFound(t))
+		return "", false
+	}
+	return t, true
+}
+
+func (h historyHandlers) audit(c *gin.Context) {
+	t, ok := h.exists(c)
+	if !ok {
+		return
+	}
+	var f history.Filter
+	var err error
+	if f.Since, err = queryTime(c, "since"); err == nil {
+		f.Until, err = queryTime(c, "until")
+	}
+	limit := 100
+	if err == nil {
+		limit, err = queryInt(c, "limit", 100, 500)
+	}
+	order := c.DefaultQuery("order", "asc")
+	if err == nil && order != "asc" && order != "desc" {
+		err = invalidRequest("order", "order must be asc or desc")
+	}
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	f.Actor, f.User, f.Sku, f.Type = c.Query("actor"), c.Query("user"), c.Query("sku"), c.Query("type")
+	page, err := h.svc.Audit(c.Request.Context(), t, f, c.Query("cursor"), order == "desc", limit)
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	cursorHeaders(c, page.NextCursor, page.PrevCursor)
+	c.Header("X-Tenant-Version", strconv.FormatUint(page.Head, 10))
+	WriteJSON(c, http.StatusOK, page.Records)
+}
+
+// cursorHeaders sets X-Next-Cursor / X-Prev-Cursor and a Link header.
+func cursorHeaders(c *gin.Context, next, prev string) {
+	link := func(cur, rel string) string {
+		q := c.Request.URL.Query()
+		q.Set("cursor", cur)
+		if rel == "prev" {
+			if q.Get("order") == "desc" {
+				q.Set("order", "asc")
+			} else {
+				q.Set("order", "desc")
+			}
+		}
+		return "<" + (&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String() + `>; rel="` + rel + `"`
+	}
+	var links []string
+	if next != "" {
+		c.Header("X-Next-Cursor", next)
+		links = append(links, link(next, "next"))
+	}
+	if prev != "" {
+		c.Header("X-Prev-Cursor", prev)
+		links = append(links, link(prev, "prev"))
+	}
+	for _, l := range links {
+		c.Writer.Header().Add("Link", l)
+	}
+}
+
+func (h historyHandlers) events(c *gin.Context) {
+	t, ok := h.exists(c)
+	if !ok {
+		return
+	}
+	from := uint64(1)
+	if v := c.Query("fromVersion"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < 1 {
+			WriteProblem(c, invalidRequest("fromVersion", "fromVersion must be a version number from 1"))
+			return
+		}
+		from = n
+	}
+	limit, err := queryInt(c, "limit", 100, 1000)
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	evs, next, err := h.svc.Events(c.Request.Context(), t, from, limit)
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	if next > 0 {
+		c.Header("X-Next-From-Version", strconv.FormatUint(next, 10))
+	}
+	WriteJSON(c, http.StatusOK, evs)
+}
+
+func (h historyHandlers) state(c *gin.Context) {
+	t, ok := h.exists(c)
+	if !ok {
+		return
+	}
+	at, version := c.Query("at"), c.Query("version")
+	var p history.Point
+	switch {
+	case at != "" && version != "":
+		WriteProblem(c, invalidRequest("at", "give at or version, not both"))
+		return
+	case version != "":
+		n, err := strconv.ParseUint(version, 10, 64)
+		if err != nil || n < 1 {
+			WriteProblem(c, invalidRequest("version", "version must be a version number from 1"))
+			return
+		}
+		p.Version = n
+	case at != "":
+		tm, err := queryTime(c, "at")
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+		p.Time = tm
+	}
+	ctx := c.Request.Context()
+	v, err := h.svc.Resolve(ctx, t, p)
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	if v == 0 {
+		WriteProblem(c, &domain.Error{Code: domain.CodeNotFound, Detail: "the tenant did not exist yet at " + at})
+		return
+	}
+	st, err := h.svc.StateAt(ctx, t, v)
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	WriteJSON(c, http.StatusOK, history.Render(h.svc.Catalog, st))
+}
+
+func (h historyHandlers) diff(c *gin.Context) {
+	t, ok := h.exists(c)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	var vs [2]uint64
+	for i, name := range []string{"from", "to"} {
+		raw := c.Query(name)
+		if raw == "" {
+			WriteProblem(c, invalidRequest(name, "%s is required (a version number or an RFC 3339 time)", name))
+			return
+		}
+		p, err := point(c, name, raw)
+		if err == nil {
+			vs[i], err = h.svc.Resolve(ctx, t, p)
+		}
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+	}
+	d, err := h.svc.DiffBetween(ctx, t, vs[0], vs[1])
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	WriteJSON(c, http.StatusOK, d)
+}

@@ -1,0 +1,97 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/seatledger/seatledger/history"
+)
+
+func TestHistoryEndpoints(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	e.addUser("contoso", "admin", "alice", "US", "Member")
+	e.buy("contoso", "admin", "s1", "SPB", 5)
+	tok := token(t, "contoso", "admin")
+	assigned := e.must(http.StatusOK, req{Method: "POST", Path: "/v1/tenants/contoso/licenses/SPB/assign", Token: tok, Body: map[string]any{"users": []string{"alice"}}}).answer(t).Version
+	mid := time.Now().UTC()
+	time.Sleep(5 * time.Millisecond)
+	e.must(http.StatusOK, req{Method: "POST", Path: "/v1/tenants/contoso/licenses/SPB/unassign", Token: tok, Body: map[string]any{"users": []string{"alice"}}})
+	head := e.version("contoso")
+
+	// Audit: filters and cursors, forwards and backwards.
+	var recs []history.Record
+	r := e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/audit?limit=2", Token: tok})
+	if err := json.Unmarshal(r.Body, &recs); err != nil || len(recs) != 2 || recs[0].Version != 1 || recs[0].Summary == "" {
+		t.Fatalf("audit page: %v %s", err, r.Body)
+	}
+	next := r.Header.Get("X-Next-Cursor")
+	if next == "" || r.Header.Get("Link") == "" {
+		t.Fatal("a partial page carries a next cursor")
+	}
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/audit?limit=2&cursor=" + url.QueryEscape(next), Token: tok})
+	_ = json.Unmarshal(r.Body, &recs)
+	if recs[0].Version != 3 {
+		t.Fatalf("second page starts at %d", recs[0].Version)
+	}
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/audit?order=desc&limit=1&type=LicenseUnassigned&user=alice", Token: tok})
+	_ = json.Unmarshal(r.Body, &recs)
+	if len(recs) != 1 || recs[0].Type != "LicenseUnassigned" || recs[0].Target.UserID != "alice" {
+		t.Fatalf("filtered: %s", r.Body)
+	}
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/audit?until=" + mid.Format(time.RFC3339Nano) + "&sku=SPB&actor=admin", Token: tok})
+	_ = json.Unmarshal(r.Body, &recs)
+	for _, rec := range recs {
+		if rec.OccurredAt.After(mid) || rec.Actor.UserID != "admin" {
+			t.Fatalf("until/actor filter let %+v through", rec)
+		}
+	}
+	if len(recs) != 2 { // the purchase and the assignment
+		t.Fatalf("%d records until %v: %s", len(recs), mid, r.Body)
+	}
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/audit?since=yesterday", Token: tok}), 400, "invalid_request")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/audit?cursor=zzz", Token: tok}), 400, "invalid_request")
+
+	// Raw events.
+	var raw []map[string]any
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/events?fromVersion=2&limit=2", Token: tok})
+	if err := json.Unmarshal(r.Body, &raw); err != nil || len(raw) != 2 || raw[0]["version"].(float64) != 2 || raw[0]["eventId"] == "" {
+		t.Fatalf("events: %s", r.Body)
+	}
+
+	// State at a version and at a time, and the diff between.
+	var st history.State
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state?at=" + mid.Format(time.RFC3339Nano), Token: tok})
+	if err := json.Unmarshal(r.Body, &st); err != nil || st.Version != assigned || st.Products[0].Assigned != 1 {
+		t.Fatalf("state at %v: %+v %v", mid, st.Products, err)
+	}
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state?version=1", Token: tok})
+	_ = json.Unmarshal(r.Body, &st)
+	if st.Version != 1 || st.Name != "contoso Ltd" || len(st.Users) != 0 {
+		t.Fatalf("state at version 1: %s", r.Body)
+	}
+	var d history.Diff
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state/diff?from=" + mid.Format(time.RFC3339Nano) + "&to=" + itoa(head), Token: tok})
+	if err := json.Unmarshal(r.Body, &d); err != nil || len(d.Changes) == 0 || uint64(len(d.Events)) != head-assigned {
+		t.Fatalf("diff: %v %s", err, r.Body)
+	}
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state?version=999", Token: tok}), 404, "not_found")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/diff?from=5", Token: tok}), 400, "invalid_request")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state?at=now", Token: tok}), 400, "invalid_request")
+
+	// Only Global admins (and the operator) read history.
+	e.addUser("contoso", "admin", "lena", "US", "Member")
+	e.must(http.StatusOK, req{Method: "PUT", Path: "/v1/tenants/contoso/users/lena/roles", Token: tok, Body: map[string]any{"roles": []string{"LicenseAdministrator"}}})
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/audit", Token: token(t, "contoso", "lena")}), 403, "not_allowed_for_role")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state", Token: token(t, "contoso", "alice")}), 403, "not_allowed_for_role")
+	e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/audit", Token: testOperator})
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/nobody/audit", Token: testOperator}), 404, "not_found")
+}
+
+func itoa(v uint64) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
