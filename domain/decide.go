@@ -198,8 +198,10 @@ type draftUser struct {
 	u       *User
 	lic     map[string]*UserLicense
 	deleted bool
-	// workloads in use when the decision started (R10)
+	// workloads in use when the decision started (R10), then as the last
+	// holds run left them
 	hadMailbox, hadOneDrive bool
+	exchangeHeld            *bool // nil: as the state says
 }
 
 func newTx(d *Decider, t *Tenant, m *CommandMeta) *tx {
@@ -418,7 +420,8 @@ func (tx *tx) checkPlans(du *draftUser) error {
 
 // holds decides the data holds of every touched user (R10): a user who lost
 // their mailbox gets their Exchange data held; one who got it back has the
-// hold released.
+// hold released. It may run several times in one decision: each run
+// compares with what the previous one left.
 func (tx *tx) holds() {
 	for _, id := range tx.order {
 		du := tx.users[id]
@@ -426,13 +429,19 @@ func (tx *tx) holds() {
 			continue
 		}
 		now := tx.hasMailbox(du)
-		hold := du.u.Holds[WorkloadExchange]
-		switch {
-		case du.hadMailbox && !now && hold == nil:
-			tx.emit(tx.held(id, WorkloadExchange, "licenseRemoved"))
-		case !du.hadMailbox && now && hold != nil:
-			tx.emit(DataHoldReleased{UserID: id, Workload: WorkloadExchange, Reason: "licenseAssigned"})
+		held := du.u.Holds[WorkloadExchange] != nil
+		if du.exchangeHeld != nil {
+			held = *du.exchangeHeld
 		}
+		switch {
+		case du.hadMailbox && !now && !held:
+			tx.emit(tx.held(id, WorkloadExchange, "licenseRemoved"))
+			held = true
+		case !du.hadMailbox && now && held:
+			tx.emit(DataHoldReleased{UserID: id, Workload: WorkloadExchange, Reason: "licenseAssigned"})
+			held = false
+		}
+		du.hadMailbox, du.exchangeHeld = now, &held
 	}
 }
 

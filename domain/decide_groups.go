@@ -88,6 +88,7 @@ func (tx *tx) removeGroupMember(c *RemoveGroupMember) error {
 	}
 	tx.holds()
 	tx.retryErrored("")
+	tx.holds()
 	return nil
 }
 
@@ -187,6 +188,7 @@ func (tx *tx) assignGroupLicenses(c *AssignGroupLicenses) error {
 	tx.holds()
 	if len(removing) > 0 {
 		tx.retryErrored("")
+		tx.holds()
 	}
 	return nil
 }

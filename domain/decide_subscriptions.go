@@ -274,6 +274,7 @@ func (tx *tx) takeOver(c *TakeOverSubscription) error {
 		return err
 	}
 	tx.retryErrored("")
+	tx.holds()
 	return nil
 }
 

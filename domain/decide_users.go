@@ -135,6 +135,7 @@ func (tx *tx) deleteUser(c *DeleteUser) error {
 		tx.emit(tx.held(u.ID, WorkloadOneDrive, "userDeleted"))
 	}
 	tx.retryErrored("")
+	tx.holds()
 	return nil
 }
 

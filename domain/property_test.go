@@ -152,6 +152,7 @@ func TestProperty_AssignedNeverExceedsTotalInAnyReachableState(t *testing.T) {
 				continue
 			}
 			decided += len(evs)
+			checkHoldEvents(t, s.state, evs)
 			s.apply(evs)
 			checkInvariants(t, s.d.Catalog, s.state)
 		}
@@ -350,5 +351,36 @@ func TestEveryEventTypeRoundTrips(t *testing.T) {
 			t.Fatalf("%s: %v %#v", typ, err, e.Payload)
 		}
 		_ = fmt.Sprint(e)
+	}
+}
+
+// checkHoldEvents: a decision holds a workload only if it is not held, and
+// releases or purges only what is held, once.
+func checkHoldEvents(t *testing.T, before *Tenant, evs []Event) {
+	t.Helper()
+	held := map[string]bool{}
+	for id, u := range before.Users {
+		for w := range u.Holds {
+			held[id+"|"+w] = true
+		}
+	}
+	for _, e := range evs {
+		switch p := e.Payload.(type) {
+		case DataHeld:
+			if held[p.UserID+"|"+p.Workload] && p.Reason != "retentionHoldRemoved" {
+				t.Fatalf("%s data of %s held twice: %#v", p.Workload, p.UserID, evs)
+			}
+			held[p.UserID+"|"+p.Workload] = true
+		case DataHoldReleased:
+			if !held[p.UserID+"|"+p.Workload] {
+				t.Fatalf("released %s data of %s that is not held", p.Workload, p.UserID)
+			}
+			delete(held, p.UserID+"|"+p.Workload)
+		case HeldDataPurged:
+			if !held[p.UserID+"|"+p.Workload] {
+				t.Fatalf("purged %s data of %s that is not held", p.Workload, p.UserID)
+			}
+			delete(held, p.UserID+"|"+p.Workload)
+		}
 	}
 }

@@ -223,8 +223,8 @@ func TestR9_DeletingAUserFreesLicensesAtOnceAndRestoreWithin30Days(t *testing.T)
 func TestR10_RemovingALicenseHoldsExchangeDataFor30DaysThenPurges(t *testing.T) {
 	s := contoso(t).Given(assign("SPB", "alice"))
 	removed := s.now
-	s.When(unassign("SPB", "alice")).ThenContains(DataHeld{UserID: "alice", Workload: WorkloadExchange,
-		HeldSince: removed, PurgeAfter: removed.Add(30 * 24 * time.Hour), Reason: "licenseRemoved"})
+	s.When(unassign("SPB", "alice")).Then(LicenseUnassigned{UserID: "alice", SkuID: sku(t, "SPB"), Source: SourceDirect},
+		DataHeld{UserID: "alice", Workload: WorkloadExchange, HeldSince: removed, PurgeAfter: removed.Add(30 * 24 * time.Hour), Reason: "licenseRemoved"})
 	if s.state.Users["alice"].Holds[WorkloadOneDrive] != nil {
 		t.Fatal("OneDrive files are held only when the user is deleted")
 	}
@@ -255,7 +255,8 @@ func TestR10_ABatchPurgesWhatIsDueAndSkipsTheRest(t *testing.T) {
 func TestR10_ReassigningWithinTheWindowReleasesTheHold(t *testing.T) {
 	s := contoso(t).Given(assign("SPB", "alice"), unassign("SPB", "alice"))
 	s.After(10 * 24 * time.Hour)
-	s.When(assign("SPB", "alice")).ThenContains(DataHoldReleased{UserID: "alice", Workload: WorkloadExchange, Reason: "licenseAssigned"})
+	s.When(assign("SPB", "alice")).Then(LicenseAssigned{UserID: "alice", SkuID: sku(t, "SPB"), Source: SourceDirect},
+		DataHoldReleased{UserID: "alice", Workload: WorkloadExchange, Reason: "licenseAssigned"})
 	s.After(30 * 24 * time.Hour)
 	s.When(&PurgeHeldData{CommandMeta: CommandMeta{Actor: Actor{System: "scheduler"}}, UserID: "alice", Workload: WorkloadExchange}).
 		ThenError(CodeNoHeldData)

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/seatledger/seatledger/history"
+)
+
+func init() {
+	register(subcommand{Name: "audit", Summary: "print a tenant's audit log (filters; table or JSON lines) from a running server", Run: runAudit})
+	register(subcommand{Name: "state", Summary: "print a tenant's whole state as it was at a time or version", Run: runState})
+	register(subcommand{Name: "diff", Summary: "print what changed in a tenant between two times or versions", Run: runDiff})
+	register(subcommand{Name: "healthcheck", Summary: "exit 0 when the server at " + envAddr + " answers /healthz (container health checks)", Run: runHealthcheck})
+}
+
+func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("seatledger "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("audit", "Usage: seatledger audit --tenant T [--since TIME] [--until TIME] [--actor A] [--user U] [--sku S] [--type EVENT] [--limit N] [--desc] [--json]\n"+
+		"Prints the tenant's audit log, oldest first (--desc: newest first). Times are RFC 3339.", stderr)
+	tenant := fs.String("tenant", "", "tenant id (required)")
+	since := fs.String("since", "", "only events at or after this time")
+	until := fs.String("until", "", "only events at or before this time")
+	actor := fs.String("actor", "", "only events by this user id (or operator, system:scheduler)")
+	user := fs.String("user", "", "only events about this user")
+	sku := fs.String("sku", "", "only events about this product (skuId or part number)")
+	typ := fs.String("type", "", "only events of this type, e.g. LicenseAssigned")
+	limit := fs.Int("limit", 0, "stop after this many records (0: all)")
+	desc := fs.Bool("desc", false, "newest first")
+	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
+	client := clientFlags(fs)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if *tenant == "" {
+		fmt.Fprintln(stderr, "seatledger audit: --tenant is required")
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "seatledger audit:", err)
+		return 2
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"since": *since, "until": *until, "actor": *actor, "user": *user, "sku": *sku, "type": *typ} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if *desc {
+		q.Set("order", "desc")
+	}
+	q.Set("limit", "500")
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	if !*asJSON {
+		fmt.Fprintln(tw, "VERSION\tTIME\tACTOR\tTYPE\tSUMMARY")
+	}
+	n := 0
+	for {
+		body, hdr, err := c.do(ctx, http.MethodGet, "/v1/tenants/"+url.PathEscape(*tenant)+"/audit?"+q.Encode(), nil)
+		if err != nil {
+			fmt.Fprintln(stderr, "seatledger audit:", err)
+			return 1
+		}
+		var recs []history.Record
+		if err := json.Unmarshal(body, &recs); err != nil {
+			fmt.Fprintln(stderr, "seatledger audit: unexpected answer:", err)
+			return 1
+		}
+		for _, r := range recs {
+			if *limit > 0 && n >= *limit {
+				break
+			}
+			n++
+			if *asJSON {
+				b, _ := json.Marshal(r)
+				fmt.Fprintln(stdout, string(b))
+				continue
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Version, r.OccurredAt.Format(time.RFC3339), r.Actor.String(), r.Type, r.Summary)
+		}
+		next := hdr.Get("X-Next-Cursor")
+		if next == "" || (*limit > 0 && n >= *limit) {
+			break
+		}
+		q.Set("cursor", next)
+	}
+	_ = tw.Flush()
+	return 0
+}
+
+func runState(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("state", "Usage: seatledger state --tenant T [--at TIME | --version N]\nPrints the tenant's whole state (JSON) as it was; without --at/--version, now.", stderr)
+	tenant := fs.String("tenant", "", "tenant id (required)")
+	at := fs.String("at", "", "a time (RFC 3339)")
+	version := fs.Uint64("version", 0, "a version of the tenant's stream")
+	client := clientFlags(fs)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if *tenant == "" || (*at != "" && *version > 0) {
+		fmt.Fprintln(stderr, "seatledger state: --tenant is required, with at most one of --at and --version")
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "seatledger state:", err)
+		return 2
+	}
+	q := url.Values{}
+	if *at != "" {
+		q.Set("at", *at)
+	}
+	if *version > 0 {
+		q.Set("version", fmt.Sprint(*version))
+	}
+	body, _, err := c.do(ctx, http.MethodGet, "/v1/tenants/"+url.PathEscape(*tenant)+"/state?"+q.Encode(), nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "seatledger state:", err)
+		return 1
+	}
+	return printIndented(stdout, stderr, body)
+}
+
+func printIndented(stdout, stderr io.Writer, body []byte) int {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		fmt.Fprintln(stderr, "unexpected answer:", err)
+		return 1
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	fmt.Fprintln(stdout, string(b))
+	return 0
+}
+
+func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("diff", "Usage: seatledger diff --tenant T --from TIME|VERSION --to TIME|VERSION [--json]\nPrints each entity that changed between the two points and the events responsible.", stderr)
+	tenant := fs.String("tenant", "", "tenant id (required)")
+	from := fs.String("from", "", "a time (RFC 3339) or a version (required)")
+	to := fs.String("to", "", "a time (RFC 3339) or a version (required)")
+	asJSON := fs.Bool("json", false, "print the whole diff as JSON")
+	client := clientFlags(fs)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if *tenant == "" || *from == "" || *to == "" {
+		fmt.Fprintln(stderr, "seatledger diff: --tenant, --from and --to are required")
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "seatledger diff:", err)
+		return 2
+	}
+	q := url.Values{"from": {*from}, "to": {*to}}
+	body, _, err := c.do(ctx, http.MethodGet, "/v1/tenants/"+url.PathEscape(*tenant)+"/state/diff?"+q.Encode(), nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "seatledger diff:", err)
+		return 1
+	}
+	if *asJSON {
+		return printIndented(stdout, stderr, body)
+	}
+	var d history.Diff
+	if err := json.Unmarshal(body, &d); err != nil {
+		fmt.Fprintln(stderr, "seatledger diff: unexpected answer:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "tenant %s, version %d → %d: %d changes, %d events\n", *tenant, d.From, d.To, len(d.Changes), len(d.Events))
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANGE\tENTITY\tEVENTS")
+	for _, ch := range d.Changes {
+		vs := make([]string, len(ch.Events))
+		for i, v := range ch.Events {
+			vs[i] = fmt.Sprint(v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", ch.Kind, ch.Entity, strings.Join(vs, ","))
+	}
+	_ = tw.Flush()
+	return 0
+}
+
+func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("healthcheck", "Usage: seatledger healthcheck [--server URL]\nExits 0 when the server answers GET /healthz with 200.", stderr)
+	server := fs.String("server", "http://"+envOr(envAddr, "127.0.0.1:8080"), "base URL")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	base := strings.Replace(*server, "0.0.0.0", "127.0.0.1", 1)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/healthz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "unhealthy:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "unhealthy: HTTP", resp.StatusCode)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+func init() {
+	register(subcommand{Name: "verify", Summary: "fold every tenant from the event store and compare with the Redis read models (exit 1 on a difference)", Run: runVerify})
+}
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("verify", "Usage: seatledger verify [--server URL]\nAsks the running server to fold every tenant from the event store and compare the result with the read models in Redis.", stderr)
+	client := clientFlags(fs)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "seatledger verify:", err)
+		return 2
+	}
+	body, _, err := c.do(ctx, http.MethodPost, "/v1/projections/verify", nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "seatledger verify:", err)
+		return 1
+	}
+	var rep struct {
+		Tenants     int `json:"tenants"`
+		Keys        int `json:"keys"`
+		Differences []struct {
+			Tenant, Key, Field, Want, Got string
+		} `json:"differences"`
+		Truncated bool `json:"truncated"`
+	}
+	if err := json.Unmarshal(body, &rep); err != nil {
+		fmt.Fprintln(stderr, "seatledger verify: unexpected answer:", err)
+		return 1
+	}
+	for _, d := range rep.Differences {
+		fmt.Fprintf(stdout, "DIFF tenant=%s key=%s field=%s\n  want %s\n  got  %s\n", d.Tenant, d.Key, d.Field, d.Want, d.Got)
+	}
+	fmt.Fprintf(stdout, "verified %d tenants, %d keys: %d differences\n", rep.Tenants, rep.Keys, len(rep.Differences))
+	if len(rep.Differences) > 0 {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// server runs `serve` in-process on a fresh data directory.
+type server struct {
+	t     *testing.T
+	addr  string
+	dir   string
+	op    string
+	stop  func()
+	admin string // a JWT of tenant contoso's Global admin
+}
+
+func startServer(t *testing.T) *server {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, EventStore: "embedded", HoldPeriod: time.Hour,
+		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text", NodeID: "test", PurgeRate: 5000}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrCh, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, io.Discard, io.Discard, func(a string) { addrCh <- a }) }()
+	s := &server{t: t, dir: dir}
+	select {
+	case s.addr = <-addrCh:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	s.stop = func() { cancel(); <-done }
+	t.Cleanup(s.stop)
+	sec, _, err := readDevSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.op = sec.OperatorToken
+	return s
+}
+
+func (s *server) call(method, path, token, body string) (int, []byte) {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+func (s *server) must(want int, method, path, token, body string) []byte {
+	s.t.Helper()
+	code, b := s.call(method, path, token, body)
+	if code != want {
+		s.t.Fatalf("%s %s: %d, want %d: %s", method, path, code, want, b)
+	}
+	return b
+}
+
+// tool runs a subcommand against the server.
+func (s *server) tool(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	args = append(args, "--server", "http://"+s.addr, "--data-dir", s.dir)
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func (s *server) contoso() {
+	s.must(201, "POST", "/v1/tenants", s.op, `{"id":"contoso","name":"Contoso","globalAdmin":{"id":"admin","userPrincipalName":"admin@contoso.example","usageLocation":"US"}}`)
+	sec, _, _ := readDevSecrets(s.dir)
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"token", "--tenant", "contoso", "--user", "admin", "--secret", sec.JWTSecret}, &out, io.Discard); code != 0 {
+		s.t.Fatal("token failed")
+	}
+	s.admin = strings.TrimSpace(out.String())
+	s.must(201, "POST", "/v1/tenants/contoso/users", s.admin, `{"id":"alice","userPrincipalName":"alice@contoso.example","usageLocation":"US"}`)
+	s.must(201, "POST", "/v1/tenants/contoso/subscriptions", s.admin, `{"id":"s1","skuId":"SPB","quantity":5}`)
+	s.must(200, "POST", "/v1/tenants/contoso/licenses/SPB/assign", s.admin, `{"users":["alice"]}`)
+	s.must(200, "POST", "/v1/tenants/contoso/licenses/SPB/unassign", s.admin, `{"users":["alice"]}`)
+}
+
+func TestOperatorTools(t *testing.T) {
+	s := startServer(t)
+	s.contoso()
+
+	code, out, errOut := s.tool("audit", "--tenant", "contoso")
+	if code != 0 || !strings.Contains(out, "LicenseAssigned") || !strings.Contains(out, "assigned Microsoft 365 Business Premium to alice") {
+		t.Fatalf("audit: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = s.tool("audit", "--tenant", "contoso", "--type", "DataHeld", "--json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 1 || !strings.Contains(lines[0], `"type":"DataHeld"`) {
+		t.Fatalf("audit --type --json: %d %q", code, out)
+	}
+	code, out, _ = s.tool("audit", "--tenant", "contoso", "--desc", "--limit", "1", "--json")
+	if code != 0 || !strings.Contains(out, `"type":"DataHeld"`) {
+		t.Fatalf("audit --desc --limit 1: %q", out)
+	}
+
+	code, out, _ = s.tool("state", "--tenant", "contoso", "--version", "6")
+	var st struct {
+		Version  uint64 `json:"version"`
+		Products []struct{ Total, Assigned int }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Version != 6 || st.Products[0].Total != 5 || st.Products[0].Assigned != 1 {
+		t.Fatalf("state --version 6: %d %s", code, out)
+	}
+	code, out, _ = s.tool("diff", "--tenant", "contoso", "--from", "3", "--to", "8")
+	if code != 0 || !strings.Contains(out, "user:alice") || !strings.Contains(out, "held:alice|Exchange") {
+		t.Fatalf("diff: %d %s", code, out)
+	}
+	code, out, errOut = s.tool("verify")
+	if code != 0 || !strings.Contains(out, "0 differences") {
+		t.Fatalf("verify: %d %s %s", code, out, errOut)
+	}
+	health := func() int {
+		return run(context.Background(), []string{"healthcheck", "--server", "http://" + s.addr}, io.Discard, io.Discard)
+	}
+	if health() != 0 {
+		t.Fatal("healthcheck of a running server failed")
+	}
+	if code, _, errOut := s.tool("state", "--tenant", "nobody"); code != 1 || !strings.Contains(errOut, "not_found") {
+		t.Fatalf("state of a missing tenant: %d %s", code, errOut)
+	}
+	if code, _, _ := s.tool("audit"); code != 2 {
+		t.Fatal("audit without --tenant is a usage error")
+	}
+	s.stop()
+	if health() != 1 {
+		t.Fatal("healthcheck of a stopped server succeeded")
+	}
+}
+
+// TestBinaryPurgesHeldDataEndToEnd builds the seatledger binary and runs it
+// with a 2 s hold period and a 200 ms scheduler: a removed license's mailbox
+// is purged, and the audit log shows it, within seconds.
+func TestBinaryPurgesHeldDataEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "seatledger")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "SEATLEDGER_ADDR=127.0.0.1:0", "SEATLEDGER_DATA_DIR="+dir,
+		"SEATLEDGER_DATA_HOLD_PERIOD=2s", "SEATLEDGER_SCHEDULER_INTERVAL=200ms", "SEATLEDGER_REDIS_URL=")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := readListenAddr(t, stdout)
+	s := &server{t: t, addr: addr, dir: dir}
+	sec, _, err := readDevSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.op = sec.OperatorToken
+	s.contoso()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		_, out, _ := s.tool("audit", "--tenant", "contoso", "--type", "HeldDataPurged", "--json")
+		if strings.Contains(out, `"userId":"alice"`) && strings.Contains(out, `"workload":"Exchange"`) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatal("no HeldDataPurged event in the audit log 15 s after the license was removed")
+}
+
+// readListenAddr reads the banner line "seatledger listening on http://ADDR".
+func readListenAddr(t *testing.T, r io.Reader) string {
+	t.Helper()
+	lines := make(chan string)
+	go func() {
+		buf := make([]byte, 0, 4096)
+		one := make([]byte, 1)
+		for {
+			if _, err := r.Read(one); err != nil {
+				close(lines)
+				return
+			}
+			if one[0] == '\n' {
+				lines <- string(buf)
+				buf = buf[:0]
+				continue
+			}
+			buf = append(buf, one[0])
+		}
+	}()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the server exited before listening")
+			}
+			if i := strings.Index(l, "listening on http://"); i >= 0 {
+				go func() {
+					for range lines {
+					}
+				}()
+				return strings.TrimSpace(l[i+len("listening on http://"):])
+			}
+		case <-timeout:
+			t.Fatal("the server did not print where it listens")
+		}
+	}
+}
