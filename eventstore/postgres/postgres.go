@@ -1,0 +1,515 @@
+// Package postgres implements eventstore.Store and eventstore.SnapshotStore
+// on PostgreSQL (pgx/v5), so that several seatledger processes can share one
+// event store.
+//
+// Layout (in one schema, "seatledger" by default):
+//
+//	events(position bigint PK, stream, version, id uuid UNIQUE, type,
+//	       recorded_at, data bytea, UNIQUE (stream, version))
+//	head(position)                 the last assigned global position
+//	snapshots(stream, version, schema, data, PK (stream, version))
+//	append_events(...)             the append, as one PL/pgSQL function
+//
+// Global order without gaps: an append takes a transaction-level advisory
+// lock (one key per schema) before it checks the stream and takes its
+// positions from the head row (UPDATE ... RETURNING), and PostgreSQL releases
+// that lock only after the transaction's commit is visible. So positions
+// are contiguous and assigned in commit order: a reader that sees position p
+// sees every position below p, and a subscriber can never skip an event that
+// commits later with a smaller position. The price is that appends (of all
+// processes sharing the schema) commit one at a time.
+//
+// Subscriptions read batches after their position; when caught up they wait
+// for a NOTIFY sent by the append transaction (one LISTEN connection per
+// Store) or for a poll interval (200 ms by default), so a lost notification
+// only delays delivery.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/seatledger/seatledger/eventstore"
+)
+
+// DefaultSchema is the schema the store uses unless told otherwise.
+const DefaultSchema = "seatledger"
+
+// SchemaParam is the connection-string query parameter naming the schema
+// (postgres://host/db?schema=name). It is removed before connecting.
+const SchemaParam = "schema"
+
+// Options tune Open.
+type Options struct {
+	// Schema holds the store's tables; created if missing. Default: the
+	// connection string's "schema" parameter, else DefaultSchema.
+	Schema string
+	// PollInterval bounds how long a caught-up subscription waits when a
+	// notification is lost. Default 200 ms.
+	PollInterval time.Duration
+	// ReadBatch is how many events a subscription reads per query.
+	// Default 512.
+	ReadBatch int
+	// MaxConns caps the connection pool (0: pgxpool's default, or the
+	// connection string's pool_max_conns). Each Store also uses one
+	// connection for LISTEN once something subscribes.
+	MaxConns int32
+}
+
+// Store is a PostgreSQL-backed event store. It is safe for concurrent use,
+// also by several processes sharing the database and schema.
+type Store struct {
+	pool      *pgxpool.Pool
+	listenCfg *pgx.ConnConfig
+	n         names
+	opts      Options
+
+	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll string
+	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll      string
+
+	rootCtx context.Context
+	cancel  context.CancelFunc
+
+	mu         sync.Mutex
+	closed     bool
+	closedCh   chan struct{}
+	listening  bool
+	listenDone chan struct{}
+
+	notifyMu sync.Mutex
+	notifyCh chan struct{}
+}
+
+var (
+	_ eventstore.Store         = (*Store)(nil)
+	_ eventstore.SnapshotStore = (*Store)(nil)
+)
+
+// IsURL reports whether s is a PostgreSQL connection URL (postgres:// or
+// postgresql://), i.e. whether SEATLEDGER_EVENTSTORE selects this store.
+func IsURL(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// Open connects to PostgreSQL and creates the store's schema if missing.
+// connString is a postgres:// or postgresql:// URL (any form pgx accepts
+// works); its "schema" query parameter, if any, names the schema. A server
+// that cannot be reached gives an error wrapping eventstore.ErrUnavailable.
+func Open(ctx context.Context, connString string) (*Store, error) {
+	return OpenOptions(ctx, connString, Options{})
+}
+
+// OpenOptions is Open with options.
+func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, error) {
+	conn, urlSchema, err := splitSchema(strings.TrimSpace(connString))
+	if err != nil {
+		return nil, err
+	}
+	if opts.Schema == "" {
+		opts.Schema = urlSchema
+	}
+	if opts.Schema == "" {
+		opts.Schema = DefaultSchema
+	}
+	if err := validSchema(opts.Schema); err != nil {
+		return nil, err
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 200 * time.Millisecond
+	}
+	if opts.ReadBatch <= 0 {
+		opts.ReadBatch = 512
+	}
+	cfg, err := pgxpool.ParseConfig(conn)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: postgres connection string: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "seatledger"
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: postgres: %v", eventstore.ErrUnavailable, err)
+	}
+	n := newNames(opts.Schema)
+	if err := migrate(ctx, pool, n); err != nil {
+		pool.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, classify("migrate schema "+opts.Schema, err)
+	}
+	root, cancel := context.WithCancel(context.Background())
+	cols := "position, stream, version, id, type, recorded_at, data"
+	s := &Store{
+		pool:      pool,
+		listenCfg: cfg.ConnConfig.Copy(),
+		n:         n,
+		opts:      opts,
+		rootCtx:   root,
+		cancel:    cancel,
+		closedCh:  make(chan struct{}),
+		notifyCh:  make(chan struct{}),
+
+		qAppend:     "SELECT o_outcome, o_version, o_position FROM " + n.appendFn + "($1, $2, $3, $4, $5)",
+		qReadFwd:    "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+		qReadBwd:    "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
+		qVersion:    "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
+		qReadAll:    "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 ORDER BY position LIMIT $2",
+		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
+		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
+		qSnapDel:    "DELETE FROM " + n.snaps + " WHERE stream = $1",
+		qSnapDelAll: "DELETE FROM " + n.snaps,
+	}
+	return s, nil
+}
+
+// splitSchema removes the schema parameter from a URL connection string.
+func splitSchema(conn string) (string, string, error) {
+	if !IsURL(conn) {
+		return conn, "", nil
+	}
+	u, err := url.Parse(conn)
+	if err != nil {
+		return "", "", errors.New("eventstore: postgres connection string is not a valid URL")
+	}
+	q := u.Query()
+	if !q.Has(SchemaParam) {
+		return conn, "", nil
+	}
+	schema := q.Get(SchemaParam)
+	q.Del(SchemaParam)
+	u.RawQuery = q.Encode()
+	return u.String(), schema, nil
+}
+
+// Schema returns the schema the store uses.
+func (s *Store) Schema() string { return s.opts.Schema }
+
+// DropSchema drops a store's schema and everything in it (for tests that
+// give every run a fresh schema). Stores using it must be closed.
+func DropSchema(ctx context.Context, connString, schema string) error {
+	conn, urlSchema, err := splitSchema(strings.TrimSpace(connString))
+	if err != nil {
+		return err
+	}
+	if schema == "" {
+		schema = urlSchema
+	}
+	if err := validSchema(schema); err != nil {
+		return err
+	}
+	c, err := pgx.Connect(ctx, conn)
+	if err != nil {
+		return classify("connect", err)
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		return classify("drop schema", err)
+	}
+	return nil
+}
+
+// Close implements eventstore.Store: subscriptions end with ErrClosed, later
+// calls return ErrClosed. It waits for calls in flight to release their
+// connections.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closedCh)
+	listening := s.listening
+	s.mu.Unlock()
+	s.cancel()
+	if listening {
+		<-s.listenDone
+	}
+	s.pool.Close()
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.closedCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// Ping implements eventstore.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.isClosed() {
+		return eventstore.ErrClosed
+	}
+	return s.mapErr(ctx, "ping", s.pool.Ping(ctx))
+}
+
+// ---- errors
+
+// mapErr turns pgx errors into the contract's errors.
+func (s *Store) mapErr(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.isClosed() {
+		return eventstore.ErrClosed
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return classify(op, err)
+}
+
+func classify(op string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		if unavailableCode(pe.Code) {
+			return fmt.Errorf("%w: postgres %s: %v", eventstore.ErrUnavailable, op, err)
+		}
+		return fmt.Errorf("eventstore: postgres %s: %w", op, err)
+	}
+	// Errors without a server error code are connection failures (refused,
+	// reset, timed out, closed).
+	return fmt.Errorf("%w: postgres %s: %v", eventstore.ErrUnavailable, op, err)
+}
+
+// unavailableCode reports SQLSTATEs worth retrying later.
+func unavailableCode(code string) bool {
+	switch {
+	case strings.HasPrefix(code, "08"): // connection exception
+		return true
+	case strings.HasPrefix(code, "53"): // insufficient resources (disk full, too many connections)
+		return true
+	case strings.HasPrefix(code, "58"): // system error (I/O)
+		return true
+	}
+	switch code {
+	case "57P01", "57P02", "57P03", // admin/crash shutdown, cannot connect now
+		"40001", "40P01", // serialization failure, deadlock
+		"55P03", // lock not available
+		"25006": // read-only transaction (hot standby)
+		return true
+	}
+	return false
+}
+
+// ---- append
+
+func validStream(stream string) error {
+	if stream == "" {
+		return errors.New("eventstore: empty stream name")
+	}
+	if strings.IndexByte(stream, 0) >= 0 {
+		return fmt.Errorf("eventstore: stream name %q contains a NUL byte", stream)
+	}
+	return nil
+}
+
+// Append implements eventstore.Store. The whole append is one statement in
+// one transaction. If ctx ends or the connection breaks while it commits,
+// the append may or may not have happened: retry it with the same event IDs.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := validStream(stream); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if expected < eventstore.Any {
+		return eventstore.AppendResult{}, fmt.Errorf("eventstore: invalid expected version %d", int64(expected))
+	}
+	ids := make([]pgtype.UUID, len(events))
+	types := make([]string, len(events))
+	data := make([][]byte, len(events))
+	seen := make(map[[16]byte]struct{}, len(events))
+	for i, e := range events {
+		id, err := uuid.Parse(e.ID)
+		if err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("eventstore: event ID %q is not a UUID: %v", e.ID, err)
+		}
+		if _, dup := seen[id]; dup {
+			return eventstore.AppendResult{}, fmt.Errorf("eventstore: event ID %s appears twice in one append", e.ID)
+		}
+		seen[id] = struct{}{}
+		ids[i] = pgtype.UUID{Bytes: id, Valid: true}
+		types[i] = e.Type
+		data[i] = e.Data
+		if data[i] == nil {
+			data[i] = []byte{}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if s.isClosed() {
+		return eventstore.AppendResult{}, eventstore.ErrClosed
+	}
+	var outcome int32
+	var version, position int64
+	err := s.pool.QueryRow(ctx, s.qAppend, stream, int64(expected), ids, types, data).Scan(&outcome, &version, &position)
+	if err != nil {
+		return eventstore.AppendResult{}, s.mapErr(ctx, "append", err)
+	}
+	if outcome == 2 {
+		return eventstore.AppendResult{}, &eventstore.ConflictError{Stream: stream, Expected: expected, Actual: uint64(version)}
+	}
+	return eventstore.AppendResult{Version: uint64(version), Position: eventstore.Position(position)}, nil
+}
+
+// ---- reads
+
+func limitArg(limit int) *int64 {
+	if limit <= 0 {
+		return nil // LIMIT NULL: no limit
+	}
+	l := int64(limit)
+	return &l
+}
+
+func (s *Store) query(ctx context.Context, op, sql string, args ...any) ([]eventstore.RecordedEvent, error) {
+	if s.isClosed() {
+		return nil, eventstore.ErrClosed
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, s.mapErr(ctx, op, err)
+	}
+	defer rows.Close()
+	var out []eventstore.RecordedEvent
+	for rows.Next() {
+		var (
+			e        eventstore.RecordedEvent
+			pos, ver int64
+			id       [16]byte
+		)
+		if err := rows.Scan(&pos, &e.Stream, &ver, &id, &e.Type, &e.RecordedAt, &e.Data); err != nil {
+			return nil, s.mapErr(ctx, op, err)
+		}
+		e.Position = eventstore.Position(pos)
+		e.Version = uint64(ver)
+		e.ID = uuid.UUID(id).String()
+		e.RecordedAt = e.RecordedAt.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.mapErr(ctx, op, err)
+	}
+	return out, nil
+}
+
+func clampI64(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
+}
+
+// ReadStream implements eventstore.Store. limit <= 0 means no limit.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
+	return s.query(ctx, "read stream", s.qReadFwd, stream, clampI64(from), limitArg(limit))
+}
+
+// ReadStreamBackward implements eventstore.Store. limit <= 0 means no limit.
+func (s *Store) ReadStreamBackward(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
+	if from == 0 {
+		from = math.MaxInt64
+	}
+	return s.query(ctx, "read stream backward", s.qReadBwd, stream, clampI64(from), limitArg(limit))
+}
+
+// StreamVersion implements eventstore.Store.
+func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error) {
+	if s.isClosed() {
+		return 0, eventstore.ErrClosed
+	}
+	var v int64
+	if err := s.pool.QueryRow(ctx, s.qVersion, stream).Scan(&v); err != nil {
+		return 0, s.mapErr(ctx, "stream version", err)
+	}
+	return uint64(v), nil
+}
+
+// ReadAll implements eventstore.Store. limit <= 0 means no limit.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	if uint64(after) >= math.MaxInt64 {
+		if s.isClosed() {
+			return nil, eventstore.ErrClosed
+		}
+		return nil, nil
+	}
+	return s.query(ctx, "read all", s.qReadAll, int64(after), limitArg(limit))
+}
+
+// ---- snapshots
+
+// SaveSnapshot implements eventstore.SnapshotStore.
+func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
+	if err := validStream(snap.Stream); err != nil {
+		return err
+	}
+	if s.isClosed() {
+		return eventstore.ErrClosed
+	}
+	data := snap.Data
+	if data == nil {
+		data = []byte{}
+	}
+	_, err := s.pool.Exec(ctx, s.qSnapSave, snap.Stream, clampI64(snap.Version), int32(snap.Schema), data)
+	return s.mapErr(ctx, "save snapshot", err)
+}
+
+// LoadSnapshot implements eventstore.SnapshotStore.
+func (s *Store) LoadSnapshot(ctx context.Context, stream string, maxVersion uint64) (eventstore.Snapshot, bool, error) {
+	if s.isClosed() {
+		return eventstore.Snapshot{}, false, eventstore.ErrClosed
+	}
+	if maxVersion == 0 {
+		maxVersion = math.MaxInt64
+	}
+	snap := eventstore.Snapshot{Stream: stream}
+	var ver int64
+	var schema int32
+	err := s.pool.QueryRow(ctx, s.qSnapLoad, stream, clampI64(maxVersion)).Scan(&ver, &schema, &snap.Data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Snapshot{}, false, nil
+	}
+	if err != nil {
+		return eventstore.Snapshot{}, false, s.mapErr(ctx, "load snapshot", err)
+	}
+	snap.Version, snap.Schema = uint64(ver), int(schema)
+	return snap, true, nil
+}
+
+// DeleteSnapshots implements eventstore.SnapshotStore.
+func (s *Store) DeleteSnapshots(ctx context.Context, stream string) error {
+	if s.isClosed() {
+		return eventstore.ErrClosed
+	}
+	var err error
+	if stream == "" {
+		_, err = s.pool.Exec(ctx, s.qSnapDelAll)
+	} else {
+		_, err = s.pool.Exec(ctx, s.qSnapDel, stream)
+	}
+	return s.mapErr(ctx, "delete snapshots", err)
+}

@@ -1,0 +1,501 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/eventstore/storetest"
+)
+
+// urlEnv overrides the server the tests use.
+const urlEnv = "SEATLEDGER_POSTGRES_URL"
+
+const defaultTestURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+func testURL() string {
+	if u := os.Getenv(urlEnv); u != "" {
+		return u
+	}
+	return defaultTestURL
+}
+
+var (
+	reachOnce sync.Once
+	reachErr  error
+)
+
+// requirePG skips the test when no PostgreSQL server answers.
+func requirePG(tb testing.TB) string {
+	tb.Helper()
+	reachOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, testURL())
+		if err != nil {
+			reachErr = err
+			return
+		}
+		defer c.Close(ctx)
+		reachErr = c.Ping(ctx)
+	})
+	if reachErr != nil {
+		tb.Skipf("PostgreSQL unreachable at %s (set %s): %v — postgres event store tests skipped", testURL(), urlEnv, reachErr)
+	}
+	return testURL()
+}
+
+// freshSchema returns a new schema name, dropped when the test ends.
+func freshSchema(tb testing.TB) string {
+	tb.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "slt_" + hex.EncodeToString(b[:])
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := DropSchema(ctx, testURL(), schema); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return schema
+}
+
+func openSchema(tb testing.TB, schema string, opts Options) *Store {
+	tb.Helper()
+	opts.Schema = schema
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A per-schema application_name lets tests find the store's backends.
+	s, err := OpenOptions(ctx, testURL()+"&application_name="+schema, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+type factory struct{}
+
+func (factory) Open(t *testing.T) eventstore.Store {
+	requirePG(t)
+	return openSchema(t, freshSchema(t), Options{})
+}
+
+func (factory) Reopen(t *testing.T, old eventstore.Store) eventstore.Store {
+	schema := old.(*Store).Schema()
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return openSchema(t, schema, Options{})
+}
+
+func TestContract(t *testing.T) {
+	requirePG(t)
+	storetest.RunFactory(t, factory{})
+}
+
+func events(n int, typ string) []eventstore.EventData {
+	evs := make([]eventstore.EventData, n)
+	for i := range evs {
+		id := uuid.NewString()
+		evs[i] = eventstore.EventData{ID: id, Type: typ, Data: fmt.Appendf(nil, `{"i":%d, "id":%q}`, i, id)}
+	}
+	return evs
+}
+
+// follow reads n events from sub and checks that positions are exactly
+// after+1, after+2, ... (a fresh schema's log has no gaps at all).
+func follow(t *testing.T, sub eventstore.Subscription, after eventstore.Position, n int) []eventstore.RecordedEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := make([]eventstore.RecordedEvent, 0, n)
+	for len(out) < n {
+		e, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next after %d of %d events: %v", len(out), n, err)
+		}
+		if want := after + eventstore.Position(len(out)) + 1; e.Position != want {
+			t.Fatalf("subscription delivered position %d, want %d (gap or repeat)", e.Position, want)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// TestTwoStores shares one schema between two Stores with separate pools
+// (as two processes would): concurrent appends to one stream with expected
+// versions, and to other streams, while each store has a subscriber.
+func TestTwoStores(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	a := openSchema(t, schema, Options{})
+	defer a.Close()
+	b := openSchema(t, schema, Options{})
+	defer b.Close()
+	ctx := t.Context()
+
+	subA, err := a.Subscribe(ctx, eventstore.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer subA.Close()
+	subB, err := b.Subscribe(ctx, eventstore.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer subB.Close()
+
+	const hot = "tenant-hot"
+	const perStore, each = 6, 10 // contenders per store, wins each
+	type win struct {
+		version uint64
+		id      string
+	}
+	wins := make(chan win, 2*perStore*each)
+	var noise [2]int
+	var wg sync.WaitGroup
+	for si, s := range []*Store{a, b} {
+		for g := 0; g < perStore; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for done := 0; done < each; {
+					v, err := s.StreamVersion(ctx, hot)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					e := events(1, "Hot")
+					r, err := s.Append(ctx, hot, eventstore.Exactly(v), e)
+					if errors.Is(err, eventstore.ErrConflict) {
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if r.Version != v+1 {
+						t.Errorf("appended after %d, result version %d", v, r.Version)
+					}
+					wins <- win{r.Version, e[0].ID}
+					done++
+				}
+			}()
+		}
+		// Multi-event appends to other streams at the same time.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				evs := events(1+i%4, "Noise")
+				if _, err := s.Append(ctx, fmt.Sprintf("tenant-noise-%d", si), eventstore.Any, evs); err != nil {
+					t.Error(err)
+					return
+				}
+				noise[si] += len(evs)
+			}
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	if t.Failed() {
+		return
+	}
+	byVersion := map[uint64]string{}
+	for w := range wins {
+		if prev, dup := byVersion[w.version]; dup {
+			t.Fatalf("version %d won twice (%s and %s)", w.version, prev, w.id)
+		}
+		byVersion[w.version] = w.id
+	}
+	n := 2 * perStore * each
+	got, err := b.ReadStream(ctx, hot, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n || len(byVersion) != n {
+		t.Fatalf("stream has %d events, %d acknowledged, want %d", len(got), len(byVersion), n)
+	}
+	for i, e := range got {
+		if e.Version != uint64(i+1) || byVersion[e.Version] != e.ID {
+			t.Fatalf("event %d: version %d id %s, acknowledged %s", i, e.Version, e.ID, byVersion[e.Version])
+		}
+	}
+	total := n + noise[0] + noise[1]
+	all, err := a.ReadAll(ctx, eventstore.Start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != total {
+		t.Fatalf("ReadAll: %d events, want %d", len(all), total)
+	}
+	for name, sub := range map[string]eventstore.Subscription{"A": subA, "B": subB} {
+		seen := follow(t, sub, eventstore.Start, total)
+		for i := range seen {
+			if seen[i].ID != all[i].ID || seen[i].Stream != all[i].Stream || seen[i].Version != all[i].Version {
+				t.Fatalf("subscriber %s: event %d is %s %s@%d, ReadAll has %s %s@%d", name, i,
+					seen[i].ID, seen[i].Stream, seen[i].Version, all[i].ID, all[i].Stream, all[i].Version)
+			}
+		}
+	}
+}
+
+// TestProcesses runs writers in child processes (this test binary again)
+// while this process subscribes: the subscriber sees every event once, at
+// contiguous positions.
+func TestProcesses(t *testing.T) {
+	requirePG(t)
+	if testing.Short() {
+		t.Skip("short")
+	}
+	schema := freshSchema(t)
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	ctx := t.Context()
+	sub, err := s.Subscribe(ctx, eventstore.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+
+	const procs, appends = 3, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, procs)
+	for p := 0; p < procs; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1")
+			cmd.Env = append(os.Environ(), helperEnv+"="+schema, helperNEnv+"="+strconv.Itoa(appends))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("writer process %d: %v\n%s", p, err, out)
+			}
+		}()
+	}
+	// This process writes too.
+	for i := 0; i < appends; i++ {
+		if _, err := s.Append(ctx, "tenant-parent", eventstore.Any, events(2, "Parent")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Every writer appends to one shared stream with expected versions and
+	// to its own stream: 2 + 1 events per round.
+	total := 2*appends + procs*appends*3
+	seen := follow(t, sub, eventstore.Start, total)
+	all, err := s.ReadAll(ctx, eventstore.Start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != total {
+		t.Fatalf("ReadAll %d events, want %d", len(all), total)
+	}
+	for i := range all {
+		if seen[i].ID != all[i].ID {
+			t.Fatalf("event %d differs between subscription and ReadAll", i)
+		}
+	}
+	shared, err := s.ReadStream(ctx, "tenant-shared", 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shared) != 2*procs*appends {
+		t.Fatalf("shared stream has %d events, want %d", len(shared), 2*procs*appends)
+	}
+}
+
+const (
+	helperEnv  = "SEATLEDGER_PG_TEST_WRITER_SCHEMA"
+	helperNEnv = "SEATLEDGER_PG_TEST_WRITER_N"
+)
+
+// TestHelperWriter is the child process of TestProcesses.
+func TestHelperWriter(t *testing.T) {
+	schema := os.Getenv(helperEnv)
+	if schema == "" {
+		t.Skip("helper process of TestProcesses")
+	}
+	n, _ := strconv.Atoi(os.Getenv(helperNEnv))
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	ctx := t.Context()
+	own := "tenant-proc-" + uuid.NewString()[:8]
+	for i := 0; i < n; i++ {
+		if _, err := s.Append(ctx, own, eventstore.Exactly(uint64(i)), events(1, "Own")); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			v, err := s.StreamVersion(ctx, "tenant-shared")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Append(ctx, "tenant-shared", eventstore.Exactly(v), events(2, "Shared"))
+			if errors.Is(err, eventstore.ErrConflict) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+}
+
+// TestLostNotifications: with no notification ever arriving, a caught-up
+// subscription still sees new events through its poll.
+func TestLostNotifications(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	s := openSchema(t, schema, Options{PollInterval: 50 * time.Millisecond})
+	defer s.Close()
+	s.n.channel = "seatledger_nobody_notifies_this"
+	ctx := t.Context()
+	sub, err := s.Subscribe(ctx, eventstore.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for i := 0; i < 3; i++ {
+		time.Sleep(20 * time.Millisecond)
+		if _, err := s.Append(ctx, "tenant-x", eventstore.Any, events(1, "T")); err != nil {
+			t.Fatal(err)
+		}
+		follow(t, sub, eventstore.Position(i), 1)
+	}
+}
+
+// TestConnectionsKilled terminates the store's server connections: calls
+// fail with ErrUnavailable (or succeed on a new connection), the store
+// recovers, and the subscription resumes once the LISTEN connection is back.
+func TestConnectionsKilled(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	s := openSchema(t, schema, Options{PollInterval: 100 * time.Millisecond})
+	defer s.Close()
+	ctx := t.Context()
+	sub, err := s.Subscribe(ctx, eventstore.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := s.Append(ctx, "tenant-k", eventstore.NoStream, events(1, "T")); err != nil {
+		t.Fatal(err)
+	}
+	follow(t, sub, 0, 1)
+
+	admin, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var killed int
+	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1`, schema).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed < 2 {
+		t.Fatalf("terminated %d connections, want the pool's and the listener's", killed)
+	}
+	ok := false
+	for i := 0; i < 50 && !ok; i++ {
+		_, err := s.Append(ctx, "tenant-k", eventstore.Exactly(1), events(1, "T"))
+		switch {
+		case err == nil:
+			ok = true
+		case errors.Is(err, eventstore.ErrUnavailable):
+			time.Sleep(20 * time.Millisecond)
+		default:
+			t.Fatalf("append after connections were killed: %v", err)
+		}
+	}
+	if !ok {
+		t.Fatal("store did not recover")
+	}
+	follow(t, sub, 1, 1)
+}
+
+func TestOpenUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+	if !errors.Is(err, eventstore.ErrUnavailable) {
+		t.Fatalf("Open without a server: %v, want ErrUnavailable", err)
+	}
+	if _, err := Open(ctx, "postgres://postgres@127.0.0.1/test?schema=bad-name"); err == nil || errors.Is(err, eventstore.ErrUnavailable) {
+		t.Fatalf("bad schema name: %v", err)
+	}
+}
+
+func TestConcurrentOpen(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(t.Context(), testURL()+"&schema="+schema)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			if s.Schema() != schema {
+				t.Errorf("schema %q, want %q", s.Schema(), schema)
+			}
+			if _, err := s.Append(t.Context(), "tenant-open", eventstore.Any, events(1, "T")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	if v, err := s.StreamVersion(t.Context(), "tenant-open"); err != nil || v != 4 {
+		t.Fatalf("version %d %v, want 4", v, err)
+	}
+}
+
+func TestIsURL(t *testing.T) {
+	for s, want := range map[string]bool{
+		"postgres://u@h/db":        true,
+		"postgresql://u@h/db":      true,
+		" POSTGRES://h/db":         true,
+		"kurrentdb://h:2113":       false,
+		"/var/lib/seatledger":      false,
+		"host=localhost dbname=db": false,
+	} {
+		if IsURL(s) != want {
+			t.Errorf("IsURL(%q) = %v", s, !want)
+		}
+	}
+	conn, schema, err := splitSchema("postgres://u:pw@h:5432/db?sslmode=disable&schema=s1")
+	if err != nil || schema != "s1" || conn != "postgres://u:pw@h:5432/db?sslmode=disable" {
+		t.Fatalf("splitSchema: %q %q %v", conn, schema, err)
+	}
+}
+
+func TestUnavailableCodes(t *testing.T) {
+	for code, want := range map[string]bool{"08006": true, "53100": true, "57P01": true, "40001": true, "23505": false, "42P01": false} {
+		if unavailableCode(code) != want {
+			t.Errorf("unavailableCode(%s) = %v", code, !want)
+		}
+	}
+}
