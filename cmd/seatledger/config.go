@@ -68,6 +68,9 @@ type serveConfig struct {
 	LogFormat         string
 	NodeID            string
 	PurgeRate         float64
+
+	// for `seatledger bench` only: embedded store without fsync
+	noSync bool
 }
 
 // configError is a bad configuration value: exit code 2.

@@ -119,7 +119,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 	var store eventstore.Store
 	switch {
 	case isEmbedded(cfg.EventStore):
-		st, err := embedded.Open(cfg.DataDir, embedded.Options{Logger: logger.With("component", "eventstore")})
+		st, err := embedded.Open(cfg.DataDir, embedded.Options{Logger: logger.With("component", "eventstore"), NoSync: cfg.noSync})
 		if err != nil {
 			return err
 		}

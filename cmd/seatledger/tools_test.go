@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -40,7 +41,8 @@ func startServer(t *testing.T) *server {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not start")
 	}
-	s.stop = func() { cancel(); <-done }
+	var once sync.Once
+	s.stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(s.stop)
 	sec, _, err := readDevSecrets(dir)
 	if err != nil {

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/eventstore/embedded"
+)
+
+func init() {
+	register(subcommand{Name: "bench", Summary: "measure HTTP command throughput and latency (and the raw store append rate) on this machine", Run: runBench})
+}
+
+// benchOptions drive `seatledger bench`.
+type benchOptions struct {
+	Clients, Tenants, Users int
+	Duration                time.Duration
+	NoSync                  bool
+}
+
+// benchResult is what one load run measured.
+type benchResult struct {
+	Commands         int64
+	Errors           int64
+	Elapsed          time.Duration
+	P50, P99, Max    time.Duration
+	StoreEventsPerS  float64
+	StoreAppendsPerS float64
+}
+
+func (r benchResult) perSecond() float64 { return float64(r.Commands) / r.Elapsed.Seconds() }
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("bench", "Usage: seatledger bench [--clients 64] [--tenants 1000] [--users 8] [--duration 20s] [--nosync]\n"+
+		"Starts seatledger on a temporary data directory (durable embedded store, in-process Redis), creates the\n"+
+		"tenants, then has the clients assign and unassign licenses over loopback HTTP for the duration, and prints\n"+
+		"commands/s, latency percentiles and errors; then measures the raw event store append rate with as many writers.", stderr)
+	var o benchOptions
+	fs.IntVar(&o.Clients, "clients", 64, "concurrent HTTP clients")
+	fs.IntVar(&o.Tenants, "tenants", 1000, "tenants the load is spread over")
+	fs.IntVar(&o.Users, "users", 8, "licensed users per tenant")
+	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "how long the load runs")
+	fs.BoolVar(&o.NoSync, "nosync", false, "store without fsync (NOT durable; to see what the disk costs)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if o.Clients < 1 || o.Tenants < 1 || o.Users < 1 || o.Duration <= 0 {
+		fmt.Fprintln(stderr, "seatledger bench: --clients, --tenants, --users and --duration must be positive")
+		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "seatledger bench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "seatledger bench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := benchHTTP(ctx, o, func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) })
+	if err != nil {
+		fmt.Fprintln(stderr, "seatledger bench:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "HTTP AssignLicense/UnassignLicense, %d clients, %d tenants, %v, durable=%v\n", o.Clients, o.Tenants, o.Duration, !o.NoSync)
+	fmt.Fprintf(stdout, "  commands/s   %.0f  (%d commands, %d errors, %.2f%% error rate)\n", res.perSecond(), res.Commands, res.Errors,
+		100*float64(res.Errors)/float64(max(res.Commands+res.Errors, 1)))
+	fmt.Fprintf(stdout, "  latency      p50 %.2f ms   p99 %.2f ms   max %.2f ms\n", ms(res.P50), ms(res.P99), ms(res.Max))
+	fmt.Fprintf(stdout, "  raw store    %.0f events/s (%d writers, 1 event per append, same machine, right after)\n", res.StoreEventsPerS, o.Clients)
+	return 0
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// benchHTTP runs the load against a fresh in-process server.
+func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any)) (benchResult, error) {
+	dir, err := os.MkdirTemp("", "seatledger-bench-")
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir + "/data", EventStore: "embedded", HoldPeriod: 720 * time.Hour,
+		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text",
+		NodeID: "bench", PurgeRate: 5000, noSync: o.NoSync}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	addrCh, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- serve(sctx, cfg, io.Discard, io.Discard, func(a string) { addrCh <- a }) }()
+	var addr string
+	select {
+	case addr = <-addrCh:
+	case err := <-done:
+		return benchResult{}, err
+	}
+	var stopOnce sync.Once
+	shutdown := func() { stopOnce.Do(func() { stop(); <-done }) }
+	defer shutdown()
+	secrets, _, err := readDevSecrets(cfg.DataDir)
+	if err != nil {
+		return benchResult{}, err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: o.Clients * 2, MaxIdleConnsPerHost: o.Clients * 2}, Timeout: 30 * time.Second}
+	base := "http://" + addr
+	send := func(method, path, token, body string) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader([]byte(body)))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+
+	// Set-up: tenants, 1000 licenses each, users.
+	progress("setting up %d tenants of %d users…", o.Tenants, o.Users)
+	tokens := make([]string, o.Tenants)
+	var setupErr atomic.Value
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < min(o.Clients, 32); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				t := fmt.Sprint("bench-", i)
+				tok, _ := api.NewToken([]byte(secrets.JWTSecret), t, "admin", 24*time.Hour, time.Now())
+				tokens[i] = tok
+				steps := []struct{ method, path, token, body string }{
+					{"POST", "/v1/tenants", secrets.OperatorToken, `{"id":"` + t + `","name":"Bench","globalAdmin":{"id":"admin","userPrincipalName":"admin@bench.example","usageLocation":"US"}}`},
+					{"POST", "/v1/tenants/" + t + "/subscriptions", tok, `{"id":"s","skuId":"SPB","quantity":1000}`},
+				}
+				for u := 0; u < o.Users; u++ {
+					steps = append(steps, struct{ method, path, token, body string }{"POST", "/v1/tenants/" + t + "/users", tok,
+						fmt.Sprintf(`{"id":"u%d","userPrincipalName":"u%d@bench.example","usageLocation":"US"}`, u, u)})
+				}
+				for _, s := range steps {
+					if code, err := send(s.method, s.path, s.token, s.body); err != nil || code != http.StatusCreated {
+						setupErr.Store(fmt.Errorf("set-up %s %s: %d %v", s.method, s.path, code, err))
+						return
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < o.Tenants; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err, _ := setupErr.Load().(error); err != nil {
+		return benchResult{}, err
+	}
+
+	// Load: each (tenant, user) is taken by one client at a time and flipped
+	// between assigned and unassigned, so every command appends events.
+	progress("load: %d clients for %v…", o.Clients, o.Duration)
+	slots := make([]atomic.Int32, o.Tenants*o.Users) // 0 free unassigned, 1 free assigned, 2+ busy
+	var commands, errs atomic.Int64
+	lat := make([][]time.Duration, o.Clients)
+	deadline := time.Now().Add(o.Duration)
+	start := time.Now()
+	for c := 0; c < o.Clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(c), 99))
+			for time.Now().Before(deadline) {
+				k := r.IntN(len(slots))
+				state := slots[k].Load()
+				if state > 1 || !slots[k].CompareAndSwap(state, 2) {
+					continue
+				}
+				t, u := k/o.Users, k%o.Users
+				op := "assign"
+				if state == 1 {
+					op = "unassign"
+				}
+				began := time.Now()
+				code, err := send("POST", fmt.Sprintf("/v1/tenants/bench-%d/licenses/SPB/%s", t, op), tokens[t], fmt.Sprintf(`{"users":["u%d"]}`, u))
+				lat[c] = append(lat[c], time.Since(began))
+				if err != nil || code != http.StatusOK {
+					errs.Add(1)
+					slots[k].Store(state)
+					continue
+				}
+				commands.Add(1)
+				slots[k].Store(1 - state)
+			}
+		}(c)
+	}
+	wg.Wait()
+	res := benchResult{Commands: commands.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) > 0 {
+		slices.Sort(all)
+		res.P50, res.P99, res.Max = all[len(all)/2], all[len(all)*99/100], all[len(all)-1]
+	}
+	shutdown()
+
+	progress("raw store: %d writers for %v…", o.Clients, min(o.Duration, 10*time.Second))
+	res.StoreEventsPerS, err = rawAppendRate(ctx, dir+"/raw", o.Clients, min(o.Duration, 10*time.Second), o.NoSync)
+	return res, err
+}
+
+// rawAppendRate appends 300-byte events, one per append, from n writers on
+// their own streams for d, straight to a fresh embedded store.
+func rawAppendRate(ctx context.Context, dir string, n int, d time.Duration, noSync bool) (float64, error) {
+	st, err := embedded.Open(dir, embedded.Options{NoSync: noSync})
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	payload := bytes.Repeat([]byte("x"), 300)
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			stream := fmt.Sprint("raw-", w)
+			for v := uint64(0); time.Now().Before(deadline); v++ {
+				id := fmt.Sprintf("%08x-0000-4000-8000-%012x", w, v)
+				if _, err := st.Append(ctx, stream, eventstore.Exactly(v), []eventstore.EventData{{ID: id, Type: "Raw", Data: payload}}); err != nil {
+					return
+				}
+				total.Add(1)
+			}
+		}(w)
+	}
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds(), nil
+}
