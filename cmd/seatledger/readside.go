@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/lease"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
 )
@@ -27,11 +31,26 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
+	// One node at a time writes the read models: the holder of the
+	// projection's lease. If it dies, the lease expires and another node's
+	// projection resumes from the checkpoint. Writes are guarded by each
+	// tenant's applied version, so a late write of a former holder cannot
+	// move a read model back.
+	owner := fmt.Sprintf("%s:%x", d.Config.NodeID, rand.Uint64())
 	go func() {
 		defer close(done)
-		if err := proj.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			d.Logger.Error("projection stopped", "projection", proj.Name(), "err", err)
-		}
+		_ = lease.Run(runCtx, lease.Config{Redis: d.Redis, Name: "projection:" + proj.Name(), Owner: owner,
+			Logger: d.Logger.With("component", "lease")},
+			func(jctx context.Context, token int64) error {
+				err := proj.Run(jctx)
+				if err != nil && !errors.Is(err, context.Canceled) {
+					d.Logger.Error("projection stopped", "projection", proj.Name(), "err", err)
+					// A stopped projection keeps the lease: it says why in
+					// its status, and another node would stop at the same event.
+					<-jctx.Done()
+				}
+				return err
+			})
 	}()
 	q := queries.New(queries.Config{Redis: d.Redis, Catalog: d.Decider.Catalog})
 	routes := func(g api.RouteGroups) {
@@ -43,11 +62,16 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 		// and compares the result with the read models (seatledger verify).
 		g.Operator.POST("/projections/verify", func(c *gin.Context) {
 			ctx := c.Request.Context()
-			if err := proj.WaitFor(ctx, headOf(d)); err != nil {
+			if err := waitCheckpoint(ctx, d, proj, headOf(d)); err != nil {
 				api.WriteProblem(c, fmt.Errorf("%w: the projection did not catch up: %v", eventstore.ErrUnavailable, err))
 				return
 			}
-			rep, err := projections.Verify(ctx, d.Store, d.Redis, proj.Prefix(), projections.VerifyOptions{Snapshots: d.Snapshots})
+			prefix, err := projections.ActivePrefix(ctx, d.Redis)
+			if err != nil {
+				api.WriteProblem(c, err)
+				return
+			}
+			rep, err := projections.Verify(ctx, d.Store, d.Redis, prefix, projections.VerifyOptions{Snapshots: d.Snapshots})
 			if err != nil {
 				api.WriteProblem(c, err)
 				return
@@ -69,4 +93,30 @@ func headOf(d *serveDeps) eventstore.Position {
 		return h.LastPosition()
 	}
 	return 0
+}
+
+// waitCheckpoint waits (up to 30 s) until the projection's checkpoint in
+// Redis — written by whichever node holds its lease — reaches pos.
+func waitCheckpoint(ctx context.Context, d *serveDeps, proj *projections.Projection, pos eventstore.Position) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	prefix := proj.Prefix()
+	if prefix == "" { // this node does not hold the projection's lease
+		var err error
+		if prefix, err = projections.ActivePrefix(ctx, d.Redis); err != nil {
+			return err
+		}
+	}
+	key := projections.Keys{Prefix: prefix}.Checkpoint(proj.Name())
+	for {
+		v, err := d.Redis.Get(ctx, key).Uint64()
+		if (err == nil || errors.Is(err, redis.Nil)) && eventstore.Position(v) >= pos {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
