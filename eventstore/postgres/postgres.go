@@ -19,6 +19,10 @@
 // commits later with a smaller position. The price is that appends (of all
 // processes sharing the schema) commit one at a time.
 //
+// Appends of one Store are committed by one goroutine, up to 64 concurrent
+// appends per transaction (group commit), so that a process's concurrent
+// writers share the lock hold and the WAL flush.
+//
 // Subscriptions read batches after their position; when caught up they wait
 // for a NOTIFY sent by the append transaction (one LISTEN connection per
 // Store) or for a poll interval (200 ms by default), so a lost notification
@@ -38,7 +42,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seatledger/seatledger/eventstore"
@@ -77,7 +80,7 @@ type Store struct {
 	opts      Options
 
 	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll string
-	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll      string
+	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll     string
 
 	rootCtx context.Context
 	cancel  context.CancelFunc
@@ -90,6 +93,9 @@ type Store struct {
 
 	notifyMu sync.Mutex
 	notifyCh chan struct{}
+
+	reqs       chan *appendReq
+	writerDone chan struct{}
 }
 
 var (
@@ -143,6 +149,9 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
+	// append_events relies on each of its statements seeing the appends
+	// committed before it took the lock (fresh snapshots per statement).
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "seatledger"
 	}
@@ -161,14 +170,16 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 	root, cancel := context.WithCancel(context.Background())
 	cols := "position, stream, version, id, type, recorded_at, data"
 	s := &Store{
-		pool:      pool,
-		listenCfg: cfg.ConnConfig.Copy(),
-		n:         n,
-		opts:      opts,
-		rootCtx:   root,
-		cancel:    cancel,
-		closedCh:  make(chan struct{}),
-		notifyCh:  make(chan struct{}),
+		pool:       pool,
+		listenCfg:  cfg.ConnConfig.Copy(),
+		n:          n,
+		opts:       opts,
+		rootCtx:    root,
+		cancel:     cancel,
+		closedCh:   make(chan struct{}),
+		notifyCh:   make(chan struct{}),
+		reqs:       make(chan *appendReq),
+		writerDone: make(chan struct{}),
 
 		qAppend:     "SELECT o_outcome, o_version, o_position FROM " + n.appendFn + "($1, $2, $3, $4, $5)",
 		qReadFwd:    "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
@@ -180,6 +191,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		qSnapDel:    "DELETE FROM " + n.snaps + " WHERE stream = $1",
 		qSnapDelAll: "DELETE FROM " + n.snaps,
 	}
+	go s.writer()
 	return s, nil
 }
 
@@ -246,6 +258,7 @@ func (s *Store) Close() error {
 	if listening {
 		<-s.listenDone
 	}
+	<-s.writerDone
 	s.pool.Close()
 	return nil
 }
@@ -314,66 +327,6 @@ func unavailableCode(code string) bool {
 		return true
 	}
 	return false
-}
-
-// ---- append
-
-func validStream(stream string) error {
-	if stream == "" {
-		return errors.New("eventstore: empty stream name")
-	}
-	if strings.IndexByte(stream, 0) >= 0 {
-		return fmt.Errorf("eventstore: stream name %q contains a NUL byte", stream)
-	}
-	return nil
-}
-
-// Append implements eventstore.Store. The whole append is one statement in
-// one transaction. If ctx ends or the connection breaks while it commits,
-// the append may or may not have happened: retry it with the same event IDs.
-func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
-	if err := validStream(stream); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	if expected < eventstore.Any {
-		return eventstore.AppendResult{}, fmt.Errorf("eventstore: invalid expected version %d", int64(expected))
-	}
-	ids := make([]pgtype.UUID, len(events))
-	types := make([]string, len(events))
-	data := make([][]byte, len(events))
-	seen := make(map[[16]byte]struct{}, len(events))
-	for i, e := range events {
-		id, err := uuid.Parse(e.ID)
-		if err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("eventstore: event ID %q is not a UUID: %v", e.ID, err)
-		}
-		if _, dup := seen[id]; dup {
-			return eventstore.AppendResult{}, fmt.Errorf("eventstore: event ID %s appears twice in one append", e.ID)
-		}
-		seen[id] = struct{}{}
-		ids[i] = pgtype.UUID{Bytes: id, Valid: true}
-		types[i] = e.Type
-		data[i] = e.Data
-		if data[i] == nil {
-			data[i] = []byte{}
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	if s.isClosed() {
-		return eventstore.AppendResult{}, eventstore.ErrClosed
-	}
-	var outcome int32
-	var version, position int64
-	err := s.pool.QueryRow(ctx, s.qAppend, stream, int64(expected), ids, types, data).Scan(&outcome, &version, &position)
-	if err != nil {
-		return eventstore.AppendResult{}, s.mapErr(ctx, "append", err)
-	}
-	if outcome == 2 {
-		return eventstore.AppendResult{}, &eventstore.ConflictError{Stream: stream, Expected: expected, Actual: uint64(version)}
-	}
-	return eventstore.AppendResult{Version: uint64(version), Position: eventstore.Position(position)}, nil
 }
 
 // ---- reads

@@ -1,0 +1,160 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/seatledger/seatledger/eventstore"
+)
+
+// Benchmarks use 300-byte events (as the embedded store's do), each in a
+// fresh schema.
+
+var payload = func() []byte {
+	b := make([]byte, 300)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return b
+}()
+
+func benchEvents(n int) []eventstore.EventData {
+	out := make([]eventstore.EventData, n)
+	for i := range out {
+		out[i] = eventstore.EventData{ID: uuid.NewString(), Type: "SeatAssigned", Data: payload}
+	}
+	return out
+}
+
+func BenchmarkAppend(b *testing.B) {
+	for _, c := range []struct {
+		writers, perAppend int
+		maxConns           int32
+	}{
+		{1, 1, 0},
+		{64, 1, 0},
+		{64, 1, 16},
+		{1, 100, 0},
+	} {
+		name := fmt.Sprintf("writers=%d/events=%d", c.writers, c.perAppend)
+		if c.maxConns > 0 {
+			name += fmt.Sprintf("/conns=%d", c.maxConns)
+		}
+		b.Run(name, func(b *testing.B) {
+			requirePG(b)
+			s := openSchema(b, freshSchema(b), Options{MaxConns: c.maxConns})
+			defer s.Close()
+			ctx := context.Background()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for w := 0; w < c.writers; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					stream := "tenant-" + uuid.NewString()
+					var v uint64
+					for next.Add(1) <= int64(b.N) {
+						r, err := s.Append(ctx, stream, eventstore.Exactly(v), benchEvents(c.perAppend))
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						v = r.Version
+					}
+				}()
+			}
+			wg.Wait()
+			el := time.Since(start)
+			b.ReportMetric(float64(b.N*c.perAppend)/el.Seconds(), "events/s")
+		})
+	}
+}
+
+func BenchmarkReadAll(b *testing.B) {
+	requirePG(b)
+	const total, page = 50_000, 1000
+	s := openSchema(b, freshSchema(b), Options{})
+	defer s.Close()
+	ctx := context.Background()
+	for i := 0; i < total/500; i++ {
+		if _, err := s.Append(ctx, fmt.Sprintf("tenant-%d", i%50), eventstore.Any, benchEvents(500)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	read := 0
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		pos := eventstore.Start
+		for {
+			evs, err := s.ReadAll(ctx, pos, page)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(evs) == 0 {
+				break
+			}
+			read += len(evs)
+			pos = evs[len(evs)-1].Position
+		}
+	}
+	b.ReportMetric(float64(read)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkSubscribeLag appends from 16 writers while a subscriber on a
+// second Store (another pool, as another process would) follows; it reports
+// the delivery lag from RecordedAt.
+func BenchmarkSubscribeLag(b *testing.B) {
+	requirePG(b)
+	schema := freshSchema(b)
+	w := openSchema(b, schema, Options{MaxConns: 16})
+	defer w.Close()
+	r := openSchema(b, schema, Options{})
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := r.Subscribe(ctx, eventstore.Start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	b.ResetTimer()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := "tenant-" + uuid.NewString()
+			for next.Add(1) <= int64(b.N) {
+				if _, err := w.Append(ctx, stream, eventstore.Any, benchEvents(1)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	lags := make([]time.Duration, 0, b.N)
+	for len(lags) < b.N {
+		e, err := sub.Next(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lags = append(lags, time.Since(e.RecordedAt))
+	}
+	wg.Wait()
+	b.StopTimer()
+	slices.Sort(lags)
+	b.ReportMetric(float64(lags[len(lags)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "max-ms")
+}
