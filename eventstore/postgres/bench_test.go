@@ -34,22 +34,10 @@ func benchEvents(n int) []eventstore.EventData {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	for _, c := range []struct {
-		writers, perAppend int
-		maxConns           int32
-	}{
-		{1, 1, 0},
-		{64, 1, 0},
-		{64, 1, 16},
-		{1, 100, 0},
-	} {
-		name := fmt.Sprintf("writers=%d/events=%d", c.writers, c.perAppend)
-		if c.maxConns > 0 {
-			name += fmt.Sprintf("/conns=%d", c.maxConns)
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct{ writers, perAppend int }{{1, 1}, {64, 1}, {1, 100}} {
+		b.Run(fmt.Sprintf("writers=%d/events=%d", c.writers, c.perAppend), func(b *testing.B) {
 			requirePG(b)
-			s := openSchema(b, freshSchema(b), Options{MaxConns: c.maxConns})
+			s := openSchema(b, freshSchema(b), Options{})
 			defer s.Close()
 			ctx := context.Background()
 			var next atomic.Int64
@@ -157,4 +145,38 @@ func BenchmarkSubscribeLag(b *testing.B) {
 	b.ReportMetric(float64(lags[len(lags)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "max-ms")
+}
+
+// BenchmarkAppendTwoStores: 32 writers on each of two Stores sharing the
+// schema (two processes' worth of group commits contending for the lock).
+func BenchmarkAppendTwoStores(b *testing.B) {
+	requirePG(b)
+	schema := freshSchema(b)
+	stores := []*Store{openSchema(b, schema, Options{}), openSchema(b, schema, Options{})}
+	defer stores[0].Close()
+	defer stores[1].Close()
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := stores[w%2]
+			stream := "tenant-" + uuid.NewString()
+			var v uint64
+			for next.Add(1) <= int64(b.N) {
+				r, err := s.Append(ctx, stream, eventstore.Exactly(v), benchEvents(1))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				v = r.Version
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }

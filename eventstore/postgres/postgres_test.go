@@ -420,6 +420,7 @@ func TestConnectionsKilled(t *testing.T) {
 		case err == nil:
 			ok = true
 		case errors.Is(err, eventstore.ErrUnavailable):
+			t.Logf("append after the kill: %v", err)
 			time.Sleep(20 * time.Millisecond)
 		default:
 			t.Fatalf("append after connections were killed: %v", err)
