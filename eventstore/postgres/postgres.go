@@ -27,6 +27,11 @@
 // for a NOTIFY sent by the append transaction (one LISTEN connection per
 // Store) or for a poll interval (200 ms by default), so a lost notification
 // only delays delivery.
+//
+// Use: SEATLEDGER_EVENTSTORE=postgres://user@host:5432/db?sslmode=disable
+// (IsURL recognises it); add &schema=name to use another schema, e.g. a
+// fresh one per test run, removed afterwards with DropSchema. Several
+// processes may open the same schema at once.
 package postgres
 
 import (
