@@ -500,3 +500,44 @@ func TestUnavailableCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupWithRefusedAppend: an append the server refuses (a stream name
+// too long for the index) fails alone; the appends committed in the same
+// group transaction are re-run one by one and succeed.
+func TestGroupWithRefusedAppend(t *testing.T) {
+	requirePG(t)
+	s := openSchema(t, freshSchema(t), Options{})
+	defer s.Close()
+	ctx := t.Context()
+	var b [16 << 10]byte
+	_, _ = rand.Read(b[:])
+	huge := "tenant-" + hex.EncodeToString(b[:])
+	for round := 0; round < 3; round++ {
+		var wg sync.WaitGroup
+		errs := make([]error, 20)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stream := fmt.Sprintf("tenant-ok-%d", i)
+				if i == 7 {
+					stream = huge
+				}
+				_, errs[i] = s.Append(ctx, stream, eventstore.Any, events(1, "T"))
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			switch {
+			case i == 7 && (err == nil || errors.Is(err, eventstore.ErrUnavailable) || errors.Is(err, eventstore.ErrConflict)):
+				t.Fatalf("append with a huge stream name: %v, want a plain error", err)
+			case i != 7 && err != nil:
+				t.Fatalf("append %d: %v", i, err)
+			}
+		}
+	}
+	all, err := s.ReadAll(ctx, eventstore.Start, 0)
+	if err != nil || len(all) != 3*19 {
+		t.Fatalf("ReadAll: %d events, %v; want %d", len(all), err, 3*19)
+	}
+}
