@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -48,10 +49,17 @@ type authenticator struct {
 	operator [32]byte
 	hasOp    bool
 	parser   *jwt.Parser
+	clock    func() time.Time
+
+	mu       sync.Mutex
+	verified map[string]verified // tokens whose signature was checked
 }
 
 func newAuthenticator(secret []byte, operatorToken string, clock func() time.Time) *authenticator {
-	a := &authenticator{secret: secret}
+	if clock == nil {
+		clock = time.Now
+	}
+	a := &authenticator{secret: secret, clock: clock, verified: map[string]verified{}}
 	if operatorToken != "" {
 		a.operator = sha256.Sum256([]byte(operatorToken))
 		a.hasOp = true
@@ -97,6 +105,9 @@ func (a *authenticator) authenticate(header string) (principal, error) {
 	if len(a.secret) == 0 {
 		return principal{}, unauthenticated("the token is not valid", invalidToken)
 	}
+	if p, ok := a.cached(token); ok {
+		return p, nil
+	}
 	var claims Claims
 	_, err := a.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.secret, nil })
 	if err != nil {
@@ -109,7 +120,45 @@ func (a *authenticator) authenticate(header string) (principal, error) {
 	if !domain.ValidID(claims.Subject) || !domain.ValidID(claims.TenantID) {
 		return principal{}, unauthenticated("the token must carry sub and tid claims", invalidToken)
 	}
-	return principal{actor: domain.Actor{UserID: claims.Subject}, tenantID: claims.TenantID}, nil
+	p := principal{actor: domain.Actor{UserID: claims.Subject}, tenantID: claims.TenantID}
+	if claims.ExpiresAt != nil {
+		a.remember(token, p, claims.ExpiresAt.Time)
+	}
+	return p, nil
+}
+
+// verifiedCap bounds the tokens remembered as verified.
+const verifiedCap = 10_000
+
+type verified struct {
+	p   principal
+	exp time.Time
+}
+
+// cached returns the principal of a token verified before and not expired
+// since: clients send the same token with every request, and checking its
+// HMAC and decoding its JSON each time is most of the cost of auth.
+func (a *authenticator) cached(token string) (principal, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, ok := a.verified[token]
+	if !ok {
+		return principal{}, false
+	}
+	if !a.clock().Before(v.exp) {
+		delete(a.verified, token)
+		return principal{}, false
+	}
+	return v.p, true
+}
+
+func (a *authenticator) remember(token string, p principal, exp time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.verified) >= verifiedCap {
+		clear(a.verified)
+	}
+	a.verified[token] = verified{p, exp}
 }
 
 // authenticate is the middleware that checks the bearer token.

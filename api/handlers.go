@@ -102,10 +102,16 @@ func (s *Server) exec(r *request, tenantID string, status int, cmd domain.Comman
 
 func answer(res commands.Result) (CommandAnswer, error) {
 	ans := CommandAnswer{Version: res.Version, Events: make([]json.RawMessage, 0, len(res.Events))}
-	for _, e := range res.Events {
-		b, err := domain.EncodeEvent(e)
-		if err != nil {
-			return CommandAnswer{}, err
+	for i, e := range res.Events {
+		var b []byte
+		if i < len(res.Raw) {
+			b = res.Raw[i]
+		}
+		if b == nil {
+			var err error
+			if b, err = domain.EncodeEvent(e); err != nil {
+				return CommandAnswer{}, err
+			}
 		}
 		ans.Events = append(ans.Events, b)
 		if p, ok := e.Payload.(domain.AppInstalled); ok {

@@ -59,6 +59,9 @@ type Config struct {
 	// Routes adds more routes (the read side), once, when the router is
 	// built. See RouteGroups.
 	Routes []func(RouteGroups)
+	// RateLimit bounds each token's requests (429 with Retry-After); the
+	// zero value is off. See RateLimit.
+	RateLimit RateLimit
 }
 
 // RouteGroups are the places other packages add routes to. Handlers get the
@@ -89,6 +92,7 @@ type Server struct {
 	engine  *gin.Engine
 	metrics *Metrics
 	auth    *authenticator
+	limiter *rateLimiter // nil: no rate limit
 }
 
 var ginModeOnce sync.Once
@@ -130,6 +134,9 @@ func New(cfg Config) *Server {
 		}
 	}
 	s := &Server{cfg: cfg, metrics: cfg.Metrics, auth: newAuthenticator(cfg.JWTSecret, cfg.OperatorToken, cfg.Clock)}
+	if cfg.RateLimit.Enabled() {
+		s.limiter = newRateLimiter(cfg.RateLimit, cfg.Clock)
+	}
 	s.engine = s.build()
 	return s
 }
@@ -177,10 +184,10 @@ func (s *Server) build() *gin.Engine {
 	v1 := e.Group("/v1")
 	v1.GET("/catalog", s.catalog)
 
-	op := v1.Group("", s.authenticate, s.operatorOnly)
+	op := v1.Group("", s.authenticate, s.rateLimit, s.operatorOnly)
 	op.POST("/tenants", s.createTenant)
 
-	t := v1.Group("/tenants/:t", s.authenticate, s.tenantScope)
+	t := v1.Group("/tenants/:t", s.authenticate, s.rateLimit, s.tenantScope)
 	s.commandRoutes(t)
 
 	readers := t.Group("", s.requireRoles("read the tenant's licenses and users",

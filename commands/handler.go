@@ -60,6 +60,8 @@ type Result struct {
 	// Replayed is true when the command id had already been decided: nothing
 	// was appended and the first answer is returned.
 	Replayed bool
+	// Raw are the events' JSON envelopes as stored, one per event.
+	Raw [][]byte
 }
 
 // Handler executes commands. It is safe for concurrent use: commands of one
@@ -166,14 +168,14 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 		if len(events) == 0 {
 			return h.answerWithoutEvents(ctx, st, m.CommandID)
 		}
-		res, err := h.append(ctx, st, events)
+		res, raw, err := h.append(ctx, st, events)
 		if err == nil {
 			for _, e := range events {
 				domain.Evolve(st, e)
 			}
 			h.cache.put(m.TenantID, st)
 			h.maybeSnapshot(m.TenantID, res.Version, uint64(len(events)))
-			return Result{Version: res.Version, Events: events}, nil
+			return Result{Version: res.Version, Events: events, Raw: raw}, nil
 		}
 		var conflict *eventstore.ConflictError
 		if !errors.As(err, &conflict) {
@@ -205,24 +207,27 @@ func (h *Handler) answerWithoutEvents(ctx context.Context, st *domain.Tenant, co
 		return Result{}, err
 	}
 	events := make([]domain.Event, 0, len(recs))
+	raw := make([][]byte, 0, len(recs))
 	for _, r := range recs {
+		raw = append(raw, r.Data)
 		e, err := eventcodec.Decode(r.Data, h.cfg.Upcasters)
 		if err != nil {
 			return Result{}, fmt.Errorf("tenant %s version %d: %w", st.ID, r.Version, err)
 		}
 		events = append(events, e)
 	}
-	return Result{Version: rec.LastVersion, Events: events, Replayed: true}, nil
+	return Result{Version: rec.LastVersion, Events: events, Raw: raw, Replayed: true}, nil
 }
 
-func (h *Handler) append(ctx context.Context, st *domain.Tenant, events []domain.Event) (eventstore.AppendResult, error) {
+func (h *Handler) append(ctx context.Context, st *domain.Tenant, events []domain.Event) (eventstore.AppendResult, [][]byte, error) {
 	data := make([]eventstore.EventData, len(events))
+	raw := make([][]byte, len(events))
 	for i, e := range events {
-		b, err := domain.EncodeEvent(e)
+		b, err := eventcodec.Encode(e)
 		if err != nil {
-			return eventstore.AppendResult{}, err
+			return eventstore.AppendResult{}, nil, err
 		}
-		data[i] = eventstore.EventData{ID: e.EventID, Type: e.Type, Data: b}
+		data[i], raw[i] = eventstore.EventData{ID: e.EventID, Type: e.Type, Data: b}, b
 	}
 	tenantID := st.ID
 	if tenantID == "" {
@@ -233,7 +238,7 @@ func (h *Handler) append(ctx context.Context, st *domain.Tenant, events []domain
 	if h.cfg.Observer != nil {
 		h.cfg.Observer.AppendDone(len(data), time.Since(start), err)
 	}
-	return res, err
+	return res, raw, err
 }
 
 func sleepJitter(ctx context.Context, attempt int) error {

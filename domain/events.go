@@ -354,12 +354,15 @@ type wireEvent struct {
 }
 
 // EncodeEvent returns the JSON form of e, envelope and data.
-func EncodeEvent(e Event) ([]byte, error) {
-	data, err := json.Marshal(e.Payload)
+func EncodeEvent(e Event) ([]byte, error) { return EncodeEventWith(e, json.Marshal) }
+
+// EncodeEventWith is EncodeEvent with another JSON encoder.
+func EncodeEventWith(e Event, marshal func(any) ([]byte, error)) ([]byte, error) {
+	data, err := marshal(e.Payload)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s event: %w", e.Type, err)
 	}
-	return json.Marshal(wireEvent{Envelope: e.Envelope, Data: data})
+	return marshal(wireEvent{Envelope: e.Envelope, Data: data})
 }
 
 // Upcaster upgrades the JSON data of one event type from schema From to
