@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 )
 
@@ -34,6 +36,7 @@ const (
 	envLogFormat         = "SEATLEDGER_LOG_FORMAT"
 	envNodeID            = "SEATLEDGER_NODE_ID"
 	envPurgeRate         = "SEATLEDGER_PURGE_RATE"
+	envRateLimit         = "SEATLEDGER_RATE_LIMIT"
 )
 
 // envVars is the configuration table (API.md), in the order help prints it.
@@ -51,6 +54,7 @@ var envVars = []envVar{
 	{envLogFormat, "text", "log format: text or json"},
 	{envNodeID, "the host name", "this node's name among several (its Redis Stream consumer); keep it stable across restarts"},
 	{envPurgeRate, "5000", "most held-data purges sent per second, so a mass of due holds does not slow live commands"},
+	{envRateLimit, "0 (off)", "requests per second per token (tenant and user), optionally with a burst: 20 or 20,40; over it: 429 with Retry-After; the operator token is not limited"},
 }
 
 // serveConfig is the configuration of `seatledger serve`.
@@ -68,6 +72,7 @@ type serveConfig struct {
 	LogFormat         string
 	NodeID            string
 	PurgeRate         float64
+	RateLimit         string // "R" or "R,B"; see parseRateLimit
 
 	// for `seatledger bench` only: embedded store without fsync
 	noSync bool
@@ -117,6 +122,7 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	str(envOperatorToken, &cfg.OperatorToken)
 	str(envLogFormat, &cfg.LogFormat)
 	str(envNodeID, &cfg.NodeID)
+	str(envRateLimit, &cfg.RateLimit)
 	if v, ok := lookup(getenv, envPurgeRate); ok {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -152,6 +158,7 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "wait for in-flight requests on shutdown ("+envShutdownTimeout+")")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json ("+envLogFormat+")")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's stable name ("+envNodeID+")")
+	fs.StringVar(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "requests/s per token[,burst]; 0 or empty: off ("+envRateLimit+")")
 	fs.Float64Var(&cfg.PurgeRate, "purge-rate", cfg.PurgeRate, "held-data purges per second at most ("+envPurgeRate+")")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -198,6 +205,9 @@ func (c *serveConfig) validate() error {
 	if c.BulkLimit < 1 || c.BulkLimit > 10000 {
 		errs = append(errs, badValue(envBulkLimit, strconv.Itoa(c.BulkLimit), "must be between 1 and 10000"))
 	}
+	if _, err := parseRateLimit(c.RateLimit); err != nil {
+		errs = append(errs, badValue(envRateLimit, c.RateLimit, err.Error()))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, badValue(envShutdownTimeout, c.ShutdownTimeout.String(), "must be positive"))
 	}
@@ -232,4 +242,27 @@ func redactURL(s string) string {
 		return s
 	}
 	return s[:scheme+3] + "***" + s[at:]
+}
+
+// parseRateLimit reads SEATLEDGER_RATE_LIMIT: "" or "0" (off), "R" (R
+// requests per second per token, burst 2R) or "R,B" (burst B).
+func parseRateLimit(v string) (api.RateLimit, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return api.RateLimit{}, nil
+	}
+	r, b, hasBurst := strings.Cut(v, ",")
+	rate, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+	if err != nil || rate < 0 || math.IsInf(rate, 0) || math.IsNaN(rate) {
+		return api.RateLimit{}, errors.New("want requests per second, optionally with a burst: 20 or 20,40 (0: off)")
+	}
+	rl := api.RateLimit{PerSecond: rate}
+	if hasBurst {
+		n, err := strconv.Atoi(strings.TrimSpace(b))
+		if err != nil || n < 1 {
+			return api.RateLimit{}, errors.New("the burst after the comma must be a positive integer")
+		}
+		rl.Burst = n
+	}
+	return rl, nil
 }

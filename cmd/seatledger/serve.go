@@ -188,8 +188,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		}
 	}
 
+	rateLimit, err := parseRateLimit(cfg.RateLimit)
+	if err != nil {
+		return badValue(envRateLimit, cfg.RateLimit, err.Error())
+	}
 	srv := api.New(api.Config{
-		Commands: handler, Decider: decider,
+		Commands: handler, Decider: decider, RateLimit: rateLimit,
 		JWTSecret: []byte(cfg.JWTSecret), OperatorToken: cfg.OperatorToken,
 		Logger: logger.With("component", "http"), BulkLimit: cfg.BulkLimit,
 		Metrics: metrics, Gatherer: reg, Routes: routes,
