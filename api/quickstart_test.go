@@ -2,12 +2,21 @@ package api_test
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/queries"
 )
 
 // curlCall is one curl command of docs/QUICKSTART.md with its expectation.
@@ -198,13 +207,29 @@ func TestQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t)
+	// The read side, as serve runs it: an in-process Redis, the projection
+	// and the query routes.
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	q := queries.New(queries.Config{Redis: rdb})
+	e := newEnv(t, func(c *api.Config) {
+		c.Routes = append(c.Routes, func(g api.RouteGroups) { q.Mount(g.Readers) })
+	})
+	proj, err := projections.New(projections.Config{Store: e.store, Redis: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	projDone := make(chan struct{})
+	go func() { defer close(projDone); _ = proj.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-projDone })
 	vars := map[string]string{"BASE": "http://quickstart.test", "OP": testOperator, "TOKEN": token(t, "contoso", "admin")}
 	calls := parseQuickstart(t, string(doc), vars)
 	if len(calls) < 20 {
 		t.Fatalf("only %d curl commands found", len(calls))
 	}
-	sawMissing := false
+	sawMissing, sawFreed := false, false
 	for _, c := range calls {
 		path := strings.TrimPrefix(c.url, vars["BASE"])
 		var body any
@@ -215,12 +240,28 @@ func TestQuickstart(t *testing.T) {
 		if r.Code != c.wantStatus {
 			t.Fatalf("QUICKSTART.md:%d: %s %s: status %d, the page says %d: %s", c.line, c.method, path, r.Code, c.wantStatus, r.Body)
 		}
+		if c.method == "GET" && strings.HasPrefix(path, "/v1/tenants/contoso/licenses?") {
+			var rows []struct {
+				SkuPartNumber              string
+				Total, Assigned, Available int
+			}
+			if err := json.Unmarshal(r.Body, &rows); err != nil || len(rows) != 1 {
+				t.Fatalf("QUICKSTART.md:%d: licenses %s", c.line, r.Body)
+			}
+			if rows[0].SkuPartNumber != "SPB" || rows[0].Total != 13 || rows[0].Assigned != 12 || rows[0].Available != 1 {
+				t.Fatalf("QUICKSTART.md:%d: after the delete, want 12 of 13 assigned and 1 available: %+v", c.line, rows[0])
+			}
+			sawFreed = true
+		}
 		if c.wantCode != "" {
 			p := problem(t, r, c.wantStatus, c.wantCode)
 			if c.wantCode == "insufficient_licenses" && p["missing"] == float64(1) {
 				sawMissing = true
 			}
 		}
+	}
+	if !sawFreed {
+		t.Fatal("the quick start never shows the freed license on the Licenses page")
 	}
 	if !sawMissing {
 		t.Fatal("the quick start never shows insufficient_licenses with missing: 1")
