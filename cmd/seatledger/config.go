@@ -14,6 +14,7 @@ import (
 
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore/postgres"
 )
 
 // envVar documents one environment variable.
@@ -43,7 +44,7 @@ const (
 var envVars = []envVar{
 	{envAddr, "127.0.0.1:8080", "listen address"},
 	{envDataDir, "./data", "embedded event store directory (also holds dev-secrets.json)"},
-	{envEventStore, "embedded", "embedded or a KurrentDB connection string (kurrentdb://… / esdb://…)"},
+	{envEventStore, "embedded", "embedded, a KurrentDB connection string (kurrentdb://… / esdb://…), or postgres://… (a PostgreSQL event store several nodes can share; &schema=name picks the schema)"},
 	{envRedisURL, "empty", "empty: an in-process Redis; else redis://host:port/db"},
 	{envJWTSecret, "generated at first start (dev only)", "HS256 secret of bearer tokens"},
 	{envOperatorToken, "generated at first start (dev only)", "operator bearer token"},
@@ -182,8 +183,8 @@ func (c *serveConfig) validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, badValue(envDataDir, c.DataDir, "must not be empty"))
 	}
-	if !isEmbedded(c.EventStore) && !isKurrent(c.EventStore) {
-		errs = append(errs, badValue(envEventStore, redactURL(c.EventStore), "want embedded or kurrentdb://… / esdb://…"))
+	if !isEmbedded(c.EventStore) && !isKurrent(c.EventStore) && !postgres.IsURL(c.EventStore) {
+		errs = append(errs, badValue(envEventStore, redactURL(c.EventStore), "want embedded, kurrentdb://… / esdb://…, or postgres://…"))
 	}
 	if c.RedisURL != "" {
 		if _, err := redis.ParseURL(c.RedisURL); err != nil {

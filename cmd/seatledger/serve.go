@@ -25,6 +25,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
+	"github.com/seatledger/seatledger/eventstore/postgres"
 )
 
 func init() {
@@ -125,6 +126,13 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		}
 		store = st
 		logger.Info("event store: embedded", "dir", st.Dir())
+	case postgres.IsURL(cfg.EventStore):
+		st, err := postgres.Open(ctx, cfg.EventStore)
+		if err != nil {
+			return err
+		}
+		store = st
+		logger.Info("event store: PostgreSQL", "url", redactURL(cfg.EventStore), "schema", st.Schema())
 	default:
 		st, err := kurrentdb.Open(cfg.EventStore)
 		if err != nil {
