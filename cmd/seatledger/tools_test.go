@@ -158,10 +158,7 @@ func TestBinaryPurgesHeldDataEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "seatledger")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "SEATLEDGER_ADDR=127.0.0.1:0", "SEATLEDGER_DATA_DIR="+dir,
@@ -229,4 +226,29 @@ func readListenAddr(t *testing.T, r io.Reader) string {
 			t.Fatal("the server did not print where it listens")
 		}
 	}
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binOut  []byte
+)
+
+// buildBinary builds the seatledger binary once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "seatledger-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "seatledger")
+		binOut, binErr = exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	})
+	if binErr != nil {
+		t.Fatalf("go build: %v\n%s", binErr, binOut)
+	}
+	return binPath
 }
