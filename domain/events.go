@@ -374,6 +374,12 @@ type Upcaster struct {
 	Upgrade func(data json.RawMessage) (json.RawMessage, error)
 }
 
+// Registered is the upcaster chain of this build, used when a caller gives
+// none. A change to an event's data adds its step here, in the same commit,
+// with a test that folds old events to the same state (see
+// history/upcast_test.go for the pattern).
+var Registered Upcasters
+
 // Upcasters is the chain applied by DecodeEvent; each entry upgrades one
 // (type, schema) step. An event is upgraded step by step to the newest schema
 // its chain reaches.
@@ -402,7 +408,7 @@ func (us Upcasters) Apply(eventType string, schema int, data json.RawMessage) (j
 }
 
 // DecodeEvent reads an event written by EncodeEvent, upgrading its data with
-// the given upcasters (nil: none). Unknown fields are ignored; an unknown
+// the given upcasters (nil: Registered). Unknown fields are ignored; an unknown
 // event type decodes to UnknownPayload.
 func DecodeEvent(b []byte, upcasters Upcasters) (Event, error) {
 	return DecodeEventWith(b, upcasters, json.Unmarshal)
@@ -412,6 +418,9 @@ func DecodeEvent(b []byte, upcasters Upcasters) (Event, error) {
 // encoding/json, ignores unknown fields), for callers that fold many events
 // and can afford a faster library than the standard one.
 func DecodeEventWith(b []byte, upcasters Upcasters, unmarshal func([]byte, any) error) (Event, error) {
+	if upcasters == nil {
+		upcasters = Registered
+	}
 	var w wireEvent
 	if err := unmarshal(b, &w); err != nil {
 		return Event{}, fmt.Errorf("decode event: %w", err)
