@@ -204,5 +204,3 @@ func TestRedisUnreachable(t *testing.T) {
 	p.term()
 	checkDir(t, dir, l)
 }
-
-
