@@ -147,7 +147,9 @@ func TestBadInputWritesNothing(t *testing.T) {
 // the operator token or any bearer token.
 func TestLogsHoldNoSecrets(t *testing.T) {
 	var logs bytes.Buffer
-	e := newEnv(t, func(c *api.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})) })
+	e := newEnv(t, func(c *api.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	e.createTenant("contoso")
 	adm := token(t, "contoso", "admin")
 	bad := badTokens(t)
