@@ -36,7 +36,7 @@ func WriteLongTenant(ctx context.Context, store eventstore.Store, tenant string,
 	}
 	add := func(p domain.Payload) error {
 		v++
-		e := domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tenant, "benchdata", int(v)), Type: p.EventType(), TenantID: tenant,
+		e := domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tenant, "benchdata", v), Type: p.EventType(), TenantID: tenant,
 			Version: v, OccurredAt: Start.Add(time.Duration(v) * time.Second), Actor: admin, CommandID: fmt.Sprint("bench-", v), Schema: domain.CurrentSchema}, Payload: p}
 		data, err := domain.EncodeEvent(e)
 		if err != nil {

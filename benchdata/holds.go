@@ -22,7 +22,7 @@ func WriteHeldTenants(ctx context.Context, store eventstore.Store, tenants, user
 		v := uint64(0)
 		add := func(p domain.Payload) error {
 			v++
-			e := domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tenant, "held", int(v)), Type: p.EventType(), TenantID: tenant,
+			e := domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tenant, "held", v), Type: p.EventType(), TenantID: tenant,
 				Version: v, OccurredAt: heldAt, Actor: admin, CommandID: "held", Schema: domain.CurrentSchema}, Payload: p}
 			data, err := domain.EncodeEvent(e)
 			if err != nil {

@@ -21,7 +21,7 @@ func writeLongTenant(b *testing.B, store eventstore.Store, tenant string, n int)
 	v := uint64(0)
 	add := func(p domain.Payload) {
 		v++
-		e := domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tenant, "bench", int(v)), Type: p.EventType(), TenantID: tenant,
+		e := domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tenant, "bench", v), Type: p.EventType(), TenantID: tenant,
 			Version: v, OccurredAt: at.Add(time.Duration(v) * time.Second), Actor: admin, CommandID: fmt.Sprint("bench-", v), Schema: domain.CurrentSchema}, Payload: p}
 		data, err := domain.EncodeEvent(e)
 		if err != nil {

@@ -132,6 +132,11 @@ func (d *Decider) Decide(t *Tenant, cmd Command) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(tx.out) == 0 && m.RequestHash != "" {
+		// Remember a retryable command that changed nothing: its retry must
+		// get this answer, not a new decision.
+		tx.emit(NothingChanged{Command: cmd.CommandName()})
+	}
 	return tx.stamp(), nil
 }
 
@@ -156,12 +161,18 @@ func (tx *tx) stamp() []Event {
 	}
 	events := make([]Event, len(tx.out))
 	for i, p := range tx.out {
+		version := t.Version + uint64(i) + 1
 		events[i] = Event{
 			Envelope: Envelope{
-				EventID:       EventID(tenantID, m.CommandID, i),
+				// The id derives from the command and the event's place in
+				// the stream: a retry decided at the same place gets the same
+				// ids (the store recognises the append as done); the same
+				// command decided again elsewhere (the tenant changed) gets
+				// new ones, never colliding with what it appended before.
+				EventID:       EventID(tenantID, m.CommandID, version),
 				Type:          p.EventType(),
 				TenantID:      tenantID,
-				Version:       t.Version + uint64(i) + 1,
+				Version:       version,
 				OccurredAt:    at,
 				Actor:         actor,
 				CommandID:     m.CommandID,

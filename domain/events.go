@@ -82,6 +82,7 @@ const (
 	TypeHeldDataPurged              = "HeldDataPurged"
 	TypeRetentionHoldSet            = "RetentionHoldSet"
 	TypeAppInstalled                = "AppInstalled"
+	TypeNothingChanged              = "NothingChanged"
 )
 
 // TenantCreated opens a tenant.
@@ -272,6 +273,15 @@ type AppInstalled struct {
 	RedirectURL string `json:"redirectUrl"`
 }
 
+// NothingChanged records that a command a client may retry (it carried a
+// request hash: an Idempotency-Key) was accepted but changed nothing — a
+// license assigned that the user already had, say. Without it the tenant
+// could not remember the command, and a retry would be decided again
+// against a tenant that may have changed since.
+type NothingChanged struct {
+	Command string `json:"command"`
+}
+
 func (TenantCreated) EventType() string               { return TypeTenantCreated }
 func (UserAdded) EventType() string                   { return TypeUserAdded }
 func (UserUpdated) EventType() string                 { return TypeUserUpdated }
@@ -297,6 +307,7 @@ func (DataHoldReleased) EventType() string            { return TypeDataHoldRelea
 func (HeldDataPurged) EventType() string              { return TypeHeldDataPurged }
 func (RetentionHoldSet) EventType() string            { return TypeRetentionHoldSet }
 func (AppInstalled) EventType() string                { return TypeAppInstalled }
+func (NothingChanged) EventType() string              { return TypeNothingChanged }
 
 // UnknownPayload holds an event of a type this build does not know (written
 // by a newer seatledger). Evolve ignores it; it is kept so nothing is lost.
@@ -342,6 +353,7 @@ var payloadFactories = map[string]func() Payload{
 	TypeHeldDataPurged:              func() Payload { return &HeldDataPurged{} },
 	TypeRetentionHoldSet:            func() Payload { return &RetentionHoldSet{} },
 	TypeAppInstalled:                func() Payload { return &AppInstalled{} },
+	TypeNothingChanged:              func() Payload { return &NothingChanged{} },
 }
 
 // EventTypes lists every event type this build knows.

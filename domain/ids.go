@@ -30,17 +30,19 @@ func checkID(field, s string) error {
 // eventNamespace is the UUID namespace of seatledger event ids.
 var eventNamespace = [16]byte{0x5e, 0xa7, 0x1e, 0xd6, 0x0d, 0x6a, 0x4c, 0x1b, 0x9a, 0x41, 0x3f, 0x0e, 0x8c, 0x55, 0x21, 0x7d}
 
-// EventID derives the id of the index-th event (0-based) decided for a
-// command: a name-based UUID (version 5) of the tenant, command id and index.
-// A retried command therefore produces the same ids, which the event store
-// recognises as already appended.
-func EventID(tenantID, commandID string, index int) string {
+// EventID derives the id of an event decided for a command at a version of
+// the tenant's stream: a name-based UUID (version 5) of the tenant, the
+// command id and the version. A command retried at the same place produces
+// the same ids, which the event store recognises as already appended.
+func EventID(tenantID, commandID string, version uint64) string {
+	index := version
 	var stack [320]byte
 	name := append(stack[:0], eventNamespace[:]...)
 	name = append(name, tenantID...)
 	name = append(name, 0)
 	name = append(name, commandID...)
-	name = append(name, 0, byte(index>>24), byte(index>>16), byte(index>>8), byte(index))
+	name = append(name, 0, byte(index>>56), byte(index>>48), byte(index>>40), byte(index>>32),
+		byte(index>>24), byte(index>>16), byte(index>>8), byte(index))
 	sum := sha1.Sum(name)
 	var u [16]byte
 	copy(u[:], sum[:16])

@@ -290,9 +290,21 @@ func TestIdempotency_SameCommandIdDecidesNothingNew(t *testing.T) {
 	other := assign("SPB", "bob")
 	other.CommandID, other.RequestHash = "key-1", "h2"
 	s.When(other).ThenError(CodeIdempotencyKeyReused)
+	// A retryable command that changes nothing is remembered too, so its
+	// retry cannot be decided again later against another state.
+	noop := unassign("SPB", "bob")
+	noop.CommandID, noop.RequestHash = "key-2", "h3"
+	s.When(noop).Then(NothingChanged{Command: "UnassignLicenses"})
+	s.Given(assign("SPB", "bob"))
+	retry := unassign("SPB", "bob")
+	retry.CommandID, retry.RequestHash = "key-2", "h3"
+	s.When(retry).Then()
+	if s.state.Users["bob"].Licenses[sku(t, "SPB")] == nil {
+		t.Fatal("a retried no-op unassigned a license assigned since")
+	}
 	// Event ids derive from the command id: a retry produces the same ids.
-	if first[0].EventID != EventID(tenantID, "key-1", 0) || EventID(tenantID, "key-1", 0) == EventID(tenantID, "key-1", 1) {
-		t.Fatal("event ids are not deterministic per command and index")
+	if first[0].EventID != EventID(tenantID, "key-1", first[0].Version) || EventID(tenantID, "key-1", 7) == EventID(tenantID, "key-1", 8) {
+		t.Fatal("event ids are not deterministic per command and version")
 	}
 }
 

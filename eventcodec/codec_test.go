@@ -13,7 +13,7 @@ import (
 func sample() []domain.Event {
 	at := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.UTC)
 	env := func(v uint64, p domain.Payload) domain.Event {
-		return domain.Event{Envelope: domain.Envelope{EventID: domain.EventID("t", "c", int(v)), Type: p.EventType(), TenantID: "t", Version: v,
+		return domain.Event{Envelope: domain.Envelope{EventID: domain.EventID("t", "c", v), Type: p.EventType(), TenantID: "t", Version: v,
 			OccurredAt: at.Add(time.Duration(v) * time.Minute), Actor: domain.Actor{UserID: "admin", Roles: []domain.Role{domain.RoleGlobalAdmin}},
 			CommandID: fmt.Sprint("c", v), RequestHash: "h", Schema: 1}, Payload: p}
 	}

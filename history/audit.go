@@ -345,6 +345,8 @@ func Summarize(c *domain.Catalog, e domain.Event) string {
 		return fmt.Sprintf("%s lifted the retention hold of %s", who, p.UserID)
 	case domain.AppInstalled:
 		return fmt.Sprintf("%s installed the app %s", who, p.SkuID)
+	case domain.NothingChanged:
+		return fmt.Sprintf("%s: %s changed nothing (it was already so)", who, p.Command)
 	}
 	return fmt.Sprintf("%s: %s", who, e.Type)
 }

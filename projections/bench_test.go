@@ -25,7 +25,7 @@ func seedEvents(b *testing.B, store *embedded.Store, n, tenants int) {
 		var evs []domain.Event
 		add := func(p domain.Payload) {
 			v := uint64(len(evs) + 1)
-			evs = append(evs, domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tid, "bench", int(v)), Type: p.EventType(),
+			evs = append(evs, domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tid, "bench", v), Type: p.EventType(),
 				TenantID: tid, Version: v, OccurredAt: at, Actor: domain.Actor{UserID: "admin"}, CommandID: "c" + strconv.Itoa(int(v)),
 				Schema: domain.CurrentSchema}, Payload: p})
 		}

@@ -64,6 +64,12 @@ func TestSeveralNodesShareOneStore(t *testing.T) {
 			"SEATLEDGER_DATA_HOLD_PERIOD=2s", "SEATLEDGER_SCHEDULER_INTERVAL=200ms")
 		out, _ := c.StdoutPipe()
 		c.Stderr = io.Discard
+		if dir := os.Getenv("SEATLEDGER_TEST_LOGS"); dir != "" {
+			if f, err := os.Create(dir + "/" + id + ".log"); err == nil {
+				c.Stderr = f
+				t.Cleanup(func() { f.Close() })
+			}
+		}
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -42,14 +42,20 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 		_ = lease.Run(runCtx, lease.Config{Redis: d.Redis, Name: "projection:" + proj.Name(), Owner: owner,
 			Logger: d.Logger.With("component", "lease")},
 			func(jctx context.Context, token int64) error {
-				err := proj.Run(jctx)
-				if err != nil && !errors.Is(err, context.Canceled) {
-					d.Logger.Error("projection stopped", "projection", proj.Name(), "err", err)
-					// A stopped projection keeps the lease: it says why in
-					// its status, and another node would stop at the same event.
-					<-jctx.Done()
+				for jctx.Err() == nil {
+					err := runWatched(jctx, d, proj)
+					if errors.Is(err, errReadModelsLost) {
+						continue // rebuild from the start
+					}
+					if err != nil && !errors.Is(err, context.Canceled) {
+						d.Logger.Error("projection stopped", "projection", proj.Name(), "err", err)
+						// A stopped projection keeps the lease: it says why in
+						// its status, and another node would stop at the same event.
+						<-jctx.Done()
+					}
+					return err
 				}
-				return err
+				return jctx.Err()
 			})
 	}()
 	q := queries.New(queries.Config{Redis: d.Redis, Catalog: d.Decider.Catalog})
@@ -117,6 +123,88 @@ func waitCheckpoint(ctx context.Context, d *serveDeps, proj *projections.Project
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// errReadModelsLost says Redis lost the read models while the projection ran.
+var errReadModelsLost = errors.New("redis lost the read models")
+
+// presentKey marks a prefix whose read models are complete up to their
+// checkpoint. It disappears with the rest when Redis loses its data
+// (FLUSHALL, a restart without persistence), which a checkpoint alone would
+// not show: a running projection would write its checkpoint again and never
+// rebuild what was lost.
+func presentKey(prefix string) string { return prefix + "present" }
+
+// runWatched runs the projection and stops it with errReadModelsLost when
+// its prefix's marker disappears. Before it starts, a prefix without its
+// marker is cleared (with its checkpoint), so the projection rebuilds it
+// from the first event rather than trusting a half-lost read model.
+func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection) error {
+	prefix, err := projections.ActivePrefix(ctx, d.Redis)
+	if err != nil {
+		return err
+	}
+	marker := presentKey(prefix)
+	n, err := d.Redis.Exists(ctx, marker).Result()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		removed, err := deleteKeys(ctx, d.Redis, prefix)
+		if err != nil {
+			return err
+		}
+		if removed > 0 {
+			d.Logger.Warn("read models incomplete (Redis lost data): rebuilding them from the first event", "prefix", prefix, "keys_removed", removed)
+		}
+		if err := d.Redis.Set(ctx, marker, time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+			return err
+		}
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if n, err := d.Redis.Exists(wctx, marker).Result(); err == nil && n == 0 {
+					d.Logger.Warn("Redis lost the read models; the projection restarts from the first event", "prefix", prefix)
+					cancel(errReadModelsLost)
+					return
+				}
+			}
+		}
+	}()
+	err = proj.Run(wctx)
+	if errors.Is(context.Cause(wctx), errReadModelsLost) {
+		return errReadModelsLost
+	}
+	return err
+}
+
+// deleteKeys removes every key under prefix (SCAN + UNLINK in batches).
+func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) (int, error) {
+	n := 0
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, prefix+"*", 1000).Result()
+		if err != nil {
+			return n, err
+		}
+		if len(keys) > 0 {
+			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+				return n, err
+			}
+			n += len(keys)
+		}
+		if cursor = next; cursor == 0 {
+			return n, nil
 		}
 	}
 }
