@@ -120,7 +120,7 @@ func deleteKeys(rdb *redis.Client, prefix string) {
 }
 
 func (w *world) scheduler() *Scheduler {
-	return New(Config{Schedule: RedisSchedule{RDB: w.rdb, Prefix: w.prefix}, Bus: w.bus, Clock: w.clock.Now, Interval: 20 * time.Millisecond})
+	return New(Config{Schedule: RedisSchedule{RDB: w.rdb, Prefix: w.prefix}, Bus: w.bus, Clock: w.clock.Now, Interval: 20 * time.Millisecond, BatchSize: benchInt("SEATLEDGER_BENCH_BATCH"), MaxRate: float64(benchInt("SEATLEDGER_BENCH_RATE"))})
 }
 
 func (w *world) do(tenant string, c domain.Command) {
@@ -326,3 +326,10 @@ func TestTwoSchedulersAtOnceGiveOnePurgeEvent(t *testing.T) {
 }
 
 func benchEnabled() bool { return os.Getenv("SEATLEDGER_BENCH") == "1" }
+
+// benchInt reads a knob of the benchmark (0: the default).
+func benchInt(name string) int {
+	n := 0
+	fmt.Sscan(os.Getenv(name), &n)
+	return n
+}
