@@ -16,10 +16,17 @@ import (
 // Key layout (all integers big-endian so that keys sort numerically):
 //
 //	'g' pos(8)                       -> event record (see encodeRecord)
-//	's' stream 0x00 version(8)       -> pos(8)
+//	's' stream 0x00 version(8)       -> pos(8) count(4): stream chunk
 //	'e' id(16)                       -> pos(8) version(8)
 //	'm' "last"                       -> pos(8) of the last committed event
 //	'n' stream 0x00 version(8)       -> snapshot record
+//
+// Every append writes one record per event, one stream chunk (its events
+// have consecutive versions from `version` and consecutive positions from
+// `pos`) and one event-ID entry for its first event (a retry of the append
+// has the same first event; the rest are checked against the records).
+// Stores written before chunks existed have a stream entry (pos(8), count 1)
+// and an event-ID entry for every event; both read the same way.
 //
 // Stream names may not contain 0x00, so a stream's keys form one contiguous
 // range that no other stream's keys interleave with.
@@ -81,6 +88,37 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
+// chunk is a decoded stream index entry.
+type chunk struct {
+	firstVersion, firstPos, count uint64
+}
+
+// covers reports whether the event at version sits in the chunk at pos.
+func (c chunk) covers(version, pos uint64) bool {
+	return c.count > 0 && version >= c.firstVersion && version-c.firstVersion < c.count && c.firstPos+(version-c.firstVersion) == pos
+}
+
+const chunkValueLen = 12
+
+func putChunkValue(dst []byte, firstPos, count uint64) {
+	binary.BigEndian.PutUint64(dst, firstPos)
+	binary.BigEndian.PutUint32(dst[8:], uint32(count))
+}
+
+func decodeChunk(firstVersion uint64, v []byte) (chunk, error) {
+	switch len(v) {
+	case 8:
+		return chunk{firstVersion: firstVersion, firstPos: binary.BigEndian.Uint64(v), count: 1}, nil
+	case chunkValueLen:
+		c := chunk{firstVersion: firstVersion, firstPos: binary.BigEndian.Uint64(v), count: uint64(binary.BigEndian.Uint32(v[8:]))}
+		if c.count == 0 || c.firstVersion == 0 || c.firstPos == 0 {
+			break
+		}
+		return c, nil
+	}
+	return chunk{}, fmt.Errorf("%w: bad stream index entry (%d bytes)", errCorruptRecord, len(v))
+}
+
 func idKey(id [16]byte) []byte {
 	k := make([]byte, 17)
 	k[0] = prefixID
@@ -109,6 +147,20 @@ func encodeRecord(dst []byte, pos, version uint64, recordedAt int64, id [16]byte
 	dst = append(dst, data...)
 	binary.BigEndian.PutUint32(dst[start:], recordChecksum(pos, dst[start+4:]))
 	return dst
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// recordLen is the length of the record encodeRecord writes.
+func recordLen(version uint64, stream, typ string, data []byte) int {
+	return 4 + uvarintLen(version) + 8 + 16 + uvarintLen(uint64(len(stream))) + len(stream) + uvarintLen(uint64(len(typ))) + len(typ) + len(data)
 }
 
 func recordChecksum(pos uint64, body []byte) uint32 {

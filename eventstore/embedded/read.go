@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -62,15 +63,7 @@ func (s *Store) readStream(ctx context.Context, stream string, from uint64, limi
 	defer s.closeMu.RUnlock()
 	last := s.lastPos.Load()
 	p := streamPrefix(prefixStream, stream)
-	lower, upper := p, prefixEnd(p)
-	if backward {
-		if from != 0 && from != math.MaxUint64 {
-			upper = streamKey(prefixStream, stream, from+1)
-		}
-	} else if from > 1 {
-		lower = streamKey(prefixStream, stream, from)
-	}
-	sit, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	sit, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return nil, s.readErr(err)
 	}
@@ -81,48 +74,102 @@ func (s *Store) readStream(ctx context.Context, stream string, from uint64, limi
 	}
 	defer git.Close()
 
+	if backward && from == math.MaxUint64 {
+		from = 0
+	}
+	if !backward && from == 0 {
+		from = 1
+	}
+	// Position sit on the chunk holding `from` (or the last chunk).
+	var ok bool
+	if backward && from == 0 {
+		ok = sit.Last()
+	} else {
+		ok = sit.SeekLT(streamKey(prefixStream, stream, from+1))
+		if !ok && !backward {
+			ok = sit.First()
+		}
+	}
 	var out []eventstore.RecordedEvent
 	var d decoder
 	var gk [9]byte
-	ok := sit.First()
-	if backward {
-		ok = sit.Last()
-	}
-	for ; ok; ok = step(sit, backward) {
-		if limit > 0 && len(out) >= limit {
-			break
-		}
-		v, err := sit.ValueAndErr()
-		if err != nil {
-			return nil, s.readErr(err)
-		}
-		if len(v) != 8 {
-			return nil, s.readErr(fmt.Errorf("%w: stream index entry of %q has %d bytes", errCorruptRecord, stream, len(v)))
-		}
-		pos := binary.BigEndian.Uint64(v)
-		if pos > last {
-			if backward {
-				continue // not committed (failed commit)
-			}
-			break
-		}
+	full := func() bool { return limit > 0 && len(out) >= limit }
+	// read decodes the record at pos, which must be the stream's event at
+	// version; seek says whether git has to seek to it.
+	read := func(pos, version uint64, seek bool) error {
 		key := appendGlobalKey(gk[:0], pos)
-		if !git.SeekGE(key) || !bytes.Equal(git.Key(), key) {
+		var found bool
+		switch {
+		case seek:
+			found = git.SeekGE(key)
+		case backward:
+			found = git.Prev()
+		default:
+			found = git.Next()
+		}
+		if !found || !bytes.Equal(git.Key(), key) {
 			if err := git.Error(); err != nil {
-				return nil, s.readErr(err)
+				return err
 			}
-			return nil, s.readErr(fmt.Errorf("%w: stream %q points at missing position %d", errCorruptRecord, stream, pos))
+			return fmt.Errorf("%w: stream %q points at missing position %d", errCorruptRecord, stream, pos)
 		}
 		gv, err := git.ValueAndErr()
 		if err != nil {
-			return nil, s.readErr(err)
+			return err
 		}
 		if out == nil {
 			out = make([]eventstore.RecordedEvent, 0, capHint(limit, 64))
 		}
 		out = append(out, eventstore.RecordedEvent{})
-		if err := d.event(pos, gv, &out[len(out)-1]); err != nil {
+		ev := &out[len(out)-1]
+		if err := d.event(pos, gv, ev); err != nil {
+			return err
+		}
+		if ev.Version != version || ev.Stream != stream {
+			return fmt.Errorf("%w: stream %q version %d points at position %d, which holds %q version %d", errCorruptRecord, stream, version, pos, ev.Stream, ev.Version)
+		}
+		return nil
+	}
+	for ; ok && !full(); ok = step(sit, backward) {
+		k := sit.Key()
+		v, err := sit.ValueAndErr()
+		if err != nil {
 			return nil, s.readErr(err)
+		}
+		if len(k) != len(p)+8 {
+			return nil, s.readErr(fmt.Errorf("%w: bad stream index key of %q", errCorruptRecord, stream))
+		}
+		c, err := decodeChunk(binary.BigEndian.Uint64(k[len(p):]), v)
+		if err != nil {
+			return nil, s.readErr(fmt.Errorf("stream %q: %w", stream, err))
+		}
+		if c.firstPos > last {
+			if backward {
+				continue // not committed yet
+			}
+			break
+		}
+		lastV := c.firstVersion + min(c.count, last-c.firstPos+1) - 1
+		if backward {
+			hi := lastV
+			if from != 0 && from < hi {
+				hi = from
+			}
+			for v := hi; v >= c.firstVersion && !full(); v-- {
+				if err := read(c.firstPos+(v-c.firstVersion), v, v == hi); err != nil {
+					return nil, s.readErr(err)
+				}
+			}
+			continue
+		}
+		lo := max(c.firstVersion, from)
+		for v := lo; v <= lastV && !full(); v++ {
+			if err := read(c.firstPos+(v-c.firstVersion), v, v == lo); err != nil {
+				return nil, s.readErr(err)
+			}
+		}
+		if lastV < c.firstVersion+c.count-1 {
+			break // the rest is not committed yet
 		}
 	}
 	if err := sit.Error(); err != nil {
@@ -150,7 +197,7 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error
 		return 0, err
 	}
 	defer s.closeMu.RUnlock()
-	h, err := s.lastOfStream(stream, s.lastPos.Load())
+	h, err := lastOfStream(s.db, s.dir, stream, s.lastPos.Load())
 	return h.version, err
 }
 
@@ -268,13 +315,21 @@ func (sub *subscription) Next(ctx context.Context) (eventstore.RecordedEvent, er
 			return ev, nil
 		}
 		ch := sub.s.waitCh()
+		var wait <-chan time.Time
 		if sub.s.lastPos.Load() > sub.pos {
-			if err := sub.fill(); err != nil {
+			err := sub.fill()
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, errNoDB) {
 				return eventstore.RecordedEvent{}, err
 			}
-			continue
+			// The store is reopening its database after a disk
+			// failure: wait for it rather than end the subscription.
+			wait = time.After(100 * time.Millisecond)
 		}
 		select {
+		case <-wait:
 		case <-ch:
 		case <-ctx.Done():
 			return eventstore.RecordedEvent{}, ctx.Err()

@@ -20,6 +20,8 @@
 package embedded
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -27,6 +29,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +38,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/google/uuid"
 
 	"github.com/seatledger/seatledger/eventstore"
 )
@@ -58,13 +62,19 @@ type Options struct {
 	MaxGroup int
 	// CacheSize is Pebble's block cache in bytes (default 128 MiB).
 	CacheSize int64
+	// RecoveryInterval is how often a store whose commit failed (disk
+	// full, read-only file system) tries to reopen its database and accept
+	// appends again (default 500 ms). Appends in between fail fast with
+	// ErrUnavailable.
+	RecoveryInterval time.Duration
 }
 
 // Store is the embedded event store. It implements eventstore.Store and
 // eventstore.SnapshotStore and is safe for concurrent use.
 type Store struct {
 	dir       string
-	db        *pebble.DB
+	fs        vfs.FS
+	opts      Options
 	lock      *os.File
 	clock     func() time.Time
 	log       *slog.Logger
@@ -75,7 +85,12 @@ type Store struct {
 	closing    chan struct{}
 	writerDone chan struct{}
 
-	closeMu   sync.RWMutex // held shared by readers of db, exclusively by Close
+	// closeMu is held shared by readers of db, exclusively by Close and by
+	// the writer while it reopens the database after a failure. db is nil
+	// only while a reopen has failed.
+	closeMu   sync.RWMutex
+	db        *pebble.DB
+	dbLog     *pebbleLogger
 	closed    bool
 	closeOnce sync.Once
 	closeErr  error
@@ -84,7 +99,9 @@ type Store struct {
 	notifyMu sync.Mutex
 	notifyCh chan struct{} // closed and replaced after every committed group
 
-	failure atomic.Pointer[error] // sticky engine failure
+	failure      atomic.Pointer[error] // engine failure, cleared by a successful reopen
+	nextRecovery atomic.Int64          // unix nanos of the next reopen attempt
+	recoveries   atomic.Uint64
 
 	groups  atomic.Uint64
 	appends atomic.Uint64
@@ -93,9 +110,11 @@ type Store struct {
 	// Owned by the writer goroutine.
 	heads      map[string]head
 	groupHeads map[string]head
-	groupIDs   map[[16]byte]idLoc
+	groupFirst map[[16]byte]idLoc // first event ID of every append of the group
+	groupEvs   []groupEvent       // events of the group, by position
+	groupIdx   []indexEntry       // index entries of the group's appends
 	batch      *pebble.Batch
-	scratch    []byte
+	kbuf       []byte
 }
 
 type head struct {
@@ -105,7 +124,24 @@ type head struct {
 
 type idLoc struct {
 	pos, version uint64
-	stream       string // known for events of the current group only
+}
+
+// groupEvent is an event written in the current (uncommitted) group.
+type groupEvent struct {
+	stream  string
+	version uint64
+	id      [16]byte
+}
+
+// indexEntry is one append's stream chunk and first-ID entries, written to
+// the batch after the group's records (keys of one kind together make
+// Pebble's memtable inserts cheap).
+type indexEntry struct {
+	stream       string
+	firstVersion uint64
+	firstPos     uint64
+	count        uint64
+	firstID      [16]byte
 }
 
 type appendReq struct {
@@ -136,6 +172,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		dir:        dir,
+		fs:         opts.FS,
+		opts:       opts,
 		clock:      opts.Clock,
 		log:        opts.Logger,
 		writeOpts:  pebble.Sync,
@@ -146,7 +184,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		notifyCh:   make(chan struct{}),
 		heads:      make(map[string]head),
 		groupHeads: make(map[string]head),
-		groupIDs:   make(map[[16]byte]idLoc),
+		groupFirst: make(map[[16]byte]idLoc),
+	}
+	if s.fs == nil {
+		s.fs = vfs.Default
 	}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -160,6 +201,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.maxGroup <= 0 {
 		s.maxGroup = 512
 	}
+	if s.opts.RecoveryInterval <= 0 {
+		s.opts.RecoveryInterval = 500 * time.Millisecond
+	}
 	if opts.FS == nil {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("eventstore: create data directory %s: %w", dir, err)
@@ -170,39 +214,65 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		s.lock = l
 	}
-	cacheSize := opts.CacheSize
+	db, lg, last, err := s.openDB(opts.VerifyOnOpen)
+	if err != nil {
+		_ = unlockDir(s.lock)
+		return nil, err
+	}
+	s.db, s.dbLog = db, lg
+	s.lastPos.Store(last)
+	s.batch = db.NewBatch()
+	go s.writer()
+	return s, nil
+}
+
+// pebbleOptions are the engine settings. The store writes mostly ordered
+// keys (the global log and one stream-chunk key per append), so it favours
+// large memtables and blocks (fewer flushes, cheaper scans).
+func (s *Store) pebbleOptions(cache *pebble.Cache, lg *pebbleLogger) *pebble.Options {
+	po := &pebble.Options{
+		Cache:                       cache,
+		FS:                          s.opts.FS,
+		Logger:                      lg,
+		FormatMajorVersion:          pebble.FormatNewest,
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       64,
+		LBaseMaxBytes:               256 << 20,
+	}
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		po.Levels[i].BlockSize = 32 << 10
+	}
+	return po
+}
+
+// openDB opens Pebble in s.dir and checks it (see checkOnOpen).
+func (s *Store) openDB(full bool) (*pebble.DB, *pebbleLogger, uint64, error) {
+	cacheSize := s.opts.CacheSize
 	if cacheSize <= 0 {
 		cacheSize = 128 << 20
 	}
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref()
-	po := &pebble.Options{
-		Cache:              cache,
-		FS:                 opts.FS,
-		Logger:             pebbleLogger{s},
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       64 << 20,
-	}
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	db, err := pebble.Open(dir, po)
+	lg := &pebbleLogger{s: s}
+	dir := s.dir
+	db, err := pebble.Open(dir, s.pebbleOptions(cache, lg))
 	if err != nil {
-		_ = unlockDir(s.lock)
 		if pebble.IsCorruptionError(err) {
-			return nil, fmt.Errorf("eventstore: event store in %s is corrupt: %v; restore it from a backup", dir, err)
+			return nil, nil, 0, fmt.Errorf("eventstore: event store in %s is corrupt: %v; restore it from a backup", dir, err)
 		}
 		if s.lock == nil || isLockError(err) {
-			return nil, fmt.Errorf("eventstore: open event store in %s (is it in use by another seatledger process?): %w", dir, err)
+			return nil, nil, 0, fmt.Errorf("eventstore: open event store in %s (is it in use by another seatledger process?): %w", dir, err)
 		}
-		return nil, fmt.Errorf("eventstore: open event store in %s: %w", dir, err)
+		return nil, nil, 0, fmt.Errorf("eventstore: open event store in %s: %w", dir, err)
 	}
-	s.db = db
-	last, err := s.checkOnOpen(opts.VerifyOnOpen)
+	last, err := checkOnOpen(db, full)
 	if err != nil {
-		_ = db.Close()
-		_ = unlockDir(s.lock)
-		return nil, fmt.Errorf("eventstore: event store in %s is corrupt: %w; restore it from a backup", dir, err)
+		lg.retired.Store(true)
+		_ = closePebble(db)
+		return nil, nil, 0, fmt.Errorf("eventstore: event store in %s is corrupt: %w; restore it from a backup", dir, err)
 	}
 	if last == 0 {
 		// The first WAL of a new Pebble database is created before the
@@ -211,15 +281,23 @@ func Open(dir string, opts Options) (*Store, error) {
 		// torn tail and would silently drop the rest of the log; rotating
 		// the WAL now makes every WAL we write carry them.
 		if err := db.Flush(); err != nil {
-			_ = db.Close()
-			_ = unlockDir(s.lock)
-			return nil, fmt.Errorf("eventstore: open event store in %s: %w", dir, err)
+			lg.retired.Store(true)
+			_ = closePebble(db)
+			return nil, nil, 0, fmt.Errorf("eventstore: open event store in %s: %w", dir, err)
 		}
 	}
-	s.lastPos.Store(last)
-	s.batch = db.NewBatch()
-	go s.writer()
-	return s, nil
+	return db, lg, last, nil
+}
+
+// closePebble closes db; after a failed commit Pebble may be in a state
+// where Close panics.
+func closePebble(db *pebble.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble close: %v", r)
+		}
+	}()
+	return db.Close()
 }
 
 func isLockError(err error) bool {
@@ -228,9 +306,9 @@ func isLockError(err error) bool {
 
 // checkOnOpen checks that the meta record agrees with the end of the global
 // log and that the last records decode with valid checksums and indexes.
-func (s *Store) checkOnOpen(full bool) (uint64, error) {
+func checkOnOpen(db *pebble.DB, full bool) (uint64, error) {
 	var meta uint64
-	v, closer, err := s.db.Get(metaLastKey)
+	v, closer, err := db.Get(metaLastKey)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
@@ -243,7 +321,7 @@ func (s *Store) checkOnOpen(full bool) (uint64, error) {
 		meta = binary.BigEndian.Uint64(v)
 		closer.Close()
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixGlobal}, UpperBound: []byte{prefixGlobal + 1}})
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixGlobal}, UpperBound: []byte{prefixGlobal + 1}})
 	if err != nil {
 		return 0, err
 	}
@@ -263,7 +341,7 @@ func (s *Store) checkOnOpen(full bool) (uint64, error) {
 		from = last - 999
 	}
 	if last > 0 {
-		if err := s.verifyRange(context.Background(), from, last); err != nil {
+		if err := verifyRange(context.Background(), db, from, last); err != nil {
 			return 0, err
 		}
 	}
@@ -271,8 +349,9 @@ func (s *Store) checkOnOpen(full bool) (uint64, error) {
 }
 
 // Verify checks the whole store: the global log is contiguous from 1, every
-// record decodes with a valid checksum, and the stream and event-ID indexes
-// point at it. It reads everything; use it for tests and offline checks.
+// record decodes with a valid checksum, every event is covered by its
+// stream's index and the first event of every append by the event-ID index.
+// It reads everything; use it for tests and offline checks.
 func (s *Store) Verify(ctx context.Context) error {
 	if err := s.acquire(); err != nil {
 		return err
@@ -282,17 +361,24 @@ func (s *Store) Verify(ctx context.Context) error {
 	if last == 0 {
 		return nil
 	}
-	return s.verifyRange(ctx, 1, last)
+	return verifyRange(ctx, s.db, 1, last)
 }
 
-func (s *Store) verifyRange(ctx context.Context, from, to uint64) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: globalKey(from), UpperBound: globalKey(to + 1)})
+func verifyRange(ctx context.Context, db *pebble.DB, from, to uint64) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: globalKey(from), UpperBound: globalKey(to + 1)})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
+	sit, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixStream}, UpperBound: []byte{prefixStream + 1}})
+	if err != nil {
+		return err
+	}
+	defer sit.Close()
 	want := from
 	var kbuf []byte
+	var cur chunk     // the stream chunk of the previous record
+	var curStream []byte
 	for ok := it.First(); ok; ok = it.Next() {
 		if want%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -311,16 +397,38 @@ func (s *Store) verifyRange(ctx context.Context, from, to uint64) error {
 		if err != nil {
 			return err
 		}
-		kbuf = appendStreamKey(kbuf[:0], prefixStream, string(r.stream), r.version)
-		if err := s.expectIndex(kbuf, pos, true, fmt.Sprintf("stream index of %q version %d", r.stream, r.version)); err != nil {
-			return err
-		}
-		kbuf = append(append(kbuf[:0], prefixID), r.id[:]...)
-		// The ID index must exist; it may point at a later event that
-		// reused the ID (IDs are only checked for uniqueness on Any
-		// appends and on conflicts).
-		if err := s.expectIndex(kbuf, pos, false, fmt.Sprintf("event ID index of position %d", pos)); err != nil {
-			return err
+		if !(bytes.Equal(curStream, r.stream) && cur.covers(r.version, pos)) {
+			// A new append starts here: its stream chunk must cover it.
+			kbuf = appendStreamKey(kbuf[:0], prefixStream, string(r.stream), r.version+1)
+			found := false
+			if sit.SeekLT(kbuf) {
+				p := len(r.stream) + 2
+				if k := sit.Key(); len(k) == p+8 && k[0] == prefixStream && bytes.Equal(k[1:p-1], r.stream) && k[p-1] == 0 {
+					c, err := decodeChunk(binary.BigEndian.Uint64(k[p:]), sit.Value())
+					if err != nil {
+						return err
+					}
+					if c.covers(r.version, pos) {
+						cur, found = c, true
+						curStream = append(curStream[:0], r.stream...)
+					}
+				}
+			}
+			if err := sit.Error(); err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("stream index of %q version %d is missing or does not point at position %d", r.stream, r.version, pos)
+			}
+			if r.version == cur.firstVersion {
+				// The ID index must exist; it may point at a later
+				// event that reused the ID (IDs are only checked for
+				// uniqueness on Any appends).
+				kbuf = append(append(kbuf[:0], prefixID), r.id[:]...)
+				if err := expectIndex(db, kbuf, pos, fmt.Sprintf("event ID index of position %d", pos)); err != nil {
+					return err
+				}
+			}
 		}
 		want++
 	}
@@ -333,8 +441,8 @@ func (s *Store) verifyRange(ctx context.Context, from, to uint64) error {
 	return nil
 }
 
-func (s *Store) expectIndex(key []byte, pos uint64, exact bool, what string) error {
-	v, closer, err := s.db.Get(key)
+func expectIndex(db *pebble.DB, key []byte, pos uint64, what string) error {
+	v, closer, err := db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return fmt.Errorf("%s is missing", what)
 	}
@@ -342,7 +450,7 @@ func (s *Store) expectIndex(key []byte, pos uint64, exact bool, what string) err
 		return err
 	}
 	defer closer.Close()
-	if len(v) < 8 || (exact && binary.BigEndian.Uint64(v) != pos) || binary.BigEndian.Uint64(v) < pos {
+	if len(v) < 8 || binary.BigEndian.Uint64(v) < pos {
 		return fmt.Errorf("%s does not point at position %d", what, pos)
 	}
 	return nil
@@ -364,15 +472,20 @@ func (s *Store) Stats() Stats {
 func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) fail(err error) {
-	s.failure.CompareAndSwap(nil, &err)
+	if s.failure.CompareAndSwap(nil, &err) {
+		s.nextRecovery.Store(time.Now().Add(s.opts.RecoveryInterval).UnixNano())
+	}
 }
 
 func (s *Store) failed() error {
 	if p := s.failure.Load(); p != nil {
-		return fmt.Errorf("%w: event store in %s failed and accepts no more appends until restarted: %v", eventstore.ErrUnavailable, s.dir, *p)
+		return fmt.Errorf("%w: event store in %s failed (%v); it accepts no appends until its disk works again (it retries every %v)", eventstore.ErrUnavailable, s.dir, *p, s.opts.RecoveryInterval)
 	}
 	return nil
 }
+
+// Recoveries counts the reopens of the database after failed commits.
+func (s *Store) Recoveries() uint64 { return s.recoveries.Load() }
 
 // acquire takes the read side of closeMu; the caller must RUnlock.
 func (s *Store) acquire() error {
@@ -381,7 +494,20 @@ func (s *Store) acquire() error {
 		s.closeMu.RUnlock()
 		return eventstore.ErrClosed
 	}
+	if s.db == nil {
+		s.closeMu.RUnlock()
+		return s.noDB()
+	}
 	return nil
+}
+
+var errNoDB = errors.New("the database could not be reopened yet")
+
+func (s *Store) noDB() error {
+	if err := s.failed(); err != nil {
+		return fmt.Errorf("%w (%w)", err, errNoDB)
+	}
+	return fmt.Errorf("%w: event store in %s: %w", eventstore.ErrUnavailable, s.dir, errNoDB)
 }
 
 // Ping reports whether the store can accept appends.
@@ -413,17 +539,15 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-func (s *Store) closeDB() (err error) {
-	// After a failed commit Pebble may be in a state where Close panics.
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("eventstore: close event store in %s: %v", s.dir, r)
-		}
-	}()
+func (s *Store) closeDB() error {
 	if s.batch != nil {
 		_ = s.batch.Close()
+		s.batch = nil
 	}
-	if err := s.db.Close(); err != nil {
+	if s.db == nil {
+		return nil
+	}
+	if err := closePebble(s.db); err != nil {
 		if s.failure.Load() != nil {
 			return nil // already reported to the appends that failed
 		}
@@ -471,17 +595,15 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	r := &appendReq{ctx: ctx, stream: stream, expected: expected, events: events, done: make(chan struct{})}
 	if len(events) > 0 {
 		r.ids = make([][16]byte, len(events))
-		seen := make(map[[16]byte]struct{}, len(events))
 		for i, e := range events {
 			id, err := parseID(e.ID)
 			if err != nil {
 				return eventstore.AppendResult{}, err
 			}
-			if _, dup := seen[id]; dup {
-				return eventstore.AppendResult{}, fmt.Errorf("eventstore: event ID %s appears twice in one append", e.ID)
-			}
-			seen[id] = struct{}{}
 			r.ids[i] = id
+		}
+		if err := checkDistinct(r.ids, events); err != nil {
+			return eventstore.AppendResult{}, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -492,7 +614,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		return eventstore.AppendResult{}, eventstore.ErrClosed
 	default:
 	}
-	if err := s.failed(); err != nil {
+	if err := s.failed(); err != nil && time.Now().UnixNano() < s.nextRecovery.Load() {
+		// Fail fast; the writer tries to recover when the time comes.
 		return eventstore.AppendResult{}, err
 	}
 	select {
@@ -517,18 +640,53 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 }
 
+// checkDistinct refuses an append that carries the same event ID twice.
+func checkDistinct(ids [][16]byte, events []eventstore.EventData) error {
+	if len(ids) <= 16 {
+		for i := 1; i < len(ids); i++ {
+			for j := 0; j < i; j++ {
+				if ids[i] == ids[j] {
+					return fmt.Errorf("eventstore: event ID %s appears twice in one append", events[i].ID)
+				}
+			}
+		}
+		return nil
+	}
+	sorted := slices.Clone(ids)
+	slices.SortFunc(sorted, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			return fmt.Errorf("eventstore: event ID %s appears twice in one append", uuid.UUID(sorted[i]))
+		}
+	}
+	return nil
+}
+
 // writer is the single goroutine that commits appends.
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	group := make([]*appendReq, 0, s.maxGroup)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
 	for {
+		var retryC <-chan time.Time
+		if s.failure.Load() != nil {
+			// Try to recover in the background too, so that Ping turns
+			// healthy again without appends.
+			retry.Reset(time.Until(time.Unix(0, s.nextRecovery.Load())))
+			retryC = retry.C
+		}
 		var first *appendReq
 		select {
 		case first = <-s.reqs:
+		case <-retryC:
+			s.recover()
+			continue
 		case <-s.closing:
 			s.drainClosed()
 			return
 		}
+		retry.Stop()
 		group = append(group[:0], first)
 	fill:
 		for len(group) < s.maxGroup {
@@ -538,6 +696,9 @@ func (s *Store) writer() {
 			default:
 				break fill
 			}
+		}
+		if s.failure.Load() != nil && time.Now().UnixNano() >= s.nextRecovery.Load() {
+			s.recover()
 		}
 		s.commitGroup(group)
 		for i := range group {
@@ -558,9 +719,104 @@ func (s *Store) drainClosed() {
 	}
 }
 
+// recover runs on the writer goroutine after a failed commit: when the disk
+// takes writes again it closes Pebble (whose write-ahead log cannot be
+// trusted after a failed write), opens the directory again, checks it, makes
+// what it recovered durable and resumes appends. Reads wait while the
+// database is swapped; subscriptions carry on from their position.
+func (s *Store) recover() {
+	s.nextRecovery.Store(time.Now().Add(s.opts.RecoveryInterval).UnixNano())
+	if s.db != nil {
+		// Do not give up a working database for reads while the disk is
+		// still failing.
+		if err := s.probeDisk(); err != nil {
+			s.log.Debug("eventstore: disk still failing", "dir", s.dir, "err", err)
+			return
+		}
+	}
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return
+	}
+	old := s.lastPos.Load()
+	if s.db != nil {
+		if s.batch != nil {
+			_ = s.batch.Close()
+			s.batch = nil
+		}
+		s.dbLog.retired.Store(true)
+		if err := closePebble(s.db); err != nil {
+			s.log.Debug("eventstore: closing the failed database", "dir", s.dir, "err", err)
+		}
+		s.db, s.dbLog = nil, nil
+	}
+	db, lg, last, err := s.openDB(false)
+	if err == nil && last < old {
+		err = fmt.Errorf("eventstore: event store in %s lost acknowledged events: the log ends at %d, %d were acknowledged", s.dir, last, old)
+		lg.retired.Store(true)
+		_ = closePebble(db)
+	}
+	if err == nil {
+		// Events of the failed commit that reached the write-ahead log are
+		// in the log now; flush them to tables so that they cannot vanish
+		// behind later events, and check that a synced commit works.
+		err = db.Flush()
+		if err == nil {
+			var pb [8]byte
+			binary.BigEndian.PutUint64(pb[:], last)
+			err = db.Set(metaLastKey, pb[:], s.writeOpts)
+		}
+		if err == nil && lg.fatal.Load() != nil {
+			err = *lg.fatal.Load()
+		}
+		if err != nil {
+			lg.retired.Store(true)
+			_ = closePebble(db)
+		}
+	}
+	if err != nil {
+		s.log.Warn("eventstore: reopening the event store after a failed commit failed; retrying", "dir", s.dir, "err", err, "in", s.opts.RecoveryInterval)
+		return
+	}
+	s.db, s.dbLog = db, lg
+	s.batch = db.NewBatch()
+	clear(s.heads)
+	s.lastPos.Store(last)
+	s.failure.Store(nil)
+	s.recoveries.Add(1)
+	s.log.Warn("eventstore: the event store recovered from a failed commit and accepts appends again", "dir", s.dir, "acknowledged", old, "log", last)
+	s.notify()
+}
+
+// probeDisk checks that the data directory takes a synced 1 MiB write.
+func (s *Store) probeDisk() error {
+	name := s.fs.PathJoin(s.dir, "seatledger-probe.tmp")
+	f, err := s.fs.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	for i := 0; i < 16 && err == nil; i++ {
+		_, err = f.Write(buf)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := s.fs.Remove(name); err == nil {
+		err = rerr
+	}
+	return err
+}
+
 func (s *Store) commitGroup(group []*appendReq) {
 	clear(s.groupHeads)
-	clear(s.groupIDs)
+	clear(s.groupFirst)
+	s.groupEvs = s.groupEvs[:0]
+	s.groupIdx = s.groupIdx[:0]
 	next := s.lastPos.Load()
 	now := s.clock().UnixNano()
 	written := 0
@@ -580,22 +836,20 @@ func (s *Store) commitGroup(group []*appendReq) {
 		}
 	}
 	if written > 0 {
-		var pb [8]byte
-		binary.BigEndian.PutUint64(pb[:], next)
-		err := s.batch.Set(metaLastKey, pb[:], nil)
+		err := s.writeIndexes(next)
 		if err == nil {
 			err = s.batch.Commit(s.writeOpts)
 		}
 		if err == nil {
 			// Pebble reports a failed WAL write or sync through
 			// Logger.Fatalf (see pebbleLogger) and then returns nil.
-			if p := s.failure.Load(); p != nil {
+			if p := s.dbLog.fatal.Load(); p != nil {
 				err = *p
 			}
 		}
 		if err != nil {
 			s.fail(err)
-			s.log.Error("eventstore: commit failed; the store accepts no more appends until restarted", "dir", s.dir, "err", err)
+			s.log.Error("eventstore: commit failed; the store refuses appends until its disk works again", "dir", s.dir, "err", err, "retry", s.opts.RecoveryInterval)
 			// Pebble must not reuse a batch whose commit failed.
 			s.batch = nil
 			for _, r := range group {
@@ -619,7 +873,7 @@ func (s *Store) commitGroup(group []*appendReq) {
 			s.batch.Reset()
 		}
 	}
-	if s.batch == nil {
+	if s.batch == nil && s.db != nil {
 		s.batch = s.db.NewBatch()
 	}
 	for _, r := range group {
@@ -628,6 +882,44 @@ func (s *Store) commitGroup(group []*appendReq) {
 		}
 		close(r.done)
 	}
+}
+
+// writeIndexes adds the group's stream chunks, first-ID entries and the
+// meta record to the batch, after its records, each kind in key order.
+func (s *Store) writeIndexes(last uint64) error {
+	idx := s.groupIdx
+	if len(idx) > 1 {
+		slices.SortFunc(idx, func(a, b indexEntry) int {
+			if c := strings.Compare(a.stream, b.stream); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.firstVersion, b.firstVersion)
+		})
+	}
+	for _, e := range idx {
+		op := s.batch.SetDeferred(len(e.stream)+10, chunkValueLen)
+		appendStreamKey(op.Key[:0], prefixStream, e.stream, e.firstVersion)
+		putChunkValue(op.Value, e.firstPos, e.count)
+		if err := op.Finish(); err != nil {
+			return err
+		}
+	}
+	if len(idx) > 1 {
+		slices.SortFunc(idx, func(a, b indexEntry) int { return bytes.Compare(a.firstID[:], b.firstID[:]) })
+	}
+	for _, e := range idx {
+		op := s.batch.SetDeferred(17, 16)
+		op.Key[0] = prefixID
+		copy(op.Key[1:], e.firstID[:])
+		binary.BigEndian.PutUint64(op.Value, e.firstPos)
+		binary.BigEndian.PutUint64(op.Value[8:], e.firstVersion)
+		if err := op.Finish(); err != nil {
+			return err
+		}
+	}
+	var pb [8]byte
+	binary.BigEndian.PutUint64(pb[:], last)
+	return s.batch.Set(metaLastKey, pb[:], nil)
 }
 
 // prepare checks one append against the store (as it will be once the
@@ -651,34 +943,34 @@ func (s *Store) prepare(r *appendReq, next *uint64, now int64) (eventstore.Appen
 		}
 		return s.write(r, cur, next, now)
 	}
-	var locs []idLoc
-	found := 0
-	for i, id := range r.ids {
-		loc, ok, err := s.lookupID(id)
+	if len(r.events) > 0 {
+		// A retry of an append that succeeded has the same first event,
+		// and the event-ID index holds the first event of every append.
+		loc, ok, err := s.lookupID(r.ids[0])
 		if err != nil {
 			return eventstore.AppendResult{}, err
 		}
 		if ok {
-			if loc.stream != "" {
-				r.usedGrp = true
-			}
-			if locs == nil {
-				locs = make([]idLoc, len(r.ids))
-			}
-			locs[i] = loc
-			found++
-		}
-	}
-	if found > 0 {
-		if found == len(r.ids) {
-			if ok, err := s.sameAppend(r, locs); err != nil {
+			same, err := s.sameAppend(r, loc)
+			if err != nil {
 				return eventstore.AppendResult{}, err
-			} else if ok {
-				last := locs[len(locs)-1]
-				return eventstore.AppendResult{Version: last.version, Position: eventstore.Position(last.pos)}, nil
+			}
+			if same {
+				n := uint64(len(r.ids)) - 1
+				return eventstore.AppendResult{Version: loc.version + n, Position: eventstore.Position(loc.pos + n)}, nil
+			}
+			return eventstore.AppendResult{}, conflict()
+		}
+		if r.expected == eventstore.Any {
+			// Refuse IDs that start another append.
+			for _, id := range r.ids[1:] {
+				if _, ok, err := s.lookupID(id); err != nil {
+					return eventstore.AppendResult{}, err
+				} else if ok {
+					return eventstore.AppendResult{}, conflict()
+				}
 			}
 		}
-		return eventstore.AppendResult{}, conflict()
 	}
 	if r.expected != eventstore.Any && uint64(r.expected) != cur.version {
 		return eventstore.AppendResult{}, conflict()
@@ -689,67 +981,67 @@ func (s *Store) prepare(r *appendReq, next *uint64, now int64) (eventstore.Appen
 	return s.write(r, cur, next, now)
 }
 
-// write adds r's events to the batch after cur.
+// write adds r's records to the batch after cur; their index entries are
+// added by writeIndexes.
 func (s *Store) write(r *appendReq, cur head, next *uint64, now int64) (eventstore.AppendResult, error) {
-	var kbuf [17]byte
-	var vbuf [16]byte
-	skey := make([]byte, 0, len(r.stream)+10)
 	version := cur.version
 	pos := *next
 	for i, e := range r.events {
 		pos++
 		version++
-		s.scratch = encodeRecord(s.scratch[:0], pos, version, now, r.ids[i], r.stream, e.Type, e.Data)
-		binary.BigEndian.PutUint64(vbuf[:8], pos)
-		binary.BigEndian.PutUint64(vbuf[8:], version)
-		gk := appendGlobalKey(kbuf[:0], pos)
-		if err := s.batch.Set(gk, s.scratch, nil); err != nil {
+		op := s.batch.SetDeferred(9, recordLen(version, r.stream, e.Type, e.Data))
+		op.Key[0] = prefixGlobal
+		binary.BigEndian.PutUint64(op.Key[1:], pos)
+		encodeRecord(op.Value[:0], pos, version, now, r.ids[i], r.stream, e.Type, e.Data)
+		if err := op.Finish(); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("%w: %v", eventstore.ErrUnavailable, err)
 		}
-		skey = appendStreamKey(skey[:0], prefixStream, r.stream, version)
-		if err := s.batch.Set(skey, vbuf[:8], nil); err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("%w: %v", eventstore.ErrUnavailable, err)
-		}
-		kbuf[0] = prefixID
-		copy(kbuf[1:], r.ids[i][:])
-		if err := s.batch.Set(kbuf[:], vbuf[:], nil); err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("%w: %v", eventstore.ErrUnavailable, err)
-		}
-		s.groupIDs[r.ids[i]] = idLoc{pos: pos, version: version, stream: r.stream}
+		s.groupEvs = append(s.groupEvs, groupEvent{stream: r.stream, version: version, id: r.ids[i]})
 	}
+	s.groupIdx = append(s.groupIdx, indexEntry{stream: r.stream, firstVersion: cur.version + 1, firstPos: *next + 1, count: uint64(len(r.events)), firstID: r.ids[0]})
+	s.groupFirst[r.ids[0]] = idLoc{pos: *next + 1, version: cur.version + 1}
 	*next = pos
 	s.groupHeads[r.stream] = head{version: version, pos: pos}
 	r.accepted = true
 	return eventstore.AppendResult{Version: version, Position: eventstore.Position(pos)}, nil
 }
 
-// sameAppend reports whether the already stored events locs are exactly r's
-// events at the place r asks for: same stream, consecutive versions, starting
-// right after r.expected (or anywhere for Any).
-func (s *Store) sameAppend(r *appendReq, locs []idLoc) (bool, error) {
-	first := locs[0].version
-	if r.expected != eventstore.Any && first != uint64(r.expected)+1 {
+// sameAppend reports whether r's events are already stored from loc on:
+// same stream, consecutive versions and positions, starting right after
+// r.expected (or anywhere for Any).
+func (s *Store) sameAppend(r *appendReq, loc idLoc) (bool, error) {
+	if r.expected != eventstore.Any && loc.version != uint64(r.expected)+1 {
 		return false, nil
 	}
-	for i, l := range locs {
-		if l.version != first+uint64(i) {
-			return false, nil
-		}
-		if l.stream != "" {
-			if l.stream != r.stream {
+	committed := s.lastPos.Load()
+	var kbuf [9]byte
+	for i := range r.ids {
+		pos, version := loc.pos+uint64(i), loc.version+uint64(i)
+		if pos > committed {
+			j := pos - committed - 1
+			if j >= uint64(len(s.groupEvs)) {
+				return false, nil
+			}
+			r.usedGrp = true
+			g := s.groupEvs[j]
+			if g.stream != r.stream || g.version != version || g.id != r.ids[i] {
 				return false, nil
 			}
 			continue
 		}
-		v, closer, err := s.db.Get(streamKey(prefixStream, r.stream, l.version))
+		v, closer, err := s.db.Get(appendGlobalKey(kbuf[:0], pos))
 		if errors.Is(err, pebble.ErrNotFound) {
 			return false, nil
 		}
 		if err != nil {
 			return false, fmt.Errorf("%w: %v", eventstore.ErrUnavailable, err)
 		}
-		same := len(v) == 8 && binary.BigEndian.Uint64(v) == l.pos
+		rec, err := decodeRecord(pos, v)
+		same := err == nil && rec.version == version && rec.id == r.ids[i] && string(rec.stream) == r.stream
 		closer.Close()
+		if err != nil {
+			return false, fmt.Errorf("eventstore: event store in %s is corrupt: %w", s.dir, err)
+		}
 		if !same {
 			return false, nil
 		}
@@ -757,8 +1049,9 @@ func (s *Store) sameAppend(r *appendReq, locs []idLoc) (bool, error) {
 	return true, nil
 }
 
+// lookupID finds the event that starts an append by its ID.
 func (s *Store) lookupID(id [16]byte) (idLoc, bool, error) {
-	if l, ok := s.groupIDs[id]; ok {
+	if l, ok := s.groupFirst[id]; ok {
 		return l, true, nil
 	}
 	var k [17]byte
@@ -787,7 +1080,7 @@ func (s *Store) head(stream string) (h head, inGroup bool, err error) {
 	if h, ok := s.heads[stream]; ok {
 		return h, false, nil
 	}
-	h, err = s.lastOfStream(stream, math.MaxUint64)
+	h, err = lastOfStream(s.db, s.dir, stream, math.MaxUint64)
 	if err != nil {
 		return head{}, false, err
 	}
@@ -800,9 +1093,9 @@ func (s *Store) head(stream string) (h head, inGroup bool, err error) {
 
 // lastOfStream reads the stream index for the stream's last event with a
 // global position <= maxPos.
-func (s *Store) lastOfStream(stream string, maxPos uint64) (head, error) {
+func lastOfStream(db *pebble.DB, dir, stream string, maxPos uint64) (head, error) {
 	p := streamPrefix(prefixStream, stream)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return head{}, fmt.Errorf("%w: %v", eventstore.ErrUnavailable, err)
 	}
@@ -813,12 +1106,16 @@ func (s *Store) lastOfStream(stream string, maxPos uint64) (head, error) {
 		if err != nil {
 			return head{}, fmt.Errorf("%w: %v", eventstore.ErrUnavailable, err)
 		}
-		if len(v) != 8 || len(k) != len(p)+8 {
-			return head{}, fmt.Errorf("eventstore: event store in %s is corrupt: bad stream index entry for %q", s.dir, stream)
+		if len(k) != len(p)+8 {
+			return head{}, fmt.Errorf("eventstore: event store in %s is corrupt: bad stream index entry for %q", dir, stream)
 		}
-		pos := binary.BigEndian.Uint64(v)
-		if pos <= maxPos {
-			return head{version: binary.BigEndian.Uint64(k[len(p):]), pos: pos}, nil
+		c, err := decodeChunk(binary.BigEndian.Uint64(k[len(p):]), v)
+		if err != nil {
+			return head{}, fmt.Errorf("eventstore: event store in %s is corrupt: stream index of %q: %w", dir, stream, err)
+		}
+		if c.firstPos <= maxPos {
+			n := min(c.count, maxPos-c.firstPos+1)
+			return head{version: c.firstVersion + n - 1, pos: c.firstPos + n - 1}, nil
 		}
 	}
 	if err := it.Error(); err != nil {
@@ -827,22 +1124,31 @@ func (s *Store) lastOfStream(stream string, maxPos uint64) (head, error) {
 	return head{}, nil
 }
 
-// pebbleLogger routes Pebble's log lines to slog. Pebble calls Fatalf when a
-// commit fails (for instance a WAL fsync on a full disk) and expects the
-// process to exit; instead the failure is recorded, the store stops
-// accepting appends and the failing appends get ErrUnavailable.
-type pebbleLogger struct{ s *Store }
+// pebbleLogger routes one database's log lines to slog. Pebble calls Fatalf
+// when a commit fails (for instance a WAL fsync on a full disk) and expects
+// the process to exit; instead the failure is recorded, the store refuses
+// appends until it has reopened the database, and the failing appends get
+// ErrUnavailable.
+type pebbleLogger struct {
+	s       *Store
+	fatal   atomic.Pointer[error]
+	retired atomic.Bool // the database was closed (or replaced)
+}
 
-func (l pebbleLogger) Infof(format string, args ...any) {
+func (l *pebbleLogger) Infof(format string, args ...any) {
 	l.s.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
-func (l pebbleLogger) Errorf(format string, args ...any) {
+func (l *pebbleLogger) Errorf(format string, args ...any) {
 	l.s.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
-func (l pebbleLogger) Fatalf(format string, args ...any) {
+func (l *pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.s.log.Error(msg, "component", "pebble", "fatal", true)
-	l.s.fail(errors.New(msg))
+	err := errors.New(msg)
+	l.fatal.CompareAndSwap(nil, &err)
+	if !l.retired.Load() {
+		l.s.fail(err)
+	}
 }
