@@ -45,6 +45,11 @@ func (k Keys) Tenants() string { return k.Prefix + "tenants" }
 // Checkpoint is the global position projection name has durably applied.
 func (k Keys) Checkpoint(name string) string { return k.Prefix + "checkpoint:" + name }
 
+// Present marks a prefix whose read models are complete up to its
+// checkpoint (the serve command rebuilds a prefix whose marker is gone: Redis
+// lost its data). Replay sets it on the prefix it built before swapping.
+func (k Keys) Present() string { return k.Prefix + "present" }
+
 // Tenant key suffixes.
 const (
 	// SufMeta is a hash: id, name, version (the tenant stream version applied).

@@ -207,13 +207,16 @@ func (p *Projection) Status() Status {
 // Run projects until ctx is done (it then returns nil) or an event cannot
 // be applied after the retries (it returns a *StoppedError; Status says
 // "stopped"). Run may be called again after it returned.
-func (p *Projection) Run(ctx context.Context) error {
+func (p *Projection) Run(ctx context.Context) error { return p.run(ctx, p.cfg.Prefix) }
+
+// run is Run on prefix ("" = the active prefix, read now). Manager runs the
+// projection on the prefix it watches.
+func (p *Projection) run(ctx context.Context, prefix string) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("projections: already running")
 	}
 	defer p.running.Store(false)
 
-	prefix := p.cfg.Prefix
 	if prefix == "" {
 		var err error
 		if prefix, err = ActivePrefix(ctx, p.cfg.Redis); err != nil {
