@@ -377,7 +377,7 @@ func verifyRange(ctx context.Context, db *pebble.DB, from, to uint64) error {
 	defer sit.Close()
 	want := from
 	var kbuf []byte
-	var cur chunk     // the stream chunk of the previous record
+	var cur chunk // the stream chunk of the previous record
 	var curStream []byte
 	for ok := it.First(); ok; ok = it.Next() {
 		if want%4096 == 0 {
@@ -758,17 +758,19 @@ func (s *Store) recover() {
 		_ = closePebble(db)
 	}
 	if err == nil {
-		// Events of the failed commit that reached the write-ahead log are
-		// in the log now; flush them to tables so that they cannot vanish
-		// behind later events, and check that a synced commit works.
-		err = db.Flush()
-		if err == nil {
-			var pb [8]byte
-			binary.BigEndian.PutUint64(pb[:], last)
-			err = db.Set(metaLastKey, pb[:], s.writeOpts)
-		}
+		// Check that a synced commit works (before anything that rotates
+		// the write-ahead log: Pebble panics when it cannot close a WAL),
+		// then flush what the reopen recovered from the log (events of
+		// the failed commit that reached it) to tables, so that they
+		// cannot vanish behind later events.
+		var pb [8]byte
+		binary.BigEndian.PutUint64(pb[:], last)
+		err = db.Set(metaLastKey, pb[:], pebble.Sync)
 		if err == nil && lg.fatal.Load() != nil {
 			err = *lg.fatal.Load()
+		}
+		if err == nil {
+			err = db.Flush()
 		}
 		if err != nil {
 			lg.retired.Store(true)
