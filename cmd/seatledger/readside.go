@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/lease"
 	"github.com/seatledger/seatledger/projections"
@@ -44,8 +48,8 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 			func(jctx context.Context, token int64) error {
 				for jctx.Err() == nil {
 					err := runWatched(jctx, d, proj)
-					if errors.Is(err, errReadModelsLost) {
-						continue // rebuild from the start
+					if errors.Is(err, errReadModelsLost) || errors.Is(err, errPrefixMoved) {
+						continue // rebuild from the start, or follow the new prefix
 					}
 					if err != nil && !errors.Is(err, context.Canceled) {
 						d.Logger.Error("projection stopped", "projection", proj.Name(), "err", err)
@@ -64,6 +68,10 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 		g.Operator.GET("/projections", func(c *gin.Context) {
 			api.WriteJSON(c, http.StatusOK, []projections.Status{proj.Status()})
 		})
+		// POST /v1/projections/rebuild[?tenant=T] rebuilds every read model
+		// into a fresh prefix and swaps to it (or one tenant in place);
+		// with Accept: application/x-ndjson it streams progress lines.
+		g.Operator.POST("/projections/rebuild", func(c *gin.Context) { rebuild(c, d) })
 		// POST /v1/projections/verify folds every tenant from the event store
 		// and compares the result with the read models (seatledger verify).
 		g.Operator.POST("/projections/verify", func(c *gin.Context) {
@@ -127,8 +135,12 @@ func waitCheckpoint(ctx context.Context, d *serveDeps, proj *projections.Project
 	}
 }
 
-// errReadModelsLost says Redis lost the read models while the projection ran.
-var errReadModelsLost = errors.New("redis lost the read models")
+// errReadModelsLost says Redis lost the read models while the projection ran;
+// errPrefixMoved that a replay swapped the active prefix.
+var (
+	errReadModelsLost = errors.New("redis lost the read models")
+	errPrefixMoved    = errors.New("the active prefix moved")
+)
 
 // presentKey marks a prefix whose read models are complete up to their
 // checkpoint. It disappears with the rest when Redis loses its data
@@ -173,6 +185,11 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 			case <-wctx.Done():
 				return
 			case <-t.C:
+				if now, err := projections.ActivePrefix(wctx, d.Redis); err == nil && now != prefix {
+					d.Logger.Info("active prefix changed (replay): the projection follows it", "from", prefix, "to", now)
+					cancel(errPrefixMoved)
+					return
+				}
 				if n, err := d.Redis.Exists(wctx, marker).Result(); err == nil && n == 0 {
 					d.Logger.Warn("Redis lost the read models; the projection restarts from the first event", "prefix", prefix)
 					cancel(errReadModelsLost)
@@ -182,8 +199,8 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 		}
 	}()
 	err = proj.Run(wctx)
-	if errors.Is(context.Cause(wctx), errReadModelsLost) {
-		return errReadModelsLost
+	if cause := context.Cause(wctx); errors.Is(cause, errReadModelsLost) || errors.Is(cause, errPrefixMoved) {
+		return cause
 	}
 	return err
 }
@@ -207,4 +224,61 @@ func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) (int, err
 			return n, nil
 		}
 	}
+}
+
+// rebuild runs a replay for POST /v1/projections/rebuild.
+func rebuild(c *gin.Context, d *serveDeps) {
+	tenant := c.Query("tenant")
+	if tenant != "" && !domain.ValidID(tenant) {
+		api.WriteProblem(c, &domain.Error{Code: domain.CodeInvalidRequest, Field: "tenant", Detail: "tenant is not a valid id"})
+		return
+	}
+	// A replay can outlast the server's write timeout.
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+	stream := strings.Contains(c.GetHeader("Accept"), "application/x-ndjson")
+	var mu sync.Mutex
+	line := func(v any) {
+		mu.Lock()
+		defer mu.Unlock()
+		b, _ := json.Marshal(v)
+		_, _ = c.Writer.Write(append(b, '\n'))
+		c.Writer.Flush()
+	}
+	if stream {
+		c.Header("Content-Type", "application/x-ndjson")
+		c.Status(http.StatusOK)
+	}
+	newPrefix := fmt.Sprintf("sl:r%d:", time.Now().UnixNano())
+	marked := false
+	cfg := projections.ReplayConfig{Store: d.Store, Snapshots: d.Snapshots, Redis: d.Redis, Catalog: d.Decider.Catalog,
+		Tenant: tenant, Logger: d.Logger.With("component", "replay"),
+		Progress: func(p projections.ReplayProgress) {
+			// The new prefix is complete up to its checkpoint from the tail
+			// phase on: mark it before the swap, so the live projection
+			// takes it over instead of rebuilding it.
+			if tenant == "" && !marked && p.Phase == projections.PhaseCatchUp {
+				marked = d.Redis.Set(c.Request.Context(), presentKey(newPrefix), time.Now().UTC().Format(time.RFC3339), 0).Err() == nil
+			}
+			d.Logger.Info("replay progress", "phase", p.Phase, "events", p.Events, "events_per_s", int(p.EventsPerSec), "eta", p.ETA.Round(time.Second))
+			if stream {
+				line(map[string]any{"progress": p})
+			}
+		}}
+	if tenant == "" {
+		cfg.NewPrefix = newPrefix
+	}
+	res, err := projections.Replay(c.Request.Context(), cfg)
+	if err != nil {
+		if stream {
+			line(map[string]any{"error": err.Error()})
+			return
+		}
+		api.WriteProblem(c, err)
+		return
+	}
+	if stream {
+		line(map[string]any{"result": res})
+		return
+	}
+	api.WriteJSON(c, http.StatusOK, res)
 }
