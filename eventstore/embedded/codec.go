@@ -163,11 +163,15 @@ func recordLen(version uint64, stream, typ string, data []byte) int {
 	return 4 + uvarintLen(version) + 8 + 16 + uvarintLen(uint64(len(stream))) + len(stream) + uvarintLen(uint64(len(typ))) + len(typ) + len(data)
 }
 
+// recordChecksum is crc32c(pos big-endian ‖ body). The 8 position bytes go
+// through the table by hand: a stack buffer passed to crc32.Update escapes
+// and would cost an allocation per record.
 func recordChecksum(pos uint64, body []byte) uint32 {
-	var p [8]byte
-	binary.BigEndian.PutUint64(p[:], pos)
-	c := crc32.Update(0, castagnoli, p[:])
-	return crc32.Update(c, castagnoli, body)
+	c := ^uint32(0)
+	for shift := 56; shift >= 0; shift -= 8 {
+		c = castagnoli[byte(c)^byte(pos>>uint(shift))] ^ (c >> 8)
+	}
+	return crc32.Update(^c, castagnoli, body)
 }
 
 // rawRecord is a decoded record whose byte slices alias the encoded value.
@@ -214,39 +218,55 @@ func decodeRecord(pos uint64, v []byte) (rawRecord, error) {
 }
 
 // decoder turns raw records into RecordedEvents with few allocations: the
-// bytes of every event (data and ID text) are carved out of shared chunks,
+// bytes of every event (data and ID text) are carved out of shared chunks
+// (one for a whole page when the caller says how many events it reads),
 // and stream names and event types are interned.
 type decoder struct {
-	chunk   []byte
-	strings map[string]string
+	chunk      []byte
+	expect     int // events the caller still expects to decode
+	strings    map[string]string
+	lastStream string
+	lastType   string
 }
 
 const chunkSize = 64 << 10
 
 func (d *decoder) alloc(n int) []byte {
-	if n > chunkSize/4 {
-		return make([]byte, n)
-	}
 	if cap(d.chunk)-len(d.chunk) < n {
-		d.chunk = make([]byte, 0, chunkSize)
+		// Room for the events still expected, if they are like this one.
+		size := min(max(d.expect, 1)*n+n/2, 4<<20)
+		if size < chunkSize {
+			size = chunkSize
+			if n > chunkSize/4 && d.expect <= 1 {
+				return make([]byte, n)
+			}
+		}
+		d.chunk = make([]byte, 0, max(size, n))
+	}
+	if d.expect > 0 {
+		d.expect--
 	}
 	start := len(d.chunk)
 	d.chunk = d.chunk[:start+n]
 	return d.chunk[start : start+n : start+n]
 }
 
-func (d *decoder) intern(b []byte) string {
-	if s, ok := d.strings[string(b)]; ok {
-		return s
+func (d *decoder) intern(b []byte, last *string) string {
+	if *last == string(b) {
+		return *last
 	}
-	if d.strings == nil {
-		d.strings = make(map[string]string)
+	s, ok := d.strings[string(b)]
+	if !ok {
+		if d.strings == nil {
+			d.strings = make(map[string]string)
+		}
+		if len(d.strings) > 4096 {
+			clear(d.strings)
+		}
+		s = string(b)
+		d.strings[s] = s
 	}
-	if len(d.strings) > 4096 {
-		clear(d.strings)
-	}
-	s := string(b)
-	d.strings[s] = s
+	*last = s
 	return s
 }
 
@@ -256,35 +276,54 @@ func (d *decoder) event(pos uint64, v []byte, ev *eventstore.RecordedEvent) erro
 		return err
 	}
 	buf := d.alloc(36 + len(r.data))
-	encodeUUID(buf[:36], r.id)
-	// buf is never written again, so viewing it as a string is safe.
-	ev.ID = unsafe.String(&buf[0], 36)
-	ev.Data = buf[36:]
-	copy(ev.Data, r.data)
+	encodeUUID(buf[:36], &r.id)
+	copy(buf[36:], r.data)
+	data := buf[36:]
 	if len(r.data) == 0 {
-		ev.Data = []byte{}
+		data = []byte{}
 	}
-	ev.Type = d.intern(r.typ)
-	ev.Stream = d.intern(r.stream)
-	ev.Version = r.version
-	ev.Position = eventstore.Position(pos)
-	ev.RecordedAt = time.Unix(0, r.recordedAt)
+	// buf is never written again, so viewing it as a string is safe.
+	*ev = eventstore.RecordedEvent{
+		ID:         unsafe.String(&buf[0], 36),
+		Type:       d.intern(r.typ, &d.lastType),
+		Stream:     d.intern(r.stream, &d.lastStream),
+		Version:    r.version,
+		Position:   eventstore.Position(pos),
+		RecordedAt: time.Unix(0, r.recordedAt),
+		Data:       data,
+	}
 	return nil
 }
 
-const hexDigits = "0123456789abcdef"
+// hexPairs holds the two hex digits of every byte value.
+var hexPairs = func() (t [512]byte) {
+	const digits = "0123456789abcdef"
+	for i := 0; i < 256; i++ {
+		t[2*i], t[2*i+1] = digits[i>>4], digits[i&0x0f]
+	}
+	return t
+}()
 
 // encodeUUID writes the canonical text form of id into dst (36 bytes).
-func encodeUUID(dst []byte, id [16]byte) {
-	j := 0
-	for i, b := range id {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			dst[j] = '-'
-			j++
-		}
-		dst[j] = hexDigits[b>>4]
-		dst[j+1] = hexDigits[b&0x0f]
-		j += 2
+func encodeUUID(dst []byte, id *[16]byte) {
+	_ = dst[35]
+	hex := func(d []byte, b byte) { d[0], d[1] = hexPairs[2*int(b)], hexPairs[2*int(b)+1] }
+	hex(dst[0:], id[0])
+	hex(dst[2:], id[1])
+	hex(dst[4:], id[2])
+	hex(dst[6:], id[3])
+	dst[8] = '-'
+	hex(dst[9:], id[4])
+	hex(dst[11:], id[5])
+	dst[13] = '-'
+	hex(dst[14:], id[6])
+	hex(dst[16:], id[7])
+	dst[18] = '-'
+	hex(dst[19:], id[8])
+	hex(dst[21:], id[9])
+	dst[23] = '-'
+	for i := 0; i < 6; i++ {
+		hex(dst[24+2*i:], id[10+i])
 	}
 }
 

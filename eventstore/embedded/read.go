@@ -237,6 +237,7 @@ func (s *Store) readAll(after uint64, limit int, d *decoder, out []eventstore.Re
 	defer it.Close()
 	n := int(hi - after)
 	out = slices.Grow(out, n)
+	d.expect = n
 	base := len(out)
 	out = out[:base+n]
 	i := base
