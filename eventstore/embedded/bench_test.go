@@ -2,9 +2,9 @@ package embedded
 
 import (
 	"context"
-	"os"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
