@@ -144,6 +144,11 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	if cfg.NewPrefix == active {
 		return ReplayResult{}, fmt.Errorf("projections: replay: %q is the active prefix", cfg.NewPrefix)
 	}
+	unlock, err := lockReplay(ctx, rdb, cfg.NewPrefix)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	defer unlock()
 	keys := Keys{Prefix: cfg.NewPrefix}
 	res := ReplayResult{Prefix: cfg.NewPrefix}
 	ok := false
@@ -258,6 +263,48 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// ReplayLockKey is held (with a TTL, refreshed) while a Replay runs: one
+// replay at a time per Redis. Its value is the prefix being built.
+const ReplayLockKey = "sl:replay-lock"
+
+// ErrReplayRunning is returned by Replay while another replay holds ReplayLockKey.
+var ErrReplayRunning = errors.New("projections: a replay is already running")
+
+var unlockScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+// lockReplay takes ReplayLockKey for the replay into prefix.
+func lockReplay(ctx context.Context, rdb redis.UniversalClient, prefix string) (func(), error) {
+	const ttl = 30 * time.Second
+	ok, err := rdb.SetNX(ctx, ReplayLockKey, prefix, ttl).Result()
+	if err != nil {
+		return nil, fmt.Errorf("projections: replay lock: %w", err)
+	}
+	if !ok {
+		other, _ := rdb.Get(ctx, ReplayLockKey).Result()
+		return nil, fmt.Errorf("%w (building %s)", ErrReplayRunning, other)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				rdb.Expire(context.WithoutCancel(ctx), ReplayLockKey, ttl)
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		unlockScript.Run(context.WithoutCancel(ctx), rdb, []string{ReplayLockKey}, prefix)
+	}, nil
 }
 
 func (cfg *ReplayConfig) defaults() {
@@ -719,29 +766,40 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 	keys := Keys{Prefix: prefix}
 	tid := cfg.Tenant
 	res := ReplayResult{Prefix: prefix, Tenant: tid, Tenants: 1}
+	fail := func(err error) (ReplayResult, error) {
+		return res, fmt.Errorf("projections: rebuild tenant %s: %w", tid, err)
+	}
+	st, err := commands.Fold(ctx, cfg.Store, cfg.Snapshots, cfg.Upcasters, tid, 0)
+	if err != nil {
+		return fail(err)
+	}
 	force := false
+	var ss *scriptSink
 	for attempt := 0; ; attempt++ {
-		if attempt == 20 {
-			return res, fmt.Errorf("projections: rebuild tenant %s: the read model kept changing", tid)
+		if attempt == 200 {
+			return fail(errors.New("the read model kept changing"))
 		}
-		st, err := commands.Fold(ctx, cfg.Store, cfg.Snapshots, cfg.Upcasters, tid, 0)
-		if err != nil {
-			return res, fmt.Errorf("projections: rebuild tenant %s: %w", tid, err)
+		if err := ctx.Err(); err != nil {
+			return fail(err)
 		}
+		if ss == nil { // (re)render the state
+			ss = newScriptSink(func(suffix string) string { return keys.Key(tid, suffix) })
+			if st.Version > 0 {
+				(&renderer{cat: cfg.Catalog, t: st, out: ss}).all()
+			}
+		}
+		// The applied version is read before the keys are listed: a write
+		// in between changes it, and the script then does nothing.
 		cur, err := rdb.HGet(ctx, keys.Key(tid, SufMeta), "version").Result()
 		if errors.Is(err, redis.Nil) {
 			cur, err = "", nil
 		}
 		if err != nil {
-			return res, fmt.Errorf("projections: rebuild tenant %s: %w", tid, err)
+			return fail(err)
 		}
 		existing, err := scanKeys(ctx, rdb, globEscape(keys.Tenant(tid))+"*")
 		if err != nil {
 			return res, err
-		}
-		ss := newScriptSink(func(suffix string) string { return keys.Key(tid, suffix) })
-		if st.Version > 0 {
-			(&renderer{cat: cfg.Catalog, t: st, out: ss}).all()
 		}
 		ks := ss.keys
 		for _, k := range existing {
@@ -758,17 +816,20 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 		args = append(args, ss.args...)
 		n, err := rebuildTenantScript.Run(ctx, rdb, ks, args...).Int()
 		if err != nil {
-			return res, fmt.Errorf("projections: rebuild tenant %s: %w", tid, err)
+			return fail(err)
 		}
 		switch n {
 		case -1: // written meanwhile: list the keys again
 			continue
-		case -2: // the read model is ahead of the fold: events were appended, or its version is wrong
-			v, err := cfg.Store.StreamVersion(ctx, commands.StreamName(tid))
-			if err != nil {
-				return res, err
+		case -2: // the read model is ahead of the state: catch the state up
+			before := st.Version
+			if err := catchUpTenant(ctx, cfg, st); err != nil {
+				return fail(err)
 			}
-			force = v == st.Version // no new event: the stored version is wrong
+			if st.Version == before { // no new event: the stored version is wrong
+				force = true
+			}
+			ss = nil
 			continue
 		}
 		if st.Version > 0 {
@@ -777,7 +838,7 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 			err = rdb.SRem(ctx, keys.Tenants(), tid).Err()
 		}
 		if err != nil {
-			return res, fmt.Errorf("projections: rebuild tenant %s: %w", tid, err)
+			return fail(err)
 		}
 		res.Version = st.Version
 		res.Duration = time.Since(start)
@@ -786,6 +847,31 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 		cfg.Logger.Info("tenant read model rebuilt", "tenant", tid, "prefix", prefix, "version", st.Version,
 			"keys_deleted", len(existing), "attempts", attempt+1)
 		return res, nil
+	}
+}
+
+// catchUpTenant applies the events of the tenant's stream after st.Version.
+func catchUpTenant(ctx context.Context, cfg ReplayConfig, st *domain.Tenant) error {
+	stream := commands.StreamName(cfg.Tenant)
+	for {
+		recs, err := cfg.Store.ReadStream(ctx, stream, st.Version+1, 4096)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if r.Version != st.Version+1 {
+				return fmt.Errorf("%s: expected version %d, got %d", stream, st.Version+1, r.Version)
+			}
+			e, err := eventcodec.Decode(r.Data, cfg.Upcasters)
+			if err != nil {
+				return fmt.Errorf("%s version %d: %w", stream, r.Version, err)
+			}
+			e.Version = r.Version
+			domain.Evolve(st, e)
+		}
+		if len(recs) < 4096 {
+			return nil
+		}
 	}
 }
 

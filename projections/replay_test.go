@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -35,7 +36,7 @@ func testRedisReplay(t testing.TB) (*redis.Client, string) {
 	prefix := fmt.Sprintf("sltest:%x:", rand.Uint64())
 	t.Cleanup(func() {
 		deletePrefix(rdb, prefix)
-		rdb.Del(context.Background(), ActivePrefixKey)
+		rdb.Del(context.Background(), ActivePrefixKey, ReplayLockKey)
 		rdb.Close()
 	})
 	return rdb, prefix
@@ -185,6 +186,14 @@ func TestReplayTailAndEmptyLog(t *testing.T) {
 	if res.Events != 0 || res.Tenants != 0 {
 		t.Fatalf("result %+v", res)
 	}
+	// One replay at a time.
+	if err := rdb.Set(ctx, ReplayLockKey, "someone", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: b, NoSwap: true}); !errors.Is(err, ErrReplayRunning) {
+		t.Fatalf("second replay: %v", err)
+	}
+	rdb.Del(ctx, ReplayLockKey)
 
 	h := newHandler(store)
 	defer h.Close()
@@ -295,15 +304,22 @@ func TestRebuildTenant(t *testing.T) {
 	// Rebuilding a tenant while its commands run converges too.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	halt := func() {
+		stopOnce.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	defer halt()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := 0; ; i++ {
+		for i := 0; i < 400; i++ {
 			select {
 			case <-stop:
 				return
 			default:
 			}
+			time.Sleep(time.Millisecond)
 			u := fmt.Sprintf("c%03d", i)
 			s.do(&domain.AddUser{CommandMeta: s.meta(), User: domain.NewUser{ID: u, UserPrincipalName: u + "@contoso.example", UsageLocation: "US"}})
 		}
@@ -313,8 +329,7 @@ func TestRebuildTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	halt()
 	rp.waitFor(t, lastPosition(t, store))
 	verifyClean(t, store, rdb, prefix)
 }
