@@ -997,7 +997,9 @@ func (s *Store) write(r *appendReq, cur head, next *uint64, now int64) (eventsto
 		op := s.batch.SetDeferred(9, recordLen(version, r.stream, e.Type, e.Data))
 		op.Key[0] = prefixGlobal
 		binary.BigEndian.PutUint64(op.Key[1:], pos)
-		encodeRecord(op.Value[:0], pos, version, now, r.ids[i], r.stream, e.Type, e.Data)
+		if rec := encodeRecord(op.Value[:0:len(op.Value)], pos, version, now, r.ids[i], r.stream, e.Type, e.Data); len(rec) != len(op.Value) || &rec[0] != &op.Value[0] {
+			panic("eventstore: recordLen disagrees with encodeRecord")
+		}
 		if err := op.Finish(); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("%w: %v", eventstore.ErrUnavailable, err)
 		}
