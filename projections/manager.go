@@ -51,11 +51,14 @@ func (m *Manager) Refresh() {
 func (m *Manager) Run(ctx context.Context) error {
 	for {
 		prefix, err := ActivePrefix(ctx, m.p.cfg.Redis)
-		if err != nil {
-			if ctx.Err() != nil {
+		if err != nil { // Redis unreachable: wait for it
+			m.p.cfg.Logger.Warn("projection manager: cannot read the active prefix; retrying", "err", err)
+			select {
+			case <-ctx.Done():
 				return nil
+			case <-time.After(m.poll):
 			}
-			return err
+			continue
 		}
 		runCtx, cancel := context.WithCancel(ctx)
 		moved := make(chan string, 1)
