@@ -819,7 +819,13 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 			return fail(err)
 		}
 		switch n {
-		case -1: // written meanwhile: list the keys again
+		case -1: // written meanwhile: list the keys again, after a pause that
+			// grows, so a busy tenant's live writes cannot starve the rebuild
+			select {
+			case <-ctx.Done():
+				return fail(ctx.Err())
+			case <-time.After(time.Duration(min(attempt, 50)) * time.Millisecond):
+			}
 			continue
 		case -2: // the read model is ahead of the state: catch the state up
 			before := st.Version

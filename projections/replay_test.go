@@ -319,7 +319,7 @@ func TestRebuildTenant(t *testing.T) {
 				return
 			default:
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(3 * time.Millisecond)
 			u := fmt.Sprintf("c%03d", i)
 			s.do(&domain.AddUser{CommandMeta: s.meta(), User: domain.NewUser{ID: u, UserPrincipalName: u + "@contoso.example", UsageLocation: "US"}})
 		}

@@ -147,7 +147,7 @@ var (
 // (FLUSHALL, a restart without persistence), which a checkpoint alone would
 // not show: a running projection would write its checkpoint again and never
 // rebuild what was lost.
-func presentKey(prefix string) string { return prefix + "present" }
+func presentKey(prefix string) string { return projections.Keys{Prefix: prefix}.Present() }
 
 // runWatched runs the projection and stops it with errReadModelsLost when
 // its prefix's marker disappears. Before it starts, a prefix without its
@@ -164,7 +164,7 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 		return err
 	}
 	if n == 0 {
-		removed, err := deleteKeys(ctx, d.Redis, prefix)
+		removed, err := projections.DeletePrefix(ctx, d.Redis, prefix)
 		if err != nil {
 			return err
 		}
@@ -203,27 +203,6 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 		return cause
 	}
 	return err
-}
-
-// deleteKeys removes every key under prefix (SCAN + UNLINK in batches).
-func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) (int, error) {
-	n := 0
-	var cursor uint64
-	for {
-		keys, next, err := rdb.Scan(ctx, cursor, prefix+"*", 1000).Result()
-		if err != nil {
-			return n, err
-		}
-		if len(keys) > 0 {
-			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
-				return n, err
-			}
-			n += len(keys)
-		}
-		if cursor = next; cursor == 0 {
-			return n, nil
-		}
-	}
 }
 
 // rebuild runs a replay for POST /v1/projections/rebuild.
