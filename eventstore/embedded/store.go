@@ -233,7 +233,7 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) pebbleOptions(cache *pebble.Cache, lg *pebbleLogger) *pebble.Options {
 	po := &pebble.Options{
 		Cache:                       cache,
-		FS:                          s.opts.FS,
+		FS:                          walFS{s.fs},
 		Logger:                      lg,
 		FormatMajorVersion:          pebble.FormatNewest,
 		MemTableSize:                64 << 20,
