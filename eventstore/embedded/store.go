@@ -10,13 +10,20 @@
 //
 // Failure model: if a commit fails (disk full, read-only file system, I/O
 // error) the appends of that group fail with an error wrapping
-// eventstore.ErrUnavailable, nothing in memory advances, and the store stops
-// accepting appends (they fail fast with ErrUnavailable, Ping too) because
-// Pebble's write-ahead log cannot be trusted after a failed write. Reads keep
-// working and never show the unacknowledged events. Restart the process (or
-// Close and Open the store again) once the disk is fixed; events whose append
-// failed may or may not be present then, which is why appends are idempotent
-// by event ID.
+// eventstore.ErrUnavailable and nothing in memory advances. Pebble's
+// write-ahead log cannot be trusted after a failed write, so the store then
+// refuses appends (fast, with ErrUnavailable; Ping too) and every
+// Options.RecoveryInterval (on the next append, or in the background) it
+// checks that the disk takes a synced write again and, if so, reopens the
+// database in place: close, open, check the log's tail, make what it
+// recovered durable, forget the cached stream heads, accept appends again —
+// no process restart. Reads keep working on the old database while the
+// disk still fails (they never show unacknowledged events) and wait while
+// the database is swapped; subscriptions continue from their position.
+// Events whose append failed may or may not be in the log afterwards, which
+// is why appends are idempotent by event ID. (Pebble itself panics if the
+// disk fails exactly while it closes a write-ahead log at a memtable
+// rotation; then the process exits and a restart recovers.)
 package embedded
 
 import (
