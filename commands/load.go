@@ -134,18 +134,3 @@ func (c *tenantCache) put(id string, st *domain.Tenant) {
 		delete(c.items, old.Value.(*cacheEntry).id)
 	}
 }
-
-func (c *tenantCache) drop(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el := c.items[id]; el != nil {
-		c.ll.Remove(el)
-		delete(c.items, id)
-	}
-}
-
-func (c *tenantCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len()
-}

@@ -713,18 +713,6 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func checkUsageLocation(s string) error {
 	if s == "" {
 		return nil

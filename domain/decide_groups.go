@@ -1,6 +1,9 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 func (tx *tx) group(id string) (*Group, error) {
 	if err := checkID("groupId", id); err != nil {
@@ -158,7 +161,7 @@ func (tx *tx) assignGroupLicenses(c *AssignGroupLicenses) error {
 	}
 	for _, a := range adds {
 		if gl := g.Licenses[a.sku]; gl != nil {
-			if sameStrings(gl.DisabledPlans, a.disabled) {
+			if slices.Equal(gl.DisabledPlans, a.disabled) {
 				continue
 			}
 			// New service plan choices flow to every member holding it.

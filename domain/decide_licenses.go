@@ -1,6 +1,9 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // licensee returns a user whose licenses the actor may change (R2 for guests).
 func (tx *tx) licensee(field, id string) (*draftUser, error) {
@@ -18,7 +21,7 @@ func (tx *tx) licensee(field, id string) (*draftUser, error) {
 // keeps it; with update, its service plan choices are replaced.
 func (tx *tx) giveDirect(du *draftUser, p *Product, disabled []string, update bool) error {
 	if l := du.lic[p.SkuID]; l != nil && l.Sources[SourceDirect] != nil {
-		if update && !sameStrings(l.Sources[SourceDirect].DisabledPlans, disabled) {
+		if update && !slices.Equal(l.Sources[SourceDirect].DisabledPlans, disabled) {
 			tx.changePlans(du, p.SkuID, SourceDirect, disabled)
 		}
 		return nil
@@ -253,7 +256,7 @@ func (tx *tx) changeLicensePlans(c *ChangeLicensePlans) error {
 	case l == nil:
 		return &Error{Code: CodeNotFound, Field: "skuId", Detail: fmt.Sprintf("user %s does not have %s", du.u.ID, p.DisplayName)}
 	case l.Sources[SourceDirect] != nil:
-		if sameStrings(l.Sources[SourceDirect].DisabledPlans, disabled) {
+		if slices.Equal(l.Sources[SourceDirect].DisabledPlans, disabled) {
 			return nil
 		}
 		tx.changePlans(du, p.SkuID, SourceDirect, disabled)
