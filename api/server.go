@@ -6,9 +6,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventcodec"
 )
 
 // DefaultBulkLimit is the users per bulk request when Config.BulkLimit is 0.
@@ -267,10 +266,8 @@ func (s *Server) catalog(c *gin.Context) {
 func WriteJSON(c *gin.Context, status int, v any) { writeJSON(c, status, "application/json", v) }
 
 func writeJSON(c *gin.Context, status int, contentType string, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	b, err := eventcodec.MarshalNoEscapeHTML(v)
+	if err != nil {
 		loggerOf(c).Error("encode answer", "err", err)
 		c.Writer.Header().Set("Content-Type", ProblemContentType)
 		c.Writer.WriteHeader(http.StatusInternalServerError)
@@ -279,5 +276,5 @@ func writeJSON(c *gin.Context, status int, contentType string, v any) {
 	}
 	c.Writer.Header().Set("Content-Type", contentType)
 	c.Writer.WriteHeader(status)
-	_, _ = c.Writer.Write(buf.Bytes())
+	_, _ = c.Writer.Write(append(b, '\n'))
 }

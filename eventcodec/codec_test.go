@@ -1,6 +1,7 @@
 package eventcodec
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -62,6 +63,65 @@ func BenchmarkDecode(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := Decode(raw, nil); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestMarshalMatchesEncodingJSON: the read models and API answers encoded
+// with Marshal / MarshalNoEscapeHTML are the bytes encoding/json would give,
+// so a store written by either compares equal.
+func TestMarshalMatchesEncodingJSON(t *testing.T) {
+	type inner struct {
+		When  time.Time       `json:"when"`
+		Raw   json.RawMessage `json:"raw,omitempty"`
+		Ptr   *time.Time      `json:"ptr,omitempty"`
+		Score float64         `json:"score"`
+	}
+	type view struct {
+		ID      string            `json:"id"`
+		Name    string            `json:"displayName,omitempty"`
+		Tags    []string          `json:"tags"`
+		Nil     []string          `json:"nil"`
+		Counts  map[string]int    `json:"counts"`
+		Nested  []inner           `json:"nested"`
+		Any     any               `json:"any"`
+		Labels  map[string]string `json:"labels,omitempty"`
+		Enabled bool              `json:"enabled"`
+		N       int64             `json:"n"`
+	}
+	at := time.Date(2026, 11, 23, 14, 3, 0, 123456789, time.FixedZone("x", 3600))
+	values := []any{
+		view{ID: "u1", Name: "<Ann & Bob>", Tags: []string{"a\u2028b", "é", "\x00\x1f", "\xff\xfe bad utf-8"}, Counts: map[string]int{"z": 1, "a": 2, "M": 3},
+			Nested: []inner{{When: at, Raw: json.RawMessage(`{ "b" : [1, 2] ,"a":"<x>" }`), Ptr: &at, Score: 0.1}, {Score: 1e21}, {Score: -0}},
+			Any:    map[string]any{"k": []any{1.5, "s", nil, true}}, Labels: map[string]string{"&": "<"}, N: -1 << 62},
+		map[string]any{"b": 1, "a": map[string]int{"y": 2, "x": 1}},
+		[]view{{}, {ID: "\u00e9\U0001F600"}},
+		"plain <string>",
+	}
+	for i, v := range values {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("value %d: Marshal\n got %s\nwant %s", i, got, want)
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		got, err = MarshalNoEscapeHTML(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got)+"\n" != buf.String() {
+			t.Errorf("value %d: MarshalNoEscapeHTML\n got %s\nwant %s", i, got, buf.String())
 		}
 	}
 }

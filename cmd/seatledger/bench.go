@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,9 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/projections"
 )
 
 func init() {
@@ -29,6 +33,7 @@ type benchOptions struct {
 	Duration                time.Duration
 	NoSync                  bool
 	RedisURL                string
+	Profile                 io.Writer // CPU profile of the load phase, if set
 }
 
 // benchResult is what one load run measured.
@@ -54,7 +59,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.Users, "users", 8, "licensed users per tenant")
 	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "how long the load runs")
 	fs.BoolVar(&o.NoSync, "nosync", false, "store without fsync (NOT durable; to see what the disk costs)")
-	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis of the read side (default: in-process, as the zero-setup run); the bench flushes nothing but writes under the default prefix, so give it a database of its own, e.g. redis://127.0.0.1:6379/12")
+	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis of the read side (default: in-process, as the zero-setup run); the database must hold no seatledger keys (the bench refuses it otherwise) and the bench deletes the keys it wrote, e.g. redis://127.0.0.1:6379/12")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -70,12 +75,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "seatledger bench:", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+		o.Profile = f
 	}
+	tuneGC(os.Getenv) // as serve does
 	res, err := benchHTTP(ctx, o, func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) })
 	if err != nil {
 		fmt.Fprintln(stderr, "seatledger bench:", err)
@@ -102,6 +104,13 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 		return benchResult{}, err
 	}
 	defer os.RemoveAll(dir)
+	if o.RedisURL != "" {
+		cleanup, err := claimBenchRedis(ctx, o.RedisURL)
+		if err != nil {
+			return benchResult{}, err
+		}
+		defer cleanup()
+	}
 	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir + "/data", EventStore: "embedded", HoldPeriod: 720 * time.Hour,
 		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text",
 		NodeID: "bench", PurgeRate: 5000, noSync: o.NoSync, RedisURL: o.RedisURL}
@@ -122,21 +131,6 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	if err != nil {
 		return benchResult{}, err
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: o.Clients * 2, MaxIdleConnsPerHost: o.Clients * 2}, Timeout: 30 * time.Second}
-	base := "http://" + addr
-	send := func(method, path, token, body string) (int, error) {
-		req, _ := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader([]byte(body)))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-
 	// Set-up: tenants, 1000 licenses each, users.
 	progress("setting up %d tenants of %d users…", o.Tenants, o.Users)
 	tokens := make([]string, o.Tenants)
@@ -147,6 +141,8 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			wc := newWireClient(addr)
+			defer wc.Close()
 			for i := range work {
 				t := fmt.Sprint("bench-", i)
 				tok, _ := api.NewToken([]byte(secrets.JWTSecret), t, "admin", 24*time.Hour, time.Now())
@@ -160,7 +156,7 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 						fmt.Sprintf(`{"id":"u%d","userPrincipalName":"u%d@bench.example","usageLocation":"US"}`, u, u)})
 				}
 				for _, s := range steps {
-					if code, err := send(s.method, s.path, s.token, s.body); err != nil || code != http.StatusCreated {
+					if code, err := wc.do(s.method, s.path, s.token, []byte(s.body)); err != nil || code != http.StatusCreated {
 						setupErr.Store(fmt.Errorf("set-up %s %s: %d %v", s.method, s.path, code, err))
 						return
 					}
@@ -181,6 +177,19 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	// between assigned and unassigned, so every command appends events.
 	progress("load: %d clients for %v…", o.Clients, o.Duration)
 	slots := make([]atomic.Int32, o.Tenants*o.Users) // 0 free unassigned, 1 free assigned, 2+ busy
+	paths := make([][2]string, o.Tenants)            // assign, unassign
+	for t := range paths {
+		paths[t] = [2]string{fmt.Sprintf("/v1/tenants/bench-%d/licenses/SPB/assign", t), fmt.Sprintf("/v1/tenants/bench-%d/licenses/SPB/unassign", t)}
+	}
+	bodies := make([][]byte, o.Users)
+	for u := range bodies {
+		bodies[u] = fmt.Appendf(nil, `{"users":["u%d"]}`, u)
+	}
+	if o.Profile != nil {
+		if err := pprof.StartCPUProfile(o.Profile); err != nil {
+			return benchResult{}, err
+		}
+	}
 	var commands, errs atomic.Int64
 	lat := make([][]time.Duration, o.Clients)
 	deadline := time.Now().Add(o.Duration)
@@ -190,6 +199,8 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 		go func(c int) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(c), 99))
+			wc := newWireClient(addr)
+			defer wc.Close()
 			for time.Now().Before(deadline) {
 				k := r.IntN(len(slots))
 				state := slots[k].Load()
@@ -197,12 +208,8 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 					continue
 				}
 				t, u := k/o.Users, k%o.Users
-				op := "assign"
-				if state == 1 {
-					op = "unassign"
-				}
 				began := time.Now()
-				code, err := send("POST", fmt.Sprintf("/v1/tenants/bench-%d/licenses/SPB/%s", t, op), tokens[t], fmt.Sprintf(`{"users":["u%d"]}`, u))
+				code, err := wc.do("POST", paths[t][state], tokens[t], bodies[u])
 				lat[c] = append(lat[c], time.Since(began))
 				if err != nil || code != http.StatusOK {
 					errs.Add(1)
@@ -215,6 +222,9 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 		}(c)
 	}
 	wg.Wait()
+	if o.Profile != nil {
+		pprof.StopCPUProfile()
+	}
 	res := benchResult{Commands: commands.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}
 	var all []time.Duration
 	for _, l := range lat {
@@ -260,4 +270,67 @@ func rawAppendRate(ctx context.Context, dir string, n int, d time.Duration, noSy
 	}
 	wg.Wait()
 	return float64(total.Load()) / time.Since(start).Seconds(), nil
+}
+
+// benchRedisPatterns match every key a seatledger node writes in Redis: the
+// read models, checkpoints and leases (sl:…) and the purge command stream.
+var benchRedisPatterns = []string{projections.DefaultPrefix + "*", "seatledger.*"}
+
+// claimBenchRedis makes sure the bench's Redis database holds no seatledger
+// keys (a read model left by an earlier run would have the projection resume
+// from that run's checkpoint in a store that never had those events) and
+// returns a function that deletes every key the run wrote.
+func claimBenchRedis(ctx context.Context, url string) (cleanup func(), err error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	var found string
+	err = scanBenchKeys(ctx, rdb, func(keys []string) error {
+		found = keys[0]
+		return errStopScan
+	})
+	if errors.Is(err, errStopScan) {
+		rdb.Close()
+		return nil, fmt.Errorf("redis %s already holds seatledger keys (%s, …); the bench needs a database without them: "+
+			"pick another database number or empty this one (redis-cli -n <db> flushdb)", redactURL(url), found)
+	}
+	if err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis %s: %w", redactURL(url), err)
+	}
+	return func() {
+		err := scanBenchKeys(context.Background(), rdb, func(keys []string) error {
+			return rdb.Unlink(context.Background(), keys...).Err()
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "seatledger bench: deleting the bench's keys in redis %s: %v\n", redactURL(url), err)
+		}
+		rdb.Close()
+	}, nil
+}
+
+var errStopScan = errors.New("stop scan")
+
+// scanBenchKeys calls fn with each non-empty page of keys matching
+// benchRedisPatterns.
+func scanBenchKeys(ctx context.Context, rdb *redis.Client, fn func([]string) error) error {
+	for _, pattern := range benchRedisPatterns {
+		for cursor := uint64(0); ; {
+			keys, next, err := rdb.Scan(ctx, cursor, pattern, 1000).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				if err := fn(keys); err != nil {
+					return err
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
+	return nil
 }

@@ -55,6 +55,7 @@ var envVars = []envVar{
 	{envLogFormat, "text", "log format: text or json"},
 	{envNodeID, "the host name", "this node's name among several (its Redis Stream consumer); keep it stable across restarts"},
 	{envPurgeRate, "5000", "most held-data purges sent per second, so a mass of due holds does not slow live commands"},
+	{"GOGC", "400 (Go's own default is 100)", "Go's garbage collector target; serve sets 400 when it is unset (less CPU spent collecting, a heap up to ~5× the live data; GOMEMLIMIT caps it)"},
 	{envRateLimit, "0 (off)", "requests per second per token (tenant and user), optionally with a burst: 20 or 20,40; over it: 429 with Retry-After; the operator token is not limited"},
 }
 

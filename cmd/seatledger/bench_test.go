@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestWireClient: the load generator's client reads the answers net/http
+// writes (with a length, chunked, closing the connection) and keeps one
+// connection alive while the server allows it.
+func TestWireClient(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Authorization") != "Bearer tok" || string(body) != `{"users":["u1"]}` {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		switch r.URL.Path {
+		case "/length":
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"ok":true}`))
+		case "/chunked":
+			w.WriteHeader(http.StatusOK)
+			for i := 0; i < 3; i++ {
+				_, _ = w.Write([]byte(strings.Repeat("x", 5000)))
+				w.(http.Flusher).Flush()
+			}
+		case "/close":
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusConflict)
+			_, _ = w.Write([]byte(`{}`))
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	c := newWireClient(srv.Listener.Addr().String())
+	defer c.Close()
+	body := []byte(`{"users":["u1"]}`)
+	for i, tc := range []struct {
+		path  string
+		want  int
+		conns int32
+	}{
+		{"/length", 201, 1}, {"/chunked", 200, 1}, {"/length", 201, 1}, {"/close", 409, 1}, {"/length", 201, 2}, {"/chunked", 200, 2},
+	} {
+		code, err := c.do("POST", tc.path, "tok", body)
+		if err != nil || code != tc.want {
+			t.Fatalf("request %d %s: %d %v, want %d", i, tc.path, code, err, tc.want)
+		}
+		if got := conns.Load(); got != tc.conns {
+			t.Fatalf("request %d %s: %d connections so far, want %d", i, tc.path, got, tc.conns)
+		}
+	}
+	if code, _ := c.do("POST", "/length", "wrong", body); code != http.StatusBadRequest {
+		t.Fatalf("wrong token: %d, want 400", code)
+	}
+}
+
+// TestBenchRunsCommands: a short bench over the real server assigns and
+// unassigns without errors and reports latencies.
+func TestBenchRunsCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	res, err := benchHTTP(context.Background(), benchOptions{Clients: 4, Tenants: 3, Users: 2, Duration: time.Second, NoSync: true},
+		func(string, ...any) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Commands < 10 || res.Errors != 0 || res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 || res.StoreEventsPerS <= 0 {
+		t.Fatalf("bench: %+v", res)
+	}
+}
+
+// TestBenchRefusesARedisWithSeatledgerKeys: an earlier run's checkpoint
+// would make the projection skip this run's events.
+func TestBenchRefusesARedisWithSeatledgerKeys(t *testing.T) {
+	url := "redis://127.0.0.1:6379/11"
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: 11})
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Skipf("no Redis on 127.0.0.1:6379: %v", err)
+	}
+	key := "sl:checkpoint:bench-test-" + time.Now().Format("150405.000000000")
+	if err := rdb.Set(ctx, key, "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Del(ctx, key)
+	_, err := claimBenchRedis(ctx, url)
+	if err == nil || !strings.Contains(err.Error(), "already holds seatledger keys") {
+		t.Fatalf("claim of a database with %s: %v", key, err)
+	}
+}
