@@ -294,3 +294,39 @@ func TestSnapshotsAreOnlyACache(t *testing.T) {
 		t.Fatal("state at version 150 differs with and without snapshots")
 	}
 }
+
+// TestTenantLocksSerializeOneTenantOnly: while a tenant's lock is held,
+// another tenant's lock is free and the same tenant's waits; the map keeps no
+// entry once nobody uses a tenant.
+func TestTenantLocksSerializeOneTenantOnly(t *testing.T) {
+	var l tenantLocks
+	unlockA := l.lock("a")
+	got := make(chan string, 2)
+	go func() { defer l.lock("b")(); got <- "b" }()
+	if g := <-got; g != "b" {
+		t.Fatalf("got %s", g)
+	}
+	go func() { defer l.lock("a")(); got <- "a again" }()
+	select {
+	case g := <-got:
+		t.Fatalf("%s while a was held", g)
+	case <-time.After(50 * time.Millisecond):
+	}
+	unlockA()
+	if g := <-got; g != "a again" {
+		t.Fatalf("got %s", g)
+	}
+	// The goroutine's deferred unlock runs after its send: wait for it.
+	for i := 0; ; i++ {
+		l.mu.Lock()
+		n := len(l.locks)
+		l.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if i > 1000 {
+			t.Fatalf("%d tenant locks left with no user", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
