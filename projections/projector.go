@@ -161,7 +161,7 @@ func New(cfg Config) (*Projection, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.WatermillLogger == nil {
-		cfg.WatermillLogger = watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{
+		cfg.WatermillLogger = NewWatermillLogger(cfg.Logger, map[slog.Level]slog.Level{
 			slog.LevelInfo: slog.LevelDebug, // the router's start/stop chatter
 		})
 	}

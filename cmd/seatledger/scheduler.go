@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/scheduler"
 )
 
@@ -21,7 +21,7 @@ func init() { serveHooks = append(serveHooks, heldDataScheduler) }
 // in-memory channel; with a Redis server they travel on a Redis Stream read
 // by a consumer group, so with several nodes each command is handled once.
 func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(), error) {
-	wlog := watermill.NewSlogLogger(d.Logger.With("component", "scheduler-bus"))
+	wlog := projections.NewWatermillLogger(d.Logger.With("component", "scheduler-bus"), nil)
 	var (
 		pub    message.Publisher
 		newSub func(string) (message.Subscriber, error)
