@@ -205,6 +205,9 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 	return err
 }
 
+// codeReplayRunning answers a rebuild asked for while another runs.
+const codeReplayRunning domain.ErrorCode = "replay_running"
+
 // rebuild runs a replay for POST /v1/projections/rebuild.
 func rebuild(c *gin.Context, d *serveDeps) {
 	tenant := c.Query("tenant")
@@ -251,6 +254,10 @@ func rebuild(c *gin.Context, d *serveDeps) {
 		if stream {
 			line(map[string]any{"error": err.Error()})
 			return
+		}
+		if errors.Is(err, projections.ErrReplayRunning) {
+			err = &api.HTTPError{Status: http.StatusConflict, Code: codeReplayRunning,
+				Detail: err.Error() + "; wait for it to finish (GET /v1/projections shows its progress) and try again"}
 		}
 		api.WriteProblem(c, err)
 		return

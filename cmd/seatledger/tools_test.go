@@ -13,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/projections"
 )
 
 // server runs `serve` in-process on a fresh data directory.
@@ -271,4 +275,52 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", binErr, binOut)
 	}
 	return binPath
+}
+
+// TestRebuildWhileAReplayRunsIsAConflict: POST /v1/projections/rebuild while
+// another replay holds the lock answers 409 replay_running, not a 500.
+func TestRebuildWhileAReplayRunsIsAConflict(t *testing.T) {
+	const url = "redis://127.0.0.1:6379/10"
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: 10})
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Skipf("no Redis on 127.0.0.1:6379: %v", err)
+	}
+	cleanup, err := claimBenchRedis(ctx, url) // an empty database, emptied again after
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	dir := t.TempDir()
+	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, EventStore: "embedded", HoldPeriod: time.Hour, RedisURL: url,
+		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text", NodeID: "test", PurgeRate: 5000}
+	sctx, cancel := context.WithCancel(ctx)
+	addrCh, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- serve(sctx, cfg, io.Discard, io.Discard, func(a string) { addrCh <- a }) }()
+	s := &server{t: t, dir: dir}
+	select {
+	case s.addr = <-addrCh:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	defer func() { cancel(); <-done }()
+	sec, _, err := readDevSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.op = sec.OperatorToken
+	s.contoso()
+
+	if err := rdb.Set(ctx, projections.ReplayLockKey, "sl:r1:", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	code, body := s.call("POST", "/v1/projections/rebuild", s.op, "")
+	if code != http.StatusConflict || !strings.Contains(string(body), `"code":"replay_running"`) || !strings.Contains(string(body), "sl:r1:") {
+		t.Fatalf("rebuild during another replay: %d %s", code, body)
+	}
+	if err := rdb.Del(ctx, projections.ReplayLockKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.must(http.StatusOK, "POST", "/v1/projections/rebuild", s.op, "")
 }
