@@ -99,7 +99,11 @@ func (s *Server) exec(r *request, tenantID string, status int, cmd domain.Comman
 	if res.Replayed {
 		c.Writer.Header().Set(HeaderReplayed, "true")
 	}
-	b, err := ans.appendJSON(make([]byte, 0, 512))
+	size := 96 + len(ans.ID) + len(ans.RedirectURL)
+	for _, e := range ans.Events {
+		size += len(e) + 1
+	}
+	b, err := ans.appendJSON(make([]byte, 0, size))
 	if err != nil {
 		WriteProblem(c, err)
 		return

@@ -562,6 +562,10 @@ func (s *scriptSink) hset(key, field string, value []byte) {
 }
 func (s *scriptSink) hdel(key, field string) { s.args = append(s.args, "hd", s.key(key), field) }
 func (s *scriptSink) zadd(key string, score float64, member string) {
-	s.args = append(s.args, "za", s.key(key), strconv.FormatFloat(score, 'f', -1, 64), member)
+	sc := "0" // every index but the purge schedule scores 0
+	if score != 0 {
+		sc = strconv.FormatFloat(score, 'f', -1, 64)
+	}
+	s.args = append(s.args, "za", s.key(key), sc, member)
 }
 func (s *scriptSink) zrem(key, member string) { s.args = append(s.args, "zr", s.key(key), member) }

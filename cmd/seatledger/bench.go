@@ -34,6 +34,7 @@ type benchOptions struct {
 	NoSync                  bool
 	RedisURL                string
 	Profile                 io.Writer // CPU profile of the load phase, if set
+	MemProfile              io.Writer // allocation profile written after the load, if set
 }
 
 // benchResult is what one load run measured.
@@ -61,6 +62,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&o.NoSync, "nosync", false, "store without fsync (NOT durable; to see what the disk costs)")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis of the read side (default: in-process, as the zero-setup run); the database must hold no seatledger keys (the bench refuses it otherwise) and the bench deletes the keys it wrote, e.g. redis://127.0.0.1:6379/12")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile (set-up and load) to this file")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -76,6 +78,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer f.Close()
 		o.Profile = f
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "seatledger bench:", err)
+			return 1
+		}
+		defer f.Close()
+		o.MemProfile = f
 	}
 	tuneGC(os.Getenv) // as serve does
 	res, err := benchHTTP(ctx, o, func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) })
@@ -224,6 +235,11 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	wg.Wait()
 	if o.Profile != nil {
 		pprof.StopCPUProfile()
+	}
+	if o.MemProfile != nil {
+		if err := pprof.Lookup("allocs").WriteTo(o.MemProfile, 0); err != nil {
+			return benchResult{}, err
+		}
 	}
 	res := benchResult{Commands: commands.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}
 	var all []time.Duration
