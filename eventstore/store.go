@@ -113,6 +113,20 @@ type Store interface {
 	Close() error
 }
 
+// AsyncAppender is implemented by stores that can queue an append and let
+// the caller wait for its outcome later. Appends queued one after another
+// (each QueueAppend returning before the next is called) are committed in
+// that order, so a caller may queue an append that expects the version the
+// previous one will make, without waiting for the previous one's fsync: if
+// the previous one fails, the later one fails with a ConflictError.
+type AsyncAppender interface {
+	// QueueAppend validates and queues an append like Append's and returns
+	// at once; wait blocks until the append is committed or failed and
+	// returns what Append would have. Errors found before queueing (bad
+	// input, a closed or failed store, ctx done) are returned by wait.
+	QueueAppend(ctx context.Context, stream string, expected ExpectedVersion, events []EventData) (wait func() (AppendResult, error))
+}
+
 // Subscription delivers events of the global log in order.
 type Subscription interface {
 	// Next blocks until the next event is available, ctx is done (ctx.Err())

@@ -168,6 +168,7 @@ type appendReq struct {
 
 var (
 	_ eventstore.Store         = (*Store)(nil)
+	_ eventstore.AsyncAppender = (*Store)(nil)
 	_ eventstore.SnapshotStore = (*Store)(nil)
 )
 
@@ -596,11 +597,22 @@ func validStream(stream string) error {
 // committed, Append returns ctx.Err() and the append may or may not have
 // happened: retry it with the same event IDs.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	return s.QueueAppend(ctx, stream, expected, events)()
+}
+
+// QueueAppend queues an append for the writer and returns a function that
+// waits for its outcome (eventstore.AsyncAppender). The writer takes queued
+// appends in order, so appends queued one after another commit in that
+// order, in the same group or in consecutive ones.
+func (s *Store) QueueAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (wait func() (eventstore.AppendResult, error)) {
+	failed := func(err error) func() (eventstore.AppendResult, error) {
+		return func() (eventstore.AppendResult, error) { return eventstore.AppendResult{}, err }
+	}
 	if err := validStream(stream); err != nil {
-		return eventstore.AppendResult{}, err
+		return failed(err)
 	}
 	if expected < eventstore.Any {
-		return eventstore.AppendResult{}, fmt.Errorf("eventstore: invalid expected version %d", int64(expected))
+		return failed(fmt.Errorf("eventstore: invalid expected version %d", int64(expected)))
 	}
 	r := &appendReq{ctx: ctx, stream: stream, expected: expected, events: events, done: make(chan struct{})}
 	if len(events) > 0 {
@@ -608,44 +620,46 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		for i, e := range events {
 			id, err := parseID(e.ID)
 			if err != nil {
-				return eventstore.AppendResult{}, err
+				return failed(err)
 			}
 			r.ids[i] = id
 		}
 		if err := checkDistinct(r.ids, events); err != nil {
-			return eventstore.AppendResult{}, err
+			return failed(err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return eventstore.AppendResult{}, err
+		return failed(err)
 	}
 	select {
 	case <-s.closing:
-		return eventstore.AppendResult{}, eventstore.ErrClosed
+		return failed(eventstore.ErrClosed)
 	default:
 	}
 	if err := s.failed(); err != nil && time.Now().UnixNano() < s.nextRecovery.Load() {
 		// Fail fast; the writer tries to recover when the time comes.
-		return eventstore.AppendResult{}, err
+		return failed(err)
 	}
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
+		return failed(ctx.Err())
 	case <-s.closing:
-		return eventstore.AppendResult{}, eventstore.ErrClosed
+		return failed(eventstore.ErrClosed)
 	}
-	select {
-	case <-r.done:
-		return r.res, r.err
-	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
-	case <-s.writerDone:
+	return func() (eventstore.AppendResult, error) {
 		select {
 		case <-r.done:
 			return r.res, r.err
-		default:
-			return eventstore.AppendResult{}, eventstore.ErrClosed
+		case <-ctx.Done():
+			return eventstore.AppendResult{}, ctx.Err()
+		case <-s.writerDone:
+			select {
+			case <-r.done:
+				return r.res, r.err
+			default:
+				return eventstore.AppendResult{}, eventstore.ErrClosed
+			}
 		}
 	}
 }

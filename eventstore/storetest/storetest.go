@@ -66,6 +66,7 @@ func RunFactory(t *testing.T, f Factory) {
 		{"Reopen", testReopen},
 		{"Snapshots", testSnapshots},
 		{"Ping", testPing},
+		{"QueuedAppends", testQueuedAppends},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
@@ -1113,5 +1114,56 @@ func testPing(t *testing.T, f Factory) {
 	s := open(t, f)
 	if err := s.Ping(ctxT(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testQueuedAppends: a store that queues appends (eventstore.AsyncAppender)
+// commits appends queued one after another in order, each expecting the
+// version the previous one makes; when one fails, the ones queued on top of
+// it fail with a conflict and write nothing.
+func testQueuedAppends(t *testing.T, f Factory) {
+	s := open(t, f)
+	qa, ok := s.(eventstore.AsyncAppender)
+	if !ok {
+		t.Skip("the store does not queue appends (eventstore.AsyncAppender); Append alone is used")
+	}
+	ctx := ctxT(t)
+	stream := streamName(t, "q")
+	var waits []func() (eventstore.AppendResult, error)
+	var want []eventstore.EventData
+	for i := 0; i < 50; i++ {
+		evs := newEvents(1+i%3, "Q")
+		want = append(want, evs...)
+		waits = append(waits, qa.QueueAppend(ctx, stream, eventstore.Exactly(uint64(len(want)-len(evs))), evs))
+	}
+	var last eventstore.AppendResult
+	for i, w := range waits {
+		res, err := w()
+		if err != nil {
+			t.Fatalf("queued append %d: %v", i, err)
+		}
+		if res.Version <= last.Version || res.Position <= last.Position {
+			t.Fatalf("queued append %d: %+v after %+v: not in queue order", i, res, last)
+		}
+		last = res
+	}
+	checkSame(t, mustRead(t, s, stream, 1, len(want)+10), want, stream, 1)
+
+	// A wrong expected version, then an append expecting its result.
+	v := uint64(len(want))
+	bad := qa.QueueAppend(ctx, stream, eventstore.Exactly(v+5), newEvents(2, "Q"))
+	onBad := qa.QueueAppend(ctx, stream, eventstore.Exactly(v+7), newEvents(1, "Q"))
+	if _, err := bad(); conflict(t, err).Actual != v {
+		t.Fatalf("bad append: %v", err)
+	}
+	if _, err := onBad(); conflict(t, err).Actual != v {
+		t.Fatalf("append queued on a failed one: %v", err)
+	}
+	if got := mustRead(t, s, stream, 1, 1000); len(got) != len(want) {
+		t.Fatalf("%d events after two failed appends, want %d", len(got), len(want))
+	}
+	// Errors found before queueing come from wait.
+	if _, err := qa.QueueAppend(ctx, "", eventstore.Any, newEvents(1, "Q"))(); err == nil {
+		t.Fatal("empty stream name accepted")
 	}
 }
