@@ -1,7 +1,10 @@
 // Package commands runs domain commands against the event store: it loads a
 // tenant (from a bounded in-memory cache, else snapshot + tail of its
 // stream), decides, appends with the expected version, and retries on a
-// concurrency conflict after reading only the events it missed.
+// concurrency conflict after reading only the events it missed. On a store
+// that queues appends (the embedded one) the commands of a tenant pipeline:
+// each decides on the state its predecessors' queued events make and waits
+// for its own fsync without holding the tenant (see tenantLock).
 package commands
 
 import (
@@ -108,7 +111,7 @@ func (h *Handler) Close() {
 	h.wg.Wait()
 }
 
-// tenantLocks gives each tenant in use a mutex of its own, so commands of
+// tenantLocks gives each tenant in use a lock of its own, so commands of
 // different tenants never wait for each other (a fixed array of striped
 // mutexes made ~1 in 5 commands wait for another tenant's fsync at 64
 // concurrent commands).
@@ -117,14 +120,41 @@ type tenantLocks struct {
 	locks map[string]*tenantLock
 }
 
+// tenantLock serializes the commands of one tenant. With a store that
+// queues appends (eventstore.AsyncAppender) a command holds it while it
+// decides and queues its append, not while the append is made durable: the
+// next command decides on the state with the queued events applied and
+// queues its append behind. The store commits queued appends in order, and
+// an append queued on one that failed fails with a conflict, so no decision
+// made on events that never became durable is ever stored.
 type tenantLock struct {
 	sync.Mutex
 	users int // commands holding or waiting for it; guarded by tenantLocks.mu
+
+	// Guarded by the Mutex:
+	st   *domain.Tenant // the state with every queued append applied; nil: load it
+	tail *pendingAppend // the newest queued append; nil: none since st was loaded
 }
 
-// lock locks tenantID's mutex and returns its unlock.
-func (l *tenantLocks) lock(tenantID string) (unlock func()) {
+// pendingAppend is the outcome of a queued append.
+type pendingAppend struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+func (p *pendingAppend) failed() bool {
+	select {
+	case <-p.done:
+		return p.err != nil
+	default:
+		return false
+	}
+}
+
+// acquire registers a user of tenantID's lock (it does not lock it).
+func (l *tenantLocks) acquire(tenantID string) *tenantLock {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.locks == nil {
 		l.locks = map[string]*tenantLock{}
 	}
@@ -134,15 +164,25 @@ func (l *tenantLocks) lock(tenantID string) (unlock func()) {
 		l.locks[tenantID] = tl
 	}
 	tl.users++
-	l.mu.Unlock()
+	return tl
+}
+
+// release ends a use; the last one forgets the lock.
+func (l *tenantLocks) release(tenantID string, tl *tenantLock) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if tl.users--; tl.users == 0 {
+		delete(l.locks, tenantID)
+	}
+}
+
+// lock locks tenantID's mutex and returns its unlock.
+func (l *tenantLocks) lock(tenantID string) (unlock func()) {
+	tl := l.acquire(tenantID)
 	tl.Lock()
 	return func() {
 		tl.Unlock()
-		l.mu.Lock()
-		if tl.users--; tl.users == 0 {
-			delete(l.locks, tenantID)
-		}
-		l.mu.Unlock()
+		l.release(tenantID, tl)
 	}
 }
 
@@ -181,6 +221,9 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 	if !domain.ValidID(m.TenantID) {
 		return Result{}, domain.ErrNotFound
 	}
+	if qa, ok := h.cfg.Store.(eventstore.AsyncAppender); ok {
+		return h.handleQueued(ctx, qa, cmd, m)
+	}
 	defer h.locks.lock(m.TenantID)()
 
 	st, err := h.load(ctx, m.TenantID)
@@ -196,7 +239,13 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 		if len(events) == 0 {
 			return h.answerWithoutEvents(ctx, st, m.CommandID)
 		}
-		res, raw, err := h.append(ctx, st, events)
+		data, raw, err := encodeEvents(events)
+		if err != nil {
+			return Result{}, err
+		}
+		start := time.Now()
+		res, err := h.cfg.Store.Append(ctx, StreamName(m.TenantID), eventstore.Exactly(st.Version), data)
+		h.appendDone(len(data), start, err)
 		if err == nil {
 			for _, e := range events {
 				domain.Evolve(st, e)
@@ -220,6 +269,143 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 		if err := sleepJitter(ctx, attempt); err != nil {
 			return Result{}, err
 		}
+	}
+}
+
+// handleQueued runs a command on a store that queues appends: the tenant's
+// lock is held while the command decides and queues its append, and
+// released while the append waits for its fsync (see tenantLock).
+func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender, cmd domain.Command, m *domain.CommandMeta) (Result, error) {
+	tl := h.locks.acquire(m.TenantID)
+	defer h.locks.release(m.TenantID, tl)
+	tl.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			tl.Unlock()
+		}
+	}()
+	for attempt := 0; ; attempt++ {
+		st, err := h.current(ctx, tl, m.TenantID)
+		if err != nil {
+			return Result{}, err
+		}
+		m.Now = h.cfg.Clock()
+		events, err := h.cfg.Decider.Decide(st, cmd)
+		if err != nil || len(events) == 0 {
+			// A refusal or an answer read from the log stands only on
+			// durable events: wait for the queued ones, and decide again
+			// if one of them failed.
+			if reloaded, serr := h.settle(ctx, tl, m.TenantID); serr != nil {
+				return Result{}, serr
+			} else if reloaded {
+				continue
+			}
+			if err != nil {
+				return Result{}, err
+			}
+			return h.answerWithoutEvents(ctx, st, m.CommandID)
+		}
+		data, raw, err := encodeEvents(events)
+		if err != nil {
+			return Result{}, err
+		}
+		start := time.Now()
+		wait := qa.QueueAppend(ctx, StreamName(m.TenantID), eventstore.Exactly(st.Version), data)
+		for _, e := range events {
+			domain.Evolve(st, e)
+		}
+		p := &pendingAppend{done: make(chan struct{})}
+		tl.st, tl.tail = st, p
+		h.cache.put(m.TenantID, st)
+		tl.Unlock()
+		locked = false
+
+		res, err := wait()
+		h.appendDone(len(data), start, err)
+		if err != nil {
+			// st holds events that are not in the log: forget it before
+			// anyone who waits for this append can load it again.
+			h.cache.evict(m.TenantID, st)
+		}
+		p.err = err
+		close(p.done)
+		if err == nil {
+			h.maybeSnapshot(m.TenantID, res.Version, uint64(len(events)))
+			return Result{Version: res.Version, Events: events, Raw: raw}, nil
+		}
+		var conflict *eventstore.ConflictError
+		if !errors.As(err, &conflict) {
+			return Result{}, err
+		}
+		if attempt >= h.cfg.MaxRetries {
+			return Result{}, fmt.Errorf("%w (after %d attempts)", ErrConcurrencyConflict, attempt+1)
+		}
+		if err := sleepJitter(ctx, attempt); err != nil {
+			return Result{}, err
+		}
+		tl.Lock()
+		locked = true
+	}
+}
+
+// current returns the state to decide on (tl locked): the state with every
+// queued append applied, unless one of them failed; then, once the queue has
+// drained, the durable state.
+func (h *Handler) current(ctx context.Context, tl *tenantLock, tenantID string) (*domain.Tenant, error) {
+	if tl.st != nil && (tl.tail == nil || !tl.tail.failed()) {
+		return tl.st, nil
+	}
+	if _, err := h.settle(ctx, tl, tenantID); err != nil {
+		return nil, err
+	}
+	return tl.st, nil
+}
+
+// settle waits (tl locked) until the tenant's queued appends have their
+// outcome, and loads the durable state if one failed or none is held. It
+// reports whether it loaded a state.
+func (h *Handler) settle(ctx context.Context, tl *tenantLock, tenantID string) (reloaded bool, err error) {
+	if t := tl.tail; t != nil {
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		tl.tail = nil
+		if t.err != nil {
+			// An append queued after a failed one fails too (conflict), so
+			// the newest outcome tells whether the held state is durable.
+			tl.st = nil
+		}
+	}
+	if tl.st != nil {
+		return false, nil
+	}
+	st, err := h.load(ctx, tenantID)
+	if err != nil {
+		return false, err
+	}
+	tl.st = st
+	return true, nil
+}
+
+func encodeEvents(events []domain.Event) ([]eventstore.EventData, [][]byte, error) {
+	data := make([]eventstore.EventData, len(events))
+	raw := make([][]byte, len(events))
+	for i, e := range events {
+		b, err := eventcodec.Encode(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		data[i], raw[i] = eventstore.EventData{ID: e.EventID, Type: e.Type, Data: b}, b
+	}
+	return data, raw, nil
+}
+
+func (h *Handler) appendDone(events int, start time.Time, err error) {
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.AppendDone(events, time.Since(start), err)
 	}
 }
 
@@ -247,28 +433,6 @@ func (h *Handler) answerWithoutEvents(ctx context.Context, st *domain.Tenant, co
 	return Result{Version: rec.LastVersion, Events: events, Raw: raw, Replayed: true}, nil
 }
 
-func (h *Handler) append(ctx context.Context, st *domain.Tenant, events []domain.Event) (eventstore.AppendResult, [][]byte, error) {
-	data := make([]eventstore.EventData, len(events))
-	raw := make([][]byte, len(events))
-	for i, e := range events {
-		b, err := eventcodec.Encode(e)
-		if err != nil {
-			return eventstore.AppendResult{}, nil, err
-		}
-		data[i], raw[i] = eventstore.EventData{ID: e.EventID, Type: e.Type, Data: b}, b
-	}
-	tenantID := st.ID
-	if tenantID == "" {
-		tenantID = events[0].TenantID
-	}
-	start := time.Now()
-	res, err := h.cfg.Store.Append(ctx, StreamName(tenantID), eventstore.Exactly(st.Version), data)
-	if h.cfg.Observer != nil {
-		h.cfg.Observer.AppendDone(len(data), time.Since(start), err)
-	}
-	return res, raw, err
-}
-
 func sleepJitter(ctx context.Context, attempt int) error {
 	base := time.Millisecond << min(attempt, 6)
 	d := base/2 + time.Duration(rand.Int64N(int64(base)))
@@ -290,10 +454,13 @@ func (h *Handler) View(ctx context.Context, tenantID string, fn func(*domain.Ten
 	if !domain.ValidID(tenantID) {
 		return fn(domain.NewTenant())
 	}
-	defer h.locks.lock(tenantID)()
-	st, err := h.load(ctx, tenantID)
-	if err != nil {
+	tl := h.locks.acquire(tenantID)
+	defer h.locks.release(tenantID, tl)
+	tl.Lock()
+	defer tl.Unlock()
+	// Only durable events count for a read: wait for queued appends.
+	if _, err := h.settle(ctx, tl, tenantID); err != nil {
 		return err
 	}
-	return fn(st)
+	return fn(tl.st)
 }

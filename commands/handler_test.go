@@ -330,3 +330,144 @@ func TestTenantLocksSerializeOneTenantOnly(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// failFirstQueued is the embedded store, except that its first queued append
+// after arm() never reaches the store and fails with ErrUnavailable, once the
+// next append has been queued on top of it.
+type failFirstQueued struct {
+	*embedded.Store
+	mu      sync.Mutex
+	armed   bool
+	failing chan struct{} // closed when the next append is queued
+}
+
+func (f *failFirstQueued) arm() {
+	f.mu.Lock()
+	f.armed, f.failing = true, make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *failFirstQueued) QueueAppend(ctx context.Context, s string, exp eventstore.ExpectedVersion, evs []eventstore.EventData) func() (eventstore.AppendResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.armed {
+		f.armed = false
+		failing := f.failing
+		return func() (eventstore.AppendResult, error) {
+			<-failing
+			return eventstore.AppendResult{}, fmt.Errorf("injected: %w", eventstore.ErrUnavailable)
+		}
+	}
+	w := f.Store.QueueAppend(ctx, s, exp, evs)
+	if f.failing != nil {
+		close(f.failing)
+		f.failing = nil
+	}
+	return w
+}
+
+// TestQueuedCommandsNeverKeepADecisionOnAFailedAppend: a command decided on
+// the state of a queued append that then fails is decided again on the
+// durable state; the handler's state and the log agree afterwards.
+func TestQueuedCommandsNeverKeepADecisionOnAFailedAppend(t *testing.T) {
+	store := &failFirstQueued{Store: openStore(t)}
+	h := newHandler(store, nil, time.Now)
+	defer h.Close()
+	createTenant(t, h, "t1", "u1", "u2")
+	must(t, h, &domain.PurchaseSubscription{CommandMeta: meta("t1", admin), SubscriptionID: "s", SkuID: "SPB", Quantity: 1})
+
+	// u1 takes the only license in an append that will fail once a second
+	// command (adding u3) has been decided on its state and queued behind
+	// it. That one must be decided again on the durable state, and u2 must
+	// then find the license free.
+	store.arm()
+	errs := make(chan error, 2)
+	go func() {
+		_, err := h.Handle(context.Background(), &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u1"}})
+		errs <- err
+	}()
+	for { // wait until u1's append is queued (its events applied)
+		var assigned int
+		h.locks.mu.Lock()
+		tl := h.locks.locks["t1"]
+		h.locks.mu.Unlock()
+		if tl != nil {
+			tl.Lock()
+			if tl.st != nil {
+				assigned = tl.st.Pool(mustSku(t, "SPB")).Assigned
+			}
+			tl.Unlock()
+		}
+		if assigned == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		_, err := h.Handle(context.Background(), &domain.AddUser{CommandMeta: meta("t1", admin), User: domain.NewUser{ID: "u3", UserPrincipalName: "u3@x.com", UsageLocation: "US"}})
+		errs <- err
+	}()
+	var failed, added int
+	for i := 0; i < 2; i++ {
+		switch err := <-errs; {
+		case errors.Is(err, eventstore.ErrUnavailable):
+			failed++
+		case err == nil:
+			added++
+		default:
+			t.Fatalf("unexpected: %v", err)
+		}
+	}
+	if failed != 1 || added != 1 {
+		t.Fatalf("failed %d added %d", failed, added)
+	}
+	r := must(t, h, &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u2"}})
+	if len(r.Events) == 0 {
+		t.Fatal("u2 got no license: the failed append's assignment was kept")
+	}
+	var held *domain.Tenant
+	if err := h.View(context.Background(), "t1", func(t *domain.Tenant) error { held = t.Clone(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	durable, err := Fold(context.Background(), store, nil, nil, "t1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sku := mustSku(t, "SPB")
+	if held.Version != durable.Version || held.Pool(sku) != durable.Pool(sku) || durable.Pool(sku).Assigned != 1 ||
+		durable.Users["u1"].Licenses[sku] != nil || durable.Users["u2"].Licenses[sku] == nil || durable.Users["u3"] == nil {
+		t.Fatalf("handler %d %+v, log %d %+v", held.Version, held.Pool(sku), durable.Version, durable.Pool(sku))
+	}
+}
+
+// TestQueuedCommandsOfOneTenantPipeline: many commands of one tenant in
+// flight at once all land, in order, and the handler's state is the log's.
+func TestQueuedCommandsOfOneTenantPipeline(t *testing.T) {
+	store := openStore(t)
+	h := newHandler(store, store, time.Now)
+	defer h.Close()
+	createTenant(t, h, "t1")
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := fmt.Sprint("p", i)
+			if _, err := h.Handle(context.Background(), &domain.AddUser{CommandMeta: meta("t1", admin), User: domain.NewUser{ID: id, UserPrincipalName: id + "@x.com"}}); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	durable, err := Fold(context.Background(), store, nil, nil, "t1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held *domain.Tenant
+	if err := h.View(context.Background(), "t1", func(t *domain.Tenant) error { held = t.Clone(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(durable.Users) != 201 || held.Version != durable.Version || len(held.Users) != len(durable.Users) {
+		t.Fatalf("log: %d users at %d; handler: %d users at %d", len(durable.Users), durable.Version, len(held.Users), held.Version)
+	}
+}

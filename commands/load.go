@@ -119,6 +119,16 @@ func (c *tenantCache) get(id string) *domain.Tenant {
 	return nil
 }
 
+// evict forgets id's state if it is st.
+func (c *tenantCache) evict(id string, st *domain.Tenant) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el := c.items[id]; el != nil && el.Value.(*cacheEntry).st == st {
+		c.ll.Remove(el)
+		delete(c.items, id)
+	}
+}
+
 func (c *tenantCache) put(id string, st *domain.Tenant) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
