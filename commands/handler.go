@@ -454,6 +454,14 @@ func (h *Handler) View(ctx context.Context, tenantID string, fn func(*domain.Ten
 	if !domain.ValidID(tenantID) {
 		return fn(domain.NewTenant())
 	}
+	if _, ok := h.cfg.Store.(eventstore.AsyncAppender); !ok {
+		defer h.locks.lock(tenantID)()
+		st, err := h.load(ctx, tenantID)
+		if err != nil {
+			return err
+		}
+		return fn(st)
+	}
 	tl := h.locks.acquire(tenantID)
 	defer h.locks.release(tenantID, tl)
 	tl.Lock()
