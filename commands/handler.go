@@ -124,9 +124,12 @@ type tenantLocks struct {
 // queues appends (eventstore.AsyncAppender) a command holds it while it
 // decides and queues its append, not while the append is made durable: the
 // next command decides on the state with the queued events applied and
-// queues its append behind. The store commits queued appends in order, and
-// an append queued on one that failed fails with a conflict, so no decision
-// made on events that never became durable is ever stored.
+// queues its append after it. The store commits queued appends in order and
+// fails one queued after an append that was not committed (a conflict,
+// whatever the versions say), so no decision made on events that never
+// became durable is ever stored. A command waits for its append's final
+// outcome even when its context ends, and a state is loaded again from the
+// store only once every queued append of the tenant has its final outcome.
 type tenantLock struct {
 	sync.Mutex
 	users int // commands holding or waiting for it; guarded by tenantLocks.mu
@@ -136,8 +139,10 @@ type tenantLock struct {
 	tail *pendingAppend // the newest queued append; nil: none since st was loaded
 }
 
-// pendingAppend is the outcome of a queued append.
+// pendingAppend is a command's queued append. done is closed once its
+// outcome and the outcomes of every append queued before it are final.
 type pendingAppend struct {
+	q    eventstore.QueuedAppend
 	done chan struct{}
 	err  error // set before done is closed
 }
@@ -311,18 +316,30 @@ func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender,
 			return Result{}, err
 		}
 		start := time.Now()
-		wait := qa.QueueAppend(ctx, StreamName(m.TenantID), eventstore.Exactly(st.Version), data)
+		// Queued after the previous command's append: the store fails this
+		// one unless that one is committed, whatever the versions say.
+		prev := tl.tail
+		var after eventstore.QueuedAppend
+		if prev != nil {
+			after = prev.q
+		}
+		p := &pendingAppend{q: qa.QueueAppend(ctx, StreamName(m.TenantID), eventstore.Exactly(st.Version), data, after), done: make(chan struct{})}
 		for _, e := range events {
 			domain.Evolve(st, e)
 		}
-		p := &pendingAppend{done: make(chan struct{})}
 		tl.st, tl.tail = st, p
 		h.cache.put(m.TenantID, st)
 		tl.Unlock()
 		locked = false
 
-		res, err := wait()
+		// Wait returns the final outcome, even if ctx ends meanwhile: a
+		// command that stopped waiting while its append was being written
+		// must not let the next one load a state without it.
+		res, err := p.q.Wait()
 		h.appendDone(len(data), start, err)
+		if prev != nil {
+			<-prev.done // an append that failed fast was never queued: its predecessors may still be
+		}
 		if err != nil {
 			// st holds events that are not in the log: forget it before
 			// anyone who waits for this append can load it again.

@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 )
@@ -332,13 +338,24 @@ func TestTenantLocksSerializeOneTenantOnly(t *testing.T) {
 }
 
 // failFirstQueued is the embedded store, except that its first queued append
-// after arm() never reaches the store and fails with ErrUnavailable, once the
-// next append has been queued on top of it.
+// after arm() is made to fail (queued with an expected version the stream
+// cannot have), and its outcome is only reported once the next append has
+// been queued after it.
 type failFirstQueued struct {
 	*embedded.Store
 	mu      sync.Mutex
 	armed   bool
 	failing chan struct{} // closed when the next append is queued
+}
+
+type heldQueued struct {
+	eventstore.QueuedAppend
+	release <-chan struct{}
+}
+
+func (q heldQueued) Wait() (eventstore.AppendResult, error) {
+	<-q.release
+	return q.QueuedAppend.Wait()
 }
 
 func (f *failFirstQueued) arm() {
@@ -347,23 +364,22 @@ func (f *failFirstQueued) arm() {
 	f.mu.Unlock()
 }
 
-func (f *failFirstQueued) QueueAppend(ctx context.Context, s string, exp eventstore.ExpectedVersion, evs []eventstore.EventData) func() (eventstore.AppendResult, error) {
+func (f *failFirstQueued) QueueAppend(ctx context.Context, s string, exp eventstore.ExpectedVersion, evs []eventstore.EventData, after eventstore.QueuedAppend) eventstore.QueuedAppend {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if h, ok := after.(heldQueued); ok {
+		after = h.QueuedAppend
+	}
 	if f.armed {
 		f.armed = false
-		failing := f.failing
-		return func() (eventstore.AppendResult, error) {
-			<-failing
-			return eventstore.AppendResult{}, fmt.Errorf("injected: %w", eventstore.ErrUnavailable)
-		}
+		return heldQueued{f.Store.QueueAppend(ctx, s, eventstore.Exactly(1<<40), evs, after), f.failing}
 	}
-	w := f.Store.QueueAppend(ctx, s, exp, evs)
+	q := f.Store.QueueAppend(ctx, s, exp, evs, after)
 	if f.failing != nil {
 		close(f.failing)
 		f.failing = nil
 	}
-	return w
+	return q
 }
 
 // TestQueuedCommandsNeverKeepADecisionOnAFailedAppend: a command decided on
@@ -375,68 +391,159 @@ func TestQueuedCommandsNeverKeepADecisionOnAFailedAppend(t *testing.T) {
 	defer h.Close()
 	createTenant(t, h, "t1", "u1", "u2")
 	must(t, h, &domain.PurchaseSubscription{CommandMeta: meta("t1", admin), SubscriptionID: "s", SkuID: "SPB", Quantity: 1})
+	sku := mustSku(t, "SPB")
 
-	// u1 takes the only license in an append that will fail once a second
-	// command (adding u3) has been decided on its state and queued behind
-	// it. That one must be decided again on the durable state, and u2 must
-	// then find the license free.
+	// u1's first append fails once a second command (adding u3) has been
+	// decided on its state and queued after it: both are decided again on
+	// the durable state and land.
 	store.arm()
 	errs := make(chan error, 2)
 	go func() {
 		_, err := h.Handle(context.Background(), &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u1"}})
 		errs <- err
 	}()
-	for { // wait until u1's append is queued (its events applied)
-		var assigned int
-		h.locks.mu.Lock()
-		tl := h.locks.locks["t1"]
-		h.locks.mu.Unlock()
-		if tl != nil {
-			tl.Lock()
-			if tl.st != nil {
-				assigned = tl.st.Pool(mustSku(t, "SPB")).Assigned
-			}
-			tl.Unlock()
-		}
-		if assigned == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, h, "t1", func(st *domain.Tenant) bool { return st.Users["u1"].Licenses[sku] != nil })
 	go func() {
 		_, err := h.Handle(context.Background(), &domain.AddUser{CommandMeta: meta("t1", admin), User: domain.NewUser{ID: "u3", UserPrincipalName: "u3@x.com", UsageLocation: "US"}})
 		errs <- err
 	}()
-	var failed, added int
 	for i := 0; i < 2; i++ {
-		switch err := <-errs; {
-		case errors.Is(err, eventstore.ErrUnavailable):
-			failed++
-		case err == nil:
-			added++
-		default:
-			t.Fatalf("unexpected: %v", err)
+		if err := <-errs; err != nil {
+			t.Fatalf("command %d: %v", i, err)
 		}
 	}
-	if failed != 1 || added != 1 {
-		t.Fatalf("failed %d added %d", failed, added)
+	if _, err := h.Handle(context.Background(), &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u2"}}); !errors.Is(err, domain.ErrInsufficientLicenses) {
+		t.Fatalf("u2 with the only license taken by u1: %v", err)
 	}
-	r := must(t, h, &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u2"}})
-	if len(r.Events) == 0 {
-		t.Fatal("u2 got no license: the failed append's assignment was kept")
+	checkHandlerMatchesLog(t, h, store, "t1")
+	durable, _ := Fold(context.Background(), store, nil, nil, "t1", 0)
+	if durable.Users["u1"].Licenses[sku] == nil || durable.Users["u3"] == nil || durable.Pool(sku).Assigned != 1 {
+		t.Fatalf("log: u1 licensed %v, u3 %v, pool %+v", durable.Users["u1"].Licenses[sku] != nil, durable.Users["u3"] != nil, durable.Pool(sku))
 	}
-	var held *domain.Tenant
-	if err := h.View(context.Background(), "t1", func(t *domain.Tenant) error { held = t.Clone(); return nil }); err != nil {
-		t.Fatal(err)
+}
+
+// walGate holds the embedded store's write-ahead-log writes while armed.
+type walGate struct {
+	armed   atomic.Bool
+	once    sync.Once
+	blocked chan struct{}
+	release chan struct{}
+}
+
+func (g *walGate) String() string { return "walGate" }
+func (g *walGate) MaybeError(op errorfs.Op) error {
+	if !g.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
+		return nil
 	}
-	durable, err := Fold(context.Background(), store, nil, nil, "t1", 0)
+	switch op.Kind {
+	case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		g.once.Do(func() { close(g.blocked) })
+		<-g.release
+	}
+	return nil
+}
+
+// TestQueuedCommandWhoseClientLeftMidWriteStillCounts: a command whose
+// context ends while its append is being written waits for the store's
+// final outcome, so the commands after it decide on a state that has its
+// events (found in review: they reloaded the state without them, and a
+// later append whose version happened to match was stored).
+func TestQueuedCommandWhoseClientLeftMidWriteStillCounts(t *testing.T) {
+	g := &walGate{blocked: make(chan struct{}), release: make(chan struct{})}
+	store, err := embedded.Open(t.TempDir(), embedded.Options{FS: errorfs.Wrap(vfs.Default, g), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer store.Close()
+	h := newHandler(store, nil, time.Now)
+	defer h.Close()
+	createTenant(t, h, "t1", "u1", "u2")
+	must(t, h, &domain.PurchaseSubscription{CommandMeta: meta("t1", admin), SubscriptionID: "s", SkuID: "SPB", Quantity: 1})
 	sku := mustSku(t, "SPB")
-	if held.Version != durable.Version || held.Pool(sku) != durable.Pool(sku) || durable.Pool(sku).Assigned != 1 ||
-		durable.Users["u1"].Licenses[sku] != nil || durable.Users["u2"].Licenses[sku] == nil || durable.Users["u3"] == nil {
-		t.Fatalf("handler %d %+v, log %d %+v", held.Version, held.Pool(sku), durable.Version, durable.Pool(sku))
+
+	g.armed.Store(true)
+	ctxX, cancelX := context.WithCancel(context.Background())
+	xDone := make(chan error, 1)
+	go func() {
+		_, err := h.Handle(ctxX, &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u1"}})
+		xDone <- err
+	}()
+	<-g.blocked // X is in the write-ahead log
+	cancelX()
+	res := make(chan error, 2)
+	go func() {
+		_, err := h.Handle(context.Background(), &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u2"}})
+		res <- err
+	}()
+	go func() {
+		_, err := h.Handle(context.Background(), &domain.AddUser{CommandMeta: meta("t1", admin), User: domain.NewUser{ID: "u9", UserPrincipalName: "u9@x.com", UsageLocation: "US"}})
+		res <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let them queue behind X if they would
+	g.armed.Store(false)
+	close(g.release)
+	if err := <-xDone; err != nil {
+		t.Fatalf("X was written; its command says %v", err)
+	}
+	var refused, ok int
+	for i := 0; i < 2; i++ {
+		switch err := <-res; {
+		case err == nil:
+			ok++
+		case errors.Is(err, domain.ErrInsufficientLicenses):
+			refused++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Fatalf("ok %d refused %d: u2 must be refused (u1 holds the only license), u9 added", ok, refused)
+	}
+	checkHandlerMatchesLog(t, h, store, "t1")
+	durable, _ := Fold(context.Background(), store, nil, nil, "t1", 0)
+	if durable.Users["u1"].Licenses[sku] == nil || durable.Users["u2"].Licenses[sku] != nil || durable.Users["u9"] == nil {
+		t.Fatalf("log: u1 %v u2 %v u9 %v", durable.Users["u1"].Licenses[sku] != nil, durable.Users["u2"].Licenses[sku] != nil, durable.Users["u9"] != nil)
+	}
+}
+
+// waitQueued waits until the tenant's held state satisfies cond (a command
+// has queued its append).
+func waitQueued(t *testing.T, h *Handler, tenant string, cond func(*domain.Tenant) bool) {
+	t.Helper()
+	for i := 0; i < 5000; i++ {
+		h.locks.mu.Lock()
+		tl := h.locks.locks[tenant]
+		h.locks.mu.Unlock()
+		ok := false
+		if tl != nil {
+			tl.Lock()
+			ok = tl.st != nil && cond(tl.st)
+			tl.Unlock()
+		}
+		if ok {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the command never queued its append")
+}
+
+// checkHandlerMatchesLog: the handler's state of the tenant is the fold of
+// its log.
+func checkHandlerMatchesLog(t *testing.T, h *Handler, store eventstore.Store, tenant string) {
+	t.Helper()
+	var held *domain.Tenant
+	if err := h.View(context.Background(), tenant, func(s *domain.Tenant) error { held = s.Clone(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	durable, err := Fold(context.Background(), store, nil, nil, tenant, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := eventcodec.Marshal(held) // map keys sorted
+	b, _ := eventcodec.Marshal(durable)
+	if string(a) != string(b) {
+		t.Fatalf("handler state (version %d) differs from the log's fold (version %d)", held.Version, durable.Version)
 	}
 }
 

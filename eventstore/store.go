@@ -114,17 +114,29 @@ type Store interface {
 }
 
 // AsyncAppender is implemented by stores that can queue an append and let
-// the caller wait for its outcome later. Appends queued one after another
-// (each QueueAppend returning before the next is called) are committed in
-// that order, so a caller may queue an append that expects the version the
-// previous one will make, without waiting for the previous one's fsync: if
-// the previous one fails, the later one fails with a ConflictError.
+// the caller wait for its outcome later. Appends are committed in the order
+// they were queued, so a caller may queue an append that expects the version
+// the one before will make without waiting for that one's fsync. To build on
+// an append's outcome and not just on its version, queue the next one
+// `after` it: then it fails with a ConflictError, writing nothing, unless
+// the earlier one was committed.
 type AsyncAppender interface {
-	// QueueAppend validates and queues an append like Append's and returns
-	// at once; wait blocks until the append is committed or failed and
-	// returns what Append would have. Errors found before queueing (bad
-	// input, a closed or failed store, ctx done) are returned by wait.
-	QueueAppend(ctx context.Context, stream string, expected ExpectedVersion, events []EventData) (wait func() (AppendResult, error))
+	// QueueAppend validates and queues an append like Append's, behind
+	// after (nil: no such condition), and returns at once. Errors found
+	// before queueing (bad input, a closed or failed store, ctx done) are
+	// the QueuedAppend's outcome. ctx ending before the store takes the
+	// append fails it with ctx's error.
+	QueueAppend(ctx context.Context, stream string, expected ExpectedVersion, events []EventData, after QueuedAppend) QueuedAppend
+}
+
+// QueuedAppend is an append queued by an AsyncAppender.
+type QueuedAppend interface {
+	// Wait blocks until the store has decided the append's outcome and
+	// returns what Append would have. Unlike Append it does not return
+	// early when ctx ends: when Wait returns the outcome is final (the
+	// append is committed, or it is not and never will be), and so is the
+	// outcome of every append queued before it.
+	Wait() (AppendResult, error)
 }
 
 // Subscription delivers events of the global log in order.

@@ -158,8 +158,9 @@ type appendReq struct {
 	expected eventstore.ExpectedVersion
 	events   []eventstore.EventData
 	ids      [][16]byte
-	accepted bool // wrote events into the current group
-	usedGrp  bool // outcome depends on earlier appends of the current group
+	after    *appendReq // fail unless this one was committed (cleared once checked)
+	accepted bool       // wrote events into the current group
+	usedGrp  bool       // outcome depends on earlier appends of the current group
 
 	res  eventstore.AppendResult
 	err  error
@@ -597,71 +598,124 @@ func validStream(stream string) error {
 // committed, Append returns ctx.Err() and the append may or may not have
 // happened: retry it with the same event IDs.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
-	return s.QueueAppend(ctx, stream, expected, events)()
+	r := s.queue(ctx, stream, expected, events, nil)
+	select {
+	case <-r.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return eventstore.AppendResult{}, ctx.Err()
+	case <-s.writerDone:
+		select {
+		case <-r.done:
+			return r.res, r.err
+		default:
+			return eventstore.AppendResult{}, eventstore.ErrClosed
+		}
+	}
 }
 
-// QueueAppend queues an append for the writer and returns a function that
-// waits for its outcome (eventstore.AsyncAppender). The writer takes queued
-// appends in order, so appends queued one after another commit in that
-// order, in the same group or in consecutive ones.
-func (s *Store) QueueAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (wait func() (eventstore.AppendResult, error)) {
-	failed := func(err error) func() (eventstore.AppendResult, error) {
-		return func() (eventstore.AppendResult, error) { return eventstore.AppendResult{}, err }
+// QueueAppend queues an append for the writer (eventstore.AsyncAppender).
+// The writer takes queued appends in order and fails one whose `after` was
+// not committed.
+func (s *Store) QueueAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData, after eventstore.QueuedAppend) eventstore.QueuedAppend {
+	var prev *appendReq
+	if after != nil {
+		q, ok := after.(*queuedAppend)
+		if !ok || q.s != s {
+			return &queuedAppend{s: s, r: failedReq(errors.New("eventstore: QueueAppend after an append of another store"))}
+		}
+		prev = q.r
 	}
+	return &queuedAppend{s: s, r: s.queue(ctx, stream, expected, events, prev)}
+}
+
+// queuedAppend is the embedded store's eventstore.QueuedAppend.
+type queuedAppend struct {
+	s *Store
+	r *appendReq
+}
+
+func (q *queuedAppend) Wait() (eventstore.AppendResult, error) {
+	select {
+	case <-q.r.done:
+	case <-q.s.writerDone: // the writer closes every request it took before it ends
+		select {
+		case <-q.r.done:
+		default:
+			return eventstore.AppendResult{}, eventstore.ErrClosed
+		}
+	}
+	return q.r.res, q.r.err
+}
+
+func failedReq(err error) *appendReq {
+	r := &appendReq{err: err, done: make(chan struct{})}
+	close(r.done)
+	return r
+}
+
+// queue validates an append and hands it to the writer; a request that
+// cannot be queued comes back already failed.
+func (s *Store) queue(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData, after *appendReq) *appendReq {
 	if err := validStream(stream); err != nil {
-		return failed(err)
+		return failedReq(err)
 	}
 	if expected < eventstore.Any {
-		return failed(fmt.Errorf("eventstore: invalid expected version %d", int64(expected)))
+		return failedReq(fmt.Errorf("eventstore: invalid expected version %d", int64(expected)))
 	}
-	r := &appendReq{ctx: ctx, stream: stream, expected: expected, events: events, done: make(chan struct{})}
+	if after != nil {
+		select {
+		case <-after.done:
+			if after.err != nil {
+				return failedReq(s.afterFailed(stream, expected))
+			}
+			after = nil // committed: nothing left to check
+		default:
+		}
+	}
+	r := &appendReq{ctx: ctx, stream: stream, expected: expected, events: events, after: after, done: make(chan struct{})}
 	if len(events) > 0 {
 		r.ids = make([][16]byte, len(events))
 		for i, e := range events {
 			id, err := parseID(e.ID)
 			if err != nil {
-				return failed(err)
+				return failedReq(err)
 			}
 			r.ids[i] = id
 		}
 		if err := checkDistinct(r.ids, events); err != nil {
-			return failed(err)
+			return failedReq(err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return failed(err)
+		return failedReq(err)
 	}
 	select {
 	case <-s.closing:
-		return failed(eventstore.ErrClosed)
+		return failedReq(eventstore.ErrClosed)
 	default:
 	}
 	if err := s.failed(); err != nil && time.Now().UnixNano() < s.nextRecovery.Load() {
 		// Fail fast; the writer tries to recover when the time comes.
-		return failed(err)
+		return failedReq(err)
 	}
 	select {
 	case s.reqs <- r:
+		return r
 	case <-ctx.Done():
-		return failed(ctx.Err())
+		return failedReq(ctx.Err())
 	case <-s.closing:
-		return failed(eventstore.ErrClosed)
+		return failedReq(eventstore.ErrClosed)
 	}
-	return func() (eventstore.AppendResult, error) {
-		select {
-		case <-r.done:
-			return r.res, r.err
-		case <-ctx.Done():
-			return eventstore.AppendResult{}, ctx.Err()
-		case <-s.writerDone:
-			select {
-			case <-r.done:
-				return r.res, r.err
-			default:
-				return eventstore.AppendResult{}, eventstore.ErrClosed
-			}
-		}
+}
+
+// afterFailed is the error of an append queued after one that failed.
+func (s *Store) afterFailed(stream string, expected eventstore.ExpectedVersion) error {
+	v, err := s.StreamVersion(context.Background(), stream)
+	if err != nil {
+		return err
 	}
+	return &eventstore.ConflictError{Stream: stream, Expected: expected, Actual: v}
 }
 
 // checkDistinct refuses an append that carries the same event ID twice.
@@ -848,6 +902,17 @@ func (s *Store) commitGroup(group []*appendReq) {
 	written := 0
 	for _, r := range group {
 		r.accepted, r.usedGrp = false, false
+		if a := r.after; a != nil {
+			r.after = nil // the chain is checked once; keep no history alive
+			if a.err != nil {
+				cur, _, err := s.head(r.stream)
+				if err == nil {
+					err = &eventstore.ConflictError{Stream: r.stream, Expected: r.expected, Actual: cur.version}
+				}
+				r.err = err
+				continue
+			}
+		}
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue

@@ -1119,8 +1119,9 @@ func testPing(t *testing.T, f Factory) {
 
 // testQueuedAppends: a store that queues appends (eventstore.AsyncAppender)
 // commits appends queued one after another in order, each expecting the
-// version the previous one makes; when one fails, the ones queued on top of
-// it fail with a conflict and write nothing.
+// version the previous one makes; one queued after an append that failed
+// fails with a conflict and writes nothing, even when its expected version
+// matches the stream.
 func testQueuedAppends(t *testing.T, f Factory) {
 	s := open(t, f)
 	qa, ok := s.(eventstore.AsyncAppender)
@@ -1129,16 +1130,21 @@ func testQueuedAppends(t *testing.T, f Factory) {
 	}
 	ctx := ctxT(t)
 	stream := streamName(t, "q")
-	var waits []func() (eventstore.AppendResult, error)
+	var queued []eventstore.QueuedAppend
 	var want []eventstore.EventData
+	var prev eventstore.QueuedAppend
 	for i := 0; i < 50; i++ {
 		evs := newEvents(1+i%3, "Q")
 		want = append(want, evs...)
-		waits = append(waits, qa.QueueAppend(ctx, stream, eventstore.Exactly(uint64(len(want)-len(evs))), evs))
+		if i%2 == 1 {
+			prev = nil // half of them chained to the one before
+		}
+		prev = qa.QueueAppend(ctx, stream, eventstore.Exactly(uint64(len(want)-len(evs))), evs, prev)
+		queued = append(queued, prev)
 	}
 	var last eventstore.AppendResult
-	for i, w := range waits {
-		res, err := w()
+	for i, q := range queued {
+		res, err := q.Wait()
 		if err != nil {
 			t.Fatalf("queued append %d: %v", i, err)
 		}
@@ -1149,21 +1155,37 @@ func testQueuedAppends(t *testing.T, f Factory) {
 	}
 	checkSame(t, mustRead(t, s, stream, 1, len(want)+10), want, stream, 1)
 
-	// A wrong expected version, then an append expecting its result.
+	// A wrong expected version; an append queued after it whose own
+	// expected version is right fails too; one that only expects the same
+	// version (not after it) lands.
 	v := uint64(len(want))
-	bad := qa.QueueAppend(ctx, stream, eventstore.Exactly(v+5), newEvents(2, "Q"))
-	onBad := qa.QueueAppend(ctx, stream, eventstore.Exactly(v+7), newEvents(1, "Q"))
-	if _, err := bad(); conflict(t, err).Actual != v {
+	bad := qa.QueueAppend(ctx, stream, eventstore.Exactly(v+5), newEvents(2, "Q"), nil)
+	onBad := qa.QueueAppend(ctx, stream, eventstore.Exactly(v), newEvents(1, "Q"), bad)
+	if _, err := bad.Wait(); conflict(t, err).Actual != v {
 		t.Fatalf("bad append: %v", err)
 	}
-	if _, err := onBad(); conflict(t, err).Actual != v {
-		t.Fatalf("append queued on a failed one: %v", err)
+	if _, err := onBad.Wait(); conflict(t, err).Actual != v {
+		t.Fatalf("append queued after a failed one: %v", err)
+	}
+	// Queued after an append already known to have failed: refused at once.
+	if _, err := qa.QueueAppend(ctx, stream, eventstore.Exactly(v), newEvents(1, "Q"), bad).Wait(); conflict(t, err).Actual != v {
+		t.Fatalf("append queued after a failed one: %v", err)
 	}
 	if got := mustRead(t, s, stream, 1, 1000); len(got) != len(want) {
-		t.Fatalf("%d events after two failed appends, want %d", len(got), len(want))
+		t.Fatalf("%d events after the failed appends, want %d", len(got), len(want))
 	}
-	// Errors found before queueing come from wait.
-	if _, err := qa.QueueAppend(ctx, "", eventstore.Any, newEvents(1, "Q"))(); err == nil {
+	ok2 := qa.QueueAppend(ctx, stream, eventstore.Exactly(v), newEvents(1, "Q"), queued[len(queued)-1])
+	if res, err := ok2.Wait(); err != nil || res.Version != v+1 {
+		t.Fatalf("append after a committed one: %+v %v", res, err)
+	}
+	// Errors found before queueing are the outcome.
+	if _, err := qa.QueueAppend(ctx, "", eventstore.Any, newEvents(1, "Q"), nil).Wait(); err == nil {
 		t.Fatal("empty stream name accepted")
+	}
+	// A cancelled context before the store takes the append fails it.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := qa.QueueAppend(cctx, stream, eventstore.Exactly(v+1), newEvents(1, "Q"), nil).Wait(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled append: %v", err)
 	}
 }
