@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seatledger/seatledger/domain"
@@ -137,6 +138,11 @@ type tenantLock struct {
 	// Guarded by the Mutex:
 	st   *domain.Tenant // the state with every queued append applied; nil: load it
 	tail *pendingAppend // the newest queued append; nil: none since st was loaded
+
+	// failed is set (before its pendingAppend is done) by a command whose
+	// queued append failed: st holds events that are not in the log, and
+	// the next command must not decide on it. Cleared when st is loaded.
+	failed atomic.Bool
 }
 
 // pendingAppend is a command's queued append. done is closed once its
@@ -147,13 +153,25 @@ type pendingAppend struct {
 	err  error // set before done is closed
 }
 
-func (p *pendingAppend) failed() bool {
+// errAbandoned ends a pendingAppend whose command stopped before its
+// outcome was known (a panic).
+var errAbandoned = errors.New("commands: the command stopped before its append's outcome was known")
+
+// end records the append's outcome once (later calls do nothing). On a
+// failure st holds events that are not in the log: it is forgotten, and the
+// tenant marked, before anyone who waits for this append can load it again.
+func (p *pendingAppend) end(tl *tenantLock, cache *tenantCache, tenantID string, st *domain.Tenant, err error) {
 	select {
 	case <-p.done:
-		return p.err != nil
+		return
 	default:
-		return false
 	}
+	if err != nil {
+		cache.evict(tenantID, st)
+		tl.failed.Store(true)
+	}
+	p.err = err
+	close(p.done)
 }
 
 // acquire registers a user of tenantID's lock (it does not lock it).
@@ -324,6 +342,9 @@ func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender,
 			after = prev.q
 		}
 		p := &pendingAppend{q: qa.QueueAppend(ctx, StreamName(m.TenantID), eventstore.Exactly(st.Version), data, after), done: make(chan struct{})}
+		// Whatever happens below (even a panic), p ends, or every later
+		// command of the tenant would wait for it forever.
+		defer p.end(tl, h.cache, m.TenantID, st, errAbandoned)
 		for _, e := range events {
 			domain.Evolve(st, e)
 		}
@@ -340,13 +361,7 @@ func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender,
 		if prev != nil {
 			<-prev.done // an append that failed fast was never queued: its predecessors may still be
 		}
-		if err != nil {
-			// st holds events that are not in the log: forget it before
-			// anyone who waits for this append can load it again.
-			h.cache.evict(m.TenantID, st)
-		}
-		p.err = err
-		close(p.done)
+		p.end(tl, h.cache, m.TenantID, st, err)
 		if err == nil {
 			h.maybeSnapshot(m.TenantID, res.Version, uint64(len(events)))
 			return Result{Version: res.Version, Events: events, Raw: raw}, nil
@@ -370,7 +385,7 @@ func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender,
 // queued append applied, unless one of them failed; then, once the queue has
 // drained, the durable state.
 func (h *Handler) current(ctx context.Context, tl *tenantLock, tenantID string) (*domain.Tenant, error) {
-	if tl.st != nil && (tl.tail == nil || !tl.tail.failed()) {
+	if tl.st != nil && !tl.failed.Load() {
 		return tl.st, nil
 	}
 	if _, err := h.settle(ctx, tl, tenantID); err != nil {
@@ -390,11 +405,11 @@ func (h *Handler) settle(ctx context.Context, tl *tenantLock, tenantID string) (
 			return false, ctx.Err()
 		}
 		tl.tail = nil
-		if t.err != nil {
-			// An append queued after a failed one fails too (conflict), so
-			// the newest outcome tells whether the held state is durable.
-			tl.st = nil
-		}
+	}
+	// Every queued append of the tenant has its final outcome now (a
+	// pendingAppend is done only after its predecessors).
+	if tl.failed.Load() {
+		tl.st = nil
 	}
 	if tl.st != nil {
 		return false, nil
@@ -404,6 +419,7 @@ func (h *Handler) settle(ctx context.Context, tl *tenantLock, tenantID string) (
 		return false, err
 	}
 	tl.st = st
+	tl.failed.Store(false)
 	return true, nil
 }
 

@@ -349,3 +349,47 @@ func testDiskRecovery(t *testing.T, walOnly bool) {
 	defer s2.Close()
 	check(s2, "after power loss")
 }
+
+// TestQueuedAfterDuringRecovery: appends queued after a failed one while
+// the store keeps failing to reopen (its database closed) fail cleanly —
+// the chain check must not read the closed database (found in review: it
+// panicked) — and appends work again once the disk does.
+func TestQueuedAfterDuringRecovery(t *testing.T) {
+	ctx := context.Background()
+	toggle := &faultFS{walOnly: true}
+	s, err := Open("/db", Options{FS: errorfs.Wrap(vfs.NewCrashableMem(), toggle), RecoveryInterval: time.Microsecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := func(i int) []eventstore.EventData {
+		return []eventstore.EventData{{ID: fmt.Sprintf("00000000-0000-4000-8000-%012x", i), Type: "T", Data: []byte("x")}}
+	}
+	if _, err := s.Append(ctx, "warm", eventstore.NoStream, ev(1)); err != nil {
+		t.Fatal(err)
+	}
+	toggle.set(true)
+	for i := 0; i < 300; i++ {
+		stream := fmt.Sprint("cold-", i) // a head the store has not cached: reading it needs the database
+		a := s.QueueAppend(ctx, stream, eventstore.NoStream, ev(1000+2*i), nil)
+		b := s.QueueAppend(ctx, stream, eventstore.Exactly(1), ev(1001+2*i), a)
+		if _, err := a.Wait(); err == nil {
+			t.Fatalf("round %d: an append succeeded on a failing disk", i)
+		}
+		if _, err := b.Wait(); err == nil {
+			t.Fatalf("round %d: an append queued after a failed one succeeded", i)
+		}
+	}
+	toggle.set(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.Append(ctx, "after", eventstore.NoStream, ev(5000))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("appends did not resume: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

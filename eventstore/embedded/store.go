@@ -902,22 +902,23 @@ func (s *Store) commitGroup(group []*appendReq) {
 	written := 0
 	for _, r := range group {
 		r.accepted, r.usedGrp = false, false
-		if a := r.after; a != nil {
-			r.after = nil // the chain is checked once; keep no history alive
-			if a.err != nil {
-				cur, _, err := s.head(r.stream)
-				if err == nil {
-					err = &eventstore.ConflictError{Stream: r.stream, Expected: r.expected, Actual: cur.version}
-				}
-				r.err = err
-				continue
-			}
-		}
+		a := r.after
+		r.after = nil // the chain is checked once; keep no history alive
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
 		}
 		if err := s.failed(); err != nil {
+			r.err = err
+			continue
+		}
+		if a != nil && a.err != nil {
+			// Checked after failed(): head may read the database, which
+			// is closed while a recovery is pending.
+			cur, _, err := s.head(r.stream)
+			if err == nil {
+				err = &eventstore.ConflictError{Stream: r.stream, Expected: r.expected, Actual: cur.version}
+			}
 			r.err = err
 			continue
 		}
