@@ -277,12 +277,8 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 			h.maybeSnapshot(m.TenantID, res.Version, uint64(len(events)))
 			return Result{Version: res.Version, Events: events, Raw: raw}, nil
 		}
-		var conflict *eventstore.ConflictError
-		if !errors.As(err, &conflict) {
+		if err := h.giveUp(err, attempt); err != nil {
 			return Result{}, err
-		}
-		if attempt >= h.cfg.MaxRetries {
-			return Result{}, fmt.Errorf("%w (after %d attempts)", ErrConcurrencyConflict, attempt+1)
 		}
 		// Another writer (another node) appended: read only what we missed.
 		if err := h.catchUp(ctx, st); err != nil {
@@ -366,12 +362,8 @@ func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender,
 			h.maybeSnapshot(m.TenantID, res.Version, uint64(len(events)))
 			return Result{Version: res.Version, Events: events, Raw: raw}, nil
 		}
-		var conflict *eventstore.ConflictError
-		if !errors.As(err, &conflict) {
+		if err := h.giveUp(err, attempt); err != nil {
 			return Result{}, err
-		}
-		if attempt >= h.cfg.MaxRetries {
-			return Result{}, fmt.Errorf("%w (after %d attempts)", ErrConcurrencyConflict, attempt+1)
 		}
 		if err := sleepJitter(ctx, attempt); err != nil {
 			return Result{}, err
@@ -464,6 +456,19 @@ func (h *Handler) answerWithoutEvents(ctx context.Context, st *domain.Tenant, co
 		events = append(events, e)
 	}
 	return Result{Version: rec.LastVersion, Events: events, Raw: raw, Replayed: true}, nil
+}
+
+// giveUp says whether a failed append is final: nil for a conflict with
+// attempts left (decide again), else the error to answer.
+func (h *Handler) giveUp(err error, attempt int) error {
+	var conflict *eventstore.ConflictError
+	if !errors.As(err, &conflict) {
+		return err
+	}
+	if attempt >= h.cfg.MaxRetries {
+		return fmt.Errorf("%w (after %d attempts)", ErrConcurrencyConflict, attempt+1)
+	}
+	return nil
 }
 
 func sleepJitter(ctx context.Context, attempt int) error {

@@ -447,6 +447,14 @@ local v = tonumber(ARGV[1])
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if cur >= v then return 0 end
 local i = 2
+` + applyOpsLua + `
+redis.call('HSET', KEYS[1], 'version', ARGV[1])
+return 1
+`
+
+// applyOpsLua runs the ops from ARGV[i] on (shared by the apply and
+// rebuild scripts).
+const applyOpsLua = `
 local n = #ARGV
 while i <= n do
   local op = ARGV[i]
@@ -456,10 +464,7 @@ while i <= n do
   elseif op == 'za' then redis.call('ZADD', k, ARGV[i+2], ARGV[i+3]); i = i + 4
   elseif op == 'zr' then redis.call('ZREM', k, ARGV[i+2]); i = i + 3
   else return redis.error_reply('projections: unknown op ' .. tostring(op)) end
-end
-redis.call('HSET', KEYS[1], 'version', ARGV[1])
-return 1
-`
+end`
 
 // checkpointScript moves a checkpoint forward only.
 const checkpointScript = `

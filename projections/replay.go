@@ -729,16 +729,7 @@ local v = tonumber(ARGV[2])
 if ARGV[3] ~= '1' and (tonumber(cur) or 0) > v then return -2 end
 for i = 1, #KEYS do redis.call('DEL', KEYS[i]) end
 local i = 4
-local n = #ARGV
-while i <= n do
-  local op = ARGV[i]
-  local k = KEYS[tonumber(ARGV[i+1])]
-  if op == 'hs' then redis.call('HSET', k, ARGV[i+2], ARGV[i+3]); i = i + 4
-  elseif op == 'hd' then redis.call('HDEL', k, ARGV[i+2]); i = i + 3
-  elseif op == 'za' then redis.call('ZADD', k, ARGV[i+2], ARGV[i+3]); i = i + 4
-  elseif op == 'zr' then redis.call('ZREM', k, ARGV[i+2]); i = i + 3
-  else return redis.error_reply('projections: unknown op ' .. tostring(op)) end
-end
+` + applyOpsLua + `
 if v > 0 then redis.call('HSET', KEYS[1], 'version', ARGV[2]) end
 return 1
 `

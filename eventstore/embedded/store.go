@@ -598,20 +598,24 @@ func validStream(stream string) error {
 // committed, Append returns ctx.Err() and the append may or may not have
 // happened: retry it with the same event IDs.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
-	r := s.queue(ctx, stream, expected, events, nil)
+	return s.await(ctx, s.queue(ctx, stream, expected, events, nil))
+}
+
+// await waits for r's outcome, or for ctx to end (ctx.Err(): the outcome is
+// then unknown). A request the writer never took when it ended is closed.
+func (s *Store) await(ctx context.Context, r *appendReq) (eventstore.AppendResult, error) {
 	select {
 	case <-r.done:
-		return r.res, r.err
 	case <-ctx.Done():
 		return eventstore.AppendResult{}, ctx.Err()
-	case <-s.writerDone:
+	case <-s.writerDone: // the writer closes every request it took before it ends
 		select {
 		case <-r.done:
-			return r.res, r.err
 		default:
 			return eventstore.AppendResult{}, eventstore.ErrClosed
 		}
 	}
+	return r.res, r.err
 }
 
 // QueueAppend queues an append for the writer (eventstore.AsyncAppender).
@@ -635,17 +639,10 @@ type queuedAppend struct {
 	r *appendReq
 }
 
+// Wait ignores the append's ctx: the writer decides (a ctx that ends before
+// it takes the append fails it).
 func (q *queuedAppend) Wait() (eventstore.AppendResult, error) {
-	select {
-	case <-q.r.done:
-	case <-q.s.writerDone: // the writer closes every request it took before it ends
-		select {
-		case <-q.r.done:
-		default:
-			return eventstore.AppendResult{}, eventstore.ErrClosed
-		}
-	}
-	return q.r.res, q.r.err
+	return q.s.await(context.Background(), q.r)
 }
 
 func failedReq(err error) *appendReq {
