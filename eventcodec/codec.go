@@ -6,8 +6,10 @@ package eventcodec
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/bytedance/sonic"
+	"github.com/bytedance/sonic/encoder"
 
 	"github.com/seatledger/seatledger/domain"
 )
@@ -69,5 +71,25 @@ func MarshalNoEscapeHTML(v any) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// AppendMarshal appends to dst the bytes Marshal(v) gives. scratch is a
+// buffer it may reuse between calls: a caller encoding many values into
+// one buffer (the projection's writes of a flush) allocates nothing per
+// value once the buffers have grown.
+func AppendMarshal(dst []byte, scratch *[]byte, v any) ([]byte, error) {
+	*scratch = (*scratch)[:0]
+	// Encode without HTML escaping into scratch (EncodeInto would escape
+	// into a new buffer, and all of it), then escape into dst.
+	if err := encoder.EncodeInto(scratch, v, appendOpts); err != nil {
+		return dst, err
+	}
+	// sonic's HTMLEscape sizes a grown dst by src alone (it panics when dst
+	// is longer): make the room it looks for first.
+	dst = slices.Grow(dst, 2*len(*scratch)+128)
+	return encoder.HTMLEscape(dst, *scratch), nil
+}
+
+// appendOpts are sonic.ConfigStd's encoder options but EscapeHTML.
+const appendOpts = encoder.SortMapKeys | encoder.CompactMarshaler | encoder.ValidateString
 
 var lineSep, paraSep = []byte("\u2028"), []byte("\u2029")

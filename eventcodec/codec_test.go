@@ -110,6 +110,24 @@ func TestMarshalMatchesEncodingJSON(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("value %d: Marshal\n got %s\nwant %s", i, got, want)
 		}
+		// Appended after other bytes, with a scratch buffer already used.
+		scratch := []byte("left over from the last value <&>")
+		got, err = AppendMarshal([]byte("<before>"), &scratch, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "<before>"+string(want) {
+			t.Errorf("value %d: AppendMarshal\n got %s\nwant <before>%s", i, got, want)
+		}
+		// After a long buffer (many views of one flush), full to capacity.
+		long := bytes.Repeat([]byte("x"), 10_000)
+		got, err = AppendMarshal(long[:len(long):len(long)], &scratch, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(long)+string(want) {
+			t.Errorf("value %d: AppendMarshal after 10,000 bytes\n got …%s\nwant …%s", i, got[len(long):], want)
+		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)

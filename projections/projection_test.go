@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
@@ -286,15 +288,37 @@ func TestSubscriberOrderAndRedelivery(t *testing.T) {
 	h := newHandler(store)
 	defer h.Close()
 	runScenario(t, h, "contoso", 1)
-	sub := NewSubscriber(store, SubscriberConfig{NackDelay: time.Millisecond,
+	head := lastPosition(t, store)
+	sub := NewSubscriber(store, SubscriberConfig{NackDelay: time.Millisecond, MaxBatch: 10,
 		From: func(context.Context) (eventstore.Position, error) { return 3, nil }})
 	ch, err := sub.Subscribe(context.Background(), "$all")
 	if err != nil {
 		t.Fatal(err)
 	}
+	events := func(m *message.Message) []eventstore.RecordedEvent {
+		t.Helper()
+		evs, err := DecodeBatch(m.Payload, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strconv.Itoa(len(evs)); m.Metadata.Get(MetaCount) != n {
+			t.Fatalf("count %q, the payload holds %s events", m.Metadata.Get(MetaCount), n)
+		}
+		return evs
+	}
 	m := <-ch
-	if m.Metadata.Get(MetaPosition) != "4" || m.Metadata.Get(MetaStream) != "tenant-contoso" || m.Metadata.Get(MetaVersion) != "4" {
-		t.Fatalf("first message %v", m.Metadata)
+	first := events(m)
+	// The whole scenario was in the log: the batch is full.
+	if len(first) != 10 || first[0].Position != 4 || first[0].Stream != "tenant-contoso" || first[0].Version != 4 || m.UUID != first[0].ID {
+		t.Fatalf("first message %v: %d events, first %+v", m.Metadata, len(first), first[0])
+	}
+	for i, ev := range first {
+		if ev.Position != eventstore.Position(4+i) {
+			t.Fatalf("event %d of the batch at position %d", i, ev.Position)
+		}
+	}
+	if m.Metadata.Get(MetaFirst) != "4" || m.Metadata.Get(MetaPosition) != "13" || m.Metadata.Get(MetaMore) != "1" {
+		t.Fatalf("first message's metadata %v", m.Metadata)
 	}
 	select {
 	case m2 := <-ch:
@@ -303,18 +327,66 @@ func TestSubscriberOrderAndRedelivery(t *testing.T) {
 	}
 	m.Nack()
 	again := <-ch
-	if again.UUID != m.UUID {
-		t.Fatalf("redelivery of %s gave %s", m.UUID, again.UUID)
+	if again.UUID != m.UUID || string(again.Payload) != string(m.Payload) {
+		t.Fatalf("redelivery of %s gave %s (same events: %v)", m.UUID, again.UUID, string(again.Payload) == string(m.Payload))
 	}
 	again.Ack()
 	next := <-ch
-	if next.Metadata.Get(MetaPosition) != "5" {
+	if next.Metadata.Get(MetaFirst) != "14" {
 		t.Fatalf("after the ack: %v", next.Metadata)
 	}
-	next.Ack()
+	// The rest of the log arrives in order, each event once.
+	want := eventstore.Position(14)
+	for m := next; ; m = <-ch {
+		for _, ev := range events(m) {
+			if ev.Position != want {
+				t.Fatalf("event at position %d, want %d", ev.Position, want)
+			}
+			want++
+		}
+		m.Ack()
+		if want > head {
+			break
+		}
+	}
 	sub.Close()
 	sub.Close() // idempotent
 	for range ch {
 	}
 	sub.Wait()
+}
+
+func TestDecodeBatchReadsWhatWasFramed(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 123456789, time.UTC)
+	in := []eventstore.RecordedEvent{
+		{ID: "e1", Type: "UserAdded", Stream: "tenant-a", Version: 1, Position: 7, RecordedAt: at, Data: []byte(`{"x":1}`)},
+		{ID: "", Type: "", Stream: "other", Version: 1 << 40, Position: 1 << 50, RecordedAt: at.Add(-time.Hour), Data: nil},
+	}
+	var payload []byte
+	for i := range in {
+		payload = AppendBatchEvent(payload, &in[i])
+	}
+	out, err := DecodeBatch(payload, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("%d events back, want %d", len(out), len(in))
+	}
+	for i := range in {
+		a, b := in[i], out[i]
+		if a.ID != b.ID || a.Type != b.Type || a.Stream != b.Stream || a.Version != b.Version || a.Position != b.Position ||
+			!a.RecordedAt.Equal(b.RecordedAt) || string(a.Data) != string(b.Data) {
+			t.Fatalf("event %d: framed %+v, read %+v", i, a, b)
+		}
+	}
+	// Every truncation of a valid payload is refused, never misread.
+	for n := 1; n < len(payload); n++ {
+		if evs, err := DecodeBatch(payload[:n], nil); err == nil && len(evs) != 1 {
+			t.Fatalf("payload cut at %d bytes: %d events, no error", n, len(evs))
+		}
+	}
+	if _, err := DecodeBatch([]byte{0xff}, nil); !errors.Is(err, ErrBadBatch) {
+		t.Fatalf("garbage: %v, want ErrBadBatch", err)
+	}
 }

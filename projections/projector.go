@@ -107,20 +107,27 @@ type Projection struct {
 	keys   Keys
 
 	// Handler state: touched only by the handler (messages are sequential).
-	cache     *lru
-	pending   map[string]*pendingTenant
-	order     []string
-	nPending  int
-	staged    eventstore.Position // last position folded in memory
-	flushed   atomic.Uint64       // last position durably written (checkpoint)
-	applied   atomic.Uint64
-	oldestAt  time.Time // RecordedAt of the first unflushed event
-	applySHA  string
-	ckSHA     string
-	sub       *Subscriber
-	stopErr   *StoppedError
-	stopOnce  sync.Once
-	failedPos eventstore.Position
+	cache    *lru
+	pending  map[string]*pendingTenant
+	order    []string
+	nPending int
+	staged   eventstore.Position // last position folded in memory
+	flushed  atomic.Uint64       // last position durably written (checkpoint)
+	applied  atomic.Uint64
+	applySHA string
+	ckSHA    string
+	sub      *Subscriber
+	stopErr  *StoppedError
+	stopOnce sync.Once
+	failed   failedEvent                // the event the handler is (or was last) working on
+	batch    []eventstore.RecordedEvent // reused by handle
+	views    jsonArena                  // the encoded views of a flush
+}
+
+type failedEvent struct {
+	position eventstore.Position
+	stream   string
+	version  uint64
 }
 
 type pendingTenant struct {
@@ -308,7 +315,6 @@ func (p *Projection) resetPending() {
 	p.pending = map[string]*pendingTenant{}
 	p.order = p.order[:0]
 	p.nPending = 0
-	p.oldestAt = time.Time{}
 }
 
 // stopOnFailure is the outermost middleware: an error that survived the
@@ -325,11 +331,15 @@ func (p *Projection) stopOnFailure(h message.HandlerFunc) message.HandlerFunc {
 
 func (p *Projection) fail(msg *message.Message, err error) {
 	p.stopOnce.Do(func() {
-		pos, _ := strconv.ParseUint(msg.Metadata.Get(MetaPosition), 10, 64)
-		ver, _ := strconv.ParseUint(msg.Metadata.Get(MetaVersion), 10, 64)
 		// The first event not durably written is where a restart resumes;
 		// report the event that failed.
-		se := &StoppedError{Position: eventstore.Position(pos), Stream: msg.Metadata.Get(MetaStream), Version: ver, Err: err}
+		f := p.failed
+		if f.position == 0 { // the batch itself was unreadable
+			last, _ := strconv.ParseUint(msg.Metadata.Get(MetaPosition), 10, 64)
+			f.position = eventstore.Position(last)
+		}
+		pos, ver := uint64(f.position), f.version
+		se := &StoppedError{Position: f.position, Stream: f.stream, Version: ver, Err: err}
 		p.mu.Lock()
 		p.stopErr = se
 		p.status.Status = StatusStopped
@@ -352,8 +362,8 @@ func (p *Projection) fail(msg *message.Message, err error) {
 	})
 }
 
-// handle folds one event in memory and writes the batch when the
-// subscriber has nothing more waiting or the batch is full.
+// handle folds a batch of events in memory and writes them when the
+// subscriber has nothing more waiting or the pending events fill BatchSize.
 func (p *Projection) handle(msg *message.Message) error {
 	p.mu.Lock()
 	stopErr := p.stopErr
@@ -362,42 +372,46 @@ func (p *Projection) handle(msg *message.Message) error {
 		return stopErr
 	}
 	ctx := msg.Context()
-	pos, err := strconv.ParseUint(msg.Metadata.Get(MetaPosition), 10, 64)
+	p.failed = failedEvent{}
+	evs, err := DecodeBatch(msg.Payload, p.batch[:0])
+	p.batch = evs[:0]
 	if err != nil {
-		return fmt.Errorf("message %s: bad position: %w", msg.UUID, err)
+		return fmt.Errorf("message %s: %w", msg.UUID, err)
 	}
-	if eventstore.Position(pos) > p.staged {
-		if err := p.stage(ctx, msg, eventstore.Position(pos)); err != nil {
-			return err
+	for i := range evs {
+		ev := &evs[i]
+		p.failedAt(ev) // what a failure (or a panic) here is about
+		if ev.Position > p.staged {
+			if err := p.stage(ctx, ev); err != nil {
+				return err
+			}
+		}
+		if p.nPending >= p.cfg.BatchSize {
+			if err := p.flush(ctx); err != nil {
+				return err
+			}
 		}
 	}
-	if p.nPending > 0 && (msg.Metadata.Get(MetaMore) != "1" || p.nPending >= p.cfg.BatchSize) {
+	if p.nPending > 0 && msg.Metadata.Get(MetaMore) != "1" {
 		return p.flush(ctx)
 	}
 	return nil
 }
 
-func (p *Projection) stage(ctx context.Context, msg *message.Message, pos eventstore.Position) error {
-	stream := msg.Metadata.Get(MetaStream)
-	version, err := strconv.ParseUint(msg.Metadata.Get(MetaVersion), 10, 64)
-	if err != nil {
-		return fmt.Errorf("message %s: bad version: %w", msg.UUID, err)
-	}
-	if p.nPending == 0 {
-		p.oldestAt, _ = time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaRecordedAt))
-	}
+// failedAt notes the event the handler is working on: StoppedError names
+// it if the handler fails there after the retries.
+func (p *Projection) failedAt(ev *eventstore.RecordedEvent) {
+	p.failed = failedEvent{position: ev.Position, stream: ev.Stream, version: ev.Version}
+}
+
+func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) error {
+	stream, version, pos := ev.Stream, ev.Version, ev.Position
 	tenantID, ok := strings.CutPrefix(stream, "tenant-")
 	if !ok { // not a tenant stream: nothing to project
 		p.staged = pos
 		p.nPending++
 		return nil
 	}
-	e, err := eventcodec.Decode(msg.Payload, p.cfg.Upcasters)
-	if err != nil {
-		return fmt.Errorf("%s version %d: %w", stream, version, err)
-	}
-	e.Version = version
-
 	pt := p.pending[tenantID]
 	var st *domain.Tenant
 	if pt != nil {
@@ -410,6 +424,11 @@ func (p *Projection) stage(ctx context.Context, msg *message.Message, pos events
 		p.nPending++
 		return nil
 	}
+	e, err := eventcodec.Decode(ev.Data, p.cfg.Upcasters)
+	if err != nil {
+		return fmt.Errorf("%s version %d: %w", stream, version, err)
+	}
+	e.Version = version
 	if st == nil || st.Version != version-1 {
 		if version == 1 {
 			st = domain.NewTenant()
@@ -497,11 +516,12 @@ func (p *Projection) flush(ctx context.Context) error {
 		if len(p.order) == 0 {
 			break
 		}
+		p.views.reset() // the last attempt's pipeline is done with it
 		pipe := p.cfg.Redis.Pipeline()
 		for _, tid := range p.order {
 			pt := p.pending[tid]
 			ss := newScriptSink(func(suffix string) string { return keys.Key(tid, suffix) })
-			pt.tc.render(&renderer{cat: p.cfg.Catalog, t: pt.st, out: ss})
+			pt.tc.render(&renderer{cat: p.cfg.Catalog, t: pt.st, out: ss, buf: &p.views})
 			args := make([]any, 0, len(ss.args)+1)
 			args = append(args, pt.st.Version)
 			args = append(args, ss.args...)

@@ -104,14 +104,42 @@ type renderer struct {
 	cat *domain.Catalog
 	t   *domain.Tenant
 	out sink
+	buf *jsonArena // nil: every view encoded into its own allocation
 }
 
-func mustJSON(v any) []byte {
-	b, err := eventcodec.Marshal(v) // the bytes encoding/json gives, faster
+// jsonArena holds the encoded views of one write to Redis: a view's bytes
+// are a slice of arena, valid until reset (after the write).
+type jsonArena struct {
+	arena, scratch []byte
+}
+
+// reset makes the arena's space reusable; the views encoded so far must no
+// longer be in use.
+func (a *jsonArena) reset() {
+	if cap(a.arena) > 8<<20 { // a rebuild's huge batch: don't keep it
+		a.arena = nil
+	}
+	a.arena = a.arena[:0]
+}
+
+// json encodes a view with the bytes encoding/json gives (faster).
+func (r *renderer) json(v any) []byte {
+	if r.buf == nil {
+		b, err := eventcodec.Marshal(v)
+		if err != nil {
+			panic("projections: cannot encode a view: " + err.Error())
+		}
+		return b
+	}
+	start := len(r.buf.arena)
+	b, err := eventcodec.AppendMarshal(r.buf.arena, &r.buf.scratch, v)
 	if err != nil {
 		panic("projections: cannot encode a view: " + err.Error())
 	}
-	return b
+	// If the append moved the arena, views encoded before still point into
+	// the old array, which stays alive and unchanged while they do.
+	r.buf.arena = b
+	return b[start:len(b):len(b)]
 }
 
 func (r *renderer) product(sku string) (part, name string) {
@@ -134,7 +162,7 @@ func (r *renderer) license(sku string) {
 		return
 	}
 	part, name := r.product(sku)
-	r.out.hset(SufLicenses, sku, mustJSON(LicenseRow{
+	r.out.hset(SufLicenses, sku, r.json(LicenseRow{
 		SkuID: sku, SkuPartNumber: part, ProductName: name,
 		Total: p.Total, Assigned: p.Assigned, Available: p.Available(), Subscriptions: p.Subscriptions,
 		SelfServiceTotal: p.SelfServiceTotal, SelfServiceAssigned: p.SelfServiceAssigned,
@@ -148,7 +176,7 @@ func (r *renderer) subscription(id string) {
 		return
 	}
 	part, name := r.product(s.SkuID)
-	r.out.hset(SufSubscriptions, id, mustJSON(SubscriptionRow{
+	r.out.hset(SufSubscriptions, id, r.json(SubscriptionRow{
 		ID: s.ID, SkuID: s.SkuID, SkuPartNumber: part, ProductName: name, Quantity: s.Quantity,
 		Kind: s.Kind, Channel: s.Channel, Status: s.Status, PurchasedBy: s.PurchasedBy,
 		PurchasedAt: s.PurchasedAt.UTC(), TakenOver: s.TakenOver,
@@ -161,7 +189,7 @@ func (r *renderer) app(sku string) {
 		r.out.hdel(SufApps, sku)
 		return
 	}
-	r.out.hset(SufApps, sku, mustJSON(p))
+	r.out.hset(SufApps, sku, r.json(p))
 }
 
 func (r *renderer) heldRow(u *domain.User, h *domain.Hold) HeldRow {
@@ -204,7 +232,7 @@ func (r *renderer) user(id string) {
 		r.out.zrem(SufUsersIndex, id)
 		return
 	}
-	r.out.hset(SufUsers, id, mustJSON(UserViewOf(r.cat, r.t, u)))
+	r.out.hset(SufUsers, id, r.json(UserViewOf(r.cat, r.t, u)))
 	r.out.zadd(SufUsersIndex, 0, id)
 }
 
@@ -229,7 +257,7 @@ func (r *renderer) group(id string) {
 		v.Licenses = append(v.Licenses, GroupLicenseView{SkuID: sku, SkuPartNumber: part,
 			DisabledPlans: append([]string{}, g.Licenses[sku].DisabledPlans...)})
 	}
-	r.out.hset(SufGroups, id, mustJSON(v))
+	r.out.hset(SufGroups, id, r.json(v))
 }
 
 // member renders user u's membership of group g and the licenses g could
@@ -254,7 +282,7 @@ func (r *renderer) member(g, u string) {
 		r.out.hdel(SufGroupErrors(g), u)
 		return
 	}
-	r.out.hset(SufGroupErrors(g), u, mustJSON(errs))
+	r.out.hset(SufGroupErrors(g), u, r.json(errs))
 }
 
 // held renders one piece of held data and its place in the purge schedule.
@@ -271,7 +299,7 @@ func (r *renderer) held(u, w string) {
 		r.out.zrem(SufHeldDue, m)
 		return
 	}
-	r.out.hset(SufHeld, m, mustJSON(r.heldRow(usr, h)))
+	r.out.hset(SufHeld, m, r.json(r.heldRow(usr, h)))
 	r.out.zadd(SufHeldIndex, 0, m)
 	if usr.RetentionHold {
 		r.out.zrem(SufHeldDue, m)
@@ -328,6 +356,7 @@ type pair struct{ a, b string }
 
 // touched is the set of entities a run of events changed.
 type touched struct {
+	meta                                bool // the tenant's id or name
 	licenses, subs, apps, users, groups map[string]bool
 	userLic, members, held              map[pair]bool // (user, sku), (group, user), (user, workload)
 }
@@ -378,6 +407,8 @@ func (tc *touched) source(userID, src string) {
 // event marks what e touches, reading the state before e is applied.
 func (tc *touched) event(t *domain.Tenant, e domain.Event) {
 	switch p := e.Payload.(type) {
+	case domain.TenantCreated:
+		tc.meta = true
 	case domain.UserAdded:
 		tc.user(t, p.UserID)
 	case domain.UserUpdated:
@@ -460,7 +491,9 @@ func (tc *touched) render(r *renderer) {
 	for id := range tc.users {
 		tc.user(r.t, id)
 	}
-	r.meta()
+	if tc.meta {
+		r.meta()
+	}
 	for _, sku := range sortedKeys(tc.licenses) {
 		r.license(sku)
 	}

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,11 +18,12 @@ import (
 
 // Message metadata keys set by Subscriber.
 const (
-	MetaStream     = "stream"
-	MetaVersion    = "version"
-	MetaPosition   = "position"
-	MetaType       = "type"
-	MetaRecordedAt = "recordedAt"
+	// MetaFirst is the global position of the batch's first event.
+	MetaFirst = "first"
+	// MetaPosition is the global position of the batch's last event.
+	MetaPosition = "position"
+	// MetaCount is the number of events in the batch.
+	MetaCount = "count"
 	// MetaMore is "1" when the next event is already waiting: a consumer may
 	// batch its writes and flush on the first message with "0".
 	MetaMore = "more"
@@ -36,16 +38,26 @@ type SubscriberConfig struct {
 	Prefetch int
 	// NackDelay is the pause before a Nacked message is sent again (default 100ms).
 	NackDelay time.Duration
+	// MaxBatch bounds the events of one message (default 256). A message
+	// carries the events already waiting when it is sent: under load one
+	// message per few dozen events instead of one per event.
+	MaxBatch int
 	// Logger (default: discard).
 	Logger *slog.Logger
 }
 
 // Subscriber is a Watermill message.Subscriber over the event store's global
 // log. It is ordered: the next message is sent only after the previous one
-// was Acked, and a Nacked message is sent again. The topic is ignored: every
-// event of the log is delivered. Message UUID is the event id, the payload is
-// the event's envelope (JSON), and the metadata carries stream, version,
-// position, type, recordedAt and more.
+// was Acked, and a Nacked message is sent again, with the same events. The
+// topic is ignored: every event of the log is delivered.
+//
+// A message carries a batch of consecutive events of the log: the first
+// event and those already read behind it, up to MaxBatch (a message per
+// event would cost a goroutine, a retry and a metadata map each — most of
+// the projection's overhead at a few thousand events per second). The
+// payload is the batch in the framing of AppendBatchEvent (DecodeBatch reads
+// it back), the UUID is the first event's id, and the metadata carries
+// first, position (the last event's), count and more.
 type Subscriber struct {
 	store eventstore.Store
 	cfg   SubscriberConfig
@@ -65,6 +77,9 @@ func NewSubscriber(store eventstore.Store, cfg SubscriberConfig) *Subscriber {
 	}
 	if cfg.NackDelay <= 0 {
 		cfg.NackDelay = 100 * time.Millisecond
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -151,19 +166,32 @@ func (s *Subscriber) read(ctx context.Context, after eventstore.Position, buf ch
 func (s *Subscriber) send(ctx context.Context, buf <-chan eventstore.RecordedEvent, out chan<- *message.Message) {
 	defer s.wg.Done()
 	defer close(out)
+	batch := make([]eventstore.RecordedEvent, 0, s.cfg.MaxBatch)
 	for {
-		var ev eventstore.RecordedEvent
-		var ok bool
+		batch = batch[:0]
 		select {
-		case ev, ok = <-buf:
+		case ev, ok := <-buf:
 			if !ok {
 				return
 			}
+			batch = append(batch, ev)
 		case <-ctx.Done():
 			return
 		}
+	drain:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case ev, ok := <-buf:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, ev)
+			default:
+				break drain
+			}
+		}
+		msg := newBatchMessage(batch, len(buf) > 0)
 		for {
-			msg := newMessage(ev, len(buf) > 0)
 			msg.SetContext(ctx)
 			select {
 			case out <- msg:
@@ -178,6 +206,7 @@ func (s *Subscriber) send(ctx context.Context, buf <-chan eventstore.RecordedEve
 				case <-ctx.Done():
 					return
 				}
+				msg = msg.Copy() // a Nacked message cannot be Acked: send a fresh one
 				continue
 			case <-ctx.Done():
 				return
@@ -187,19 +216,103 @@ func (s *Subscriber) send(ctx context.Context, buf <-chan eventstore.RecordedEve
 	}
 }
 
-func newMessage(ev eventstore.RecordedEvent, more bool) *message.Message {
-	msg := message.NewMessage(ev.ID, ev.Data)
-	msg.Metadata.Set(MetaStream, ev.Stream)
-	msg.Metadata.Set(MetaVersion, strconv.FormatUint(ev.Version, 10))
-	msg.Metadata.Set(MetaPosition, strconv.FormatUint(uint64(ev.Position), 10))
-	msg.Metadata.Set(MetaType, ev.Type)
-	msg.Metadata.Set(MetaRecordedAt, ev.RecordedAt.UTC().Format(time.RFC3339Nano))
+func newBatchMessage(batch []eventstore.RecordedEvent, more bool) *message.Message {
+	size := 0
+	for i := range batch {
+		size += len(batch[i].Data) + len(batch[i].Stream) + len(batch[i].ID) + len(batch[i].Type) + 40
+	}
+	payload := make([]byte, 0, size)
+	for i := range batch {
+		payload = AppendBatchEvent(payload, &batch[i])
+	}
+	msg := message.NewMessage(batch[0].ID, payload)
+	msg.Metadata.Set(MetaFirst, strconv.FormatUint(uint64(batch[0].Position), 10))
+	msg.Metadata.Set(MetaPosition, strconv.FormatUint(uint64(batch[len(batch)-1].Position), 10))
+	msg.Metadata.Set(MetaCount, strconv.Itoa(len(batch)))
 	if more {
 		msg.Metadata.Set(MetaMore, "1")
 	} else {
 		msg.Metadata.Set(MetaMore, "0")
 	}
 	return msg
+}
+
+// AppendBatchEvent appends ev to a batch payload: position, version and
+// recordedAt (Unix nanoseconds) as varints, then stream, id, type and data,
+// each a uvarint length and its bytes.
+func AppendBatchEvent(b []byte, ev *eventstore.RecordedEvent) []byte {
+	b = binary.AppendUvarint(b, uint64(ev.Position))
+	b = binary.AppendUvarint(b, ev.Version)
+	b = binary.AppendVarint(b, ev.RecordedAt.UnixNano())
+	b = appendField(b, ev.Stream)
+	b = appendField(b, ev.ID)
+	b = appendField(b, ev.Type)
+	return appendField(b, ev.Data)
+}
+
+func appendField[T string | []byte](b []byte, v T) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// ErrBadBatch is returned by DecodeBatch for a payload that is not a batch.
+var ErrBadBatch = errors.New("projections: malformed event batch")
+
+// DecodeBatch appends the events of a batch payload to into and returns it.
+// The events' Data alias payload.
+func DecodeBatch(payload []byte, into []eventstore.RecordedEvent) ([]eventstore.RecordedEvent, error) {
+	r := batchReader{b: payload}
+	for len(r.b) > 0 {
+		var ev eventstore.RecordedEvent
+		ev.Position = eventstore.Position(r.uvarint())
+		ev.Version = r.uvarint()
+		ev.RecordedAt = time.Unix(0, r.varint()).UTC()
+		ev.Stream = string(r.field())
+		ev.ID = string(r.field())
+		ev.Type = string(r.field())
+		ev.Data = r.field()
+		if r.bad {
+			return into, ErrBadBatch
+		}
+		into = append(into, ev)
+	}
+	return into, nil
+}
+
+type batchReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *batchReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.bad, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *batchReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.bad, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *batchReader) field() []byte {
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.b)) {
+		r.bad, r.b = true, nil
+		return nil
+	}
+	f := r.b[:n:n]
+	r.b = r.b[n:]
+	return f
 }
 
 // Close stops every subscription of the subscriber and closes their
