@@ -32,6 +32,7 @@ type benchOptions struct {
 	Clients, Tenants, Users int
 	Duration                time.Duration
 	NoSync                  bool
+	SyncDelay               time.Duration
 	RedisURL                string
 	Profile                 io.Writer // CPU profile of the load phase, if set
 	MemProfile              io.Writer // allocation profile written after the load, if set
@@ -50,7 +51,7 @@ type benchResult struct {
 func (r benchResult) perSecond() float64 { return float64(r.Commands) / r.Elapsed.Seconds() }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("bench", "Usage: seatledger bench [--clients 64] [--tenants 1000] [--users 8] [--duration 20s] [--nosync]\n"+
+	fs := newFlags("bench", "Usage: seatledger bench [--clients 64] [--tenants 1000] [--users 8] [--duration 20s] [--nosync] [--sync-delay 500us]\n"+
 		"Starts seatledger on a temporary data directory (durable embedded store, in-process Redis), creates the\n"+
 		"tenants, then has the clients assign and unassign licenses over loopback HTTP for the duration, and prints\n"+
 		"commands/s, latency percentiles and errors; then measures the raw event store append rate with as many writers.", stderr)
@@ -60,6 +61,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.Users, "users", 8, "licensed users per tenant")
 	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "how long the load runs")
 	fs.BoolVar(&o.NoSync, "nosync", false, "store without fsync (NOT durable; to see what the disk costs)")
+	fs.DurationVar(&o.SyncDelay, "sync-delay", 500*time.Microsecond, "longest wait of a commit for concurrent appends, as "+envSyncDelay+" (0: never wait)")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis of the read side (default: in-process, as the zero-setup run); the database must hold no seatledger keys (the bench refuses it otherwise) and the bench deletes the keys it wrote, e.g. redis://127.0.0.1:6379/12")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (set-up and load) to this file")
@@ -98,7 +100,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if o.RedisURL != "" {
 		redisDesc = "Redis " + redactURL(o.RedisURL)
 	}
-	fmt.Fprintf(stdout, "HTTP AssignLicense/UnassignLicense, %d clients, %d tenants, %v, durable=%v, %s\n", o.Clients, o.Tenants, o.Duration, !o.NoSync, redisDesc)
+	fmt.Fprintf(stdout, "HTTP AssignLicense/UnassignLicense, %d clients, %d tenants, %v, durable=%v, sync delay %v, %s\n", o.Clients, o.Tenants, o.Duration, !o.NoSync, o.SyncDelay, redisDesc)
 	fmt.Fprintf(stdout, "  commands/s   %.0f  (%d commands, %d errors, %.2f%% error rate)\n", res.perSecond(), res.Commands, res.Errors,
 		100*float64(res.Errors)/float64(max(res.Commands+res.Errors, 1)))
 	fmt.Fprintf(stdout, "  latency      p50 %.2f ms   p99 %.2f ms   max %.2f ms\n", ms(res.P50), ms(res.P99), ms(res.Max))
@@ -124,7 +126,7 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	}
 	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir + "/data", EventStore: "embedded", HoldPeriod: 720 * time.Hour,
 		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text",
-		NodeID: "bench", PurgeRate: 5000, noSync: o.NoSync, RedisURL: o.RedisURL}
+		NodeID: "bench", PurgeRate: 5000, SyncDelay: o.SyncDelay, noSync: o.NoSync, RedisURL: o.RedisURL}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	addrCh, done := make(chan string, 1), make(chan error, 1)
@@ -253,14 +255,14 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	shutdown()
 
 	progress("raw store: %d writers for %v…", o.Clients, min(o.Duration, 10*time.Second))
-	res.StoreEventsPerS, err = rawAppendRate(ctx, dir+"/raw", o.Clients, min(o.Duration, 10*time.Second), o.NoSync)
+	res.StoreEventsPerS, err = rawAppendRate(ctx, dir+"/raw", o.Clients, min(o.Duration, 10*time.Second), o.NoSync, o.SyncDelay)
 	return res, err
 }
 
 // rawAppendRate appends 300-byte events, one per append, from n writers on
 // their own streams for d, straight to a fresh embedded store.
-func rawAppendRate(ctx context.Context, dir string, n int, d time.Duration, noSync bool) (float64, error) {
-	st, err := embedded.Open(dir, embedded.Options{NoSync: noSync})
+func rawAppendRate(ctx context.Context, dir string, n int, d time.Duration, noSync bool, syncDelay time.Duration) (float64, error) {
+	st, err := embedded.Open(dir, embedded.Options{NoSync: noSync, SyncDelay: embeddedSyncDelay(syncDelay)})
 	if err != nil {
 		return 0, err
 	}

@@ -38,6 +38,7 @@ const (
 	envNodeID            = "SEATLEDGER_NODE_ID"
 	envPurgeRate         = "SEATLEDGER_PURGE_RATE"
 	envRateLimit         = "SEATLEDGER_RATE_LIMIT"
+	envSyncDelay         = "SEATLEDGER_SYNC_DELAY"
 )
 
 // envVars is the configuration table (API.md), in the order help prints it.
@@ -55,6 +56,7 @@ var envVars = []envVar{
 	{envLogFormat, "text", "log format: text or json"},
 	{envNodeID, "the host name", "this node's name among several (its Redis Stream consumer); keep it stable across restarts"},
 	{envPurgeRate, "5000", "most held-data purges sent per second, so a mass of due holds does not slow live commands"},
+	{envSyncDelay, "500us", "embedded store: how long a commit may wait for concurrent appends to share its fsync (Go duration; a lone writer never waits; 0 or negative: never wait)"},
 	{"GOGC", "400 (Go's own default is 100)", "Go's garbage collector target; serve sets 400 when it is unset (less CPU spent collecting, a heap up to ~5× the live data; GOMEMLIMIT caps it)"},
 	{envRateLimit, "0 (off)", "requests per second per token (tenant and user), optionally with a burst: 20 or 20,40; over it: 429 with Retry-After; the operator token is not limited"},
 }
@@ -75,6 +77,7 @@ type serveConfig struct {
 	NodeID            string
 	PurgeRate         float64
 	RateLimit         string // "R" or "R,B"; see parseRateLimit
+	SyncDelay         time.Duration
 
 	// for `seatledger bench` only: embedded store without fsync
 	noSync bool
@@ -95,7 +98,7 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	cfg := serveConfig{
 		Addr: "127.0.0.1:8080", DataDir: "./data", EventStore: "embedded",
 		HoldPeriod: 720 * time.Hour, SchedulerInterval: time.Minute, BulkLimit: 20,
-		ShutdownTimeout: 30 * time.Second, LogFormat: "text", PurgeRate: 5000,
+		ShutdownTimeout: 30 * time.Second, LogFormat: "text", PurgeRate: 5000, SyncDelay: 500 * time.Microsecond,
 	}
 	if h, err := os.Hostname(); err == nil {
 		cfg.NodeID = h
@@ -136,6 +139,7 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	dur(envHoldPeriod, &cfg.HoldPeriod)
 	dur(envSchedulerInterval, &cfg.SchedulerInterval)
 	dur(envShutdownTimeout, &cfg.ShutdownTimeout)
+	dur(envSyncDelay, &cfg.SyncDelay)
 	if v, ok := lookup(getenv, envBulkLimit); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -157,6 +161,7 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	fs.DurationVar(&cfg.HoldPeriod, "data-hold-period", cfg.HoldPeriod, "held data kept before purge ("+envHoldPeriod+")")
 	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", cfg.SchedulerInterval, "purge scheduler period ("+envSchedulerInterval+")")
 	fs.IntVar(&cfg.BulkLimit, "bulk-limit", cfg.BulkLimit, "users per bulk request ("+envBulkLimit+")")
+	fs.DurationVar(&cfg.SyncDelay, "sync-delay", cfg.SyncDelay, "embedded store: longest wait of a commit for concurrent appends ("+envSyncDelay+")")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "wait for in-flight requests on shutdown ("+envShutdownTimeout+")")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json ("+envLogFormat+")")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's stable name ("+envNodeID+")")

@@ -62,7 +62,7 @@ func TestServeConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Addr != "127.0.0.1:8080" || cfg.DataDir != "./data" || cfg.EventStore != "embedded" || cfg.HoldPeriod != 720*time.Hour ||
-		cfg.SchedulerInterval != time.Minute || cfg.BulkLimit != 20 {
+		cfg.SchedulerInterval != time.Minute || cfg.BulkLimit != 20 || cfg.SyncDelay != 500*time.Microsecond {
 		t.Fatalf("defaults %+v", cfg)
 	}
 	fs = flag.NewFlagSet("t", flag.ContinueOnError)
@@ -74,9 +74,17 @@ func TestServeConfig(t *testing.T) {
 	if cfg.Addr != "0.0.0.0:9000" || cfg.BulkLimit != 5 || cfg.HoldPeriod != 48*time.Hour || cfg.RedisURL != "redis://localhost:6379/2" {
 		t.Fatalf("env+flags %+v", cfg)
 	}
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	if cfg, err = loadServeConfig(nil, env(map[string]string{envSyncDelay: "2ms"}), fs); err != nil || cfg.SyncDelay != 2*time.Millisecond {
+		t.Fatalf("%s=2ms: %v %v", envSyncDelay, cfg.SyncDelay, err)
+	}
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	if cfg, err = loadServeConfig([]string{"--sync-delay", "0"}, env(nil), fs); err != nil || embeddedSyncDelay(cfg.SyncDelay) >= 0 {
+		t.Fatalf("--sync-delay 0 must turn waiting off: %v %v", cfg.SyncDelay, err)
+	}
 	for name, value := range map[string]string{
 		envHoldPeriod: "thirty days", envSchedulerInterval: "-1m", envBulkLimit: "0", envEventStore: "mysql://x",
-		envRedisURL: "http://nope", envAddr: "8080", envLogFormat: "xml", envJWTSecret: "short",
+		envRedisURL: "http://nope", envAddr: "8080", envLogFormat: "xml", envJWTSecret: "short", envSyncDelay: "fast",
 	} {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		_, err := loadServeConfig(nil, env(map[string]string{name: value}), fs)

@@ -121,7 +121,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 	var store eventstore.Store
 	switch {
 	case isEmbedded(cfg.EventStore):
-		st, err := embedded.Open(cfg.DataDir, embedded.Options{Logger: logger.With("component", "eventstore"), NoSync: cfg.noSync})
+		st, err := embedded.Open(cfg.DataDir, embedded.Options{Logger: logger.With("component", "eventstore"), NoSync: cfg.noSync,
+			SyncDelay: embeddedSyncDelay(cfg.SyncDelay)})
 		if err != nil {
 			return err
 		}
@@ -282,4 +283,13 @@ Try:
   curl -s %s/v1/catalog
 See docs/QUICKSTART.md for a whole session.
 `, op, base, cfg.DataDir, base)
+}
+
+// embeddedSyncDelay maps SEATLEDGER_SYNC_DELAY to embedded.Options.SyncDelay,
+// where 0 means the default: 0 or less configured means never wait.
+func embeddedSyncDelay(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
