@@ -43,6 +43,7 @@ type benchResult struct {
 	Commands         int64
 	Errors           int64
 	Elapsed          time.Duration
+	CPU              time.Duration // CPU time of the process during the load
 	P50, P99, Max    time.Duration
 	StoreEventsPerS  float64
 	StoreAppendsPerS float64
@@ -104,6 +105,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "  commands/s   %.0f  (%d commands, %d errors, %.2f%% error rate)\n", res.perSecond(), res.Commands, res.Errors,
 		100*float64(res.Errors)/float64(max(res.Commands+res.Errors, 1)))
 	fmt.Fprintf(stdout, "  latency      p50 %.2f ms   p99 %.2f ms   max %.2f ms\n", ms(res.P50), ms(res.P99), ms(res.Max))
+	if res.CPU > 0 && res.Commands > 0 {
+		fmt.Fprintf(stdout, "  CPU          %.0f µs per command (this process: server and load clients; %.2f cores busy)\n",
+			float64(res.CPU.Microseconds())/float64(res.Commands), res.CPU.Seconds()/res.Elapsed.Seconds())
+	}
 	fmt.Fprintf(stdout, "  raw store    %.0f events/s (%d writers, 1 event per append, same machine, right after)\n", res.StoreEventsPerS, o.Clients)
 	return 0
 }
@@ -206,7 +211,7 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	var commands, errs atomic.Int64
 	lat := make([][]time.Duration, o.Clients)
 	deadline := time.Now().Add(o.Duration)
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for c := 0; c < o.Clients; c++ {
 		wg.Add(1)
 		go func(c int) {
@@ -243,7 +248,7 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 			return benchResult{}, err
 		}
 	}
-	res := benchResult{Commands: commands.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}
+	res := benchResult{Commands: commands.Load(), Errors: errs.Load(), Elapsed: time.Since(start), CPU: processCPU() - cpu0}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)

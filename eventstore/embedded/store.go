@@ -74,9 +74,9 @@ type Options struct {
 	// after the last commit began, whichever comes first, so that they
 	// share one fsync. A lone writer never waits, and a fixed set of
 	// writers waits only for each other. Fewer, fuller fsyncs leave more
-	// CPU to everything else (docs/BENCHMARKS.md: with 64 HTTP clients,
-	// ~15% more commands per second); the cost is at most SyncDelay more
-	// latency for an append. Default 500µs; negative: never wait (commit
+	// CPU and disk to everything else (docs/BENCHMARKS.md: with 64 HTTP
+	// clients, ~35% fewer fsyncs and ~4% less CPU per command); the cost
+	// is at most SyncDelay more latency for an append. Default 500µs; negative: never wait (commit
 	// as soon as the last commit is done).
 	SyncDelay time.Duration
 	// CacheSize is Pebble's block cache in bytes (default 128 MiB).
