@@ -380,19 +380,28 @@ func (p *Projection) handle(msg *message.Message) error {
 	}
 	for i := range evs {
 		ev := &evs[i]
-		p.failedAt(ev) // what a failure (or a panic) here is about
-		if ev.Position > p.staged {
-			if err := p.stage(ctx, ev); err != nil {
-				return err
-			}
+		if ev.Position <= p.staged { // a retry or re-delivery: folded already
+			continue
 		}
+		p.failedAt(ev) // what a failure (or a panic) here is about
+		if err := p.stage(ctx, ev); err != nil {
+			return err
+		}
+		// Flush only right after staging: a retry of a failed flush then
+		// happens at the next event staged (or at the message's end), and
+		// a failure names an event that was not written.
 		if p.nPending >= p.cfg.BatchSize {
 			if err := p.flush(ctx); err != nil {
 				return err
 			}
 		}
 	}
-	if p.nPending > 0 && msg.Metadata.Get(MetaMore) != "1" {
+	if len(evs) > 0 {
+		p.failedAt(&evs[len(evs)-1])
+	}
+	// At the end of what is waiting, or when a retry found the batch
+	// full (its flush failed), write.
+	if p.nPending > 0 && (msg.Metadata.Get(MetaMore) != "1" || p.nPending >= p.cfg.BatchSize) {
 		return p.flush(ctx)
 	}
 	return nil
