@@ -20,60 +20,72 @@ import (
 )
 
 func TestProjectionMatchesTheFold(t *testing.T) {
-	rdb, prefix := testRedis(t)
-	store := openStore(t)
-	h := newHandler(store)
-	defer h.Close()
-	runScenario(t, h, "contoso", 1)
-	runScenario(t, h, "fabrikam", 2)
-	rp := startProjection(t, Config{Store: store, Snapshots: store, Redis: rdb, Prefix: prefix})
-	rp.waitFor(t, lastPosition(t, store))
-	rep := verifyClean(t, store, rdb, prefix)
-	if rep.Tenants != 2 || rep.Keys < 10 {
-		t.Fatalf("report %+v", rep)
-	}
-	if st := rp.p.Status(); st.Status == StatusStopped || st.EventsApplied == 0 {
-		t.Fatalf("status %+v", st)
+	// One script call per flush (one Redis node) and one per tenant (a
+	// cluster, or Config.PerTenantWrites) write the same read models.
+	for _, perTenant := range []bool{false, true} {
+		t.Run(fmt.Sprint("perTenantWrites=", perTenant), func(t *testing.T) {
+			rdb, prefix := testRedis(t)
+			store := openStore(t)
+			h := newHandler(store)
+			defer h.Close()
+			runScenario(t, h, "contoso", 1)
+			runScenario(t, h, "fabrikam", 2)
+			rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix})
+			rp.waitFor(t, lastPosition(t, store))
+			rep := verifyClean(t, store, rdb, prefix)
+			if rep.Tenants != 2 || rep.Keys < 10 {
+				t.Fatalf("report %+v", rep)
+			}
+			if st := rp.p.Status(); st.Status == StatusStopped || st.EventsApplied == 0 {
+				t.Fatalf("status %+v", st)
+			}
+		})
 	}
 }
 
 func TestRedeliveryChangesNothing(t *testing.T) {
-	rdb, prefix := testRedis(t)
-	store := openStore(t)
-	h := newHandler(store)
-	defer h.Close()
-	runScenario(t, h, "contoso", 3)
-	runScenario(t, h, "fabrikam", 4)
-	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix, BatchSize: 16})
-	rp.waitFor(t, lastPosition(t, store))
-	if err := rp.shutdown(); err != nil {
-		t.Fatal(err)
-	}
-	before := dumpPrefix(t, rdb, prefix)
+	// One script call per flush (one Redis node) and one per tenant (a
+	// cluster, or Config.PerTenantWrites) write the same read models.
+	for _, perTenant := range []bool{false, true} {
+		t.Run(fmt.Sprint("perTenantWrites=", perTenant), func(t *testing.T) {
+			rdb, prefix := testRedis(t)
+			store := openStore(t)
+			h := newHandler(store)
+			defer h.Close()
+			runScenario(t, h, "contoso", 3)
+			runScenario(t, h, "fabrikam", 4)
+			rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 16})
+			rp.waitFor(t, lastPosition(t, store))
+			if err := rp.shutdown(); err != nil {
+				t.Fatal(err)
+			}
+			before := dumpPrefix(t, rdb, prefix)
 
-	// Deliver every event again, twice: from position 0 with a cold cache
-	// (states are folded at each event's version - 1, so the writes are
-	// stale and must be refused by the version check).
-	for round := 0; round < 2; round++ {
-		if err := rdb.Del(context.Background(), Keys{prefix}.Checkpoint("readmodels")).Err(); err != nil {
-			t.Fatal(err)
-		}
-		rp2 := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix, BatchSize: 7, CacheSize: 1})
-		rp2.waitFor(t, lastPosition(t, store))
-		if err := rp2.shutdown(); err != nil {
-			t.Fatal(err)
-		}
-		after := dumpPrefix(t, rdb, prefix)
-		if !reflect.DeepEqual(before, after) {
-			for k, v := range after {
-				if before[k] != v {
-					t.Errorf("round %d: %s changed:\nbefore %s\nafter  %s", round, k, before[k], v)
+			// Deliver every event again, twice: from position 0 with a cold cache
+			// (states are folded at each event's version - 1, so the writes are
+			// stale and must be refused by the version check).
+			for round := 0; round < 2; round++ {
+				if err := rdb.Del(context.Background(), Keys{prefix}.Checkpoint("readmodels")).Err(); err != nil {
+					t.Fatal(err)
+				}
+				rp2 := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 7, CacheSize: 1})
+				rp2.waitFor(t, lastPosition(t, store))
+				if err := rp2.shutdown(); err != nil {
+					t.Fatal(err)
+				}
+				after := dumpPrefix(t, rdb, prefix)
+				if !reflect.DeepEqual(before, after) {
+					for k, v := range after {
+						if before[k] != v {
+							t.Errorf("round %d: %s changed:\nbefore %s\nafter  %s", round, k, before[k], v)
+						}
+					}
+					t.FailNow()
 				}
 			}
-			t.FailNow()
-		}
+			verifyClean(t, store, rdb, prefix)
+		})
 	}
-	verifyClean(t, store, rdb, prefix)
 }
 
 func TestKilledMidBatchConverges(t *testing.T) {
@@ -90,7 +102,8 @@ func TestKilledMidBatchConverges(t *testing.T) {
 	defer crashing2.Close()
 	always := &failAfterHook{after: 2}
 	crashing2.AddHook(always)
-	p, err := New(Config{Store: store, Redis: crashing2, Prefix: prefix, BatchSize: 50, MaxRetries: 2, RetryInitial: time.Millisecond})
+	p, err := New(Config{Store: store, Redis: crashing2, Prefix: prefix, BatchSize: 50, MaxRetries: 2, RetryInitial: time.Millisecond,
+		PerTenantWrites: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +123,60 @@ func TestKilledMidBatchConverges(t *testing.T) {
 	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix, BatchSize: 50})
 	rp.waitFor(t, lastPosition(t, store))
 	verifyClean(t, store, rdb, prefix)
+}
+
+// With one script call per flush a flush is written whole or not at all:
+// every flush from the third on fails, the projection stops with nothing
+// half-written, and a restart converges.
+func TestFailedFlushScriptStopsAndConverges(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	for i := 0; i < 6; i++ {
+		runScenario(t, h, fmt.Sprint("t", i), uint64(i))
+	}
+	failing := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer failing.Close()
+	failing.AddHook(&failEvalAfterHook{after: 2})
+	p, err := New(Config{Store: store, Redis: failing, Prefix: prefix, BatchSize: 50, MaxRetries: 2, RetryInitial: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := p.Run(context.Background())
+	var se *StoppedError
+	if !errors.As(runErr, &se) {
+		t.Fatalf("Run: %v", runErr)
+	}
+	st := p.Status()
+	if st.Status != StatusStopped || st.ErrorPosition == 0 || st.ErrorPosition <= st.Position || st.Position >= uint64(lastPosition(t, store)) {
+		t.Fatalf("status after the failures: %+v", st)
+	}
+	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix, BatchSize: 50})
+	rp.waitFor(t, lastPosition(t, store))
+	verifyClean(t, store, rdb, prefix)
+}
+
+// failEvalAfterHook fails every EVALSHA after the first `after` ones
+// without sending it.
+type failEvalAfterHook struct {
+	after int64
+	n     atomic.Int64
+}
+
+func (h *failEvalAfterHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *failEvalAfterHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "evalsha" && h.n.Add(1) > h.after {
+			err := errors.New("injected: connection lost")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *failEvalAfterHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // failAfterHook writes half of every pipeline after the first `after` ones

@@ -39,6 +39,12 @@ type Config struct {
 	// BatchSize is the most events written per Redis round trip while
 	// catching up (default 512).
 	BatchSize int
+	// PerTenantWrites writes each tenant of a flush with its own script
+	// call (in one pipeline) and then the checkpoint, instead of one script
+	// call for the whole flush. It is forced on unless Redis is a
+	// *redis.Client (one node): on a Redis Cluster one call may only touch
+	// one slot, and each tenant's keys share a slot, not the tenants.
+	PerTenantWrites bool
 	// CacheSize bounds the tenant states kept in memory (default 1024).
 	CacheSize int
 	// Retry of a failing event: attempts after the first (default 5) and the
@@ -116,6 +122,7 @@ type Projection struct {
 	applied  atomic.Uint64
 	applySHA string
 	ckSHA    string
+	flushSHA string
 	sub      *Subscriber
 	stopErr  *StoppedError
 	stopOnce sync.Once
@@ -151,6 +158,9 @@ func New(cfg Config) (*Projection, error) {
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 1024
+	}
+	if _, oneNode := cfg.Redis.(*redis.Client); !oneNode {
+		cfg.PerTenantWrites = true
 	}
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 5
@@ -236,6 +246,9 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 		return fmt.Errorf("projections: load script: %w", err)
 	}
 	if p.ckSHA, err = p.cfg.Redis.ScriptLoad(ctx, checkpointScript).Result(); err != nil {
+		return fmt.Errorf("projections: load script: %w", err)
+	}
+	if p.flushSHA, err = p.cfg.Redis.ScriptLoad(ctx, flushScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
 	}
 	ck, err := readCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
@@ -474,19 +487,47 @@ const applyScript = `
 local v = tonumber(ARGV[1])
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if cur >= v then return 0 end
-local i = 2
+local i, n, kb = 2, #ARGV, 0
 ` + applyOpsLua + `
 redis.call('HSET', KEYS[1], 'version', ARGV[1])
 return 1
 `
 
-// applyOpsLua runs the ops from ARGV[i] on (shared by the apply and
-// rebuild scripts).
+// flushScript is a whole flush in one call (one Redis node): for each
+// tenant what applyScript does, and its id added to the tenant set, then
+// the checkpoint moved forward. A failing op aborts the script before the
+// checkpoint moves. KEYS: every tenant's keys, one tenant after the other
+// (its meta hash first), then the tenant set and the checkpoint key. ARGV[1]
+// = the checkpoint position, ARGV[2] = the number of tenants; then per
+// tenant: its number of keys, version, id, number of op arguments, the ops
+// (k indexes the tenant's own keys).
+const flushScript = `
+local tenants, ck = KEYS[#KEYS-1], KEYS[#KEYS]
+local i, kb = 3, 0
+for t = 1, tonumber(ARGV[2]) do
+  local nkeys, vs, tid = tonumber(ARGV[i]), ARGV[i+1], ARGV[i+2]
+  local n = i + 3 + tonumber(ARGV[i+3])
+  i = i + 4
+  local cur = tonumber(redis.call('HGET', KEYS[kb+1], 'version') or '0')
+  if cur < tonumber(vs) then
+` + applyOpsLua + `
+    redis.call('HSET', KEYS[kb+1], 'version', vs)
+  end
+  i = n + 1
+  redis.call('SADD', tenants, tid)
+  kb = kb + nkeys
+end
+local pos = tonumber(ARGV[1])
+if pos > tonumber(redis.call('GET', ck) or '0') then redis.call('SET', ck, ARGV[1]) end
+return 1
+`
+
+// applyOpsLua runs the ops from ARGV[i] to ARGV[n]; k indexes KEYS from
+// kb (shared by the apply, flush and rebuild scripts).
 const applyOpsLua = `
-local n = #ARGV
 while i <= n do
   local op = ARGV[i]
-  local k = KEYS[tonumber(ARGV[i+1])]
+  local k = KEYS[kb + tonumber(ARGV[i+1])]
   if op == 'hs' then redis.call('HSET', k, ARGV[i+2], ARGV[i+3]); i = i + 4
   elseif op == 'hd' then redis.call('HDEL', k, ARGV[i+2]); i = i + 3
   elseif op == 'za' then redis.call('ZADD', k, ARGV[i+2], ARGV[i+3]); i = i + 4
@@ -516,10 +557,60 @@ func readCheckpoint(ctx context.Context, rdb redis.UniversalClient, key string) 
 	return eventstore.Position(n), nil
 }
 
-// flush writes every pending tenant (one atomic script call each, in one
-// pipeline), then moves the checkpoint.
+// flush writes every pending tenant and then moves the checkpoint: in one
+// script call on one Redis node, else one script call per tenant (in one
+// pipeline) and the checkpoint after them (Config.PerTenantWrites).
 func (p *Projection) flush(ctx context.Context) error {
 	start := time.Now()
+	var err error
+	if p.cfg.PerTenantWrites {
+		err = p.flushPerTenant(ctx)
+	} else {
+		err = p.flushOnce(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	p.applied.Add(uint64(p.nPending))
+	p.metrics.events.WithLabelValues(p.cfg.Name).Add(float64(p.nPending))
+	p.metrics.flush.WithLabelValues(p.cfg.Name).Observe(time.Since(start).Seconds())
+	p.flushed.Store(uint64(p.staged))
+	p.metrics.position.WithLabelValues(p.cfg.Name).Set(float64(p.staged))
+	p.resetPending()
+	return nil
+}
+
+// render renders tenant tid's pending changes as apply script arguments.
+func (p *Projection) render(tid string) *scriptSink {
+	pt := p.pending[tid]
+	ss := newScriptSink(func(suffix string) string { return p.keys.Key(tid, suffix) })
+	pt.tc.render(&renderer{cat: p.cfg.Catalog, t: pt.st, out: ss, buf: &p.views})
+	return ss
+}
+
+func (p *Projection) flushOnce(ctx context.Context) error {
+	p.views.reset()
+	keys := make([]string, 0, 8*len(p.order)+2)
+	args := make([]any, 0, 2+40*len(p.order))
+	args = append(args, uint64(p.staged), len(p.order))
+	for _, tid := range p.order {
+		ss := p.render(tid)
+		keys = append(keys, ss.keys...)
+		args = append(args, len(ss.keys), p.pending[tid].st.Version, tid, len(ss.args))
+		args = append(args, ss.args...)
+	}
+	keys = append(keys, p.keys.Tenants(), p.keys.Checkpoint(p.cfg.Name))
+	err := p.cfg.Redis.EvalSha(ctx, p.flushSHA, keys, args...).Err()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = p.cfg.Redis.Eval(ctx, flushScript, keys, args...).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("write read models: %w", err)
+	}
+	return nil
+}
+
+func (p *Projection) flushPerTenant(ctx context.Context) error {
 	keys := p.keys
 	for attempt := 0; ; attempt++ {
 		if len(p.order) == 0 {
@@ -528,11 +619,9 @@ func (p *Projection) flush(ctx context.Context) error {
 		p.views.reset() // the last attempt's pipeline is done with it
 		pipe := p.cfg.Redis.Pipeline()
 		for _, tid := range p.order {
-			pt := p.pending[tid]
-			ss := newScriptSink(func(suffix string) string { return keys.Key(tid, suffix) })
-			pt.tc.render(&renderer{cat: p.cfg.Catalog, t: pt.st, out: ss, buf: &p.views})
+			ss := p.render(tid)
 			args := make([]any, 0, len(ss.args)+1)
-			args = append(args, pt.st.Version)
+			args = append(args, p.pending[tid].st.Version)
 			args = append(args, ss.args...)
 			pipe.EvalSha(ctx, p.applySHA, ss.keys, args...)
 			pipe.SAdd(ctx, keys.Tenants(), tid)
@@ -555,12 +644,6 @@ func (p *Projection) flush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
-	p.applied.Add(uint64(p.nPending))
-	p.metrics.events.WithLabelValues(p.cfg.Name).Add(float64(p.nPending))
-	p.metrics.flush.WithLabelValues(p.cfg.Name).Observe(time.Since(start).Seconds())
-	p.flushed.Store(uint64(p.staged))
-	p.metrics.position.WithLabelValues(p.cfg.Name).Set(float64(p.staged))
-	p.resetPending()
 	return nil
 }
 
