@@ -125,9 +125,12 @@ func TestKilledMidBatchConverges(t *testing.T) {
 	verifyClean(t, store, rdb, prefix)
 }
 
-// With one script call per flush a flush is written whole or not at all:
-// every flush from the third on fails, the projection stops with nothing
-// half-written, and a restart converges.
+// With one script call per flush: every flush call from the third on is
+// lost (the connection fails before Redis runs it), the projection stops
+// before its checkpoint moves past what was written, and a restart
+// converges. (An error inside the script would leave the tenants before
+// it written, as the per-tenant pipeline does: the version check makes
+// writing them again a no-op.)
 func TestFailedFlushScriptStopsAndConverges(t *testing.T) {
 	rdb, prefix := testRedis(t)
 	store := openStore(t)
