@@ -129,6 +129,7 @@ type Projection struct {
 	failed   failedEvent                // the event the handler is (or was last) working on
 	batch    []eventstore.RecordedEvent // reused by handle
 	views    jsonArena                  // the encoded views of a flush
+	spare    []*pendingTenant           // emptied by resetPending, for reuse
 }
 
 type failedEvent struct {
@@ -325,7 +326,15 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 }
 
 func (p *Projection) resetPending() {
-	p.pending = map[string]*pendingTenant{}
+	if p.pending == nil {
+		p.pending = map[string]*pendingTenant{}
+	}
+	for _, pt := range p.pending { // reused by the next flushes
+		pt.st = nil
+		pt.tc.reset()
+		p.spare = append(p.spare, pt)
+	}
+	clear(p.pending)
 	p.order = p.order[:0]
 	p.nPending = 0
 }
@@ -465,7 +474,11 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 		}
 	}
 	if pt == nil {
-		pt = &pendingTenant{tc: newTouched()}
+		if n := len(p.spare); n > 0 {
+			pt, p.spare = p.spare[n-1], p.spare[:n-1]
+		} else {
+			pt = &pendingTenant{tc: newTouched()}
+		}
 		p.pending[tenantID] = pt
 		p.order = append(p.order, tenantID)
 	}

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -225,7 +226,11 @@ func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) UserView 
 	return v
 }
 
-func (r *renderer) user(id string) {
+// user renders a user's view, and its entry in the users index when index
+// is set: a user once added stays in the state (deleted users are marked,
+// never removed), so the entry is written when the user is added and by
+// whole-tenant renders only.
+func (r *renderer) user(id string, index bool) {
 	u := r.t.Users[id]
 	if u == nil {
 		r.out.hdel(SufUsers, id)
@@ -233,7 +238,9 @@ func (r *renderer) user(id string) {
 		return
 	}
 	r.out.hset(SufUsers, id, r.json(UserViewOf(r.cat, r.t, u)))
-	r.out.zadd(SufUsersIndex, 0, id)
+	if index {
+		r.out.zadd(SufUsersIndex, 0, id)
+	}
 }
 
 // userLicense renders whether user id is in the product's user list.
@@ -328,7 +335,7 @@ func (r *renderer) all() {
 	}
 	for _, id := range sortedKeys(r.t.Users) {
 		u := r.t.Users[id]
-		r.user(id)
+		r.user(id, true)
 		for _, sku := range sortedKeys(u.Licenses) {
 			r.userLicense(id, sku)
 			for src, s := range u.Licenses[sku].Sources {
@@ -356,7 +363,8 @@ type pair struct{ a, b string }
 
 // touched is the set of entities a run of events changed.
 type touched struct {
-	meta                                bool // the tenant's id or name
+	meta                                bool     // the tenant's id or name
+	added                               []string // users added
 	licenses, subs, apps, users, groups map[string]bool
 	userLic, members, held              map[pair]bool // (user, sku), (group, user), (user, workload)
 }
@@ -364,6 +372,20 @@ type touched struct {
 func newTouched() *touched {
 	return &touched{licenses: map[string]bool{}, subs: map[string]bool{}, apps: map[string]bool{}, users: map[string]bool{},
 		groups: map[string]bool{}, userLic: map[pair]bool{}, members: map[pair]bool{}, held: map[pair]bool{}}
+}
+
+// reset empties tc for another run of events.
+func (tc *touched) reset() {
+	tc.meta = false
+	tc.added = tc.added[:0]
+	clear(tc.licenses)
+	clear(tc.subs)
+	clear(tc.apps)
+	clear(tc.users)
+	clear(tc.groups)
+	clear(tc.userLic)
+	clear(tc.members)
+	clear(tc.held)
 }
 
 // user marks a user and everything that hangs off it in state t.
@@ -411,6 +433,7 @@ func (tc *touched) event(t *domain.Tenant, e domain.Event) {
 		tc.meta = true
 	case domain.UserAdded:
 		tc.user(t, p.UserID)
+		tc.added = append(tc.added, p.UserID)
 	case domain.UserUpdated:
 		tc.user(t, p.UserID)
 	case domain.UserDeleted:
@@ -504,7 +527,7 @@ func (tc *touched) render(r *renderer) {
 		r.app(sku)
 	}
 	for _, id := range sortedKeys(tc.users) {
-		r.user(id)
+		r.user(id, slices.Contains(tc.added, id))
 	}
 	for _, g := range sortedKeys(tc.groups) {
 		r.group(g)
