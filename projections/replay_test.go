@@ -20,7 +20,7 @@ import (
 // replayDB is the Redis database of the tests that read or swap the active
 // prefix (a single key, ActivePrefixKey): kept away from database 0, which
 // other packages' tests and a local server use.
-const replayDB = 13
+const replayDB = 3 // its own: cmd/seatledger's multi-node test flushes database 13
 
 // testRedisReplay is testRedis on replayDB; the active-prefix key is removed
 // at the end too.
