@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/eventstore/embedded"
 )
 
 func TestProjectionMatchesTheFold(t *testing.T) {
@@ -88,50 +89,13 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	}
 }
 
-func TestKilledMidBatchConverges(t *testing.T) {
-	rdb, prefix := testRedis(t)
-	store := openStore(t)
-	h := newHandler(store)
-	defer h.Close()
-	for i := 0; i < 6; i++ {
-		runScenario(t, h, fmt.Sprint("t", i), uint64(i))
-	}
-	// A failure of one attempt is retried; make every pipeline from the
-	// third on fail until the projection stops.
-	crashing2 := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer crashing2.Close()
-	always := &failAfterHook{after: 2}
-	crashing2.AddHook(always)
-	p, err := New(Config{Store: store, Redis: crashing2, Prefix: prefix, BatchSize: 50, MaxRetries: 2, RetryInitial: time.Millisecond,
-		PerTenantWrites: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runErr := p.Run(context.Background())
-	var se *StoppedError
-	if !errors.As(runErr, &se) {
-		t.Fatalf("Run: %v", runErr)
-	}
-	st := p.Status()
-	if st.Status != StatusStopped || st.LastError == "" || st.ErrorPosition == 0 || st.Position >= uint64(lastPosition(t, store)) {
-		t.Fatalf("status after the crash: %+v", st)
-	}
-	if rep, _ := Verify(context.Background(), store, rdb, prefix, VerifyOptions{}); rep.OK() {
-		t.Fatal("a half-written projection verifies clean: the test crashed nothing")
-	}
-	// Restart on a healthy connection: it resumes from the checkpoint and converges.
-	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix, BatchSize: 50})
-	rp.waitFor(t, lastPosition(t, store))
-	verifyClean(t, store, rdb, prefix)
-}
-
-// With one script call per flush: every flush call from the third on is
-// lost (the connection fails before Redis runs it), the projection stops
-// before its checkpoint moves past what was written, and a restart
-// converges. (An error inside the script would leave the tenants before
-// it written, as the per-tenant pipeline does: the version check makes
-// writing them again a no-op.)
-func TestFailedFlushScriptStopsAndConverges(t *testing.T) {
+// stopThenConverge projects six scenarios through a Redis client whose
+// writes start failing (hook), expects the projection to stop with an error
+// that survived the retries, hands its status to check, then restarts it on
+// a healthy connection and expects it to resume from the checkpoint and
+// converge.
+func stopThenConverge(t *testing.T, hook redis.Hook, perTenantWrites bool, check func(st Status, store *embedded.Store, rdb *redis.Client, prefix string)) {
+	t.Helper()
 	rdb, prefix := testRedis(t)
 	store := openStore(t)
 	h := newHandler(store)
@@ -141,8 +105,9 @@ func TestFailedFlushScriptStopsAndConverges(t *testing.T) {
 	}
 	failing := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer failing.Close()
-	failing.AddHook(&failEvalAfterHook{after: 2})
-	p, err := New(Config{Store: store, Redis: failing, Prefix: prefix, BatchSize: 50, MaxRetries: 2, RetryInitial: time.Millisecond})
+	failing.AddHook(hook)
+	p, err := New(Config{Store: store, Redis: failing, Prefix: prefix, BatchSize: 50, MaxRetries: 2, RetryInitial: time.Millisecond,
+		PerTenantWrites: perTenantWrites})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,13 +116,37 @@ func TestFailedFlushScriptStopsAndConverges(t *testing.T) {
 	if !errors.As(runErr, &se) {
 		t.Fatalf("Run: %v", runErr)
 	}
-	st := p.Status()
-	if st.Status != StatusStopped || st.ErrorPosition == 0 || st.ErrorPosition <= st.Position || st.Position >= uint64(lastPosition(t, store)) {
-		t.Fatalf("status after the failures: %+v", st)
-	}
+	check(p.Status(), store, rdb, prefix)
 	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix, BatchSize: 50})
 	rp.waitFor(t, lastPosition(t, store))
 	verifyClean(t, store, rdb, prefix)
+}
+
+func TestKilledMidBatchConverges(t *testing.T) {
+	// A failure of one attempt is retried; make every pipeline from the
+	// third on fail (half written) until the projection stops.
+	stopThenConverge(t, &failAfterHook{after: 2}, true, func(st Status, store *embedded.Store, rdb *redis.Client, prefix string) {
+		if st.Status != StatusStopped || st.LastError == "" || st.ErrorPosition == 0 || st.Position >= uint64(lastPosition(t, store)) {
+			t.Fatalf("status after the crash: %+v", st)
+		}
+		if rep, _ := Verify(context.Background(), store, rdb, prefix, VerifyOptions{}); rep.OK() {
+			t.Fatal("a half-written projection verifies clean: the test crashed nothing")
+		}
+	})
+}
+
+// With one script call per flush: every flush call from the third on is
+// lost (the connection fails before Redis runs it), the projection stops
+// before its checkpoint moves past what was written, and a restart
+// converges. (An error inside the script would leave the tenants before
+// it written, as the per-tenant pipeline does: the version check makes
+// writing them again a no-op.)
+func TestFailedFlushScriptStopsAndConverges(t *testing.T) {
+	stopThenConverge(t, &failEvalAfterHook{after: 2}, false, func(st Status, store *embedded.Store, _ *redis.Client, _ string) {
+		if st.Status != StatusStopped || st.ErrorPosition == 0 || st.ErrorPosition <= st.Position || st.Position >= uint64(lastPosition(t, store)) {
+			t.Fatalf("status after the failures: %+v", st)
+		}
+	})
 }
 
 // failEvalAfterHook fails every EVALSHA after the first `after` ones

@@ -633,10 +633,7 @@ func (p *Projection) flushPerTenant(ctx context.Context) error {
 		pipe := p.cfg.Redis.Pipeline()
 		for _, tid := range p.order {
 			ss := p.render(tid)
-			args := make([]any, 0, len(ss.args)+1)
-			args = append(args, p.pending[tid].st.Version)
-			args = append(args, ss.args...)
-			pipe.EvalSha(ctx, p.applySHA, ss.keys, args...)
+			pipe.EvalSha(ctx, p.applySHA, ss.keys, ss.applyArgs(p.pending[tid].st.Version)...)
 			pipe.SAdd(ctx, keys.Tenants(), tid)
 		}
 		_, err := pipe.Exec(ctx)

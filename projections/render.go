@@ -613,6 +613,12 @@ func (s *scriptSink) key(suffix string) string {
 	return strconv.Itoa(i)
 }
 
+// applyArgs is ARGV of applyScript: the version the writes bring the
+// tenant to, then the ops.
+func (s *scriptSink) applyArgs(version uint64) []any {
+	return append(append(make([]any, 0, len(s.args)+1), version), s.args...)
+}
+
 func (s *scriptSink) hset(key, field string, value []byte) {
 	s.args = append(s.args, "hs", s.key(key), field, value)
 }

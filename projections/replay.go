@@ -695,9 +695,7 @@ func (w *bulkWorker) flush(ctx context.Context) error {
 		} else {
 			ts.tc.render(r)
 		}
-		args := make([]any, 0, len(ss.args)+1)
-		args = append(args, ts.st.Version)
-		args = append(args, ss.args...)
+		args := ss.applyArgs(ts.st.Version)
 		pipe.EvalSha(ctx, b.applySHA, ss.keys, args...)
 		pipe.SAdd(ctx, b.keys.Tenants(), tid)
 		batch = append(batch, tid)

@@ -286,22 +286,24 @@ type batchReader struct {
 
 func (r *batchReader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.bad, r.b = true, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
+	r.skip(n)
+	return v // 0 when n <= 0
 }
 
 func (r *batchReader) varint() int64 {
 	v, n := binary.Varint(r.b)
+	r.skip(n)
+	return v
+}
+
+// skip consumes n bytes, or marks the batch bad when n <= 0 (binary's
+// varint readers' "too short" and "overflow").
+func (r *batchReader) skip(n int) {
 	if n <= 0 {
 		r.bad, r.b = true, nil
-		return 0
+		return
 	}
 	r.b = r.b[n:]
-	return v
 }
 
 func (r *batchReader) field() []byte {

@@ -28,16 +28,24 @@ func appendN(ctx context.Context, s *embedded.Store, stream string, n int, think
 	return nil
 }
 
-// A writer alone never waits for company, however long SyncDelay is: with
-// a delay of an hour, its appends still complete one after the other.
-func TestSyncDelayLoneWriterNeverWaits(t *testing.T) {
-	s, err := embedded.Open(t.TempDir(), embedded.Options{SyncDelay: time.Hour})
+// openWithSyncDelay opens a store with SyncDelay d (closed at the end of
+// the test) and a context that bounds the test to a minute.
+func openWithSyncDelay(t *testing.T, d time.Duration) (*embedded.Store, context.Context) {
+	t.Helper()
+	s, err := embedded.Open(t.TempDir(), embedded.Options{SyncDelay: d})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
+	return s, ctx
+}
+
+// A writer alone never waits for company, however long SyncDelay is: with
+// a delay of an hour, its appends still complete one after the other.
+func TestSyncDelayLoneWriterNeverWaits(t *testing.T) {
+	s, ctx := openWithSyncDelay(t, time.Hour)
 	if err := appendN(ctx, s, "lone", 50, 0); err != nil {
 		t.Fatalf("a lone writer waited for company: %v", err)
 	}
@@ -51,13 +59,7 @@ func TestSyncDelayLoneWriterNeverWaits(t *testing.T) {
 // stored once, in order.
 func TestSyncDelayGroupsConcurrentWriters(t *testing.T) {
 	const writers, each = 8, 40
-	s, err := embedded.Open(t.TempDir(), embedded.Options{SyncDelay: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	s, ctx := openWithSyncDelay(t, 50*time.Millisecond)
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := 0; w < writers; w++ {
@@ -98,13 +100,7 @@ func TestSyncDelayGroupsConcurrentWriters(t *testing.T) {
 // With SyncDelay negative commits never wait: the same writers still
 // complete (the option turns the waiting off, nothing else).
 func TestSyncDelayOff(t *testing.T) {
-	s, err := embedded.Open(t.TempDir(), embedded.Options{SyncDelay: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	s, ctx := openWithSyncDelay(t, -1)
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
