@@ -83,7 +83,10 @@ func TestSyncDelayGroupsConcurrentWriters(t *testing.T) {
 	if st.Appends != writers*each {
 		t.Fatalf("%d appends stored, want %d", st.Appends, writers*each)
 	}
-	if per := float64(st.Appends) / float64(st.Commits); per < 4 {
+	// Without the wait this gives 1.6–1.8 appends per commit; with it ~8
+	// on an idle machine, 3.9 once under CI load (a writer starved for
+	// longer than the delay shrinks the next groups until all catch up).
+	if per := float64(st.Appends) / float64(st.Commits); per < 3 {
 		t.Fatalf("%.1f appends per commit (%+v): concurrent appends did not share commits", per, st)
 	}
 	for w := 0; w < writers; w++ {
