@@ -92,6 +92,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		o.MemProfile = f
 	}
 	tuneGC(os.Getenv) // as serve does
+	tuneProcs(os.Getenv)
 	res, err := benchHTTP(ctx, o, func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) })
 	if err != nil {
 		fmt.Fprintln(stderr, "seatledger bench:", err)

@@ -72,6 +72,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	tuneGC(os.Getenv)
+	tuneProcs(os.Getenv)
 	if err := serve(ctx, cfg, stdout, stderr, nil); err != nil {
 		fmt.Fprintln(stderr, "seatledger serve:", err)
 		var ce *configError
