@@ -36,7 +36,7 @@ func (s *Server) requestID(c *gin.Context) {
 		id = uuid.NewString()
 	}
 	c.Set(ctxRequestID, id)
-	c.Set(ctxLogger, s.cfg.Logger.With("request_id", id))
+	c.Set(ctxLogger, s.cfg.Logger) // loggerOf adds the request id
 	c.Writer.Header().Set(HeaderRequestID, id)
 	c.Next()
 }
@@ -53,7 +53,10 @@ func (s *Server) observe(c *gin.Context) {
 	}
 	status := c.Writer.Status()
 	s.metrics.httpDuration.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Observe(d.Seconds())
+	// The request id goes in as an attribute, not through Logger.With: With
+	// pre-formats a handler per request, which cost 1% of a command's CPU.
 	attrs := []any{
+		"request_id", RequestIDOf(c),
 		"method", c.Request.Method,
 		"route", route,
 		"path", c.Request.URL.Path,
@@ -70,7 +73,7 @@ func (s *Server) observe(c *gin.Context) {
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	loggerOf(c).Log(c.Request.Context(), level, "http request", attrs...)
+	s.cfg.Logger.Log(c.Request.Context(), level, "http request", attrs...)
 }
 
 // recover turns a panic of a handler into a 500 problem.

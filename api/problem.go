@@ -198,7 +198,7 @@ func WriteProblem(c *gin.Context, err error) {
 			level = slog.LevelError
 		}
 		logger.Log(c.Request.Context(), level, "request failed",
-			"request_id", p.RequestID, "route", c.FullPath(), "code", p.Code, "err", err)
+			"route", c.FullPath(), "code", p.Code, "err", err)
 	}
 	for k, vs := range hdr {
 		for _, v := range vs {
@@ -210,11 +210,17 @@ func WriteProblem(c *gin.Context, err error) {
 	writeJSON(c, p.Status, ProblemContentType, p)
 }
 
+// loggerOf returns the server's logger with the request's id, for the rare
+// lines a handler logs (failures, panics).
 func loggerOf(c *gin.Context) *slog.Logger {
+	l := slog.Default()
 	if v, ok := c.Get(ctxLogger); ok {
-		if l, ok := v.(*slog.Logger); ok {
-			return l
+		if sl, ok := v.(*slog.Logger); ok {
+			l = sl
 		}
 	}
-	return slog.Default()
+	if id := RequestIDOf(c); id != "" {
+		l = l.With("request_id", id)
+	}
+	return l
 }

@@ -179,3 +179,30 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestLogLine: each request is logged once with its request id,
+// method, route, status and tenant; a failing request's own line carries
+// the same id once.
+func TestRequestLogLine(t *testing.T) {
+	var logs bytes.Buffer
+	e := newEnv(t, func(c *api.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	e.createTenant("contoso")
+	logs.Reset()
+	e.do(req{Method: "POST", Path: "/v1/tenants/contoso/subscriptions", Token: token(t, "contoso", "admin"),
+		Body: `{"id":"s1","skuId":"SPB","quantity":1}`, Header: map[string]string{api.HeaderRequestID: "req-42"}})
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one log line per request, got %d: %q", len(lines), logs.String())
+	}
+	for _, want := range []string{`msg="http request"`, "request_id=req-42", "method=POST",
+		"route=/v1/tenants/:t/subscriptions", "status=201", "tenant=contoso"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("log line lacks %s: %s", want, lines[0])
+		}
+	}
+	if n := strings.Count(lines[0], "request_id="); n != 1 {
+		t.Errorf("request_id appears %d times: %s", n, lines[0])
+	}
+}
