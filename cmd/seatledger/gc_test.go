@@ -30,8 +30,8 @@ func TestTuneProcsLeavesAnOperatorsGOMAXPROCS(t *testing.T) {
 	defer runtime.GOMAXPROCS(old)
 
 	tuneProcs(func(string) string { return "" })
-	if got := runtime.GOMAXPROCS(0); got != 3*serveProcsFactor {
-		t.Fatalf("GOMAXPROCS unset: %d, want %d × 3", got, serveProcsFactor)
+	if got, want := runtime.GOMAXPROCS(0), serveProcs(3, runtime.NumCPU()); got != want {
+		t.Fatalf("GOMAXPROCS unset: %d, want %d", got, want)
 	}
 	runtime.GOMAXPROCS(3)
 	tuneProcs(func(k string) string {
@@ -42,5 +42,19 @@ func TestTuneProcsLeavesAnOperatorsGOMAXPROCS(t *testing.T) {
 	})
 	if got := runtime.GOMAXPROCS(0); got != 3 {
 		t.Fatalf("GOMAXPROCS=3: %d, want 3 (the operator's)", got)
+	}
+}
+
+func TestServeProcsKeepsACPUQuota(t *testing.T) {
+	for _, c := range []struct{ goDefault, numCPU, want int }{
+		{2, 2, 2 * serveProcsFactor},   // no quota: four per CPU
+		{8, 8, 8 * serveProcsFactor},   // the same on a bigger machine
+		{2, 16, 2},                     // a 2-CPU quota on 16 CPUs: kept
+		{1, 4, 1},                      // a quota under one CPU rounds up to 1
+		{16, 2, 16 * serveProcsFactor}, // a GOMAXPROCS above the CPUs is not a quota
+	} {
+		if got := serveProcs(c.goDefault, c.numCPU); got != c.want {
+			t.Errorf("serveProcs(%d, %d) = %d, want %d", c.goDefault, c.numCPU, got, c.want)
+		}
 	}
 }

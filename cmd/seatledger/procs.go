@@ -17,10 +17,21 @@ import "runtime"
 // fourth session). Eight and sixteen Ps per CPU were no better than four.
 const serveProcsFactor = 4
 
-// tuneProcs raises GOMAXPROCS to serveProcsFactor × Go's default unless the
-// operator set GOMAXPROCS.
+// tuneProcs sets GOMAXPROCS to serveProcs unless the operator set it.
 func tuneProcs(getenv func(string) string) {
 	if getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(serveProcsFactor * runtime.GOMAXPROCS(0))
+		runtime.GOMAXPROCS(serveProcs(runtime.GOMAXPROCS(0), runtime.NumCPU()))
 	}
+}
+
+// serveProcs is the GOMAXPROCS serve runs with, given Go's default and the
+// CPUs the process may run on. A default below the CPU count means a CPU
+// quota (a container's limit, which Go's default follows): more threads
+// than the quota lets run would be throttled in bursts, so the default is
+// kept there.
+func serveProcs(goDefault, numCPU int) int {
+	if goDefault < numCPU {
+		return goDefault
+	}
+	return serveProcsFactor * goDefault
 }
