@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -204,5 +206,35 @@ func TestRequestLogLine(t *testing.T) {
 	}
 	if n := strings.Count(lines[0], "request_id="); n != 1 {
 		t.Errorf("request_id appears %d times: %s", n, lines[0])
+	}
+}
+
+// TestFailedRequestLogLines: a request that fails with a 5xx logs why (the
+// handler's line and WriteProblem's) and the request line, each with the
+// request id once.
+func TestFailedRequestLogLines(t *testing.T) {
+	var logs bytes.Buffer
+	e := newEnv(t, func(c *api.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.Ready = func(context.Context) error { return errors.New("disk on fire") }
+	})
+	r := e.do(req{Method: "GET", Path: "/readyz", Header: map[string]string{api.HeaderRequestID: "req-43"}})
+	if r.Code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz: %d, want 503", r.Code)
+	}
+	for _, msg := range []string{`msg="not ready"`, `msg="request failed"`, `msg="http request"`} {
+		var line string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, msg) {
+				line = l
+			}
+		}
+		if line == "" {
+			t.Errorf("no %s line in %q", msg, logs.String())
+			continue
+		}
+		if n := strings.Count(line, "request_id=req-43"); n != 1 || strings.Count(line, "request_id=") != 1 {
+			t.Errorf("%s: want request_id=req-43 exactly once: %s", msg, line)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io/fs"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -29,9 +31,14 @@ func TestTuneProcsLeavesAnOperatorsGOMAXPROCS(t *testing.T) {
 	old := runtime.GOMAXPROCS(3)
 	defer runtime.GOMAXPROCS(old)
 
-	tuneProcs(func(string) string { return "" })
-	if got, want := runtime.GOMAXPROCS(0), serveProcs(3, runtime.NumCPU()); got != want {
-		t.Fatalf("GOMAXPROCS unset: %d, want %d", got, want)
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0)
+	want := serveProcs(def, runtime.NumCPU(), cpuQuota(os.ReadFile))
+	for i := 0; i < 2; i++ { // twice: it starts from Go's default each time
+		tuneProcs(func(string) string { return "" })
+		if got := runtime.GOMAXPROCS(0); got != want {
+			t.Fatalf("GOMAXPROCS unset, call %d: %d, want %d (Go's default %d)", i+1, got, want, def)
+		}
 	}
 	runtime.GOMAXPROCS(3)
 	tuneProcs(func(k string) string {
@@ -46,15 +53,46 @@ func TestTuneProcsLeavesAnOperatorsGOMAXPROCS(t *testing.T) {
 }
 
 func TestServeProcsKeepsACPUQuota(t *testing.T) {
-	for _, c := range []struct{ goDefault, numCPU, want int }{
-		{2, 2, 2 * serveProcsFactor},   // no quota: four per CPU
-		{8, 8, 8 * serveProcsFactor},   // the same on a bigger machine
-		{2, 16, 2},                     // a 2-CPU quota on 16 CPUs: kept
-		{1, 4, 1},                      // a quota under one CPU rounds up to 1
-		{16, 2, 16 * serveProcsFactor}, // a GOMAXPROCS above the CPUs is not a quota
+	for _, c := range []struct {
+		goDefault, numCPU int
+		quota             bool
+		want              int
+	}{
+		{2, 2, false, 2 * serveProcsFactor}, // no quota: four per CPU
+		{8, 8, false, 8 * serveProcsFactor}, // the same on a bigger machine
+		{2, 2, true, 2},                     // a quota of 0.5–2 CPUs on 2 (Go rounds up, at least 2)
+		{4, 4, true, 4},                     // 3.5 CPUs on 4
+		{2, 16, false, 2},                   // a default below the CPUs: a quota not seen in the files
 	} {
-		if got := serveProcs(c.goDefault, c.numCPU); got != c.want {
-			t.Errorf("serveProcs(%d, %d) = %d, want %d", c.goDefault, c.numCPU, got, c.want)
+		if got := serveProcs(c.goDefault, c.numCPU, c.quota); got != c.want {
+			t.Errorf("serveProcs(%d, %d, %v) = %d, want %d", c.goDefault, c.numCPU, c.quota, got, c.want)
+		}
+	}
+}
+
+func TestCPUQuotaReadsCgroupFiles(t *testing.T) {
+	files := func(m map[string]string) func(string) ([]byte, error) {
+		return func(p string) ([]byte, error) {
+			if v, ok := m[p]; ok {
+				return []byte(v), nil
+			}
+			return nil, fs.ErrNotExist
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		files map[string]string
+		want  bool
+	}{
+		{"v2 unlimited", map[string]string{"/sys/fs/cgroup/cpu.max": "max 100000\n"}, false},
+		{"v2 1.5 CPUs", map[string]string{"/sys/fs/cgroup/cpu.max": "150000 100000\n"}, true},
+		{"v1 unlimited", map[string]string{"/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n"}, false},
+		{"v1 2 CPUs", map[string]string{"/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "200000\n"}, true},
+		{"v1 cpu,cpuacct", map[string]string{"/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "50000\n"}, true},
+		{"no cgroup files", map[string]string{}, false},
+	} {
+		if got := cpuQuota(files(c.files)); got != c.want {
+			t.Errorf("%s: cpuQuota = %v, want %v", c.name, got, c.want)
 		}
 	}
 }
