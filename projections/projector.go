@@ -129,6 +129,10 @@ type Projection struct {
 	failed   failedEvent                // the event the handler is (or was last) working on
 	batch    []eventstore.RecordedEvent // reused by handle
 	views    jsonArena                  // the encoded views of a flush
+	sink     scriptSink                 // one tenant's writes, reused by render
+	flushKey []string                   // flushOnce's KEYS, reused
+	flushArg []any                      // flushOnce's ARGV, reused
+	flushCmd []any                      // flushOnce's command, reused
 	spare    []*pendingTenant           // emptied by resetPending, for reuse
 }
 
@@ -593,18 +597,27 @@ func (p *Projection) flush(ctx context.Context) error {
 	return nil
 }
 
-// render renders tenant tid's pending changes as apply script arguments.
+// render renders tenant tid's pending changes as apply script arguments
+// into p.sink, which stays valid until the next render: copy out what is
+// kept (go-redis's EvalSha copies its keys and arguments).
 func (p *Projection) render(tid string) *scriptSink {
 	pt := p.pending[tid]
-	ss := newScriptSink(func(suffix string) string { return p.keys.Key(tid, suffix) })
+	ss := &p.sink
+	ss.reset(func(suffix string) string { return p.keys.Key(tid, suffix) })
 	pt.tc.render(&renderer{cat: p.cfg.Catalog, t: pt.st, out: ss, buf: &p.views})
 	return ss
 }
 
+// flushOnce writes every pending tenant and the checkpoint with one call of
+// the flush script. Its keys, arguments and command are built in buffers
+// reused from flush to flush (they were a twentieth of the process's
+// allocations, twice over with go-redis's own copy in EvalSha).
 func (p *Projection) flushOnce(ctx context.Context) error {
 	p.views.reset()
-	keys := make([]string, 0, 8*len(p.order)+2)
-	args := make([]any, 0, 2+40*len(p.order))
+	keys := p.flushKey[:0]
+	// ARGV: the checkpoint's position, the tenant count, then per tenant
+	// its key count, version, id, op count and ops.
+	args := p.flushArg[:0]
 	args = append(args, uint64(p.staged), len(p.order))
 	for _, tid := range p.order {
 		ss := p.render(tid)
@@ -613,14 +626,27 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 		args = append(args, ss.args...)
 	}
 	keys = append(keys, p.keys.Tenants(), p.keys.Checkpoint(p.cfg.Name))
-	err := p.cfg.Redis.EvalSha(ctx, p.flushSHA, keys, args...).Err()
+	p.flushKey, p.flushArg = keys, args
+	err := p.evalFlush(ctx, "evalsha", p.flushSHA, keys, args)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		err = p.cfg.Redis.Eval(ctx, flushScript, keys, args...).Err()
+		err = p.evalFlush(ctx, "eval", flushScript, keys, args)
 	}
 	if err != nil {
 		return fmt.Errorf("write read models: %w", err)
 	}
 	return nil
+}
+
+// evalFlush sends `verb script len(keys) keys... args...` (EVALSHA or EVAL)
+// built in p.flushCmd.
+func (p *Projection) evalFlush(ctx context.Context, verb, script string, keys []string, args []any) error {
+	cmd := append(p.flushCmd[:0], verb, script, len(keys))
+	for _, k := range keys {
+		cmd = append(cmd, k)
+	}
+	cmd = append(cmd, args...)
+	p.flushCmd = cmd
+	return p.cfg.Redis.Do(ctx, cmd...).Err()
 }
 
 func (p *Projection) flushPerTenant(ctx context.Context) error {

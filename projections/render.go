@@ -598,9 +598,20 @@ type scriptSink struct {
 }
 
 func newScriptSink(keyOf func(string) string) *scriptSink {
-	s := &scriptSink{index: map[string]int{}, keyOf: keyOf}
-	s.key(SufMeta) // KEYS[1] holds the applied version
+	s := &scriptSink{}
+	s.reset(keyOf)
 	return s
+}
+
+// reset empties s for another tenant's writes, keeping its memory.
+func (s *scriptSink) reset(keyOf func(string) string) {
+	if s.index == nil {
+		s.index = map[string]int{}
+	}
+	clear(s.index)
+	clear(s.args) // drop the last tenant's views and strings
+	s.keys, s.args, s.keyOf = s.keys[:0], s.args[:0], keyOf
+	s.key(SufMeta) // KEYS[1] holds the applied version
 }
 
 func (s *scriptSink) key(suffix string) string {
