@@ -1,13 +1,17 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 )
 
@@ -261,5 +265,39 @@ func TestCommandEndpoints(t *testing.T) {
 	// The stream holds exactly the events the answers reported.
 	if got, want := e.version("contoso"), uint64(len(e.events("contoso"))); got != want {
 		t.Fatalf("version %d, events %d", got, want)
+	}
+}
+
+// TestBodyLengths: a body is read whole whether its length is declared or
+// not (chunked), one shorter than its Content-Length is refused, and one
+// over 1 MiB is refused, declared (before it is read) or chunked.
+func TestBodyLengths(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	admin := token(t, "contoso", "admin")
+	send := func(body io.Reader, length int64) resp {
+		hr := httptest.NewRequest("POST", "/v1/tenants/contoso/users", body)
+		hr.ContentLength = length
+		hr.Header.Set("Content-Type", "application/json")
+		hr.Header.Set("Authorization", "Bearer "+admin)
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, hr)
+		return resp{Code: w.Code, Header: w.Header(), Body: w.Body.Bytes()}
+	}
+	user := func(id string) string {
+		return `{"id":"` + id + `","userPrincipalName":"` + id + `@contoso.example","usageLocation":"US"}`
+	}
+	wantOK(t, send(strings.NewReader(user("declared")), int64(len(user("declared")))), http.StatusCreated)
+	// io.MultiReader hides the length, as a chunked body does.
+	wantOK(t, send(io.MultiReader(strings.NewReader(user("chunked"))), -1), http.StatusCreated)
+	short := user("short")
+	problem(t, send(strings.NewReader(short), int64(len(short))+10), http.StatusBadRequest, "invalid_request")
+	problem(t, send(strings.NewReader(short), api.MaxBodyBytes+1), http.StatusRequestEntityTooLarge, "invalid_request")
+	big := `{"id":"big","displayName":"` + strings.Repeat("a", api.MaxBodyBytes) + `"}`
+	problem(t, send(io.MultiReader(strings.NewReader(big)), -1), http.StatusRequestEntityTooLarge, "invalid_request")
+	var users int
+	_ = e.cmds.View(context.Background(), "contoso", func(st *domain.Tenant) error { users = len(st.Users); return nil })
+	if users != 3 { // the global admin, declared, chunked
+		t.Fatalf("tenant has %d users, want 3", users)
 	}
 }
