@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -339,6 +340,61 @@ func TestStopsOnAnEventItCannotApply(t *testing.T) {
 	if err := p.metrics.stopped.WithLabelValues("readmodels").Write(&m); err != nil || m.GetGauge().GetValue() != 1 {
 		got := m.GetGauge().GetValue()
 		t.Fatalf("stopped gauge %v", got)
+	}
+}
+
+// TestSubscriberReusesAckedPayloads: with ReusePayloads a message is built
+// in the payload of one already Acked (and only then), and every event
+// still arrives once, in order, as the store holds it; without it no
+// payload is shared.
+func TestSubscriberReusesAckedPayloads(t *testing.T) {
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 1)
+	head := lastPosition(t, store)
+	want, err := store.ReadAll(context.Background(), eventstore.Start, int(head))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reuse := range []bool{true, false} {
+		sub := NewSubscriber(store, SubscriberConfig{MaxBatch: 4, ReusePayloads: reuse})
+		ch, err := sub.Subscribe(context.Background(), "$all")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[*byte]bool{} // the backing arrays of the acked payloads
+		shared, next := 0, 0
+		for next < len(want) {
+			m := <-ch
+			if seen[unsafe.SliceData(m.Payload)] {
+				shared++
+			}
+			evs, err := DecodeBatch(m.Payload, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				w := want[next]
+				if ev.Position != w.Position || ev.Stream != w.Stream || ev.Version != w.Version || ev.ID != w.ID ||
+					ev.Type != w.Type || string(ev.Data) != string(w.Data) || !ev.RecordedAt.Equal(w.RecordedAt) {
+					t.Fatalf("reuse %v: event %d is %+v, the store has %+v", reuse, next, ev, w)
+				}
+				next++
+			}
+			seen[unsafe.SliceData(m.Payload)] = true
+			m.Ack()
+		}
+		sub.Close()
+		for range ch {
+		}
+		sub.Wait()
+		if reuse && shared == 0 {
+			t.Errorf("ReusePayloads: no message was built in an acked one's payload")
+		}
+		if !reuse && shared != 0 {
+			t.Errorf("without ReusePayloads %d messages shared a payload", shared)
+		}
 	}
 }
 

@@ -277,6 +277,9 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 		Prefetch:  p.cfg.PrefetchEvents,
 		NackDelay: p.cfg.SubscriberNack,
 		Logger:    p.cfg.Logger,
+		// handle keeps nothing of a payload: eventcodec.Decode copies
+		// what it decodes, failedAt copies the stream name.
+		ReusePayloads: true,
 	})
 	p.sub = sub
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, p.cfg.WatermillLogger)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,11 @@ type SubscriberConfig struct {
 	// carries the events already waiting when it is sent: under load one
 	// message per few dozen events instead of one per event.
 	MaxBatch int
+	// ReusePayloads has the payload of an Acked message reused for a later
+	// message. Set it only when the handler keeps nothing of a payload
+	// (DecodeBatch's Data slices point into it) once it returned: the
+	// projection decodes the events it keeps into their own memory.
+	ReusePayloads bool
 	// Logger (default: discard).
 	Logger *slog.Logger
 }
@@ -167,6 +173,7 @@ func (s *Subscriber) send(ctx context.Context, buf <-chan eventstore.RecordedEve
 	defer s.wg.Done()
 	defer close(out)
 	batch := make([]eventstore.RecordedEvent, 0, s.cfg.MaxBatch)
+	var spare []byte // an Acked message's payload, with ReusePayloads
 	for {
 		batch = batch[:0]
 		select {
@@ -190,7 +197,8 @@ func (s *Subscriber) send(ctx context.Context, buf <-chan eventstore.RecordedEve
 				break drain
 			}
 		}
-		msg := newBatchMessage(batch, len(buf) > 0)
+		msg := newBatchMessage(batch, len(buf) > 0, spare[:0])
+		spare = nil
 		for {
 			msg.SetContext(ctx)
 			select {
@@ -200,6 +208,9 @@ func (s *Subscriber) send(ctx context.Context, buf <-chan eventstore.RecordedEve
 			}
 			select {
 			case <-msg.Acked():
+				if s.cfg.ReusePayloads {
+					spare = msg.Payload
+				}
 			case <-msg.Nacked():
 				select {
 				case <-time.After(s.cfg.NackDelay):
@@ -216,12 +227,14 @@ func (s *Subscriber) send(ctx context.Context, buf <-chan eventstore.RecordedEve
 	}
 }
 
-func newBatchMessage(batch []eventstore.RecordedEvent, more bool) *message.Message {
+// newBatchMessage frames batch into a message whose payload is appended to
+// buf (empty; nil: a new buffer).
+func newBatchMessage(batch []eventstore.RecordedEvent, more bool, buf []byte) *message.Message {
 	size := 0
 	for i := range batch {
 		size += len(batch[i].Data) + len(batch[i].Stream) + len(batch[i].ID) + len(batch[i].Type) + 40
 	}
-	payload := make([]byte, 0, size)
+	payload := slices.Grow(buf[:0], size)
 	for i := range batch {
 		payload = AppendBatchEvent(payload, &batch[i])
 	}
