@@ -1,6 +1,13 @@
 package main
 
-import "runtime/debug"
+import (
+	"bufio"
+	"bytes"
+	"math"
+	"os"
+	"runtime/debug"
+	"strconv"
+)
 
 // serveGCPercent is the garbage collector's target for `serve` when GOGC is
 // not set. Almost all of a command's allocations (HTTP, JSON, the events'
@@ -9,13 +16,67 @@ import "runtime/debug"
 // phase (~100 ms on two cores for the benchmark's ~40 MB of tenant states)
 // doubled the latency of the requests it overlapped, and at Go's default
 // it ran several times a second. Collecting at 9× the live heap instead of
-// 2× makes cycles rarer at the cost of a larger peak heap; GOGC overrides it
-// and GOMEMLIMIT caps the heap as usual.
+// 2× makes cycles rarer at the cost of a larger peak heap, which
+// serveMemoryLimit bounds; GOGC and GOMEMLIMIT override them.
 const serveGCPercent = 800
 
-// tuneGC applies serveGCPercent unless the operator set GOGC.
+// serveMemoryShare is the share of the memory the process may use (the
+// cgroup's limit, else the machine's) that serve gives Go as GOMEMLIMIT
+// when it is not set: when a large live heap (many big tenants cached)
+// would take GOGC 800's peak past it, the collector runs more often
+// instead. The rest is for Pebble's cache and memtables (outside Go's heap)
+// and the host.
+const serveMemoryShare = 0.5
+
+// tuneGC applies serveGCPercent unless the operator set GOGC, and a memory
+// limit of serveMemoryShare unless the operator set GOMEMLIMIT.
 func tuneGC(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
 	}
+	if getenv("GOMEMLIMIT") == "" {
+		if limit := serveMemoryLimit(availableMemory(os.ReadFile)); limit > 0 {
+			debug.SetMemoryLimit(limit)
+		}
+	}
+}
+
+// serveMemoryLimit is serve's GOMEMLIMIT for a process that may use avail
+// bytes (0: unknown, no limit).
+func serveMemoryLimit(avail int64) int64 {
+	if avail <= 0 {
+		return 0
+	}
+	return int64(float64(avail) * serveMemoryShare)
+}
+
+// availableMemory is the memory the process may use: the cgroup's limit
+// (v2 memory.max, v1 memory.limit_in_bytes, as mounted at /sys/fs/cgroup)
+// when it is below the machine's (/proc/meminfo's MemTotal), else the
+// machine's; 0 when neither can be read.
+func availableMemory(readFile func(string) ([]byte, error)) int64 {
+	var total int64
+	if b, err := readFile("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			f := bytes.Fields(sc.Bytes())
+			if len(f) >= 2 && string(f[0]) == "MemTotal:" {
+				if kb, err := strconv.ParseInt(string(f[1]), 10, 64); err == nil && kb < math.MaxInt64/1024 {
+					total = kb * 1024
+				}
+			}
+		}
+	}
+	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := readFile(p)
+		if err != nil {
+			continue
+		}
+		// "max" (v2) or a huge number (v1) when unlimited.
+		if n, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64); err == nil && n > 0 && (total == 0 || n < total) {
+			total = n
+		}
+		break
+	}
+	return total
 }

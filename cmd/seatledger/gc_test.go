@@ -2,6 +2,7 @@ package main
 
 import (
 	"io/fs"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -11,6 +12,7 @@ import (
 func TestTuneGCLeavesAnOperatorsGOGC(t *testing.T) {
 	old := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(old)
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 
 	tuneGC(func(string) string { return "" })
 	if got := debug.SetGCPercent(100); got != serveGCPercent {
@@ -94,5 +96,66 @@ func TestCPUQuotaReadsCgroupFiles(t *testing.T) {
 		if got := cpuQuota(files(c.files)); got != c.want {
 			t.Errorf("%s: cpuQuota = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestAvailableMemoryReadsCgroupAndMeminfo(t *testing.T) {
+	meminfo := "MemTotal:       24684132 kB\nMemFree:        22918720 kB\n"
+	files := func(m map[string]string) func(string) ([]byte, error) {
+		return func(p string) ([]byte, error) {
+			if v, ok := m[p]; ok {
+				return []byte(v), nil
+			}
+			return nil, fs.ErrNotExist
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		files map[string]string
+		want  int64
+	}{
+		{"machine only", map[string]string{"/proc/meminfo": meminfo}, 24684132 * 1024},
+		{"v2 unlimited", map[string]string{"/proc/meminfo": meminfo, "/sys/fs/cgroup/memory.max": "max\n"}, 24684132 * 1024},
+		{"v2 2 GiB", map[string]string{"/proc/meminfo": meminfo, "/sys/fs/cgroup/memory.max": "2147483648\n"}, 2 << 30},
+		{"v1 unlimited", map[string]string{"/proc/meminfo": meminfo, "/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"}, 24684132 * 1024},
+		{"v1 1 GiB", map[string]string{"/proc/meminfo": meminfo, "/sys/fs/cgroup/memory/memory.limit_in_bytes": "1073741824\n"}, 1 << 30},
+		{"cgroup only", map[string]string{"/sys/fs/cgroup/memory.max": "1073741824\n"}, 1 << 30},
+		{"nothing readable", map[string]string{}, 0},
+	} {
+		if got := availableMemory(files(c.files)); got != c.want {
+			t.Errorf("%s: availableMemory = %d, want %d", c.name, got, c.want)
+		}
+	}
+	if got := serveMemoryLimit(2 << 30); got != 1<<30 {
+		t.Errorf("serveMemoryLimit(2 GiB) = %d, want 1 GiB", got)
+	}
+	if got := serveMemoryLimit(0); got != 0 {
+		t.Errorf("serveMemoryLimit(unknown) = %d, want 0 (no limit)", got)
+	}
+}
+
+func TestTuneGCSetsAMemoryLimitUnlessGOMEMLIMIT(t *testing.T) {
+	old := debug.SetMemoryLimit(math.MaxInt64)
+	defer debug.SetMemoryLimit(old)
+	oldPct := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(oldPct)
+
+	tuneGC(func(string) string { return "" })
+	want := serveMemoryLimit(availableMemory(os.ReadFile))
+	if want == 0 {
+		want = math.MaxInt64 // nothing readable here: no limit set
+	}
+	if got := debug.SetMemoryLimit(-1); got != want {
+		t.Fatalf("GOMEMLIMIT unset: limit %d, want %d", got, want)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	tuneGC(func(k string) string {
+		if k == "GOMEMLIMIT" {
+			return "1GiB"
+		}
+		return ""
+	})
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Fatalf("GOMEMLIMIT set: limit changed to %d", got)
 	}
 }
