@@ -268,9 +268,10 @@ func TestCommandEndpoints(t *testing.T) {
 	}
 }
 
-// TestBodyLengths: a body is read whole whether its length is declared or
-// not (chunked), one shorter than its Content-Length is refused, and one
-// over 1 MiB is refused, declared (before it is read) or chunked.
+// TestBodyLengths: a body is read whole whether its length is declared
+// (small or over 64 KiB) or not (chunked), one shorter or longer than its
+// Content-Length is refused, and one over 1 MiB is refused, declared
+// (before it is read) or chunked.
 func TestBodyLengths(t *testing.T) {
 	e := newEnv(t)
 	e.createTenant("contoso")
@@ -292,12 +293,17 @@ func TestBodyLengths(t *testing.T) {
 	wantOK(t, send(io.MultiReader(strings.NewReader(user("chunked"))), -1), http.StatusCreated)
 	short := user("short")
 	problem(t, send(strings.NewReader(short), int64(len(short))+10), http.StatusBadRequest, "invalid_request")
+	long := user("long")
+	problem(t, send(strings.NewReader(long+"   "), int64(len(long))+1), http.StatusBadRequest, "invalid_request")
+	// Over 64 KiB declared: read as it arrives, still whole.
+	wide := user("wide") + strings.Repeat(" ", 100<<10)
+	wantOK(t, send(strings.NewReader(wide), int64(len(wide))), http.StatusCreated)
 	problem(t, send(strings.NewReader(short), api.MaxBodyBytes+1), http.StatusRequestEntityTooLarge, "invalid_request")
 	big := `{"id":"big","displayName":"` + strings.Repeat("a", api.MaxBodyBytes) + `"}`
 	problem(t, send(io.MultiReader(strings.NewReader(big)), -1), http.StatusRequestEntityTooLarge, "invalid_request")
 	var users int
 	_ = e.cmds.View(context.Background(), "contoso", func(st *domain.Tenant) error { users = len(st.Users); return nil })
-	if users != 3 { // the global admin, declared, chunked
-		t.Fatalf("tenant has %d users, want 3", users)
+	if users != 4 { // the global admin, declared, chunked, wide
+		t.Fatalf("tenant has %d users, want 4", users)
 	}
 }

@@ -40,12 +40,19 @@ func readBody(c *gin.Context) ([]byte, error) {
 		body []byte
 		err  error
 	)
-	if n := c.Request.ContentLength; n > 0 {
+	if n := c.Request.ContentLength; n > 0 && n <= exactBodyBytes {
 		// The usual case: read exactly the declared length (net/http fails
-		// a shorter body) instead of growing a buffer from 512 bytes.
+		// a shorter body) instead of growing a buffer from 512 bytes, and
+		// make sure nothing follows (net/http's body stops there; another
+		// reader might not).
 		body = make([]byte, n)
-		_, err = io.ReadFull(r, body)
-	} else {
+		if _, err = io.ReadFull(r, body); err == nil {
+			var more [1]byte
+			if k, _ := r.Read(more[:]); k > 0 {
+				err = errors.New("request body longer than its Content-Length")
+			}
+		}
+	} else { // unknown length, or large: grow as it arrives
 		body, err = io.ReadAll(r)
 	}
 	if err != nil {
@@ -57,6 +64,11 @@ func readBody(c *gin.Context) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// exactBodyBytes is the largest declared body read into a buffer of its
+// size at once: a larger one grows as it arrives, so a slow client cannot
+// make the server hold 1 MiB per connection before sending it.
+const exactBodyBytes = 64 << 10
 
 func errBodyTooLarge() error {
 	return &HTTPError{Status: http.StatusRequestEntityTooLarge, Code: domain.CodeInvalidRequest, Field: "body",

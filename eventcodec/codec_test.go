@@ -57,6 +57,34 @@ func TestDecodeMatchesTheStandardDecoder(t *testing.T) {
 	}
 }
 
+// TestDecodeKeepsNothingOfItsInput: a decoded event holds no bytes of the
+// input (strings and raw payloads are copies), so the caller may reuse the
+// buffer at once; the projection's subscriber relies on it
+// (projections.SubscriberConfig.ReusePayloads).
+func TestDecodeKeepsNothingOfItsInput(t *testing.T) {
+	for _, e := range sample() {
+		b, err := domain.EncodeEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Decode(b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := append([]byte(nil), b...)
+		got, err := Decode(buf, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range buf {
+			buf[i] = 'X'
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s changed when its input was overwritten:\n got %#v\nwant %#v", e.Type, got, want)
+		}
+	}
+}
+
 func BenchmarkDecode(b *testing.B) {
 	raw, _ := domain.EncodeEvent(sample()[2])
 	b.ReportAllocs()

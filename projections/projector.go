@@ -634,11 +634,28 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		err = p.evalFlush(ctx, "eval", flushScript, keys, args)
 	}
+	p.releaseFlushBuffers()
 	if err != nil {
 		return fmt.Errorf("write read models: %w", err)
 	}
 	return nil
 }
+
+// releaseFlushBuffers lets go of what the last flush's buffers point to
+// (views in the arena, strings), and of the buffers themselves after a
+// rebuild-sized flush, as jsonArena.reset does.
+func (p *Projection) releaseFlushBuffers() {
+	clear(p.flushKey)
+	clear(p.flushArg)
+	clear(p.flushCmd)
+	if cap(p.flushCmd) > maxKeptFlushArgs {
+		p.flushKey, p.flushArg, p.flushCmd = nil, nil, nil
+	}
+}
+
+// maxKeptFlushArgs bounds the flush buffers kept between flushes (a live
+// flush of 512 events has a few thousand arguments).
+const maxKeptFlushArgs = 1 << 16
 
 // evalFlush sends `verb script len(keys) keys... args...` (EVALSHA or EVAL)
 // built in p.flushCmd.

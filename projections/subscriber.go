@@ -208,7 +208,7 @@ func (s *Subscriber) send(ctx context.Context, buf <-chan eventstore.RecordedEve
 			}
 			select {
 			case <-msg.Acked():
-				if s.cfg.ReusePayloads {
+				if s.cfg.ReusePayloads && cap(msg.Payload) <= maxKeptPayload {
 					spare = msg.Payload
 				}
 			case <-msg.Nacked():
@@ -226,6 +226,10 @@ func (s *Subscriber) send(ctx context.Context, buf <-chan eventstore.RecordedEve
 		}
 	}
 }
+
+// maxKeptPayload bounds the payload kept for reuse (a batch of events of a
+// few KiB each fits).
+const maxKeptPayload = 4 << 20
 
 // newBatchMessage frames batch into a message whose payload is appended to
 // buf (empty; nil: a new buffer).

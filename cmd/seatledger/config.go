@@ -58,7 +58,7 @@ var envVars = []envVar{
 	{envPurgeRate, "5000", "most held-data purges sent per second, so a mass of due holds does not slow live commands"},
 	{envSyncDelay, "500us", "embedded store: how long a commit may wait for concurrent appends to share its fsync (Go duration; a lone writer never waits; 0 or negative: never wait)"},
 	{"GOGC", "800 (Go's own default is 100)", "Go's garbage collector target; serve sets 800 when it is unset (rarer collections, a heap up to ~9× the live data, within GOMEMLIMIT)"},
-	{"GOMEMLIMIT", "half the memory (Go's own: none)", "Go's soft memory limit; serve sets half of the cgroup's memory limit, else of the machine's memory, when it is unset: the collector runs more often rather than grow the heap past it"},
+	{"GOMEMLIMIT", "80% of the memory (Go's own: none)", "Go's soft memory limit; serve sets 80% of the cgroup's memory limit, else of the machine's memory, when it is unset: the collector runs more often rather than grow the heap past it"},
 	{"GOMAXPROCS", "4 × the CPUs (Go's default under a CPU quota)", "Go's count of threads running Go code at once; serve sets 4 per CPU when it is unset, so that threads blocked in fsync or waiting on the network do not leave a CPU idle; under a CPU quota it sees (/sys/fs/cgroup: cpu.max, cpu.cfs_quota_us) it keeps Go's default, as more threads would be throttled in bursts; set it in a container whose quota is set higher up"},
 	{envRateLimit, "0 (off)", "requests per second per token (tenant and user), optionally with a burst: 20 or 20,40; over it: 429 with Retry-After; the operator token is not limited"},
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 )
 
@@ -24,9 +25,11 @@ const serveGCPercent = 800
 // cgroup's limit, else the machine's) that serve gives Go as GOMEMLIMIT
 // when it is not set: when a large live heap (many big tenants cached)
 // would take GOGC 800's peak past it, the collector runs more often
-// instead. The rest is for Pebble's cache and memtables (outside Go's heap)
-// and the host.
-const serveMemoryShare = 0.5
+// instead. It is a safety net, set high so that it engages only when
+// memory is short: Pebble's cache and memtables (up to ~384 MiB) are in Go's
+// heap in a build without cgo (the Docker image) and outside it with cgo,
+// and the rest is stacks and the host.
+const serveMemoryShare = 0.8
 
 // tuneGC applies serveGCPercent unless the operator set GOGC, and a memory
 // limit of serveMemoryShare unless the operator set GOMEMLIMIT.
@@ -79,4 +82,19 @@ func availableMemory(readFile func(string) ([]byte, error)) int64 {
 		break
 	}
 	return total
+}
+
+// gcSettings reads the collector's GOGC and memory limit in effect
+// ("off" when there is none) for the start-up log.
+func gcSettings() (gogc, memLimit string) {
+	samples := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(samples)
+	gogc, memLimit = "off", "off"
+	if s := samples[0]; s.Value.Kind() == metrics.KindUint64 && s.Value.Uint64() > 0 && s.Value.Uint64() < math.MaxInt32 {
+		gogc = strconv.FormatUint(s.Value.Uint64(), 10)
+	}
+	if s := samples[1]; s.Value.Kind() == metrics.KindUint64 && s.Value.Uint64() < math.MaxInt64 {
+		memLimit = strconv.FormatUint(s.Value.Uint64()>>20, 10) + "MiB"
+	}
+	return gogc, memLimit
 }

@@ -126,8 +126,8 @@ func TestAvailableMemoryReadsCgroupAndMeminfo(t *testing.T) {
 			t.Errorf("%s: availableMemory = %d, want %d", c.name, got, c.want)
 		}
 	}
-	if got := serveMemoryLimit(2 << 30); got != 1<<30 {
-		t.Errorf("serveMemoryLimit(2 GiB) = %d, want 1 GiB", got)
+	if got, want := serveMemoryLimit(10<<30), int64(8<<30); got != want {
+		t.Errorf("serveMemoryLimit(10 GiB) = %d, want 8 GiB", got)
 	}
 	if got := serveMemoryLimit(0); got != 0 {
 		t.Errorf("serveMemoryLimit(unknown) = %d, want 0 (no limit)", got)
@@ -157,5 +157,18 @@ func TestTuneGCSetsAMemoryLimitUnlessGOMEMLIMIT(t *testing.T) {
 	})
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Fatalf("GOMEMLIMIT set: limit changed to %d", got)
+	}
+}
+
+func TestGCSettingsReportsWhatIsInEffect(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(250))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(3 << 30))
+	if gogc, limit := gcSettings(); gogc != "250" || limit != "3072MiB" {
+		t.Fatalf("gcSettings() = %q, %q; want 250, 3072MiB", gogc, limit)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	debug.SetGCPercent(-1)
+	if gogc, limit := gcSettings(); gogc != "off" || limit != "off" {
+		t.Fatalf("gcSettings() = %q, %q; want off, off", gogc, limit)
 	}
 }

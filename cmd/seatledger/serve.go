@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -234,7 +235,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	printBanner(stdout, addr, cfg, dev)
-	logger.Info("listening", "addr", addr, "hold_period", cfg.HoldPeriod, "scheduler_interval", cfg.SchedulerInterval, "bulk_limit", cfg.BulkLimit)
+	gogc, memLimit := gcSettings()
+	logger.Info("listening", "addr", addr, "hold_period", cfg.HoldPeriod, "scheduler_interval", cfg.SchedulerInterval, "bulk_limit", cfg.BulkLimit,
+		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc, "gomemlimit", memLimit)
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
