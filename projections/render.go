@@ -605,14 +605,23 @@ func newScriptSink(keyOf func(string) string) *scriptSink {
 
 // reset empties s for another tenant's writes, keeping its memory.
 func (s *scriptSink) reset(keyOf func(string) string) {
-	if s.index == nil {
+	if s.index == nil || len(s.index) > maxKeptSinkKeys {
+		// A map does not shrink: after a tenant with thousands of keys,
+		// start a small one again.
 		s.index = map[string]int{}
 	}
 	clear(s.index)
+	clear(s.keys)
 	clear(s.args) // drop the last tenant's views and strings
+	if cap(s.args) > 16*maxKeptSinkKeys {
+		s.keys, s.args = nil, nil
+	}
 	s.keys, s.args, s.keyOf = s.keys[:0], s.args[:0], keyOf
 	s.key(SufMeta) // KEYS[1] holds the applied version
 }
+
+// maxKeptSinkKeys bounds what a reused scriptSink keeps between tenants.
+const maxKeptSinkKeys = 1024
 
 func (s *scriptSink) key(suffix string) string {
 	i, ok := s.index[suffix]
