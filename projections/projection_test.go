@@ -21,73 +21,71 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 )
 
-func TestProjectionMatchesTheFold(t *testing.T) {
-	// One script call per flush (one Redis node) and one per tenant (a
-	// cluster, or Config.PerTenantWrites) write the same read models.
+// bothWritePaths runs fn once with one script call per flush (one Redis
+// node) and once with one per tenant (a cluster, or Config.PerTenantWrites),
+// each on a fresh Redis prefix and a store holding contoso's and fabrikam's
+// scenarios with the given seeds: both paths must write the same read models.
+func bothWritePaths(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string)) {
 	for _, perTenant := range []bool{false, true} {
 		t.Run(fmt.Sprint("perTenantWrites=", perTenant), func(t *testing.T) {
 			rdb, prefix := testRedis(t)
 			store := openStore(t)
 			h := newHandler(store)
 			defer h.Close()
-			runScenario(t, h, "contoso", 1)
-			runScenario(t, h, "fabrikam", 2)
-			rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix})
-			rp.waitFor(t, lastPosition(t, store))
-			rep := verifyClean(t, store, rdb, prefix)
-			if rep.Tenants != 2 || rep.Keys < 10 {
-				t.Fatalf("report %+v", rep)
-			}
-			if st := rp.p.Status(); st.Status == StatusStopped || st.EventsApplied == 0 {
-				t.Fatalf("status %+v", st)
-			}
+			runScenario(t, h, "contoso", seedA)
+			runScenario(t, h, "fabrikam", seedB)
+			fn(t, perTenant, store, rdb, prefix)
 		})
 	}
 }
 
+func TestProjectionMatchesTheFold(t *testing.T) {
+	bothWritePaths(t, 1, 2, func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string) {
+		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix})
+		rp.waitFor(t, lastPosition(t, store))
+		rep := verifyClean(t, store, rdb, prefix)
+		if rep.Tenants != 2 || rep.Keys < 10 {
+			t.Fatalf("report %+v", rep)
+		}
+		if st := rp.p.Status(); st.Status == StatusStopped || st.EventsApplied == 0 {
+			t.Fatalf("status %+v", st)
+		}
+	})
+}
+
 func TestRedeliveryChangesNothing(t *testing.T) {
-	// One script call per flush (one Redis node) and one per tenant (a
-	// cluster, or Config.PerTenantWrites) write the same read models.
-	for _, perTenant := range []bool{false, true} {
-		t.Run(fmt.Sprint("perTenantWrites=", perTenant), func(t *testing.T) {
-			rdb, prefix := testRedis(t)
-			store := openStore(t)
-			h := newHandler(store)
-			defer h.Close()
-			runScenario(t, h, "contoso", 3)
-			runScenario(t, h, "fabrikam", 4)
-			rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 16})
-			rp.waitFor(t, lastPosition(t, store))
-			if err := rp.shutdown(); err != nil {
+	bothWritePaths(t, 3, 4, func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string) {
+		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 16})
+		rp.waitFor(t, lastPosition(t, store))
+		if err := rp.shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		before := dumpPrefix(t, rdb, prefix)
+
+		// Deliver every event again, twice: from position 0 with a cold cache
+		// (states are folded at each event's version - 1, so the writes are
+		// stale and must be refused by the version check).
+		for round := 0; round < 2; round++ {
+			if err := rdb.Del(context.Background(), Keys{prefix}.Checkpoint("readmodels")).Err(); err != nil {
 				t.Fatal(err)
 			}
-			before := dumpPrefix(t, rdb, prefix)
-
-			// Deliver every event again, twice: from position 0 with a cold cache
-			// (states are folded at each event's version - 1, so the writes are
-			// stale and must be refused by the version check).
-			for round := 0; round < 2; round++ {
-				if err := rdb.Del(context.Background(), Keys{prefix}.Checkpoint("readmodels")).Err(); err != nil {
-					t.Fatal(err)
-				}
-				rp2 := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 7, CacheSize: 1})
-				rp2.waitFor(t, lastPosition(t, store))
-				if err := rp2.shutdown(); err != nil {
-					t.Fatal(err)
-				}
-				after := dumpPrefix(t, rdb, prefix)
-				if !reflect.DeepEqual(before, after) {
-					for k, v := range after {
-						if before[k] != v {
-							t.Errorf("round %d: %s changed:\nbefore %s\nafter  %s", round, k, before[k], v)
-						}
-					}
-					t.FailNow()
-				}
+			rp2 := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 7, CacheSize: 1})
+			rp2.waitFor(t, lastPosition(t, store))
+			if err := rp2.shutdown(); err != nil {
+				t.Fatal(err)
 			}
-			verifyClean(t, store, rdb, prefix)
-		})
-	}
+			after := dumpPrefix(t, rdb, prefix)
+			if !reflect.DeepEqual(before, after) {
+				for k, v := range after {
+					if before[k] != v {
+						t.Errorf("round %d: %s changed:\nbefore %s\nafter  %s", round, k, before[k], v)
+					}
+				}
+				t.FailNow()
+			}
+		}
+		verifyClean(t, store, rdb, prefix)
+	})
 }
 
 // stopThenConverge projects six scenarios through a Redis client whose

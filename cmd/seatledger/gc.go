@@ -70,18 +70,24 @@ func availableMemory(readFile func(string) ([]byte, error)) int64 {
 			}
 		}
 	}
-	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
-		b, err := readFile(p)
-		if err != nil {
-			continue
-		}
-		// "max" (v2) or a huge number (v1) when unlimited.
+	// "max" (v2) or a huge number (v1) when unlimited.
+	if b, ok := firstFile(readFile, "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); ok {
 		if n, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64); err == nil && n > 0 && (total == 0 || n < total) {
 			total = n
 		}
-		break
 	}
 	return total
+}
+
+// firstFile returns the content of the first of paths that readFile can
+// read (the cgroup v2 file, then the v1 ones).
+func firstFile(readFile func(string) ([]byte, error), paths ...string) ([]byte, bool) {
+	for _, p := range paths {
+		if b, err := readFile(p); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 // gcSettings reads the collector's GOGC and memory limit in effect

@@ -18,12 +18,7 @@ func TestTuneGCLeavesAnOperatorsGOGC(t *testing.T) {
 	if got := debug.SetGCPercent(100); got != serveGCPercent {
 		t.Fatalf("GOGC unset: GC percent %d, want %d", got, serveGCPercent)
 	}
-	tuneGC(func(k string) string {
-		if k == "GOGC" {
-			return "100"
-		}
-		return ""
-	})
+	tuneGC(envWith("GOGC", "100"))
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("GOGC=100: GC percent %d, want 100 (the operator's)", got)
 	}
@@ -43,12 +38,7 @@ func TestTuneProcsLeavesAnOperatorsGOMAXPROCS(t *testing.T) {
 		}
 	}
 	runtime.GOMAXPROCS(3)
-	tuneProcs(func(k string) string {
-		if k == "GOMAXPROCS" {
-			return "3"
-		}
-		return ""
-	})
+	tuneProcs(envWith("GOMAXPROCS", "3"))
 	if got := runtime.GOMAXPROCS(0); got != 3 {
 		t.Fatalf("GOMAXPROCS=3: %d, want 3 (the operator's)", got)
 	}
@@ -73,14 +63,6 @@ func TestServeProcsKeepsACPUQuota(t *testing.T) {
 }
 
 func TestCPUQuotaReadsCgroupFiles(t *testing.T) {
-	files := func(m map[string]string) func(string) ([]byte, error) {
-		return func(p string) ([]byte, error) {
-			if v, ok := m[p]; ok {
-				return []byte(v), nil
-			}
-			return nil, fs.ErrNotExist
-		}
-	}
 	for _, c := range []struct {
 		name  string
 		files map[string]string
@@ -93,7 +75,7 @@ func TestCPUQuotaReadsCgroupFiles(t *testing.T) {
 		{"v1 cpu,cpuacct", map[string]string{"/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "50000\n"}, true},
 		{"no cgroup files", map[string]string{}, false},
 	} {
-		if got := cpuQuota(files(c.files)); got != c.want {
+		if got := cpuQuota(fakeFiles(c.files)); got != c.want {
 			t.Errorf("%s: cpuQuota = %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -101,14 +83,6 @@ func TestCPUQuotaReadsCgroupFiles(t *testing.T) {
 
 func TestAvailableMemoryReadsCgroupAndMeminfo(t *testing.T) {
 	meminfo := "MemTotal:       24684132 kB\nMemFree:        22918720 kB\n"
-	files := func(m map[string]string) func(string) ([]byte, error) {
-		return func(p string) ([]byte, error) {
-			if v, ok := m[p]; ok {
-				return []byte(v), nil
-			}
-			return nil, fs.ErrNotExist
-		}
-	}
 	for _, c := range []struct {
 		name  string
 		files map[string]string
@@ -122,7 +96,7 @@ func TestAvailableMemoryReadsCgroupAndMeminfo(t *testing.T) {
 		{"cgroup only", map[string]string{"/sys/fs/cgroup/memory.max": "1073741824\n"}, 1 << 30},
 		{"nothing readable", map[string]string{}, 0},
 	} {
-		if got := availableMemory(files(c.files)); got != c.want {
+		if got := availableMemory(fakeFiles(c.files)); got != c.want {
 			t.Errorf("%s: availableMemory = %d, want %d", c.name, got, c.want)
 		}
 	}
@@ -149,12 +123,7 @@ func TestTuneGCSetsAMemoryLimitUnlessGOMEMLIMIT(t *testing.T) {
 		t.Fatalf("GOMEMLIMIT unset: limit %d, want %d", got, want)
 	}
 	debug.SetMemoryLimit(math.MaxInt64)
-	tuneGC(func(k string) string {
-		if k == "GOMEMLIMIT" {
-			return "1GiB"
-		}
-		return ""
-	})
+	tuneGC(envWith("GOMEMLIMIT", "1GiB"))
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Fatalf("GOMEMLIMIT set: limit changed to %d", got)
 	}
@@ -170,5 +139,25 @@ func TestGCSettingsReportsWhatIsInEffect(t *testing.T) {
 	debug.SetGCPercent(-1)
 	if gogc, limit := gcSettings(); gogc != "off" || limit != "off" {
 		t.Fatalf("gcSettings() = %q, %q; want off, off", gogc, limit)
+	}
+}
+
+// envWith is a getenv that knows only key=value.
+func envWith(key, value string) func(string) string {
+	return func(k string) string {
+		if k == key {
+			return value
+		}
+		return ""
+	}
+}
+
+// fakeFiles is a readFile over the files in m (path → content).
+func fakeFiles(m map[string]string) func(string) ([]byte, error) {
+	return func(p string) ([]byte, error) {
+		if v, ok := m[p]; ok {
+			return []byte(v), nil
+		}
+		return nil, fs.ErrNotExist
 	}
 }

@@ -60,11 +60,7 @@ func cpuQuota(readFile func(string) ([]byte, error)) bool {
 		f := bytes.Fields(b)
 		return len(f) > 0 && string(f[0]) != "max"
 	}
-	for _, p := range []string{"/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us"} {
-		if b, err := readFile(p); err == nil { // v1: -1 when unlimited
-			q := string(bytes.TrimSpace(b))
-			return q != "" && q != "-1"
-		}
-	}
-	return false
+	b, ok := firstFile(readFile, "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us")
+	q := string(bytes.TrimSpace(b)) // v1: -1 when unlimited
+	return ok && q != "" && q != "-1"
 }
