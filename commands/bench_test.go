@@ -11,8 +11,10 @@ import (
 )
 
 // writeLongTenant appends n events to one tenant: 100 users whose license is
-// assigned and unassigned over and over.
-func writeLongTenant(b *testing.B, store eventstore.Store, tenant string, n int) {
+// assigned and unassigned over and over. keyed gives every event a request
+// hash, as a command sent with an Idempotency-Key has: the state then
+// remembers the last 10,000–20,000 commands (domain.CommandHistory).
+func writeLongTenant(b *testing.B, store eventstore.Store, tenant string, n int, keyed bool) {
 	b.Helper()
 	ctx := context.Background()
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -23,6 +25,9 @@ func writeLongTenant(b *testing.B, store eventstore.Store, tenant string, n int)
 		v++
 		e := domain.Event{Envelope: domain.Envelope{EventID: domain.EventID(tenant, "bench", v), Type: p.EventType(), TenantID: tenant,
 			Version: v, OccurredAt: at.Add(time.Duration(v) * time.Second), Actor: admin, CommandID: fmt.Sprint("bench-", v), Schema: domain.CurrentSchema}, Payload: p}
+		if keyed {
+			e.RequestHash = fmt.Sprintf("%064x", v)
+		}
 		data, err := domain.EncodeEvent(e)
 		if err != nil {
 			b.Fatal(err)
@@ -56,32 +61,42 @@ func writeLongTenant(b *testing.B, store eventstore.Store, tenant string, n int)
 }
 
 // BenchmarkColdLoad loads a tenant of 1,000,000 events that no cache holds:
-// with a snapshot (the K-th event snapshot the handler writes) it reads the
-// snapshot and the tail; without, it folds every event.
+// with a snapshot it reads the snapshot and the tail; without, it folds
+// every event. The snapshot is at 999,000, as the handler writes one at
+// every multiple of K=1000, so the tail is 1,000 events: one more than the
+// longest a handler leaves. "keyed" is the same tenant with every command
+// sent with an Idempotency-Key, whose snapshot also holds the 10,000–20,000
+// commands the tenant remembers.
 func BenchmarkColdLoad(b *testing.B) {
-	const n = 1_000_000
+	const n, k = 1_000_000, 1000
 	store := openStore(b)
-	writeLongTenant(b, store, "long", n)
 	ctx := context.Background()
 	h := newHandler(store, store, time.Now)
 	defer h.Close()
-	// The last multiple of K=1000 below the head, as the snapshotter writes it;
-	// then 999 events of tail.
-	if err := h.Snapshot(ctx, "long", n-999); err != nil {
-		b.Fatal(err)
-	}
-	b.Run("snapshot+tail", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			st, err := Fold(ctx, store, store, nil, "long", 0)
-			if err != nil || st.Version != n {
-				b.Fatal(err, st.Version)
-			}
+	for _, keyed := range []bool{false, true} {
+		tenant := fmt.Sprint("long-keyed-", keyed)
+		writeLongTenant(b, store, tenant, n, keyed)
+		if err := h.Snapshot(ctx, tenant, n-k); err != nil {
+			b.Fatal(err)
 		}
-	})
+		snap, _, err := store.LoadSnapshot(ctx, StreamName(tenant), 0)
+		if err != nil || snap.Version != n-k {
+			b.Fatal(err, snap.Version)
+		}
+		b.Run(fmt.Sprintf("snapshot+tail/keyed=%v", keyed), func(b *testing.B) {
+			b.ReportMetric(float64(len(snap.Data)), "snapshot-bytes")
+			for i := 0; i < b.N; i++ {
+				st, err := Fold(ctx, store, store, nil, tenant, 0)
+				if err != nil || st.Version != n {
+					b.Fatal(err, st.Version)
+				}
+			}
+		})
+	}
 	b.Run("no-snapshot", func(b *testing.B) {
 		b.ReportMetric(float64(n), "events")
 		for i := 0; i < b.N; i++ {
-			st, err := Fold(ctx, store, nil, nil, "long", 0)
+			st, err := Fold(ctx, store, nil, nil, "long-keyed-false", 0)
 			if err != nil || st.Version != n {
 				b.Fatal(err, st.Version)
 			}

@@ -280,14 +280,16 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 		if err := h.giveUp(err, attempt); err != nil {
 			return Result{}, err
 		}
-		// Another writer (another node) appended: read only what we missed.
+		// Another writer (another node) appended. Back off first, then read
+		// only what we missed: what the other writer appends meanwhile is
+		// read too, rather than causing the next conflict.
+		if err := sleepJitter(ctx, attempt); err != nil {
+			return Result{}, err
+		}
 		if err := h.catchUp(ctx, st); err != nil {
 			return Result{}, err
 		}
 		h.cache.put(m.TenantID, st)
-		if err := sleepJitter(ctx, attempt); err != nil {
-			return Result{}, err
-		}
 	}
 }
 
@@ -471,10 +473,25 @@ func (h *Handler) giveUp(err error, attempt int) error {
 	return nil
 }
 
+// Retry back-off: attempt n waits a random time in [b/2, 3b/2), where b is
+// retryBase doubled n times up to retryCap, so writers that conflicted
+// once do not meet again in lockstep.
+const (
+	retryBase = time.Millisecond
+	retryCap  = 64 * time.Millisecond
+)
+
+// retryDelay is how long to wait before retry attempt+1.
+func retryDelay(attempt int) time.Duration {
+	base := retryCap
+	if attempt < 6 {
+		base = retryBase << attempt
+	}
+	return base/2 + time.Duration(rand.Int64N(int64(base)))
+}
+
 func sleepJitter(ctx context.Context, attempt int) error {
-	base := time.Millisecond << min(attempt, 6)
-	d := base/2 + time.Duration(rand.Int64N(int64(base)))
-	t := time.NewTimer(d)
+	t := time.NewTimer(retryDelay(attempt))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

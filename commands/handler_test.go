@@ -30,19 +30,40 @@ func openStore(t testing.TB) *embedded.Store {
 	return st
 }
 
-// countingStore counts stream reads, and can refuse appends with a conflict.
+// countingStore counts stream reads (and the events they return, and where
+// each began) and append attempts, and can refuse appends with a conflict.
+// It embeds the Store interface, so it hides the embedded store's
+// AsyncAppender: a handler over it takes the plain (unqueued) path.
 type countingStore struct {
 	eventstore.Store
 	reads      atomic.Int64
+	readEvents atomic.Int64
+	appends    atomic.Int64
 	conflictOn atomic.Bool
+
+	mu    sync.Mutex
+	froms []uint64 // the first version asked by each read, in order
 }
 
 func (c *countingStore) ReadStream(ctx context.Context, s string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
 	c.reads.Add(1)
-	return c.Store.ReadStream(ctx, s, from, limit)
+	c.mu.Lock()
+	c.froms = append(c.froms, from)
+	c.mu.Unlock()
+	recs, err := c.Store.ReadStream(ctx, s, from, limit)
+	c.readEvents.Add(int64(len(recs)))
+	return recs, err
+}
+
+// readsSince returns the first versions asked by the reads after the first n.
+func (c *countingStore) readsSince(n int) []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]uint64(nil), c.froms[n:]...)
 }
 
 func (c *countingStore) Append(ctx context.Context, s string, exp eventstore.ExpectedVersion, evs []eventstore.EventData) (eventstore.AppendResult, error) {
+	c.appends.Add(1)
 	if c.conflictOn.Load() {
 		return eventstore.AppendResult{}, &eventstore.ConflictError{Stream: s, Expected: exp, Actual: 999}
 	}
@@ -145,8 +166,17 @@ func TestTwoNodesConflictAndRetryWithOnlyTheNewEvents(t *testing.T) {
 	defer b.Close()
 	createTenant(t, a, "t1", "u1", "u2", "u3")
 	must(t, a, &domain.PurchaseSubscription{CommandMeta: meta("t1", admin), SubscriptionID: "s", SkuID: "SPB", Quantity: 2})
-	must(t, b, &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u1"}}) // b loads
-	must(t, a, &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u2"}}) // a is stale: conflict, catch up, retry
+	missed := must(t, b, &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u1"}}).Version // b loads
+	before, appends := int(store.reads.Load()), store.appends.Load()
+	r := must(t, a, &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u2"}}) // a is stale: conflict, catch up, retry
+	// a read only the event it missed, once, and appended twice: the
+	// refused attempt and the retry on the caught-up state.
+	if got := store.readsSince(before); len(got) != 1 || got[0] != missed {
+		t.Fatalf("a's reads after the conflict began at %v, want one read from version %d", got, missed)
+	}
+	if n := store.appends.Load() - appends; n != 2 || r.Version != missed+1 {
+		t.Fatalf("%d append attempts, version %d; want 2 attempts and version %d", n, r.Version, missed+1)
+	}
 	// b is now stale and the product full: the retry must see a's event and refuse.
 	_, err := b.Handle(context.Background(), &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{"u3"}})
 	var de *domain.Error
@@ -175,10 +205,71 @@ func TestRetriesRunOutIntoConcurrencyConflict(t *testing.T) {
 	h := newHandler(store, nil, time.Now)
 	defer h.Close()
 	createTenant(t, h, "t1")
+	version, _ := store.StreamVersion(context.Background(), StreamName("t1"))
 	store.conflictOn.Store(true)
+	appends := store.appends.Load()
 	_, err := h.Handle(context.Background(), &domain.AddUser{CommandMeta: meta("t1", admin), User: domain.NewUser{ID: "x", UserPrincipalName: "x@y.z"}})
 	if !errors.Is(err, ErrConcurrencyConflict) {
 		t.Fatalf("err %v", err)
+	}
+	// The first attempt and MaxRetries (8 by default) more, then it gives up.
+	if n := store.appends.Load() - appends; n != 9 {
+		t.Fatalf("%d append attempts, want 1 + 8 retries", n)
+	}
+	if v, _ := store.StreamVersion(context.Background(), StreamName("t1")); v != version {
+		t.Fatalf("stream version %d after a command that gave up, want %d", v, version)
+	}
+}
+
+// TestRetryDelayIsJitteredAndBounded: the back-off before retry n is random
+// in [b/2, 3b/2) with b = 1 ms doubled n times, capped at 64 ms.
+func TestRetryDelayIsJitteredAndBounded(t *testing.T) {
+	for attempt := 0; attempt < 10; attempt++ {
+		base := min(retryBase<<attempt, retryCap)
+		seen := map[time.Duration]bool{}
+		for i := 0; i < 200; i++ {
+			d := retryDelay(attempt)
+			if d < base/2 || d >= base*3/2 {
+				t.Fatalf("attempt %d: delay %v outside [%v, %v)", attempt, d, base/2, base*3/2)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 100 {
+			t.Fatalf("attempt %d: only %d distinct delays in 200: not jittered", attempt, len(seen))
+		}
+	}
+}
+
+// TestTheCacheKeepsTheMostRecentlyUsedTenantsOnly: with room for two, the
+// third tenant used pushes out the least recently used one, which the next
+// command reads from the store again; the others are not read.
+func TestTheCacheKeepsTheMostRecentlyUsedTenantsOnly(t *testing.T) {
+	store := &countingStore{Store: openStore(t)}
+	h := New(Config{Store: store, Decider: domain.NewDecider(domain.DefaultCatalog(), domain.DefaultPolicy()), CacheSize: 2})
+	defer h.Close()
+	for _, id := range []string{"a", "b", "c"} { // a is the least recently used
+		createTenant(t, h, id)
+	}
+	addUser := func(tenant, user string) (reads int64) {
+		before := store.reads.Load()
+		must(t, h, &domain.AddUser{CommandMeta: meta(tenant, admin), User: domain.NewUser{ID: user, UserPrincipalName: user + "@x.com"}})
+		return store.reads.Load() - before
+	}
+	if n := addUser("c", "u1"); n != 0 {
+		t.Fatalf("cached tenant c read %d times", n)
+	}
+	if n := addUser("b", "u1"); n != 0 {
+		t.Fatalf("cached tenant b read %d times", n)
+	}
+	if n := addUser("a", "u1"); n == 0 {
+		t.Fatal("tenant a was not read again: the cache holds more than 2 tenants")
+	}
+	// Loading a pushed out c (b and a are now the most recent).
+	if n := addUser("b", "u2"); n != 0 {
+		t.Fatalf("cached tenant b read %d times", n)
+	}
+	if n := addUser("c", "u2"); n == 0 {
+		t.Fatal("tenant c was not read again after a was loaded")
 	}
 }
 
@@ -270,14 +361,18 @@ func TestSnapshotsAreOnlyACache(t *testing.T) {
 			must(t, h, &domain.AssignLicenses{CommandMeta: meta("t1", admin), SkuID: "SPB", Users: []string{uid}})
 		}
 	}
-	h.Close() // waits for the snapshotter
 	ctx := context.Background()
+	// The handler wrote snapshots by itself, off the command path: the
+	// newest is at the last multiple of K=50 below the head.
+	head, _ := store.StreamVersion(ctx, StreamName("t1"))
+	newest := head / 50 * 50
+	waitFor(t, fmt.Sprintf("the handler's snapshot at version %d", newest), func() bool {
+		snap, ok, err := store.LoadSnapshot(ctx, StreamName("t1"), 0)
+		return err == nil && ok && snap.Version == newest
+	})
+	h.Close()
 	if err := h.Snapshot(ctx, "t1", 150); err != nil {
 		t.Fatal(err)
-	}
-	snap, ok, err := store.LoadSnapshot(ctx, StreamName("t1"), 0)
-	if err != nil || !ok || snap.Version%50 != 0 {
-		t.Fatalf("no snapshot at a multiple of K: %+v %v %v", snap.Version, ok, err)
 	}
 	withSnap, err := Fold(ctx, store, store, nil, "t1", 0)
 	if err != nil {
@@ -299,6 +394,121 @@ func TestSnapshotsAreOnlyACache(t *testing.T) {
 	if string(a) != string(b) || at150.Version != 150 {
 		t.Fatal("state at version 150 differs with and without snapshots")
 	}
+}
+
+// waitFor polls cond until it holds, or fails the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestAColdTenantLoadsFromItsNewestSnapshotAndReadsOnlyTheTail: a handler
+// that has never seen a tenant reads the snapshot the first one wrote and
+// then only the events after it, however long the stream is.
+func TestAColdTenantLoadsFromItsNewestSnapshotAndReadsOnlyTheTail(t *testing.T) {
+	raw := openStore(t)
+	h := newHandler(raw, raw, time.Now) // K = 50
+	createTenant(t, h, "t1")
+	for i := 0; i < 180; i++ {
+		uid := fmt.Sprint("u", i)
+		must(t, h, &domain.AddUser{CommandMeta: meta("t1", admin), User: domain.NewUser{ID: uid, UserPrincipalName: uid + "@x.com"}})
+	}
+	ctx := context.Background()
+	head, _ := raw.StreamVersion(ctx, StreamName("t1"))
+	newest := head / 50 * 50
+	waitFor(t, fmt.Sprintf("the handler's snapshot at version %d", newest), func() bool {
+		snap, ok, err := raw.LoadSnapshot(ctx, StreamName("t1"), 0)
+		return err == nil && ok && snap.Version == newest
+	})
+	h.Close()
+
+	store := &countingStore{Store: raw}
+	cold := newHandler(store, raw, time.Now)
+	defer cold.Close()
+	r := must(t, cold, &domain.AddUser{CommandMeta: meta("t1", admin), User: domain.NewUser{ID: "late", UserPrincipalName: "late@x.com"}})
+	if got, want := store.readEvents.Load(), int64(head-newest); got != want {
+		t.Fatalf("the cold load read %d events, want the %d after the snapshot at %d", got, want, newest)
+	}
+	if r.Version != head+1 {
+		t.Fatalf("version %d, want %d", r.Version, head+1)
+	}
+}
+
+// TestCommandsOfDifferentTenantsRunAtTheSameTime: two tenants' commands,
+// each stopped inside its load until the other's load has begun, both
+// finish; were they serialized, neither could. On both command paths.
+func TestCommandsOfDifferentTenantsRunAtTheSameTime(t *testing.T) {
+	for _, queued := range []bool{false, true} {
+		t.Run(fmt.Sprint("queued=", queued), func(t *testing.T) {
+			raw := openStore(t)
+			h := newHandler(raw, nil, time.Now)
+			createTenant(t, h, "a")
+			createTenant(t, h, "b")
+			h.Close()
+
+			meet := &meetingStore{Store: raw, waiting: map[string]chan struct{}{"tenant-a": make(chan struct{}), "tenant-b": make(chan struct{})}}
+			var store eventstore.Store = meet
+			if queued {
+				store = struct {
+					*meetingStore
+					eventstore.AsyncAppender
+				}{meet, raw}
+			}
+			if _, ok := store.(eventstore.AsyncAppender); ok != queued {
+				t.Fatalf("the store queues appends: %v, want %v", ok, queued)
+			}
+			cold := newHandler(store, nil, time.Now) // neither tenant cached: both load
+			defer cold.Close()
+			var wg sync.WaitGroup
+			for _, tenant := range []string{"a", "b"} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := cold.Handle(context.Background(), &domain.AddUser{CommandMeta: meta(tenant, admin), User: domain.NewUser{ID: "x", UserPrincipalName: "x@y.z"}}); err != nil {
+						t.Errorf("tenant %s: %v", tenant, err)
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// meetingStore stops the first read of each stream in waiting until every
+// one of them has begun (or 5 s have passed: then the read fails).
+type meetingStore struct {
+	eventstore.Store
+	mu      sync.Mutex
+	waiting map[string]chan struct{} // closed when that stream's read began
+}
+
+func (m *meetingStore) ReadStream(ctx context.Context, s string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
+	m.mu.Lock()
+	ch, first := m.waiting[s]
+	if first {
+		delete(m.waiting, s)
+	}
+	others := make([]chan struct{}, 0, 1)
+	for _, o := range m.waiting {
+		others = append(others, o)
+	}
+	m.mu.Unlock()
+	if first {
+		close(ch)
+		for _, o := range others {
+			select {
+			case <-o:
+			case <-time.After(5 * time.Second):
+				return nil, fmt.Errorf("read of %s waited 5 s for another tenant's: commands of different tenants do not run at the same time", s)
+			}
+		}
+	}
+	return m.Store.ReadStream(ctx, s, from, limit)
 }
 
 // TestTenantLocksSerializeOneTenantOnly: while a tenant's lock is held,
