@@ -296,6 +296,15 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 // handleQueued runs a command on a store that queues appends: the tenant's
 // lock is held while the command decides and queues its append, and
 // released while the append waits for its fsync (see tenantLock).
+//
+// A failed append here is not caught up on like the plain path's conflict:
+// the state it was decided on already holds its own events (and those of
+// the appends queued before it), and a state cannot be rolled back, so the
+// tenant is loaded again (newest snapshot and tail). On the embedded store,
+// the one that queues, this is the rare path: one process owns the store,
+// its commands go through one Handler that orders a tenant's appends, so an
+// append fails only when one queued before it did (or the store failed),
+// not because another writer got in first.
 func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender, cmd domain.Command, m *domain.CommandMeta) (Result, error) {
 	tl := h.locks.acquire(m.TenantID)
 	defer h.locks.release(m.TenantID, tl)
