@@ -18,6 +18,7 @@ import (
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/history"
 )
@@ -41,16 +42,28 @@ type envOption func(*api.Config)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	return newEnvOver(t, nil, opts...)
+}
+
+// newEnvOver is newEnv with the command side appending through
+// wrap(store) (nil: the store itself); e.store, and so e.events and
+// e.version, still read the store underneath.
+func newEnvOver(t *testing.T, wrap func(eventstore.Store) eventstore.Store, opts ...envOption) *env {
+	t.Helper()
 	st, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler), CacheSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, store: st}
+	var writes eventstore.Store = st
+	if wrap != nil {
+		writes = wrap(st)
+	}
 	decider := domain.NewDecider(domain.DefaultCatalog(), domain.DefaultPolicy())
 	reg := prometheus.NewRegistry()
 	metrics := api.NewMetrics(reg)
 	e.cmds = commands.New(commands.Config{
-		Store: st, Snapshots: st, Decider: decider, Observer: metrics,
+		Store: writes, Snapshots: st, Decider: decider, Observer: metrics,
 		Clock: func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) },
 	})
 	cfg := api.Config{

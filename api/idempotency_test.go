@@ -2,13 +2,17 @@ package api_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 )
 
@@ -82,7 +86,10 @@ func TestIdempotencyKey(t *testing.T) {
 }
 
 // TestConcurrentAssignLastLicenses: 200 admins' requests race for the last
-// 10 licenses; exactly 10 win and the stream agrees.
+// 10 licenses; exactly 10 win, the rest are told insufficient_licenses, and
+// the stream and the tenant state agree with the answers: the 10 new
+// LicenseAssigned events are the winners', the stream ends at the highest
+// version answered, and 15 of 15 licenses are assigned.
 func TestConcurrentAssignLastLicenses(t *testing.T) {
 	e := newEnv(t)
 	e.createTenant("contoso")
@@ -100,26 +107,41 @@ func TestConcurrentAssignLastLicenses(t *testing.T) {
 	for i := 0; i < n; i++ {
 		e.addUser("contoso", "admin", fmt.Sprintf("user%03d", i), "US", "")
 	}
+	before := e.version("contoso")
 	var (
-		wg       sync.WaitGroup
-		ok, lack atomic.Int64
-		start    = make(chan struct{})
-		errs     = make(chan string, n)
+		wg         sync.WaitGroup
+		mu         sync.Mutex
+		winners    []string
+		maxVersion uint64
+		lack       atomic.Int64
+		start      = make(chan struct{})
+		errs       = make(chan string, n)
 	)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
+			user := fmt.Sprintf("user%03d", i)
 			r := serve(t, e.srv, req{Method: "POST", Path: "/v1/tenants/contoso/licenses/SPB/assign", Token: admin,
-				Body: fmt.Sprintf(`{"users":["user%03d"]}`, i)})
+				Body: `{"users":["` + user + `"]}`})
 			switch {
 			case r.Code == http.StatusOK:
-				ok.Add(1)
+				// Not r.answer: it may call t.Fatal, which only the test's
+				// goroutine may.
+				var a api.CommandAnswer
+				if err := json.Unmarshal(r.Body, &a); err != nil {
+					errs <- fmt.Sprintf("%s: not a command answer: %v: %s", user, err, r.Body)
+					return
+				}
+				mu.Lock()
+				winners = append(winners, user)
+				maxVersion = max(maxVersion, a.Version)
+				mu.Unlock()
 			case r.Code == http.StatusConflict && bytes.Contains(r.Body, []byte(`"code":"insufficient_licenses"`)):
 				lack.Add(1)
 			default:
-				errs <- fmt.Sprintf("%d %s", r.Code, r.Body)
+				errs <- fmt.Sprintf("%s: %d %s", user, r.Code, r.Body)
 			}
 		}()
 	}
@@ -129,10 +151,30 @@ func TestConcurrentAssignLastLicenses(t *testing.T) {
 	for msg := range errs {
 		t.Errorf("unexpected answer: %s", msg)
 	}
-	if ok.Load() != 10 || lack.Load() != n-10 {
-		t.Fatalf("%d assigned, %d refused; want 10 and %d", ok.Load(), lack.Load(), n-10)
+	if len(winners) != 10 || lack.Load() != n-10 {
+		t.Fatalf("%d assigned, %d refused; want 10 and %d", len(winners), lack.Load(), n-10)
 	}
-	if got := countType(e.events("contoso"), domain.TypeLicenseAssigned); got != 15 {
-		t.Fatalf("%d LicenseAssigned events, want 15", got)
+
+	var assigned []string
+	for _, ev := range e.events("contoso") {
+		if p, ok := ev.Payload.(domain.LicenseAssigned); ok && ev.Version > before {
+			assigned = append(assigned, p.UserID)
+		}
+	}
+	slices.Sort(winners)
+	slices.Sort(assigned)
+	if !slices.Equal(assigned, winners) {
+		t.Errorf("the stream assigned %v, the 200 answers went to %v", assigned, winners)
+	}
+	if v := e.version("contoso"); v != maxVersion {
+		t.Errorf("stream version %d, the highest version answered %d", v, maxVersion)
+	}
+	spb, _ := domain.DefaultCatalog().Lookup("SPB")
+	var pool domain.Pool
+	if err := e.cmds.View(context.Background(), "contoso", func(st *domain.Tenant) error { pool = st.Pool(spb.SkuID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if pool.Total != 15 || pool.Assigned != 15 {
+		t.Errorf("tenant state: %d of %d SPB licenses assigned, want 15 of 15", pool.Assigned, pool.Total)
 	}
 }

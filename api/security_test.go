@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -122,7 +125,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"unknown SKU purchase", "POST", "/v1/tenants/contoso/subscriptions", `{"id":"s9","skuId":"NOPE","quantity":1}`, 404, "not_found"},
 		{"unknown plan", "POST", "/v1/tenants/contoso/licenses/SPB/assign", `{"users":["alice"],"disabledPlans":["NOPE"]}`, 400, "invalid_request"},
 		{"negative quantity", "POST", "/v1/tenants/contoso/subscriptions", `{"id":"s9","skuId":"SPB","quantity":-5}`, 400, "invalid_request"},
-		{"zero quantity", "PATCH", "/v1/tenants/contoso/subscriptions/s1", `{"quantity":-1}`, 400, "invalid_request"},
+		{"zero quantity", "PATCH", "/v1/tenants/contoso/subscriptions/s1", `{"quantity":0}`, 400, "invalid_request"},
+		{"negative quantity change", "PATCH", "/v1/tenants/contoso/subscriptions/s1", `{"quantity":-1}`, 400, "invalid_request"},
 		{"huge quantity", "POST", "/v1/tenants/contoso/subscriptions", `{"id":"s9","skuId":"SPB","quantity":99999999999999999999}`, 400, "invalid_request"},
 		{"float quantity", "POST", "/v1/tenants/contoso/subscriptions", `{"id":"s9","skuId":"SPB","quantity":1.5}`, 400, "invalid_request"},
 		{"too many users", "POST", "/v1/tenants/contoso/licenses/SPB/assign", `{"users":["a1","a2","a3","a4","a5","a6","a7","a8","a9","a10","a11","a12","a13","a14","a15","a16","a17","a18","a19","a20","a21"]}`, 400, "too_many_users"},
@@ -135,7 +139,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 				t.Fatalf("status %d: %.300s", got.Code, got.Body)
 			}
 			if got.Code != c.status || got.JSON(t)["code"] != c.code {
-				t.Logf("answered %d %v (table says %d %s): %.200s", got.Code, got.JSON(t)["code"], c.status, c.code, got.Body)
+				t.Errorf("answered %d %v (table says %d %s): %.200s", got.Code, got.JSON(t)["code"], c.status, c.code, got.Body)
 			}
 			if v := e.version("contoso"); v != before {
 				t.Fatalf("a refused request wrote: version %d -> %d", before, v)
@@ -183,7 +187,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 }
 
 // TestRequestLogLine: each request is logged once with its request id,
-// method, route, status and tenant; a failing request's own line carries
+// method, route, status, tenant and latency in milliseconds; a failing request's own line carries
 // the same id once.
 func TestRequestLogLine(t *testing.T) {
 	var logs bytes.Buffer
@@ -206,6 +210,13 @@ func TestRequestLogLine(t *testing.T) {
 	}
 	if n := strings.Count(lines[0], "request_id="); n != 1 {
 		t.Errorf("request_id appears %d times: %s", n, lines[0])
+	}
+	m := regexp.MustCompile(`(?:^| )latency_ms=(\S+)`).FindStringSubmatch(lines[0])
+	if m == nil {
+		t.Fatalf("log line lacks latency_ms: %s", lines[0])
+	}
+	if ms, err := strconv.ParseFloat(m[1], 64); err != nil || ms < 0 || math.IsNaN(ms) || math.IsInf(ms, 0) {
+		t.Errorf("latency_ms=%s is not a number >= 0 (%v)", m[1], err)
 	}
 }
 
