@@ -33,6 +33,9 @@ type curlCall struct {
 
 var expectRe = regexp.MustCompile(`#\s*→\s*(\d{3})(?:\s+([a-z_]+))?\s*$`)
 
+// minVersionRe finds the version a query of the page waits for.
+var minVersionRe = regexp.MustCompile(`[?&]minVersion=(\d+)`)
+
 // parseQuickstart extracts every curl command of the ```sh blocks.
 func parseQuickstart(t *testing.T, doc string, vars map[string]string) []curlCall {
 	t.Helper()
@@ -197,6 +200,14 @@ func parseCurl(t *testing.T, ln int, cmd string, vars map[string]string) curlCal
 	if c.url == "" {
 		t.Fatalf("QUICKSTART.md:%d: curl without a URL", ln)
 	}
+	// The headers curl adds itself: with -d and no Content-Type of the
+	// line's own, curl sends a form's (as `curl -d` does), not JSON.
+	if _, ok := c.headers["Accept"]; !ok {
+		c.headers["Accept"] = "*/*"
+	}
+	if _, ok := c.headers["Content-Type"]; !ok && c.hasBody {
+		c.headers["Content-Type"] = "application/x-www-form-urlencoded"
+	}
 	return c
 }
 
@@ -230,15 +241,26 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("only %d curl commands found", len(calls))
 	}
 	sawMissing, sawFreed := false, false
+	var deleted uint64 // the version the last DELETE answered
 	for _, c := range calls {
 		path := strings.TrimPrefix(c.url, vars["BASE"])
 		var body any
 		if c.hasBody {
 			body = c.body
 		}
+		// Only the headers of the line (and curl's own): c.headers replaces
+		// the JSON Content-Type e.do would set.
 		r := e.do(req{Method: c.method, Path: path, Body: body, Header: c.headers})
 		if r.Code != c.wantStatus {
 			t.Fatalf("QUICKSTART.md:%d: %s %s: status %d, the page says %d: %s", c.line, c.method, path, r.Code, c.wantStatus, r.Body)
+		}
+		if c.method == "DELETE" && r.Code < 300 {
+			deleted = r.answer(t).Version
+		}
+		if m := minVersionRe.FindStringSubmatch(path); m != nil {
+			if n, _ := strconv.ParseUint(m[1], 10, 64); deleted == 0 || n != deleted {
+				t.Fatalf("QUICKSTART.md:%d: minVersion=%s, but the DELETE before it answered version %d: write that", c.line, m[1], deleted)
+			}
 		}
 		if c.method == "GET" && strings.HasPrefix(path, "/v1/tenants/contoso/licenses?") {
 			var rows []struct {

@@ -41,7 +41,9 @@ const (
 	envSyncDelay         = "SEATLEDGER_SYNC_DELAY"
 )
 
-// envVars is the configuration table (API.md), in the order help prints it.
+// envVars is the configuration table (docs/API.md, README.md), in the order
+// help prints it. TestConfigVariablesDocumented checks that every variable
+// loadServeConfig reads is here, in README.md and in help.
 var envVars = []envVar{
 	{envAddr, "127.0.0.1:8080", "listen address"},
 	{envDataDir, "./data", "embedded event store directory (also holds dev-secrets.json)"},
@@ -156,7 +158,7 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address ("+envAddr+")")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory ("+envDataDir+")")
-	fs.StringVar(&cfg.EventStore, "eventstore", cfg.EventStore, "embedded or a KurrentDB connection string ("+envEventStore+")")
+	fs.StringVar(&cfg.EventStore, "eventstore", cfg.EventStore, "embedded, a KurrentDB connection string (kurrentdb://… / esdb://…) or postgres://… ("+envEventStore+")")
 	fs.StringVar(&cfg.RedisURL, "redis-url", cfg.RedisURL, "Redis URL; empty: in-process ("+envRedisURL+")")
 	fs.StringVar(&cfg.JWTSecret, "jwt-secret", cfg.JWTSecret, "HS256 secret ("+envJWTSecret+"; prefer the variable: flags show in ps)")
 	fs.StringVar(&cfg.OperatorToken, "operator-token", cfg.OperatorToken, "operator token ("+envOperatorToken+"; prefer the variable)")

@@ -66,15 +66,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	names := make([]string, 0, len(subcommands))
+	width := 0
 	for n := range subcommands {
 		names = append(names, n)
+		width = max(width, len(n))
 	}
 	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("seatledger — event-sourced license management (Microsoft 365 admin center style)\n\n")
 	b.WriteString("Usage:\n  seatledger <subcommand> [flags]\n  seatledger help [subcommand]\n\nSubcommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-8s %s\n", n, subcommands[n].Summary)
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, n, subcommands[n].Summary)
 	}
 	b.WriteString("\nEnvironment (flags of `seatledger serve` override them):\n")
 	for _, v := range envVars {

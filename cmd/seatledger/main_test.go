@@ -31,10 +31,21 @@ func TestHelpAndUnknownSubcommand(t *testing.T) {
 			t.Errorf("help does not document %s", v.Name)
 		}
 	}
-	for name := range subcommands {
-		if !strings.Contains(out.String(), name) {
-			t.Errorf("help does not list %s", name)
+	// Every subcommand has a line, its summary in one column after at least
+	// two spaces however long the name.
+	column := -1
+	for name, c := range subcommands {
+		line := ""
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "  "+name+" ") {
+				line = l
+			}
 		}
+		i := strings.Index(line, c.Summary)
+		if i < 0 || !strings.HasSuffix(line[:i], "  ") || column >= 0 && i != column {
+			t.Errorf("help does not list %s with its summary in the column of the others: %q", name, line)
+		}
+		column = i
 	}
 	out.Reset()
 	if code := run(context.Background(), []string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "serve") {
@@ -133,7 +144,8 @@ func TestTokenSubcommand(t *testing.T) {
 
 // TestServeGracefulShutdown: a request in flight when shutdown starts
 // completes; the store is closed (the directory can be opened again) and a
-// restart keeps the dev secrets.
+// restart keeps the dev secrets. (TestBinarySIGTERMFinishesInFlightCommands
+// does it with SIGTERM and commands, on the binary.)
 func TestServeGracefulShutdown(t *testing.T) {
 	dir := t.TempDir()
 	entered := make(chan struct{})
@@ -149,8 +161,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 	})
 	t.Cleanup(func() { serveHooks = serveHooks[:len(serveHooks)-1] })
 
-	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, EventStore: "embedded", HoldPeriod: time.Hour,
-		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text"}
+	cfg := testServeConfig(dir)
 	start := func() (string, context.CancelFunc, chan error, *bytes.Buffer) {
 		ctx, cancel := context.WithCancel(context.Background())
 		addrCh := make(chan string, 1)

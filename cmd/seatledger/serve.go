@@ -93,19 +93,46 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// serve runs the server until ctx is done, then shuts down gracefully:
-// in-flight requests finish (up to ShutdownTimeout), then the hooks stop and
-// the command handler, Redis and the store close. ready, if not nil, is
-// called with the listening address.
-func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready func(addr string)) (err error) {
-	logger := newLogger(cfg.LogFormat, stderr)
+// app is what serve runs, as newApp builds it: the HTTP handler and what it
+// is built from.
+type app struct {
+	deps    *serveDeps
+	handler *api.Server
+	dev     *devSecrets // the development secrets in use; nil if configured
+	closers []func() error
+}
+
+// close stops the hooks, then closes the command handler, Redis and the
+// store, in the reverse order of their start. It returns the store's error.
+func (a *app) close() error {
+	var err error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if cerr := a.closers[i](); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	a.closers = nil
+	return err
+}
+
+func (a *app) onClose(f func()) { a.closers = append(a.closers, func() error { f(); return nil }) }
+
+// newApp opens the store and Redis, runs the serve hooks and builds the
+// router, as serve serves it. Call close when done (on an error, newApp has
+// closed what it opened).
+func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, err error) {
+	a = &app{}
+	defer func() {
+		if err != nil {
+			_ = a.close()
+		}
+	}()
 
 	// Secrets: configured, else the data directory's dev secrets.
-	var dev *devSecrets
 	if cfg.JWTSecret == "" || cfg.OperatorToken == "" {
 		s, created, err := loadOrCreateDevSecrets(cfg.DataDir)
 		if err != nil {
-			return fmt.Errorf("dev secrets in %s: %w", cfg.DataDir, err)
+			return a, fmt.Errorf("dev secrets in %s: %w", cfg.DataDir, err)
 		}
 		if cfg.JWTSecret == "" {
 			cfg.JWTSecret = s.JWTSecret
@@ -113,7 +140,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		if cfg.OperatorToken == "" {
 			cfg.OperatorToken = s.OperatorToken
 		}
-		dev = &s
+		a.dev = &s
 		if created {
 			logger.Warn("generated development secrets", "file", cfg.DataDir+"/"+devSecretsFile)
 		}
@@ -126,30 +153,31 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		st, err := embedded.Open(cfg.DataDir, embedded.Options{Logger: logger.With("component", "eventstore"), NoSync: cfg.noSync,
 			SyncDelay: embeddedSyncDelay(cfg.SyncDelay)})
 		if err != nil {
-			return err
+			return a, err
 		}
 		store = st
 		logger.Info("event store: embedded", "dir", st.Dir())
 	case postgres.IsURL(cfg.EventStore):
 		st, err := postgres.Open(ctx, cfg.EventStore)
 		if err != nil {
-			return err
+			return a, err
 		}
 		store = st
 		logger.Info("event store: PostgreSQL", "url", redactURL(cfg.EventStore), "schema", st.Schema())
 	default:
 		st, err := kurrentdb.Open(cfg.EventStore)
 		if err != nil {
-			return err
+			return a, err
 		}
 		store = st
 		logger.Info("event store: KurrentDB", "url", redactURL(cfg.EventStore))
 	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close event store: %w", cerr)
+	a.closers = append(a.closers, func() error {
+		if err := store.Close(); err != nil {
+			return fmt.Errorf("close event store: %w", err)
 		}
-	}()
+		return nil
+	})
 	snaps, _ := store.(eventstore.SnapshotStore)
 
 	// Redis: configured, else in-process.
@@ -157,20 +185,20 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 	if cfg.RedisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("start in-process Redis: %w", err)
+			return a, fmt.Errorf("start in-process Redis: %w", err)
 		}
-		defer mr.Close()
+		a.onClose(mr.Close)
 		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		logger.Info("redis: in-process (miniredis)", "addr", mr.Addr())
 	} else {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
-			return badValue(envRedisURL, redactURL(cfg.RedisURL), err.Error())
+			return a, badValue(envRedisURL, redactURL(cfg.RedisURL), err.Error())
 		}
 		rdb = redis.NewClient(opts)
 		logger.Info("redis", "addr", opts.Addr, "db", opts.DB)
 	}
-	defer rdb.Close()
+	a.onClose(func() { _ = rdb.Close() })
 
 	// Metrics, commands, API.
 	reg := prometheus.NewRegistry()
@@ -184,27 +212,27 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		Store: store, Snapshots: snaps, Decider: decider,
 		Logger: logger.With("component", "commands"), Observer: metrics,
 	})
-	defer handler.Close()
+	a.onClose(handler.Close)
 
-	deps := &serveDeps{Config: cfg, Logger: logger, Store: store, Snapshots: snaps, Decider: decider,
+	a.deps = &serveDeps{Config: cfg, Logger: logger, Store: store, Snapshots: snaps, Decider: decider,
 		Commands: handler, Redis: rdb, Registerer: reg}
 	var routes []func(api.RouteGroups)
 	for _, hook := range serveHooks {
-		r, stopHook, err := hook(ctx, deps)
+		r, stopHook, err := hook(ctx, a.deps)
 		if err != nil {
-			return err
+			return a, err
 		}
 		routes = append(routes, r...)
 		if stopHook != nil {
-			defer stopHook()
+			a.onClose(stopHook)
 		}
 	}
 
 	rateLimit, err := parseRateLimit(cfg.RateLimit)
 	if err != nil {
-		return badValue(envRateLimit, cfg.RateLimit, err.Error())
+		return a, badValue(envRateLimit, cfg.RateLimit, err.Error())
 	}
-	srv := api.New(api.Config{
+	a.handler = api.New(api.Config{
 		Commands: handler, Decider: decider, RateLimit: rateLimit,
 		JWTSecret: []byte(cfg.JWTSecret), OperatorToken: cfg.OperatorToken,
 		Logger: logger.With("component", "http"), BulkLimit: cfg.BulkLimit,
@@ -219,6 +247,25 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 			return nil
 		},
 	})
+	return a, nil
+}
+
+// serve runs the server until ctx is done, then shuts down gracefully:
+// in-flight requests finish (up to ShutdownTimeout), then the hooks stop and
+// the command handler, Redis and the store close. ready, if not nil, is
+// called with the listening address.
+func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready func(addr string)) (err error) {
+	logger := newLogger(cfg.LogFormat, stderr)
+	a, err := newApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := a.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	cfg = a.deps.Config // with the secrets in use
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -226,7 +273,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 	}
 	addr := ln.Addr().String()
 	httpSrv := &http.Server{
-		Handler:           srv,
+		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -234,7 +281,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	printBanner(stdout, addr, cfg, dev)
+	printBanner(stdout, addr, cfg, a.dev)
 	gogc, memLimit := gcSettings()
 	logger.Info("listening", "addr", addr, "hold_period", cfg.HoldPeriod, "scheduler_interval", cfg.SchedulerInterval, "bulk_limit", cfg.BulkLimit,
 		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc, "gomemlimit", memLimit)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -29,11 +30,17 @@ type server struct {
 	admin string // a JWT of tenant contoso's Global admin
 }
 
+// testServeConfig is serve's configuration of the in-process tests: an
+// embedded store in dir, an in-process Redis, a free port.
+func testServeConfig(dir string) serveConfig {
+	return serveConfig{Addr: "127.0.0.1:0", DataDir: dir, EventStore: "embedded", HoldPeriod: time.Hour,
+		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text", NodeID: "test", PurgeRate: 5000}
+}
+
 func startServer(t *testing.T) *server {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, EventStore: "embedded", HoldPeriod: time.Hour,
-		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text", NodeID: "test", PurgeRate: 5000}
+	cfg := testServeConfig(dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	addrCh, done := make(chan string, 1), make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, io.Discard, io.Discard, func(a string) { addrCh <- a }) }()
@@ -182,24 +189,8 @@ func TestBinaryPurgesHeldDataEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "SEATLEDGER_ADDR=127.0.0.1:0", "SEATLEDGER_DATA_DIR="+dir,
-		"SEATLEDGER_DATA_HOLD_PERIOD=2s", "SEATLEDGER_SCHEDULER_INTERVAL=200ms", "SEATLEDGER_REDIS_URL=")
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := readListenAddr(t, stdout)
-	s := &server{t: t, addr: addr, dir: dir}
-	sec, _, err := readDevSecrets(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.op = sec.OperatorToken
+	p := startBinary(t, t.TempDir(), "SEATLEDGER_DATA_HOLD_PERIOD=2s", "SEATLEDGER_SCHEDULER_INTERVAL=200ms")
+	s := p.server(t)
 	s.contoso()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -212,44 +203,137 @@ func TestBinaryPurgesHeldDataEndToEnd(t *testing.T) {
 	t.Fatal("no HeldDataPurged event in the audit log 15 s after the license was removed")
 }
 
-// readListenAddr reads the banner line "seatledger listening on http://ADDR".
-func readListenAddr(t *testing.T, r io.Reader) string {
+// serverProcess is `seatledger serve` running as its own process.
+type serverProcess struct {
+	cmd            *exec.Cmd
+	addr, dir      string
+	stdout, stderr *outputLines
+}
+
+// startBinary starts the built binary's `serve` on dir and a free port,
+// with an in-process Redis, no SEATLEDGER_ variable of the test's own
+// environment, and env; it is killed when the test ends if still running.
+func startBinary(t *testing.T, dir string, env ...string) *serverProcess {
 	t.Helper()
-	lines := make(chan string)
-	go func() {
-		buf := make([]byte, 0, 4096)
-		one := make([]byte, 1)
-		for {
-			if _, err := r.Read(one); err != nil {
-				close(lines)
-				return
-			}
-			if one[0] == '\n' {
-				lines <- string(buf)
-				buf = buf[:0]
-				continue
-			}
-			buf = append(buf, one[0])
+	cmd := exec.Command(buildBinary(t), "serve")
+	cmd.Env = append(cleanEnv(), append([]string{"SEATLEDGER_ADDR=127.0.0.1:0", "SEATLEDGER_DATA_DIR=" + dir}, env...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serverProcess{cmd: cmd, dir: dir, stdout: watchLines(stdout), stderr: watchLines(stderr)}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 		}
-	}()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("the server exited before listening")
-			}
-			if i := strings.Index(l, "listening on http://"); i >= 0 {
-				go func() {
-					for range lines {
-					}
-				}()
-				return strings.TrimSpace(l[i+len("listening on http://"):])
-			}
-		case <-timeout:
-			t.Fatal("the server did not print where it listens")
+	})
+	p.addr = listenAddr(t, p.stdout)
+	return p
+}
+
+// readListenAddr reads the banner line "seatledger listening on http://ADDR".
+func readListenAddr(t *testing.T, r io.Reader) string { return listenAddr(t, watchLines(r)) }
+
+func listenAddr(t *testing.T, stdout *outputLines) string {
+	t.Helper()
+	const banner = "listening on http://"
+	l := stdout.wait(t, banner, 60*time.Second)
+	return strings.TrimSpace(l[strings.Index(l, banner)+len(banner):])
+}
+
+// server is a client of the process, with its operator token.
+func (p *serverProcess) server(t *testing.T) *server {
+	t.Helper()
+	sec, _, err := readDevSecrets(p.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &server{t: t, addr: p.addr, dir: p.dir, op: sec.OperatorToken}
+}
+
+// cleanEnv is this process's environment without SEATLEDGER_ variables,
+// which would change what a started binary does.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SEATLEDGER_") {
+			out = append(out, kv)
 		}
 	}
+	return out
+}
+
+// outputLines keeps every line a process writes on a pipe, read as it
+// comes so that the process never blocks on a full pipe.
+type outputLines struct {
+	mu    sync.Mutex
+	lines []string
+	eof   bool
+	more  chan struct{} // closed (and replaced) when a line arrives or at EOF
+}
+
+func watchLines(r io.Reader) *outputLines {
+	o := &outputLines{more: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for {
+			ok := sc.Scan()
+			o.mu.Lock()
+			if ok {
+				o.lines = append(o.lines, sc.Text())
+			} else {
+				o.eof = true
+			}
+			close(o.more)
+			o.more = make(chan struct{})
+			o.mu.Unlock()
+			if !ok {
+				return
+			}
+		}
+	}()
+	return o
+}
+
+// wait returns the first line holding substr, waiting up to timeout for it.
+func (o *outputLines) wait(t *testing.T, substr string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		o.mu.Lock()
+		for _, l := range o.lines {
+			if strings.Contains(l, substr) {
+				o.mu.Unlock()
+				return l
+			}
+		}
+		eof, more := o.eof, o.more
+		o.mu.Unlock()
+		if eof {
+			t.Fatalf("the output ended without a line holding %q", substr)
+		}
+		select {
+		case <-more:
+		case <-deadline:
+			t.Fatalf("no line holding %q within %s", substr, timeout)
+		}
+	}
+}
+
+// String is everything read so far.
+func (o *outputLines) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return strings.Join(o.lines, "\n")
 }
 
 var (
@@ -293,8 +377,8 @@ func TestRebuildWhileAReplayRunsIsAConflict(t *testing.T) {
 	}
 	defer cleanup()
 	dir := t.TempDir()
-	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, EventStore: "embedded", HoldPeriod: time.Hour, RedisURL: url,
-		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text", NodeID: "test", PurgeRate: 5000}
+	cfg := testServeConfig(dir)
+	cfg.RedisURL = url
 	sctx, cancel := context.WithCancel(ctx)
 	addrCh, done := make(chan string, 1), make(chan error, 1)
 	go func() { done <- serve(sctx, cfg, io.Discard, io.Discard, func(a string) { addrCh <- a }) }()
