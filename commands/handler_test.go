@@ -362,14 +362,8 @@ func TestSnapshotsAreOnlyACache(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	// The handler wrote snapshots by itself, off the command path: the
-	// newest is at the last multiple of K=50 below the head.
-	head, _ := store.StreamVersion(ctx, StreamName("t1"))
-	newest := head / 50 * 50
-	waitFor(t, fmt.Sprintf("the handler's snapshot at version %d", newest), func() bool {
-		snap, ok, err := store.LoadSnapshot(ctx, StreamName("t1"), 0)
-		return err == nil && ok && snap.Version == newest
-	})
+	// The handler wrote snapshots by itself, off the command path.
+	waitForHandlersSnapshot(t, store, "t1", 50)
 	h.Close()
 	if err := h.Snapshot(ctx, "t1", 150); err != nil {
 		t.Fatal(err)
@@ -407,6 +401,24 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitForHandlersSnapshot waits until the tenant's newest snapshot is the
+// one a handler with SnapshotEvery k writes at the last multiple of k at or
+// below the stream's head, and returns the head and that version.
+func waitForHandlersSnapshot(t *testing.T, store *embedded.Store, tenant string, k uint64) (head, newest uint64) {
+	t.Helper()
+	ctx := context.Background()
+	head, err := store.StreamVersion(ctx, StreamName(tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest = head / k * k
+	waitFor(t, fmt.Sprintf("the handler's snapshot at version %d", newest), func() bool {
+		snap, ok, err := store.LoadSnapshot(ctx, StreamName(tenant), 0)
+		return err == nil && ok && snap.Version == newest
+	})
+	return head, newest
+}
+
 // TestAColdTenantLoadsFromItsNewestSnapshotAndReadsOnlyTheTail: a handler
 // that has never seen a tenant reads the snapshot the first one wrote and
 // then only the events after it, however long the stream is.
@@ -418,13 +430,7 @@ func TestAColdTenantLoadsFromItsNewestSnapshotAndReadsOnlyTheTail(t *testing.T) 
 		uid := fmt.Sprint("u", i)
 		must(t, h, &domain.AddUser{CommandMeta: meta("t1", admin), User: domain.NewUser{ID: uid, UserPrincipalName: uid + "@x.com"}})
 	}
-	ctx := context.Background()
-	head, _ := raw.StreamVersion(ctx, StreamName("t1"))
-	newest := head / 50 * 50
-	waitFor(t, fmt.Sprintf("the handler's snapshot at version %d", newest), func() bool {
-		snap, ok, err := raw.LoadSnapshot(ctx, StreamName("t1"), 0)
-		return err == nil && ok && snap.Version == newest
-	})
+	head, newest := waitForHandlersSnapshot(t, raw, "t1", 50)
 	h.Close()
 
 	store := &countingStore{Store: raw}

@@ -100,7 +100,7 @@ func TestBinarySIGTERMFinishesInFlightCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- p.cmd.Wait() }()
+	go func() { exited <- p.wait() }()
 	p.stderr.wait(t, "shutting down", shutdownTimeout)
 	// Shutdown has closed the listener: no new connection, so the server is
 	// draining while the commands are still waiting for their bodies.
@@ -124,7 +124,12 @@ func TestBinarySIGTERMFinishesInFlightCommands(t *testing.T) {
 	var answers []api.CommandAnswer
 	for _, h := range held {
 		h.release()
-		a := <-h.answered
+		var a heldAnswer
+		select {
+		case a = <-h.answered:
+		case <-time.After(shutdownTimeout):
+			t.Fatalf("no answer %s after the command's body was sent\n%s", shutdownTimeout, p.stderr)
+		}
 		if a.err != nil || a.status != http.StatusCreated {
 			t.Fatalf("in-flight command answered %d %s (%v), want 201\n%s", a.status, a.body, a.err, p.stderr)
 		}
@@ -142,8 +147,8 @@ func TestBinarySIGTERMFinishesInFlightCommands(t *testing.T) {
 		if took := time.Since(signaled); took >= shutdownTimeout {
 			t.Fatalf("shutdown took %s, over SEATLEDGER_SHUTDOWN_TIMEOUT=%s", took, shutdownTimeout)
 		}
-	case <-time.After(time.Until(signaled.Add(shutdownTimeout))):
-		t.Fatalf("still running %s after SIGTERM\n%s", shutdownTimeout, p.stderr)
+	case <-time.After(shutdownTimeout):
+		t.Fatalf("still running %s after the commands were answered\n%s", shutdownTimeout, p.stderr)
 	}
 	p.stderr.wait(t, "stopped", time.Second)
 

@@ -208,6 +208,22 @@ type serverProcess struct {
 	cmd            *exec.Cmd
 	addr, dir      string
 	stdout, stderr *outputLines
+
+	waitOnce sync.Once
+	waitErr  error
+}
+
+// wait waits for the process to exit and returns how it did. It reads both
+// pipes to their end before calling cmd.Wait, which closes them (os/exec:
+// Wait must not be called before the reads are done, or the last lines are
+// lost). Safe to call more than once and from several goroutines.
+func (p *serverProcess) wait() error {
+	p.waitOnce.Do(func() {
+		p.stdout.waitEOF()
+		p.stderr.waitEOF()
+		p.waitErr = p.cmd.Wait()
+	})
+	return p.waitErr
 }
 
 // startBinary starts the built binary's `serve` on dir and a free port,
@@ -230,10 +246,8 @@ func startBinary(t *testing.T, dir string, env ...string) *serverProcess {
 	}
 	p := &serverProcess{cmd: cmd, dir: dir, stdout: watchLines(stdout), stderr: watchLines(stderr)}
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
+		_ = cmd.Process.Kill() // an error if it has exited already
+		_ = p.wait()
 	})
 	p.addr = listenAddr(t, p.stdout)
 	return p
@@ -326,6 +340,19 @@ func (o *outputLines) wait(t *testing.T, substr string, timeout time.Duration) s
 		case <-deadline:
 			t.Fatalf("no line holding %q within %s", substr, timeout)
 		}
+	}
+}
+
+// waitEOF returns once the pipe has reached its end.
+func (o *outputLines) waitEOF() {
+	for {
+		o.mu.Lock()
+		eof, more := o.eof, o.more
+		o.mu.Unlock()
+		if eof {
+			return
+		}
+		<-more
 	}
 }
 
