@@ -242,6 +242,15 @@ func Outcome(err error) string {
 func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error) {
 	m := domain.Meta(cmd)
 	if !domain.ValidID(m.TenantID) {
+		// No tenant has such an id: the answer is not_found, but for a
+		// create, which the domain refuses with its own reason (who may
+		// create tenants, what an id must look like) without a state.
+		if _, ok := cmd.(*domain.CreateTenant); ok {
+			m.Now = h.cfg.Clock()
+			if _, err := h.cfg.Decider.Decide(domain.NewTenant(), cmd); err != nil {
+				return Result{}, err
+			}
+		}
 		return Result{}, domain.ErrNotFound
 	}
 	if qa, ok := h.cfg.Store.(eventstore.AsyncAppender); ok {

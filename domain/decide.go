@@ -662,7 +662,7 @@ func planIDs(p *Product, field string, plans []string) ([]string, error) {
 
 // activeUser returns a user of the tenant that is not deleted.
 func (tx *tx) activeUser(field, id string) (*User, error) {
-	if err := CheckID(field, id); err != nil {
+	if err := checkID(field, id); err != nil {
 		return nil, err
 	}
 	u := tx.t.Users[id]
@@ -693,7 +693,7 @@ func (tx *tx) checkBulk(users []string) error {
 	}
 	seen := make(map[string]bool, len(users))
 	for _, u := range users {
-		if err := CheckID("users", u); err != nil {
+		if err := checkID("users", u); err != nil {
 			return err
 		}
 		if seen[u] {

@@ -6,7 +6,7 @@ import (
 )
 
 func (tx *tx) group(id string) (*Group, error) {
-	if err := CheckID("groupId", id); err != nil {
+	if err := checkID("groupId", id); err != nil {
 		return nil, err
 	}
 	g := tx.t.Groups[id]
@@ -20,7 +20,7 @@ func (tx *tx) createGroup(c *CreateGroup) error {
 	if err := tx.authorize("", "create groups", userAdmins...); err != nil {
 		return err
 	}
-	if err := CheckID("id", c.GroupID); err != nil {
+	if err := checkID("id", c.GroupID); err != nil {
 		return err
 	}
 	if err := checkText("displayName", c.DisplayName, true); err != nil {
@@ -70,7 +70,7 @@ func (tx *tx) removeGroupMember(c *RemoveGroupMember) error {
 	if err != nil {
 		return err
 	}
-	if err := CheckID("userId", c.UserID); err != nil {
+	if err := checkID("userId", c.UserID); err != nil {
 		return err
 	}
 	u := tx.t.Users[c.UserID]

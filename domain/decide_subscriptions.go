@@ -5,7 +5,7 @@ import "fmt"
 var billingAdmins = []Role{RoleGlobalAdmin, RoleBillingAdmin}
 
 func (tx *tx) subscription(id string) (*Subscription, error) {
-	if err := CheckID("subscriptionId", id); err != nil {
+	if err := checkID("subscriptionId", id); err != nil {
 		return nil, err
 	}
 	s := tx.t.Subscriptions[id]
@@ -23,10 +23,10 @@ func (tx *tx) checkQuantity(q int) error {
 }
 
 func validateApp(a *Product) error {
-	if err := CheckID("product.skuId", a.SkuID); err != nil {
+	if err := checkID("product.skuId", a.SkuID); err != nil {
 		return err
 	}
-	if err := CheckID("product.skuPartNumber", a.SkuPartNumber); err != nil {
+	if err := checkID("product.skuPartNumber", a.SkuPartNumber); err != nil {
 		return err
 	}
 	if err := checkText("product.displayName", a.DisplayName, true); err != nil {
@@ -46,7 +46,7 @@ func validateApp(a *Product) error {
 	seen := map[string]bool{}
 	for i := range a.ServicePlans {
 		sp := &a.ServicePlans[i]
-		if err := CheckID("product.servicePlans.servicePlanId", sp.ID); err != nil {
+		if err := checkID("product.servicePlans.servicePlanId", sp.ID); err != nil {
 			return err
 		}
 		if err := checkText("product.servicePlans.servicePlanName", sp.Name, true); err != nil {
@@ -67,7 +67,7 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 	if err := tx.authorize("", "buy subscriptions", billingAdmins...); err != nil {
 		return err
 	}
-	if err := CheckID("id", c.SubscriptionID); err != nil {
+	if err := checkID("id", c.SubscriptionID); err != nil {
 		return err
 	}
 	if tx.t.Subscriptions[c.SubscriptionID] != nil {
@@ -135,7 +135,7 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 		}
 		buyer = u
 	} else if c.PurchasedBy != "" {
-		if err := CheckID("purchasedBy", c.PurchasedBy); err != nil {
+		if err := checkID("purchasedBy", c.PurchasedBy); err != nil {
 			return err
 		}
 	}

@@ -9,7 +9,7 @@ import (
 var userAdmins = []Role{RoleGlobalAdmin, RoleUserAdmin}
 
 func validateNewUser(field string, u *NewUser) error {
-	if err := CheckID(field+".id", u.ID); err != nil {
+	if err := checkID(field+".id", u.ID); err != nil {
 		return err
 	}
 	if err := checkText(field+".userPrincipalName", u.UserPrincipalName, true); err != nil {
@@ -43,7 +43,7 @@ func (tx *tx) createTenant(c *CreateTenant) error {
 	if !tx.m.Actor.Operator {
 		return ruleErr(CodeNotAllowedForRole, "", "only the operator can create tenants")
 	}
-	if err := CheckID("id", tx.m.TenantID); err != nil {
+	if err := checkID("id", tx.m.TenantID); err != nil {
 		return err
 	}
 	if tx.t.Exists() {
@@ -143,7 +143,7 @@ func (tx *tx) restoreUser(c *RestoreUser) error {
 	if err := tx.authorize("R9", "restore users", userAdmins...); err != nil {
 		return err
 	}
-	if err := CheckID("userId", c.UserID); err != nil {
+	if err := checkID("userId", c.UserID); err != nil {
 		return err
 	}
 	u := tx.t.Users[c.UserID]
@@ -244,7 +244,7 @@ func (tx *tx) setRetentionHold(c *SetRetentionHold) error {
 	if err := tx.authorize("R10", "set retention holds", RoleGlobalAdmin); err != nil {
 		return err
 	}
-	if err := CheckID("userId", c.UserID); err != nil {
+	if err := checkID("userId", c.UserID); err != nil {
 		return err
 	}
 	u := tx.t.Users[c.UserID]
@@ -303,7 +303,7 @@ func (tx *tx) purge(c *PurgeHeldData) error {
 }
 
 func (tx *tx) purgeOne(r HeldDataRef) error {
-	if err := CheckID("userId", r.UserID); err != nil {
+	if err := checkID("userId", r.UserID); err != nil {
 		return err
 	}
 	u := tx.t.Users[r.UserID]

@@ -20,9 +20,7 @@ func ValidID(s string) bool {
 	return true
 }
 
-// CheckID returns nil if s is a valid id, else the invalid_request error
-// naming field.
-func CheckID(field, s string) error {
+func checkID(field, s string) error {
 	if !ValidID(s) {
 		return invalid(field, "%s %q is not a valid id: use 1 to 128 characters of A-Z a-z 0-9 . _ @ -", field, s)
 	}
