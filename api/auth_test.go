@@ -8,42 +8,13 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/api/apitest"
 	"github.com/seatledger/seatledger/queries"
 )
-
-// pathFor fills a route's parameters: the tenant and valid ids elsewhere.
-func pathFor(route, tenant string) string {
-	parts := strings.Split(route, "/")
-	for i, p := range parts {
-		switch {
-		case p == ":t":
-			parts[i] = tenant
-		case p == ":sku":
-			parts[i] = "SPB"
-		case strings.HasPrefix(p, ":"), strings.HasPrefix(p, "*"):
-			parts[i] = "x1"
-		}
-	}
-	return strings.Join(parts, "/")
-}
-
-func tenantRoutes(t *testing.T, s *api.Server) gin.RoutesInfo {
-	var out gin.RoutesInfo
-	for _, r := range s.Routes() {
-		if strings.HasPrefix(r.Path, "/v1/tenants/:t") {
-			out = append(out, r)
-		}
-	}
-	if len(out) < 26 {
-		t.Fatalf("only %d tenant routes", len(out))
-	}
-	return out
-}
 
 func signed(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	t.Helper()
@@ -91,8 +62,8 @@ func TestAuthRefusesBadTokensOnEveryTenantRoute(t *testing.T) {
 	e := newEnv(t, withReadSide(t))
 	e.createTenant("contoso")
 	bad := badTokens(t)
-	for _, r := range tenantRoutes(t, e.srv) {
-		path := pathFor(r.Path, "contoso")
+	for _, r := range apitest.TenantRoutes(t, e.srv.Routes()) {
+		path := apitest.PathFor(r.Path, "contoso")
 		t.Run(r.Method+" "+r.Path, func(t *testing.T) {
 			got := e.do(req{Method: r.Method, Path: path, Body: "{}"})
 			problem(t, got, http.StatusUnauthorized, "unauthenticated")
@@ -119,33 +90,12 @@ func TestAuthRefusesBadTokensOnEveryTenantRoute(t *testing.T) {
 // exactly the answer of a tenant that does not exist.
 func TestTenantIsolation(t *testing.T) {
 	e := newEnv(t, withReadSide(t))
-	e.createTenant("tenanta")
-	e.createTenant("tenantb")
-	e.buy("tenantb", "admin", "s1", "SPB", 5)
-	tokA := token(t, "tenanta", "admin")
-	before := e.version("tenantb")
-	// What a tenant that does not exist answers (from the domain).
-	ref := problem(t, e.do(req{Method: "DELETE", Path: "/v1/tenants/tenantz/users/x1", Token: token(t, "tenantz", "admin")}), http.StatusNotFound, "not_found")
-	for _, r := range tenantRoutes(t, e.srv) {
-		t.Run(r.Method+" "+r.Path, func(t *testing.T) {
-			got := e.do(req{Method: r.Method, Path: pathFor(r.Path, "tenantb"), Token: tokA, Body: `{"users":["admin"]}`})
-			p := problem(t, got, http.StatusNotFound, "not_found")
-			for _, k := range []string{"type", "title", "status", "code", "field", "rule"} {
-				if p[k] != ref[k] {
-					t.Fatalf("%s: %v, a missing tenant's %v", k, p[k], ref[k])
-				}
-			}
-			if strings.ReplaceAll(p["detail"].(string), "tenantb", "X") != strings.ReplaceAll(ref["detail"].(string), "tenantz", "X") {
-				t.Fatalf("isolation answer %q differs from a missing tenant's %q", p["detail"], ref["detail"])
-			}
-			if len(p) != len(ref) {
-				t.Fatalf("members differ: %v vs %v", p, ref)
-			}
-		})
-	}
-	if after := e.version("tenantb"); after != before {
-		t.Fatalf("tenant B changed from version %d to %d", before, after)
-	}
+	e.createTenant(apitest.TenantA)
+	e.createTenant(apitest.TenantB)
+	e.buy(apitest.TenantB, "admin", "s1", "SPB", 5)
+	apitest.CheckTenantIsolation(t, e.srv, e.srv.Routes(),
+		func(tenant string) string { return token(t, tenant, "admin") },
+		func() uint64 { return e.version(apitest.TenantB) })
 }
 
 func TestCreateTenantIsOperatorOnly(t *testing.T) {
