@@ -71,7 +71,12 @@ type Result struct {
 // Handler executes commands. It is safe for concurrent use: commands of one
 // tenant are serialized, different tenants run in parallel.
 type Handler struct {
-	cfg    Config
+	cfg Config
+	// shared is set when other processes may append to the store (it is
+	// not eventstore.Exclusive): a cached state may then be behind the
+	// stream's head, and is caught up before any answer that is not an
+	// append (see atHead).
+	shared bool
 	locks  tenantLocks
 	cache  *tenantCache
 	snaps  chan snapRequest
@@ -97,7 +102,7 @@ func New(cfg Config) *Handler {
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 8
 	}
-	h := &Handler{cfg: cfg, cache: newTenantCache(cfg.CacheSize), snaps: make(chan snapRequest, 64), closed: make(chan struct{})}
+	h := &Handler{cfg: cfg, shared: !eventstore.IsExclusive(cfg.Store), cache: newTenantCache(cfg.CacheSize), snaps: make(chan snapRequest, 64), closed: make(chan struct{})}
 	if cfg.Snapshots != nil && cfg.SnapshotEvery > 0 {
 		h.wg.Add(1)
 		go h.snapshotter()
@@ -258,17 +263,27 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 	}
 	defer h.locks.lock(m.TenantID)()
 
-	st, err := h.load(ctx, m.TenantID)
+	st, fresh, err := h.load(ctx, m.TenantID)
 	if err != nil {
 		return Result{}, err
 	}
 	for attempt := 0; ; attempt++ {
 		m.Now = h.cfg.Clock()
 		events, err := h.cfg.Decider.Decide(st, cmd)
-		if err != nil {
-			return Result{}, err
-		}
-		if len(events) == 0 {
+		if err != nil || len(events) == 0 {
+			// An append is checked by its expected version; a refusal or
+			// a no-op is not, so it is made on the head.
+			if !fresh {
+				fresh = true
+				if advanced, herr := h.atHead(ctx, st); herr != nil {
+					return Result{}, herr
+				} else if advanced {
+					continue
+				}
+			}
+			if err != nil {
+				return Result{}, err
+			}
 			return h.answerWithoutEvents(ctx, st, m.CommandID)
 		}
 		data, raw, err := encodeEvents(events)
@@ -296,8 +311,10 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 			return Result{}, err
 		}
 		if err := h.catchUp(ctx, st); err != nil {
+			h.cache.evict(m.TenantID, st)
 			return Result{}, err
 		}
+		fresh = true
 		h.cache.put(m.TenantID, st)
 	}
 }
@@ -338,6 +355,11 @@ func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender,
 			if reloaded, serr := h.settle(ctx, tl, m.TenantID); serr != nil {
 				return Result{}, serr
 			} else if reloaded {
+				continue
+			}
+			if advanced, herr := h.atHead(ctx, tl.st); herr != nil {
+				return Result{}, herr
+			} else if advanced {
 				continue
 			}
 			if err != nil {
@@ -426,7 +448,7 @@ func (h *Handler) settle(ctx context.Context, tl *tenantLock, tenantID string) (
 	if tl.st != nil {
 		return false, nil
 	}
-	st, err := h.load(ctx, tenantID)
+	st, _, err := h.load(ctx, tenantID)
 	if err != nil {
 		return false, err
 	}
@@ -529,9 +551,14 @@ func (h *Handler) View(ctx context.Context, tenantID string, fn func(*domain.Ten
 	}
 	if _, ok := h.cfg.Store.(eventstore.AsyncAppender); !ok {
 		defer h.locks.lock(tenantID)()
-		st, err := h.load(ctx, tenantID)
+		st, fresh, err := h.load(ctx, tenantID)
 		if err != nil {
 			return err
+		}
+		if !fresh {
+			if _, err := h.atHead(ctx, st); err != nil {
+				return err
+			}
 		}
 		return fn(st)
 	}
@@ -543,5 +570,29 @@ func (h *Handler) View(ctx context.Context, tenantID string, fn func(*domain.Ten
 	if _, err := h.settle(ctx, tl, tenantID); err != nil {
 		return err
 	}
+	if _, err := h.atHead(ctx, tl.st); err != nil {
+		return err
+	}
 	return fn(tl.st)
+}
+
+// atHead brings a state this Handler held in memory up to the stream's
+// head on a shared store (the caller holds the tenant's lock), with one
+// read of the stream after st.Version, and reports whether it advanced.
+// On an exclusive store the held state is the head and nothing is read.
+//
+// A state folded from the store after the request arrived needs no call:
+// it is already at least as new as the head the request could see.
+func (h *Handler) atHead(ctx context.Context, st *domain.Tenant) (advanced bool, err error) {
+	if !h.shared || st == nil || !st.Exists() {
+		return false, nil
+	}
+	before := st.Version
+	if err := h.catchUp(ctx, st); err != nil {
+		// st may hold part of what was read: still a true state, but
+		// forget it so the next command folds the tenant again.
+		h.cache.evict(st.ID, st)
+		return false, err
+	}
+	return st.Version > before, nil
 }

@@ -15,19 +15,22 @@ import (
 const readBatch = 4096
 
 // load returns the tenant's state: from the cache, else from the newest
-// snapshot and the events after it. The caller holds the tenant's lock.
-func (h *Handler) load(ctx context.Context, tenantID string) (*domain.Tenant, error) {
+// snapshot and the events after it. fresh reports that it was read from
+// the store by this call, so it is at least as new as the stream's head
+// when the call began; a cached state may be behind it on a shared store
+// (see atHead). The caller holds the tenant's lock.
+func (h *Handler) load(ctx context.Context, tenantID string) (st *domain.Tenant, fresh bool, err error) {
 	if st := h.cache.get(tenantID); st != nil {
-		return st, nil
+		return st, !h.shared, nil
 	}
-	st, err := Fold(ctx, h.cfg.Store, h.cfg.Snapshots, h.cfg.Upcasters, tenantID, 0)
+	st, err = Fold(ctx, h.cfg.Store, h.cfg.Snapshots, h.cfg.Upcasters, tenantID, 0)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if st.Exists() {
 		h.cache.put(tenantID, st)
 	}
-	return st, nil
+	return st, true, nil
 }
 
 // catchUp applies the events appended after st.Version.

@@ -113,6 +113,28 @@ type Store interface {
 	Close() error
 }
 
+// Exclusive is implemented by a store that no other process can append to
+// while it is open (the embedded store holds its directory's lock). Every
+// other store is shared: several processes may append to one stream, and
+// a reader must not take what it appended itself for the stream's head.
+//
+// The command handler relies on it: on an exclusive store the tenant state
+// it keeps in memory is the head; on a shared one it reads the head (one
+// indexed read) before any answer that is not an append — a refusal, a
+// no-op, a role check — so that no answer is decided on a state older than
+// the store's when the request arrived.
+type Exclusive interface {
+	// Exclusive reports whether no other process can append to the store
+	// while it is open.
+	Exclusive() bool
+}
+
+// IsExclusive reports whether s declares itself exclusive (see Exclusive).
+func IsExclusive(s Store) bool {
+	e, ok := s.(Exclusive)
+	return ok && e.Exclusive()
+}
+
 // AsyncAppender is implemented by stores that can queue an append and let
 // the caller wait for its outcome later. Appends are committed in the order
 // they were queued, so a caller may queue an append that expects the version

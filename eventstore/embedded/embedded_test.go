@@ -382,3 +382,11 @@ func TestDiskFailure(t *testing.T) {
 	}
 	_ = s.Close() // must not panic
 }
+
+// The store declares itself eventstore.Exclusive, which the command handler
+// trusts to answer from its own appends: TestDirectoryLock proves the claim.
+func TestTheStoreIsExclusive(t *testing.T) {
+	if s := mustOpen(t, t.TempDir(), Options{NoSync: true}); !eventstore.IsExclusive(s) {
+		t.Fatal("the embedded store does not declare itself exclusive")
+	}
+}

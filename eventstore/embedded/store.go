@@ -181,6 +181,7 @@ type appendReq struct {
 var (
 	_ eventstore.Store         = (*Store)(nil)
 	_ eventstore.AsyncAppender = (*Store)(nil)
+	_ eventstore.Exclusive     = (*Store)(nil)
 	_ eventstore.SnapshotStore = (*Store)(nil)
 )
 
@@ -631,6 +632,10 @@ func (s *Store) await(ctx context.Context, r *appendReq) (eventstore.AppendResul
 	}
 	return r.res, r.err
 }
+
+// Exclusive reports true: Pebble locks the directory, so no other process
+// appends while the store is open (eventstore.Exclusive).
+func (s *Store) Exclusive() bool { return true }
 
 // QueueAppend queues an append for the writer (eventstore.AsyncAppender).
 // The writer takes queued appends in order and fails one whose `after` was

@@ -101,6 +101,12 @@ func (factory) Reopen(t *testing.T, old eventstore.Store) eventstore.Store {
 	return openSchema(t, schema, Options{})
 }
 
+// OpenSecond opens another Store on old's schema, as a second node would
+// (storetest.SecondOpener).
+func (factory) OpenSecond(t *testing.T, old eventstore.Store) eventstore.Store {
+	return openSchema(t, old.(*Store).Schema(), Options{})
+}
+
 func TestContract(t *testing.T) {
 	requirePG(t)
 	storetest.RunFactory(t, factory{})

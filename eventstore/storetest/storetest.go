@@ -55,6 +55,7 @@ func RunFactory(t *testing.T, f Factory) {
 		{"ReadStreamForward", testReadStreamForward},
 		{"ReadStreamBackward", testReadStreamBackward},
 		{"StreamVersion", testStreamVersion},
+		{"OtherWriters", testOtherWriters},
 		{"ReadAll", testReadAll},
 		{"SubscribeBurst", testSubscribeBurst},
 		{"SubscribeResume", testSubscribeResume},
