@@ -1,0 +1,416 @@
+package reliability_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/commands"
+	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/reliability"
+)
+
+// multiNodeRedisDB is the Redis database the shared-store scenarios own
+// (they flush it); the nodes use its default key prefix.
+const multiNodeRedisDB = 14
+
+// cluster is several `seatledger serve` processes on one PostgreSQL schema
+// and one Redis database, as a shared-store deployment runs them.
+type cluster struct {
+	t      *testing.T
+	url    string // the event store's connection string
+	store  *postgres.Store
+	rdb    *redis.Client
+	nodes  []*proc
+	ledger *reliability.Ledger
+}
+
+// newCluster starts n nodes, or skips when PostgreSQL or Redis is absent.
+func newCluster(t *testing.T, n int, extraEnv ...string) *cluster {
+	t.Helper()
+	base := os.Getenv("SEATLEDGER_POSTGRES_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx := context.Background()
+	schema := fmt.Sprintf("rel_multinode_%x", rand.Uint32())
+	url := base + "&" + postgres.SchemaParam + "=" + schema
+	store, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Skipf("PostgreSQL is not reachable at %s (%v): skipping the shared-store scenario", base, err)
+	}
+	t.Cleanup(func() {
+		store.Close()
+		if err := postgres.DropSchema(context.Background(), base, schema); err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+		}
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: multiNodeRedisDB})
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Skipf("Redis at 127.0.0.1:6379 is not reachable (%v): skipping the shared-store scenario", err)
+	}
+	rdb.FlushDB(ctx)
+	t.Cleanup(func() { rdb.FlushDB(context.Background()); rdb.Close() })
+	c := &cluster{t: t, url: url, store: store, rdb: rdb, ledger: reliability.NewLedger()}
+	for i := range n {
+		env := append([]string{"SEATLEDGER_EVENTSTORE=" + url, fmt.Sprintf("SEATLEDGER_NODE_ID=node%d", i)}, extraEnv...)
+		c.nodes = append(c.nodes, startBinary(t, t.TempDir(), fmt.Sprintf("redis://127.0.0.1:6379/%d", multiNodeRedisDB), env...))
+	}
+	return c
+}
+
+func (c *cluster) client(i int) *reliability.Client {
+	return reliability.NewClient(c.nodes[i].base, c.ledger)
+}
+
+// tenant creates tenant id with users u0..u(users-1) (usage location US)
+// and one SPB subscription of quantity licenses, through node 0.
+func (c *cluster) tenant(id string, users, quantity int) {
+	c.t.Helper()
+	ctx := context.Background()
+	cl := c.client(0)
+	mustOK := func(r reliability.Result) {
+		c.t.Helper()
+		if r.Status/100 != 2 {
+			c.t.Fatalf("set-up: %d %s %v", r.Status, r.Body, r.Err)
+		}
+	}
+	mustOK(cl.Command(ctx, id, opActor, operator, "POST", "/v1/tenants",
+		map[string]any{"id": id, "name": id, "globalAdmin": map[string]string{"id": "admin", "userPrincipalName": "admin@" + id + ".example", "usageLocation": "US"}}))
+	tk := tok(c.t, id, "admin")
+	mustOK(cl.Command(ctx, id, admin(id), tk, "POST", "/v1/tenants/"+id+"/subscriptions", map[string]any{"id": "s1", "skuId": "SPB", "quantity": quantity}))
+	for i := range users {
+		mustOK(cl.Command(ctx, id, admin(id), tk, "POST", "/v1/tenants/"+id+"/users",
+			map[string]any{"id": fmt.Sprintf("u%d", i), "userPrincipalName": fmt.Sprintf("u%d@%s.example", i, id), "usageLocation": "US"}))
+	}
+}
+
+func (c *cluster) head(tenant string) uint64 {
+	c.t.Helper()
+	v, err := c.store.StreamVersion(context.Background(), commands.StreamName(tenant))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return v
+}
+
+// check runs the invariant checker over the log and the ledger, then, if
+// withReadModels, waits until a node's verify finds the read models equal
+// to the fold of the log.
+func (c *cluster) check(withReadModels bool) {
+	c.t.Helper()
+	rep, err := reliability.Check(context.Background(), c.store, c.ledger, nil, purgeCommand)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	report(c.t, rep)
+	if !withReadModels {
+		return
+	}
+	var last any
+	waitFor(c.t, "the read models to equal the fold of the log", func() bool {
+		for _, n := range c.nodes {
+			if n.cmd.ProcessState != nil {
+				continue
+			}
+			r := n.verify(c.t)
+			last = r
+			return r.Tenants > 0 && len(r.Differences) == 0
+		}
+		c.t.Fatal("no node is running")
+		return false
+	})
+	c.t.Logf("read models: %+v", last)
+}
+
+// purgeCommand accepts the command ids of the scheduler's purges, which no
+// client sent.
+func purgeCommand(id string) bool { return strings.HasPrefix(id, "purge") }
+
+// answer decodes a 2xx command answer and the types of its events.
+func answer(t *testing.T, r reliability.Result) (version uint64, types []string) {
+	t.Helper()
+	if r.Status/100 != 2 {
+		t.Fatalf("want a 2xx answer, got %d %s %v", r.Status, r.Body, r.Err)
+	}
+	a, err := r.Answer()
+	if err != nil {
+		t.Fatalf("answer %s: %v", r.Body, err)
+	}
+	for _, raw := range a.Events {
+		var env struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(raw, &env)
+		types = append(types, env.Type)
+	}
+	return a.Version, types
+}
+
+// changed reports whether an answer's events did more than record that
+// nothing changed.
+func changed(types []string) bool {
+	for _, ty := range types {
+		if ty != domain.TypeNothingChanged {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTwoNodesAnswerOnTheStoresTruth replays issue 16's three reproductions
+// on two real servers sharing one PostgreSQL store: a stale node's unassign
+// removes the license, its refusals and no-ops stand on the head, and a role
+// changed through one node is seen by the other's very next request.
+func TestTwoNodesAnswerOnTheStoresTruth(t *testing.T) {
+	c := newCluster(t, 2)
+	ctx := context.Background()
+	a, b := c.client(0), c.client(1)
+	c.tenant("fresh", 3, 2)
+	tk := tok(t, "fresh", "admin")
+	assign := func(cl *reliability.Client, users ...string) reliability.Result {
+		return cl.Command(ctx, "fresh", admin("fresh"), tk, "POST", "/v1/tenants/fresh/licenses/SPB/assign", map[string]any{"users": users})
+	}
+	unassign := func(cl *reliability.Client, users ...string) reliability.Result {
+		return cl.Command(ctx, "fresh", admin("fresh"), tk, "POST", "/v1/tenants/fresh/licenses/SPB/unassign", map[string]any{"users": users})
+	}
+	// Node a caches the tenant.
+	if r := a.Query(ctx, tk, "/v1/tenants/fresh/users/u0"); r.Status != http.StatusOK && r.Status != http.StatusNotFound {
+		t.Fatalf("warm-up read: %d %s", r.Status, r.Body)
+	}
+
+	// 1. b assigns SPB to u0; a, asked to unassign it, must remove it.
+	answer(t, assign(b, "u0"))
+	v, types := answer(t, unassign(a, "u0"))
+	if !changed(types) || v != c.head("fresh") {
+		t.Fatalf("unassign on the stale node: version %d, events %v; head %d: the license must be removed", v, types, c.head("fresh"))
+	}
+
+	// 2. a fills the pool; b frees one; a's next assign must succeed, and
+	// a no-op through a answers a version no lower than the head.
+	answer(t, assign(a, "u0", "u1"))
+	answer(t, unassign(b, "u1"))
+	if v, types := answer(t, assign(a, "u2")); !changed(types) || v != c.head("fresh") {
+		t.Fatalf("assign with a free license in the store: version %d events %v", v, types)
+	}
+	// b swaps u2 for u1: on a's cached state u1 holds nothing.
+	answer(t, unassign(b, "u2"))
+	answer(t, assign(b, "u1"))
+	headBefore := c.head("fresh")
+	if r := assign(a, "u1"); r.Status/100 == 2 { // a no-op on the head: u1 holds it
+		if v, types := answer(t, r); v < headBefore || changed(types) {
+			t.Fatalf("no-op answered version %d (events %v); the head it could see was %d", v, types, headBefore)
+		}
+	} else {
+		t.Fatalf("assigning a license u1 holds: %d %s", r.Status, r.Body)
+	}
+
+	// 3. Roles: granted through a, honoured by b's very next request;
+	// revoked through a, refused by b's very next request.
+	u2 := tok(t, "fresh", "u2")
+	if r := b.Query(ctx, u2, "/v1/tenants/fresh/users"); r.Status != http.StatusForbidden {
+		t.Fatalf("u2 without a role reads users: %d", r.Status)
+	}
+	if r := a.Command(ctx, "fresh", admin("fresh"), tk, "PUT", "/v1/tenants/fresh/users/u2/roles", map[string]any{"roles": []string{"UserAdministrator"}}); r.Status/100 != 2 {
+		t.Fatalf("grant: %d %s", r.Status, r.Body)
+	}
+	if r := b.Query(ctx, u2, "/v1/tenants/fresh/users"); r.Status != http.StatusOK {
+		t.Fatalf("a role granted through node a is refused by node b: %d %s", r.Status, r.Body)
+	}
+	if r := a.Command(ctx, "fresh", admin("fresh"), tk, "PUT", "/v1/tenants/fresh/users/u2/roles", map[string]any{"roles": []string{}}); r.Status/100 != 2 {
+		t.Fatalf("revoke: %d %s", r.Status, r.Body)
+	}
+	for _, path := range []string{"/v1/tenants/fresh/users", "/v1/tenants/fresh/audit", "/v1/tenants/fresh/events", "/v1/tenants/fresh/state"} {
+		if r := b.Query(ctx, u2, path); r.Status != http.StatusForbidden {
+			t.Fatalf("a role revoked through node a is still honoured by node b on %s: %d", path, r.Status)
+		}
+	}
+	c.check(true)
+}
+
+// TestSharedStoreRaceForTheLastLicenses sends 100 assigns and unassigns of
+// the last licenses at once through three nodes. Every 2xx is either in the
+// log (the invariant checker) or a true no-op on the head: the fold at the
+// answer's version agrees that nothing was to be done, and the version is
+// no lower than any answer the client had before it sent the command.
+func TestSharedStoreRaceForTheLastLicenses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers and races 100 commands through them")
+	}
+	c := newCluster(t, 3)
+	ctx := context.Background()
+	const users = 12
+	c.tenant("race", users, 4)
+	tk := tok(t, "race", "admin")
+	clients := []*reliability.Client{c.client(0), c.client(1), c.client(2)}
+
+	var seen atomic.Uint64 // the highest version answered so far
+	type noop struct {
+		assign  bool
+		user    string
+		version uint64 // of the answer
+		before  uint64 // the highest version answered before it was sent
+		types   []string
+	}
+	var mu sync.Mutex
+	var noops []noop
+	var wg sync.WaitGroup
+	for round := range 2 {
+		for i := range 50 {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				user := fmt.Sprintf("u%d", rand.IntN(users))
+				isAssign := (i+round)%2 == 0
+				path := "/v1/tenants/race/licenses/SPB/unassign"
+				if isAssign {
+					path = "/v1/tenants/race/licenses/SPB/assign"
+				}
+				before := seen.Load()
+				r := clients[i%3].Command(ctx, "race", admin("race"), tk, "POST", path, map[string]any{"users": []string{user}})
+				if r.Status/100 != 2 {
+					if r.Status != http.StatusConflict {
+						t.Errorf("%s %s: %d %s", path, user, r.Status, r.Body)
+					}
+					return
+				}
+				a, err := r.Answer()
+				if err != nil {
+					t.Errorf("answer: %v", err)
+					return
+				}
+				for v := seen.Load(); a.Version > v && !seen.CompareAndSwap(v, a.Version); v = seen.Load() {
+				}
+				_, types := answerTypes(a)
+				if !changed(types) {
+					mu.Lock()
+					noops = append(noops, noop{isAssign, user, a.Version, before, types})
+					mu.Unlock()
+				}
+			}(i)
+		}
+		wg.Wait()
+	}
+	spb := skuOf(t, "SPB")
+	// Each no-op against the fold at its version (a keyed no-op records
+	// NothingChanged as its last event: look just before it).
+	for _, n := range noops {
+		if n.version < n.before {
+			t.Errorf("no-op %+v answered a version below one already answered", n)
+		}
+		at := n.version - uint64(len(n.types))
+		st, err := commands.Fold(ctx, c.store, nil, nil, "race", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holds := false
+		if u := st.Users[n.user]; u != nil {
+			for _, l := range u.Licenses {
+				_, direct := l.Sources[domain.SourceDirect]
+				holds = holds || (direct && l.SkuID == spb)
+			}
+		}
+		if n.assign != holds {
+			t.Errorf("no-op %+v is not one on the log at version %d: the user holds a direct license: %v", n, at, holds)
+		}
+	}
+	t.Logf("%d no-ops checked against the fold", len(noops))
+	c.check(true)
+}
+
+func answerTypes(a api.CommandAnswer) (uint64, []string) {
+	var types []string
+	for _, raw := range a.Events {
+		var env struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(raw, &env)
+		types = append(types, env.Type)
+	}
+	return a.Version, types
+}
+
+// TestSharedStoreNodeKilledUnderLoad kills one of two nodes with SIGKILL
+// while both take commands: the other keeps serving, every command in
+// doubt is settled through it, and the invariants hold.
+func TestSharedStoreNodeKilledUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers and kills one under load")
+	}
+	c := newCluster(t, 2)
+	ctx := context.Background()
+	c.tenant("kill", 40, 30)
+	tk := tok(t, "kill", "admin")
+	clients := []*reliability.Client{c.client(0), c.client(1)}
+	var stop atomic.Bool
+	var survivorErrs atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for !stop.Load() {
+				node := w % 2
+				path := "/v1/tenants/kill/licenses/SPB/assign"
+				if rng.IntN(2) == 0 {
+					path = "/v1/tenants/kill/licenses/SPB/unassign"
+				}
+				r := clients[node].Command(ctx, "kill", admin("kill"), tk, "POST", path, map[string]any{"users": []string{fmt.Sprintf("u%d", rng.IntN(40))}})
+				if node == 1 && (r.Status == 0 || r.Status >= 500) {
+					survivorErrs.Add(1)
+				}
+			}
+		}(w)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	c.nodes[0].kill()
+	time.Sleep(1500 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if n := survivorErrs.Load(); n > 0 {
+		t.Errorf("the surviving node failed %d commands while the other was killed", n)
+	}
+	// Commands sent to the killed node are in doubt: resend them, with
+	// their Idempotency-Key, through the survivor.
+	survivor := c.client(1)
+	for _, e := range c.ledger.InDoubt() {
+		survivor.Send(ctx, e)
+	}
+	if d := c.ledger.InDoubt(); len(d) > 0 {
+		t.Fatalf("%d commands still in doubt after resending them to the survivor", len(d))
+	}
+	c.check(true)
+}
+
+// waitFor polls cond until it holds or 30 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func skuOf(t *testing.T, part string) string {
+	p, ok := domain.DefaultCatalog().Lookup(part)
+	if !ok {
+		t.Fatalf("no product %s in the catalog", part)
+	}
+	return p.SkuID
+}
