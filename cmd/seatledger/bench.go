@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/eventstore/postgres"
 	"github.com/seatledger/seatledger/projections"
 )
 
@@ -34,8 +37,15 @@ type benchOptions struct {
 	NoSync                  bool
 	SyncDelay               time.Duration
 	RedisURL                string
-	Profile                 io.Writer // CPU profile of the load phase, if set
-	MemProfile              io.Writer // allocation profile written after the load, if set
+	// EventStore is "embedded" or a PostgreSQL server's URL: the bench
+	// then uses a fresh schema of its own there and drops it afterwards.
+	EventStore string
+	// Nodes is how many servers share the store and Redis (in this
+	// process, each with its own command handler, cache and listener);
+	// the clients are spread over them.
+	Nodes      int
+	Profile    io.Writer // CPU profile of the load phase, if set
+	MemProfile io.Writer // allocation profile written after the load, if set
 }
 
 // benchResult is what one load run measured.
@@ -53,9 +63,12 @@ func (r benchResult) perSecond() float64 { return float64(r.Commands) / r.Elapse
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("bench", "Usage: seatledger bench [--clients 64] [--tenants 1000] [--users 8] [--duration 20s] [--nosync] [--sync-delay 500us]\n"+
+		"                        [--eventstore postgres://… --nodes 2 --redis-url redis://…]\n"+
 		"Starts seatledger on a temporary data directory (durable embedded store, in-process Redis), creates the\n"+
 		"tenants, then has the clients assign and unassign licenses over loopback HTTP for the duration, and prints\n"+
-		"commands/s, latency percentiles and errors; then measures the raw event store append rate with as many writers.", stderr)
+		"commands/s, latency percentiles and errors; then measures the raw event store append rate with as many writers.\n"+
+		"With --eventstore postgres://… and --nodes N it starts N servers sharing that store (a fresh schema, dropped\n"+
+		"afterwards) and one Redis, and spreads the clients over them.", stderr)
 	var o benchOptions
 	fs.IntVar(&o.Clients, "clients", 64, "concurrent HTTP clients")
 	fs.IntVar(&o.Tenants, "tenants", 1000, "tenants the load is spread over")
@@ -64,13 +77,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&o.NoSync, "nosync", false, "store without fsync (NOT durable; to see what the disk costs)")
 	fs.DurationVar(&o.SyncDelay, "sync-delay", 500*time.Microsecond, "longest wait of a commit for concurrent appends, as "+envSyncDelay+" (0: never wait)")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis of the read side (default: in-process, as the zero-setup run); the database must hold no seatledger keys (the bench refuses it otherwise) and the bench deletes the keys it wrote, e.g. redis://127.0.0.1:6379/12")
+	fs.StringVar(&o.EventStore, "eventstore", "embedded", "embedded, or a PostgreSQL server's URL (postgres://…): the bench makes a schema of its own there and drops it afterwards")
+	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the event store and Redis, the clients spread over them (more than 1 needs --eventstore postgres://… and --redis-url)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (set-up and load) to this file")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if o.Clients < 1 || o.Tenants < 1 || o.Users < 1 || o.Duration <= 0 {
-		fmt.Fprintln(stderr, "seatledger bench: --clients, --tenants, --users and --duration must be positive")
+	if o.Clients < 1 || o.Tenants < 1 || o.Users < 1 || o.Duration <= 0 || o.Nodes < 1 {
+		fmt.Fprintln(stderr, "seatledger bench: --clients, --tenants, --users, --duration and --nodes must be positive")
+		return 2
+	}
+	if o.EventStore != "embedded" && !postgres.IsURL(o.EventStore) {
+		fmt.Fprintln(stderr, "seatledger bench: --eventstore must be embedded or a postgres:// URL")
+		return 2
+	}
+	if o.Nodes > 1 && (o.EventStore == "embedded" || o.RedisURL == "") {
+		fmt.Fprintln(stderr, "seatledger bench: --nodes above 1 needs a store and a Redis the nodes share: --eventstore postgres://… and --redis-url redis://…")
 		return 2
 	}
 	if *cpuProfile != "" {
@@ -102,7 +125,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if o.RedisURL != "" {
 		redisDesc = "Redis " + redactURL(o.RedisURL)
 	}
-	fmt.Fprintf(stdout, "HTTP AssignLicense/UnassignLicense, %d clients, %d tenants, %v, durable=%v, sync delay %v, %s\n", o.Clients, o.Tenants, o.Duration, !o.NoSync, o.SyncDelay, redisDesc)
+	storeDesc := fmt.Sprintf("embedded store, durable=%v, sync delay %v", !o.NoSync, o.SyncDelay)
+	if o.EventStore != "embedded" {
+		storeDesc = "PostgreSQL store " + redactURL(o.EventStore)
+	}
+	fmt.Fprintf(stdout, "HTTP AssignLicense/UnassignLicense, %d clients, %d tenants, %v, %d node(s), %s, %s\n", o.Clients, o.Tenants, o.Duration, o.Nodes, storeDesc, redisDesc)
 	fmt.Fprintf(stdout, "  commands/s   %.0f  (%d commands, %d errors, %.2f%% error rate)\n", res.perSecond(), res.Commands, res.Errors,
 		100*float64(res.Errors)/float64(max(res.Commands+res.Errors, 1)))
 	fmt.Fprintf(stdout, "  latency      p50 %.2f ms   p99 %.2f ms   max %.2f ms\n", ms(res.P50), ms(res.P99), ms(res.Max))
@@ -110,7 +137,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "  CPU          %.0f µs per command (this process: server and load clients; %.2f cores busy)\n",
 			float64(res.CPU.Microseconds())/float64(res.Commands), res.CPU.Seconds()/res.Elapsed.Seconds())
 	}
-	fmt.Fprintf(stdout, "  raw store    %.0f events/s (%d writers, 1 event per append, same machine, right after)\n", res.StoreEventsPerS, o.Clients)
+	if o.EventStore == "embedded" {
+		fmt.Fprintf(stdout, "  raw store    %.0f events/s (%d writers, 1 event per append, same machine, right after)\n", res.StoreEventsPerS, o.Clients)
+	}
 	return 0
 }
 
@@ -130,26 +159,59 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 		}
 		defer cleanup()
 	}
-	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir + "/data", EventStore: "embedded", HoldPeriod: 720 * time.Hour,
-		SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text",
-		NodeID: "bench", PurgeRate: 5000, SyncDelay: o.SyncDelay, noSync: o.NoSync, RedisURL: o.RedisURL}
-	sctx, stop := context.WithCancel(ctx)
-	defer stop()
-	addrCh, done := make(chan string, 1), make(chan error, 1)
-	go func() { done <- serve(sctx, cfg, io.Discard, io.Discard, func(a string) { addrCh <- a }) }()
-	var addr string
-	select {
-	case addr = <-addrCh:
-	case err := <-done:
-		return benchResult{}, err
+	storeURL := o.EventStore
+	if storeURL == "" {
+		storeURL = "embedded"
 	}
-	var stopOnce sync.Once
-	shutdown := func() { stopOnce.Do(func() { stop(); <-done }) }
-	defer shutdown()
-	secrets, _, err := readDevSecrets(cfg.DataDir)
+	if storeURL != "embedded" {
+		url, drop, err := benchSchema(ctx, storeURL)
+		if err != nil {
+			return benchResult{}, err
+		}
+		defer drop()
+		storeURL = url
+	}
+	jwtSecret, err := randomSecret()
 	if err != nil {
 		return benchResult{}, err
 	}
+	opToken, err := randomSecret()
+	if err != nil {
+		return benchResult{}, err
+	}
+	secrets := devSecrets{JWTSecret: jwtSecret, OperatorToken: opToken}
+	nodes := max(o.Nodes, 1)
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	addrs := make([]string, nodes)
+	done := make(chan error, nodes)
+	started := 0
+	var stopOnce sync.Once
+	shutdown := func() {
+		stopOnce.Do(func() {
+			stop()
+			for range started {
+				<-done
+			}
+		})
+	}
+	defer shutdown()
+	for n := range nodes {
+		cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: fmt.Sprintf("%s/data%d", dir, n), EventStore: storeURL, HoldPeriod: 720 * time.Hour,
+			SchedulerInterval: time.Minute, BulkLimit: 20, ShutdownTimeout: 10 * time.Second, LogFormat: "text",
+			NodeID: fmt.Sprint("bench-", n), PurgeRate: 5000, SyncDelay: o.SyncDelay, noSync: o.NoSync, RedisURL: o.RedisURL,
+			JWTSecret: secrets.JWTSecret, OperatorToken: secrets.OperatorToken}
+		addrCh := make(chan string, 1)
+		go func() { done <- serve(sctx, cfg, io.Discard, io.Discard, func(a string) { addrCh <- a }) }()
+		started++
+		select {
+		case addrs[n] = <-addrCh:
+		case err := <-done:
+			started--
+			return benchResult{}, fmt.Errorf("node %d: %w", n, err)
+		}
+	}
+	addr := addrs[0]
 	// Set-up: tenants, 1000 licenses each, users.
 	progress("setting up %d tenants of %d users…", o.Tenants, o.Users)
 	tokens := make([]string, o.Tenants)
@@ -218,7 +280,7 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 		go func(c int) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(c), 99))
-			wc := newWireClient(addr)
+			wc := newWireClient(addrs[c%len(addrs)])
 			defer wc.Close()
 			for time.Now().Before(deadline) {
 				k := r.IntN(len(slots))
@@ -259,10 +321,33 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 		res.P50, res.P99, res.Max = all[len(all)/2], all[len(all)*99/100], all[len(all)-1]
 	}
 	shutdown()
+	if storeURL != "embedded" {
+		return res, nil
+	}
 
 	progress("raw store: %d writers for %v…", o.Clients, min(o.Duration, 10*time.Second))
 	res.StoreEventsPerS, err = rawAppendRate(ctx, dir+"/raw", o.Clients, min(o.Duration, 10*time.Second), o.NoSync, o.SyncDelay)
 	return res, err
+}
+
+// benchSchema returns base with a fresh schema of the bench's own, and a
+// function that drops it.
+func benchSchema(ctx context.Context, base string) (url string, drop func(), err error) {
+	if strings.Contains(base, postgres.SchemaParam+"=") {
+		return "", nil, fmt.Errorf("--eventstore: leave out %s=: the bench makes a schema of its own and drops it afterwards", postgres.SchemaParam)
+	}
+	var raw [6]byte
+	_, _ = crand.Read(raw[:])
+	schema := fmt.Sprintf("seatledger_bench_%x", raw)
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + postgres.SchemaParam + "=" + schema, func() {
+		if err := postgres.DropSchema(context.Background(), base, schema); err != nil {
+			fmt.Fprintf(os.Stderr, "seatledger bench: drop schema %s: %v\n", schema, err)
+		}
+	}, nil
 }
 
 // rawAppendRate appends 300-byte events, one per append, from n writers on

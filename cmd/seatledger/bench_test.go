@@ -6,12 +6,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/eventstore/postgres"
 )
 
 // TestWireClient: the load generator's client reads the answers net/http
@@ -106,5 +109,41 @@ func TestBenchRefusesARedisWithSeatledgerKeys(t *testing.T) {
 	_, err := claimBenchRedis(ctx, url)
 	if err == nil || !strings.Contains(err.Error(), "already holds seatledger keys") {
 		t.Fatalf("claim of a database with %s: %v", key, err)
+	}
+}
+
+// TestBenchDrivesSeveralNodesOnAPostgreSQLStore: --nodes 2 on a shared
+// store spreads the clients over two servers, and every command succeeds
+// (a conflict between the nodes is retried by the handler, not an error).
+func TestBenchDrivesSeveralNodesOnAPostgreSQLStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers on PostgreSQL")
+	}
+	pg := os.Getenv("SEATLEDGER_POSTGRES_URL")
+	if pg == "" {
+		pg = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx := context.Background()
+	if st, err := postgres.Open(ctx, pg); err != nil {
+		t.Skipf("PostgreSQL is not reachable at %s (%v): skipping", pg, err)
+	} else {
+		st.Close()
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: 12})
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Skipf("no Redis on 127.0.0.1:6379: %v", err)
+	}
+	rdb.FlushDB(ctx)
+	res, err := benchHTTP(ctx, benchOptions{Clients: 4, Tenants: 3, Users: 2, Duration: time.Second, Nodes: 2,
+		EventStore: pg, RedisURL: "redis://127.0.0.1:6379/12"}, func(string, ...any) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Commands < 10 || res.Errors != 0 || res.P99 <= 0 {
+		t.Fatalf("bench on two nodes: %+v", res)
+	}
+	if n, _ := rdb.DBSize(ctx).Result(); n != 0 {
+		t.Errorf("the bench left %d keys in Redis", n)
 	}
 }
