@@ -1,6 +1,6 @@
 // Package kurrentdb implements eventstore.Store and eventstore.SnapshotStore
 // on a KurrentDB (EventStoreDB) server through the official Go client
-// (github.com/EventStore/EventStore-Client-Go/v4, package esdb).
+// (github.com/kurrent-io/KurrentDB-Client-Go, package kurrentdb).
 //
 // Mapping:
 //   - stream version v (1-based) is KurrentDB revision v-1;
@@ -22,12 +22,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
+	kdb "github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 
 	"github.com/seatledger/seatledger/eventstore"
 )
@@ -41,7 +42,7 @@ const (
 
 // Store is a KurrentDB-backed event store.
 type Store struct {
-	client *esdb.Client
+	client *kdb.Client
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -54,28 +55,50 @@ var (
 	_ eventstore.SnapshotStore = (*Store)(nil)
 )
 
-// NormalizeConnString rewrites kurrentdb:// and kurrentdb+discover://
-// connection strings to the esdb:// forms the client understands.
-func NormalizeConnString(conn string) (string, error) {
-	conn = strings.TrimSpace(conn)
-	switch {
-	case strings.HasPrefix(conn, "kurrentdb+discover://"):
-		return "esdb+discover://" + strings.TrimPrefix(conn, "kurrentdb+discover://"), nil
-	case strings.HasPrefix(conn, "kurrentdb://"):
-		return "esdb://" + strings.TrimPrefix(conn, "kurrentdb://"), nil
-	case strings.HasPrefix(conn, "kurrent://"):
-		return "esdb://" + strings.TrimPrefix(conn, "kurrent://"), nil
-	case strings.HasPrefix(conn, "esdb://"), strings.HasPrefix(conn, "esdb+discover://"):
-		return conn, nil
+// schemes are the connection-string schemes the client accepts.
+var schemes = []string{"kurrentdb", "kurrent", "kdb", "esdb"}
+
+// IsConnString reports whether conn is a KurrentDB connection string
+// (kurrentdb://, kurrent://, kdb:// or esdb://, each also with +discover).
+func IsConnString(conn string) bool {
+	scheme, _, ok := strings.Cut(strings.TrimSpace(conn), "://")
+	if !ok {
+		return false
 	}
-	return "", fmt.Errorf("eventstore: unsupported KurrentDB connection string %q (want kurrentdb://, kurrentdb+discover://, esdb:// or esdb+discover://)", redact(conn))
+	scheme = strings.TrimSuffix(strings.ToLower(scheme), "+discover")
+	for _, s := range schemes {
+		if scheme == s {
+			return true
+		}
+	}
+	return false
 }
 
+// NormalizeConnString trims conn and checks that its scheme is one the
+// client accepts (see IsConnString).
+func NormalizeConnString(conn string) (string, error) {
+	conn = strings.TrimSpace(conn)
+	if IsConnString(conn) {
+		return conn, nil
+	}
+	return "", fmt.Errorf("eventstore: unsupported KurrentDB connection string %q (want kurrentdb://, kurrent://, kdb:// or esdb://, each optionally +discover)", redact(conn))
+}
+
+// redact hides the user information of a connection string: everything
+// between the scheme and the last '@' before the host list (a password may
+// itself contain '@').
 func redact(conn string) string {
-	if i := strings.Index(conn, "@"); i >= 0 {
-		if j := strings.Index(conn, "://"); j >= 0 && j < i {
-			return conn[:j+3] + "***" + conn[i:]
-		}
+	j := strings.Index(conn, "://")
+	if j < 0 {
+		return conn
+	}
+	rest := conn[j+3:]
+	end := len(rest)
+	if k := strings.IndexAny(rest, "/?#"); k >= 0 {
+		end = k
+	}
+	if i := strings.LastIndex(rest[:end], "@"); i >= 0 {
+		return conn[:j+3] + "***" + rest[i:]
 	}
 	return conn
 }
@@ -88,11 +111,17 @@ func Open(connString string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := esdb.ParseConnectionString(conn)
+	cfg, err := kdb.ParseConnectionString(conn)
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: parse KurrentDB connection string %q: %w", redact(conn), err)
+		// url.Error quotes the whole string, and its reason can quote
+		// part of the password (a bad %-escape): say neither.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = errors.New("not a valid URL")
+		}
+		return nil, fmt.Errorf("eventstore: parse KurrentDB connection string %q: %v", redact(conn), err)
 	}
-	client, err := esdb.NewClient(cfg)
+	client, err := kdb.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: kurrentdb: %v", eventstore.ErrUnavailable, err)
 	}
@@ -122,8 +151,8 @@ func (s *Store) isClosed() bool {
 
 // ---- errors
 
-func code(err error) (esdb.ErrorCode, bool) {
-	var e *esdb.Error
+func code(err error) (kdb.ErrorCode, bool) {
+	var e *kdb.Error
 	if errors.As(err, &e) {
 		return e.Code(), true
 	}
@@ -132,12 +161,12 @@ func code(err error) (esdb.ErrorCode, bool) {
 
 func retryable(err error) bool {
 	c, ok := code(err)
-	return ok && (c == esdb.ErrorUnavailable || c == esdb.ErrorCodeNotLeader)
+	return ok && (c == kdb.ErrorUnavailable || c == kdb.ErrorCodeNotLeader)
 }
 
 func isNotFound(err error) bool {
 	c, ok := code(err)
-	return ok && (c == esdb.ErrorCodeResourceNotFound || c == esdb.ErrorCodeStreamDeleted)
+	return ok && (c == kdb.ErrorCodeResourceNotFound || c == kdb.ErrorCodeStreamDeleted)
 }
 
 // mapErr turns client errors into the contract's errors.
@@ -153,7 +182,7 @@ func (s *Store) mapErr(ctx context.Context, op string, err error) error {
 	}
 	if c, ok := code(err); ok {
 		switch c {
-		case esdb.ErrorUnavailable, esdb.ErrorCodeNotLeader, esdb.ErrorCodeConnectionClosed, esdb.ErrorCodeDeadlineExceeded, esdb.ErrorAborted:
+		case kdb.ErrorUnavailable, kdb.ErrorCodeNotLeader, kdb.ErrorCodeConnectionClosed, kdb.ErrorCodeDeadlineExceeded, kdb.ErrorAborted:
 			return fmt.Errorf("%w: kurrentdb %s: %v", eventstore.ErrUnavailable, op, err)
 		}
 		return fmt.Errorf("eventstore: kurrentdb %s: %w", op, err)
@@ -164,37 +193,37 @@ func (s *Store) mapErr(ctx context.Context, op string, err error) error {
 
 func isCtxCode(err error) bool {
 	c, ok := code(err)
-	return ok && c == esdb.ErrorCodeDeadlineExceeded
+	return ok && c == kdb.ErrorCodeDeadlineExceeded
 }
 
 // ---- append
 
-func toEventData(events []eventstore.EventData) ([]esdb.EventData, error) {
-	out := make([]esdb.EventData, len(events))
+func toEventData(events []eventstore.EventData) ([]kdb.EventData, error) {
+	out := make([]kdb.EventData, len(events))
 	for i, e := range events {
 		id, err := uuid.Parse(e.ID)
 		if err != nil {
 			return nil, fmt.Errorf("eventstore: event ID %q is not a UUID: %v", e.ID, err)
 		}
-		out[i] = esdb.EventData{EventID: id, EventType: e.Type, ContentType: esdb.ContentTypeJson, Data: e.Data}
+		out[i] = kdb.EventData{EventID: id, EventType: e.Type, ContentType: kdb.ContentTypeJson, Data: e.Data}
 	}
 	return out, nil
 }
 
-func expectedRevision(e eventstore.ExpectedVersion) esdb.ExpectedRevision {
+func expectedRevision(e eventstore.ExpectedVersion) kdb.StreamState {
 	switch {
 	case e == eventstore.Any:
-		return esdb.Any{}
+		return kdb.Any{}
 	case e == eventstore.NoStream:
-		return esdb.NoStream{}
+		return kdb.NoStream{}
 	default:
-		return esdb.Revision(uint64(e) - 1)
+		return kdb.Revision(uint64(e) - 1)
 	}
 }
 
 // appendSafe calls AppendToStream, turning a panic of the client (v4.2.0
 // can panic inside AppendToStream, issue #187) into an error.
-func (s *Store) appendSafe(ctx context.Context, stream string, opts esdb.AppendToStreamOptions, evs []esdb.EventData) (res *esdb.WriteResult, err error) {
+func (s *Store) appendSafe(ctx context.Context, stream string, opts kdb.AppendToStreamOptions, evs []kdb.EventData) (res *kdb.WriteResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			res, err = nil, fmt.Errorf("%w: kurrentdb append: client panic: %v", eventstore.ErrUnavailable, r)
@@ -237,9 +266,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			return r, nil
 		}
 	}
-	res, err := s.appendSafe(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expectedRevision(expected)}, evs)
+	res, err := s.appendSafe(ctx, stream, kdb.AppendToStreamOptions{StreamState: expectedRevision(expected)}, evs)
 	if err != nil {
-		if c, ok := code(err); ok && c == esdb.ErrorCodeWrongExpectedVersion {
+		if c, ok := code(err); ok && c == kdb.ErrorCodeWrongExpectedVersion {
 			last, lerr := s.last(ctx, stream)
 			if lerr != nil {
 				return eventstore.AppendResult{}, lerr
@@ -309,7 +338,7 @@ func (s *Store) last(ctx context.Context, stream string) (eventstore.RecordedEve
 
 // ---- reads
 
-func convert(e *esdb.RecordedEvent) eventstore.RecordedEvent {
+func convert(e *kdb.RecordedEvent) eventstore.RecordedEvent {
 	return eventstore.RecordedEvent{
 		ID:         e.EventID.String(),
 		Type:       e.EventType,
@@ -321,14 +350,14 @@ func convert(e *esdb.RecordedEvent) eventstore.RecordedEvent {
 	}
 }
 
-func hidden(e *esdb.RecordedEvent) bool {
+func hidden(e *kdb.RecordedEvent) bool {
 	return strings.HasPrefix(e.EventType, "$") || strings.HasPrefix(e.StreamID, "$") || strings.HasPrefix(e.StreamID, snapshotPrefix)
 }
 
 // readStream runs one ReadStream call and drains it; a missing stream reads
 // as empty. It retries once on Unavailable/NotLeader.
-func (s *Store) readStream(ctx context.Context, stream string, opts esdb.ReadStreamOptions, count uint64) ([]*esdb.RecordedEvent, error) {
-	var out []*esdb.RecordedEvent
+func (s *Store) readStream(ctx context.Context, stream string, opts kdb.ReadStreamOptions, count uint64) ([]*kdb.RecordedEvent, error) {
+	var out []*kdb.RecordedEvent
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		out, err = s.readStreamOnce(ctx, stream, opts, count)
@@ -342,7 +371,7 @@ func (s *Store) readStream(ctx context.Context, stream string, opts esdb.ReadStr
 	return out, nil
 }
 
-func (s *Store) readStreamOnce(ctx context.Context, stream string, opts esdb.ReadStreamOptions, count uint64) ([]*esdb.RecordedEvent, error) {
+func (s *Store) readStreamOnce(ctx context.Context, stream string, opts kdb.ReadStreamOptions, count uint64) ([]*kdb.RecordedEvent, error) {
 	rs, err := s.client.ReadStream(ctx, stream, opts, count)
 	if err != nil {
 		if isNotFound(err) {
@@ -351,7 +380,7 @@ func (s *Store) readStreamOnce(ctx context.Context, stream string, opts esdb.Rea
 		return nil, err
 	}
 	defer rs.Close()
-	var out []*esdb.RecordedEvent
+	var out []*kdb.RecordedEvent
 	for {
 		ev, err := rs.Recv()
 		if errors.Is(err, io.EOF) {
@@ -384,7 +413,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if from == 0 {
 		from = 1
 	}
-	evs, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from - 1)}, countOf(limit))
+	evs, err := s.readStream(ctx, stream, kdb.ReadStreamOptions{Direction: kdb.Forwards, From: kdb.Revision(from - 1)}, countOf(limit))
 	if err != nil {
 		return nil, err
 	}
@@ -400,11 +429,11 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, from uint
 	if s.isClosed() {
 		return nil, eventstore.ErrClosed
 	}
-	var start esdb.StreamPosition = esdb.End{}
+	var start kdb.StreamPosition = kdb.End{}
 	if from != 0 {
-		start = esdb.Revision(from - 1)
+		start = kdb.Revision(from - 1)
 	}
-	evs, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: start}, countOf(limit))
+	evs, err := s.readStream(ctx, stream, kdb.ReadStreamOptions{Direction: kdb.Backwards, From: start}, countOf(limit))
 	if err != nil {
 		return nil, err
 	}
@@ -432,11 +461,11 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 	var out []eventstore.RecordedEvent
 	pos := uint64(after)
 	for {
-		var from esdb.AllPosition = esdb.Start{}
+		var from kdb.AllPosition = kdb.Start{}
 		if pos > 0 {
-			from = esdb.Position{Commit: pos, Prepare: pos}
+			from = kdb.Position{Commit: pos, Prepare: pos}
 		}
-		var page []*esdb.RecordedEvent
+		var page []*kdb.RecordedEvent
 		var err error
 		for attempt := 0; attempt < 2; attempt++ {
 			page, err = s.readAllOnce(ctx, from, readAllPage)
@@ -468,13 +497,13 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 	}
 }
 
-func (s *Store) readAllOnce(ctx context.Context, from esdb.AllPosition, count uint64) ([]*esdb.RecordedEvent, error) {
-	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: from}, count)
+func (s *Store) readAllOnce(ctx context.Context, from kdb.AllPosition, count uint64) ([]*kdb.RecordedEvent, error) {
+	rs, err := s.client.ReadAll(ctx, kdb.ReadAllOptions{Direction: kdb.Forwards, From: from}, count)
 	if err != nil {
 		return nil, err
 	}
 	defer rs.Close()
-	var out []*esdb.RecordedEvent
+	var out []*kdb.RecordedEvent
 	for {
 		ev, err := rs.Recv()
 		if errors.Is(err, io.EOF) {
@@ -494,7 +523,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if s.isClosed() {
 		return eventstore.ErrClosed
 	}
-	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	rs, err := s.client.ReadAll(ctx, kdb.ReadAllOptions{Direction: kdb.Backwards, From: kdb.End{}}, 1)
 	if err != nil {
 		return s.mapErr(ctx, "ping", err)
 	}
@@ -594,7 +623,7 @@ func (sub *subscription) Close() error {
 
 func permanent(err error) bool {
 	c, ok := code(err)
-	return ok && (c == esdb.ErrorCodeUnauthenticated || c == esdb.ErrorCodeAccessDenied)
+	return ok && (c == kdb.ErrorCodeUnauthenticated || c == kdb.ErrorCodeAccessDenied)
 }
 
 func (sub *subscription) pump(last uint64) {
@@ -606,11 +635,11 @@ func (sub *subscription) pump(last uint64) {
 			sub.err = eventstore.ErrClosed
 			return
 		}
-		var from esdb.AllPosition = esdb.Start{}
+		var from kdb.AllPosition = kdb.Start{}
 		if last > 0 {
-			from = esdb.Position{Commit: last, Prepare: last}
+			from = kdb.Position{Commit: last, Prepare: last}
 		}
-		es, err := sub.s.client.SubscribeToAll(sub.pctx, esdb.SubscribeToAllOptions{From: from, Filter: esdb.ExcludeSystemEventsFilter()})
+		es, err := sub.s.client.SubscribeToAll(sub.pctx, kdb.SubscribeToAllOptions{From: from, Filter: kdb.ExcludeSystemEventsFilter()})
 		if err == nil {
 			backoff = 100 * time.Millisecond
 			err = sub.receive(es, &last)
@@ -638,7 +667,7 @@ func (sub *subscription) pump(last uint64) {
 }
 
 // receive forwards events until the subscription drops.
-func (sub *subscription) receive(es *esdb.Subscription, last *uint64) error {
+func (sub *subscription) receive(es *kdb.Subscription, last *uint64) error {
 	for {
 		ev := es.Recv()
 		switch {
@@ -682,8 +711,8 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) erro
 		return fmt.Errorf("eventstore: invalid snapshot of %q at version %d", snap.Stream, snap.Version)
 	}
 	meta, _ := json.Marshal(snapshotMeta{Version: snap.Version, Schema: snap.Schema})
-	ev := esdb.EventData{EventID: uuid.New(), EventType: snapshotType, ContentType: esdb.ContentTypeBinary, Data: snap.Data, Metadata: meta}
-	if _, err := s.appendSafe(ctx, snapshotPrefix+snap.Stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.Any{}}, []esdb.EventData{ev}); err != nil {
+	ev := kdb.EventData{EventID: uuid.New(), EventType: snapshotType, ContentType: kdb.ContentTypeBinary, Data: snap.Data, Metadata: meta}
+	if _, err := s.appendSafe(ctx, snapshotPrefix+snap.Stream, kdb.AppendToStreamOptions{StreamState: kdb.Any{}}, []kdb.EventData{ev}); err != nil {
 		if errors.Is(err, eventstore.ErrUnavailable) {
 			return err
 		}
@@ -698,7 +727,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string, maxVersion uint
 	if s.isClosed() {
 		return eventstore.Snapshot{}, false, eventstore.ErrClosed
 	}
-	evs, err := s.readStream(ctx, snapshotPrefix+stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, snapshotScan)
+	evs, err := s.readStream(ctx, snapshotPrefix+stream, kdb.ReadStreamOptions{Direction: kdb.Backwards, From: kdb.End{}}, snapshotScan)
 	if err != nil {
 		return eventstore.Snapshot{}, false, err
 	}
@@ -734,7 +763,7 @@ func (s *Store) DeleteSnapshots(ctx context.Context, stream string) error {
 		}
 	}
 	for _, st := range streams {
-		if _, err := s.client.DeleteStream(ctx, st, esdb.DeleteStreamOptions{ExpectedRevision: esdb.Any{}}); err != nil && !isNotFound(err) {
+		if _, err := s.client.DeleteStream(ctx, st, kdb.DeleteStreamOptions{StreamState: kdb.Any{}}); err != nil && !isNotFound(err) {
 			return s.mapErr(ctx, "delete snapshots", err)
 		}
 	}
@@ -753,9 +782,9 @@ func (s *Store) snapshotStreams(ctx context.Context) ([]string, error) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	es, err := s.client.SubscribeToAll(sctx, esdb.SubscribeToAllOptions{
-		From:   esdb.Start{},
-		Filter: &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{snapshotPrefix}},
+	es, err := s.client.SubscribeToAll(sctx, kdb.SubscribeToAllOptions{
+		From:   kdb.Start{},
+		Filter: &kdb.SubscriptionFilter{Type: kdb.StreamFilterType, Prefixes: []string{snapshotPrefix}},
 	})
 	if err != nil {
 		return nil, s.mapErr(ctx, "list snapshots", err)
@@ -791,7 +820,7 @@ func (s *Store) snapshotStreams(ctx context.Context) ([]string, error) {
 }
 
 func (s *Store) readAllBackwardOne(ctx context.Context) (uint64, error) {
-	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	rs, err := s.client.ReadAll(ctx, kdb.ReadAllOptions{Direction: kdb.Backwards, From: kdb.End{}}, 1)
 	if err != nil {
 		return 0, err
 	}
