@@ -192,3 +192,14 @@ func (e *ConflictError) Error() string {
 
 // Is makes errors.Is(err, ErrConflict) true for a *ConflictError.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// ErrTooLarge is returned by an append larger than the store accepts in one
+// append (KurrentDB's MaxAppendSize, 1 MiB by default). Nothing is written;
+// retrying the same append fails the same way.
+var ErrTooLarge = errors.New("eventstore: append too large")
+
+// ErrStreamDeleted is returned when the stream was deleted outside
+// seatledger (a KurrentDB tombstone, or a soft delete that left its first
+// versions gone). seatledger never deletes event streams; an operator must
+// restore the stream: neither reads nor appends can go on.
+var ErrStreamDeleted = errors.New("eventstore: stream deleted")
