@@ -45,6 +45,12 @@ func (e ExpectedVersion) String() string {
 // Position is a place in the global log. Positions grow with every append;
 // they need not be contiguous (KurrentDB commit positions are byte offsets).
 // The zero Position is "before the first event".
+//
+// Only Start and positions the store returned (an event's Position, an
+// AppendResult's Position) may be passed to ReadAll and Subscribe: stores
+// do not normalise others (KurrentDB seeks to the exact byte offset and
+// fails, or its subscription retries, from any other). Arithmetic on a
+// position (Position-1, Position+1) gives no valid position.
 type Position uint64
 
 // Start is the position before every event of the global log.
