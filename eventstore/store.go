@@ -45,6 +45,12 @@ func (e ExpectedVersion) String() string {
 // Position is a place in the global log. Positions grow with every append;
 // they need not be contiguous (KurrentDB commit positions are byte offsets).
 // The zero Position is "before the first event".
+//
+// Only Start and positions the store returned (an event's Position, an
+// AppendResult's Position) may be passed to ReadAll and Subscribe: stores
+// do not normalise others (KurrentDB seeks to the exact byte offset and
+// fails, or its subscription retries, from any other). Arithmetic on a
+// position (Position-1, Position+1) gives no valid position.
 type Position uint64
 
 // Start is the position before every event of the global log.
@@ -214,3 +220,14 @@ func (e *ConflictError) Error() string {
 
 // Is makes errors.Is(err, ErrConflict) true for a *ConflictError.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// ErrTooLarge is returned by an append larger than the store accepts in one
+// append (KurrentDB's MaxAppendSize, 1 MiB by default). Nothing is written;
+// retrying the same append fails the same way.
+var ErrTooLarge = errors.New("eventstore: append too large")
+
+// ErrStreamDeleted is returned when the stream was deleted outside
+// seatledger (a KurrentDB tombstone, or a soft delete that left its first
+// versions gone). seatledger never deletes event streams; an operator must
+// restore the stream: neither reads nor appends can go on.
+var ErrStreamDeleted = errors.New("eventstore: stream deleted")

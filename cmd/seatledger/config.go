@@ -14,6 +14,7 @@ import (
 
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
 )
 
@@ -236,14 +237,7 @@ func (c *serveConfig) validate() error {
 
 func isEmbedded(s string) bool { return s == "" || s == "embedded" }
 
-func isKurrent(s string) bool {
-	for _, p := range []string{"kurrentdb://", "kurrentdb+discover://", "kurrent://", "esdb://", "esdb+discover://"} {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
+func isKurrent(s string) bool { return kurrentdb.IsConnString(s) }
 
 // redactURL hides the credentials of a connection string.
 func redactURL(s string) string {

@@ -1,6 +1,6 @@
 // Package kurrentdb implements eventstore.Store and eventstore.SnapshotStore
 // on a KurrentDB (EventStoreDB) server through the official Go client
-// (github.com/EventStore/EventStore-Client-Go/v4, package esdb).
+// (github.com/kurrent-io/KurrentDB-Client-Go, package kurrentdb).
 //
 // Mapping:
 //   - stream version v (1-based) is KurrentDB revision v-1;
@@ -14,193 +14,78 @@
 // explicit expected version the server recognises events whose IDs are
 // already at that place. With Any, a retry is only recognised when the
 // events are still the tail of the stream (the client checks that first).
+//
+// On a cluster every call is served by the leader: the client connects to
+// the leader (nodePreference=leader, the default; the Store refuses
+// another preference) and every read carries requires-leader, so a read
+// after a write never sees a follower's older copy.
 package kurrentdb
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
+	kdb "github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 
 	"github.com/seatledger/seatledger/eventstore"
 )
 
-const (
-	snapshotPrefix = "snapshot-"
-	snapshotType   = "$seatledger-snapshot"
-	// snapshotScan bounds how many snapshot events LoadSnapshot reads back.
-	snapshotScan = 256
-)
-
-// Store is a KurrentDB-backed event store.
-type Store struct {
-	client *esdb.Client
-
-	closeOnce sync.Once
-	closed    chan struct{}
-	rootCtx   context.Context
-	cancel    context.CancelFunc
-}
-
-var (
-	_ eventstore.Store         = (*Store)(nil)
-	_ eventstore.SnapshotStore = (*Store)(nil)
-)
-
-// NormalizeConnString rewrites kurrentdb:// and kurrentdb+discover://
-// connection strings to the esdb:// forms the client understands.
-func NormalizeConnString(conn string) (string, error) {
-	conn = strings.TrimSpace(conn)
-	switch {
-	case strings.HasPrefix(conn, "kurrentdb+discover://"):
-		return "esdb+discover://" + strings.TrimPrefix(conn, "kurrentdb+discover://"), nil
-	case strings.HasPrefix(conn, "kurrentdb://"):
-		return "esdb://" + strings.TrimPrefix(conn, "kurrentdb://"), nil
-	case strings.HasPrefix(conn, "kurrent://"):
-		return "esdb://" + strings.TrimPrefix(conn, "kurrent://"), nil
-	case strings.HasPrefix(conn, "esdb://"), strings.HasPrefix(conn, "esdb+discover://"):
-		return conn, nil
-	}
-	return "", fmt.Errorf("eventstore: unsupported KurrentDB connection string %q (want kurrentdb://, kurrentdb+discover://, esdb:// or esdb+discover://)", redact(conn))
-}
-
-func redact(conn string) string {
-	if i := strings.Index(conn, "@"); i >= 0 {
-		if j := strings.Index(conn, "://"); j >= 0 && j < i {
-			return conn[:j+3] + "***" + conn[i:]
-		}
-	}
-	return conn
-}
-
-// Open connects to KurrentDB (the connection string comes from
-// SEATLEDGER_EVENTSTORE). The client connects lazily; use Ping to check the
-// server.
-func Open(connString string) (*Store, error) {
-	conn, err := NormalizeConnString(connString)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := esdb.ParseConnectionString(conn)
-	if err != nil {
-		return nil, fmt.Errorf("eventstore: parse KurrentDB connection string %q: %w", redact(conn), err)
-	}
-	client, err := esdb.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: kurrentdb: %v", eventstore.ErrUnavailable, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Store{client: client, closed: make(chan struct{}), rootCtx: ctx, cancel: cancel}, nil
-}
-
-// Close implements eventstore.Store.
-func (s *Store) Close() error {
-	var err error
-	s.closeOnce.Do(func() {
-		close(s.closed)
-		s.cancel()
-		err = s.client.Close()
-	})
-	return err
-}
-
-func (s *Store) isClosed() bool {
-	select {
-	case <-s.closed:
-		return true
-	default:
-		return false
-	}
-}
-
-// ---- errors
-
-func code(err error) (esdb.ErrorCode, bool) {
-	var e *esdb.Error
-	if errors.As(err, &e) {
-		return e.Code(), true
-	}
-	return 0, false
-}
-
-func retryable(err error) bool {
-	c, ok := code(err)
-	return ok && (c == esdb.ErrorUnavailable || c == esdb.ErrorCodeNotLeader)
-}
-
-func isNotFound(err error) bool {
-	c, ok := code(err)
-	return ok && (c == esdb.ErrorCodeResourceNotFound || c == esdb.ErrorCodeStreamDeleted)
-}
-
-// mapErr turns client errors into the contract's errors.
-func (s *Store) mapErr(ctx context.Context, op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if s.isClosed() {
-		return eventstore.ErrClosed
-	}
-	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isCtxCode(err)) {
-		return ctx.Err()
-	}
-	if c, ok := code(err); ok {
-		switch c {
-		case esdb.ErrorUnavailable, esdb.ErrorCodeNotLeader, esdb.ErrorCodeConnectionClosed, esdb.ErrorCodeDeadlineExceeded, esdb.ErrorAborted:
-			return fmt.Errorf("%w: kurrentdb %s: %v", eventstore.ErrUnavailable, op, err)
-		}
-		return fmt.Errorf("eventstore: kurrentdb %s: %w", op, err)
-	}
-	// Errors the client does not classify are connection-level failures.
-	return fmt.Errorf("%w: kurrentdb %s: %v", eventstore.ErrUnavailable, op, err)
-}
-
-func isCtxCode(err error) bool {
-	c, ok := code(err)
-	return ok && c == esdb.ErrorCodeDeadlineExceeded
-}
-
 // ---- append
 
-func toEventData(events []eventstore.EventData) ([]esdb.EventData, error) {
-	out := make([]esdb.EventData, len(events))
+func toEventData(events []eventstore.EventData) ([]kdb.EventData, error) {
+	out := make([]kdb.EventData, len(events))
 	for i, e := range events {
 		id, err := uuid.Parse(e.ID)
 		if err != nil {
 			return nil, fmt.Errorf("eventstore: event ID %q is not a UUID: %v", e.ID, err)
 		}
-		out[i] = esdb.EventData{EventID: id, EventType: e.Type, ContentType: esdb.ContentTypeJson, Data: e.Data}
+		out[i] = kdb.EventData{EventID: id, EventType: e.Type, ContentType: kdb.ContentTypeJson, Data: e.Data}
 	}
 	return out, nil
 }
 
-func expectedRevision(e eventstore.ExpectedVersion) esdb.ExpectedRevision {
+// appendSize is what the server counts against MaxAppendSize, plus the
+// per-event overhead it adds (ID, content type, created date) estimated
+// generously.
+func appendSize(evs []kdb.EventData) int {
+	n := 0
+	for _, e := range evs {
+		n += len(e.Data) + len(e.Metadata) + len(e.EventType) + 128
+	}
+	return n
+}
+
+func expectedRevision(e eventstore.ExpectedVersion) kdb.StreamState {
 	switch {
 	case e == eventstore.Any:
-		return esdb.Any{}
+		return kdb.Any{}
 	case e == eventstore.NoStream:
-		return esdb.NoStream{}
+		return kdb.NoStream{}
 	default:
-		return esdb.Revision(uint64(e) - 1)
+		return kdb.Revision(uint64(e) - 1)
 	}
 }
 
-// appendSafe calls AppendToStream, turning a panic of the client (v4.2.0
-// can panic inside AppendToStream, issue #187) into an error.
-func (s *Store) appendSafe(ctx context.Context, stream string, opts esdb.AppendToStreamOptions, evs []esdb.EventData) (res *esdb.WriteResult, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			res, err = nil, fmt.Errorf("%w: kurrentdb append: client panic: %v", eventstore.ErrUnavailable, r)
-		}
-	}()
-	return s.client.AppendToStream(ctx, stream, opts, evs...)
+// appendRaw appends evs to stream on the leader, refusing an append over
+// the size limit before anything is sent.
+func (s *Store) appendRaw(ctx context.Context, op, stream string, state kdb.StreamState, evs []kdb.EventData) (*kdb.WriteResult, error) {
+	if n := appendSize(evs); n > s.maxAppend {
+		return nil, fmt.Errorf("eventstore: kurrentdb %s to %q: %w: %d events of about %d bytes, the server accepts %d (MaxAppendSize)",
+			op, stream, eventstore.ErrTooLarge, len(evs), n, s.maxAppend)
+	}
+	var res *kdb.WriteResult
+	// A refusal by a follower (NotLeader) or an unreachable server
+	// (Unavailable before the append was taken) wrote nothing: retry once.
+	err := s.call(ctx, op, true, func(ctx context.Context, c *kdb.Client) error {
+		r, err := c.AppendToStream(ctx, stream, kdb.AppendToStreamOptions{StreamState: state, RequiresLeader: true}, evs...)
+		res = r
+		return err
+	})
+	return res, err
 }
 
 // Append implements eventstore.Store.
@@ -237,24 +122,21 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			return r, nil
 		}
 	}
-	res, err := s.appendSafe(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expectedRevision(expected)}, evs)
+	res, err := s.appendRaw(ctx, "append", stream, expectedRevision(expected), evs)
 	if err != nil {
-		if c, ok := code(err); ok && c == esdb.ErrorCodeWrongExpectedVersion {
+		if c, ok := code(err); ok && (c == kdb.ErrorCodeWrongExpectedVersion || c == kdb.ErrorCodeStreamRevisionConflict) {
 			last, lerr := s.last(ctx, stream)
 			if lerr != nil {
 				return eventstore.AppendResult{}, lerr
 			}
 			return eventstore.AppendResult{}, &eventstore.ConflictError{Stream: stream, Expected: expected, Actual: last.Version}
 		}
-		if errors.Is(err, eventstore.ErrUnavailable) {
-			return eventstore.AppendResult{}, err
-		}
-		return eventstore.AppendResult{}, s.mapErr(ctx, "append", err)
+		return eventstore.AppendResult{}, err
 	}
-	// Find where the last event landed. A fresh single-event write reports
-	// its position; otherwise (several events, or a deduplicated retry
-	// that reports no position) read it back.
-	if len(events) == 1 && res.CommitPosition != 0 {
+	// A fresh write reports where it landed: its last event's revision
+	// and the commit position of the write. A deduplicated retry reports
+	// no position: read the events back (from the leader).
+	if res.CommitPosition != 0 {
 		return eventstore.AppendResult{Version: res.NextExpectedVersion + 1, Position: eventstore.Position(res.CommitPosition)}, nil
 	}
 	return s.locate(ctx, stream, expected, events)
@@ -309,7 +191,7 @@ func (s *Store) last(ctx context.Context, stream string) (eventstore.RecordedEve
 
 // ---- reads
 
-func convert(e *esdb.RecordedEvent) eventstore.RecordedEvent {
+func convert(e *kdb.RecordedEvent) eventstore.RecordedEvent {
 	return eventstore.RecordedEvent{
 		ID:         e.EventID.String(),
 		Type:       e.EventType,
@@ -321,52 +203,46 @@ func convert(e *esdb.RecordedEvent) eventstore.RecordedEvent {
 	}
 }
 
-func hidden(e *esdb.RecordedEvent) bool {
+func hidden(e *kdb.RecordedEvent) bool {
 	return strings.HasPrefix(e.EventType, "$") || strings.HasPrefix(e.StreamID, "$") || strings.HasPrefix(e.StreamID, snapshotPrefix)
 }
 
-// readStream runs one ReadStream call and drains it; a missing stream reads
-// as empty. It retries once on Unavailable/NotLeader.
-func (s *Store) readStream(ctx context.Context, stream string, opts esdb.ReadStreamOptions, count uint64) ([]*esdb.RecordedEvent, error) {
-	var out []*esdb.RecordedEvent
-	var err error
-	for attempt := 0; attempt < 2; attempt++ {
-		out, err = s.readStreamOnce(ctx, stream, opts, count)
-		if err == nil || !retryable(err) || ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
-		return nil, s.mapErr(ctx, "read stream", err)
-	}
-	return out, nil
-}
-
-func (s *Store) readStreamOnce(ctx context.Context, stream string, opts esdb.ReadStreamOptions, count uint64) ([]*esdb.RecordedEvent, error) {
-	rs, err := s.client.ReadStream(ctx, stream, opts, count)
-	if err != nil {
-		if isNotFound(err) {
-			return nil, nil
-		}
-		return nil, err
-	}
+// drain reads rs to its end.
+func drain(rs *kdb.ReadStream) ([]*kdb.RecordedEvent, error) {
 	defer rs.Close()
-	var out []*esdb.RecordedEvent
+	var out []*kdb.RecordedEvent
 	for {
 		ev, err := rs.Recv()
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {
-			if isNotFound(err) && len(out) == 0 {
-				return nil, nil
-			}
 			return nil, err
 		}
 		if e := ev.OriginalEvent(); e != nil {
 			out = append(out, e)
 		}
 	}
+}
+
+// readStream runs one ReadStream call on the leader and drains it; a
+// missing stream reads as empty, a deleted one fails with
+// ErrStreamDeleted. It retries once on Unavailable/NotLeader, whether the
+// call or the stream failed.
+func (s *Store) readStream(ctx context.Context, stream string, opts kdb.ReadStreamOptions, count uint64) ([]*kdb.RecordedEvent, error) {
+	opts.RequiresLeader = true
+	var out []*kdb.RecordedEvent
+	err := s.call(ctx, "read stream", true, func(ctx context.Context, c *kdb.Client) error {
+		rs, err := c.ReadStream(ctx, stream, opts, count)
+		if err == nil {
+			out, err = drain(rs)
+		}
+		if isNotFound(err) {
+			out, err = nil, nil
+		}
+		return err
+	})
+	return out, err
 }
 
 func countOf(limit int) uint64 {
@@ -376,7 +252,10 @@ func countOf(limit int) uint64 {
 	return uint64(limit)
 }
 
-// ReadStream implements eventstore.Store. limit <= 0 means no limit.
+// ReadStream implements eventstore.Store. limit <= 0 means no limit. A
+// stream whose first events were deleted (a soft delete or $tb truncation
+// makes KurrentDB number new events after the deleted ones) fails with
+// ErrStreamDeleted instead of reading with a gap.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
 	if s.isClosed() {
 		return nil, eventstore.ErrClosed
@@ -384,13 +263,17 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if from == 0 {
 		from = 1
 	}
-	evs, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from - 1)}, countOf(limit))
+	evs, err := s.readStream(ctx, stream, kdb.ReadStreamOptions{Direction: kdb.Forwards, From: kdb.Revision(from - 1)}, countOf(limit))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]eventstore.RecordedEvent, 0, len(evs))
 	for _, e := range evs {
 		out = append(out, convert(e))
+	}
+	if len(out) > 0 && out[0].Version > from {
+		return nil, fmt.Errorf("eventstore: kurrentdb: stream %q: %w: versions %d..%d are gone (soft-deleted or truncated)",
+			stream, eventstore.ErrStreamDeleted, from, out[0].Version-1)
 	}
 	return out, nil
 }
@@ -400,11 +283,11 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, from uint
 	if s.isClosed() {
 		return nil, eventstore.ErrClosed
 	}
-	var start esdb.StreamPosition = esdb.End{}
+	var start kdb.StreamPosition = kdb.End{}
 	if from != 0 {
-		start = esdb.Revision(from - 1)
+		start = kdb.Revision(from - 1)
 	}
-	evs, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: start}, countOf(limit))
+	evs, err := s.readStream(ctx, stream, kdb.ReadStreamOptions{Direction: kdb.Backwards, From: start}, countOf(limit))
 	if err != nil {
 		return nil, err
 	}
@@ -425,6 +308,8 @@ const readAllPage = 512
 
 // ReadAll implements eventstore.Store: it drops system events ($-prefixed
 // types and streams) and snapshot streams. limit <= 0 means no limit.
+// after must be Start or a position the store returned (see
+// eventstore.Position): the server seeks to it.
 func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
 	if s.isClosed() {
 		return nil, eventstore.ErrClosed
@@ -432,20 +317,13 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 	var out []eventstore.RecordedEvent
 	pos := uint64(after)
 	for {
-		var from esdb.AllPosition = esdb.Start{}
+		var from kdb.AllPosition = kdb.Start{}
 		if pos > 0 {
-			from = esdb.Position{Commit: pos, Prepare: pos}
+			from = kdb.Position{Commit: pos, Prepare: pos}
 		}
-		var page []*esdb.RecordedEvent
-		var err error
-		for attempt := 0; attempt < 2; attempt++ {
-			page, err = s.readAllOnce(ctx, from, readAllPage)
-			if err == nil || !retryable(err) || ctx.Err() != nil {
-				break
-			}
-		}
+		page, err := s.readAllOnce(ctx, kdb.ReadAllOptions{Direction: kdb.Forwards, From: from}, readAllPage)
 		if err != nil {
-			return nil, s.mapErr(ctx, "read $all", err)
+			return nil, err
 		}
 		progressed := false
 		for _, e := range page {
@@ -468,343 +346,34 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 	}
 }
 
-func (s *Store) readAllOnce(ctx context.Context, from esdb.AllPosition, count uint64) ([]*esdb.RecordedEvent, error) {
-	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: from}, count)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []*esdb.RecordedEvent
-	for {
-		ev, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
+func (s *Store) readAllOnce(ctx context.Context, opts kdb.ReadAllOptions, count uint64) ([]*kdb.RecordedEvent, error) {
+	opts.RequiresLeader = true
+	var out []*kdb.RecordedEvent
+	err := s.call(ctx, "read $all", true, func(ctx context.Context, c *kdb.Client) error {
+		rs, err := c.ReadAll(ctx, opts, count)
+		if err == nil {
+			out, err = drain(rs)
 		}
-		if err != nil {
-			return nil, err
-		}
-		if e := ev.OriginalEvent(); e != nil {
-			out = append(out, e)
-		}
-	}
+		return err
+	})
+	return out, err
 }
 
-// Ping implements eventstore.Store.
+// Ping implements eventstore.Store: it reads the last event of $all from
+// the leader.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.isClosed() {
 		return eventstore.ErrClosed
 	}
-	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
-	if err != nil {
-		return s.mapErr(ctx, "ping", err)
-	}
-	defer rs.Close()
-	if _, err := rs.Recv(); err != nil && !errors.Is(err, io.EOF) {
-		return s.mapErr(ctx, "ping", err)
-	}
-	return nil
+	_, err := s.readAllOnce(ctx, kdb.ReadAllOptions{Direction: kdb.Backwards, From: kdb.End{}}, 1)
+	return err
 }
 
-// ---- subscriptions
-
-// Subscribe implements eventstore.Store. A pump goroutine reads the server
-// subscription into a bounded buffer (the server, not the appenders, is
-// slowed by a slow subscriber). When the server drops the subscription or
-// becomes unavailable, the pump backs off and resubscribes after the last
-// position it delivered; it never delivers an event twice or goes backwards.
-func (s *Store) Subscribe(ctx context.Context, after eventstore.Position) (eventstore.Subscription, error) {
-	if s.isClosed() {
-		return nil, eventstore.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	pctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.rootCtx, cancel)
-	sub := &subscription{
-		s:      s,
-		ctx:    ctx,
-		pctx:   pctx,
-		cancel: func() { stop(); cancel() },
-		ch:     make(chan eventstore.RecordedEvent, 256),
-		done:   make(chan struct{}),
-		closed: make(chan struct{}),
-	}
-	go sub.pump(uint64(after))
-	return sub, nil
-}
-
-type subscription struct {
-	s      *Store
-	ctx    context.Context // Subscribe's ctx
-	pctx   context.Context // the pump's ctx
-	cancel func()
-	ch     chan eventstore.RecordedEvent
-	done   chan struct{} // closed when the pump exits
-	err    error         // why the pump exited (read after done)
-	once   sync.Once
-	closed chan struct{} // closed by Close
-}
-
-func (sub *subscription) Next(ctx context.Context) (eventstore.RecordedEvent, error) {
-	closed := sub.closed
-	select {
-	case <-closed:
-		return eventstore.RecordedEvent{}, eventstore.ErrClosed
-	case <-sub.s.closed:
-		return eventstore.RecordedEvent{}, eventstore.ErrClosed
-	default:
-	}
-	if err := ctx.Err(); err != nil {
-		return eventstore.RecordedEvent{}, err
-	}
-	select {
-	case e := <-sub.ch:
-		return e, nil
-	case <-ctx.Done():
-		return eventstore.RecordedEvent{}, ctx.Err()
-	case <-closed:
-		return eventstore.RecordedEvent{}, eventstore.ErrClosed
-	case <-sub.s.closed:
-		return eventstore.RecordedEvent{}, eventstore.ErrClosed
-	case <-sub.done:
-		// Deliver what the pump queued before it stopped.
-		select {
-		case e := <-sub.ch:
-			return e, nil
-		default:
-		}
-		if sub.s.isClosed() {
-			return eventstore.RecordedEvent{}, eventstore.ErrClosed
-		}
-		if err := sub.ctx.Err(); err != nil {
-			return eventstore.RecordedEvent{}, err
-		}
-		return eventstore.RecordedEvent{}, sub.err
-	}
-}
-
-func (sub *subscription) Close() error {
-	sub.once.Do(func() {
-		close(sub.closed)
-		sub.cancel()
-	})
-	return nil
-}
-
-func permanent(err error) bool {
-	c, ok := code(err)
-	return ok && (c == esdb.ErrorCodeUnauthenticated || c == esdb.ErrorCodeAccessDenied)
-}
-
-func (sub *subscription) pump(last uint64) {
-	defer close(sub.done)
-	defer sub.cancel()
-	backoff := 100 * time.Millisecond
-	for {
-		if sub.pctx.Err() != nil {
-			sub.err = eventstore.ErrClosed
-			return
-		}
-		var from esdb.AllPosition = esdb.Start{}
-		if last > 0 {
-			from = esdb.Position{Commit: last, Prepare: last}
-		}
-		es, err := sub.s.client.SubscribeToAll(sub.pctx, esdb.SubscribeToAllOptions{From: from, Filter: esdb.ExcludeSystemEventsFilter()})
-		if err == nil {
-			backoff = 100 * time.Millisecond
-			err = sub.receive(es, &last)
-			es.Close()
-		}
-		if sub.pctx.Err() != nil {
-			sub.err = eventstore.ErrClosed
-			return
-		}
-		if permanent(err) {
-			sub.err = fmt.Errorf("eventstore: kurrentdb subscription: %w", err)
-			return
-		}
-		// Dropped or unavailable: back off and resubscribe after `last`.
-		select {
-		case <-time.After(backoff):
-		case <-sub.pctx.Done():
-			sub.err = eventstore.ErrClosed
-			return
-		}
-		if backoff < 5*time.Second {
-			backoff *= 2
-		}
-	}
-}
-
-// receive forwards events until the subscription drops.
-func (sub *subscription) receive(es *esdb.Subscription, last *uint64) error {
-	for {
-		ev := es.Recv()
-		switch {
-		case ev.SubscriptionDropped != nil:
-			if ev.SubscriptionDropped.Error == nil {
-				return errors.New("subscription dropped")
-			}
-			return ev.SubscriptionDropped.Error
-		case ev.EventAppeared != nil:
-			e := ev.EventAppeared.OriginalEvent()
-			if e == nil || e.Position.Commit <= *last {
-				continue
-			}
-			if hidden(e) {
-				*last = e.Position.Commit
-				continue
-			}
-			select {
-			case sub.ch <- convert(e):
-				*last = e.Position.Commit
-			case <-sub.pctx.Done():
-				return sub.pctx.Err()
-			}
-		}
-	}
-}
-
-// ---- snapshots
-
-type snapshotMeta struct {
-	Version uint64 `json:"version"`
-	Schema  int    `json:"schema"`
-}
-
-// SaveSnapshot implements eventstore.SnapshotStore.
-func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
-	if s.isClosed() {
-		return eventstore.ErrClosed
-	}
-	if snap.Stream == "" || snap.Version == 0 {
-		return fmt.Errorf("eventstore: invalid snapshot of %q at version %d", snap.Stream, snap.Version)
-	}
-	meta, _ := json.Marshal(snapshotMeta{Version: snap.Version, Schema: snap.Schema})
-	ev := esdb.EventData{EventID: uuid.New(), EventType: snapshotType, ContentType: esdb.ContentTypeBinary, Data: snap.Data, Metadata: meta}
-	if _, err := s.appendSafe(ctx, snapshotPrefix+snap.Stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.Any{}}, []esdb.EventData{ev}); err != nil {
-		if errors.Is(err, eventstore.ErrUnavailable) {
-			return err
-		}
-		return s.mapErr(ctx, "save snapshot", err)
-	}
-	return nil
-}
-
-// LoadSnapshot implements eventstore.SnapshotStore. It looks at the last
-// snapshotScan snapshots of the stream.
-func (s *Store) LoadSnapshot(ctx context.Context, stream string, maxVersion uint64) (eventstore.Snapshot, bool, error) {
-	if s.isClosed() {
-		return eventstore.Snapshot{}, false, eventstore.ErrClosed
-	}
-	evs, err := s.readStream(ctx, snapshotPrefix+stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, snapshotScan)
-	if err != nil {
-		return eventstore.Snapshot{}, false, err
-	}
-	var best eventstore.Snapshot
-	found := false
-	for _, e := range evs { // newest first
-		var m snapshotMeta
-		if e.EventType != snapshotType || json.Unmarshal(e.UserMetadata, &m) != nil || m.Version == 0 {
-			continue
-		}
-		if maxVersion != 0 && m.Version > maxVersion {
-			continue
-		}
-		if !found || m.Version > best.Version {
-			best = eventstore.Snapshot{Stream: stream, Version: m.Version, Schema: m.Schema, Data: e.Data}
-			found = true
-		}
-	}
-	return best, found, nil
-}
-
-// DeleteSnapshots implements eventstore.SnapshotStore. With stream == "" it
-// finds every snapshot stream with a server-side filtered scan of $all.
-func (s *Store) DeleteSnapshots(ctx context.Context, stream string) error {
-	if s.isClosed() {
-		return eventstore.ErrClosed
-	}
-	streams := []string{snapshotPrefix + stream}
-	if stream == "" {
-		var err error
-		if streams, err = s.snapshotStreams(ctx); err != nil {
-			return err
-		}
-	}
-	for _, st := range streams {
-		if _, err := s.client.DeleteStream(ctx, st, esdb.DeleteStreamOptions{ExpectedRevision: esdb.Any{}}); err != nil && !isNotFound(err) {
-			return s.mapErr(ctx, "delete snapshots", err)
-		}
-	}
-	return nil
-}
-
-// snapshotStreams lists the snapshot streams that have events, reading $all
-// with a stream-prefix filter up to the current end of the log.
-func (s *Store) snapshotStreams(ctx context.Context) ([]string, error) {
-	endEv, err := s.readAllBackwardOne(ctx)
-	if err != nil {
-		return nil, s.mapErr(ctx, "list snapshots", err)
-	}
-	if endEv == 0 {
-		return nil, nil
-	}
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	es, err := s.client.SubscribeToAll(sctx, esdb.SubscribeToAllOptions{
-		From:   esdb.Start{},
-		Filter: &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{snapshotPrefix}},
-	})
-	if err != nil {
-		return nil, s.mapErr(ctx, "list snapshots", err)
-	}
-	defer es.Close()
-	seen := map[string]bool{}
-	var out []string
-	for {
-		ev := es.Recv()
-		switch {
-		case ev.SubscriptionDropped != nil:
-			return nil, s.mapErr(ctx, "list snapshots", ev.SubscriptionDropped.Error)
-		case ev.CaughtUp != nil:
-			return out, nil
-		case ev.CheckPointReached != nil:
-			if ev.CheckPointReached.Commit >= endEv {
-				return out, nil
-			}
-		case ev.EventAppeared != nil:
-			e := ev.EventAppeared.OriginalEvent()
-			if e == nil {
-				continue
-			}
-			if strings.HasPrefix(e.StreamID, snapshotPrefix) && !seen[e.StreamID] {
-				seen[e.StreamID] = true
-				out = append(out, e.StreamID)
-			}
-			if e.Position.Commit >= endEv {
-				return out, nil
-			}
-		}
-	}
-}
-
-func (s *Store) readAllBackwardOne(ctx context.Context) (uint64, error) {
-	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
-	if err != nil {
+// head returns the commit position of the last event of $all (0: none).
+func (s *Store) head(ctx context.Context) (uint64, error) {
+	evs, err := s.readAllOnce(ctx, kdb.ReadAllOptions{Direction: kdb.Backwards, From: kdb.End{}}, 1)
+	if err != nil || len(evs) == 0 {
 		return 0, err
 	}
-	defer rs.Close()
-	ev, err := rs.Recv()
-	if errors.Is(err, io.EOF) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	if e := ev.OriginalEvent(); e != nil {
-		return e.Position.Commit, nil
-	}
-	return 0, nil
+	return evs[0].Position.Commit, nil
 }

@@ -39,11 +39,14 @@ func TestContract(t *testing.T) {
 
 func TestNormalizeConnString(t *testing.T) {
 	for in, want := range map[string]string{
-		"kurrentdb://localhost:2113?tls=false":         "esdb://localhost:2113?tls=false",
-		"kurrentdb+discover://a:2113,b:2113?tls=false": "esdb+discover://a:2113,b:2113?tls=false",
+		"kurrentdb://localhost:2113?tls=false":         "kurrentdb://localhost:2113?tls=false",
+		"kurrentdb+discover://a:2113,b:2113?tls=false": "kurrentdb+discover://a:2113,b:2113?tls=false",
+		"kurrent+discover://a:2113?tls=false":          "kurrent+discover://a:2113?tls=false",
+		"kdb://localhost:2113?tls=false":               "kdb://localhost:2113?tls=false",
+		"kdb+discover://cluster.example.com:2113":      "kdb+discover://cluster.example.com:2113",
 		"esdb://admin:changeit@localhost:2113":         "esdb://admin:changeit@localhost:2113",
 		"esdb+discover://cluster.example.com:2113":     "esdb+discover://cluster.example.com:2113",
-		"  kurrentdb://localhost:2113?tls=false  ":     "esdb://localhost:2113?tls=false",
+		"  kurrentdb://localhost:2113?tls=false  ":     "kurrentdb://localhost:2113?tls=false",
 	} {
 		got, err := NormalizeConnString(in)
 		if err != nil || got != want {
@@ -53,6 +56,56 @@ func TestNormalizeConnString(t *testing.T) {
 	_, err := NormalizeConnString("postgres://user:secret@x")
 	if err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("bad scheme: %v", err)
+	}
+}
+
+// Each scheme the client accepts opens (the client connects lazily).
+func TestOpenEverySchemeTheClientAccepts(t *testing.T) {
+	for _, conn := range []string{
+		"kurrentdb://127.0.0.1:1?tls=false", "kurrentdb+discover://127.0.0.1:1?tls=false",
+		"kurrent://127.0.0.1:1?tls=false", "kurrent+discover://127.0.0.1:1?tls=false",
+		"kdb://127.0.0.1:1?tls=false", "kdb+discover://127.0.0.1:1?tls=false",
+		"esdb://127.0.0.1:1?tls=false", "esdb+discover://127.0.0.1:1?tls=false",
+	} {
+		s, err := Open(conn)
+		if err != nil {
+			t.Errorf("Open(%q): %v", conn, err)
+			continue
+		}
+		s.Close()
+	}
+}
+
+// The password never appears in an error, even when it contains '@' or
+// makes the URL unparsable.
+func TestOpenErrorsHideThePassword(t *testing.T) {
+	for _, conn := range []string{
+		"esdb://admin:s3cr@t@localhost:2113?tls=false&nodePreference=nope",
+		"kurrentdb://admin:s3cr%zzt@localhost:2113",
+		"kurrentdb://admin:s3cr@t@localhost:x/?tls=false",
+		"ftp://admin:s3cr@t@localhost",
+	} {
+		_, err := Open(conn)
+		if err == nil {
+			t.Errorf("Open(%q) succeeded", conn)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr") || strings.Contains(err.Error(), "zzt") {
+			t.Errorf("Open(%q): error shows the password: %v", conn, err)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"esdb://admin:p@ss@host:2113?tls=false": "esdb://***@host:2113?tls=false",
+		"esdb://host:2113?x=a@b":                "esdb://host:2113?x=a@b",
+		"kdb://u:p@a:1,b:2/?tls=true":           "kdb://***@a:1,b:2/?tls=true",
+		"no scheme":                             "no scheme",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -68,6 +68,7 @@ func RunFactory(t *testing.T, f Factory) {
 		{"Snapshots", testSnapshots},
 		{"Ping", testPing},
 		{"QueuedAppends", testQueuedAppends},
+		{"ReturnedPositions", testReturnedPositions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
@@ -336,7 +337,10 @@ func testAtomicAppend(t *testing.T, f Factory) {
 			t.Fatal("positions of one append not increasing")
 		}
 	}
-	all, err := s.ReadAll(ctx, got[0].Position-1, 0)
+	// Read from the position of the event before the append (positions
+	// passed to ReadAll must be ones the store returned).
+	before := mustRead(t, s, stream, 5, 1)[0].Position
+	all, err := s.ReadAll(ctx, before, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
