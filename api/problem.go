@@ -159,6 +159,12 @@ func toProblem(err error) (Problem, http.Header, bool) {
 		p = Problem{Code: string(CodeUnavailable), Detail: "the event store is unavailable; retry later"}
 	case errors.Is(err, context.DeadlineExceeded):
 		p = Problem{Code: string(CodeUnavailable), Detail: "the request timed out; retry later"}
+	case errors.Is(err, eventstore.ErrTooLarge):
+		p = Problem{Code: string(domain.CodeInvalidRequest), Status: http.StatusRequestEntityTooLarge,
+			Detail: "the command's events are larger than the event store takes in one append; send it in smaller parts (fewer users per request)"}
+	case errors.Is(err, eventstore.ErrStreamDeleted):
+		p = Problem{Code: string(CodeInternal), Detail: "the tenant's event stream was deleted outside seatledger; the operator must restore it (quote the request id)"}
+		internal = true
 	default:
 		p = Problem{Code: string(CodeInternal), Detail: "an internal error occurred; quote the request id to the operator"}
 		internal = true

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/seatledger/seatledger/commands"
@@ -41,7 +42,15 @@ func TestProblemMapping(t *testing.T) {
 	if p.Status != http.StatusServiceUnavailable || p.Code != "unavailable" || hdr.Get("Retry-After") == "" {
 		t.Errorf("unavailable: %+v %v", p, hdr)
 	}
-	p, _, internal := toProblem(errors.New("pebble: secret path /var/lib/x"))
+	p, _, _ = toProblem(fmt.Errorf("append: %w", eventstore.ErrTooLarge))
+	if p.Status != http.StatusRequestEntityTooLarge || p.Code != "invalid_request" {
+		t.Errorf("too large for one append: %+v", p)
+	}
+	p, _, internal := toProblem(fmt.Errorf("read: %w", eventstore.ErrStreamDeleted))
+	if p.Status != 500 || !internal || !strings.Contains(p.Detail, "restore") {
+		t.Errorf("deleted stream: %+v", p)
+	}
+	p, _, internal = toProblem(errors.New("pebble: secret path /var/lib/x"))
 	if p.Status != 500 || p.Code != "internal" || !internal || p.Detail == "pebble: secret path /var/lib/x" {
 		t.Errorf("internal: %+v", p)
 	}

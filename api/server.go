@@ -45,6 +45,9 @@ type Config struct {
 	BulkLimit int
 	// Ready reports whether the service can serve (GET /readyz); nil: ready.
 	Ready func(ctx context.Context) error
+	// Live reports whether the process can still recover by itself (GET
+	// /healthz); an error asks the orchestrator to restart it. nil: live.
+	Live func() error
 	// Metrics records HTTP and command metrics. nil: New creates one on
 	// Registerer (or on a fresh registry).
 	Metrics *Metrics
@@ -174,6 +177,14 @@ func (s *Server) build() *gin.Engine {
 	})
 
 	e.GET("/healthz", func(c *gin.Context) {
+		if s.cfg.Live != nil {
+			if err := s.cfg.Live(); err != nil {
+				loggerOf(c).Error("not live", "err", err)
+				WriteProblem(c, &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+					Detail: "not live, restart the process: " + err.Error()})
+				return
+			}
+		}
 		writeJSON(c, http.StatusOK, "application/json", gin.H{"status": "ok"})
 	})
 	e.GET("/readyz", s.readyz)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -140,4 +141,22 @@ func TestStoreUnavailable(t *testing.T) {
 		t.Fatal("no Retry-After")
 	}
 	problem(t, e.do(req{Method: "GET", Path: "/readyz"}), http.StatusServiceUnavailable, "unavailable")
+}
+
+// TestHealthzFailsWhenTheProcessCannotRecover: /healthz follows Live (a
+// store client that can no longer be rebuilt), /readyz follows Ready.
+func TestHealthzFailsWhenTheProcessCannotRecover(t *testing.T) {
+	var dead atomic.Bool
+	e := newEnv(t, func(c *api.Config) {
+		c.Live = func() error {
+			if dead.Load() {
+				return errors.New("event store: client cannot be rebuilt")
+			}
+			return nil
+		}
+	})
+	e.must(http.StatusOK, req{Method: "GET", Path: "/healthz"})
+	dead.Store(true)
+	problem(t, e.do(req{Method: "GET", Path: "/healthz"}), http.StatusServiceUnavailable, "unavailable")
+	e.must(http.StatusOK, req{Method: "GET", Path: "/readyz"})
 }

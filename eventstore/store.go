@@ -141,6 +141,14 @@ func IsExclusive(s Store) bool {
 	return ok && e.Exclusive()
 }
 
+// HealthReporter is implemented by a store whose client can fail for good
+// (for /healthz): Health returns nil while the store is open and can still
+// recover, whether or not its server is reachable right now (Ping says
+// that, for /readyz).
+type HealthReporter interface {
+	Health() error
+}
+
 // AsyncAppender is implemented by stores that can queue an append and let
 // the caller wait for its outcome later. Appends are committed in the order
 // they were queued, so a caller may queue an append that expects the version

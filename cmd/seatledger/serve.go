@@ -204,6 +204,9 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := api.NewMetrics(reg)
+	if k, ok := store.(*kurrentdb.Store); ok {
+		registerKurrentMetrics(reg, k)
+	}
 	policy := domain.DefaultPolicy()
 	policy.HoldPeriod = cfg.HoldPeriod
 	policy.BulkLimit = cfg.BulkLimit
@@ -237,6 +240,14 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 		JWTSecret: []byte(cfg.JWTSecret), OperatorToken: cfg.OperatorToken,
 		Logger: logger.With("component", "http"), BulkLimit: cfg.BulkLimit,
 		Metrics: metrics, Gatherer: reg, Routes: routes,
+		Live: func() error {
+			if h, ok := store.(eventstore.HealthReporter); ok {
+				if err := h.Health(); err != nil {
+					return fmt.Errorf("event store: %w", err)
+				}
+			}
+			return nil
+		},
 		Ready: func(ctx context.Context) error {
 			if err := store.Ping(ctx); err != nil {
 				return fmt.Errorf("event store: %w", err)
@@ -343,4 +354,20 @@ func embeddedSyncDelay(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// registerKurrentMetrics exports the KurrentDB store's supervisor counters:
+// a snapshot that fails to save is otherwise silent (commands go on, loads
+// get slower).
+func registerKurrentMetrics(reg prometheus.Registerer, k *kurrentdb.Store) {
+	counter := func(name, help string, v func(kurrentdb.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(k.Stats())) })
+	}
+	reg.MustRegister(
+		counter("seatledger_eventstore_client_rebuilds_total", "KurrentDB clients rebuilt after one closed itself.", func(s kurrentdb.Stats) uint64 { return s.Rebuilds }),
+		counter("seatledger_eventstore_client_panics_total", "KurrentDB client panics recovered.", func(s kurrentdb.Stats) uint64 { return s.Panics }),
+		counter("seatledger_snapshot_failures_total", "Snapshots that failed to save (loads then read more events).", func(s kurrentdb.Stats) uint64 { return s.SnapshotFailures }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seatledger_eventstore_down_seconds", Help: "How long the KurrentDB server has been unreachable (0: reachable)."},
+			func() float64 { return k.Stats().Down.Seconds() }),
+	)
 }

@@ -29,6 +29,10 @@ func (f factory) Reopen(t *testing.T, old eventstore.Store) eventstore.Store {
 	return f.Open(t)
 }
 
+// OpenSecond connects a second client to the same server, as a second node
+// would (storetest.SecondOpener: the freshness rule of issue 16).
+func (f factory) OpenSecond(t *testing.T, _ eventstore.Store) eventstore.Store { return f.Open(t) }
+
 func TestContract(t *testing.T) {
 	url := os.Getenv(urlEnv)
 	if url == "" {
