@@ -514,8 +514,9 @@ func (tx *tx) attemptGroup(du *draftUser, groupID, sku string, disabled []string
 }
 
 // retryErrored gives licenses to group members in an error state when the
-// decision freed what they lacked (R11). Only members of user (or all when
-// user is "") are retried.
+// decision freed what they lacked (R11), and records the new reason of those
+// still refused for another one. Only members of user (or all when user is
+// "") are retried.
 func (tx *tx) retryErrored(user string) {
 	for _, sku := range sortedKeys(tx.t.Errored) {
 		for _, key := range sortedKeys(tx.t.Errored[sku]) {
@@ -533,7 +534,17 @@ func (tx *tx) retryErrored(user string) {
 			if du.deleted || l == nil || l.Sources[src] == nil || l.Sources[src].Active() {
 				continue // changed by this decision
 			}
-			tx.attemptGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
+			was := *l.Sources[src]
+			kind, detail := tx.attemptGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
+			if kind != "" && (kind != was.Error || detail != was.ErrorDetail) {
+				// Still refused, for another reason: the error state shows
+				// the current one (a usage location set while the pool is
+				// full is now a CountViolation).
+				tx.setLicense(du, sku, func(l *UserLicense) {
+					l.Sources[src] = &LicenseSource{DisabledPlans: was.DisabledPlans, Error: kind, ErrorDetail: detail}
+				})
+				tx.emit(GroupLicenseErrored{GroupID: gid, UserID: uid, SkuID: sku, Error: kind, Detail: detail})
+			}
 		}
 	}
 }

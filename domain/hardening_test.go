@@ -1,0 +1,34 @@
+package domain
+
+import "testing"
+
+// Tests of issue #18 "Hardening" (domain items), one per item: each failed
+// before its fix.
+
+func TestHardening13_StaleGroupErrorShowsTheCurrentReason(t *testing.T) {
+	spb := sku(t, "SPB")
+	s := tenant(t).Given(buy("s", "SPB", 1), addUser("a", "US"), addUser("nowhere", ""),
+		&CreateGroup{GroupID: "g", DisplayName: "G"},
+		&AddGroupMember{GroupID: "g", UserID: "a"}, &AddGroupMember{GroupID: "g", UserID: "nowhere"},
+		&AssignGroupLicenses{GroupID: "g", Add: []LicenseRequest{{SkuID: "SPB"}}})
+	if src := s.state.Users["nowhere"].Licenses[spb].Sources[GroupSource("g")]; src.Error != GroupErrUsageLocation {
+		t.Fatalf("before: %+v", src)
+	}
+	// The usage location is set while the pool is full: the member still
+	// cannot have the license, now for lack of one.
+	s.When(&UpdateUser{UserID: "nowhere", UsageLocation: "FR"}).Then(
+		UserUpdated{UserID: "nowhere", UsageLocation: "FR"},
+		GroupLicenseErrored{GroupID: "g", UserID: "nowhere", SkuID: spb, Error: GroupErrCountViolation,
+			Detail: "no license of Microsoft 365 Business Premium is available"})
+	if src := s.state.Users["nowhere"].Licenses[spb].Sources[GroupSource("g")]; src.Error != GroupErrCountViolation {
+		t.Fatalf("the error state shows %q, want %q", src.Error, GroupErrCountViolation)
+	}
+	if p := s.state.Pool(spb); p.Assigned != 1 {
+		t.Fatalf("an errored member consumes nothing: %+v", p)
+	}
+	// A retry whose reason did not change writes nothing new.
+	s.When(unassign("SPB", "admin")).Then()
+	// Once a license frees, the member gets it.
+	s.When(&RemoveGroupMember{GroupID: "g", UserID: "a"}).ThenContains(
+		LicenseAssigned{UserID: "nowhere", SkuID: spb, Source: GroupSource("g")})
+}
