@@ -127,8 +127,11 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 		}
 		sku = p.SkuID
 	}
+	// A self-service purchase, or a trial a user started for themself,
+	// forms the self-service pool until taken over (R8).
+	selfService := kind == KindSelfService || kind == KindTrial && c.PurchasedBy != ""
 	var buyer *User
-	if kind == KindSelfService {
+	if selfService {
 		u, err := tx.activeUser("purchasedBy", c.PurchasedBy)
 		if err != nil {
 			return err
@@ -140,8 +143,8 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 		}
 	}
 	tx.emit(SubscriptionPurchased{SubscriptionID: c.SubscriptionID, SkuID: sku, Quantity: c.Quantity,
-		Kind: kind, Channel: channel, PurchasedBy: c.PurchasedBy})
-	if kind == KindSelfService {
+		Kind: kind, Channel: channel, PurchasedBy: c.PurchasedBy, SelfService: selfService})
+	if selfService {
 		tx.selfTotal.add(sku, c.Quantity)
 		// The buyer of a self-service purchase gets its first license.
 		du := tx.draft(buyer)
@@ -249,7 +252,7 @@ func (tx *tx) takeOver(c *TakeOverSubscription) error {
 	if err != nil {
 		return err
 	}
-	if s.Kind != KindSelfService {
+	if !s.selfServiceBought() {
 		return invalid("subscriptionId", "subscription %s is not a self-service purchase", s.ID)
 	}
 	if s.TakenOver {

@@ -156,6 +156,10 @@ type SubscriptionPurchased struct {
 	Kind           string `json:"kind"`    // Paid, Trial, SelfService
 	Channel        string `json:"channel"` // Direct, Marketplace, Vendor
 	PurchasedBy    string `json:"purchasedBy,omitempty"`
+	// SelfService marks a purchase a user made for themself: every
+	// SelfService one and a Trial a user started (R8). Its licenses form the
+	// self-service pool until taken over.
+	SelfService bool `json:"selfService,omitempty"`
 }
 
 // SubscriptionQuantityChanged changes the number of licenses of a subscription.

@@ -75,6 +75,7 @@ func Evolve(t *Tenant, e Event) *Tenant {
 		t.Subscriptions[p.SubscriptionID] = &Subscription{
 			ID: p.SubscriptionID, SkuID: p.SkuID, Quantity: p.Quantity, Kind: p.Kind,
 			Channel: p.Channel, Status: StatusEnabled, PurchasedBy: p.PurchasedBy, PurchasedAt: e.OccurredAt,
+			SelfService: p.SelfService || p.Kind == KindSelfService,
 		}
 		t.recountPool(p.SkuID)
 	case SubscriptionQuantityChanged:

@@ -32,3 +32,28 @@ func TestHardening13_StaleGroupErrorShowsTheCurrentReason(t *testing.T) {
 	s.When(&RemoveGroupMember{GroupID: "g", UserID: "a"}).ThenContains(
 		LicenseAssigned{UserID: "nowhere", SkuID: spb, Source: GroupSource("g")})
 }
+
+func TestHardening12_ASelfServiceTrialIsASelfServicePurchase(t *testing.T) {
+	pbi := sku(t, "POWER_BI_PRO")
+	s := contoso(t)
+	s.When(&PurchaseSubscription{SubscriptionID: "tr", SkuID: "POWER_BI_PRO", Quantity: 3, Kind: KindTrial, PurchasedBy: "bob"}).Then(
+		SubscriptionPurchased{SubscriptionID: "tr", SkuID: pbi, Quantity: 3, Kind: KindTrial, Channel: ChannelDirect, PurchasedBy: "bob", SelfService: true},
+		LicenseAssigned{UserID: "bob", SkuID: pbi, Source: SourceSelfService})
+	if p := s.state.Pool(pbi); p.Total != 0 || p.SelfServiceTotal != 3 || p.SelfServiceAssigned != 1 {
+		t.Fatalf("a self-service trial forms the self-service pool: %+v", p)
+	}
+	s.When(assign("POWER_BI_PRO", "alice")).ThenError(CodeSelfServiceSubscription)
+	s.When(&ChangeSubscriptionQuantity{SubscriptionID: "tr", Quantity: 10}).ThenError(CodeSelfServiceSubscription)
+	s.When(&TakeOverSubscription{SubscriptionID: "tr"}).Then(
+		SubscriptionTakenOver{SubscriptionID: "tr", SkuID: pbi},
+		LicenseAssigned{UserID: "bob", SkuID: pbi, Source: SourceDirect},
+		LicenseUnassigned{UserID: "bob", SkuID: pbi, Source: SourceSelfService})
+	if p := s.state.Pool(pbi); p.Total != 3 || p.Assigned != 1 || p.SelfServiceTotal != 0 {
+		t.Fatalf("after take-over: %+v", p)
+	}
+	s.When(assign("POWER_BI_PRO", "alice")).Then(LicenseAssigned{UserID: "alice", SkuID: pbi, Source: SourceDirect})
+	// The buyer must be an active user; a trial without a buyer is the admins'.
+	s.When(&PurchaseSubscription{SubscriptionID: "t2", SkuID: "POWER_BI_PRO", Quantity: 1, Kind: KindTrial, PurchasedBy: "ghost"}).ThenError(CodeNotFound)
+	s.Given(&PurchaseSubscription{SubscriptionID: "t3", SkuID: "POWER_BI_PRO", Quantity: 1, Kind: KindTrial})
+	s.When(&TakeOverSubscription{SubscriptionID: "t3"}).ThenError(CodeInvalidRequest)
+}

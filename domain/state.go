@@ -126,6 +126,9 @@ type Subscription struct {
 	PurchasedBy string    `json:"purchasedBy,omitempty"`
 	PurchasedAt time.Time `json:"purchasedAt"`
 	TakenOver   bool      `json:"takenOver,omitempty"`
+	// SelfService: bought by a user for themself (a SelfService purchase or
+	// a Trial a user started), R8.
+	SelfService bool `json:"selfService,omitempty"`
 }
 
 // counts reports whether the subscription's licenses count toward a total.
@@ -135,7 +138,12 @@ func (s *Subscription) counts() bool {
 
 // selfServicePool reports whether the subscription's licenses are in the
 // self-service pool admins cannot use (R8).
-func (s *Subscription) selfServicePool() bool { return s.Kind == KindSelfService && !s.TakenOver }
+func (s *Subscription) selfServicePool() bool { return s.selfServiceBought() && !s.TakenOver }
+
+// selfServiceBought reports whether a user bought the subscription for
+// themself (R8), taken over or not. A SelfService kind of an older event
+// does not carry the flag.
+func (s *Subscription) selfServiceBought() bool { return s.SelfService || s.Kind == KindSelfService }
 
 // User is a member or guest of the tenant.
 type User struct {
