@@ -57,3 +57,58 @@ func TestHardening12_ASelfServiceTrialIsASelfServicePurchase(t *testing.T) {
 	s.Given(&PurchaseSubscription{SubscriptionID: "t3", SkuID: "POWER_BI_PRO", Quantity: 1, Kind: KindTrial})
 	s.When(&TakeOverSubscription{SubscriptionID: "t3"}).ThenError(CodeInvalidRequest)
 }
+
+func testApp(id string, plans ...ServicePlan) *Product {
+	if len(plans) == 0 {
+		plans = []ServicePlan{{ID: id + "-core", Name: "CORE"}}
+	}
+	return &Product{SkuID: id, SkuPartNumber: id + "_PRO", DisplayName: "Contoso " + id, Publisher: "Fabrikam",
+		InstallURL: "https://apps.fabrikam.example/install", ServicePlans: plans}
+}
+
+func TestHardening11_AppsHaveTheirOwnPlansAndVendorIsForApps(t *testing.T) {
+	exo := planID(t, "EXCHANGESTANDARD", "EXCHANGE_S_STANDARD")
+	s := contoso(t)
+	// An app cannot declare a Microsoft service plan, by id or by name.
+	e := s.When(&PurchaseSubscription{SubscriptionID: "a1", Quantity: 5,
+		App: testApp("crm", ServicePlan{ID: exo, Name: "CRM_MAIL"})}).ThenError(CodeInvalidRequest)
+	if e.Field != "product.servicePlans.servicePlanId" {
+		t.Fatalf("field %q", e.Field)
+	}
+	e = s.When(&PurchaseSubscription{SubscriptionID: "a1", Quantity: 5,
+		App: testApp("crm", ServicePlan{ID: "crm-mail", Name: "exchange_s_standard"})}).ThenError(CodeInvalidRequest)
+	if e.Field != "product.servicePlans.servicePlanName" {
+		t.Fatalf("field %q", e.Field)
+	}
+	// Nor another app's plan id.
+	s.Given(&PurchaseSubscription{SubscriptionID: "a1", Quantity: 5, App: testApp("crm")})
+	s.When(&PurchaseSubscription{SubscriptionID: "a2", Quantity: 5,
+		App: testApp("erp", ServicePlan{ID: "crm-core", Name: "ERP_CORE"})}).ThenError(CodeInvalidRequest)
+	// The same app bought again keeps its plans.
+	s.Given(&PurchaseSubscription{SubscriptionID: "a3", Quantity: 1, App: testApp("crm")})
+
+	// Vendor is a channel of apps only.
+	e = s.When(&PurchaseSubscription{SubscriptionID: "v1", SkuID: "SPB", Quantity: 5, Channel: ChannelVendor}).ThenError(CodeInvalidRequest)
+	if e.Field != "channel" {
+		t.Fatalf("field %q", e.Field)
+	}
+	// A catalog product a Vendor channel let in before is managed by the
+	// vendor: R12 applies.
+	s.apply([]Event{{Envelope: Envelope{Version: s.state.Version + 1, OccurredAt: s.now},
+		Payload: SubscriptionPurchased{SubscriptionID: "old", SkuID: sku(t, "SPB"), Quantity: 2, Kind: KindPaid, Channel: ChannelVendor}}})
+	s.When(&ChangeSubscriptionQuantity{SubscriptionID: "old", Quantity: 3}).ThenError(CodeVendorManaged)
+
+	// Cancelling a vendor-managed app is the vendor's business, licenses
+	// assigned or not.
+	s.Given(&PurchaseSubscription{SubscriptionID: "v2", Quantity: 2, Channel: ChannelVendor, App: testApp("erp")})
+	e = s.When(&ChangeSubscriptionStatus{SubscriptionID: "v2", Status: StatusDeleted}).ThenError(CodeVendorManaged)
+	if e.Rule != "R12" {
+		t.Fatalf("rule %q", e.Rule)
+	}
+	s.Given(assign("erp", "alice", "bob"))
+	s.When(&ChangeSubscriptionStatus{SubscriptionID: "v2", Status: StatusDeleted}).ThenError(CodeVendorManaged)
+	s.When(&ChangeSubscriptionStatus{SubscriptionID: "v2", Status: StatusSuspended}).ThenError(CodeVendorManaged)
+	// A Marketplace app is the admins' to cancel.
+	s.When(&ChangeSubscriptionStatus{SubscriptionID: "a3", Status: StatusDeleted}).ThenContains(
+		SubscriptionStatusChanged{SubscriptionID: "a3", SkuID: "crm", Status: StatusDeleted, Previous: StatusEnabled})
+}
