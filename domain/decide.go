@@ -728,8 +728,8 @@ func checkUsageLocation(s string) error {
 	if s == "" {
 		return nil
 	}
-	if len(s) != 2 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' {
-		return invalid("usageLocation", "usage location %q must be an ISO 3166-1 alpha-2 code such as US or FR", s)
+	if !IsCountry(s) {
+		return invalid("usageLocation", "usage location %q must be an ISO 3166-1 alpha-2 country code in capitals, such as US, GB or FR", s)
 	}
 	return nil
 }

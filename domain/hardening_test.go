@@ -112,3 +112,17 @@ func TestHardening11_AppsHaveTheirOwnPlansAndVendorIsForApps(t *testing.T) {
 	s.When(&ChangeSubscriptionStatus{SubscriptionID: "a3", Status: StatusDeleted}).ThenContains(
 		SubscriptionStatusChanged{SubscriptionID: "a3", SkuID: "crm", Status: StatusDeleted, Previous: StatusEnabled})
 }
+
+func TestHardening08_UsageLocationIsAnISO3166Country(t *testing.T) {
+	if n := len(countrySet); n != 249 {
+		t.Fatalf("%d countries in the table, ISO 3166-1 assigns 249", n)
+	}
+	s := contoso(t)
+	for _, bad := range []string{"ZZ", "EU", "UK", "XK", "AA", "us", "USA", "U", "\x00S"} {
+		s.When(&UpdateUser{UserID: "alice", UsageLocation: bad}).ThenError(CodeInvalidRequest)
+		s.When(addUser("u-"+itoa(len(bad)), bad)).ThenError(CodeInvalidRequest)
+	}
+	for _, good := range []string{"GB", "FR", "DE", "AX", "SS", "BQ", "CW"} {
+		s.When(&UpdateUser{UserID: "alice", UsageLocation: good}).Then(UserUpdated{UserID: "alice", UsageLocation: good})
+	}
+}
