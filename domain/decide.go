@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Policy holds the tunable numbers of the rules.
@@ -741,7 +742,37 @@ func checkText(field, s string, required bool) error {
 	if len(s) > 256 {
 		return invalid(field, "%s is longer than 256 characters", field)
 	}
+	return checkPrintable(field, s)
+}
+
+// checkPrintable refuses text that is not UTF-8 or holds a control
+// character: C0, DEL, C1, line and paragraph separators, or a bidirectional
+// control (which can make a name read as another). Stored names are shown
+// in terminals, logs and the admin center; none of them may drive those.
+func checkPrintable(field, s string) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, "%s is not valid UTF-8", field)
+	}
+	for i, r := range s {
+		if ControlRune(r) {
+			return invalid(field, "%s holds the control character %U at byte %d: use printable text", field, r, i)
+		}
+	}
 	return nil
+}
+
+// ControlRune reports whether r is a character no name or id may hold: a
+// C0 or C1 control, DEL, a line or paragraph separator, or a bidirectional
+// formatting character (marks, embeddings, overrides and isolates).
+func ControlRune(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f, r == 0x2028, r == 0x2029,
+		r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }
 
 func checkURL(field, s string) error {

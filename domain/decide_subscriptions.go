@@ -39,6 +39,9 @@ func validateApp(a *Product) error {
 		return err
 	}
 	if a.InstallURL != "" {
+		if err := checkPrintable("product.installUrl", a.InstallURL); err != nil {
+			return err
+		}
 		if err := checkURL("product.installUrl", a.InstallURL); err != nil {
 			return err
 		}
@@ -53,6 +56,12 @@ func validateApp(a *Product) error {
 			return err
 		}
 		if err := checkText("product.servicePlans.servicePlanName", sp.Name, true); err != nil {
+			return err
+		}
+		if err := checkText("product.servicePlans.displayName", sp.DisplayName, false); err != nil {
+			return err
+		}
+		if err := checkText("product.servicePlans.workload", sp.Workload, false); err != nil {
 			return err
 		}
 		if seen[sp.ID] {

@@ -126,3 +126,41 @@ func TestHardening08_UsageLocationIsAnISO3166Country(t *testing.T) {
 		s.When(&UpdateUser{UserID: "alice", UsageLocation: good}).Then(UserUpdated{UserID: "alice", UsageLocation: good})
 	}
 }
+
+func TestHardening06_ControlCharactersAreRefusedInEveryNameAndID(t *testing.T) {
+	bad := []string{"\x1b[2J\x1b[31mPWNED", "a\x00b", "tab\there", "line\nbreak", "cr\r", "del\x7f", "c1\u0085",
+		"rlo\u202egnp.exe", "lri\u2066x\u2069", "lrm\u200e", "alm\u061c", "ls\u2028", "bad utf-8 \xff"}
+	s := contoso(t)
+	for _, v := range bad {
+		cases := map[string]Command{
+			"user.displayName":  &AddUser{User: NewUser{ID: "n", UserPrincipalName: "n@contoso.com", DisplayName: v}},
+			"user.id":           &AddUser{User: NewUser{ID: v, UserPrincipalName: "n@contoso.com"}},
+			"displayName":       &UpdateUser{UserID: "alice", DisplayName: v},
+			"group.displayName": &CreateGroup{GroupID: "g", DisplayName: v},
+			"group.id":          &CreateGroup{GroupID: v, DisplayName: "G"},
+			"app.displayName":   &PurchaseSubscription{SubscriptionID: "a", Quantity: 1, App: &Product{SkuID: "x", SkuPartNumber: "X", DisplayName: v, Publisher: "P"}},
+			"app.publisher":     &PurchaseSubscription{SubscriptionID: "a", Quantity: 1, App: &Product{SkuID: "x", SkuPartNumber: "X", DisplayName: "X", Publisher: v}},
+			"plan.name": &PurchaseSubscription{SubscriptionID: "a", Quantity: 1, App: &Product{SkuID: "x", SkuPartNumber: "X", DisplayName: "X", Publisher: "P",
+				ServicePlans: []ServicePlan{{ID: "x-1", Name: v}}}},
+			"plan.displayName": &PurchaseSubscription{SubscriptionID: "a", Quantity: 1, App: &Product{SkuID: "x", SkuPartNumber: "X", DisplayName: "X", Publisher: "P",
+				ServicePlans: []ServicePlan{{ID: "x-1", Name: "X1", DisplayName: v}}}},
+			"plan.workload": &PurchaseSubscription{SubscriptionID: "a", Quantity: 1, App: &Product{SkuID: "x", SkuPartNumber: "X", DisplayName: "X", Publisher: "P",
+				ServicePlans: []ServicePlan{{ID: "x-1", Name: "X1", Workload: v}}}},
+		}
+		for name, c := range cases {
+			o := s.When(c)
+			if o.err == nil {
+				t.Fatalf("%s %q was accepted", name, v)
+			}
+			o.ThenError(CodeInvalidRequest)
+		}
+		o := newScenario(t).When(&CreateTenant{CommandMeta: CommandMeta{Actor: Actor{Operator: true}}, Name: v,
+			GlobalAdmin: NewUser{ID: "admin", UserPrincipalName: "admin@contoso.com"}})
+		if o.err == nil {
+			t.Fatalf("tenant name %q was accepted", v)
+		}
+	}
+	// Printable text of any script stays welcome.
+	s.When(&CreateGroup{GroupID: "g", DisplayName: "Ventes – Île-de-France 東京 عربي"}).ThenContains(
+		GroupCreated{GroupID: "g", DisplayName: "Ventes – Île-de-France 東京 عربي"})
+}
