@@ -3,7 +3,6 @@ package domain
 import (
 	"fmt"
 	"sort"
-	"strings"
 )
 
 var userAdmins = []Role{RoleGlobalAdmin, RoleUserAdmin}
@@ -12,11 +11,8 @@ func validateNewUser(field string, u *NewUser) error {
 	if err := checkID(field+".id", u.ID); err != nil {
 		return err
 	}
-	if err := checkText(field+".userPrincipalName", u.UserPrincipalName, true); err != nil {
+	if err := checkUPN(field+".userPrincipalName", u.UserPrincipalName); err != nil {
 		return err
-	}
-	if !strings.Contains(u.UserPrincipalName, "@") {
-		return invalid(field+".userPrincipalName", "userPrincipalName %q must look like name@domain", u.UserPrincipalName)
 	}
 	if err := checkText(field+".displayName", u.DisplayName, false); err != nil {
 		return err
@@ -74,6 +70,9 @@ func (tx *tx) addUser(c *AddUser) error {
 	}
 	if tx.t.Users[nu.ID] != nil {
 		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("user %q already exists", nu.ID)}
+	}
+	if err := tx.upnTaken(nu.UserPrincipalName); err != nil {
+		return err
 	}
 	tx.emit(userAdded(nu))
 	return nil

@@ -30,6 +30,7 @@ func Evolve(t *Tenant, e Event) *Tenant {
 			UserType: p.UserType, UsageLocation: p.UsageLocation,
 			Licenses: map[string]*UserLicense{},
 		}
+		t.indexUPN(t.Users[p.UserID])
 	case UserUpdated:
 		if u := t.Users[p.UserID]; u != nil {
 			if p.DisplayName != "" {

@@ -1,6 +1,10 @@
 package domain
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 // Tests of issue #18 "Hardening" (domain items), one per item: each failed
 // before its fix.
@@ -163,4 +167,58 @@ func TestHardening06_ControlCharactersAreRefusedInEveryNameAndID(t *testing.T) {
 	// Printable text of any script stays welcome.
 	s.When(&CreateGroup{GroupID: "g", DisplayName: "Ventes – Île-de-France 東京 عربي"}).ThenContains(
 		GroupCreated{GroupID: "g", DisplayName: "Ventes – Île-de-France 東京 عربي"})
+}
+
+func upnUser(id, upn string) *AddUser {
+	return &AddUser{User: NewUser{ID: id, UserPrincipalName: upn, UsageLocation: "US"}}
+}
+
+func TestHardening05_UserPrincipalNamesAreValidAndUniqueWithoutRegardToCase(t *testing.T) {
+	s := contoso(t)
+	for _, bad := range []string{"@x.example", "a@@x.example", "a b@x.example", "a\x00@x.example", "a\x1b@x.example",
+		"a\r\n@x.example", "a\u202e@x.example", "<script>@x.example", "a@", "a", "a.@x.example", ".a@x.example",
+		"a..b@x.example", "a@x..example", "a@-x.example", "a@x-.example", "a@x_y.example", "a&b@x.example",
+		"a+b@x.example", "é@x.example", "a@x.example.", strings.Repeat("a", 65) + "@x.example",
+		"a@" + strings.Repeat("x", 45) + ".com"} {
+		e := s.When(upnUser("n", bad)).ThenError(CodeInvalidRequest)
+		if e.Field != "user.userPrincipalName" {
+			t.Fatalf("%q: field %q", bad, e.Field)
+		}
+	}
+	for i, good := range []string{"o'neil@x.example", "a.b-c_d!e#f^g~h@sub.x.example", "_x_@x.example", "Z9@x"} {
+		s.When(upnUser("ok"+itoa(i), good)).ThenContains(UserAdded{UserID: "ok" + itoa(i), UserPrincipalName: good,
+			DisplayName: good, UserType: UserTypeMember, UsageLocation: "US"})
+	}
+	// Unique per tenant, without regard to case.
+	s.Given(upnUser("bob1", "bob@x.example"))
+	for _, clash := range []string{"bob@x.example", "Bob@X.example", "BOB@X.EXAMPLE", "alice@CONTOSO.com"} {
+		e := s.When(upnUser("bob2", clash)).ThenError(CodeAlreadyExists)
+		if e.Field != "userPrincipalName" {
+			t.Fatalf("%q: field %q", clash, e.Field)
+		}
+	}
+	// A deleted user holds its UPN while it can be restored; then it is free.
+	s.Given(&DeleteUser{UserID: "bob1"})
+	s.When(upnUser("bob2", "BOB@x.example")).ThenError(CodeAlreadyExists)
+	s.After(30*24*time.Hour + time.Second)
+	s.When(upnUser("bob2", "BOB@x.example")).ThenContains(UserAdded{UserID: "bob2", UserPrincipalName: "BOB@x.example",
+		DisplayName: "BOB@x.example", UserType: UserTypeMember, UsageLocation: "US"})
+	s.When(upnUser("bob3", "bob@x.example")).ThenError(CodeAlreadyExists)
+	// The index survives a snapshot.
+	back, err := UnmarshalSnapshot(mustSnapshot(t, s.state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.state = back
+	s.When(upnUser("bob3", "bob@X.example")).ThenError(CodeAlreadyExists)
+	s.When(upnUser("al2", "ALICE@contoso.com")).ThenError(CodeAlreadyExists)
+}
+
+func mustSnapshot(t *testing.T, s *Tenant) []byte {
+	t.Helper()
+	b, err := s.MarshalSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -87,6 +87,10 @@ type Tenant struct {
 	// Commands remembers the last CommandHistory commands for idempotency.
 	Commands   map[string]CommandRecord `json:"commands"`
 	CommandLog []string                 `json:"commandLog"`
+
+	// upns indexes users by user principal name in lower case (see
+	// UserByUPN); Evolve keeps it, reading a snapshot builds it.
+	upns map[string]string
 }
 
 // CommandHistory is how many recent commands a tenant remembers at least
@@ -280,6 +284,7 @@ func NewTenant() *Tenant {
 		Apps:          map[string]*Product{},
 		Pools:         map[string]*Pool{},
 		Commands:      map[string]CommandRecord{},
+		upns:          map[string]string{},
 	}
 }
 
@@ -332,6 +337,7 @@ func UnmarshalSnapshotWith(b []byte, unmarshal func([]byte, any) error) (*Tenant
 	if t.Commands == nil {
 		t.Commands = map[string]CommandRecord{}
 	}
+	t.indexUPNs()
 	return t, nil
 }
 
