@@ -11,6 +11,9 @@ func validateNewUser(field string, u *NewUser) error {
 	if err := checkID(field+".id", u.ID); err != nil {
 		return err
 	}
+	if reservedUserID(u.ID) {
+		return invalid(field+".id", "user id %q is reserved for the platform operator; choose another", u.ID)
+	}
 	if err := checkUPN(field+".userPrincipalName", u.UserPrincipalName); err != nil {
 		return err
 	}

@@ -222,3 +222,36 @@ func mustSnapshot(t *testing.T, s *Tenant) []byte {
 	}
 	return b
 }
+
+func TestHardening02_TheOperatorIsADistinctActor(t *testing.T) {
+	op := Actor{Operator: true}.String()
+	for _, a := range []Actor{{UserID: "operator"}, {UserID: "system:scheduler"}, {UserID: "user:operator"}} {
+		if a.String() == op || a.String() == (Actor{System: "scheduler"}).String() {
+			t.Fatalf("user %q is shown as %q, like the operator or a system", a.UserID, a.String())
+		}
+	}
+	if got := (Actor{UserID: "alice"}).String(); got != "alice" {
+		t.Fatalf("an ordinary user is shown as %q", got)
+	}
+	if (Actor{UserID: "operator"}).String() == (Actor{UserID: "user:operator"}).String() {
+		t.Fatal("two users share an identity")
+	}
+	// No new user may take the operator's name.
+	s := contoso(t)
+	for _, id := range []string{"operator", "Operator", "OPERATOR"} {
+		e := s.When(&AddUser{User: NewUser{ID: id, UserPrincipalName: "op" + itoa(len(s.history)) + "@contoso.com"}}).ThenError(CodeInvalidRequest)
+		if e.Field != "user.id" {
+			t.Fatalf("field %q", e.Field)
+		}
+	}
+	newScenario(t).When(&CreateTenant{CommandMeta: CommandMeta{Actor: Actor{Operator: true}}, Name: "F",
+		GlobalAdmin: NewUser{ID: "operator", UserPrincipalName: "op@f.example"}}).ThenError(CodeInvalidRequest)
+	// The envelope keeps them apart too.
+	s.apply([]Event{{Envelope: Envelope{Version: s.state.Version + 1, OccurredAt: s.now},
+		Payload: UserAdded{UserID: "operator", UserPrincipalName: "legacy@contoso.com", UserType: UserTypeMember}}})
+	s.Given(roles("operator", RoleUserAdmin))
+	evs := s.When(as("operator", &UpdateUser{UserID: "alice", DisplayName: "Alice"})).events
+	if len(evs) != 1 || evs[0].Actor.Operator || evs[0].Actor.String() == op {
+		t.Fatalf("the tenant user operator acted as the operator: %+v", evs)
+	}
+}

@@ -38,7 +38,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tenant := fs.String("tenant", "", "tenant id (required)")
 	since := fs.String("since", "", "only events at or after this time")
 	until := fs.String("until", "", "only events at or before this time")
-	actor := fs.String("actor", "", "only events by this user id (or operator, system:scheduler)")
+	actor := fs.String("actor", "", "only events by this user id (or operator, system:scheduler; user:<id> for a user named like one)")
 	user := fs.String("user", "", "only events about this user")
 	sku := fs.String("sku", "", "only events about this product (skuId or part number)")
 	typ := fs.String("type", "", "only events of this type, e.g. LicenseAssigned")
