@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"math/rand"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,125 @@ func TestHardening02_TheOperatorIsADistinctActor(t *testing.T) {
 	if len(evs) != 1 || evs[0].Actor.Operator || evs[0].Actor.String() == op {
 		t.Fatalf("the tenant user operator acted as the operator: %+v", evs)
 	}
+}
+
+func TestHardening01_UserAdminCannotModifyGlobalAdmin(t *testing.T) {
+	s := contoso(t).Given(addUser("uma", "US"), addUser("lena", "US"), addUser("bill", "US"), addUser("ua2", "US"),
+		roles("uma", RoleUserAdmin), roles("lena", RoleLicenseAdmin), roles("bill", RoleBillingAdmin), roles("ua2", RoleUserAdmin))
+	// A User admin cannot edit, delete or restore a Global admin, nor an
+	// admin holding a role they do not (License, Billing).
+	for _, target := range []string{"admin", "lena", "bill"} {
+		e := s.When(as("uma", &UpdateUser{UserID: target, DisplayName: "Pwned"})).ThenError(CodeNotAllowedForRole)
+		if e.Rule != "R1" {
+			t.Fatalf("rule %q", e.Rule)
+		}
+		s.When(as("uma", &UpdateUser{UserID: target, UsageLocation: "FR"})).ThenError(CodeNotAllowedForRole)
+		s.When(as("uma", &DeleteUser{UserID: target})).ThenError(CodeNotAllowedForRole)
+	}
+	// A License admin changes no user at all (licenses only).
+	s.When(as("lena", &UpdateUser{UserID: "admin", UsageLocation: "FR"})).ThenError(CodeNotAllowedForRole)
+	s.When(as("lena", &DeleteUser{UserID: "admin"})).ThenError(CodeNotAllowedForRole)
+	// Nor restore one a Global admin deleted.
+	s.Given(&DeleteUser{UserID: "bill"})
+	s.When(as("uma", &RestoreUser{UserID: "bill"})).ThenError(CodeNotAllowedForRole)
+	s.Given(&RestoreUser{UserID: "bill"})
+	// Non-admins and admins of their own rank stay theirs to manage.
+	s.When(as("uma", &UpdateUser{UserID: "alice", DisplayName: "Alice A."})).Then(UserUpdated{UserID: "alice", DisplayName: "Alice A."})
+	s.When(as("uma", &UpdateUser{UserID: "ua2", DisplayName: "Two"})).Then(UserUpdated{UserID: "ua2", DisplayName: "Two"})
+	s.When(as("uma", &DeleteUser{UserID: "ua2"})).ThenContains(UserDeleted{UserID: "ua2"})
+	s.When(as("uma", &RestoreUser{UserID: "ua2"})).ThenContains(UserRestored{UserID: "ua2"})
+	// A Global admin can manage another Global admin, but the tenant's last
+	// active one stays, whoever acts, the operator included.
+	s.Given(addUser("ga2", "US"), roles("ga2", RoleGlobalAdmin))
+	s.When(as("ga2", &UpdateUser{UserID: "admin", DisplayName: "Root"})).Then(UserUpdated{UserID: "admin", DisplayName: "Root"})
+	s.When(as("ga2", &DeleteUser{UserID: "admin"})).ThenContains(UserDeleted{UserID: "admin"})
+	op := func(c Command) Command { Meta(c).Actor = Actor{Operator: true}; return c }
+	e := s.When(op(&DeleteUser{UserID: "ga2"})).ThenError(CodeInvalidRequest)
+	if e.Field != "userId" {
+		t.Fatalf("field %q", e.Field)
+	}
+	s.When(op(&RestoreUser{UserID: "admin"})).ThenContains(UserRestored{UserID: "admin"})
+	s.When(op(&DeleteUser{UserID: "ga2"})).ThenContains(UserDeleted{UserID: "ga2"})
+}
+
+// TestHardening01_PropertyThereIsAlwaysAnActiveGlobalAdmin: whoever acts
+// (admins of every role, users without one, the operator), no sequence of
+// user-changing commands leaves the tenant without an active Global admin,
+// and only a Global admin (or the operator) changes a Global admin.
+func TestHardening01_PropertyThereIsAlwaysAnActiveGlobalAdmin(t *testing.T) {
+	seeds := 200
+	if testing.Short() {
+		seeds = 40
+	}
+	users := []string{"admin", "u0", "u1", "u2", "u3"}
+	all := []Role{RoleGlobalAdmin, RoleUserAdmin, RoleLicenseAdmin, RoleBillingAdmin}
+	for seed := 0; seed < seeds; seed++ {
+		r := rand.New(rand.NewSource(int64(seed)))
+		s := tenant(t)
+		pick := func() string { return users[r.Intn(len(users))] }
+		for step := 0; step < 200; step++ {
+			var c Command
+			switch r.Intn(6) {
+			case 0:
+				u := pick()
+				c = &AddUser{User: NewUser{ID: u, UserPrincipalName: u + "@x.example", UsageLocation: "US"}}
+			case 1:
+				c = &DeleteUser{UserID: pick()}
+			case 2:
+				c = &RestoreUser{UserID: pick()}
+			case 3:
+				c = &UpdateUser{UserID: pick(), DisplayName: "n" + itoa(step)}
+			default:
+				var rs []Role
+				for _, role := range all {
+					if r.Intn(3) == 0 {
+						rs = append(rs, role)
+					}
+				}
+				c = &SetAdminRoles{UserID: pick(), Roles: rs}
+			}
+			actor := Actor{UserID: pick()}
+			if r.Intn(10) == 0 {
+				actor = Actor{Operator: true}
+			}
+			Meta(c).Actor = actor
+			s.After(time.Duration(r.Intn(48)) * time.Hour)
+			s.prepare(c)
+			evs, err := s.d.Decide(s.state, c)
+			if err != nil {
+				continue
+			}
+			if a := s.state.Users[actor.UserID]; !actor.Operator && (a == nil || !a.HasRole(RoleGlobalAdmin)) {
+				for _, e := range evs {
+					if id := targetUser(e.Payload); id != "" && s.state.Users[id] != nil && s.state.Users[id].HasRole(RoleGlobalAdmin) {
+						t.Fatalf("seed %d step %d: %s (not a Global admin) changed Global admin %s: %#v", seed, step, actor, id, e.Payload)
+					}
+				}
+			}
+			s.apply(evs)
+			n := 0
+			for _, u := range s.state.Users {
+				if !u.Deleted && u.HasRole(RoleGlobalAdmin) {
+					n++
+				}
+			}
+			if n == 0 {
+				t.Fatalf("seed %d step %d: %s by %s left no active Global admin", seed, step, c.CommandName(), actor)
+			}
+		}
+	}
+}
+
+func targetUser(p Payload) string {
+	switch p := p.(type) {
+	case UserUpdated:
+		return p.UserID
+	case UserDeleted:
+		return p.UserID
+	case UserRestored:
+		return p.UserID
+	case AdminRolesChanged:
+		return p.UserID
+	}
+	return ""
 }
