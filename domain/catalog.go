@@ -83,6 +83,8 @@ type Catalog struct {
 	dependsOn  map[string]*Dependency
 	autoByName map[string]bool
 	related    map[string]bool // plans named by an exclusive group or a dependency
+	planIDs    map[string]bool // service plan ids, lower case
+	planNames  map[string]bool // service plan names, upper case
 }
 
 //go:embed catalog.json
@@ -142,6 +144,10 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 			planNames[sp.Name] = sp.ID
 		}
 	}
+	c.planIDs, c.planNames = make(map[string]bool, len(planNames)), make(map[string]bool, len(planNames))
+	for name, id := range planNames {
+		c.planIDs[strings.ToLower(id)], c.planNames[strings.ToUpper(name)] = true, true
+	}
 	known := func(name string) error {
 		if _, ok := planNames[name]; !ok {
 			return fmt.Errorf("catalog: relation names service plan %s, which no product has", name)
@@ -194,6 +200,14 @@ func (c *Catalog) Lookup(skuOrPart string) (*Product, bool) {
 	p := c.byPart[strings.ToUpper(skuOrPart)]
 	return p, p != nil
 }
+
+// HasPlanID reports whether a catalog product has a service plan of this id
+// (case-insensitive).
+func (c *Catalog) HasPlanID(id string) bool { return c.planIDs[strings.ToLower(id)] }
+
+// HasPlanName reports whether a catalog product has a service plan of this
+// name (case-insensitive).
+func (c *Catalog) HasPlanName(name string) bool { return c.planNames[strings.ToUpper(name)] }
 
 // IsAutoAssigned reports whether the service plan is assigned tenant-wide
 // automatically (R15).

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Policy holds the tunable numbers of the rules.
@@ -514,8 +515,9 @@ func (tx *tx) attemptGroup(du *draftUser, groupID, sku string, disabled []string
 }
 
 // retryErrored gives licenses to group members in an error state when the
-// decision freed what they lacked (R11). Only members of user (or all when
-// user is "") are retried.
+// decision freed what they lacked (R11), and records the new reason of those
+// still refused for another one. Only members of user (or all when user is
+// "") are retried.
 func (tx *tx) retryErrored(user string) {
 	for _, sku := range sortedKeys(tx.t.Errored) {
 		for _, key := range sortedKeys(tx.t.Errored[sku]) {
@@ -533,7 +535,17 @@ func (tx *tx) retryErrored(user string) {
 			if du.deleted || l == nil || l.Sources[src] == nil || l.Sources[src].Active() {
 				continue // changed by this decision
 			}
-			tx.attemptGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
+			was := *l.Sources[src]
+			kind, detail := tx.attemptGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
+			if kind != "" && (kind != was.Error || detail != was.ErrorDetail) {
+				// Still refused, for another reason: the error state shows
+				// the current one (a usage location set while the pool is
+				// full is now a CountViolation).
+				tx.setLicense(du, sku, func(l *UserLicense) {
+					l.Sources[src] = &LicenseSource{DisabledPlans: was.DisabledPlans, Error: kind, ErrorDetail: detail}
+				})
+				tx.emit(GroupLicenseErrored{GroupID: gid, UserID: uid, SkuID: sku, Error: kind, Detail: detail})
+			}
 		}
 	}
 }
@@ -717,8 +729,8 @@ func checkUsageLocation(s string) error {
 	if s == "" {
 		return nil
 	}
-	if len(s) != 2 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' {
-		return invalid("usageLocation", "usage location %q must be an ISO 3166-1 alpha-2 code such as US or FR", s)
+	if !IsCountry(s) {
+		return invalid("usageLocation", "usage location %q must be an ISO 3166-1 alpha-2 country code in capitals, such as US, GB or FR", s)
 	}
 	return nil
 }
@@ -730,7 +742,37 @@ func checkText(field, s string, required bool) error {
 	if len(s) > 256 {
 		return invalid(field, "%s is longer than 256 characters", field)
 	}
+	return checkPrintable(field, s)
+}
+
+// checkPrintable refuses text that is not UTF-8 or holds a control
+// character: C0, DEL, C1, line and paragraph separators, or a bidirectional
+// control (which can make a name read as another). Stored names are shown
+// in terminals, logs and the admin center; none of them may drive those.
+func checkPrintable(field, s string) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, "%s is not valid UTF-8", field)
+	}
+	for i, r := range s {
+		if ControlRune(r) {
+			return invalid(field, "%s holds the control character %U at byte %d: use printable text", field, r, i)
+		}
+	}
 	return nil
+}
+
+// ControlRune reports whether r is a character no name or id may hold: a
+// C0 or C1 control, DEL, a line or paragraph separator, or a bidirectional
+// formatting character (marks, embeddings, overrides and isolates).
+func ControlRune(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f, r == 0x2028, r == 0x2029,
+		r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }
 
 func checkURL(field, s string) error {

@@ -1,6 +1,9 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 var billingAdmins = []Role{RoleGlobalAdmin, RoleBillingAdmin}
 
@@ -36,6 +39,9 @@ func validateApp(a *Product) error {
 		return err
 	}
 	if a.InstallURL != "" {
+		if err := checkPrintable("product.installUrl", a.InstallURL); err != nil {
+			return err
+		}
 		if err := checkURL("product.installUrl", a.InstallURL); err != nil {
 			return err
 		}
@@ -50,6 +56,12 @@ func validateApp(a *Product) error {
 			return err
 		}
 		if err := checkText("product.servicePlans.servicePlanName", sp.Name, true); err != nil {
+			return err
+		}
+		if err := checkText("product.servicePlans.displayName", sp.DisplayName, false); err != nil {
+			return err
+		}
+		if err := checkText("product.servicePlans.workload", sp.Workload, false); err != nil {
 			return err
 		}
 		if seen[sp.ID] {
@@ -109,6 +121,9 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 			if p, clash := tx.d.ResolveProduct(tx.t, app.SkuPartNumber); clash {
 				return invalid("product.skuPartNumber", "part number %s is already used by %s", app.SkuPartNumber, p.SkuID)
 			}
+			if err := tx.checkAppPlans(&app); err != nil {
+				return err
+			}
 			tx.emit(ProductRegistered{Product: app})
 		} else if existing.SkuPartNumber != app.SkuPartNumber {
 			return invalid("product.skuPartNumber", "app %s is registered with part number %s", app.SkuID, existing.SkuPartNumber)
@@ -122,13 +137,19 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 		if channel == "" {
 			channel = ChannelDirect
 		}
-		if channel != ChannelDirect && channel != ChannelMarketplace && channel != ChannelVendor {
-			return invalid("channel", "channel must be Direct, Marketplace or Vendor, not %q", channel)
+		if channel == ChannelVendor {
+			return invalid("channel", "%s is a Microsoft product: buy it Direct or through the Marketplace; Vendor is for ISV apps", p.DisplayName)
+		}
+		if channel != ChannelDirect && channel != ChannelMarketplace {
+			return invalid("channel", "channel must be Direct or Marketplace (Vendor for ISV apps), not %q", channel)
 		}
 		sku = p.SkuID
 	}
+	// A self-service purchase, or a trial a user started for themself,
+	// forms the self-service pool until taken over (R8).
+	selfService := kind == KindSelfService || kind == KindTrial && c.PurchasedBy != ""
 	var buyer *User
-	if kind == KindSelfService {
+	if selfService {
 		u, err := tx.activeUser("purchasedBy", c.PurchasedBy)
 		if err != nil {
 			return err
@@ -140,8 +161,8 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 		}
 	}
 	tx.emit(SubscriptionPurchased{SubscriptionID: c.SubscriptionID, SkuID: sku, Quantity: c.Quantity,
-		Kind: kind, Channel: channel, PurchasedBy: c.PurchasedBy})
-	if kind == KindSelfService {
+		Kind: kind, Channel: channel, PurchasedBy: c.PurchasedBy, SelfService: selfService})
+	if selfService {
 		tx.selfTotal.add(sku, c.Quantity)
 		// The buyer of a self-service purchase gets its first license.
 		du := tx.draft(buyer)
@@ -174,8 +195,8 @@ func (tx *tx) changeQuantity(c *ChangeSubscriptionQuantity) error {
 	if s.Status == StatusDeleted {
 		return invalid("subscriptionId", "subscription %s is deleted", s.ID)
 	}
-	if p := tx.t.Apps[s.SkuID]; p != nil && s.Channel != ChannelMarketplace {
-		return ruleErr(CodeVendorManaged, "R12", "%s was bought through its vendor (%s): contact the vendor to add or remove licenses", p.DisplayName, p.Publisher)
+	if err := tx.vendorManaged(s, "add or remove licenses"); err != nil {
+		return err
 	}
 	if s.selfServicePool() {
 		return ruleErr(CodeSelfServiceSubscription, "R8", "subscription %s is a self-service purchase: take it over first", s.ID)
@@ -216,6 +237,14 @@ func (tx *tx) changeStatus(c *ChangeSubscriptionStatus) error {
 	if s.Status == c.Status {
 		return nil
 	}
+	if !tx.m.Actor.Operator {
+		// The vendor bills it: the platform operator, standing for the
+		// vendor's billing, may change its status; the tenant's admins
+		// cannot cancel or suspend it (R12).
+		if err := tx.vendorManaged(s, "cancel or change the subscription"); err != nil {
+			return err
+		}
+	}
 	if s.Status == StatusDeleted {
 		return invalid("status", "subscription %s is deleted and cannot change again", s.ID)
 	}
@@ -249,7 +278,7 @@ func (tx *tx) takeOver(c *TakeOverSubscription) error {
 	if err != nil {
 		return err
 	}
-	if s.Kind != KindSelfService {
+	if !s.selfServiceBought() {
 		return invalid("subscriptionId", "subscription %s is not a self-service purchase", s.ID)
 	}
 	if s.TakenOver {
@@ -276,6 +305,51 @@ func (tx *tx) takeOver(c *TakeOverSubscription) error {
 	tx.retryErrored("")
 	tx.holds()
 	return nil
+}
+
+// vendorManaged refuses to change a subscription its vendor manages (R12):
+// an ISV app not bought through the Marketplace, or any subscription of the
+// Vendor channel (older streams may hold a catalog product bought so).
+func (tx *tx) vendorManaged(s *Subscription, what string) error {
+	app := tx.t.Apps[s.SkuID]
+	if s.Channel != ChannelVendor && (app == nil || s.Channel == ChannelMarketplace) {
+		return nil
+	}
+	vendor := "its vendor"
+	if app != nil && app.Publisher != "" {
+		vendor = "its vendor (" + app.Publisher + ")"
+	}
+	return ruleErr(CodeVendorManaged, "R12", "%s was bought through %s: contact the vendor to %s",
+		tx.d.productName(tx.t, s.SkuID), vendor, what)
+}
+
+// checkAppPlans refuses an app that declares a service plan of a Microsoft
+// product (by id or name) or of another app: an app's plans are its own, or
+// a user would hold one plan from two products.
+func (tx *tx) checkAppPlans(app *Product) error {
+	for _, sp := range app.ServicePlans {
+		if tx.d.Catalog.HasPlanID(sp.ID) {
+			return invalid("product.servicePlans.servicePlanId", "service plan id %s is a Microsoft service plan: give the app's plans their own ids", sp.ID)
+		}
+		if tx.d.Catalog.HasPlanName(sp.Name) {
+			return invalid("product.servicePlans.servicePlanName", "service plan name %s is a Microsoft service plan: give the app's plans their own names", sp.Name)
+		}
+		for _, other := range sortedKeys(tx.t.Apps) {
+			if other != app.SkuID && planHasID(tx.t.Apps[other], sp.ID) {
+				return invalid("product.servicePlans.servicePlanId", "service plan id %s belongs to app %s", sp.ID, other)
+			}
+		}
+	}
+	return nil
+}
+
+func planHasID(p *Product, id string) bool {
+	for _, sp := range p.ServicePlans {
+		if strings.EqualFold(sp.ID, id) {
+			return true
+		}
+	}
+	return false
 }
 
 func (tx *tx) installApp(c *InstallApp) error {

@@ -3,7 +3,6 @@ package domain
 import (
 	"fmt"
 	"sort"
-	"strings"
 )
 
 var userAdmins = []Role{RoleGlobalAdmin, RoleUserAdmin}
@@ -12,11 +11,11 @@ func validateNewUser(field string, u *NewUser) error {
 	if err := checkID(field+".id", u.ID); err != nil {
 		return err
 	}
-	if err := checkText(field+".userPrincipalName", u.UserPrincipalName, true); err != nil {
-		return err
+	if reservedUserID(u.ID) {
+		return invalid(field+".id", "user id %q is reserved for the platform operator; choose another", u.ID)
 	}
-	if !strings.Contains(u.UserPrincipalName, "@") {
-		return invalid(field+".userPrincipalName", "userPrincipalName %q must look like name@domain", u.UserPrincipalName)
+	if err := checkUPN(field+".userPrincipalName", u.UserPrincipalName); err != nil {
+		return err
 	}
 	if err := checkText(field+".displayName", u.DisplayName, false); err != nil {
 		return err
@@ -75,6 +74,9 @@ func (tx *tx) addUser(c *AddUser) error {
 	if tx.t.Users[nu.ID] != nil {
 		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("user %q already exists", nu.ID)}
 	}
+	if err := tx.upnTaken(nu.UserPrincipalName); err != nil {
+		return err
+	}
 	tx.emit(userAdded(nu))
 	return nil
 }
@@ -85,6 +87,9 @@ func (tx *tx) updateUser(c *UpdateUser) error {
 	}
 	u, err := tx.activeUser("userId", c.UserID)
 	if err != nil {
+		return err
+	}
+	if err := tx.authorizeOver(u, "change"); err != nil {
 		return err
 	}
 	if err := checkText("displayName", c.DisplayName, false); err != nil {
@@ -120,6 +125,13 @@ func (tx *tx) deleteUser(c *DeleteUser) error {
 	if tx.m.Actor.UserID == u.ID {
 		return invalid("userId", "you cannot delete your own account")
 	}
+	if err := tx.authorizeOver(u, "delete"); err != nil {
+		return err
+	}
+	if u.HasRole(RoleGlobalAdmin) && tx.globalAdmins() == 1 {
+		// Whoever acts, the operator included: a tenant always has one.
+		return invalid("userId", "%s is the tenant's last active Global admin; make another user Global admin first", u.ID)
+	}
 	du := tx.draft(u)
 	tx.emit(UserDeleted{UserID: u.ID})
 	// Licenses are freed at once (R9); Evolve clears them on UserDeleted.
@@ -152,6 +164,9 @@ func (tx *tx) restoreUser(c *RestoreUser) error {
 	}
 	if !u.Deleted {
 		return invalid("userId", "user %q is not deleted", c.UserID)
+	}
+	if err := tx.authorizeOver(u, "restore"); err != nil {
+		return err
 	}
 	if tx.now.Sub(u.DeletedAt) > tx.d.Policy.RestoreWindow {
 		return ruleErr(CodeRestoreWindowExpired, "R9", "user %s was deleted on %s; a user can be restored for %s only",
@@ -228,6 +243,43 @@ func (tx *tx) setAdminRoles(c *SetAdminRoles) error {
 	}
 	tx.emit(AdminRolesChanged{UserID: u.ID, Roles: roles})
 	return nil
+}
+
+// authorizeOver checks that the actor may change user u (R1): as in Entra
+// ID, only a Global admin (or the operator) changes, deletes or restores a
+// Global admin, and an admin of another role only users whose every admin
+// role they hold too (a User admin manages users and User admins, not a
+// License or Billing admin). Licenses are not concerned: license admins
+// assign them to every user, admins included.
+func (tx *tx) authorizeOver(u *User, what string) error {
+	a := tx.m.Actor
+	if a.Operator || len(u.Roles) == 0 {
+		return nil
+	}
+	actor := tx.t.Users[a.UserID]
+	if actor == nil || actor.HasRole(RoleGlobalAdmin) {
+		return nil // authorize has refused a stranger already
+	}
+	for _, r := range u.Roles {
+		if !actor.HasRole(r) {
+			return ruleErr(CodeNotAllowedForRole, "R1", "%s is a %s: only a Global admin can %s them", u.ID, roleName(r), what)
+		}
+	}
+	return nil
+}
+
+func roleName(r Role) string {
+	switch r {
+	case RoleGlobalAdmin:
+		return "Global admin"
+	case RoleLicenseAdmin:
+		return "License admin"
+	case RoleUserAdmin:
+		return "User admin"
+	case RoleBillingAdmin:
+		return "Billing admin"
+	}
+	return string(r)
 }
 
 func (tx *tx) globalAdmins() int {

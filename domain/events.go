@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 )
 
@@ -15,17 +16,31 @@ type Actor struct {
 	System   string `json:"system,omitempty"`   // a seatledger component, e.g. "scheduler"
 }
 
-// String is a short human form: the user id, "operator" or "system:<name>".
+// String is a short human form, unique to each actor: "operator" for the
+// platform operator, "system:<name>" for a seatledger component, the user
+// id for a tenant user. A user id that could be read as another kind of
+// actor ("operator", which the domain no longer lets a user take, or one
+// holding a colon, which no valid id does) is shown as "user:<id>". It keys
+// idempotency and generated ids, and the audit's actor filter.
 func (a Actor) String() string {
 	switch {
 	case a.Operator:
-		return "operator"
+		return OperatorActor
 	case a.System != "":
 		return "system:" + a.System
+	case reservedUserID(a.UserID) || strings.Contains(a.UserID, ":"):
+		return "user:" + a.UserID
 	default:
 		return a.UserID
 	}
 }
+
+// OperatorActor is how the platform operator is named (Actor.String).
+const OperatorActor = "operator"
+
+// reservedUserID reports whether id names the operator, which no tenant
+// user may be called, without regard to case.
+func reservedUserID(id string) bool { return strings.EqualFold(id, OperatorActor) }
 
 // Envelope is the metadata every event carries (DESIGN.md "Streams and events").
 type Envelope struct {
@@ -156,6 +171,10 @@ type SubscriptionPurchased struct {
 	Kind           string `json:"kind"`    // Paid, Trial, SelfService
 	Channel        string `json:"channel"` // Direct, Marketplace, Vendor
 	PurchasedBy    string `json:"purchasedBy,omitempty"`
+	// SelfService marks a purchase a user made for themself: every
+	// SelfService one and a Trial a user started (R8). Its licenses form the
+	// self-service pool until taken over.
+	SelfService bool `json:"selfService,omitempty"`
 }
 
 // SubscriptionQuantityChanged changes the number of licenses of a subscription.

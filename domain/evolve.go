@@ -30,6 +30,7 @@ func Evolve(t *Tenant, e Event) *Tenant {
 			UserType: p.UserType, UsageLocation: p.UsageLocation,
 			Licenses: map[string]*UserLicense{},
 		}
+		t.indexUPN(t.Users[p.UserID])
 	case UserUpdated:
 		if u := t.Users[p.UserID]; u != nil {
 			if p.DisplayName != "" {
@@ -75,6 +76,7 @@ func Evolve(t *Tenant, e Event) *Tenant {
 		t.Subscriptions[p.SubscriptionID] = &Subscription{
 			ID: p.SubscriptionID, SkuID: p.SkuID, Quantity: p.Quantity, Kind: p.Kind,
 			Channel: p.Channel, Status: StatusEnabled, PurchasedBy: p.PurchasedBy, PurchasedAt: e.OccurredAt,
+			SelfService: p.SelfService || p.Kind == KindSelfService,
 		}
 		t.recountPool(p.SkuID)
 	case SubscriptionQuantityChanged:

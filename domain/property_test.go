@@ -31,7 +31,7 @@ func randomCommand(r *rand.Rand) Command {
 		return out
 	}
 	var c Command
-	switch r.Intn(18) {
+	switch r.Intn(19) {
 	case 0:
 		loc := "US"
 		if r.Intn(4) == 0 {
@@ -82,13 +82,25 @@ func randomCommand(r *rand.Rand) Command {
 		c = &UpdateUserLicenses{UserID: pick(users), Add: []LicenseRequest{{SkuID: pick(skus), DisabledPlans: nil}}, Remove: some(skus)[:r.Intn(2)]}
 	case 16:
 		c = &SetRetentionHold{UserID: pick(users), Enabled: r.Intn(2) == 0}
+	case 18:
+		all := []Role{RoleGlobalAdmin, RoleUserAdmin, RoleLicenseAdmin, RoleBillingAdmin}
+		var rs []Role
+		for _, role := range all {
+			if r.Intn(3) == 0 {
+				rs = append(rs, role)
+			}
+		}
+		c = &SetAdminRoles{UserID: pick(users), Roles: rs}
 	default:
 		c = &PurgeHeldData{CommandMeta: CommandMeta{Actor: Actor{System: "scheduler"}}, UserID: pick(users), Workload: pick([]string{WorkloadExchange, WorkloadOneDrive})}
 	}
 	if a := Meta(c).Actor; a.UserID == "" && a.System == "" && !a.Operator {
-		if r.Intn(10) == 0 {
+		switch r.Intn(20) {
+		case 0, 1, 2, 3:
 			Meta(c).Actor = Actor{UserID: pick(users)}
-		} else {
+		case 4:
+			Meta(c).Actor = Actor{Operator: true}
+		default:
 			Meta(c).Actor = Actor{UserID: "admin"}
 		}
 	}
@@ -120,6 +132,15 @@ func checkInvariants(t *testing.T, c *Catalog, s *Tenant) {
 		if pair, _ := c.exclusiveConflicts(enabled); pair != nil {
 			t.Fatalf("user %s has mutually exclusive plans %v enabled", u.ID, pair)
 		}
+	}
+	globalAdmins := 0
+	for _, u := range s.Users {
+		if !u.Deleted && u.HasRole(RoleGlobalAdmin) {
+			globalAdmins++
+		}
+	}
+	if globalAdmins == 0 {
+		t.Fatalf("the tenant has no active Global admin")
 	}
 	for sku, p := range s.Pools {
 		if p.Assigned > p.Total || p.SelfServiceAssigned > p.SelfServiceTotal {

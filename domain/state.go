@@ -87,6 +87,10 @@ type Tenant struct {
 	// Commands remembers the last CommandHistory commands for idempotency.
 	Commands   map[string]CommandRecord `json:"commands"`
 	CommandLog []string                 `json:"commandLog"`
+
+	// upns indexes users by user principal name in lower case (see
+	// UserByUPN); Evolve keeps it, reading a snapshot builds it.
+	upns map[string]string
 }
 
 // CommandHistory is how many recent commands a tenant remembers at least
@@ -126,6 +130,9 @@ type Subscription struct {
 	PurchasedBy string    `json:"purchasedBy,omitempty"`
 	PurchasedAt time.Time `json:"purchasedAt"`
 	TakenOver   bool      `json:"takenOver,omitempty"`
+	// SelfService: bought by a user for themself (a SelfService purchase or
+	// a Trial a user started), R8.
+	SelfService bool `json:"selfService,omitempty"`
 }
 
 // counts reports whether the subscription's licenses count toward a total.
@@ -135,7 +142,12 @@ func (s *Subscription) counts() bool {
 
 // selfServicePool reports whether the subscription's licenses are in the
 // self-service pool admins cannot use (R8).
-func (s *Subscription) selfServicePool() bool { return s.Kind == KindSelfService && !s.TakenOver }
+func (s *Subscription) selfServicePool() bool { return s.selfServiceBought() && !s.TakenOver }
+
+// selfServiceBought reports whether a user bought the subscription for
+// themself (R8), taken over or not. A SelfService kind of an older event
+// does not carry the flag.
+func (s *Subscription) selfServiceBought() bool { return s.SelfService || s.Kind == KindSelfService }
 
 // User is a member or guest of the tenant.
 type User struct {
@@ -272,6 +284,7 @@ func NewTenant() *Tenant {
 		Apps:          map[string]*Product{},
 		Pools:         map[string]*Pool{},
 		Commands:      map[string]CommandRecord{},
+		upns:          map[string]string{},
 	}
 }
 
@@ -324,6 +337,7 @@ func UnmarshalSnapshotWith(b []byte, unmarshal func([]byte, any) error) (*Tenant
 	if t.Commands == nil {
 		t.Commands = map[string]CommandRecord{}
 	}
+	t.indexUPNs()
 	return t, nil
 }
 

@@ -39,7 +39,7 @@ type Target struct {
 // Filter narrows the audit log. Zero fields match everything.
 type Filter struct {
 	Since, Until time.Time
-	Actor        string // a user id, "operator" or "system:<name>"
+	Actor        string // domain.Actor.String(): a user id (user:<id> for a reserved one), "operator" or "system:<name>"
 	User         string // the target user
 	Sku          string // skuId or skuPartNumber
 	Type         string // event type

@@ -38,7 +38,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tenant := fs.String("tenant", "", "tenant id (required)")
 	since := fs.String("since", "", "only events at or after this time")
 	until := fs.String("until", "", "only events at or before this time")
-	actor := fs.String("actor", "", "only events by this user id (or operator, system:scheduler)")
+	actor := fs.String("actor", "", "only events by this user id (or operator, system:scheduler; user:<id> for a user named like one)")
 	user := fs.String("user", "", "only events about this user")
 	sku := fs.String("sku", "", "only events about this product (skuId or part number)")
 	typ := fs.String("type", "", "only events of this type, e.g. LicenseAssigned")
@@ -94,7 +94,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				fmt.Fprintln(stdout, string(b))
 				continue
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Version, r.OccurredAt.Format(time.RFC3339), r.Actor.String(), r.Type, r.Summary)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Version, r.OccurredAt.Format(time.RFC3339), cell(r.Actor.String()), cell(r.Type), cell(r.Summary))
 		}
 		next := hdr.Get("X-Next-Cursor")
 		if next == "" || (*limit > 0 && n >= *limit) {
@@ -183,7 +183,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "seatledger diff: unexpected answer:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "tenant %s, version %d → %d: %d changes, %d events\n", *tenant, d.From, d.To, len(d.Changes), len(d.Events))
+	fmt.Fprintf(stdout, "tenant %s, version %d → %d: %d changes, %d events\n", cell(*tenant), d.From, d.To, len(d.Changes), len(d.Events))
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHANGE\tENTITY\tEVENTS")
 	for _, ch := range d.Changes {
@@ -191,7 +191,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		for i, v := range ch.Events {
 			vs[i] = fmt.Sprint(v)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", ch.Kind, ch.Entity, strings.Join(vs, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", cell(ch.Kind), cell(ch.Entity), strings.Join(vs, ","))
 	}
 	_ = tw.Flush()
 	return 0
@@ -254,7 +254,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	for _, d := range rep.Differences {
-		fmt.Fprintf(stdout, "DIFF tenant=%s key=%s field=%s\n  want %s\n  got  %s\n", d.Tenant, d.Key, d.Field, d.Want, d.Got)
+		fmt.Fprintf(stdout, "DIFF tenant=%s key=%s field=%s\n  want %s\n  got  %s\n", cell(d.Tenant), cell(d.Key), cell(d.Field), cell(d.Want), cell(d.Got))
 	}
 	fmt.Fprintf(stdout, "verified %d tenants, %d keys: %d differences\n", rep.Tenants, rep.Keys, len(rep.Differences))
 	if len(rep.Differences) > 0 {
