@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,8 +80,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startServerWith runs serve in-process with cfg changed by edit; its log
 // goes to the returned buffer.
@@ -179,6 +184,23 @@ func (s *server) waitPurged(user string, within time.Duration) {
 	}
 }
 
+// waitReady waits until /readyz is 200: with an empty Redis the node first
+// builds the read models.
+func (s *server) waitReady(within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, b := s.call("GET", "/readyz", "", "")
+		if code == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("not ready after %s: %d %s", within, code, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (s *server) readyz() int {
 	code, _ := s.call("GET", "/readyz", "", "")
 	return code
@@ -199,10 +221,8 @@ func TestPurgesSurviveRedisDataLoss(t *testing.T) {
 	s, logs := startServerWith(t, func(c *serveConfig) {
 		c.RedisURL, c.HoldPeriod, c.SchedulerInterval = rs.url(), 2*time.Second, 100*time.Millisecond
 	})
+	s.waitReady(10 * time.Second)
 	s.contoso() // alice's data held from now, due in 2 s
-	if code := s.readyz(); code != 200 {
-		t.Fatalf("readyz before the loss: %d", code)
-	}
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -242,5 +262,142 @@ func TestPurgesSurviveRedisDataLoss(t *testing.T) {
 	}
 	if strings.Count(logs.String(), "NOGROUP") > 20 {
 		t.Errorf("NOGROUP logged %d times", strings.Count(logs.String(), "NOGROUP"))
+	}
+}
+
+// TestReadsNeverGoBackInTime: Redis loses the read models (FLUSHDB) while
+// clients read and write. Every read of an existing tenant answers either
+// 200 with a version at least as new as any this node answered before the
+// request was sent, or 503 with Retry-After — never 404 — and /readyz is
+// not ready while they are rebuilt; then reads answer again.
+func TestReadsNeverGoBackInTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("flushes Redis under load for several seconds")
+	}
+	rs := startOwnRedis(t)
+	rdb := rs.client()
+	defer rdb.Close()
+	ctx := context.Background()
+	s, _ := startServerWith(t, func(c *serveConfig) { c.RedisURL = rs.url() })
+	s.waitReady(10 * time.Second)
+	s.contoso()
+	tokens := map[string]string{"contoso": s.admin}
+	sec, _, _ := readDevSecrets(s.dir)
+	for i := range 5 {
+		tn := fmt.Sprintf("t%d", i)
+		s.must(201, "POST", "/v1/tenants", s.op, `{"id":"`+tn+`","name":"T","globalAdmin":{"id":"admin","userPrincipalName":"admin@t.example","usageLocation":"US"}}`)
+		var out bytes.Buffer
+		if code := run(ctx, []string{"token", "--tenant", tn, "--user", "admin", "--secret", sec.JWTSecret}, &out, io.Discard); code != 0 {
+			t.Fatal("token failed")
+		}
+		tokens[tn] = strings.TrimSpace(out.String())
+		for j := range 20 {
+			s.must(201, "POST", "/v1/tenants/"+tn+"/users", tokens[tn], fmt.Sprintf(`{"id":"u%d","userPrincipalName":"u%d@t.example","usageLocation":"US"}`, j, j))
+		}
+	}
+
+	var (
+		mu      sync.Mutex
+		served  = map[string]uint64{} // highest version answered, per tenant
+		counts  = map[int]int{}
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+		failure string
+	)
+	fail := func(msg string) {
+		mu.Lock()
+		if failure == "" {
+			failure = msg
+		}
+		mu.Unlock()
+	}
+	for tn, tok := range tokens {
+		wg.Add(1)
+		go func() { // a writer: one more user every 20 ms
+			defer wg.Done()
+			for j := 100; ; j++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				s.call("POST", "/v1/tenants/"+tn+"/users", tok, fmt.Sprintf(`{"id":"w%d","userPrincipalName":"w%d@t.example","usageLocation":"US"}`, j, j))
+			}
+		}()
+		for _, path := range []string{"/licenses", "/users", "/users/admin"} {
+			wg.Add(1)
+			go func() { // a reader
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					mu.Lock()
+					before := served[tn]
+					mu.Unlock()
+					req, _ := http.NewRequest("GET", "http://"+s.addr+"/v1/tenants/"+tn+path, nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					res, err := http.DefaultClient.Do(req)
+					if err != nil {
+						fail(err.Error())
+						return
+					}
+					b, _ := io.ReadAll(res.Body)
+					res.Body.Close()
+					mu.Lock()
+					counts[res.StatusCode]++
+					mu.Unlock()
+					switch res.StatusCode {
+					case 200:
+						v, _ := strconv.ParseUint(res.Header.Get("X-Tenant-Version"), 10, 64)
+						if v < before {
+							fail(fmt.Sprintf("GET %s%s: version %d after %d was answered", tn, path, v, before))
+						}
+						mu.Lock()
+						served[tn] = max(served[tn], v)
+						mu.Unlock()
+					case 503:
+						if res.Header.Get("Retry-After") == "" {
+							fail("503 without Retry-After")
+						}
+					default:
+						fail(fmt.Sprintf("GET %s%s: %d %s", tn, path, res.StatusCode, b))
+					}
+				}
+			}()
+		}
+	}
+	notReady := false
+	for range 3 {
+		time.Sleep(700 * time.Millisecond)
+		if err := rdb.FlushDB(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			if s.readyz() != 200 {
+				notReady = true
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("answers: %v", counts)
+	if failure != "" {
+		t.Fatal(failure)
+	}
+	if !notReady {
+		t.Error("/readyz stayed 200 after every FLUSHDB")
+	}
+	s.waitReady(10 * time.Second)
+	for tn, tok := range tokens {
+		code, b := s.call("GET", "/v1/tenants/"+tn+"/users/admin", tok, "")
+		if code != 200 {
+			t.Fatalf("%s after recovery: %d %s", tn, code, b)
+		}
 	}
 }
