@@ -107,6 +107,9 @@ type Projection struct {
 	metrics *metrics
 
 	running atomic.Bool
+	// building is true while the prefix is built from the first event and
+	// not yet marked complete (markWhenCaughtUp); WaitFor waits for the mark.
+	building atomic.Bool
 
 	mu     sync.Mutex
 	status Status
@@ -267,6 +270,8 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 	// From the first event into a prefix without its marker: build, and
 	// mark the prefix complete once caught up (markWhenCaughtUp).
 	building := present == 0 && ck == 0
+	p.building.Store(building)
+	defer p.building.Store(false)
 	if building {
 		if err := p.cfg.Redis.Set(ctx, keys.Building(), time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
 			return fmt.Errorf("projections: write the building marker: %w", err)
@@ -770,6 +775,7 @@ func (p *Projection) markWhenCaughtUp(ctx context.Context, keys Keys, cancel con
 			n, err := p.cfg.Redis.Eval(ctx, markScript, []string{keys.Building(), keys.Present()}, time.Now().UTC().Format(time.RFC3339)).Int()
 			switch {
 			case err == nil && n == 1:
+				p.building.Store(false)
 				p.cfg.Logger.Info("read models built: marked complete", "projection", p.cfg.Name, "prefix", keys.Prefix, "position", uint64(pos))
 				return
 			case err == nil:
@@ -840,10 +846,11 @@ func (p *Projection) measure(ctx context.Context) {
 }
 
 // WaitFor blocks until the projection has written position pos (or ctx is
-// done, or the projection stopped).
+// done, or the projection stopped); while it builds a prefix from the first
+// event, also until it marked the prefix complete (queries answer 503 before).
 func (p *Projection) WaitFor(ctx context.Context, pos eventstore.Position) error {
 	for {
-		if p.flushed.Load() >= uint64(pos) {
+		if p.flushed.Load() >= uint64(pos) && !p.building.Load() {
 			return nil
 		}
 		p.mu.Lock()
