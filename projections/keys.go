@@ -50,6 +50,11 @@ func (k Keys) Checkpoint(name string) string { return k.Prefix + "checkpoint:" +
 // lost its data). Replay sets it on the prefix it built before swapping.
 func (k Keys) Present() string { return k.Prefix + "present" }
 
+// Building marks a prefix a projection builds from the first event: the
+// projection sets Present (and removes Building) once it has caught up, if
+// Building is still there — if it is not, Redis lost the prefix meanwhile.
+func (k Keys) Building() string { return k.Prefix + "building" }
+
 // Tenant key suffixes.
 const (
 	// SufMeta is a hash: id, name, version (the tenant stream version applied).

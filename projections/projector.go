@@ -107,6 +107,9 @@ type Projection struct {
 	metrics *metrics
 
 	running atomic.Bool
+	// building is true while the prefix is built from the first event and
+	// not yet marked complete (markWhenCaughtUp); WaitFor waits for the mark.
+	building atomic.Bool
 
 	mu     sync.Mutex
 	status Status
@@ -260,6 +263,20 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 	if err != nil {
 		return err
 	}
+	present, err := p.cfg.Redis.Exists(ctx, keys.Present()).Result()
+	if err != nil {
+		return fmt.Errorf("projections: read the present marker: %w", err)
+	}
+	// From the first event into a prefix without its marker: build, and
+	// mark the prefix complete once caught up (markWhenCaughtUp).
+	building := present == 0 && ck == 0
+	p.building.Store(building)
+	defer p.building.Store(false)
+	if building {
+		if err := p.cfg.Redis.Set(ctx, keys.Building(), time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+			return fmt.Errorf("projections: write the building marker: %w", err)
+		}
+	}
 	p.cache = newLRU(p.cfg.CacheSize)
 	p.resetPending()
 	p.staged = ck
@@ -303,19 +320,34 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 	)
 	router.AddConsumerHandler(p.cfg.Name, "$all", sub, p.handle)
 
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
 	monitorDone := make(chan struct{})
 	go func() {
 		defer close(monitorDone)
 		p.monitor(runCtx)
 	}()
-	p.cfg.Logger.Info("projection starting", "projection", p.cfg.Name, "prefix", prefix, "checkpoint", uint64(ck))
+	markDone := make(chan struct{})
+	go func() {
+		defer close(markDone)
+		if building {
+			p.markWhenCaughtUp(runCtx, keys, cancelCause)
+		}
+	}()
+	p.cfg.Logger.Info("projection starting", "projection", p.cfg.Name, "prefix", prefix, "checkpoint", uint64(ck), "building", building)
 	runErr := router.Run(runCtx)
 	cancel()
 	sub.Close()
 	sub.Wait()
 	<-monitorDone
+	<-markDone
+	if cause := context.Cause(runCtx); errors.Is(cause, ErrReadModelsLost) {
+		p.mu.Lock()
+		p.status.Status = StatusIdle
+		p.mu.Unlock()
+		return cause
+	}
 
 	p.mu.Lock()
 	stopErr := p.stopErr
@@ -709,6 +741,57 @@ type headPositioner interface {
 	LastPosition() eventstore.Position
 }
 
+// ErrReadModelsLost is returned by Run when Redis lost the prefix being built
+// from the first event (its building marker vanished): what was written
+// before the loss is gone, so the prefix must be cleared and built again.
+var ErrReadModelsLost = errors.New("projections: Redis lost the read models being built")
+
+// markScript sets the Present marker (KEYS[2]) and removes the building
+// marker (KEYS[1]) if the building marker is still there; 0 if it is not.
+const markScript = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1`
+
+// markWhenCaughtUp marks the prefix being built complete (Keys.Present) as
+// soon as the projection has written every event the store had at some
+// moment after the build began: the store's head when it knows it cheaply,
+// else one read of the log after the written position that finds nothing.
+// Readers answer 503 until then, never an older or half-built read model.
+// If the building marker vanished (Redis lost its data meanwhile) the run
+// is cancelled with ErrReadModelsLost.
+func (p *Projection) markWhenCaughtUp(ctx context.Context, keys Keys, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		pos := eventstore.Position(p.flushed.Load())
+		var caught bool
+		if hp, ok := p.cfg.Store.(headPositioner); ok {
+			caught = pos >= hp.LastPosition()
+		} else if evs, err := p.cfg.Store.ReadAll(ctx, pos, 1); err == nil {
+			caught = len(evs) == 0
+		}
+		if caught {
+			n, err := p.cfg.Redis.Eval(ctx, markScript, []string{keys.Building(), keys.Present()}, time.Now().UTC().Format(time.RFC3339)).Int()
+			switch {
+			case err == nil && n == 1:
+				p.building.Store(false)
+				p.cfg.Logger.Info("read models built: marked complete", "projection", p.cfg.Name, "prefix", keys.Prefix, "position", uint64(pos))
+				return
+			case err == nil:
+				p.cfg.Logger.Warn("Redis lost the read models being built; building them again", "projection", p.cfg.Name, "prefix", keys.Prefix)
+				cancel(ErrReadModelsLost)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // monitor measures lag and refreshes the status and gauges.
 func (p *Projection) monitor(ctx context.Context) {
 	t := time.NewTicker(p.cfg.StatusInterval)
@@ -763,10 +846,11 @@ func (p *Projection) measure(ctx context.Context) {
 }
 
 // WaitFor blocks until the projection has written position pos (or ctx is
-// done, or the projection stopped).
+// done, or the projection stopped); while it builds a prefix from the first
+// event, also until it marked the prefix complete (queries answer 503 before).
 func (p *Projection) WaitFor(ctx context.Context, pos eventstore.Position) error {
 	for {
-		if p.flushed.Load() >= uint64(pos) {
+		if p.flushed.Load() >= uint64(pos) && !p.building.Load() {
 			return nil
 		}
 		p.mu.Lock()

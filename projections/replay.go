@@ -929,7 +929,7 @@ func prefixKeys(ctx context.Context, rdb redis.UniversalClient, prefix string, f
 	}
 	k := Keys{Prefix: prefix}
 	var fixed []string
-	for _, key := range []string{k.Tenants(), k.Present()} {
+	for _, key := range []string{k.Tenants(), k.Present(), k.Building()} {
 		n, err := rdb.Exists(ctx, key).Result()
 		if err != nil {
 			return err
@@ -993,7 +993,7 @@ func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string
 	}
 	var out []PrefixDifference
 	for _, k := range sortedKeys(all) {
-		if k == "present" || da[k] == db[k] {
+		if k == "present" || k == "building" || da[k] == db[k] {
 			continue
 		}
 		if len(out) == max {

@@ -334,3 +334,86 @@ func TestActivePrefixIsFollowed(t *testing.T) {
 		t.Fatalf("after the swap: %v %v", k, err)
 	}
 }
+
+// TestNoReadGoesBackInTime: once this process answered a tenant at version
+// v, a read model behind v (a replay's new prefix still catching up) or
+// without its Present marker (Redis lost it; being rebuilt) answers 503
+// with Retry-After, never an older version nor a 404 for a tenant that
+// exists; when the read model is complete and caught up again, reads answer.
+func TestNoReadGoesBackInTime(t *testing.T) {
+	f := newFixture(t, Config{StaleWait: 50 * time.Millisecond})
+	v := f.seed("contoso")
+	f.seed("fabrikam")
+	f.getJSON(fmt.Sprintf("/v1/tenants/contoso/licenses?minVersion=%d", v), &List[projections.LicenseRow]{})
+	if err := f.proj.WaitFor(context.Background(), f.store.LastPosition()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	meta := projections.Keys{Prefix: f.prefix}.Key("contoso", projections.SufMeta)
+
+	// The read model goes back one version: this process saw v.
+	if err := f.rdb.HSet(ctx, meta, "version", v-1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a := f.wantProblem("/v1/tenants/contoso/users", http.StatusServiceUnavailable, CodeUnavailable)
+	if a.hdr.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	// It catches up while a request waits (StaleWait): answered.
+	go func() { time.Sleep(10 * time.Millisecond); f.rdb.HSet(ctx, meta, "version", v) }()
+	f.svc.cfg.StaleWait = 2 * time.Second
+	if a := f.get("/v1/tenants/contoso/users"); a.code != http.StatusOK || a.hdr.Get("X-Tenant-Version") != fmt.Sprint(v) {
+		t.Fatalf("after catching up: %d %s (version %s)", a.code, a.body, a.hdr.Get("X-Tenant-Version"))
+	}
+
+	// Redis lost the read models: no marker. A tenant this process never
+	// answered is not "not found" either.
+	present := projections.Keys{Prefix: f.prefix}.Present()
+	if err := f.rdb.Del(ctx, present).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.rdb.Del(ctx, projections.Keys{Prefix: f.prefix}.Key("fabrikam", projections.SufMeta))
+	for _, tn := range []string{"contoso", "fabrikam", "nobody"} {
+		a := f.wantProblem("/v1/tenants/"+tn+"/licenses", http.StatusServiceUnavailable, CodeUnavailable)
+		if a.hdr.Get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
+		}
+	}
+	if err := f.svc.Ready(ctx); err == nil {
+		t.Fatal("Ready while the read models have no marker")
+	}
+	if err := f.rdb.Set(ctx, present, "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Ready(ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	f.get("/v1/tenants/contoso/licenses")
+	f.wantProblem("/v1/tenants/nobody/licenses", http.StatusNotFound, CodeNotFound)
+}
+
+func TestHighWaterIsBounded(t *testing.T) {
+	h := newHighWater(4)
+	h.observe("a", 5)
+	h.observe("a", 3) // never lowered
+	if h.get("a") != 5 {
+		t.Fatalf("a: %d", h.get("a"))
+	}
+	h.observe("b", 1)
+	h.observe("c", 1) // a, b move to the older generation
+	if h.get("a") != 5 || h.get("c") != 1 {
+		t.Fatal("lost a tenant of the older generation")
+	}
+	h.observe("a", 6) // back into the newer one
+	h.observe("d", 1)
+	h.observe("e", 1)
+	if h.get("b") != 0 {
+		t.Fatal("b should be forgotten: at most 4 tenants are kept")
+	}
+	if h.get("a") != 6 {
+		t.Fatalf("a: %d", h.get("a"))
+	}
+	if n := len(h.cur) + len(h.prev); n > 4 {
+		t.Fatalf("%d tenants kept, bound 4", n)
+	}
+}

@@ -37,6 +37,13 @@ type Config struct {
 	RetryAfter time.Duration
 	// Timeout bounds the Redis calls of one request (default 5s).
 	Timeout time.Duration
+	// StaleWait bounds the wait, on a request without ?minVersion, for the
+	// read model of a tenant to reach the version this process already
+	// answered (default 1s); then the answer is 503 unavailable.
+	StaleWait time.Duration
+	// Tracked bounds the tenants whose answered version is remembered
+	// (default 100,000); see highWater.
+	Tracked int
 }
 
 // Route is one query endpoint in gin path syntax.
@@ -53,6 +60,8 @@ type Service struct {
 	mu       sync.Mutex
 	prefix   string
 	prefixAt time.Time
+
+	served *highWater // the highest version answered per tenant
 }
 
 // New returns a Service.
@@ -75,7 +84,13 @@ func New(cfg Config) *Service {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	return &Service{cfg: cfg}
+	if cfg.StaleWait <= 0 {
+		cfg.StaleWait = time.Second
+	}
+	if cfg.Tracked <= 0 {
+		cfg.Tracked = 100_000
+	}
+	return &Service{cfg: cfg, served: newHighWater(cfg.Tracked)}
 }
 
 // Routes lists the query endpoints of API.md ("Queries").
@@ -93,6 +108,46 @@ func (s *Service) Routes() []Route {
 
 // Ping reports whether Redis answers (for /readyz).
 func (s *Service) Ping(ctx context.Context) error { return s.cfg.Redis.Ping(ctx).Err() }
+
+// errRebuilding says the active prefix has no Present marker: Redis lost the
+// read models (or never had them) and they are being rebuilt.
+var errRebuilding = unavailable("the read models are being rebuilt (Redis lost its data); retry shortly")
+
+// Ready reports whether the read models can be served (for /readyz): Redis
+// answers and the active prefix is complete (its Present marker is set).
+func (s *Service) Ready(ctx context.Context) error {
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return fmt.Errorf("read models: %w", err)
+	}
+	n, err := s.cfg.Redis.Exists(ctx, keys.Present()).Result()
+	if err != nil {
+		return fmt.Errorf("read models: %w", err)
+	}
+	if n == 0 {
+		return errors.New("read models: being rebuilt (Redis lost its data, or a first start catches up)")
+	}
+	return nil
+}
+
+// applied reads, in one round trip, whether the read models under keys are
+// complete and the applied version of tenant.
+func (s *Service) applied(ctx context.Context, keys projections.Keys, tenant string) (present bool, version uint64, err error) {
+	pipe := s.cfg.Redis.Pipeline()
+	ex := pipe.Exists(ctx, keys.Present())
+	ver := pipe.HGet(ctx, keys.Key(tenant, projections.SufMeta), "version")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return false, 0, err
+	}
+	if err := ex.Err(); err != nil {
+		return false, 0, err
+	}
+	version, err = ver.Uint64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, 0, err
+	}
+	return ex.Val() > 0, version, nil
+}
 
 // keys returns the key layout of the active prefix.
 func (s *Service) keys(ctx context.Context) (projections.Keys, error) {
@@ -194,6 +249,14 @@ func (r *request) key(suffix string) string { return r.keys.Key(r.tenant, suffix
 
 // begin checks the tenant exists in the read models, after waiting for
 // ?minVersion when given.
+//
+// No answer goes back in time: the read models must be complete (the
+// Present marker of the active prefix) and at least at the version this
+// process has already answered for the tenant. While they are not, the
+// request waits (up to MaxWait with ?minVersion, StaleWait without) and then
+// answers 503 unavailable; while they are being rebuilt, a request without
+// ?minVersion answers 503 at once. 404 is only answered by complete read
+// models that do not have the tenant.
 func (s *Service) begin(c *gin.Context) (*request, context.CancelFunc, error) {
 	tenant := c.Param("t")
 	if !domain.ValidID(tenant) {
@@ -214,24 +277,39 @@ func (s *Service) begin(c *gin.Context) (*request, context.CancelFunc, error) {
 		return nil, nil, err
 	}
 	r := &request{ctx: ctx, tenant: tenant, keys: keys}
-	deadline := time.Now().Add(s.cfg.MaxWait)
+	served := s.served.get(tenant)
+	floor := max(minVersion, served)
+	wait := s.cfg.StaleWait
+	if minVersion > 0 {
+		wait = s.cfg.MaxWait
+	}
+	deadline := time.Now().Add(wait)
 	for {
-		v, err := s.cfg.Redis.HGet(ctx, r.key(projections.SufMeta), "version").Uint64()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		present, v, err := s.applied(ctx, keys, tenant)
+		if err != nil {
 			cancel()
 			return nil, nil, err
 		}
 		r.version = v
-		if v >= minVersion && v > 0 {
+		switch {
+		case present && v >= floor && v > 0:
 			return r, cancel, nil
-		}
-		if minVersion == 0 {
+		case present && v == 0 && floor == 0:
 			cancel()
 			return nil, nil, notFound("tenant %q does not exist", tenant)
+		case !present && minVersion == 0:
+			cancel()
+			return nil, nil, errRebuilding
 		}
 		if time.Now().After(deadline) {
 			cancel()
-			return nil, nil, unavailable("the read models have applied version %d of tenant %s, not yet %d; retry shortly", v, tenant, minVersion)
+			if !present {
+				return nil, nil, errRebuilding
+			}
+			if minVersion > served {
+				return nil, nil, unavailable("the read models have applied version %d of tenant %s, not yet %d; retry shortly", v, tenant, minVersion)
+			}
+			return nil, nil, unavailable("the read models have applied version %d of tenant %s, behind version %d already answered; retry shortly", v, tenant, served)
 		}
 		select {
 		case <-ctx.Done():
@@ -239,7 +317,30 @@ func (s *Service) begin(c *gin.Context) (*request, context.CancelFunc, error) {
 			return nil, nil, ctx.Err()
 		case <-time.After(s.cfg.PollInterval):
 		}
+		if keys, err = s.keys(ctx); err != nil { // a replay may have swapped the prefix
+			cancel()
+			return nil, nil, err
+		}
+		r.keys = keys
 	}
+}
+
+// settled checks, after a request's reads, that the read models it read are
+// still complete and no older than the version it answers: Redis losing its
+// data (or a prefix swap) between begin and the reads could otherwise answer
+// "not found" or an empty page for what exists.
+func (s *Service) settled(r *request) error {
+	present, v, err := s.applied(r.ctx, r.keys, r.tenant)
+	if err != nil {
+		return err
+	}
+	if !present {
+		return errRebuilding
+	}
+	if v < r.version {
+		return unavailable("the read models of tenant %s went back from version %d to %d while they were read; retry shortly", r.tenant, r.version, v)
+	}
+	return nil
 }
 
 // page holds ?limit and ?cursor.
@@ -337,10 +438,14 @@ func (s *Service) run(c *gin.Context, fn func(r *request) (any, error)) {
 	}
 	defer cancel()
 	out, err := fn(r)
+	if serr := s.settled(r); serr != nil {
+		err = serr
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	s.served.observe(r.tenant, r.version)
 	c.Header("X-Tenant-Version", strconv.FormatUint(r.version, 10))
 	if l, ok := out.(lister); ok {
 		if next := l.cursor(); next != "" {

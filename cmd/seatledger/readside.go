@@ -63,6 +63,9 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 			})
 	}()
 	q := queries.New(queries.Config{Redis: d.Redis, Catalog: d.Decider.Catalog})
+	// Not ready while the read models (and with them the held-data
+	// schedule) are being rebuilt.
+	d.ReadyChecks = append(d.ReadyChecks, q.Ready)
 	routes := func(g api.RouteGroups) {
 		q.Mount(g.Readers)
 		g.Operator.GET("/projections", func(c *gin.Context) {
@@ -146,20 +149,24 @@ var (
 // checkpoint. It disappears with the rest when Redis loses its data
 // (FLUSHALL, a restart without persistence), which a checkpoint alone would
 // not show: a running projection would write its checkpoint again and never
-// rebuild what was lost.
+// rebuild what was lost. Queries answer 503 while the active prefix has no
+// marker, and /readyz is not ready.
 func presentKey(prefix string) string { return projections.Keys{Prefix: prefix}.Present() }
 
 // runWatched runs the projection and stops it with errReadModelsLost when
-// its prefix's marker disappears. Before it starts, a prefix without its
-// marker is cleared (with its checkpoint), so the projection rebuilds it
-// from the first event rather than trusting a half-lost read model.
+// its prefix's markers disappear. Before it starts, a prefix without its
+// Present marker is cleared (with its checkpoint), so the projection rebuilds
+// it from the first event rather than trusting a half-lost read model; the
+// projection marks it present once it has caught up with the store (until
+// then it carries the Building marker, and reads answer 503, never a 404 or
+// an older version).
 func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection) error {
 	prefix, err := projections.ActivePrefix(ctx, d.Redis)
 	if err != nil {
 		return err
 	}
-	marker := presentKey(prefix)
-	n, err := d.Redis.Exists(ctx, marker).Result()
+	keys := projections.Keys{Prefix: prefix}
+	n, err := d.Redis.Exists(ctx, keys.Present()).Result()
 	if err != nil {
 		return err
 	}
@@ -168,10 +175,9 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 		if err != nil {
 			return err
 		}
-		if removed > 0 {
-			d.Logger.Warn("read models incomplete (Redis lost data): rebuilding them from the first event", "prefix", prefix, "keys_removed", removed)
-		}
-		if err := d.Redis.Set(ctx, marker, time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+		d.Logger.Warn("read models missing or incomplete (Redis lost data, or a first start): rebuilding them from the first event; reads answer 503 until done",
+			"prefix", prefix, "keys_removed", removed)
+		if err := d.Redis.Set(ctx, keys.Building(), time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
 			return err
 		}
 	}
@@ -190,7 +196,9 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 					cancel(errPrefixMoved)
 					return
 				}
-				if n, err := d.Redis.Exists(wctx, marker).Result(); err == nil && n == 0 {
+				// Present once built, Building while it is built: neither
+				// means Redis lost them.
+				if n, err := d.Redis.Exists(wctx, keys.Present(), keys.Building()).Result(); err == nil && n == 0 {
 					d.Logger.Warn("Redis lost the read models; the projection restarts from the first event", "prefix", prefix)
 					cancel(errReadModelsLost)
 					return
@@ -201,6 +209,9 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 	err = proj.Run(wctx)
 	if cause := context.Cause(wctx); errors.Is(cause, errReadModelsLost) || errors.Is(cause, errPrefixMoved) {
 		return cause
+	}
+	if errors.Is(err, projections.ErrReadModelsLost) {
+		return errReadModelsLost
 	}
 	return err
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
-	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
@@ -26,22 +26,24 @@ func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroup
 		pub    message.Publisher
 		newSub func(string) (message.Subscriber, error)
 		closer func()
+		rb     *scheduler.RedisBus
 	)
 	if d.Config.RedisURL == "" {
 		ch := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, wlog)
 		pub, newSub, closer = ch, func(string) (message.Subscriber, error) { return ch, nil }, func() { _ = ch.Close() }
 	} else {
-		p, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: d.Redis, DefaultMaxlen: 100_000}, wlog)
+		// Redis losing its data deletes the stream and its consumer group:
+		// the bus recreates them, and /readyz says not ready while the group
+		// is missing (purges sent then would never be handled).
+		rb = &scheduler.RedisBus{Client: d.Redis, Consumer: d.Config.NodeID,
+			Logger: d.Logger.With("component", "scheduler-bus"), WatermillLogger: wlog}
+		p, err := rb.Publisher()
 		if err != nil {
 			return nil, nil, fmt.Errorf("purge command bus: %w", err)
 		}
-		pub = p
-		newSub = func(group string) (message.Subscriber, error) {
-			return redisstream.NewSubscriber(redisstream.SubscriberConfig{
-				Client: d.Redis, ConsumerGroup: group, Consumer: d.Config.NodeID,
-			}, wlog)
-		}
+		pub, newSub = p, rb.Subscriber
 		closer = func() { _ = p.Close() }
+		d.ReadyChecks = append(d.ReadyChecks, rb.Ready)
 	}
 	router, err := message.NewRouter(message.RouterConfig{}, wlog)
 	if err != nil {
@@ -70,9 +72,17 @@ func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroup
 	})
 	schedDone := make(chan struct{})
 	go func() { defer close(schedDone); _ = s.Run(runCtx) }()
+	keepDone := make(chan struct{})
+	go func() {
+		defer close(keepDone)
+		if rb != nil {
+			rb.Keep(runCtx, time.Second)
+		}
+	}()
 	stop := func() {
 		cancel()
 		<-schedDone
+		<-keepDone
 		<-routerDone
 		closer()
 	}

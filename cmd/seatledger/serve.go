@@ -43,6 +43,9 @@ type serveDeps struct {
 	Commands   *commands.Handler
 	Redis      *redis.Client
 	Registerer prometheus.Registerer
+	// ReadyChecks are more checks of GET /readyz a hook may add (the read
+	// models are complete, purges can be handled); nil: ready.
+	ReadyChecks []func(context.Context) error
 }
 
 // serveHook lets another package's wiring join `serve` without editing this
@@ -254,6 +257,11 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 			}
 			if err := rdb.Ping(ctx).Err(); err != nil {
 				return fmt.Errorf("redis: %w", err)
+			}
+			for _, check := range a.deps.ReadyChecks {
+				if err := check(ctx); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
