@@ -18,7 +18,9 @@ import (
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/reliability"
 )
 
@@ -119,20 +121,31 @@ func (c *cluster) check(withReadModels bool) {
 	if !withReadModels {
 		return
 	}
-	var last any
-	waitFor(c.t, "the read models to equal the fold of the log", func() bool {
-		for _, n := range c.nodes {
-			if n.cmd.ProcessState != nil {
-				continue
-			}
-			r := n.verify(c.t)
-			last = r
-			return r.Tenants > 0 && len(r.Differences) == 0
+	var last projections.Report
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n := c.running()
+		last = n.verify(c.t)
+		if last.Tenants > 0 && len(last.Differences) == 0 {
+			break
 		}
-		c.t.Fatal("no node is running")
-		return false
-	})
+		if time.Now().After(deadline) {
+			c.t.Fatalf("after 30 s the read models still differ from the fold of the log: %+v", last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	c.t.Logf("read models: %+v", last)
+}
+
+// running returns a node that has not been killed.
+func (c *cluster) running() *proc {
+	for _, n := range c.nodes {
+		if n.cmd.ProcessState == nil {
+			return n
+		}
+	}
+	c.t.Fatal("no node is running")
+	return nil
 }
 
 // purgeCommand accepts the command ids of the scheduler's purges, which no
@@ -413,4 +426,102 @@ func skuOf(t *testing.T, part string) string {
 		t.Fatalf("no product %s in the catalog", part)
 	}
 	return p.SkuID
+}
+
+// TestSharedStoreRedisFlushedUnderLoadWithPurgesDue empties the nodes'
+// Redis database (FLUSHDB: what a restart of a Redis without persistence
+// does) while two nodes take commands whose held data falls due within
+// seconds. Afterwards every hold that was not released is purged exactly
+// once, /readyz is 200 on both nodes, and the read models equal the fold.
+func TestSharedStoreRedisFlushedUnderLoadWithPurgesDue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers and flushes their Redis under load")
+	}
+	c := newCluster(t, 2, "SEATLEDGER_DATA_HOLD_PERIOD=2s", "SEATLEDGER_SCHEDULER_INTERVAL=200ms")
+	ctx := context.Background()
+	c.tenant("flush", 20, 20)
+	tk := tok(t, "flush", "admin")
+	clients := []*reliability.Client{c.client(0), c.client(1)}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 11))
+			for !stop.Load() {
+				path := "/v1/tenants/flush/licenses/SPB/assign"
+				if rng.IntN(2) == 0 {
+					path = "/v1/tenants/flush/licenses/SPB/unassign"
+				}
+				clients[w%2].Command(ctx, "flush", admin("flush"), tk, "POST", path, map[string]any{"users": []string{fmt.Sprintf("u%d", rng.IntN(20))}})
+				time.Sleep(5 * time.Millisecond)
+			}
+		}(w)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := c.rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	for _, e := range c.ledger.InDoubt() {
+		clients[0].Send(ctx, e)
+	}
+
+	// Every hold ends: released by a new assignment, or purged once.
+	waitFor(t, "every hold released or purged", func() bool {
+		open, twice := holds(t, c.store, "flush")
+		if twice != "" {
+			t.Fatalf("%s was purged twice", twice)
+		}
+		return open == 0
+	})
+	for _, n := range c.nodes {
+		waitFor(t, "/readyz 200 on "+n.base, func() bool {
+			res, err := http.Get(n.base + "/readyz")
+			if err != nil {
+				return false
+			}
+			res.Body.Close()
+			return res.StatusCode == http.StatusOK
+		})
+	}
+	c.check(true)
+}
+
+// holds folds the tenant's hold events: how many holds are still open (held,
+// neither released nor purged), and a hold purged more than once, if any.
+func holds(t *testing.T, store eventstore.Store, tenant string) (open int, twice string) {
+	t.Helper()
+	recs, err := store.ReadStream(context.Background(), commands.StreamName(tenant), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := map[string]string{} // user|workload → held, released, purged
+	for _, r := range recs {
+		e, err := domain.DecodeEvent(r.Data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch p := e.Payload.(type) {
+		case domain.DataHeld:
+			state[p.UserID+"|"+p.Workload] = "held"
+		case domain.DataHoldReleased:
+			state[p.UserID+"|"+p.Workload] = "released"
+		case domain.HeldDataPurged:
+			k := p.UserID + "|" + p.Workload
+			if state[k] == "purged" {
+				twice = k
+			}
+			state[k] = "purged"
+		}
+	}
+	for _, s := range state {
+		if s == "held" {
+			open++
+		}
+	}
+	return open, twice
 }
