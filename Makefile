@@ -1,8 +1,18 @@
-.PHONY: test run bench vet fmt
+.PHONY: test test-all build run bench vet fmt
 
-# The test command of the README and of .ci/run.
+# The README's test command: the short suite (minutes; the long scenarios
+# skip under -short). .ci/run runs it first.
 test:
-	go test -race -timeout 40m ./...
+	go test -short ./...
+
+# The whole suite with the race detector: fuzzing, crash rounds, Redis and
+# disk faults, several nodes, load. .ci/run runs it after `make test`.
+test-all:
+	go test -race -timeout 60m ./...
+
+# Build the binary once; ./seatledger serve then starts at once.
+build:
+	go build -o seatledger ./cmd/seatledger
 
 run:
 	go run ./cmd/seatledger serve

@@ -26,8 +26,9 @@ const (
 // ProblemContentType is the media type of every error answer (RFC 9457).
 const ProblemContentType = "application/problem+json"
 
-// problemTypeBase prefixes the code to form a problem's "type" URI.
-const problemTypeBase = "urn:seatledger:problem:"
+// problemTypeBase prefixes the code to form a problem's "type" URI: the
+// code's section of docs/RULES.md.
+const problemTypeBase = domain.ProblemTypeBase
 
 // Problem is the body of an error answer (RFC 9457 with seatledger members).
 type Problem struct {

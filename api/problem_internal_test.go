@@ -3,7 +3,12 @@ package api
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,6 +66,26 @@ func TestProblemMapping(t *testing.T) {
 	for code, status := range statusByCode {
 		if titleByCode[code] == "" {
 			t.Errorf("%s (%d) has no title", code, status)
+		}
+	}
+}
+
+// TestProblemTypeLinksToRulesDoc (#22, item 6): every problem's type is the
+// section of docs/RULES.md for its code, and that section exists.
+func TestProblemTypeLinksToRulesDoc(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "RULES.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := slices.Collect(maps.Keys(statusByCode))
+	codes = append(codes, CodeRateLimited)
+	for _, code := range codes {
+		p, _, _ := toProblem(&HTTPError{Status: StatusOf(code), Code: code, Detail: "d"})
+		if want := "https://github.com/seatledger/seatledger/blob/main/docs/RULES.md#" + string(code); p.Type != want {
+			t.Errorf("%s: type %q, want %q", code, p.Type, want)
+		}
+		if !regexp.MustCompile(`(?m)^### ` + string(code) + `$`).Match(doc) {
+			t.Errorf("docs/RULES.md has no section \"### %s\" for the type of %s", code, code)
 		}
 	}
 }

@@ -33,6 +33,10 @@ type curlCall struct {
 
 var expectRe = regexp.MustCompile(`#\s*→\s*(\d{3})(?:\s+([a-z_]+))?\s*$`)
 
+// captureRe is a line that keeps what a curl answered in a variable, as
+// V=$(curl … | sed -n '…')   # → 200: the curl is run, its status checked.
+var captureRe = regexp.MustCompile(`^[A-Z]+=\$\((curl .*) \| sed -n '[^']*'\)(\s*#.*)$`)
+
 // minVersionRe finds the version a query of the page waits for.
 var minVersionRe = regexp.MustCompile(`[?&]minVersion=(\d+)`)
 
@@ -67,6 +71,9 @@ func parseQuickstart(t *testing.T, doc string, vars map[string]string) []curlCal
 		pending.WriteString(line)
 		cmd := strings.TrimSpace(pending.String())
 		pending.Reset()
+		if m := captureRe.FindStringSubmatch(cmd); m != nil {
+			cmd = m[1] + m[2]
+		}
 		if !strings.HasPrefix(cmd, "curl ") {
 			continue
 		}
@@ -235,7 +242,9 @@ func TestQuickstart(t *testing.T) {
 	projDone := make(chan struct{})
 	go func() { defer close(projDone); _ = proj.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-projDone })
-	vars := map[string]string{"BASE": "http://quickstart.test", "OP": testOperator, "TOKEN": token(t, "contoso", "admin")}
+	// $T, the page's tenant, is contoso here; $V, the version the DELETE
+	// answered, is put in when a line uses it.
+	vars := map[string]string{"BASE": "http://quickstart.test", "OP": testOperator, "TOKEN": token(t, "contoso", "admin"), "T": "contoso", "V": "$V"}
 	calls := parseQuickstart(t, string(doc), vars)
 	if len(calls) < 20 {
 		t.Fatalf("only %d curl commands found", len(calls))
@@ -244,6 +253,12 @@ func TestQuickstart(t *testing.T) {
 	var deleted uint64 // the version the last DELETE answered
 	for _, c := range calls {
 		path := strings.TrimPrefix(c.url, vars["BASE"])
+		if strings.Contains(path, "$V") {
+			if deleted == 0 {
+				t.Fatalf("QUICKSTART.md:%d: $V before a DELETE answered", c.line)
+			}
+			path = strings.ReplaceAll(path, "$V", strconv.FormatUint(deleted, 10))
+		}
 		var body any
 		if c.hasBody {
 			body = c.body

@@ -9,6 +9,11 @@ import (
 // status once (see api/problem.go); clients match on the code.
 type ErrorCode string
 
+// ProblemTypeBase + a code is the "type" of an error answer: the code's
+// section of docs/RULES.md, which says what the code means and which rule
+// (R1–R15) answers it.
+const ProblemTypeBase = "https://github.com/seatledger/seatledger/blob/main/docs/RULES.md#"
+
 // The error codes of the domain. Their strings are part of the HTTP contract.
 const (
 	CodeInvalidRequest           ErrorCode = "invalid_request"

@@ -230,7 +230,7 @@ func (s *Service) fail(c *gin.Context, err error) {
 	if pe.status == http.StatusServiceUnavailable {
 		c.Header("Retry-After", strconv.Itoa(max(1, int(s.cfg.RetryAfter/time.Second))))
 	}
-	b, _ := json.Marshal(Problem{Type: "urn:seatledger:problem:" + pe.code, Title: titles[pe.code], Status: pe.status,
+	b, _ := json.Marshal(Problem{Type: domain.ProblemTypeBase + pe.code, Title: titles[pe.code], Status: pe.status,
 		Detail: pe.detail, Code: pe.code, Field: pe.field})
 	c.Data(pe.status, "application/problem+json", b)
 	c.Abort()

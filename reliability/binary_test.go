@@ -285,6 +285,7 @@ func checkDir(t testing.TB, dir string, l *reliability.Ledger) reliability.Repor
 // models (rebuilt at each start: in-process Redis) equal the fold; the log
 // holds every acknowledged command exactly once and nothing else.
 func TestCrash(t *testing.T) {
+	skipShort(t, "SIGKILL rounds of the binary")
 	rounds := pick(3, 10)
 	const nTenants, users, workers = 20, 6, 16
 	dir := t.TempDir()

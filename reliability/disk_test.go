@@ -69,6 +69,7 @@ func fill(t *testing.T, path string) {
 // space returns — in place if the store recovers by itself, else after a
 // restart (reported in the log and docs/RELIABILITY.md).
 func TestDiskFaults(t *testing.T) {
+	skipShort(t, "a full and read-only disk")
 	mnt := tmpfs(t, "64m")
 	dir := filepath.Join(mnt, "data")
 	s := newStack(t, stackOpts{dir: dir})

@@ -115,6 +115,7 @@ func waitVerify(t testing.TB, p *proc, timeout time.Duration, must bool) bool {
 // under load. The projection must rebuild (its checkpoint is gone too) and
 // the read models converge to the fold of the log.
 func TestRedisDataLost(t *testing.T) {
+	skipShort(t, "a Redis flushed under load")
 	rs := startOwnRedis(t)
 	dir := t.TempDir()
 	l := reliability.NewLedger()
@@ -170,6 +171,7 @@ func TestRedisDataLost(t *testing.T) {
 // Retry-After and commands keep working; when Redis comes back (empty), the
 // read models converge.
 func TestRedisUnreachable(t *testing.T) {
+	skipShort(t, "a Redis stopped and restarted")
 	rs := startOwnRedis(t)
 	dir := t.TempDir()
 	l := reliability.NewLedger()

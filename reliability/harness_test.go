@@ -50,6 +50,16 @@ func report(t testing.TB, rep reliability.Report) {
 	}
 }
 
+// skipShort skips a long scenario under `go test -short` (the README's test
+// command, which must stay within a few minutes); `make test-all` and
+// .ci/run run it.
+func skipShort(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s: long, skipped under -short (make test-all runs it)", what)
+	}
+}
+
 // soak is set by -tags soak (soak_test.go) or SEATLEDGER_SOAK=1: the long
 // versions of the scenarios.
 var soak = os.Getenv("SEATLEDGER_SOAK") == "1"

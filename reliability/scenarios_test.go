@@ -18,6 +18,7 @@ import (
 // TestLoad: 64 clients send a mix of commands and queries over 1,000
 // tenants (20 s; soak: 5 min), then every invariant holds.
 func TestLoad(t *testing.T) {
+	skipShort(t, "20 s of load over 1,000 tenants")
 	const tenants, users, clients = 1000, 4, 64
 	dur := pick(20*time.Second, 5*time.Minute)
 	s := newStack(t, stackOpts{})

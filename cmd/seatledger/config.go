@@ -50,8 +50,8 @@ var envVars = []envVar{
 	{envDataDir, "./data", "embedded event store directory (also holds dev-secrets.json)"},
 	{envEventStore, "embedded", "embedded, a KurrentDB connection string (kurrentdb://… / esdb://…), or postgres://… (a PostgreSQL event store several nodes can share; &schema=name picks the schema)"},
 	{envRedisURL, "empty", "empty: an in-process Redis; else redis://host:port/db"},
-	{envJWTSecret, "generated at first start (dev only)", "HS256 secret of bearer tokens"},
-	{envOperatorToken, "generated at first start (dev only)", "operator bearer token"},
+	{envJWTSecret, "generated at first start (dev only)", "HS256 secret of bearer tokens, at least 16 characters"},
+	{envOperatorToken, "generated at first start (dev only)", "operator bearer token, at least 32 characters, not the JWT secret"},
 	{envHoldPeriod, "720h", "how long held data is kept before purge (Go duration)"},
 	{envSchedulerInterval, "1m", "how often the scheduler looks for due purges (Go duration)"},
 	{envBulkLimit, "20", "users per bulk request"},
@@ -226,13 +226,38 @@ func (c *serveConfig) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, badValue(envLogFormat, c.LogFormat, "want text or json"))
 	}
-	if c.JWTSecret != "" && len(c.JWTSecret) < 16 {
-		errs = append(errs, &configError{fmt.Sprintf("invalid %s: use at least 16 characters", envJWTSecret)})
+	if err := checkSecrets(c.JWTSecret, c.OperatorToken); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
 	return nil
+}
+
+// Least lengths of the secrets.
+const (
+	minJWTSecret     = 16
+	minOperatorToken = 32
+)
+
+// checkSecrets checks the JWT secret and the operator token that are set
+// (empty: not configured): long enough, and not the same value (a token
+// signed with the secret must not also be the operator's key, and the
+// other way round). The errors are configErrors naming the variable,
+// without its value.
+func checkSecrets(jwtSecret, operatorToken string) error {
+	var errs []error
+	if jwtSecret != "" && len(jwtSecret) < minJWTSecret {
+		errs = append(errs, &configError{fmt.Sprintf("invalid %s: use at least %d characters", envJWTSecret, minJWTSecret)})
+	}
+	if operatorToken != "" && len(operatorToken) < minOperatorToken {
+		errs = append(errs, &configError{fmt.Sprintf("invalid %s: use at least %d characters", envOperatorToken, minOperatorToken)})
+	}
+	if operatorToken != "" && operatorToken == jwtSecret {
+		errs = append(errs, &configError{fmt.Sprintf("invalid %s: it must differ from %s", envOperatorToken, envJWTSecret)})
+	}
+	return errors.Join(errs...)
 }
 
 func isEmbedded(s string) bool { return s == "" || s == "embedded" }

@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -156,6 +159,145 @@ func TestConfigVariablesDocumented(t *testing.T) {
 			if !read[v] {
 				t.Errorf("%s documents %s, which loadServeConfig does not read", where, v)
 			}
+		}
+	}
+}
+
+// seedDir holds the project's seed documents beside the clone (../shared),
+// which a fresh clone does not have.
+var seedDir = repoFile("..", "shared", "seeds")
+
+var (
+	ruleHeadingRe = regexp.MustCompile(`(?m)^## (R\d+)$`)
+	seedQuoteRe   = regexp.MustCompile(`(?m)^> \*\*(\d{3})\*\*: (.+)$`)
+	testNameRe    = regexp.MustCompile("`(Test[A-Za-z0-9_]+)`")
+	ruleTestRe    = regexp.MustCompile(`(?m)^func (TestR(\d+)_[A-Za-z0-9_]*)\(`)
+)
+
+// TestRulesDoc (#22, item 6): docs/RULES.md has a section for each rule
+// R1–R15; each quote of a seed document is in that seed, verbatim but for
+// line breaks (when ../shared/seeds is present); each test it names exists;
+// every TestRn_ of domain/ is named in the section of its rule.
+func TestRulesDoc(t *testing.T) {
+	b, err := os.ReadFile(repoFile("docs", "RULES.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	sections := map[string]string{}
+	locs := ruleHeadingRe.FindAllStringSubmatchIndex(doc, -1)
+	for i, l := range locs {
+		end := len(doc)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		if next := strings.Index(doc[l[1]:end], "\n## "); next >= 0 {
+			end = l[1] + next
+		}
+		sections[doc[l[2]:l[3]]] = doc[l[1]:end]
+	}
+	for n := 1; n <= 15; n++ {
+		if _, ok := sections["R"+strconv.Itoa(n)]; !ok {
+			t.Errorf("docs/RULES.md has no section \"## R%d\"", n)
+		}
+	}
+
+	// The tests of the repository, by name.
+	tests := map[string]bool{}
+	domainRuleTests := map[string]string{} // name -> its rule
+	err = filepath.WalkDir(repoFile(), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range regexp.MustCompile(`(?m)^func (Test[A-Za-z0-9_]*)\(`).FindAllStringSubmatch(string(src), -1) {
+			tests[m[1]] = true
+		}
+		if filepath.Base(filepath.Dir(path)) == "domain" {
+			for _, m := range ruleTestRe.FindAllStringSubmatch(string(src), -1) {
+				domainRuleTests[m[1]] = "R" + m[2]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(domainRuleTests) < 15 {
+		t.Fatalf("found only %d TestRn_ tests in domain/", len(domainRuleTests))
+	}
+	for rule, sec := range sections {
+		names := testNameRe.FindAllStringSubmatch(sec, -1)
+		if len(names) == 0 {
+			t.Errorf("docs/RULES.md, %s: names no test", rule)
+		}
+		for _, m := range names {
+			if !tests[m[1]] {
+				t.Errorf("docs/RULES.md, %s: test %s does not exist", rule, m[1])
+			}
+		}
+	}
+	for name, rule := range domainRuleTests {
+		if !strings.Contains(sections[rule], "`"+name+"`") {
+			t.Errorf("domain's %s is not named in docs/RULES.md's section %s", name, rule)
+		}
+	}
+
+	// The quotes, against the seeds.
+	quotes := seedQuoteRe.FindAllStringSubmatch(doc, -1)
+	if len(quotes) < 15 {
+		t.Fatalf("docs/RULES.md quotes the seeds only %d times", len(quotes))
+	}
+	if _, err := os.Stat(seedDir); errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("%s is not present (a clone without ../shared): the quotes are not compared with the seeds", seedDir)
+	}
+	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	for _, q := range quotes {
+		files, _ := filepath.Glob(filepath.Join(seedDir, q[1]+"_*.txt"))
+		if len(files) != 1 {
+			t.Errorf("docs/RULES.md quotes seed %s: %d files %s/%s_*.txt", q[1], len(files), seedDir, q[1])
+			continue
+		}
+		seed, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(flat(string(seed)), flat(q[2])) {
+			t.Errorf("docs/RULES.md: seed %s does not say %q", q[1], q[2])
+		}
+	}
+}
+
+// TestEveryProblemTypeLinksToRulesDoc (#22, item 6): the problems of the
+// served router — command, query, auth and routing refusals — have as type
+// the section of docs/RULES.md for their code, and the section exists.
+func TestEveryProblemTypeLinksToRulesDoc(t *testing.T) {
+	doc, err := os.ReadFile(repoFile("docs", "RULES.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t)
+	s.contoso()
+	for _, c := range []struct{ method, path, token, body string }{
+		{"POST", "/v1/tenants/contoso/subscriptions", s.admin, `{"id":"s1","skuId":"SPB","quantity":5}`}, // already_exists
+		{"GET", "/v1/tenants/contoso/users/nobody", s.admin, ""},                                         // the read side's not_found
+		{"GET", "/v1/tenants/contoso/users", "not-a-token", ""},                                          // unauthenticated
+		{"PUT", "/v1/catalog", "", ""},                                                                   // method_not_allowed
+	} {
+		code, body := s.call(c.method, c.path, c.token, c.body)
+		var p struct{ Type, Code string }
+		if err := json.Unmarshal(body, &p); err != nil || p.Code == "" || code < 400 {
+			t.Errorf("%s %s: %d %s", c.method, c.path, code, body)
+			continue
+		}
+		if want := "https://github.com/seatledger/seatledger/blob/main/docs/RULES.md#" + p.Code; p.Type != want {
+			t.Errorf("%s %s: type %q, want %q", c.method, c.path, p.Type, want)
+		}
+		if !strings.Contains(string(doc), "\n### "+p.Code+"\n") {
+			t.Errorf("docs/RULES.md has no section for %s", p.Code)
 		}
 	}
 }

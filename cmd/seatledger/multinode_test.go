@@ -55,7 +55,7 @@ func TestSeveralNodesShareOneStore(t *testing.T) {
 	t.Cleanup(func() { rdb.FlushDB(context.Background()); rdb.Close() })
 
 	bin := buildBinary(t)
-	secret, op := "multi-node-secret-0123456789", "multi-node-operator-token"
+	secret, op := "multi-node-secret-0123456789", "multi-node-operator-token-0123456789"
 	start := func(id string) *node {
 		c := exec.Command(bin, "serve")
 		c.Env = append(os.Environ(), "SEATLEDGER_ADDR=127.0.0.1:0", "SEATLEDGER_DATA_DIR="+t.TempDir(),

@@ -48,38 +48,40 @@ func readDevSecrets(dataDir string) (devSecrets, bool, error) {
 }
 
 // loadOrCreateDevSecrets returns the dev secrets of dataDir, generating and
-// saving (mode 0600) the missing ones. created reports a new value.
-func loadOrCreateDevSecrets(dataDir string) (s devSecrets, created bool, err error) {
+// saving (mode 0600) the missing ones. fresh holds only the values generated
+// by this call (empty fields: none generated): they are the only ones a
+// server prints, once, so that the secrets do not reach every start's log.
+func loadOrCreateDevSecrets(dataDir string) (s, fresh devSecrets, err error) {
 	s, _, err = readDevSecrets(dataDir)
 	if err != nil {
-		return s, false, err
+		return s, fresh, err
 	}
 	if s.JWTSecret == "" {
 		if s.JWTSecret, err = randomSecret(); err != nil {
-			return s, false, err
+			return s, fresh, err
 		}
-		created = true
+		fresh.JWTSecret = s.JWTSecret
 	}
 	if s.OperatorToken == "" {
 		if s.OperatorToken, err = randomSecret(); err != nil {
-			return s, false, err
+			return s, fresh, err
 		}
-		created = true
+		fresh.OperatorToken = s.OperatorToken
 	}
-	if !created {
-		return s, false, nil
+	if fresh == (devSecrets{}) {
+		return s, fresh, nil
 	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return s, false, err
+		return s, devSecrets{}, err
 	}
 	b, _ := json.MarshalIndent(s, "", "  ")
 	path := filepath.Join(dataDir, devSecretsFile)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return s, false, err
+		return s, devSecrets{}, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return s, false, err
+		return s, devSecrets{}, err
 	}
-	return s, true, nil
+	return s, fresh, nil
 }

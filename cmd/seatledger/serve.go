@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -101,7 +102,7 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 type app struct {
 	deps    *serveDeps
 	handler *api.Server
-	dev     *devSecrets // the development secrets in use; nil if configured
+	dev     *devInUse // the development secrets in use; nil if both are configured
 	closers []func() error
 }
 
@@ -133,19 +134,22 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 
 	// Secrets: configured, else the data directory's dev secrets.
 	if cfg.JWTSecret == "" || cfg.OperatorToken == "" {
-		s, created, err := loadOrCreateDevSecrets(cfg.DataDir)
+		s, fresh, err := loadOrCreateDevSecrets(cfg.DataDir)
 		if err != nil {
 			return a, fmt.Errorf("dev secrets in %s: %w", cfg.DataDir, err)
 		}
+		a.dev = &devInUse{file: filepath.Join(cfg.DataDir, devSecretsFile)}
 		if cfg.JWTSecret == "" {
-			cfg.JWTSecret = s.JWTSecret
+			cfg.JWTSecret, a.dev.jwt, a.dev.fresh.JWTSecret = s.JWTSecret, true, fresh.JWTSecret
 		}
 		if cfg.OperatorToken == "" {
-			cfg.OperatorToken = s.OperatorToken
+			cfg.OperatorToken, a.dev.operator, a.dev.fresh.OperatorToken = s.OperatorToken, true, fresh.OperatorToken
 		}
-		a.dev = &s
-		if created {
-			logger.Warn("generated development secrets", "file", cfg.DataDir+"/"+devSecretsFile)
+		if a.dev.fresh != (devSecrets{}) {
+			logger.Warn("generated development secrets", "file", a.dev.file)
+		}
+		if err := checkSecrets(cfg.JWTSecret, cfg.OperatorToken); err != nil {
+			return a, fmt.Errorf("%s: %w", a.dev.file, err)
 		}
 	}
 
@@ -273,8 +277,18 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 // in-flight requests finish (up to ShutdownTimeout), then the hooks stop and
 // the command handler, Redis and the store close. ready, if not nil, is
 // called with the listening address.
+//
+// It listens first: an address in use fails before the data directory, the
+// dev secrets or a store connection are created.
 func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready func(addr string)) (err error) {
 	logger := newLogger(cfg.LogFormat, stderr)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close() // closed already once served; this closes it on an error before
+	addr := ln.Addr().String()
+	logger.Info("starting", "addr", addr, "eventstore", redactURL(cfg.EventStore), "data_dir", cfg.DataDir)
 	a, err := newApp(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -286,11 +300,6 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 	}()
 	cfg = a.deps.Config // with the secrets in use
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	addr := ln.Addr().String()
 	httpSrv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -300,7 +309,10 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	printBanner(stdout, addr, cfg, a.dev)
+	printBanner(stdout, banner{
+		Addr: addr, DataDir: cfg.DataDir, Dev: a.dev, Self: selfCommand(os.Args[0]),
+		ContosoExists: tenantExists(ctx, a.deps.Store, "contoso"),
+	})
 	gogc, memLimit := gcSettings()
 	logger.Info("listening", "addr", addr, "hold_period", cfg.HoldPeriod, "scheduler_interval", cfg.SchedulerInterval, "bulk_limit", cfg.BulkLimit,
 		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc, "gomemlimit", memLimit)
@@ -327,32 +339,13 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 	return nil
 }
 
-func printBanner(w io.Writer, addr string, cfg serveConfig, dev *devSecrets) {
-	base := "http://" + addr
-	fmt.Fprintf(w, "seatledger listening on %s\n", base)
-	if dev != nil {
-		fmt.Fprintf(w, "\nDEVELOPMENT SECRETS (generated, kept in %s/%s; set %s and %s in production):\n",
-			cfg.DataDir, devSecretsFile, envJWTSecret, envOperatorToken)
-		if dev.JWTSecret == cfg.JWTSecret {
-			fmt.Fprintf(w, "  %s=%s\n", envJWTSecret, dev.JWTSecret)
-		}
-		if dev.OperatorToken == cfg.OperatorToken {
-			fmt.Fprintf(w, "  %s=%s\n", envOperatorToken, dev.OperatorToken)
-		}
-	}
-	op := `"$` + envOperatorToken + `"`
-	if dev != nil && dev.OperatorToken == cfg.OperatorToken {
-		op = dev.OperatorToken
-	}
-	fmt.Fprintf(w, `
-Try:
-  export OP=%s
-  curl -s -X POST %s/v1/tenants -H "Authorization: Bearer $OP" -H 'Content-Type: application/json' \
-    -d '{"id":"contoso","name":"Contoso","globalAdmin":{"id":"admin","userPrincipalName":"admin@contoso.example","usageLocation":"US"}}'
-  export TOKEN=$(seatledger token --tenant contoso --user admin --data-dir %s)
-  curl -s %s/v1/catalog
-See docs/QUICKSTART.md for a whole session.
-`, op, base, cfg.DataDir, base)
+// tenantExists reports whether the tenant's stream has events (false when
+// the store cannot tell).
+func tenantExists(ctx context.Context, store eventstore.Store, tenant string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := store.StreamVersion(ctx, commands.StreamName(tenant))
+	return err == nil && v > 0
 }
 
 // embeddedSyncDelay maps SEATLEDGER_SYNC_DELAY to embedded.Options.SyncDelay,
