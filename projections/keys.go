@@ -48,12 +48,16 @@ func (k Keys) Checkpoint(name string) string { return k.Prefix + "checkpoint:" +
 // Present marks a prefix whose read models are complete up to its
 // checkpoint (the serve command rebuilds a prefix whose marker is gone: Redis
 // lost its data). Replay sets it on the prefix it built before swapping.
-func (k Keys) Present() string { return k.Prefix + "present" }
+func (k Keys) Present() string { return k.Prefix + markerTag + "present" }
 
 // Building marks a prefix a projection builds from the first event: the
 // projection sets Present (and removes Building) once it has caught up, if
 // Building is still there — if it is not, Redis lost the prefix meanwhile.
-func (k Keys) Building() string { return k.Prefix + "building" }
+func (k Keys) Building() string { return k.Prefix + markerTag + "building" }
+
+// markerTag puts the Present and Building markers in one hash slot, so that
+// one script can check the one and set the other on a Redis Cluster.
+const markerTag = "{marker}:"
 
 // Tenant key suffixes.
 const (

@@ -887,7 +887,7 @@ func scanKeys(ctx context.Context, rdb redis.UniversalClient, match string) ([]s
 
 // prefixKeys calls fn with batches of the read-model keys under prefix: the
 // tenant keys P{t}:… (t a valid tenant id), Ptenants, Pcheckpoint:… and
-// Ppresent. Other keys that merely start with prefix — another prefix nested
+// P{marker}:present. Other keys that merely start with prefix — another prefix nested
 // in it (sl:r…: in sl:), the active-prefix key, leases ({lease:…}) — are
 // not read-model keys of this prefix and are left out.
 func prefixKeys(ctx context.Context, rdb redis.UniversalClient, prefix string, fn func([]string) error) error {
@@ -993,7 +993,7 @@ func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string
 	}
 	var out []PrefixDifference
 	for _, k := range sortedKeys(all) {
-		if k == "present" || k == "building" || da[k] == db[k] {
+		if k == markerTag+"present" || k == markerTag+"building" || da[k] == db[k] {
 			continue
 		}
 		if len(out) == max {

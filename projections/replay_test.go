@@ -497,7 +497,7 @@ func TestDeletePrefixKeepsOtherKeys(t *testing.T) {
 	rdb, prefix := testRedisReplay(t)
 	ctx := context.Background()
 	keep := []string{prefix + "r1:{t1}:meta", prefix + "{lease:projection:readmodels}:holder", prefix + "active-prefix"}
-	gone := []string{prefix + "{t1}:meta", prefix + "{t1}:users", prefix + "tenants", prefix + "checkpoint:readmodels", prefix + "present"}
+	gone := []string{prefix + "{t1}:meta", prefix + "{t1}:users", prefix + "tenants", prefix + "checkpoint:readmodels", prefix + "{marker}:present"}
 	for _, k := range append(append([]string{}, keep...), gone...) {
 		if err := rdb.Set(ctx, k, "x", 0).Err(); err != nil {
 			t.Fatal(err)
