@@ -70,10 +70,19 @@ type Options struct {
 	// ReadBatch is how many events a subscription reads per query.
 	// Default 512.
 	ReadBatch int
-	// MaxConns caps the connection pool (0: pgxpool's default, or the
-	// connection string's pool_max_conns). Each Store also uses one
-	// connection for LISTEN once something subscribes.
+	// MaxConns caps the connection pool (0: the connection string's
+	// pool_max_conns, else pgxpool's default raised to Writers+4). Each
+	// Store also uses one connection for LISTEN once something subscribes.
 	MaxConns int32
+	// Writers is how many group-commit transactions one Store runs at a
+	// time. Default 4.
+	Writers int
+	// VisibleWait bounds how long Append waits, after its commit, for its
+	// events to enter the global log (for every transaction that began
+	// before its own to end, anywhere on the server). The append is
+	// committed either way; subscriptions deliver it once it is in.
+	// Default 1 s.
+	VisibleWait time.Duration
 }
 
 // Store is a PostgreSQL-backed event store. It is safe for concurrent use,
@@ -84,8 +93,8 @@ type Store struct {
 	n         names
 	opts      Options
 
-	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll string
-	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll     string
+	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll, qHorizon string
+	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll               string
 
 	rootCtx context.Context
 	cancel  context.CancelFunc
@@ -99,8 +108,18 @@ type Store struct {
 	notifyMu sync.Mutex
 	notifyCh chan struct{}
 
-	reqs       chan *appendReq
-	writerDone chan struct{}
+	reqs        chan *appendReq
+	writers     sync.WaitGroup
+	appendsDone chan struct{} // closed when writers and visibility are done
+
+	visMu   sync.Mutex
+	pending []pendingVis
+	visKick chan struct{}
+	visStop chan struct{}
+	visDone chan struct{}
+
+	notifyKick   chan struct{}
+	notifierDone chan struct{}
 }
 
 var (
@@ -144,18 +163,30 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 	if opts.ReadBatch <= 0 {
 		opts.ReadBatch = 512
 	}
+	if opts.Writers <= 0 {
+		opts.Writers = 4
+	}
+	if opts.VisibleWait <= 0 {
+		opts.VisibleWait = time.Second
+	}
 	cfg, err := pgxpool.ParseConfig(conn)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: postgres connection string: %w", err)
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(conn, "pool_max_conns"):
+		// Writers, the visibility waiter and the notifier, and room for
+		// reads.
+		cfg.MaxConns = max(cfg.MaxConns, int32(opts.Writers+4))
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
 	// append_events relies on each of its statements seeing the appends
-	// committed before it took the lock (fresh snapshots per statement).
+	// committed before it (fresh snapshots per statement), and reads of the
+	// global log on a snapshot per statement.
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "seatledger"
@@ -175,28 +206,40 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 	root, cancel := context.WithCancel(context.Background())
 	cols := "position, stream, version, id, type, recorded_at, data"
 	s := &Store{
-		pool:       pool,
-		listenCfg:  cfg.ConnConfig.Copy(),
-		n:          n,
-		opts:       opts,
-		rootCtx:    root,
-		cancel:     cancel,
-		closedCh:   make(chan struct{}),
-		notifyCh:   make(chan struct{}),
-		reqs:       make(chan *appendReq),
-		writerDone: make(chan struct{}),
+		pool:         pool,
+		listenCfg:    cfg.ConnConfig.Copy(),
+		n:            n,
+		opts:         opts,
+		rootCtx:      root,
+		cancel:       cancel,
+		closedCh:     make(chan struct{}),
+		notifyCh:     make(chan struct{}),
+		reqs:         make(chan *appendReq),
+		appendsDone:  make(chan struct{}),
+		visKick:      make(chan struct{}, 1),
+		visStop:      make(chan struct{}),
+		visDone:      make(chan struct{}),
+		notifyKick:   make(chan struct{}, 1),
+		notifierDone: make(chan struct{}),
 
-		qAppend:     "SELECT o_outcome, o_version, o_position FROM " + n.appendFn + "($1, $2, $3, $4, $5)",
-		qReadFwd:    "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
-		qReadBwd:    "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
-		qVersion:    "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
-		qReadAll:    "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 ORDER BY position LIMIT $2",
+		qAppend:  "SELECT o_outcome, o_version, o_position, o_xid, o_clear FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)",
+		qReadFwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+		qReadBwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
+		qVersion: "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
+		qReadAll: "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 AND position < (SELECT " +
+			horizonSQL + " FROM " + n.meta + " m) ORDER BY position LIMIT $2",
+		qHorizon:    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
 		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
 		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
 		qSnapDel:    "DELETE FROM " + n.snaps + " WHERE stream = $1",
 		qSnapDelAll: "DELETE FROM " + n.snaps,
 	}
-	go s.writer()
+	for range opts.Writers {
+		s.writers.Add(1)
+		go s.writer()
+	}
+	go s.visibility()
+	go s.notifier()
 	return s, nil
 }
 
@@ -263,7 +306,13 @@ func (s *Store) Close() error {
 	if listening {
 		<-s.listenDone
 	}
-	<-s.writerDone
+	// Appends already committed are completed (with their results) by the
+	// visibility goroutine as it stops.
+	s.writers.Wait()
+	close(s.visStop)
+	<-s.visDone
+	close(s.appendsDone)
+	<-s.notifierDone
 	s.pool.Close()
 	return nil
 }
@@ -407,7 +456,15 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error
 	return uint64(v), nil
 }
 
-// ReadAll implements eventstore.Store. limit <= 0 means no limit.
+// horizonSQL is the first position not yet in the global log: the
+// positions of the oldest running transaction (m is the meta row). Every
+// transaction with a smaller id has ended, so no event below it can appear
+// any more.
+var horizonSQL = fmt.Sprintf("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint + m.tx_offset) << %d", idxBits)
+
+// ReadAll implements eventstore.Store. limit <= 0 means no limit. It reads
+// the global log up to the visibility horizon (see the package doc): an
+// event whose transaction began after one still running is not read yet.
 func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
 	if uint64(after) >= math.MaxInt64 {
 		if s.isClosed() {
