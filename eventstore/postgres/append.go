@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -25,7 +24,7 @@ const (
 	groupTimeout = 30 * time.Second
 	// visiblePoll is how often the visibility waiter asks for the horizon
 	// while appends wait for it and no local commit prompts it sooner.
-	visiblePoll = 2 * time.Millisecond
+	visiblePoll = time.Millisecond
 )
 
 // Outcomes of append_events.
@@ -258,38 +257,50 @@ func (s *Store) appendOne(r *appendReq) {
 	s.settle([]*appendReq{r}, a.xid, a.clear)
 }
 
-// appendGroup runs several appends in one transaction. Refused appends
+// appendGroup runs several appends in one transaction, one statement
+// (append_batch: set-based for the appends that need no check beyond the
+// stream's head, append_events for the others). Refused appends
 // (conflicts) are answers, not errors, so they do not abort the others.
 // Each append gets its own range of indexes in the transaction (positions).
 func (s *Store) appendGroup(group []*appendReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	answers := make([]answer, len(group))
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		idx := 0
-		for i, r := range group {
-			a := &answers[i]
-			b.Queue(s.qAppend, s.args(r, idx)...).QueryRow(func(row pgx.Row) error {
-				return row.Scan(a.dest()...)
-			})
-			idx += len(r.ids)
-		}
-		return tx.SendBatch(ctx, b).Close()
-	})
+	var (
+		streams  = make([]string, len(group))
+		expected = make([]int64, len(group))
+		counts   = make([]int32, len(group))
+		ids      []pgtype.UUID
+		types    []string
+		data     [][]byte
+	)
+	for i, r := range group {
+		streams[i], expected[i], counts[i] = r.stream, int64(r.expected), int32(len(r.ids))
+		ids = append(ids, r.ids...)
+		types = append(types, r.types...)
+		data = append(data, r.data...)
+	}
+	var (
+		outcomes            []int32
+		versions, positions []int64
+		xid                 int64
+		clear               bool
+	)
+	err := s.pool.QueryRow(ctx, s.qBatch, streams, expected, counts, ids, types, data).
+		Scan(&outcomes, &versions, &positions, &xid, &clear)
+	if err == nil && (len(outcomes) != len(group) || len(versions) != len(group) || len(positions) != len(group)) {
+		err = fmt.Errorf("append_batch answered %d outcomes for %d appends", len(outcomes), len(group))
+	}
 	if err == nil {
 		var done, again []*appendReq
 		for i, r := range group {
-			if answers[i].outcome == outcomeAgain {
+			if outcomes[i] == outcomeAgain {
 				again = append(again, r)
 				continue
 			}
-			r.result(answers[i])
+			r.result(answer{outcome: outcomes[i], version: versions[i], position: positions[i]})
 			done = append(done, r)
 		}
-		// The last call's answer speaks for the whole transaction.
-		last := answers[len(answers)-1]
-		s.settle(done, last.xid, last.clear)
+		s.settle(done, xid, clear)
 		for _, r := range again {
 			s.appendOne(r)
 		}
@@ -339,6 +350,8 @@ func (s *Store) settle(reqs []*appendReq, xid int64, clear bool) {
 		}
 		s.published()
 	} else {
+		// Notifications of other processes' appends prompt the waiter.
+		s.startListener()
 		s.visMu.Lock()
 		// reqs may be the writer's buffer, reused for its next group.
 		s.pending = append(s.pending, pendingVis{xid: xid, reqs: slices.Clone(reqs), deadline: time.Now().Add(s.opts.VisibleWait)})

@@ -75,7 +75,7 @@ type Options struct {
 	// Store also uses one connection for LISTEN once something subscribes.
 	MaxConns int32
 	// Writers is how many group-commit transactions one Store runs at a
-	// time. Default 4.
+	// time. Default 2.
 	Writers int
 	// VisibleWait bounds how long Append waits, after its commit, for its
 	// events to enter the global log (for every transaction that began
@@ -93,8 +93,8 @@ type Store struct {
 	n         names
 	opts      Options
 
-	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll, qHorizon string
-	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll               string
+	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll, qHorizon, qBatch string
+	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll                       string
 
 	rootCtx context.Context
 	cancel  context.CancelFunc
@@ -164,7 +164,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		opts.ReadBatch = 512
 	}
 	if opts.Writers <= 0 {
-		opts.Writers = 4
+		opts.Writers = 2
 	}
 	if opts.VisibleWait <= 0 {
 		opts.VisibleWait = time.Second
@@ -228,6 +228,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		qVersion: "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
 		qReadAll: "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 AND position < (SELECT " +
 			horizonSQL + " FROM " + n.meta + " m) ORDER BY position LIMIT $2",
+		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6)",
 		qHorizon:    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
 		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
 		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",

@@ -31,6 +31,7 @@ type names struct {
 	meta     string
 	snaps    string
 	appendFn string
+	batchFn  string
 	channel  string // LISTEN/NOTIFY channel (plain)
 	// v1LockKey is the pg_advisory_xact_lock key that schema v1's appends
 	// took; the migration to v2 takes it to wait for them.
@@ -48,6 +49,7 @@ func newNames(schema string) names {
 		meta:      q + ".meta",
 		snaps:     q + ".snapshots",
 		appendFn:  q + ".append_events",
+		batchFn:   q + ".append_batch",
 		channel:   fmt.Sprintf("seatledger_events_%016x", sum),
 		v1LockKey: int64(sum &^ (1 << 63)),
 	}
@@ -67,6 +69,7 @@ const (
 const (
 	appendSigV1 = "(text,bigint,uuid[],text[],bytea[])"
 	appendSig   = "(text,bigint,uuid[],text[],bytea[],integer)"
+	batchSig    = "(text[],bigint[],integer[],uuid[],text[],bytea[])"
 )
 
 // migration returns the idempotent DDL of a schema (schema v2), which also
@@ -110,6 +113,7 @@ func (n names) migration() string {
 		"{head}", n.schema+".head",
 		"{snaps}", n.snaps,
 		"{append}", n.appendFn,
+		"{batch}", n.batchFn,
 		"{v1lock}", fmt.Sprint(n.v1LockKey),
 		"{idxbits}", fmt.Sprint(idxBits),
 		"{v1mark}", migrationMarkV1,
@@ -292,6 +296,127 @@ BEGIN
 	o_clear := o_xid = 0 OR pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= o_xid;
 END
 $seatledger$;
+
+CREATE OR REPLACE FUNCTION {batch}(
+	p_streams text[], p_expected bigint[], p_counts integer[],
+	p_ids uuid[], p_types text[], p_data bytea[],
+	OUT o_outcome integer[], OUT o_version bigint[], OUT o_position bigint[],
+	OUT o_xid bigint, OUT o_clear boolean)
+LANGUAGE plpgsql AS $seatledger$
+{mark}
+DECLARE
+	k       integer := coalesce(array_length(p_streams, 1), 0);
+	starts  integer[] := '{}';
+	hs      text[];
+	hv      bigint[];
+	hp      bigint[];
+	seen    uuid[];
+	used    text[] := '{}';
+	fast    boolean[];
+	pos0    bigint[];
+	claimed text[];
+	h       integer;
+	nxt     integer := 1;
+	idx     integer := 0;
+	base    bigint;
+	a_out   integer;
+	a_ver   bigint;
+	a_pos   bigint;
+	ts      timestamptz := clock_timestamp();
+BEGIN
+	o_outcome := array_fill(0, ARRAY[k]);
+	o_version := array_fill(0::bigint, ARRAY[k]);
+	o_position := array_fill(0::bigint, ARRAY[k]);
+	fast := array_fill(false, ARRAY[k]);
+	pos0 := array_fill(0::bigint, ARRAY[k]);
+	FOR i IN 1..k LOOP
+		starts := starts || nxt;
+		nxt := nxt + p_counts[i];
+	END LOOP;
+
+	-- The heads of the group's streams and the IDs already stored, read
+	-- before this transaction takes its id.
+	SELECT array_agg(d.s), array_agg(coalesce(x.version, 0)), array_agg(coalesce(x.position, 0))
+		INTO hs, hv, hp
+		FROM (SELECT DISTINCT unnest(p_streams) AS s) d
+		LEFT JOIN LATERAL (SELECT e.version, e.position FROM {events} e
+			WHERE e.stream = d.s ORDER BY e.version DESC LIMIT 1) x ON true;
+	SELECT coalesce(array_agg(e.id), '{}') INTO seen FROM {events} e WHERE e.id = ANY (p_ids);
+
+	-- Fast: the first append of its stream in the group, expected version
+	-- right, no ID stored. Everything else goes through append_events.
+	FOR i IN 1..k LOOP
+		h := array_position(hs, p_streams[i]);
+		IF p_counts[i] > 0 AND NOT (p_streams[i] = ANY (used))
+			AND (p_expected[i] < 0 OR p_expected[i] = hv[h])
+			AND NOT (p_ids[starts[i]:starts[i] + p_counts[i] - 1] && seen) THEN
+			fast[i] := true;
+		END IF;
+		used := used || p_streams[i];
+	END LOOP;
+
+	IF true = ANY (fast) THEN
+		SELECT pg_current_xact_id()::text::bigint + m.tx_offset INTO base FROM {meta} m;
+		IF base >= (1::bigint << (63 - {idxbits})) THEN
+			RAISE EXCEPTION 'seatledger: transaction ids exhausted the position space of schema %', '{schema}';
+		END IF;
+		base := base << {idxbits};
+		FOR i IN 1..k LOOP
+			IF fast[i] THEN
+				pos0[i] := base + idx;
+				idx := idx + p_counts[i];
+				IF pos0[i] <= hp[array_position(hs, p_streams[i])] THEN
+					RAISE EXCEPTION 'seatledger: transaction ids of this server are behind the positions of schema % (restored into another cluster?): reopen the store', '{schema}'
+						USING ERRCODE = 'object_not_in_prerequisite_state';
+				END IF;
+			END IF;
+		END LOOP;
+		-- Claim each stream's next version with the append's first event.
+		WITH ins AS (
+			INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
+				SELECT pos0[i], p_streams[i], hv[array_position(hs, p_streams[i])] + 1,
+					p_ids[starts[i]], p_types[starts[i]], ts, p_data[starts[i]]
+				FROM generate_subscripts(p_streams, 1) AS i
+				WHERE fast[i] ORDER BY i
+				ON CONFLICT DO NOTHING
+				RETURNING stream)
+		SELECT coalesce(array_agg(ins.stream), '{}') INTO claimed FROM ins;
+		INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
+			SELECT pos0[a.i] + (a.j - starts[a.i]), p_streams[a.i],
+				hv[array_position(hs, p_streams[a.i])] + 1 + (a.j - starts[a.i]),
+				p_ids[a.j], p_types[a.j], ts, p_data[a.j]
+			FROM (SELECT i, generate_series(starts[i] + 1, starts[i] + p_counts[i] - 1) AS j
+				FROM generate_subscripts(p_streams, 1) AS i
+				WHERE fast[i] AND p_streams[i] = ANY (claimed)) a
+			ORDER BY a.j;
+		FOR i IN 1..k LOOP
+			IF fast[i] THEN
+				IF p_streams[i] = ANY (claimed) THEN
+					o_version[i] := hv[array_position(hs, p_streams[i])] + p_counts[i];
+					o_position[i] := pos0[i] + p_counts[i] - 1;
+				ELSE
+					fast[i] := false; -- lost a race: append_events sorts it out
+				END IF;
+			END IF;
+		END LOOP;
+	END IF;
+
+	FOR i IN 1..k LOOP
+		IF NOT fast[i] THEN
+			SELECT a.o_outcome, a.o_version, a.o_position INTO a_out, a_ver, a_pos
+				FROM {append}(p_streams[i], p_expected[i],
+					p_ids[starts[i]:starts[i] + p_counts[i] - 1],
+					p_types[starts[i]:starts[i] + p_counts[i] - 1],
+					p_data[starts[i]:starts[i] + p_counts[i] - 1], idx) a;
+			o_outcome[i] := a_out; o_version[i] := a_ver; o_position[i] := a_pos;
+			idx := idx + p_counts[i];
+		END IF;
+	END LOOP;
+
+	o_xid := coalesce(pg_current_xact_id_if_assigned()::text::bigint, 0);
+	o_clear := o_xid = 0 OR pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= o_xid;
+END
+$seatledger$;
 `)
 }
 
@@ -326,7 +451,7 @@ func migrate(ctx context.Context, conn interface {
 	}
 	var current bool
 	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)), false)`,
-		n.appendFn+appendSig, migrationMark).Scan(&current); err != nil {
+		n.batchFn+batchSig, migrationMark).Scan(&current); err != nil {
 		return err
 	}
 	if !current {
