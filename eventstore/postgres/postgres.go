@@ -2,31 +2,110 @@
 // on PostgreSQL (pgx/v5), so that several seatledger processes can share one
 // event store.
 //
-// Layout (in one schema, "seatledger" by default):
+// Layout (in one schema, "seatledger" by default; schema v2):
 //
 //	events(position bigint PK, stream, version, id uuid UNIQUE, type,
 //	       recorded_at, data bytea, UNIQUE (stream, version))
-//	head(position)                 the last assigned global position
+//	meta(tx_offset)                see Positions
 //	snapshots(stream, version, schema, data, PK (stream, version))
-//	append_events(...)             the append, as one PL/pgSQL function
+//	append_events(...)             one append, in PL/pgSQL
+//	append_batch(...)              a group of appends, set-based
 //
-// Global order without gaps: an append takes a transaction-level advisory
-// lock (one key per schema) before it checks the stream and takes its
-// positions from the head row (UPDATE ... RETURNING), and PostgreSQL releases
-// that lock only after the transaction's commit is visible. So positions
-// are contiguous and assigned in commit order: a reader that sees position p
-// sees every position below p, and a subscriber can never skip an event that
-// commits later with a smaller position. The price is that appends (of all
-// processes sharing the schema) commit one at a time.
+// # Positions
 //
-// Appends of one Store are committed by one goroutine, up to 64 concurrent
-// appends per transaction (group commit), so that a process's concurrent
-// writers share the lock hold and the WAL flush.
+// No lock is shared by appends of different streams. An event's position
+// is
+//
+//	position = (xid + tx_offset) << 16 | idx
+//
+// where xid is the id (xid8) of the transaction that appended it and idx
+// its index among the events that transaction appends (at most 65,536; a
+// larger append fails with eventstore.ErrTooLarge). The events of one
+// transaction are contiguous and in order; positions need not be
+// contiguous across transactions. tx_offset (one row in meta) is set when
+// the schema is created so that every later position is above every stored
+// one (and moved again by Open if a dump is restored into a cluster whose
+// transaction ids are behind; appends refuse until then).
+//
+// # The global log and the gap problem
+//
+// Transactions commit in any order, so an event with a smaller position can
+// become visible after one with a larger position. A reader that went past
+// the larger one would skip the smaller one for good. The store reads the
+// global log only up to the visibility horizon:
+//
+//	horizon = (pg_snapshot_xmin(pg_current_snapshot()) + tx_offset) << 16
+//
+// pg_snapshot_xmin is the oldest transaction id still running, taken from
+// the very snapshot the read runs on: every transaction with a smaller id
+// has ended, its events (if it committed) are visible to that snapshot,
+// and no new event can ever get a position below the horizon. So:
+//
+//   - ReadAll(after) returns the events with after < position < horizon,
+//     in position order: a prefix of what the log will ever hold after
+//     `after`, never with a hole that fills later.
+//   - A subscriber that has delivered up to p and resumes strictly after p
+//     (the checkpoint is the Position alone; it encodes the pair
+//     (transaction id, index)) gets every later event exactly once: p was
+//     below an earlier horizon, and everything appearing later is at or
+//     above that horizon, hence above p.
+//   - Positions of one stream grow with its versions: an append's
+//     positions must be above the stream's last event's. A transaction
+//     that takes its id after reading the stream's head always has a
+//     larger id than the transaction that wrote it; when a group's
+//     transaction took its id earlier and another transaction with a
+//     larger id appended to the stream since, that append is run again
+//     alone, in a new transaction (outcome 3 of append_events).
+//
+// The price: the horizon is cluster-wide. Any transaction that has written
+// something (in any database of the PostgreSQL server) and is still open
+// holds back the global log for every transaction that began after it:
+// their events are committed and readable by stream, but ReadAll and
+// subscriptions deliver them only once it ends. Appends wait up to
+// Options.VisibleWait (default 1 s) for their events to enter the log, so
+// that a read of the log after an Append sees it; after that Append returns
+// success anyway (the events are committed and will be delivered). Keep
+// write transactions of other applications on the same server short
+// (idle_in_transaction_session_timeout helps).
+//
+// # Appends
+//
+// A stream's optimistic concurrency is its unique (stream, version): an
+// append reads the stream's head, checks the expected version and the
+// event IDs (idempotent retries), and inserts its first event at the next
+// version with ON CONFLICT DO NOTHING: a concurrent append of the same
+// stream that took that version makes it wait for that commit, then look
+// again (conflict, retry, or with Any the next version).
+//
+// Appends of one Store are committed by Options.Writers goroutines (default
+// 2), each taking up to 64 concurrent appends per transaction (group
+// commit): one statement, append_batch, which reads the heads and stored
+// IDs of the whole group at once and inserts the appends that need nothing
+// more in one INSERT; the others go through append_events in the same
+// transaction. Groups sort their appends by stream, so two groups wait for
+// each other in one order and cannot deadlock.
+//
+// # Subscriptions
 //
 // Subscriptions read batches after their position; when caught up they wait
-// for a NOTIFY sent by the append transaction (one LISTEN connection per
-// Store) or for a poll interval (200 ms by default), so a lost notification
-// only delays delivery.
+// for a wake-up or a poll interval (200 ms by default), so a lost
+// notification only delays delivery. A Store wakes its own subscriptions
+// when its appends enter the log, and tells other processes with one
+// NOTIFY at a time sent outside the append transactions (a transaction
+// that notifies holds a database-wide lock through its commit, which would
+// make appends commit one at a time again); each Store LISTENs on one
+// connection once something subscribes or waits for visibility.
+//
+// # Migration
+//
+// Open migrates a schema v1 (made by seatledger before this design: a
+// head row and one advisory lock per append) in place: it waits for v1
+// appends in flight, keeps every stored event and position, sets
+// tx_offset above them, drops the head row and replaces v1's append
+// function with a stub that fails with "was upgraded to v2 by a newer
+// seatledger; upgrade this process". Stop every older process before
+// starting a newer one on the same schema: their appends fail, and their
+// reads of the global log do not honour the horizon.
 //
 // Use: SEATLEDGER_EVENTSTORE=postgres://user@host:5432/db?sslmode=disable
 // (IsURL recognises it); add &schema=name to use another schema, e.g. a

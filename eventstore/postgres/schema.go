@@ -97,6 +97,14 @@ const (
 // append of the group, or before a lost race) writes nothing and answers
 // 3: run it again alone, in a new transaction.
 //
+// append_batch does a group in one statement (and so one transaction of
+// its own): it reads the heads and stored IDs of the whole group before the
+// transaction takes its id, inserts every append that is the first of its
+// stream in the group, expects the right version and has no stored ID, and
+// hands the others to append_events with the next free idx. The position
+// indexes start at 0 in each call: neither function may be called twice
+// in one transaction except as append_batch does.
+//
 // outcome is 0 (written, or nothing to write), 1 (idempotent retry: the
 // events are already there; version/position are the original result),
 // 2 (conflict: version is the stream's current version) or 3 (run again in
