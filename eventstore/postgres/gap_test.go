@@ -452,3 +452,81 @@ func TestRestoredIntoNewCluster(t *testing.T) {
 		t.Fatalf("ReadAll after the old event: %d events %v", len(evs), err)
 	}
 }
+
+// newReq builds an append request as Append would, for tests that drive
+// appendGroup directly.
+func newReq(ctx context.Context, stream string, expected eventstore.ExpectedVersion, evs []eventstore.EventData) *appendReq {
+	r := &appendReq{ctx: ctx, stream: stream, expected: expected, done: make(chan struct{})}
+	for _, e := range evs {
+		r.ids = append(r.ids, pgtype.UUID{Bytes: uuid.MustParse(e.ID), Valid: true})
+		r.types = append(r.types, e.Type)
+		r.data = append(r.data, e.Data)
+	}
+	return r
+}
+
+// TestGroupMixed runs one group (one append_batch statement) holding every
+// kind of append: plain ones, two chained appends of one stream, a wrong
+// expected version, an idempotent retry, a partial overlap of IDs and an
+// empty append. Each gets the answer it would get alone.
+func TestGroupMixed(t *testing.T) {
+	requirePG(t)
+	s := openSchema(t, freshSchema(t), Options{})
+	defer s.Close()
+	ctx := t.Context()
+	old := events(2, "Old")
+	first, err := s.Append(ctx, "tenant-old", eventstore.NoStream, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainA, chainB := events(2, "A"), events(1, "B")
+	group := []*appendReq{
+		newReq(ctx, "tenant-new", eventstore.NoStream, events(3, "New")),                                    // 0 written
+		newReq(ctx, "tenant-chain", eventstore.NoStream, chainA),                                            // 1 written
+		newReq(ctx, "tenant-chain", eventstore.Exactly(2), chainB),                                          // 2 written after 1
+		newReq(ctx, "tenant-old", eventstore.Exactly(5), events(1, "X")),                                    // 3 conflict
+		newReq(ctx, "tenant-old", eventstore.NoStream, old),                                                 // 4 retry
+		newReq(ctx, "tenant-old", eventstore.Exactly(1), []eventstore.EventData{old[1], events(1, "Y")[0]}), // 5 partial: conflict
+		newReq(ctx, "tenant-old", eventstore.Exactly(2), nil),                                               // 6 empty: version 2
+		newReq(ctx, "tenant-any", eventstore.Any, events(1, "Any")),                                         // 7 written
+	}
+	s.appendGroup(group)
+	for _, r := range group {
+		<-r.done
+	}
+	for i, want := range []struct {
+		conflict bool
+		version  uint64
+	}{{false, 3}, {false, 2}, {false, 3}, {true, 2}, {false, 2}, {true, 2}, {false, 2}, {false, 1}} {
+		r := group[i]
+		if want.conflict {
+			var ce *eventstore.ConflictError
+			if !errors.As(r.err, &ce) || ce.Actual != want.version {
+				t.Fatalf("append %d: %v, want a conflict at version %d", i, r.err, want.version)
+			}
+			continue
+		}
+		if r.err != nil || r.res.Version != want.version {
+			t.Fatalf("append %d: %+v %v, want version %d", i, r.res, r.err, want.version)
+		}
+	}
+	if group[4].res != first {
+		t.Fatalf("retry answered %+v, the original %+v", group[4].res, first)
+	}
+	chain, err := s.ReadStream(ctx, "tenant-chain", 1, 0)
+	if err != nil || len(chain) != 3 || chain[0].ID != chainA[0].ID || chain[2].ID != chainB[0].ID {
+		t.Fatalf("chained stream: %d events %v", len(chain), err)
+	}
+	for i := 1; i < len(chain); i++ {
+		if chain[i].Position <= chain[i-1].Position {
+			t.Fatal("positions of one stream do not grow with its versions")
+		}
+	}
+	if chain[2].Position != group[2].res.Position {
+		t.Fatalf("second chained append at %d, answered %d", chain[2].Position, group[2].res.Position)
+	}
+	all, err := s.ReadAll(ctx, first.Position, 0)
+	if err != nil || len(all) != 3+2+1+1 {
+		t.Fatalf("ReadAll after the group: %d events %v, want 7", len(all), err)
+	}
+}
