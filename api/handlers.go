@@ -404,7 +404,7 @@ type AppRequest struct {
 type purchaseRequest struct {
 	ID          string      `json:"id"`
 	SkuID       string      `json:"skuId"`
-	Quantity    int         `json:"quantity"`
+	Quantity    *quantity   `json:"quantity"`
 	Kind        string      `json:"kind"`
 	Channel     string      `json:"channel"`
 	PurchasedBy string      `json:"purchasedBy"`
@@ -417,11 +417,16 @@ func (s *Server) purchase(c *gin.Context) {
 	if !ok {
 		return
 	}
+	n, err := s.quantity(body.Quantity)
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
 	t := TenantOf(c)
 	if body.ID == "" {
 		body.ID = newID("subscription", t, r.actor, r.key)
 	}
-	cmd := &domain.PurchaseSubscription{SubscriptionID: body.ID, SkuID: body.SkuID, Quantity: body.Quantity,
+	cmd := &domain.PurchaseSubscription{SubscriptionID: body.ID, SkuID: body.SkuID, Quantity: n,
 		Kind: body.Kind, Channel: body.Channel, PurchasedBy: body.PurchasedBy}
 	if a := body.Product; a != nil {
 		app := &domain.Product{SkuID: a.SkuID, SkuPartNumber: a.SkuPartNumber, DisplayName: a.DisplayName,
@@ -436,7 +441,7 @@ func (s *Server) purchase(c *gin.Context) {
 }
 
 type patchSubscriptionRequest struct {
-	Quantity *int    `json:"quantity"`
+	Quantity *quantity `json:"quantity"`
 	Status   *string `json:"status"`
 }
 
@@ -454,7 +459,12 @@ func (s *Server) patchSubscription(c *gin.Context) {
 	case body.Quantity != nil && body.Status != nil:
 		WriteProblem(c, invalidRequest("status", "change quantity or status, not both in one request"))
 	case body.Quantity != nil:
-		s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeSubscriptionQuantity{SubscriptionID: p[0], Quantity: *body.Quantity}, "")
+		n, err := s.quantity(body.Quantity)
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+		s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeSubscriptionQuantity{SubscriptionID: p[0], Quantity: n}, "")
 	case body.Status != nil:
 		s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeSubscriptionStatus{SubscriptionID: p[0], Status: *body.Status}, "")
 	default:
@@ -540,7 +550,9 @@ func (s *Server) manageLicenses(c *gin.Context) {
 }
 
 type licensePlansRequest struct {
-	DisabledPlans []string `json:"disabledPlans"`
+	// DisabledPlans is required: [] turns every plan on; absent or null
+	// would too if taken as empty, so it is refused instead.
+	DisabledPlans *[]string `json:"disabledPlans"`
 }
 
 func (s *Server) changeLicensePlans(c *gin.Context) {
@@ -553,7 +565,11 @@ func (s *Server) changeLicensePlans(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeLicensePlans{UserID: p[0], SkuID: p[1], DisabledPlans: body.DisabledPlans}, "")
+	if body.DisabledPlans == nil {
+		WriteProblem(c, invalidRequest("disabledPlans", "disabledPlans is required: the plans to turn off ([] turns every plan on)"))
+		return
+	}
+	s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeLicensePlans{UserID: p[0], SkuID: p[1], DisabledPlans: *body.DisabledPlans}, "")
 }
 
 func (s *Server) installApp(c *gin.Context) {

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -75,9 +77,17 @@ func errBodyTooLarge() error {
 		Detail: fmt.Sprintf("the request body is larger than %d bytes (1 MiB)", MaxBodyBytes)}
 }
 
-// decodeBody decodes a JSON object into v, refusing unknown fields and
-// trailing data. An empty body is an error when required, else leaves v.
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// decodeBody decodes a JSON object into v, refusing unknown fields,
+// trailing data and what checkStrict refuses (duplicate keys, names that
+// match only without regard to case, invalid UTF-8). An empty body is an
+// error when required, else leaves v.
 func decodeBody(body []byte, v any, required bool) error {
+	if bytes.HasPrefix(body, utf8BOM) {
+		return invalidRequest("body", "the body starts with a UTF-8 byte order mark (EF BB BF): send the JSON without it")
+	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		if required {
@@ -87,6 +97,9 @@ func decodeBody(body []byte, v any, required bool) error {
 	}
 	if trimmed[0] != '{' {
 		return invalidRequest("body", "the body must be a JSON object")
+	}
+	if err := checkStrict(trimmed, reflect.TypeOf(v)); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
@@ -103,8 +116,11 @@ func jsonError(err error) error {
 	var (
 		syn *json.SyntaxError
 		typ *json.UnmarshalTypeError
+		he  *HTTPError
 	)
 	switch {
+	case errors.As(err, &he): // a field's own UnmarshalJSON (quantity)
+		return he
 	case errors.As(err, &syn):
 		return invalidRequest("body", "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
 	case errors.As(err, &typ):
@@ -196,3 +212,23 @@ func newID(kind, tenantID string, actor domain.Actor, key string) string {
 	}
 	return hashHex("id", kind, tenantID, actor.String(), key)[:32]
 }
+
+// MaxEcho bounds how many bytes of a client's input an error message
+// repeats (a 10,000-character cursor is not sent back whole).
+const MaxEcho = 64
+
+// Bounded returns s, or its first MaxEcho bytes (cut at a character
+// boundary) followed by "…" and the full length, for echoing input in an
+// error message.
+func Bounded(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	n := MaxEcho
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:n], len(s))
+}
+
+func bounded(s string) string { return Bounded(s) }

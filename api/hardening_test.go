@@ -1,0 +1,115 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// hardeningEnv is a tenant with users alice (SPB) and bob, and 5 SPB.
+func hardeningEnv(t *testing.T) (*env, string) {
+	t.Helper()
+	e := newEnv(t)
+	e.createTenant("contoso")
+	e.addUser("contoso", "admin", "alice", "US", "Member")
+	e.addUser("contoso", "admin", "bob", "US", "Member")
+	e.buy("contoso", "admin", "s1", "SPB", 5)
+	admin := token(t, "contoso", "admin")
+	e.must(http.StatusOK, req{Method: "POST", Path: "/v1/tenants/contoso/licenses/SPB/assign", Token: admin, Body: `{"users":["alice"]}`})
+	return e, admin
+}
+
+// TestHardening07_StrictJSON: a body encoding/json would take in a way the
+// client did not mean is refused with 400 naming the field, and nothing is
+// written: a key given twice (last would win), a key that matches a field
+// only without regard to case, invalid UTF-8 (would become U+FFFD) and a
+// leading byte order mark.
+func TestHardening07_StrictJSON(t *testing.T) {
+	e, admin := hardeningEnv(t)
+	const c = "/v1/tenants/contoso"
+	cases := []struct {
+		name, path, body, field, detail string
+	}{
+		{"duplicate key", c + "/users", `{"id":"dup","userPrincipalName":"dup@contoso.example","id":"other"}`, "id", "twice"},
+		{"duplicate nested key", c + "/users/bob/assignLicense", `{"addLicenses":[{"skuId":"SPB","skuId":"SPB"}]}`, "addLicenses.skuId", "twice"},
+		{"case-insensitive name", c + "/users", `{"ID":"upper","userPrincipalName":"upper@contoso.example"}`, "ID", "id"},
+		{"case-insensitive nested name", "/v1/tenants", `{"id":"fabrikam","globalAdmin":{"ID":"ga","userPrincipalName":"ga@f.example"}}`, "globalAdmin.ID", "id"},
+		{"invalid UTF-8 in a value", c + "/users", "{\"id\":\"utf\",\"userPrincipalName\":\"u@contoso.example\",\"displayName\":\"bad \xff\xfe name\"}", "displayName", "UTF-8"},
+		{"invalid UTF-8 in a key", c + "/groups", "{\"id\":\"g\",\"display\xffName\":\"x\"}", "", "UTF-8"},
+		{"byte order mark", c + "/groups", "\xef\xbb\xbf{\"id\":\"g\",\"displayName\":\"x\"}", "body", "byte order mark"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := admin
+			if tc.path == "/v1/tenants" {
+				tok = testOperator
+			}
+			p := e.refused(t, "contoso", req{Method: "POST", Path: tc.path, Token: tok, Body: tc.body}, http.StatusBadRequest, "invalid_request")
+			if tc.field != "" && p["field"] != tc.field {
+				t.Errorf("field %v, want %s: %v", p["field"], tc.field, p)
+			}
+			if f, _ := p["field"].(string); f == "" {
+				t.Errorf("no field named: %v", p)
+			}
+			if d, _ := p["detail"].(string); !strings.Contains(d, tc.detail) {
+				t.Errorf("detail %q does not say %q", d, tc.detail)
+			}
+		})
+	}
+	// The same bodies, written correctly, are accepted.
+	e.must(http.StatusCreated, req{Method: "POST", Path: c + "/users", Token: admin, Body: `{"id":"upper","userPrincipalName":"upper@contoso.example","displayName":"bien sûr"}`})
+}
+
+// TestHardening09_EmptyPlansPatchChangesNothing: a PATCH of a user's
+// license without disabledPlans ({} or null) is refused and writes nothing:
+// it used to turn every plan back on. Only [] turns every plan on.
+func TestHardening09_EmptyPlansPatchChangesNothing(t *testing.T) {
+	e, admin := hardeningEnv(t)
+	path := "/v1/tenants/contoso/users/alice/licenses/SPB"
+	e.must(http.StatusOK, req{Method: "PATCH", Path: path, Token: admin, Body: `{"disabledPlans":["SWAY"]}`})
+	for _, body := range []string{`{}`, `{"disabledPlans":null}`} {
+		p := e.refused(t, "contoso", req{Method: "PATCH", Path: path, Token: admin, Body: body}, http.StatusBadRequest, "invalid_request")
+		if p["field"] != "disabledPlans" {
+			t.Errorf("%s: field %v, want disabledPlans", body, p["field"])
+		}
+	}
+	a := e.must(http.StatusOK, req{Method: "PATCH", Path: path, Token: admin, Body: `{"disabledPlans":[]}`})
+	if len(a.answer(t).Events) == 0 {
+		t.Fatal("disabledPlans [] turned nothing on")
+	}
+}
+
+// TestHardening10_QuantityMessages: a quantity that is not a whole number,
+// is above the cap, or is missing, says so (not "must be a JSON number, not
+// number", not "not 0").
+func TestHardening10_QuantityMessages(t *testing.T) {
+	e, admin := hardeningEnv(t)
+	const c = "/v1/tenants/contoso"
+	cases := []struct {
+		name, method, path, body, detail string
+	}{
+		{"fraction", "POST", c + "/subscriptions", `{"skuId":"SPB","quantity":5.5}`, "whole number"},
+		{"exponent", "POST", c + "/subscriptions", `{"skuId":"SPB","quantity":1e2}`, "whole number"},
+		{"2^63", "POST", c + "/subscriptions", `{"skuId":"SPB","quantity":9223372036854775808}`, "above the cap of 1000000"},
+		{"above the cap", "POST", c + "/subscriptions", `{"skuId":"SPB","quantity":1000001}`, "above the cap of 1000000"},
+		{"string", "POST", c + "/subscriptions", `{"skuId":"SPB","quantity":"5"}`, "a JSON number, not a string"},
+		{"missing", "POST", c + "/subscriptions", `{"skuId":"SPB"}`, "quantity is required"},
+		{"null", "POST", c + "/subscriptions", `{"skuId":"SPB","quantity":null}`, "quantity is required"},
+		{"patch fraction", "PATCH", c + "/subscriptions/s1", `{"quantity":5.5}`, "whole number"},
+		{"patch 2^63", "PATCH", c + "/subscriptions/s1", `{"quantity":9223372036854775808}`, "above the cap of 1000000"},
+		{"patch negative 2^63", "PATCH", c + "/subscriptions/s1", `{"quantity":-9223372036854775809}`, "at least 1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := e.refused(t, "contoso", req{Method: tc.method, Path: tc.path, Token: admin, Body: tc.body}, http.StatusBadRequest, "invalid_request")
+			if p["field"] != "quantity" {
+				t.Errorf("field %v, want quantity", p["field"])
+			}
+			d, _ := p["detail"].(string)
+			if !strings.Contains(d, tc.detail) || strings.Contains(d, "not number") {
+				t.Errorf("detail %q, want it to say %q", d, tc.detail)
+			}
+		})
+	}
+	e.must(http.StatusOK, req{Method: "PATCH", Path: c + "/subscriptions/s1", Token: admin, Body: `{"quantity":1000000}`})
+}
