@@ -442,7 +442,7 @@ func (s *Server) purchase(c *gin.Context) {
 
 type patchSubscriptionRequest struct {
 	Quantity *quantity `json:"quantity"`
-	Status   *string `json:"status"`
+	Status   *string   `json:"status"`
 }
 
 func (s *Server) patchSubscription(c *gin.Context) {
