@@ -2,8 +2,12 @@ package api_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // hardeningEnv is a tenant with users alice (SPB) and bob, and 5 SPB.
@@ -112,4 +116,42 @@ func TestHardening10_QuantityMessages(t *testing.T) {
 		})
 	}
 	e.must(http.StatusOK, req{Method: "PATCH", Path: c + "/subscriptions/s1", Token: admin, Body: `{"quantity":1000000}`})
+}
+
+// TestHardening04_JWTStrictClaims: a token whose exp is a JSON string, or
+// whose header names a critical extension the server does not understand
+// (RFC 7515 §4.1.11), is refused; the same token done right is accepted,
+// and exp has a leeway of 5 seconds, no more.
+func TestHardening04_JWTStrictClaims(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	now := time.Now()
+	exp := now.Add(time.Hour).Unix()
+	sign := func(claims jwt.MapClaims, header map[string]any) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+		for k, v := range header {
+			tok.Header[k] = v
+		}
+		s, err := tok.SignedString(testSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	path := "/v1/tenants/contoso/users"
+	body := func(id string) string { return `{"id":"` + id + `","userPrincipalName":"` + id + `@contoso.example"}` }
+	refused := map[string]string{
+		"exp as a string":       sign(jwt.MapClaims{"sub": "admin", "tid": "contoso", "exp": strconv.FormatInt(exp, 10)}, nil),
+		"unknown crit":          sign(jwt.MapClaims{"sub": "admin", "tid": "contoso", "exp": exp}, map[string]any{"crit": []string{"x-seatledger-unknown"}, "x-seatledger-unknown": true}),
+		"empty crit":            sign(jwt.MapClaims{"sub": "admin", "tid": "contoso", "exp": exp}, map[string]any{"crit": []string{}}),
+		"expired beyond leeway": sign(jwt.MapClaims{"sub": "admin", "tid": "contoso", "exp": now.Add(-6 * time.Second).Unix()}, nil),
+	}
+	for name, tok := range refused {
+		t.Run(name, func(t *testing.T) {
+			e.refused(t, "contoso", req{Method: "POST", Path: path, Token: tok, Body: body("x")}, http.StatusUnauthorized, "unauthenticated")
+		})
+	}
+	e.must(http.StatusCreated, req{Method: "POST", Path: path, Token: sign(jwt.MapClaims{"sub": "admin", "tid": "contoso", "exp": exp}, nil), Body: body("ok1")})
+	// Expired 2 s ago: within the leeway.
+	e.must(http.StatusCreated, req{Method: "POST", Path: path, Token: sign(jwt.MapClaims{"sub": "admin", "tid": "contoso", "exp": now.Add(-2 * time.Second).Unix()}, nil), Body: body("ok2")})
 }
