@@ -2,9 +2,9 @@ package api
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
