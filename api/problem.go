@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -62,10 +64,31 @@ func invalidRequest(field, format string, args ...any) *HTTPError {
 	return &HTTPError{Status: http.StatusBadRequest, Code: domain.CodeInvalidRequest, Field: field, Detail: fmt.Sprintf(format, args...)}
 }
 
+// InvalidRequest is a 400 invalid_request naming the offending input: a
+// field of the body by its JSON path, a path parameter, a query parameter
+// or a header. Other packages' handlers (queries, history) use it so every
+// route answers alike.
+func InvalidRequest(field, format string, args ...any) error {
+	return invalidRequest(field, format, args...)
+}
+
+// NotFound is a 404 not_found.
+func NotFound(format string, args ...any) error {
+	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable is a 503 unavailable with Retry-After (whole seconds, at
+// least 1).
+func Unavailable(retryAfter time.Duration, format string, args ...any) error {
+	h := http.Header{}
+	h.Set("Retry-After", strconv.Itoa(max(1, int(retryAfter/time.Second))))
+	return &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Detail: fmt.Sprintf(format, args...), Header: h}
+}
+
 // TenantNotFound is the answer for a tenant that does not exist or that the
 // caller's token does not belong to: both look the same (no existence leak).
 func TenantNotFound(tenantID string) error {
-	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenantID)}
+	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", Bounded(tenantID))}
 }
 
 var statusByCode = map[domain.ErrorCode]int{

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -157,7 +160,7 @@ func jsonKind(k string) string {
 func pathID(c *gin.Context, param, field string) (string, error) {
 	v := c.Param(param)
 	if !domain.ValidID(v) {
-		return "", invalidRequest(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ -", field, v)
+		return "", invalidRequest(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, Bounded(v))
 	}
 	return v, nil
 }
@@ -232,3 +235,33 @@ func Bounded(s string) string {
 }
 
 func bounded(s string) string { return Bounded(s) }
+
+// CheckQuery refuses a query string that does not parse, a parameter not
+// in allowed, and a parameter given more than once, naming the parameter
+// (400 invalid_request): a misspelt ?limt= is an error, not ignored.
+func CheckQuery(c *gin.Context, allowed ...string) error {
+	raw := c.Request.URL.RawQuery
+	if raw == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return invalidRequest("query", "the query string is malformed: %s", Bounded(err.Error()))
+	}
+	names := slices.Sorted(maps.Keys(q))
+	for _, name := range names {
+		if name == "" {
+			return invalidRequest("query", "the query string has a parameter without a name")
+		}
+		if !slices.Contains(allowed, name) {
+			if len(allowed) == 0 {
+				return invalidRequest(name, "unknown query parameter %q: this endpoint takes none", Bounded(name))
+			}
+			return invalidRequest(name, "unknown query parameter %q: this endpoint takes %s", Bounded(name), strings.Join(allowed, ", "))
+		}
+		if len(q[name]) > 1 {
+			return invalidRequest(name, "query parameter %s is given %d times: give it once", name, len(q[name]))
+		}
+	}
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/projections"
 )
@@ -171,8 +172,16 @@ func (s *Service) Users(c *gin.Context) {
 
 // User answers GET /v1/tenants/:t/users/:u.
 func (s *Service) User(c *gin.Context) {
+	if err := api.CheckQuery(c, itemParams...); err != nil {
+		s.fail(c, err)
+		return
+	}
+	id, err := pathID(c, "u", "userId")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	s.run(c, func(r *request) (any, error) {
-		id := c.Param("u")
 		views, err := s.userViews(r.ctx, r, []string{id})
 		if err != nil {
 			return nil, err
@@ -232,7 +241,7 @@ func (s *Service) resolveSku(r *request, sku string) (*domain.Product, error) {
 	if found != nil {
 		return found, nil
 	}
-	return nil, notFound("product %q is not a product of tenant %s", sku, r.tenant)
+	return nil, notFound("product %q is not a product of tenant %s", api.Bounded(sku), r.tenant)
 }
 
 // License answers GET /v1/tenants/:t/licenses/:sku: the product, its
@@ -300,6 +309,9 @@ type GroupDetail struct {
 // page of members (by id) and every member the group could not license.
 func (s *Service) Group(c *gin.Context) {
 	p, err := parsePage(c)
+	if err == nil {
+		_, err = pathID(c, "g", "groupId")
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -377,6 +389,16 @@ func (s *Service) HeldData(c *gin.Context) {
 		}
 		return out, nil
 	})
+}
+
+// pathID returns a path parameter that must be a valid id (400 naming
+// the parameter otherwise, as the command routes answer).
+func pathID(c *gin.Context, param, field string) (string, error) {
+	v := c.Param(param)
+	if !domain.ValidID(v) {
+		return "", invalid(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, api.Bounded(v))
+	}
+	return v, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
