@@ -155,3 +155,45 @@ func TestHardening04_JWTStrictClaims(t *testing.T) {
 	// Expired 2 s ago: within the leeway.
 	e.must(http.StatusCreated, req{Method: "POST", Path: path, Token: sign(jwt.MapClaims{"sub": "admin", "tid": "contoso", "exp": now.Add(-2 * time.Second).Unix()}, nil), Body: body("ok2")})
 }
+
+// TestHardening15_IdempotencyCanonicalBody: a retry with the same key and
+// the same JSON, written with other whitespace or key order, is a replay;
+// the 409 for another body names the key as sent, not an internal id. A
+// keyed request that changes nothing records the key (one NothingChanged
+// event, so that its retry replays), an unkeyed one writes nothing: the
+// difference docs/API.md states.
+func TestHardening15_IdempotencyCanonicalBody(t *testing.T) {
+	e, admin := hardeningEnv(t)
+	const c = "/v1/tenants/contoso"
+	key := map[string]string{"Idempotency-Key": "buy-more-1"}
+	first := e.must(http.StatusCreated, req{Method: "POST", Path: c + "/subscriptions", Token: admin, Header: key, Body: `{"id":"s9","skuId":"SPB","quantity":2}`})
+	v := e.version("contoso")
+	again := e.must(http.StatusCreated, req{Method: "POST", Path: c + "/subscriptions", Token: admin, Header: key,
+		Body: "{ \"quantity\" : 2,\n\t\"skuId\": \"SPB\", \"id\":\"s9\" }"})
+	if again.Header.Get("Idempotent-Replayed") != "true" || string(again.Body) != string(first.Body) || e.version("contoso") != v {
+		t.Fatalf("same JSON in another layout was not a replay: %s", again.Body)
+	}
+	p := e.refused(t, "contoso", req{Method: "POST", Path: c + "/subscriptions", Token: admin, Header: key, Body: `{"id":"s9","skuId":"SPB","quantity":3}`},
+		http.StatusConflict, "idempotency_key_reused")
+	if d, _ := p["detail"].(string); !strings.Contains(d, `"buy-more-1"`) || strings.Contains(d, "idem-") {
+		t.Errorf("detail %q should name the key, not the command id", d)
+	}
+	if p["field"] != "Idempotency-Key" {
+		t.Errorf("field %v, want Idempotency-Key", p["field"])
+	}
+
+	// A no-op: bob has no retention hold.
+	hold := req{Method: "PUT", Path: c + "/users/bob/retentionHold", Token: admin, Body: `{"enabled":false}`}
+	v = e.version("contoso")
+	if a := e.must(http.StatusOK, hold); len(a.answer(t).Events) != 0 || e.version("contoso") != v {
+		t.Fatalf("an unkeyed no-op wrote: %s", a.Body)
+	}
+	hold.Header = map[string]string{"Idempotency-Key": "hold-off-1"}
+	a := e.must(http.StatusOK, hold)
+	if got := eventTypes(t, a); len(got) != 1 || got[0] != "NothingChanged" || e.version("contoso") != v+1 {
+		t.Fatalf("a keyed no-op: events %v, version %d -> %d", got, v, e.version("contoso"))
+	}
+	if r := e.must(http.StatusOK, hold); r.Header.Get("Idempotent-Replayed") != "true" || e.version("contoso") != v+1 {
+		t.Fatal("the keyed no-op's retry was not a replay")
+	}
+}

@@ -201,9 +201,33 @@ func CommandID(tenantID string, actor domain.Actor, key string) string {
 	return "idem-" + hashHex("cmd", tenantID, actor.String(), key)[:32]
 }
 
-// RequestHash fingerprints a request: method, path and body.
+// RequestHash fingerprints a request: method, path and the canonical form
+// of its JSON body (CanonicalJSON), so that a retry that lays the same JSON
+// out otherwise (whitespace, key order, escapes) is the same request.
 func RequestHash(method, path string, body []byte) string {
-	return hashHex(method, path, string(body))
+	return hashHex(method, path, string(CanonicalJSON(body)))
+}
+
+// CanonicalJSON is body with its layout normalised: objects' keys sorted,
+// no insignificant whitespace, strings escaped one way; numbers are kept as
+// written (2 and 2.0 differ). An empty body is {} (the endpoints without a
+// body take both alike). A body that is not JSON is returned as is.
+func CanonicalJSON(body []byte) []byte {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	out, err := json.Marshal(v) // maps: keys sorted
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // newID returns the id of a resource the client did not name: derived from
