@@ -136,3 +136,33 @@ func TestHardening17_HTTPDetails(t *testing.T) {
 		e.refused(t, "contoso", req{Method: "DELETE", Path: c + "/users/" + url.PathEscape(id), Token: admin}, 400, "invalid_request")
 	}
 }
+
+// TestHardening18_HistoryListsPageAlike: the audit log and the raw events
+// page as every list does: a bare array, X-Next-Cursor, and a Link
+// rel="next" that gives the next page when followed.
+func TestHardening18_HistoryListsPageAlike(t *testing.T) {
+	e, admin := readSideEnv(t)
+	const c = "/v1/tenants/contoso"
+	for _, path := range []string{c + "/audit?limit=1", c + "/events?limit=1", c + "/events?fromVersion=1&limit=1"} {
+		a := e.must(200, req{Method: "GET", Path: path, Token: admin})
+		next := a.Header.Get("X-Next-Cursor")
+		var link string
+		for _, l := range a.Header.Values("Link") {
+			if strings.HasSuffix(l, `>; rel="next"`) {
+				link = strings.TrimSuffix(strings.TrimPrefix(l, "<"), `>; rel="next"`)
+			}
+		}
+		if next == "" || link == "" || !strings.HasPrefix(string(a.Body), "[") {
+			t.Errorf("GET %s: X-Next-Cursor %q, Link %q, body %.60s", path, next, link, a.Body)
+			continue
+		}
+		u, err := url.Parse(link)
+		if err != nil || u.Query().Get("cursor") != next {
+			t.Errorf("GET %s: Link %q does not carry the cursor %q", path, link, next)
+		}
+		b := e.must(200, req{Method: "GET", Path: link, Token: admin})
+		if string(b.Body) == string(a.Body) {
+			t.Errorf("GET %s: following Link gave the same page", path)
+		}
+	}
+}

@@ -18,7 +18,8 @@ import (
 
 // List is the answer of every list query. It is written as a bare JSON
 // array (the shape API.md shows); the cursor of the next page travels in the
-// X-Next-Cursor header and a Link header with rel="next".
+// X-Next-Cursor header and a Link header with rel="next" (docs/API.md,
+// "Lists").
 type List[T any] struct {
 	Value      []T    `json:"value"`
 	NextCursor string `json:"nextCursor,omitempty"`
@@ -46,10 +47,19 @@ func (l *List[T]) UnmarshalJSON(b []byte) error {
 // SetCursor records the X-Next-Cursor header of a list answer.
 func (l *List[T]) SetCursor(next string) { l.NextCursor = next }
 
+// paged is an answer with a page of a list in it: a List, or a detail
+// with its paged members. Its cursor goes in X-Next-Cursor and Link
+// (api.SetNextCursor), the one way every paged answer says there is more.
+type paged interface{ cursor() string }
+
+// lister is a List: written as its bare array.
 type lister interface {
+	paged
 	items() any
-	cursor() string
 }
+
+func (d ProductDetail) cursor() string { return d.NextCursor }
+func (d GroupDetail) cursor() string   { return d.NextCursor }
 
 func sortRows[T any](rows []T, less func(a, b T) bool) {
 	sort.Slice(rows, func(i, j int) bool { return less(rows[i], rows[j]) })

@@ -328,13 +328,14 @@ func (s *Service) run(c *gin.Context, fn func(r *request) (any, error)) {
 		return
 	}
 	c.Header("X-Tenant-Version", strconv.FormatUint(r.version, 10))
-	if l, ok := out.(lister); ok {
-		if next := l.cursor(); next != "" {
-			c.Header("X-Next-Cursor", next)
+	if p, ok := out.(paged); ok {
+		if next := p.cursor(); next != "" {
 			q := c.Request.URL.Query()
 			q.Set("cursor", next)
-			c.Header("Link", "<"+c.Request.URL.Path+"?"+q.Encode()+`>; rel="next"`)
+			api.SetNextCursor(c, next, q)
 		}
+	}
+	if l, ok := out.(lister); ok {
 		out = l.items()
 	}
 	api.WriteJSON(c, http.StatusOK, out)
