@@ -197,3 +197,32 @@ func TestHardening15_IdempotencyCanonicalBody(t *testing.T) {
 		t.Fatal("the keyed no-op's retry was not a replay")
 	}
 }
+
+// TestHardening14_RemovingALicenseNotHeld: the three routes that remove a
+// license answer a user who does not have it the same way: 400
+// invalid_request naming where the product was named, nothing written
+// (the bulk unassign used to answer 200 and drop the others' licenses).
+func TestHardening14_RemovingALicenseNotHeld(t *testing.T) {
+	e, admin := hardeningEnv(t) // alice has SPB, bob has not
+	const c = "/v1/tenants/contoso"
+	cases := []struct {
+		name, method, path, body, field string
+	}{
+		{"Graph assignLicense", "POST", c + "/users/bob/assignLicense", `{"removeLicenses":["SPB"]}`, "removeLicenses"},
+		{"plans PATCH", "PATCH", c + "/users/bob/licenses/SPB", `{"disabledPlans":[]}`, "skuId"},
+		{"bulk unassign", "POST", c + "/licenses/SPB/unassign", `{"users":["alice","bob"]}`, "users"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := e.refused(t, "contoso", req{Method: tc.method, Path: tc.path, Token: admin, Body: tc.body}, http.StatusBadRequest, "invalid_request")
+			if p["field"] != tc.field {
+				t.Errorf("field %v, want %s", p["field"], tc.field)
+			}
+			if d, _ := p["detail"].(string); !strings.Contains(d, "bob does not have") {
+				t.Errorf("detail %q does not say bob does not have it", d)
+			}
+		})
+	}
+	// alice still has it, and removing it from her alone works.
+	e.must(http.StatusOK, req{Method: "POST", Path: c + "/licenses/SPB/unassign", Token: admin, Body: `{"users":["alice"]}`})
+}
