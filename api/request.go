@@ -137,7 +137,7 @@ func jsonError(err error) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
-		return invalidRequest(name, "unknown field %q", name)
+		return invalidRequest(orBody(name), "unknown field %q", name)
 	}
 	return invalidRequest("body", "invalid JSON body: %s", err.Error())
 }

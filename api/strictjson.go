@@ -114,6 +114,9 @@ func (w *strictWalker) object(path string, t reflect.Type, depth int) error {
 		}
 		key, _ := tok.(string)
 		p := joinPath(path, key)
+		if key == "" { // name the object the empty key is in
+			p = orBody(path)
+		}
 		if seen[key] {
 			return invalidRequest(p, "%s is given twice", p)
 		}
@@ -127,7 +130,7 @@ func (w *strictWalker) object(path string, t reflect.Type, depth int) error {
 						return invalidRequest(p, "unknown field %q: names are case-sensitive, write %q", p, joinPath(path, name))
 					}
 				}
-				return invalidRequest(p, "unknown field %q", p)
+				return invalidRequest(p, "unknown field %q", joinPath(path, key))
 			}
 		}
 		if err := w.value(p, ft, depth+1); err != nil {
