@@ -80,6 +80,10 @@ func TestHardening16_OneProblemWriter(t *testing.T) {
 	}
 }
 
+// maxProblemDetail is the longest detail a problem may have (api bounds
+// it at 1 KiB, plus the marker of the cut).
+const maxProblemDetail = 1100
+
 // TestHardening17_HTTPDetails: HEAD works where GET does; a 405 carries
 // one Allow; unknown (or repeated) query parameters are refused naming the
 // parameter; a long bad cursor is not echoed whole; ids "." and ".." are
@@ -125,6 +129,12 @@ func TestHardening17_HTTPDetails(t *testing.T) {
 		if d, _ := p["detail"].(string); len(d) > 300 {
 			t.Errorf("GET %.60s…: detail of %d bytes echoes the input", path, len(d))
 		}
+	}
+
+	// Input the domain echoes is bounded too.
+	p := problem(t, e.do(req{Method: "POST", Path: c + "/users", Token: admin, Body: `{"id":"` + long + `!","userPrincipalName":"l@contoso.example"}`}), 400, "invalid_request")
+	if d, _ := p["detail"].(string); len(d) > maxProblemDetail {
+		t.Errorf("a 10,000-character id: detail of %d bytes", len(d))
 	}
 
 	for _, id := range []string{".", ".."} {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -197,6 +198,7 @@ func toProblem(err error) (Problem, http.Header, bool) {
 	if p.Detail == "" {
 		p.Detail = p.Title
 	}
+	p.Detail = boundDetail(p.Detail)
 	p.Type = problemTypeBase + p.Code
 	if p.Status == http.StatusServiceUnavailable {
 		if hdr == nil {
@@ -207,6 +209,21 @@ func toProblem(err error) (Problem, http.Header, bool) {
 		}
 	}
 	return p, hdr, internal
+}
+
+// maxDetail bounds a problem's detail: most echo the input at fault, and
+// where the layer that wrote it did not bound the echo (Bounded), this does.
+const maxDetail = 1024
+
+func boundDetail(d string) string {
+	if len(d) <= maxDetail {
+		return d
+	}
+	n := maxDetail
+	for n > 0 && !utf8.RuneStart(d[n]) {
+		n--
+	}
+	return d[:n] + "… (cut)"
 }
 
 // WriteProblem answers err as application/problem+json and aborts the gin
