@@ -203,7 +203,7 @@ func TestBinaryBannerCommandsWorkAsPrinted(t *testing.T) {
 	if !strings.Contains(out, `"version":`) || !strings.Contains(out, " HTTP201") {
 		t.Fatalf("first start: the examples did not create contoso:\n%s", out)
 	}
-	if !regexp.MustCompile(`\[.*\] HTTP200`).MatchString(out) || !strings.Contains(out, "TOKEN=ey") {
+	if !regexp.MustCompile(`\[[^\]]*\]\s*HTTP200`).MatchString(out) || !strings.Contains(out, "TOKEN=ey") {
 		t.Fatalf("first start: the examples did not read contoso's licenses:\n%s", out)
 	}
 
@@ -227,7 +227,7 @@ func TestBinaryBannerCommandsWorkAsPrinted(t *testing.T) {
 		t.Errorf("restart: the banner offers to create contoso, which exists:\n%s", banner)
 	}
 	out = runBannerExamples(t, dir, banner)
-	if !regexp.MustCompile(`\[.*\] HTTP200`).MatchString(out) || strings.Contains(out, " HTTP201") {
+	if !regexp.MustCompile(`\[[^\]]*\]\s*HTTP200`).MatchString(out) || strings.Contains(out, " HTTP201") {
 		t.Fatalf("restart: the examples did not read contoso's licenses (or created something):\n%s", out)
 	}
 }
