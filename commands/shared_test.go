@@ -16,7 +16,9 @@ import (
 
 // sharedStores opens two PostgreSQL stores on one fresh schema, as two
 // nodes would, or skips when no server answers.
-func sharedStores(t *testing.T) (a, b *postgres.Store) {
+func sharedStores(t *testing.T) (a, b *postgres.Store) { return sharedStoresB(t) }
+
+func sharedStoresB(t testing.TB) (a, b *postgres.Store) {
 	t.Helper()
 	url := os.Getenv("SEATLEDGER_POSTGRES_URL")
 	if url == "" {
@@ -181,3 +183,35 @@ func TestAnExclusiveStoreAnswersNoOpsFromTheCache(t *testing.T) {
 type exclusive struct{ *countingStore }
 
 func (exclusive) Exclusive() bool { return true }
+
+// BenchmarkRoleCheckOnASharedStore is the price of issue 16's freshness
+// rule for a query: View (the role check) of a cached tenant on the
+// PostgreSQL store, trusted as exclusive (the old behaviour: no read) and
+// as shared (one read of the stream after the cached version).
+func BenchmarkRoleCheckOnASharedStore(b *testing.B) {
+	for _, mode := range []string{"trusted", "shared"} {
+		b.Run(mode, func(b *testing.B) {
+			sa, _ := sharedStoresB(b)
+			var store eventstore.Store = sa
+			if mode == "trusted" {
+				store = trusted{sa}
+			}
+			h := newHandler(store, nil, time.Now)
+			defer h.Close()
+			createTenant(b, h, "t1", "u0", "u1")
+			ctx := context.Background()
+			b.ResetTimer()
+			for range b.N {
+				if err := h.View(ctx, "t1", func(st *domain.Tenant) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// trusted declares a shared store exclusive, as the handler treated every
+// store before issue 16.
+type trusted struct{ *postgres.Store }
+
+func (trusted) Exclusive() bool { return true }
