@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -260,6 +261,16 @@ func Bounded(s string) string {
 
 func bounded(s string) string { return Bounded(s) }
 
+// queryField is the problem's field for an unknown query parameter: its
+// name, unless echoing it would not be safe or bounded (not UTF-8, a
+// control character, longer than MaxEcho); then "query", the query string.
+func queryField(name string) string {
+	if len(name) > MaxEcho || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		return "query"
+	}
+	return name
+}
+
 // CheckQuery refuses a query string that does not parse, a parameter not
 // in allowed, and a parameter given more than once, naming the parameter
 // (400 invalid_request): a misspelt ?limt= is an error, not ignored.
@@ -279,9 +290,9 @@ func CheckQuery(c *gin.Context, allowed ...string) error {
 		}
 		if !slices.Contains(allowed, name) {
 			if len(allowed) == 0 {
-				return invalidRequest(name, "unknown query parameter %q: this endpoint takes none", Bounded(name))
+				return invalidRequest(queryField(name), "unknown query parameter %q: this endpoint takes none", Bounded(name))
 			}
-			return invalidRequest(name, "unknown query parameter %q: this endpoint takes %s", Bounded(name), strings.Join(allowed, ", "))
+			return invalidRequest(queryField(name), "unknown query parameter %q: this endpoint takes %s", Bounded(name), strings.Join(allowed, ", "))
 		}
 		if len(q[name]) > 1 {
 			return invalidRequest(name, "query parameter %s is given %d times: give it once", name, len(q[name]))
