@@ -44,7 +44,7 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 	go func() {
 		defer close(done)
 		_ = lease.Run(runCtx, lease.Config{Redis: d.Redis, Name: "projection:" + proj.Name(), Owner: owner,
-			Logger: d.Logger.With("component", "lease")},
+			TTL: projectionLeaseTTL, Logger: d.Logger.With("component", "lease")},
 			func(jctx context.Context, token int64) error {
 				for jctx.Err() == nil {
 					err := runWatched(jctx, d, proj)
@@ -153,6 +153,11 @@ var (
 // marker, and /readyz is not ready.
 func presentKey(prefix string) string { return projections.Keys{Prefix: prefix}.Present() }
 
+// projectionLeaseTTL is how long a dead holder of the projection's lease
+// blocks the others, and so how long a holder that lost the lease keeps
+// writing at most before it notices (it renews every third of it).
+const projectionLeaseTTL = 5 * time.Second
+
 // runWatched runs the projection and stops it with errReadModelsLost when
 // its prefix's markers disappear. Before it starts, a prefix without its
 // Present marker is cleared (with its checkpoint), so the projection rebuilds
@@ -174,6 +179,24 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 		removed, err := projections.DeletePrefix(ctx, d.Redis, prefix)
 		if err != nil {
 			return err
+		}
+		if removed > 0 {
+			// Keys without the marker: a build that stopped half-way, or
+			// the writes of a former lease holder that has not yet seen
+			// that Redis lost the lease with the data (it stops at its
+			// next renewal). Wait out its lease, then clear again: its
+			// late writes would make the rebuild skip the events they
+			// carry the versions of.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(projectionLeaseTTL):
+			}
+			more, err := projections.DeletePrefix(ctx, d.Redis, prefix)
+			if err != nil {
+				return err
+			}
+			removed += more
 		}
 		d.Logger.Warn("read models missing or incomplete (Redis lost data, or a first start): rebuilding them from the first event; reads answer 503 until done",
 			"prefix", prefix, "keys_removed", removed)
