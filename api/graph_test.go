@@ -468,3 +468,17 @@ func TestGraphSubscribedSkusAndLicenseDetails(t *testing.T) {
 		t.Fatalf("bob's licenseDetails %s", b)
 	}
 }
+
+// TestGraphDependencyViolation: a plan that needs another the user lacks is
+// Graph's 400 Request_BadRequest.
+func TestGraphDependencyViolation(t *testing.T) {
+	e, admin := graphTenant(t)
+	e.buy("contoso", "admin", "s3", "MCOMEETADV", 2)
+	ge := graphError(t, e.graph("POST", "/users/carol/assignLicense", admin, addLicense("0c266dff-15dd-4b49-8397-2bb16070ed52")), http.StatusBadRequest, "Request_BadRequest")
+	if !strings.Contains(ge["message"].(string), "dependency") {
+		t.Fatalf("dependency error %v", ge)
+	}
+	if d := ge["details"].([]any)[0].(map[string]any); d["code"] != "dependency_violation" {
+		t.Fatalf("seatledger code %v", d)
+	}
+}
