@@ -209,6 +209,13 @@ func TestGraphAuthAndRouting(t *testing.T) {
 	if ge["innerError"].(map[string]any)["client-request-id"] != "abc-123" {
 		t.Fatalf("client-request-id not echoed: %v", ge)
 	}
+	// Body refusals take Graph's shape too.
+	graphError(t, e.graph("POST", "/users/alice/assignLicense", admin, gzipped(t, make([]byte, 8<<20)), "Content-Encoding", "gzip"),
+		http.StatusRequestEntityTooLarge, "Request_BadRequest")
+	r = e.graph("POST", "/users/alice/assignLicense", admin, addLicense(skuSPB), "Content-Encoding", "br")
+	if graphError(t, r, http.StatusUnsupportedMediaType, "Request_BadRequest"); r.Header.Get("Accept-Encoding") != "gzip" {
+		t.Fatalf("415 without Accept-Encoding: %v", r.Header)
+	}
 	// /v1 keeps problem+json.
 	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/nothing", Token: admin}), http.StatusNotFound, "not_found")
 }
