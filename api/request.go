@@ -33,19 +33,22 @@ const HeaderReplayed = "Idempotent-Replayed"
 // maxIdempotencyKey is the longest Idempotency-Key accepted.
 const maxIdempotencyKey = 255
 
-// readBody reads the request body, at most MaxBodyBytes.
+// readBody reads the request body, at most MaxBodyBytes, and undoes its
+// Content-Encoding (gzip): the limit holds for the body as sent and as
+// decoded.
 func readBody(c *gin.Context) ([]byte, error) {
 	if c.Request.Body == nil {
 		return nil, nil
+	}
+	codings, err := bodyEncodings(c.Request.Header)
+	if err != nil {
+		return nil, err
 	}
 	if c.Request.ContentLength > MaxBodyBytes { // declared too large: not read
 		return nil, errBodyTooLarge()
 	}
 	r := http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
-	var (
-		body []byte
-		err  error
-	)
+	var body []byte
 	if n := c.Request.ContentLength; n > 0 && n <= exactBodyBytes {
 		// The usual case: read exactly the declared length (net/http fails
 		// a shorter body) instead of growing a buffer from 512 bytes, and
@@ -68,7 +71,7 @@ func readBody(c *gin.Context) ([]byte, error) {
 		}
 		return nil, invalidRequest("body", "the request body could not be read")
 	}
-	return body, nil
+	return decodeBodyEncodings(body, codings)
 }
 
 // exactBodyBytes is the largest declared body read into a buffer of its
