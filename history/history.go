@@ -10,9 +10,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Service reads tenants' history.
@@ -25,7 +25,7 @@ type Service struct {
 
 // Head returns the tenant's current version (0: no such tenant).
 func (s *Service) Head(ctx context.Context, tenantID string) (uint64, error) {
-	return s.Store.StreamVersion(ctx, commands.StreamName(tenantID))
+	return s.Store.StreamVersion(ctx, tenantstream.Name(tenantID))
 }
 
 // occurredAt reads the time of one event.
@@ -54,7 +54,7 @@ func (s *Service) VersionAt(ctx context.Context, tenantID string, t time.Time) (
 	if err != nil {
 		return 0, err
 	}
-	stream := commands.StreamName(tenantID)
+	stream := tenantstream.Name(tenantID)
 	lo, hi := uint64(0), head // invariant: version lo is at or before t (0: none); versions > hi are after t
 	for lo < hi {
 		mid := lo + (hi-lo+1)/2
@@ -74,7 +74,7 @@ func (s *Service) VersionAt(ctx context.Context, tenantID string, t time.Time) (
 // StateAt folds the tenant up to version (0: the latest), from the nearest
 // snapshot at or below it.
 func (s *Service) StateAt(ctx context.Context, tenantID string, version uint64) (*domain.Tenant, error) {
-	return commands.Fold(ctx, s.Store, s.Snapshots, s.Upcasters, tenantID, version)
+	return tenantstream.Fold(ctx, s.Store, s.Snapshots, s.Upcasters, tenantID, version)
 }
 
 // Point is a place in a tenant's history: a version, or a time.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,10 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Config configures a Projection. Store, Redis are required.
@@ -476,7 +475,7 @@ func (p *Projection) failedAt(ev *eventstore.RecordedEvent) {
 
 func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) error {
 	stream, version, pos := ev.Stream, ev.Version, ev.Position
-	tenantID, ok := strings.CutPrefix(stream, "tenant-")
+	tenantID, ok := tenantstream.TenantID(stream)
 	if !ok { // not a tenant stream: nothing to project
 		p.staged = pos
 		p.nPending++
@@ -503,7 +502,7 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 		if version == 1 {
 			st = domain.NewTenant()
 		} else {
-			st, err = commands.Fold(ctx, p.cfg.Store, p.cfg.Snapshots, p.cfg.Upcasters, tenantID, version-1)
+			st, err = tenantstream.Fold(ctx, p.cfg.Store, p.cfg.Snapshots, p.cfg.Upcasters, tenantID, version-1)
 			if err != nil {
 				return fmt.Errorf("fold tenant %s to version %d: %w", tenantID, version-1, err)
 			}

@@ -16,10 +16,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // ReplayConfig configures Replay. Store and Redis are required.
@@ -527,7 +527,7 @@ func (b *bulk) read(ctx context.Context) error {
 		parts := make([][]bulkItem, nw)
 		for i := range evs {
 			e := &evs[i]
-			tid, ok := strings.CutPrefix(e.Stream, "tenant-")
+			tid, ok := tenantstream.TenantID(e.Stream)
 			if !ok {
 				continue // not a tenant stream: nothing to project
 			}
@@ -623,7 +623,7 @@ func (w *bulkWorker) apply(ctx context.Context, it bulkItem) error {
 			// A tenant written and forgotten (MaxTenants), or a log that does
 			// not start at the tenant's first event.
 			var err error
-			st, err = commands.Fold(ctx, cfg.Store, cfg.Snapshots, cfg.Upcasters, it.tenant, v-1)
+			st, err = tenantstream.Fold(ctx, cfg.Store, cfg.Snapshots, cfg.Upcasters, it.tenant, v-1)
 			if err != nil {
 				return fmt.Errorf("projections: replay: fold tenant %s to version %d: %w", it.tenant, v-1, err)
 			}
@@ -758,7 +758,7 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 	fail := func(err error) (ReplayResult, error) {
 		return res, fmt.Errorf("projections: rebuild tenant %s: %w", tid, err)
 	}
-	st, err := commands.Fold(ctx, cfg.Store, cfg.Snapshots, cfg.Upcasters, tid, 0)
+	st, err := tenantstream.Fold(ctx, cfg.Store, cfg.Snapshots, cfg.Upcasters, tid, 0)
 	if err != nil {
 		return fail(err)
 	}
@@ -847,7 +847,7 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 
 // catchUpTenant applies the events of the tenant's stream after st.Version.
 func catchUpTenant(ctx context.Context, cfg ReplayConfig, st *domain.Tenant) error {
-	stream := commands.StreamName(cfg.Tenant)
+	stream := tenantstream.Name(cfg.Tenant)
 	for {
 		recs, err := cfg.Store.ReadStream(ctx, stream, st.Version+1, 4096)
 		if err != nil {

@@ -8,9 +8,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Difference is one place where Redis does not hold what the events say.
@@ -79,7 +79,7 @@ func Verify(ctx context.Context, store eventstore.Store, rdb redis.UniversalClie
 	}
 	for _, tid := range tenants {
 		rep.Tenants++
-		st, err := commands.Fold(ctx, store, opts.Snapshots, opts.Upcasters, tid, 0)
+		st, err := tenantstream.Fold(ctx, store, opts.Snapshots, opts.Upcasters, tid, 0)
 		if err != nil {
 			return rep, err
 		}
@@ -109,7 +109,7 @@ func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.Univ
 			return nil, fmt.Errorf("verify: read the log: %w", err)
 		}
 		for _, e := range evs {
-			if t, ok := strings.CutPrefix(e.Stream, "tenant-"); ok {
+			if t, ok := tenantstream.TenantID(e.Stream); ok {
 				set[t] = true
 			}
 			after = e.Position

@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // ReadSide names the Redis read models to compare with the log.
@@ -85,7 +84,7 @@ func Check(ctx context.Context, store eventstore.Store, l *Ledger, rs *ReadSide,
 		for _, e := range evs {
 			after = e.Position
 			rep.Events++
-			t, ok := strings.CutPrefix(e.Stream, "tenant-")
+			t, ok := tenantstream.TenantID(e.Stream)
 			if !ok {
 				continue
 			}
@@ -117,7 +116,7 @@ func Check(ctx context.Context, store eventstore.Store, l *Ledger, rs *ReadSide,
 	}
 	sort.Strings(names)
 	for _, t := range names {
-		st, err := commands.Fold(ctx, store, nil, nil, t, 0)
+		st, err := tenantstream.Fold(ctx, store, nil, nil, t, 0)
 		if err != nil {
 			return rep, fmt.Errorf("fold %s: %w", t, err)
 		}
@@ -146,7 +145,7 @@ func Check(ctx context.Context, store eventstore.Store, l *Ledger, rs *ReadSide,
 			switch e.Outcome {
 			case Acked:
 				rep.Acked++
-				stream := commands.StreamName(e.Tenant)
+				stream := tenantstream.Name(e.Tenant)
 				if len(got) != len(e.EventIDs) {
 					if len(e.EventIDs) == 0 && e.Sends > 1 {
 						rep.KnownIssues = append(rep.KnownIssues, fmt.Sprintf("%s %s key %s: acknowledged as a no-op at version %d, resent, the log now has %d of its events",

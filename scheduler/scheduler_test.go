@@ -20,6 +20,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 const day = 24 * time.Hour
@@ -187,7 +188,7 @@ func (w *world) purges(tenant string) int {
 	}
 	n := 0
 	for _, r := range recs {
-		if r.Type == domain.TypeHeldDataPurged && (tenant == "" || r.Stream == commands.StreamName(tenant)) {
+		if r.Type == domain.TypeHeldDataPurged && (tenant == "" || r.Stream == tenantstream.Name(tenant)) {
 			n++
 		}
 	}
