@@ -46,7 +46,7 @@ const maxViolations = 50
 // Check verifies, over the whole event log:
 //
 //   - every tenant's every product has 0 ≤ assigned ≤ total (also for the
-//     self-service pool), from the fold of the log (commands.Fold);
+//     self-service pool), from the fold of the log (tenantstream.Fold);
 //   - every acknowledged command of l is in the log exactly once: the events
 //     carrying its command id are exactly the answer's, at the versions the
 //     answer gave, in the tenant's stream;
