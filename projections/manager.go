@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // Manager runs a Projection on the active prefix and moves it when the
@@ -50,7 +52,7 @@ func (m *Manager) Refresh() {
 // *StoppedError), following every change of the active prefix.
 func (m *Manager) Run(ctx context.Context) error {
 	for {
-		prefix, err := ActivePrefix(ctx, m.p.cfg.Redis)
+		prefix, err := readmodel.ActivePrefix(ctx, m.p.cfg.Redis)
 		if err != nil { // Redis unreachable: wait for it
 			m.p.cfg.Logger.Warn("projection manager: cannot read the active prefix; retrying", "err", err)
 			select {
@@ -98,7 +100,7 @@ func (m *Manager) watch(ctx context.Context, prefix string, moved chan<- string,
 		case <-t.C:
 		case <-m.kick:
 		}
-		cur, err := m.p.cfg.Redis.Get(ctx, ActivePrefixKey).Result()
+		cur, err := m.p.cfg.Redis.Get(ctx, readmodel.ActivePrefixKey).Result()
 		if err != nil || cur == "" || cur == prefix {
 			continue // unreadable (Redis down): keep going; the projection retries its writes
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -33,7 +34,7 @@ type Config struct {
 	Upcasters domain.Upcasters
 	Catalog   *domain.Catalog // default domain.DefaultCatalog()
 	Redis     redis.UniversalClient
-	// Prefix of the keys written. Empty: the active prefix (ActivePrefix).
+	// Prefix of the keys written. Empty: the active prefix (readmodel.ActivePrefix).
 	Prefix string
 	// BatchSize is the most events written per Redis round trip while
 	// catching up (default 512).
@@ -112,7 +113,7 @@ type Projection struct {
 
 	mu     sync.Mutex
 	status Status
-	keys   Keys
+	keys   readmodel.Keys
 
 	// Handler state: touched only by the handler (messages are sequential).
 	cache    *lru
@@ -243,11 +244,11 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 
 	if prefix == "" {
 		var err error
-		if prefix, err = ActivePrefix(ctx, p.cfg.Redis); err != nil {
+		if prefix, err = readmodel.ActivePrefix(ctx, p.cfg.Redis); err != nil {
 			return err
 		}
 	}
-	keys := Keys{Prefix: prefix}
+	keys := readmodel.Keys{Prefix: prefix}
 	var err error
 	if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, applyScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
@@ -258,7 +259,7 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 	if p.flushSHA, err = p.cfg.Redis.ScriptLoad(ctx, flushScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
 	}
-	ck, err := readCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
+	ck, err := readmodel.ReadCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
 	if err != nil {
 		return err
 	}
@@ -593,21 +594,6 @@ if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]); return 1 en
 return 0
 `
 
-func readCheckpoint(ctx context.Context, rdb redis.UniversalClient, key string) (eventstore.Position, error) {
-	s, err := rdb.Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) {
-		return eventstore.Start, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("projections: read checkpoint: %w", err)
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("projections: checkpoint %q: %w", s, err)
-	}
-	return eventstore.Position(n), nil
-}
-
 // flush writes every pending tenant and then moves the checkpoint: in one
 // script call on one Redis node, else one script call per tenant (in one
 // pipeline) and the checkpoint after them (Config.PerTenantWrites).
@@ -752,14 +738,14 @@ redis.call('SET', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[1])
 return 1`
 
-// markWhenCaughtUp marks the prefix being built complete (Keys.Present) as
+// markWhenCaughtUp marks the prefix being built complete (readmodel.Keys.Present) as
 // soon as the projection has written every event the store had at some
 // moment after the build began: the store's head when it knows it cheaply,
 // else one read of the log after the written position that finds nothing.
 // Readers answer 503 until then, never an older or half-built read model.
 // If the building marker vanished (Redis lost its data meanwhile) the run
 // is cancelled with ErrReadModelsLost.
-func (p *Projection) markWhenCaughtUp(ctx context.Context, keys Keys, cancel context.CancelCauseFunc) {
+func (p *Projection) markWhenCaughtUp(ctx context.Context, keys readmodel.Keys, cancel context.CancelCauseFunc) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {

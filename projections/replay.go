@@ -19,6 +19,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -134,12 +135,12 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	}
 	start := time.Now()
 	rdb := cfg.Redis
-	active, err := ActivePrefix(ctx, rdb)
+	active, err := readmodel.ActivePrefix(ctx, rdb)
 	if err != nil {
 		return ReplayResult{}, err
 	}
 	if cfg.NewPrefix == "" {
-		cfg.NewPrefix = fmt.Sprintf("%sr%d:", DefaultPrefix, time.Now().UnixNano())
+		cfg.NewPrefix = fmt.Sprintf("%sr%d:", readmodel.DefaultPrefix, time.Now().UnixNano())
 	}
 	if cfg.NewPrefix == active {
 		return ReplayResult{}, fmt.Errorf("projections: replay: %q is the active prefix", cfg.NewPrefix)
@@ -149,7 +150,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 		return ReplayResult{}, err
 	}
 	defer unlock()
-	keys := Keys{Prefix: cfg.NewPrefix}
+	keys := readmodel.Keys{Prefix: cfg.NewPrefix}
 	res := ReplayResult{Prefix: cfg.NewPrefix}
 	ok := false
 	defer func() {
@@ -227,9 +228,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 		res.Duration = time.Since(start)
 		return res, nil
 	}
-	old, err := rdb.SetArgs(ctx, ActivePrefixKey, cfg.NewPrefix, redis.SetArgs{Get: true}).Result()
+	old, err := rdb.SetArgs(ctx, readmodel.ActivePrefixKey, cfg.NewPrefix, redis.SetArgs{Get: true}).Result()
 	if errors.Is(err, redis.Nil) {
-		old, err = DefaultPrefix, nil
+		old, err = readmodel.DefaultPrefix, nil
 	}
 	if err != nil {
 		stop()
@@ -396,7 +397,7 @@ func headPosition(ctx context.Context, store eventstore.Store, after eventstore.
 // bulk is the bulk pass: one reader, Workers folders.
 type bulk struct {
 	cfg      *ReplayConfig
-	keys     Keys
+	keys     readmodel.Keys
 	applySHA string
 	seed     maphash.Seed
 	workers  []*bulkWorker
@@ -425,7 +426,7 @@ type bulkWorker struct {
 	limit   int
 }
 
-func newBulk(ctx context.Context, cfg *ReplayConfig, keys Keys) (*bulk, error) {
+func newBulk(ctx context.Context, cfg *ReplayConfig, keys readmodel.Keys) (*bulk, error) {
 	sha, err := cfg.Redis.ScriptLoad(ctx, applyScript).Result()
 	if err != nil {
 		return nil, fmt.Errorf("projections: replay: load script: %w", err)
@@ -748,11 +749,11 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 	cfg.defaults()
 	start := time.Now()
 	rdb := cfg.Redis
-	prefix, err := ActivePrefix(ctx, rdb)
+	prefix, err := readmodel.ActivePrefix(ctx, rdb)
 	if err != nil {
 		return ReplayResult{}, err
 	}
-	keys := Keys{Prefix: prefix}
+	keys := readmodel.Keys{Prefix: prefix}
 	tid := cfg.Tenant
 	res := ReplayResult{Prefix: prefix, Tenant: tid, Tenants: 1}
 	fail := func(err error) (ReplayResult, error) {
@@ -779,7 +780,7 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 		}
 		// The applied version is read before the keys are listed: a write
 		// in between changes it, and the script then does nothing.
-		cur, err := rdb.HGet(ctx, keys.Key(tid, SufMeta), "version").Result()
+		cur, err := rdb.HGet(ctx, keys.Key(tid, readmodel.Meta), "version").Result()
 		if errors.Is(err, redis.Nil) {
 			cur, err = "", nil
 		}
@@ -927,7 +928,7 @@ func prefixKeys(ctx context.Context, rdb redis.UniversalClient, prefix string, f
 			}
 		}
 	}
-	k := Keys{Prefix: prefix}
+	k := readmodel.Keys{Prefix: prefix}
 	var fixed []string
 	for _, key := range []string{k.Tenants(), k.Present(), k.Building()} {
 		n, err := rdb.Exists(ctx, key).Result()
@@ -992,8 +993,9 @@ func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string
 		all[k] = true
 	}
 	var out []PrefixDifference
+	unprefixed := readmodel.Keys{} // the markers' keys without a prefix
 	for _, k := range sortedKeys(all) {
-		if k == markerTag+"present" || k == markerTag+"building" || da[k] == db[k] {
+		if k == unprefixed.Present() || k == unprefixed.Building() || da[k] == db[k] {
 			continue
 		}
 		if len(out) == max {

@@ -15,10 +15,11 @@ import (
 
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // replayDB is the Redis database of the tests that read or swap the active
-// prefix (a single key, ActivePrefixKey): kept away from database 0, which
+// prefix (a single key, readmodel.ActivePrefixKey): kept away from database 0, which
 // other packages' tests and a local server use.
 const replayDB = 3 // its own: cmd/seatledger's multi-node test flushes database 13
 
@@ -36,7 +37,7 @@ func testRedisReplay(t testing.TB) (*redis.Client, string) {
 	prefix := fmt.Sprintf("sltest:%x:", rand.Uint64())
 	t.Cleanup(func() {
 		deletePrefix(rdb, prefix)
-		rdb.Del(context.Background(), ActivePrefixKey, ReplayLockKey)
+		rdb.Del(context.Background(), readmodel.ActivePrefixKey, ReplayLockKey)
 		rdb.Close()
 	})
 	return rdb, prefix
@@ -223,7 +224,7 @@ func TestReplayTailAndEmptyLog(t *testing.T) {
 	if rep := verifyClean(t, store, rdb, b); rep.Tenants != 2 {
 		t.Fatalf("report %+v", rep)
 	}
-	ck, err := readCheckpoint(ctx, rdb, Keys{b}.Checkpoint("readmodels"))
+	ck, err := readmodel.ReadCheckpoint(ctx, rdb, readmodel.Keys{Prefix: b}.Checkpoint("readmodels"))
 	if err != nil || ck != lastPosition(t, store) {
 		t.Fatalf("checkpoint %d, %v", ck, err)
 	}
@@ -239,13 +240,13 @@ func TestRebuildTenant(t *testing.T) {
 	runScenario(t, h, "contoso", 11)
 	runScenario(t, h, "fabrikam", 12)
 	runScenario(t, h, "northwind", 13)
-	if err := SetActivePrefix(ctx, rdb, prefix); err != nil {
+	if err := readmodel.SetActivePrefix(ctx, rdb, prefix); err != nil {
 		t.Fatal(err)
 	}
 	rp := startProjection(t, Config{Store: store, Snapshots: store, Redis: rdb})
 	rp.waitFor(t, lastPosition(t, store))
 	verifyClean(t, store, rdb, prefix)
-	k := Keys{prefix}
+	k := readmodel.Keys{Prefix: prefix}
 	dumpTenant := func(tid string) map[string]string {
 		all := dumpPrefix(t, rdb, k.Tenant(tid))
 		return all
@@ -260,11 +261,11 @@ func TestRebuildTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(rdb.HDel(ctx, k.Key("contoso", SufUsers), "u02").Err())
-	must(rdb.HSet(ctx, k.Key("contoso", SufLicenses), "SPE_E3", `{"bogus":true}`).Err())
-	must(rdb.ZAdd(ctx, k.Key("contoso", SufGroupMembers("ghost")), redis.Z{Member: "u01"}).Err())
-	must(rdb.Del(ctx, k.Key("contoso", SufUsersIndex)).Err())
-	must(rdb.HSet(ctx, k.Key("contoso", SufMeta), "version", "99999").Err())
+	must(rdb.HDel(ctx, k.Key("contoso", readmodel.Users), "u02").Err())
+	must(rdb.HSet(ctx, k.Key("contoso", readmodel.Licenses), "SPE_E3", `{"bogus":true}`).Err())
+	must(rdb.ZAdd(ctx, k.Key("contoso", readmodel.GroupMembers("ghost")), redis.Z{Member: "u01"}).Err())
+	must(rdb.Del(ctx, k.Key("contoso", readmodel.UsersIndex)).Err())
+	must(rdb.HSet(ctx, k.Key("contoso", readmodel.Meta), "version", "99999").Err())
 	rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{Tenants: []string{"contoso"}})
 	must(err)
 	if len(rep.Differences) < 5 {
@@ -285,7 +286,7 @@ func TestRebuildTenant(t *testing.T) {
 			t.Errorf("tenant %s changed", tid)
 		}
 	}
-	if active, _ := ActivePrefix(ctx, rdb); active != prefix {
+	if active, _ := readmodel.ActivePrefix(ctx, rdb); active != prefix {
 		t.Fatalf("active prefix %q", active)
 	}
 
@@ -297,7 +298,7 @@ func TestRebuildTenant(t *testing.T) {
 	if rep := verifyClean(t, store, rdb, prefix); rep.Tenants != 3 {
 		t.Fatalf("report %+v", rep)
 	}
-	if !rdb.HExists(ctx, k.Key("contoso", SufUsers), "late").Val() {
+	if !rdb.HExists(ctx, k.Key("contoso", readmodel.Users), "late").Val() {
 		t.Fatal("the live projection did not continue after the rebuild")
 	}
 
@@ -347,7 +348,7 @@ func TestReplaySwap(t *testing.T) {
 		runScenario(t, h, fmt.Sprintf("t%02d", i), uint64(200+i))
 	}
 	oldP, newP := prefix+"old:", prefix+"new:"
-	if err := SetActivePrefix(ctx, rdb, oldP); err != nil {
+	if err := readmodel.SetActivePrefix(ctx, rdb, oldP); err != nil {
 		t.Fatal(err)
 	}
 	mgr, err := NewManager(Config{Store: store, Snapshots: store, Redis: rdb}, 50*time.Millisecond)
@@ -396,14 +397,14 @@ func TestReplaySwap(t *testing.T) {
 				return
 			default:
 			}
-			p, err := ActivePrefix(ctx, rdb)
+			p, err := readmodel.ActivePrefix(ctx, rdb)
 			if err != nil {
 				bad.Add(1)
 				continue
 			}
 			seen.Store(p, true)
 			for i := range 4 {
-				if rdb.HGet(ctx, Keys{p}.Key(fmt.Sprintf("t%02d", i), SufMeta), "version").Val() == "" {
+				if rdb.HGet(ctx, readmodel.Keys{Prefix: p}.Key(fmt.Sprintf("t%02d", i), readmodel.Meta), "version").Val() == "" {
 					bad.Add(1)
 				}
 			}
@@ -438,7 +439,7 @@ func TestReplaySwap(t *testing.T) {
 				return
 			}
 			during.Add(1)
-			if a, _ := ActivePrefix(ctx, rdb); a != oldP {
+			if a, _ := readmodel.ActivePrefix(ctx, rdb); a != oldP {
 				wrong.Store(p.Phase + ": active prefix " + a)
 			}
 		}})
@@ -458,7 +459,7 @@ func TestReplaySwap(t *testing.T) {
 	if !res.Swapped || res.OldPrefix != oldP || res.Prefix != newP {
 		t.Fatalf("result %+v", res)
 	}
-	if a, _ := ActivePrefix(ctx, rdb); a != newP {
+	if a, _ := readmodel.ActivePrefix(ctx, rdb); a != newP {
 		t.Fatalf("active prefix %q", a)
 	}
 	if _, ok := seen.Load(newP); !ok {
@@ -470,7 +471,7 @@ func TestReplaySwap(t *testing.T) {
 	s := &scenario{t: t, h: h, tenant: "t01", admin: domain.Actor{UserID: "admin"}}
 	s.do(&domain.AddUser{CommandMeta: s.meta(), User: domain.NewUser{ID: "after-swap", UserPrincipalName: "after-swap@t01.example", UsageLocation: "US"}})
 	wait(newP)
-	if !rdb.HExists(ctx, Keys{newP}.Key("t01", SufUsers), "after-swap").Val() {
+	if !rdb.HExists(ctx, readmodel.Keys{Prefix: newP}.Key("t01", readmodel.Users), "after-swap").Val() {
 		t.Fatal("an event appended after the swap is not under the new prefix")
 	}
 	verifyClean(t, store, rdb, newP)
@@ -486,7 +487,7 @@ func TestReplaySwap(t *testing.T) {
 	if left, err := DumpPrefix(ctx, rdb, oldP); err != nil || len(left) != 0 {
 		t.Fatalf("%d keys left under the old prefix (%v)", len(left), err)
 	}
-	if n, _ := rdb.Exists(ctx, Keys{newP}.Present()).Result(); n != 1 {
+	if n, _ := rdb.Exists(ctx, readmodel.Keys{Prefix: newP}.Present()).Result(); n != 1 {
 		t.Fatal("the new prefix has no present marker")
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -60,7 +61,7 @@ func Verify(ctx context.Context, store eventstore.Store, rdb redis.UniversalClie
 	if opts.MaxDifferences <= 0 {
 		opts.MaxDifferences = 1000
 	}
-	keys := Keys{Prefix: prefix}
+	keys := readmodel.Keys{Prefix: prefix}
 	tenants := opts.Tenants
 	if len(tenants) == 0 {
 		var err error
@@ -86,7 +87,7 @@ func Verify(ctx context.Context, store eventstore.Store, rdb redis.UniversalClie
 		want := newMapSink()
 		if st.Version > 0 {
 			(&renderer{cat: opts.Catalog, t: st, out: want}).all()
-			want.hset(SufMeta, "version", []byte(strconv.FormatUint(st.Version, 10)))
+			want.hset(readmodel.Meta, "version", []byte(strconv.FormatUint(st.Version, 10)))
 		}
 		got, err := dumpTenant(ctx, rdb, keys, tid)
 		if err != nil {
@@ -100,7 +101,7 @@ func Verify(ctx context.Context, store eventstore.Store, rdb redis.UniversalClie
 	return rep, nil
 }
 
-func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.UniversalClient, keys Keys) ([]string, error) {
+func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.UniversalClient, keys readmodel.Keys) ([]string, error) {
 	set := map[string]bool{}
 	after := eventstore.Start
 	for {
@@ -129,7 +130,7 @@ func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.Univ
 }
 
 // dumpTenant reads every key of a tenant (SCAN of its prefix).
-func dumpTenant(ctx context.Context, rdb redis.UniversalClient, keys Keys, tid string) (*mapSink, error) {
+func dumpTenant(ctx context.Context, rdb redis.UniversalClient, keys readmodel.Keys, tid string) (*mapSink, error) {
 	base := keys.Tenant(tid)
 	out := newMapSink()
 	var cursor uint64
@@ -184,7 +185,7 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-func compareTenant(tid string, keys Keys, want, got *mapSink, add func(Difference) bool) bool {
+func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func(Difference) bool) bool {
 	hk := map[string]bool{}
 	for k := range want.hashes {
 		hk[k] = true

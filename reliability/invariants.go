@@ -12,6 +12,7 @@ import (
 
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -203,7 +204,7 @@ func WaitProjection(ctx context.Context, store eventstore.Store, rdb redis.Unive
 		return errors.New("the store does not tell its last position")
 	}
 	head := h.LastPosition()
-	key := projections.Keys{Prefix: prefix}.Checkpoint(name)
+	key := readmodel.Keys{Prefix: prefix}.Checkpoint(name)
 	deadline := time.Now().Add(timeout)
 	for {
 		v, err := rdb.Get(ctx, key).Uint64()

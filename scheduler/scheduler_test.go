@@ -20,6 +20,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -251,7 +252,7 @@ func TestRetentionHoldKeepsDataPastThePeriod(t *testing.T) {
 		t.Fatalf("retained data was purged (%d sent)", n)
 	}
 	// The schedule shows it as retained.
-	raw, err := w.rdb.HGet(w.ctx, projections.Keys{Prefix: w.prefix}.Key("t1", projections.SufHeld), projections.HeldMember("alice", domain.WorkloadExchange)).Result()
+	raw, err := w.rdb.HGet(w.ctx, readmodel.Keys{Prefix: w.prefix}.Key("t1", readmodel.Held), readmodel.HeldMember("alice", domain.WorkloadExchange)).Result()
 	if err != nil || !strings.Contains(raw, `"retained":true`) {
 		t.Fatalf("held row %q %v", raw, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/seatledger/seatledger/lease"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 func init() { serveHooks = append(serveHooks, readSide) }
@@ -83,7 +84,7 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 				api.WriteProblem(c, fmt.Errorf("%w: the projection did not catch up: %v", eventstore.ErrUnavailable, err))
 				return
 			}
-			prefix, err := projections.ActivePrefix(ctx, d.Redis)
+			prefix, err := readmodel.ActivePrefix(ctx, d.Redis)
 			if err != nil {
 				api.WriteProblem(c, err)
 				return
@@ -120,11 +121,11 @@ func waitCheckpoint(ctx context.Context, d *serveDeps, proj *projections.Project
 	prefix := proj.Prefix()
 	if prefix == "" { // this node does not hold the projection's lease
 		var err error
-		if prefix, err = projections.ActivePrefix(ctx, d.Redis); err != nil {
+		if prefix, err = readmodel.ActivePrefix(ctx, d.Redis); err != nil {
 			return err
 		}
 	}
-	key := projections.Keys{Prefix: prefix}.Checkpoint(proj.Name())
+	key := readmodel.Keys{Prefix: prefix}.Checkpoint(proj.Name())
 	for {
 		v, err := d.Redis.Get(ctx, key).Uint64()
 		if (err == nil || errors.Is(err, redis.Nil)) && eventstore.Position(v) >= pos {
@@ -151,7 +152,7 @@ var (
 // not show: a running projection would write its checkpoint again and never
 // rebuild what was lost. Queries answer 503 while the active prefix has no
 // marker, and /readyz is not ready.
-func presentKey(prefix string) string { return projections.Keys{Prefix: prefix}.Present() }
+func presentKey(prefix string) string { return readmodel.Keys{Prefix: prefix}.Present() }
 
 // runWatched runs the projection and stops it with errReadModelsLost when
 // its prefix's markers disappear. Before it starts, a prefix without its
@@ -161,11 +162,11 @@ func presentKey(prefix string) string { return projections.Keys{Prefix: prefix}.
 // then it carries the Building marker, and reads answer 503, never a 404 or
 // an older version).
 func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection) error {
-	prefix, err := projections.ActivePrefix(ctx, d.Redis)
+	prefix, err := readmodel.ActivePrefix(ctx, d.Redis)
 	if err != nil {
 		return err
 	}
-	keys := projections.Keys{Prefix: prefix}
+	keys := readmodel.Keys{Prefix: prefix}
 	n, err := d.Redis.Exists(ctx, keys.Present()).Result()
 	if err != nil {
 		return err
@@ -191,7 +192,7 @@ func runWatched(ctx context.Context, d *serveDeps, proj *projections.Projection)
 			case <-wctx.Done():
 				return
 			case <-t.C:
-				if now, err := projections.ActivePrefix(wctx, d.Redis); err == nil && now != prefix {
+				if now, err := readmodel.ActivePrefix(wctx, d.Redis); err == nil && now != prefix {
 					d.Logger.Info("active prefix changed (replay): the projection follows it", "from", prefix, "to", now)
 					cancel(errPrefixMoved)
 					return
