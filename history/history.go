@@ -106,17 +106,17 @@ func (s *Service) Resolve(ctx context.Context, tenantID string, p Point) (uint64
 
 // State is the whole tenant as it was at a version.
 type State struct {
-	TenantID      string           `json:"tenantId"`
-	Name          string           `json:"name"`
-	Version       uint64           `json:"version"`
-	AsOf          time.Time        `json:"asOf"`
-	Products      []ProductState   `json:"products"`
-	Subscriptions []SubscriptionSt `json:"subscriptions"`
-	Users         []UserState      `json:"users"`
-	Groups        []GroupState     `json:"groups"`
-	HeldData      []HeldData       `json:"heldData"`
-	Apps          []domain.Product `json:"apps"`
-	Installs      map[string]int   `json:"installs,omitempty"`
+	TenantID      string              `json:"tenantId"`
+	Name          string              `json:"name"`
+	Version       uint64              `json:"version"`
+	AsOf          time.Time           `json:"asOf"`
+	Products      []ProductState      `json:"products"`
+	Subscriptions []SubscriptionState `json:"subscriptions"`
+	Users         []UserState         `json:"users"`
+	Groups        []GroupState        `json:"groups"`
+	HeldData      []HeldData          `json:"heldData"`
+	Apps          []domain.Product    `json:"apps"`
+	Installs      map[string]int      `json:"installs,omitempty"`
 }
 
 // ProductState is a Licenses page row (R5).
@@ -132,8 +132,8 @@ type ProductState struct {
 	SelfServiceAssigned int    `json:"selfServiceAssigned,omitempty"`
 }
 
-// SubscriptionSt is a "Your products" row.
-type SubscriptionSt = domain.Subscription
+// SubscriptionState is a "Your products" row.
+type SubscriptionState = domain.Subscription
 
 // UserState is a user with their licenses as the admin center shows them.
 type UserState struct {
@@ -182,7 +182,7 @@ type HeldData struct {
 // Render turns a folded tenant into its State, in a stable order.
 func Render(c *domain.Catalog, t *domain.Tenant) State {
 	s := State{TenantID: t.ID, Name: t.Name, Version: t.Version, AsOf: t.LastOccurredAt,
-		Products: []ProductState{}, Subscriptions: []SubscriptionSt{}, Users: []UserState{}, Groups: []GroupState{},
+		Products: []ProductState{}, Subscriptions: []SubscriptionState{}, Users: []UserState{}, Groups: []GroupState{},
 		HeldData: []HeldData{}, Apps: []domain.Product{}, Installs: t.Installs}
 	for _, sku := range keys(t.Pools) {
 		p := t.Pools[sku]
