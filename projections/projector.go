@@ -535,15 +535,7 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 // KEYS[1] = the tenant's meta hash; ARGV[1] = version; then ops:
 // hs k field value | hd k field | za k score member | zr k member
 // (k = index into KEYS).
-const applyScript = `
-local v = tonumber(ARGV[1])
-local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if cur >= v then return 0 end
-local i, n, kb = 2, #ARGV, 0
-` + applyOpsLua + `
-redis.call('HSET', KEYS[1], 'version', ARGV[1])
-return 1
-`
+var applyScript = luaScript("apply.lua")
 
 // flushScript is a whole flush in one call (one Redis node): for each
 // tenant what applyScript does, and its id added to the tenant set, then
@@ -553,46 +545,10 @@ return 1
 // = the checkpoint position, ARGV[2] = the number of tenants; then per
 // tenant: its number of keys, version, id, number of op arguments, the ops
 // (k indexes the tenant's own keys).
-const flushScript = `
-local tenants, ck = KEYS[#KEYS-1], KEYS[#KEYS]
-local i, kb = 3, 0
-for t = 1, tonumber(ARGV[2]) do
-  local nkeys, vs, tid = tonumber(ARGV[i]), ARGV[i+1], ARGV[i+2]
-  local n = i + 3 + tonumber(ARGV[i+3])
-  i = i + 4
-  local cur = tonumber(redis.call('HGET', KEYS[kb+1], 'version') or '0')
-  if cur < tonumber(vs) then
-` + applyOpsLua + `
-    redis.call('HSET', KEYS[kb+1], 'version', vs)
-  end
-  i = n + 1
-  redis.call('SADD', tenants, tid)
-  kb = kb + nkeys
-end
-local pos = tonumber(ARGV[1])
-if pos > tonumber(redis.call('GET', ck) or '0') then redis.call('SET', ck, ARGV[1]) end
-return 1
-`
-
-// applyOpsLua runs the ops from ARGV[i] to ARGV[n]; k indexes KEYS from
-// kb (shared by the apply, flush and rebuild scripts).
-const applyOpsLua = `
-while i <= n do
-  local op = ARGV[i]
-  local k = KEYS[kb + tonumber(ARGV[i+1])]
-  if op == 'hs' then redis.call('HSET', k, ARGV[i+2], ARGV[i+3]); i = i + 4
-  elseif op == 'hd' then redis.call('HDEL', k, ARGV[i+2]); i = i + 3
-  elseif op == 'za' then redis.call('ZADD', k, ARGV[i+2], ARGV[i+3]); i = i + 4
-  elseif op == 'zr' then redis.call('ZREM', k, ARGV[i+2]); i = i + 3
-  else return redis.error_reply('projections: unknown op ' .. tostring(op)) end
-end`
+var flushScript = luaScript("flush.lua")
 
 // checkpointScript moves a checkpoint forward only.
-const checkpointScript = `
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]); return 1 end
-return 0
-`
+var checkpointScript = luaScript("checkpoint.lua")
 
 // flush writes every pending tenant and then moves the checkpoint: in one
 // script call on one Redis node, else one script call per tenant (in one
@@ -733,10 +689,7 @@ var ErrReadModelsLost = errors.New("projections: Redis lost the read models bein
 
 // markScript sets the Present marker (KEYS[2]) and removes the building
 // marker (KEYS[1]) if the building marker is still there; 0 if it is not.
-const markScript = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[1])
-return 1`
+var markScript = luaScript("mark.lua")
 
 // markWhenCaughtUp marks the prefix being built complete (readmodel.Keys.Present) as
 // soon as the projection has written every event the store had at some

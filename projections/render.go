@@ -1,8 +1,8 @@
 package projections
 
 import (
+	"maps"
 	"slices"
-	"sort"
 	"strconv"
 
 	"github.com/seatledger/seatledger/domain"
@@ -132,14 +132,14 @@ func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) readmodel
 	} else {
 		v.AutoAssignedServices = cat.AutoAssignedPlans()
 	}
-	for _, g := range sortedKeys(u.Groups) {
+	for _, g := range slices.Sorted(maps.Keys(u.Groups)) {
 		v.Groups = append(v.Groups, g)
 	}
-	for _, sku := range sortedKeys(u.Licenses) {
+	for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 		v.Licenses = append(v.Licenses, domain.ViewLicense(cat, t, u.Licenses[sku]))
 	}
 	r := renderer{cat: cat, t: t}
-	for _, w := range sortedKeys(u.Holds) {
+	for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
 		v.HeldData = append(v.HeldData, r.heldRow(u, u.Holds[w]))
 	}
 	return v
@@ -178,7 +178,7 @@ func (r *renderer) group(id string) {
 		return
 	}
 	v := readmodel.GroupView{ID: g.ID, DisplayName: g.DisplayName, Licenses: []readmodel.GroupLicenseView{}, MemberCount: len(g.Members)}
-	for _, sku := range sortedKeys(g.Licenses) {
+	for _, sku := range slices.Sorted(maps.Keys(g.Licenses)) {
 		part, _ := r.product(sku)
 		v.Licenses = append(v.Licenses, readmodel.GroupLicenseView{SkuID: sku, SkuPartNumber: part,
 			DisabledPlans: append([]string{}, g.Licenses[sku].DisabledPlans...)})
@@ -197,7 +197,7 @@ func (r *renderer) member(g, u string) {
 	var errs []readmodel.MemberError
 	if usr := r.t.Users[u]; usr != nil {
 		src := domain.GroupSource(g)
-		for _, sku := range sortedKeys(usr.Licenses) {
+		for _, sku := range slices.Sorted(maps.Keys(usr.Licenses)) {
 			if s := usr.Licenses[sku].Sources[src]; s != nil && !s.Active() {
 				part, _ := r.product(sku)
 				errs = append(errs, readmodel.MemberError{UserID: u, SkuID: sku, SkuPartNumber: part, Error: s.Error, Detail: s.ErrorDetail})
@@ -237,25 +237,25 @@ func (r *renderer) held(u, w string) {
 // all renders every entity of the tenant (a rebuild, or Verify's "want").
 func (r *renderer) all() {
 	r.meta()
-	for _, sku := range sortedKeys(r.t.Pools) {
+	for _, sku := range slices.Sorted(maps.Keys(r.t.Pools)) {
 		r.license(sku)
 	}
-	for _, id := range sortedKeys(r.t.Subscriptions) {
+	for _, id := range slices.Sorted(maps.Keys(r.t.Subscriptions)) {
 		r.subscription(id)
 	}
-	for _, sku := range sortedKeys(r.t.Apps) {
+	for _, sku := range slices.Sorted(maps.Keys(r.t.Apps)) {
 		r.app(sku)
 	}
-	for _, id := range sortedKeys(r.t.Groups) {
+	for _, id := range slices.Sorted(maps.Keys(r.t.Groups)) {
 		r.group(id)
-		for _, u := range sortedKeys(r.t.Groups[id].Members) {
+		for _, u := range slices.Sorted(maps.Keys(r.t.Groups[id].Members)) {
 			r.member(id, u)
 		}
 	}
-	for _, id := range sortedKeys(r.t.Users) {
+	for _, id := range slices.Sorted(maps.Keys(r.t.Users)) {
 		u := r.t.Users[id]
 		r.user(id, true)
-		for _, sku := range sortedKeys(u.Licenses) {
+		for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 			r.userLicense(id, sku)
 			for src, s := range u.Licenses[sku].Sources {
 				if g, ok := domain.GroupOfSource(src); ok && !s.Active() {
@@ -263,19 +263,10 @@ func (r *renderer) all() {
 				}
 			}
 		}
-		for _, w := range sortedKeys(u.Holds) {
+		for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
 			r.held(id, w)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 type pair struct{ a, b string }
@@ -436,19 +427,19 @@ func (tc *touched) render(r *renderer) {
 	if tc.meta {
 		r.meta()
 	}
-	for _, sku := range sortedKeys(tc.licenses) {
+	for _, sku := range slices.Sorted(maps.Keys(tc.licenses)) {
 		r.license(sku)
 	}
-	for _, id := range sortedKeys(tc.subs) {
+	for _, id := range slices.Sorted(maps.Keys(tc.subs)) {
 		r.subscription(id)
 	}
-	for _, sku := range sortedKeys(tc.apps) {
+	for _, sku := range slices.Sorted(maps.Keys(tc.apps)) {
 		r.app(sku)
 	}
-	for _, id := range sortedKeys(tc.users) {
+	for _, id := range slices.Sorted(maps.Keys(tc.users)) {
 		r.user(id, slices.Contains(tc.added, id))
 	}
-	for _, g := range sortedKeys(tc.groups) {
+	for _, g := range slices.Sorted(maps.Keys(tc.groups)) {
 		r.group(g)
 	}
 	for p := range tc.userLic {

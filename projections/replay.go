@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"maps"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -721,17 +723,7 @@ func (w *bulkWorker) flush(ctx context.Context) error {
 // keys were listed (nothing is done, -1, if it changed meanwhile: a key may
 // have appeared), ARGV[2] the version written, ARGV[3] "1" to overwrite a
 // read model ahead of it (else -2).
-const rebuildScript = `
-local cur = redis.call('HGET', KEYS[1], 'version') or ''
-if cur ~= ARGV[1] then return -1 end
-local v = tonumber(ARGV[2])
-if ARGV[3] ~= '1' and (tonumber(cur) or 0) > v then return -2 end
-for i = 1, #KEYS do redis.call('DEL', KEYS[i]) end
-local i, n, kb = 4, #ARGV, 0
-` + applyOpsLua + `
-if v > 0 then redis.call('HSET', KEYS[1], 'version', ARGV[2]) end
-return 1
-`
+var rebuildScript = luaScript("rebuild.lua")
 
 var rebuildTenantScript = redis.NewScript(rebuildScript)
 
@@ -994,7 +986,7 @@ func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string
 	}
 	var out []PrefixDifference
 	unprefixed := readmodel.Keys{} // the markers' keys without a prefix
-	for _, k := range sortedKeys(all) {
+	for _, k := range slices.Sorted(maps.Keys(all)) {
 		if k == unprefixed.Present() || k == unprefixed.Building() || da[k] == db[k] {
 			continue
 		}

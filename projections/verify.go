@@ -3,6 +3,8 @@ package projections
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -126,7 +128,7 @@ func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.Univ
 	for _, t := range inRedis {
 		set[t] = true
 	}
-	return sortedKeys(set), nil
+	return slices.Sorted(maps.Keys(set)), nil
 }
 
 // dumpTenant reads every key of a tenant (SCAN of its prefix).
@@ -193,7 +195,7 @@ func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func
 	for k := range got.hashes {
 		hk[k] = true
 	}
-	for _, k := range sortedKeys(hk) {
+	for _, k := range slices.Sorted(maps.Keys(hk)) {
 		w, g := want.hashes[k], got.hashes[k]
 		fields := map[string]bool{}
 		for f := range w {
@@ -202,7 +204,7 @@ func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func
 		for f := range g {
 			fields[f] = true
 		}
-		for _, f := range sortedKeys(fields) {
+		for _, f := range slices.Sorted(maps.Keys(fields)) {
 			if w[f] != g[f] {
 				if !add(Difference{Tenant: tid, Key: keys.Key(tid, k), Field: f, Want: w[f], Got: g[f]}) {
 					return false
@@ -217,7 +219,7 @@ func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func
 	for k := range got.zsets {
 		zk[k] = true
 	}
-	for _, k := range sortedKeys(zk) {
+	for _, k := range slices.Sorted(maps.Keys(zk)) {
 		w, g := want.zsets[k], got.zsets[k]
 		members := map[string]bool{}
 		for m := range w {
@@ -226,7 +228,7 @@ func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func
 		for m := range g {
 			members[m] = true
 		}
-		for _, m := range sortedKeys(members) {
+		for _, m := range slices.Sorted(maps.Keys(members)) {
 			ws, wok := w[m]
 			gs, gok := g[m]
 			if wok != gok || ws != gs {
