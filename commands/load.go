@@ -1,11 +1,11 @@
 package commands
 
 import (
-	"container/list"
 	"context"
 	"sync"
 
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/internal/lru"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -33,55 +33,34 @@ func (h *Handler) catchUp(ctx context.Context, st *domain.Tenant) error {
 	return tenantstream.FoldFrom(ctx, h.cfg.Store, h.cfg.Upcasters, st, st.ID, 0)
 }
 
-// tenantCache is a bounded LRU of tenant states.
+// tenantCache is a bounded LRU of tenant states, safe for concurrent use.
 type tenantCache struct {
-	mu    sync.Mutex
-	max   int
-	ll    *list.List
-	items map[string]*list.Element
-}
-
-type cacheEntry struct {
-	id string
-	st *domain.Tenant
+	mu  sync.Mutex
+	lru *lru.Cache[string, *domain.Tenant]
 }
 
 func newTenantCache(max int) *tenantCache {
-	return &tenantCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
+	return &tenantCache{lru: lru.New[string, *domain.Tenant](max)}
 }
 
 func (c *tenantCache) get(id string) *domain.Tenant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el := c.items[id]; el != nil {
-		c.ll.MoveToFront(el)
-		return el.Value.(*cacheEntry).st
-	}
-	return nil
+	st, _ := c.lru.Get(id)
+	return st
 }
 
 // evict forgets id's state if it is st.
 func (c *tenantCache) evict(id string, st *domain.Tenant) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el := c.items[id]; el != nil && el.Value.(*cacheEntry).st == st {
-		c.ll.Remove(el)
-		delete(c.items, id)
+	if cur, ok := c.lru.Peek(id); ok && cur == st {
+		c.lru.Remove(id)
 	}
 }
 
 func (c *tenantCache) put(id string, st *domain.Tenant) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el := c.items[id]; el != nil {
-		el.Value.(*cacheEntry).st = st
-		c.ll.MoveToFront(el)
-		return
-	}
-	c.items[id] = c.ll.PushFront(&cacheEntry{id, st})
-	for c.ll.Len() > c.max {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.items, old.Value.(*cacheEntry).id)
-	}
+	c.lru.Put(id, st)
 }

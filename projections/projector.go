@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/internal/lru"
 	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
@@ -116,7 +116,7 @@ type Projection struct {
 	keys   readmodel.Keys
 
 	// Handler state: touched only by the handler (messages are sequential).
-	cache    *lru
+	cache    *lru.Cache[string, *domain.Tenant]
 	pending  map[string]*pendingTenant
 	order    []string
 	nPending int
@@ -277,7 +277,7 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 			return fmt.Errorf("projections: write the building marker: %w", err)
 		}
 	}
-	p.cache = newLRU(p.cfg.CacheSize)
+	p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
 	p.resetPending()
 	p.staged = ck
 	p.flushed.Store(uint64(ck))
@@ -416,7 +416,7 @@ func (p *Projection) fail(msg *message.Message, err error) {
 			"projection", p.cfg.Name, "position", pos, "stream", se.Stream, "version", ver,
 			"checkpoint", p.flushed.Load(), "err", err)
 		// In-memory states may be ahead of Redis: a restart folds them again.
-		p.cache = newLRU(p.cfg.CacheSize)
+		p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
 		p.resetPending()
 		p.staged = eventstore.Position(p.flushed.Load())
 		go p.sub.Close()
@@ -487,7 +487,7 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 	if pt != nil {
 		st = pt.st
 	} else {
-		st = p.cache.get(tenantID)
+		st, _ = p.cache.Get(tenantID)
 	}
 	if st != nil && st.Version >= version { // a re-delivery already folded
 		p.staged = pos
@@ -524,7 +524,7 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 	pt.st = st
 	pt.tc.event(st, e)
 	domain.Evolve(st, e)
-	p.cache.put(tenantID, st)
+	p.cache.Put(tenantID, st)
 	p.staged = pos
 	p.nPending++
 	return nil
@@ -802,41 +802,5 @@ func (p *Projection) WaitFor(ctx context.Context, pos eventstore.Position) error
 			return ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
-	}
-}
-
-// lru is a bounded cache of tenant states.
-type lru struct {
-	max   int
-	ll    *list.List
-	items map[string]*list.Element
-}
-
-type lruEntry struct {
-	id string
-	st *domain.Tenant
-}
-
-func newLRU(max int) *lru { return &lru{max: max, ll: list.New(), items: map[string]*list.Element{}} }
-
-func (c *lru) get(id string) *domain.Tenant {
-	if el := c.items[id]; el != nil {
-		c.ll.MoveToFront(el)
-		return el.Value.(*lruEntry).st
-	}
-	return nil
-}
-
-func (c *lru) put(id string, st *domain.Tenant) {
-	if el := c.items[id]; el != nil {
-		el.Value.(*lruEntry).st = st
-		c.ll.MoveToFront(el)
-		return
-	}
-	c.items[id] = c.ll.PushFront(&lruEntry{id, st})
-	for c.ll.Len() > c.max {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.items, old.Value.(*lruEntry).id)
 	}
 }

@@ -28,14 +28,15 @@ var allowed = map[string][]string{
 	"eventstore/storetest": {"eventstore"},
 	"eventcodec":           {"domain"},
 	"lease":                {},
+	"internal/lru":         {},
 
 	// The two contracts the write and read sides share.
 	"tenantstream": {"domain", "eventcodec", "eventstore"},
 	"readmodel":    {"domain", "eventstore"},
 
 	// The write side, the projector, the read side.
-	"commands":    {"domain", "eventcodec", "eventstore", "tenantstream"},
-	"projections": {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel"},
+	"commands":    {"domain", "eventcodec", "eventstore", "tenantstream", "internal/lru"},
+	"projections": {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "internal/lru"},
 	"queries":     {"domain", "eventstore", "readmodel"},
 	"history":     {"domain", "eventcodec", "eventstore", "tenantstream"},
 
