@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seatledger/seatledger/benchdata"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/benchdata"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 

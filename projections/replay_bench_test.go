@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seatledger/seatledger/benchdata"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/benchdata"
 )
 
 // BenchmarkReplay1M replays SEATLEDGER_REPLAY_EVENTS events (default

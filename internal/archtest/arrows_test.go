@@ -49,14 +49,14 @@ var allowed = map[string][]string{
 	"cmd/seatledger": {"*"},
 
 	// Test support: harnesses and fixtures for tests, never for the binary.
-	"benchdata":         {"*"},
-	"clustertest":       {"*"},
-	"reliability":       {"*"},
-	"internal/archtest": {},
+	"internal/benchdata":   {"*"},
+	"internal/clustertest": {"*"},
+	"internal/reliability": {"*"},
+	"internal/archtest":    {},
 }
 
 // testSupport may be imported by tests only.
-var testSupport = []string{"benchdata", "clustertest", "reliability", "api/apitest", "eventstore/storetest"}
+var testSupport = []string{"internal/benchdata", "internal/clustertest", "internal/reliability", "api/apitest", "eventstore/storetest"}
 
 // readSide never imports the write side (commands) whatever the table says;
 // only its tests may, to write the events they read.
@@ -90,7 +90,7 @@ func TestViolationsAreFound(t *testing.T) {
 		{path: "queries", imports: []string{"readmodel", "projections"}},
 		{path: "history", imports: []string{"commands"}},
 		{path: "projections", testImports: []string{"commands", "cmd/seatledger"}},
-		{path: "commands", imports: []string{"reliability"}, testImports: []string{"api"}},
+		{path: "commands", imports: []string{"internal/reliability"}, testImports: []string{"api"}},
 		{path: "newthing"},
 		{path: "cmd/seatledger", imports: []string{"projections", "api"}},
 		{path: "scheduler", imports: []string{"api"}},
@@ -101,7 +101,7 @@ func TestViolationsAreFound(t *testing.T) {
 		"queries imports projections",
 		"history imports commands",
 		"projections's tests import cmd/seatledger",
-		"commands imports reliability",
+		"commands imports internal/reliability",
 		"commands's tests import api",
 		"newthing has no row",
 		"scheduler imports api",

@@ -19,8 +19,8 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/internal/reliability"
 	"github.com/seatledger/seatledger/projections"
-	"github.com/seatledger/seatledger/reliability"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 

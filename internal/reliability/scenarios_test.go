@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seatledger/seatledger/reliability"
+	"github.com/seatledger/seatledger/internal/reliability"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
