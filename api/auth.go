@@ -3,6 +3,8 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -109,7 +111,10 @@ func (a *authenticator) authenticate(header string) (principal, error) {
 		return p, nil
 	}
 	var claims Claims
-	_, err := a.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.secret, nil })
+	parsed, err := a.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.secret, nil })
+	if err == nil {
+		err = strictToken(parsed)
+	}
 	if err != nil {
 		detail := "the token is not valid"
 		if errors.Is(err, jwt.ErrTokenExpired) {
@@ -125,6 +130,37 @@ func (a *authenticator) authenticate(header string) (principal, error) {
 		a.remember(token, p, claims.ExpiresAt.Time)
 	}
 	return p, nil
+}
+
+// errTokenForm is a token whose signature holds but whose form this server
+// refuses (strictToken).
+var errTokenForm = errors.New("token form refused")
+
+// strictToken refuses what the JWT library accepts but a strict reading of
+// RFC 7515/7519 does not: a "crit" header (it names extensions the
+// recipient must understand, and this server understands none; RFC 7515
+// §4.1.11), and time claims that are not JSON numbers ("exp":"1767225600"
+// is a NumericDate only to a lenient parser; RFC 7519 §2).
+func strictToken(t *jwt.Token) error {
+	if _, ok := t.Header["crit"]; ok {
+		return errTokenForm
+	}
+	_, rest, _ := strings.Cut(t.Raw, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return errTokenForm
+	}
+	var times struct{ Exp, Nbf, Iat json.RawMessage }
+	if err := json.Unmarshal(raw, &times); err != nil {
+		return errTokenForm
+	}
+	for _, v := range []json.RawMessage{times.Exp, times.Nbf, times.Iat} {
+		if len(v) > 0 && !(v[0] == '-' || '0' <= v[0] && v[0] <= '9') {
+			return errTokenForm
+		}
+	}
+	return nil
 }
 
 // verifiedCap bounds the tokens remembered as verified.
@@ -191,7 +227,7 @@ func (s *Server) tenantScope(c *gin.Context) {
 		return
 	}
 	if !domain.ValidID(t) {
-		WriteProblem(c, invalidRequest("tenantId", "tenant id %q is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ -", t))
+		WriteProblem(c, invalidRequest("tenantId", "tenant id %q is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", Bounded(t)))
 		return
 	}
 	c.Set(ctxTenant, t)

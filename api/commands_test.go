@@ -180,7 +180,9 @@ func TestCommandEndpoints(t *testing.T) {
 	}
 	wantOK(t, e.call("PATCH", "/users/alice/licenses/SPB", admin, map[string]any{"disabledPlans": []string{"SWAY"}}), http.StatusOK, domain.TypeLicensePlansChanged)
 	problem(t, e.call("PATCH", "/users/alice/licenses/SPB", admin, map[string]any{"disabledPlans": []string{"NO_SUCH_PLAN"}}), http.StatusBadRequest, "invalid_request")
-	problem(t, e.call("PATCH", "/users/carol/licenses/SPB", admin, map[string]any{"disabledPlans": []string{}}), http.StatusNotFound, "not_found")
+	// A license the user does not have: the one rule of every route that
+	// removes or changes one (docs/API.md, "Details").
+	problem(t, e.call("PATCH", "/users/carol/licenses/SPB", admin, map[string]any{"disabledPlans": []string{}}), http.StatusBadRequest, "invalid_request")
 
 	// ---- Active users page
 	wantOK(t, e.call("POST", "/users/manageLicenses", admin, map[string]any{"users": []string{"carol"}, "mode": "AssignMore", "addLicenses": []map[string]any{{"skuId": "SPB"}}}), http.StatusOK, domain.TypeLicenseAssigned)

@@ -2,8 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -31,11 +34,18 @@ type request struct {
 	body  []byte
 	key   string
 	actor domain.Actor
+	// fields maps the field a domain error names to its JSON path in this
+	// request's body, where the two differ (nil: they do not).
+	fields func(string) string
 }
 
 // begin reads the body and the Idempotency-Key and decodes the body into v
 // (nil: the endpoint takes no body; an empty body or {} is accepted).
 func (s *Server) begin(c *gin.Context, v any, required bool) (*request, bool) {
+	if err := CheckQuery(c); err != nil { // commands take no query parameters
+		WriteProblem(c, err)
+		return nil, false
+	}
 	key, err := idempotencyKey(c)
 	if err != nil {
 		WriteProblem(c, err)
@@ -87,7 +97,7 @@ func (s *Server) exec(r *request, tenantID string, status int, cmd domain.Comman
 	}
 	res, err := s.cfg.Commands.Handle(c.Request.Context(), cmd)
 	if err != nil {
-		WriteProblem(c, err)
+		WriteProblem(c, r.inTermsOfRequest(err))
 		return
 	}
 	ans, err := answer(res)
@@ -138,6 +148,28 @@ func (a CommandAnswer) appendJSON(b []byte) ([]byte, error) {
 		b = append(append(append(append(b, `,"`...), f.name...), `":`...), v...)
 	}
 	return append(b, "}\n"...), nil
+}
+
+// inTermsOfRequest restates a domain error in the request's terms: the
+// field as the body's JSON path, and a reused Idempotency-Key named as the
+// client sent it (the domain knows only the command id derived from it).
+func (r *request) inTermsOfRequest(err error) error {
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		return err
+	}
+	out := *de // a copy: domain errors may be shared values
+	switch {
+	case de.Code == domain.CodeIdempotencyKeyReused:
+		out.Field = HeaderIdempotencyKey
+		out.Detail = fmt.Sprintf("Idempotency-Key %q was already used for another request (another method, path or body); "+
+			"send a new key for a new request", Bounded(r.key))
+	case r.fields != nil && de.Field != "":
+		out.Field = r.fields(de.Field)
+	default:
+		return err
+	}
+	return &out
 }
 
 func answer(res commands.Result) (CommandAnswer, error) {
@@ -215,6 +247,12 @@ func (s *Server) createTenant(c *gin.Context) {
 	if body.GlobalAdmin.ID == "" {
 		body.GlobalAdmin.ID = newID("user", body.ID, r.actor, r.key)
 	}
+	r.fields = func(f string) string {
+		if f == "usageLocation" { // the domain's check of any user's
+			return "globalAdmin.usageLocation"
+		}
+		return f
+	}
 	s.exec(r, body.ID, http.StatusCreated, &domain.CreateTenant{Name: body.Name, GlobalAdmin: body.GlobalAdmin.toDomain()}, body.ID)
 }
 
@@ -228,6 +266,7 @@ func (s *Server) addUser(c *gin.Context) {
 	if body.ID == "" {
 		body.ID = newID("user", t, r.actor, r.key)
 	}
+	r.fields = func(f string) string { return strings.TrimPrefix(f, "user.") } // the body is the user
 	s.exec(r, t, http.StatusCreated, &domain.AddUser{User: body.toDomain()}, body.ID)
 }
 
@@ -404,7 +443,7 @@ type AppRequest struct {
 type purchaseRequest struct {
 	ID          string      `json:"id"`
 	SkuID       string      `json:"skuId"`
-	Quantity    int         `json:"quantity"`
+	Quantity    *quantity   `json:"quantity"`
 	Kind        string      `json:"kind"`
 	Channel     string      `json:"channel"`
 	PurchasedBy string      `json:"purchasedBy"`
@@ -417,11 +456,16 @@ func (s *Server) purchase(c *gin.Context) {
 	if !ok {
 		return
 	}
+	n, err := s.quantity(body.Quantity)
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
 	t := TenantOf(c)
 	if body.ID == "" {
 		body.ID = newID("subscription", t, r.actor, r.key)
 	}
-	cmd := &domain.PurchaseSubscription{SubscriptionID: body.ID, SkuID: body.SkuID, Quantity: body.Quantity,
+	cmd := &domain.PurchaseSubscription{SubscriptionID: body.ID, SkuID: body.SkuID, Quantity: n,
 		Kind: body.Kind, Channel: body.Channel, PurchasedBy: body.PurchasedBy}
 	if a := body.Product; a != nil {
 		app := &domain.Product{SkuID: a.SkuID, SkuPartNumber: a.SkuPartNumber, DisplayName: a.DisplayName,
@@ -436,8 +480,8 @@ func (s *Server) purchase(c *gin.Context) {
 }
 
 type patchSubscriptionRequest struct {
-	Quantity *int    `json:"quantity"`
-	Status   *string `json:"status"`
+	Quantity *quantity `json:"quantity"`
+	Status   *string   `json:"status"`
 }
 
 func (s *Server) patchSubscription(c *gin.Context) {
@@ -454,7 +498,12 @@ func (s *Server) patchSubscription(c *gin.Context) {
 	case body.Quantity != nil && body.Status != nil:
 		WriteProblem(c, invalidRequest("status", "change quantity or status, not both in one request"))
 	case body.Quantity != nil:
-		s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeSubscriptionQuantity{SubscriptionID: p[0], Quantity: *body.Quantity}, "")
+		n, err := s.quantity(body.Quantity)
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+		s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeSubscriptionQuantity{SubscriptionID: p[0], Quantity: n}, "")
 	case body.Status != nil:
 		s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeSubscriptionStatus{SubscriptionID: p[0], Status: *body.Status}, "")
 	default:
@@ -540,7 +589,9 @@ func (s *Server) manageLicenses(c *gin.Context) {
 }
 
 type licensePlansRequest struct {
-	DisabledPlans []string `json:"disabledPlans"`
+	// DisabledPlans is required: [] turns every plan on; absent or null
+	// would too if taken as empty, so it is refused instead.
+	DisabledPlans *[]string `json:"disabledPlans"`
 }
 
 func (s *Server) changeLicensePlans(c *gin.Context) {
@@ -553,7 +604,11 @@ func (s *Server) changeLicensePlans(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeLicensePlans{UserID: p[0], SkuID: p[1], DisabledPlans: body.DisabledPlans}, "")
+	if body.DisabledPlans == nil {
+		WriteProblem(c, invalidRequest("disabledPlans", "disabledPlans is required: the plans to turn off ([] turns every plan on)"))
+		return
+	}
+	s.exec(r, TenantOf(c), http.StatusOK, &domain.ChangeLicensePlans{UserID: p[0], SkuID: p[1], DisabledPlans: *body.DisabledPlans}, "")
 }
 
 func (s *Server) installApp(c *gin.Context) {

@@ -36,7 +36,7 @@ func queryTime(c *gin.Context, name string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, invalidRequest(name, "%s=%q is not an RFC 3339 time such as 2026-03-01T14:03:00Z", name, v)
+		return time.Time{}, invalidRequest(name, "%s=%q is not an RFC 3339 time such as 2026-03-01T14:03:00Z", name, Bounded(v))
 	}
 	return t, nil
 }
@@ -48,7 +48,7 @@ func queryInt(c *gin.Context, name string, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > max {
-		return 0, invalidRequest(name, "%s must be an integer from 1 to %d", name, max)
+		return 0, invalidRequest(name, "%s must be an integer from 1 to %d, not %q", name, max, Bounded(v))
 	}
 	return n, nil
 }
@@ -60,12 +60,18 @@ func point(c *gin.Context, name, value string) (history.Point, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, value)
 	if err != nil {
-		return history.Point{}, invalidRequest(name, "%s=%q is neither a version number nor an RFC 3339 time", name, value)
+		return history.Point{}, invalidRequest(name, "%s=%q is neither a version number nor an RFC 3339 time", name, Bounded(value))
 	}
 	return history.Point{Time: t}, nil
 }
 
-func (h historyHandlers) exists(c *gin.Context) (string, bool) {
+// exists checks the query parameters against the route's, then that the
+// tenant exists.
+func (h historyHandlers) exists(c *gin.Context, params ...string) (string, bool) {
+	if err := CheckQuery(c, params...); err != nil {
+		WriteProblem(c, err)
+		return "", false
+	}
 	t := TenantOf(c)
 	head, err := h.svc.Head(c.Request.Context(), t)
 	if err != nil {
@@ -80,7 +86,7 @@ func (h historyHandlers) exists(c *gin.Context) (string, bool) {
 }
 
 func (h historyHandlers) audit(c *gin.Context) {
-	t, ok := h.exists(c)
+	t, ok := h.exists(c, "since", "until", "actor", "user", "sku", "type", "cursor", "limit", "order")
 	if !ok {
 		return
 	}
@@ -112,6 +118,15 @@ func (h historyHandlers) audit(c *gin.Context) {
 	WriteJSON(c, http.StatusOK, page.Records)
 }
 
+// SetNextCursor marks an answer as one page of a list: X-Next-Cursor and
+// a Link header with rel="next" to the same path with query q (which
+// carries the cursor). Every paged answer (lists and the paged members of
+// a detail) says "there is more" this way.
+func SetNextCursor(c *gin.Context, next string, q url.Values) {
+	c.Header("X-Next-Cursor", next)
+	c.Writer.Header().Add("Link", "<"+(&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String()+`>; rel="next"`)
+}
+
 // cursorHeaders sets X-Next-Cursor / X-Prev-Cursor and a Link header.
 func cursorHeaders(c *gin.Context, next, prev string) {
 	link := func(cur, rel string) string {
@@ -140,16 +155,26 @@ func cursorHeaders(c *gin.Context, next, prev string) {
 	}
 }
 
+// events answers raw envelopes from fromVersion (or cursor: the same
+// number, as X-Next-Cursor gives it, so events page like every list).
 func (h historyHandlers) events(c *gin.Context) {
-	t, ok := h.exists(c)
+	t, ok := h.exists(c, "fromVersion", "cursor", "limit")
 	if !ok {
 		return
 	}
 	from := uint64(1)
-	if v := c.Query("fromVersion"); v != "" {
+	name, v := "fromVersion", c.Query("fromVersion")
+	if cur := c.Query("cursor"); cur != "" {
+		if v != "" {
+			WriteProblem(c, invalidRequest("cursor", "give fromVersion or cursor, not both"))
+			return
+		}
+		name, v = "cursor", cur
+	}
+	if v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n < 1 {
-			WriteProblem(c, invalidRequest("fromVersion", "fromVersion must be a version number from 1"))
+			WriteProblem(c, invalidRequest(name, "%s must be a version number from 1, not %q", name, Bounded(v)))
 			return
 		}
 		from = n
@@ -165,13 +190,18 @@ func (h historyHandlers) events(c *gin.Context) {
 		return
 	}
 	if next > 0 {
-		c.Header("X-Next-From-Version", strconv.FormatUint(next, 10))
+		n := strconv.FormatUint(next, 10)
+		c.Header("X-Next-From-Version", n)
+		q := c.Request.URL.Query()
+		q.Del("fromVersion")
+		q.Set("cursor", n)
+		SetNextCursor(c, n, q)
 	}
 	WriteJSON(c, http.StatusOK, evs)
 }
 
 func (h historyHandlers) state(c *gin.Context) {
-	t, ok := h.exists(c)
+	t, ok := h.exists(c, "at", "version")
 	if !ok {
 		return
 	}
@@ -215,7 +245,7 @@ func (h historyHandlers) state(c *gin.Context) {
 }
 
 func (h historyHandlers) diff(c *gin.Context) {
-	t, ok := h.exists(c)
+	t, ok := h.exists(c, "from", "to")
 	if !ok {
 		return
 	}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -63,10 +66,31 @@ func invalidRequest(field, format string, args ...any) *HTTPError {
 	return &HTTPError{Status: http.StatusBadRequest, Code: domain.CodeInvalidRequest, Field: field, Detail: fmt.Sprintf(format, args...)}
 }
 
+// InvalidRequest is a 400 invalid_request naming the offending input: a
+// field of the body by its JSON path, a path parameter, a query parameter
+// or a header. Other packages' handlers (queries, history) use it so every
+// route answers alike.
+func InvalidRequest(field, format string, args ...any) error {
+	return invalidRequest(field, format, args...)
+}
+
+// NotFound is a 404 not_found.
+func NotFound(format string, args ...any) error {
+	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable is a 503 unavailable with Retry-After (whole seconds, at
+// least 1).
+func Unavailable(retryAfter time.Duration, format string, args ...any) error {
+	h := http.Header{}
+	h.Set("Retry-After", strconv.Itoa(max(1, int(retryAfter/time.Second))))
+	return &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Detail: fmt.Sprintf(format, args...), Header: h}
+}
+
 // TenantNotFound is the answer for a tenant that does not exist or that the
 // caller's token does not belong to: both look the same (no existence leak).
 func TenantNotFound(tenantID string) error {
-	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenantID)}
+	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", Bounded(tenantID))}
 }
 
 var statusByCode = map[domain.ErrorCode]int{
@@ -181,6 +205,7 @@ func toProblem(err error) (Problem, http.Header, bool) {
 	if p.Detail == "" {
 		p.Detail = p.Title
 	}
+	p.Detail = boundDetail(p.Detail)
 	p.Type = problemTypeBase + p.Code
 	if p.Status == http.StatusServiceUnavailable {
 		if hdr == nil {
@@ -191,6 +216,21 @@ func toProblem(err error) (Problem, http.Header, bool) {
 		}
 	}
 	return p, hdr, internal
+}
+
+// maxDetail bounds a problem's detail: most echo the input at fault, and
+// where the layer that wrote it did not bound the echo (Bounded), this does.
+const maxDetail = 1024
+
+func boundDetail(d string) string {
+	if len(d) <= maxDetail {
+		return d
+	}
+	n := maxDetail
+	for n > 0 && !utf8.RuneStart(d[n]) {
+		n--
+	}
+	return d[:n] + "… (cut)"
 }
 
 // WriteProblem answers err as application/problem+json and aborts the gin

@@ -8,8 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -75,9 +80,17 @@ func errBodyTooLarge() error {
 		Detail: fmt.Sprintf("the request body is larger than %d bytes (1 MiB)", MaxBodyBytes)}
 }
 
-// decodeBody decodes a JSON object into v, refusing unknown fields and
-// trailing data. An empty body is an error when required, else leaves v.
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// decodeBody decodes a JSON object into v, refusing unknown fields,
+// trailing data and what checkStrict refuses (duplicate keys, names that
+// match only without regard to case, invalid UTF-8). An empty body is an
+// error when required, else leaves v.
 func decodeBody(body []byte, v any, required bool) error {
+	if bytes.HasPrefix(body, utf8BOM) {
+		return invalidRequest("body", "the body starts with a UTF-8 byte order mark (EF BB BF): send the JSON without it")
+	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		if required {
@@ -87,6 +100,9 @@ func decodeBody(body []byte, v any, required bool) error {
 	}
 	if trimmed[0] != '{' {
 		return invalidRequest("body", "the body must be a JSON object")
+	}
+	if err := checkStrict(trimmed, reflect.TypeOf(v)); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
@@ -103,8 +119,11 @@ func jsonError(err error) error {
 	var (
 		syn *json.SyntaxError
 		typ *json.UnmarshalTypeError
+		he  *HTTPError
 	)
 	switch {
+	case errors.As(err, &he): // a field's own UnmarshalJSON (quantity)
+		return he
 	case errors.As(err, &syn):
 		return invalidRequest("body", "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
 	case errors.As(err, &typ):
@@ -118,7 +137,7 @@ func jsonError(err error) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
-		return invalidRequest(name, "unknown field %q", name)
+		return invalidRequest(orBody(name), "unknown field %q", name)
 	}
 	return invalidRequest("body", "invalid JSON body: %s", err.Error())
 }
@@ -141,7 +160,7 @@ func jsonKind(k string) string {
 func pathID(c *gin.Context, param, field string) (string, error) {
 	v := c.Param(param)
 	if !domain.ValidID(v) {
-		return "", invalidRequest(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ -", field, v)
+		return "", invalidRequest(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, Bounded(v))
 	}
 	return v, nil
 }
@@ -182,9 +201,33 @@ func CommandID(tenantID string, actor domain.Actor, key string) string {
 	return "idem-" + hashHex("cmd", tenantID, actor.String(), key)[:32]
 }
 
-// RequestHash fingerprints a request: method, path and body.
+// RequestHash fingerprints a request: method, path and the canonical form
+// of its JSON body (CanonicalJSON), so that a retry that lays the same JSON
+// out otherwise (whitespace, key order, escapes) is the same request.
 func RequestHash(method, path string, body []byte) string {
-	return hashHex(method, path, string(body))
+	return hashHex(method, path, string(CanonicalJSON(body)))
+}
+
+// CanonicalJSON is body with its layout normalised: objects' keys sorted,
+// no insignificant whitespace, strings escaped one way; numbers are kept as
+// written (2 and 2.0 differ). An empty body is {} (the endpoints without a
+// body take both alike). A body that is not JSON is returned as is.
+func CanonicalJSON(body []byte) []byte {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	out, err := json.Marshal(v) // maps: keys sorted
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // newID returns the id of a resource the client did not name: derived from
@@ -195,4 +238,54 @@ func newID(kind, tenantID string, actor domain.Actor, key string) string {
 		return uuid.NewString()
 	}
 	return hashHex("id", kind, tenantID, actor.String(), key)[:32]
+}
+
+// MaxEcho bounds how many bytes of a client's input an error message
+// repeats (a 10,000-character cursor is not sent back whole).
+const MaxEcho = 64
+
+// Bounded returns s, or its first MaxEcho bytes (cut at a character
+// boundary) followed by "…" and the full length, for echoing input in an
+// error message.
+func Bounded(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	n := MaxEcho
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:n], len(s))
+}
+
+func bounded(s string) string { return Bounded(s) }
+
+// CheckQuery refuses a query string that does not parse, a parameter not
+// in allowed, and a parameter given more than once, naming the parameter
+// (400 invalid_request): a misspelt ?limt= is an error, not ignored.
+func CheckQuery(c *gin.Context, allowed ...string) error {
+	raw := c.Request.URL.RawQuery
+	if raw == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return invalidRequest("query", "the query string is malformed: %s", Bounded(err.Error()))
+	}
+	names := slices.Sorted(maps.Keys(q))
+	for _, name := range names {
+		if name == "" {
+			return invalidRequest("query", "the query string has a parameter without a name")
+		}
+		if !slices.Contains(allowed, name) {
+			if len(allowed) == 0 {
+				return invalidRequest(name, "unknown query parameter %q: this endpoint takes none", Bounded(name))
+			}
+			return invalidRequest(name, "unknown query parameter %q: this endpoint takes %s", Bounded(name), strings.Join(allowed, ", "))
+		}
+		if len(q[name]) > 1 {
+			return invalidRequest(name, "query parameter %s is given %d times: give it once", name, len(q[name]))
+		}
+	}
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -143,8 +145,36 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP serves a request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+// ServeHTTP serves a request. HEAD is served as GET without the body (RFC
+// 9110 §9.3.2): every GET route answers HEAD with the same status and
+// headers.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		r = r.WithContext(context.WithValue(r.Context(), headRequest{}, true))
+		r.Method = http.MethodGet
+		w = headWriter{w}
+	}
+	s.engine.ServeHTTP(w, r)
+}
+
+// headRequest marks the context of a HEAD request served as GET.
+type headRequest struct{}
+
+// methodOf is the method the client sent (HEAD for a HEAD served as GET).
+func methodOf(c *gin.Context) string {
+	if head, _ := c.Request.Context().Value(headRequest{}).(bool); head {
+		return http.MethodHead
+	}
+	return c.Request.Method
+}
+
+// headWriter drops the body of a HEAD answer.
+type headWriter struct{ http.ResponseWriter }
+
+func (w headWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// WriteString drops the body too (gin uses it when the writer has it).
+func (w headWriter) WriteString(s string) (int, error) { return len(s), nil }
 
 // Engine returns the gin engine (tests, extensions).
 func (s *Server) Engine() *gin.Engine { return s.engine }
@@ -164,16 +194,16 @@ func (s *Server) build() *gin.Engine {
 	e.Use(s.requestID, s.observe, s.recover)
 	e.NoRoute(func(c *gin.Context) {
 		WriteProblem(c, &HTTPError{Status: http.StatusNotFound, Code: domain.CodeNotFound,
-			Detail: "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path})
+			Detail: "no such endpoint: " + methodOf(c) + " " + Bounded(c.Request.URL.Path)})
 	})
 	e.NoMethod(func(c *gin.Context) {
-		allow := c.Writer.Header().Get("Allow")
-		hdr := http.Header{}
-		if allow != "" {
-			hdr.Set("Allow", allow)
+		// gin has set Allow (once); HEAD goes wherever GET does.
+		h := c.Writer.Header()
+		if allow := strings.Split(h.Get("Allow"), ", "); slices.Contains(allow, http.MethodGet) && !slices.Contains(allow, http.MethodHead) {
+			h.Set("Allow", strings.Join(append(allow, http.MethodHead), ", "))
 		}
-		WriteProblem(c, &HTTPError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Header: hdr,
-			Detail: "method " + c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+		WriteProblem(c, &HTTPError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+			Detail: "method " + methodOf(c) + " is not allowed on " + Bounded(c.Request.URL.Path)})
 	})
 
 	e.GET("/healthz", func(c *gin.Context) {
@@ -261,6 +291,10 @@ type CatalogPlan struct {
 }
 
 func (s *Server) catalog(c *gin.Context) {
+	if err := CheckQuery(c); err != nil {
+		WriteProblem(c, err)
+		return
+	}
 	cat := s.cfg.Decider.Catalog
 	out := make([]CatalogProduct, 0, len(cat.Products))
 	for _, p := range cat.Products {

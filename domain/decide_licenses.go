@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"slices"
 )
 
@@ -33,9 +32,11 @@ func (dec *decision) giveDirect(du *draftUser, p *Product, disabled []string, up
 	return nil
 }
 
-// takeDirect removes a product's direct assignment. strict refuses a user who
-// does not have the product at all.
-func (dec *decision) takeDirect(du *draftUser, p *Product, strict bool) (bool, error) {
+// takeDirect removes a product's direct assignment. A user who does not
+// have the product at all is refused (invalid_request naming field, where
+// the request named the product): one rule for every route that removes a
+// license (docs/API.md, "Removing a license the user does not have").
+func (dec *decision) takeDirect(du *draftUser, p *Product, field string) (bool, error) {
 	l := du.lic[p.SkuID]
 	switch {
 	case l != nil && l.Sources[SourceDirect] != nil:
@@ -47,10 +48,8 @@ func (dec *decision) takeDirect(du *draftUser, p *Product, strict bool) (bool, e
 	case l != nil:
 		return false, ruleErr(CodeInheritedLicense, "R11",
 			"%s inherits %s from a group: remove them from the group or the license from the group", du.u.ID, p.DisplayName)
-	case strict:
-		return false, invalid("removeLicenses", "user %s does not have %s", du.u.ID, p.DisplayName)
 	}
-	return false, nil
+	return false, invalid(field, "user %s does not have %s", du.u.ID, p.DisplayName)
 }
 
 // finish checks every touched user's plans (R6, R7) and the counts (R3),
@@ -118,7 +117,7 @@ func (dec *decision) unassignLicenses(c *UnassignLicenses) error {
 		if err != nil {
 			return err
 		}
-		if _, err := dec.takeDirect(du, p, false); err != nil {
+		if _, err := dec.takeDirect(du, p, "users"); err != nil {
 			return err
 		}
 	}
@@ -146,7 +145,7 @@ func (dec *decision) updateUserLicenses(c *UpdateUserLicenses) error {
 			return invalid("removeLicenses", "%s is named twice", p.DisplayName)
 		}
 		removing[p.SkuID] = true
-		if _, err := dec.takeDirect(du, p, true); err != nil {
+		if _, err := dec.takeDirect(du, p, "removeLicenses"); err != nil {
 			return err
 		}
 	}
@@ -254,7 +253,7 @@ func (dec *decision) changeLicensePlans(c *ChangeLicensePlans) error {
 	l := du.lic[p.SkuID]
 	switch {
 	case l == nil:
-		return &Error{Code: CodeNotFound, Field: "skuId", Detail: fmt.Sprintf("user %s does not have %s", du.u.ID, p.DisplayName)}
+		return invalid("skuId", "user %s does not have %s", du.u.ID, p.DisplayName) // as takeDirect
 	case l.Sources[SourceDirect] != nil:
 		if slices.Equal(l.Sources[SourceDirect].DisabledPlans, disabled) {
 			return nil

@@ -6,9 +6,10 @@ import (
 )
 
 // ValidID reports whether s is a well-formed client-chosen id:
-// 1 to 128 characters of [A-Za-z0-9._@-].
+// 1 to 128 characters of [A-Za-z0-9._@-], other than "." and ".." (path
+// segments that name no resource: an id must be reachable by its path).
 func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
+	if len(s) == 0 || len(s) > 128 || s == "." || s == ".." {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -22,7 +23,7 @@ func ValidID(s string) bool {
 
 func checkID(field, s string) error {
 	if !ValidID(s) {
-		return invalid(field, "%s %q is not a valid id: use 1 to 128 characters of A-Z a-z 0-9 . _ @ -", field, s)
+		return invalid(field, "%s %q is not a valid id: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, s)
 	}
 	return nil
 }

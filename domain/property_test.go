@@ -313,15 +313,17 @@ func TestIdempotency_SameCommandIdDecidesNothingNew(t *testing.T) {
 	s.When(other).ThenError(CodeIdempotencyKeyReused)
 	// A retryable command that changes nothing is remembered too, so its
 	// retry cannot be decided again later against another state.
-	noop := unassign("SPB", "bob")
+	// (Lifting a hold bob does not have; unassigning a license he does not
+	// have is refused, not a no-op.)
+	noop := &SetRetentionHold{UserID: "bob", Enabled: false}
 	noop.CommandID, noop.RequestHash = "key-2", "h3"
-	s.When(noop).Then(NothingChanged{Command: "UnassignLicenses"})
-	s.Given(assign("SPB", "bob"))
-	retry := unassign("SPB", "bob")
+	s.When(noop).Then(NothingChanged{Command: "SetRetentionHold"})
+	s.Given(&SetRetentionHold{UserID: "bob", Enabled: true})
+	retry := &SetRetentionHold{UserID: "bob", Enabled: false}
 	retry.CommandID, retry.RequestHash = "key-2", "h3"
 	s.When(retry).Then()
-	if s.state.Users["bob"].Licenses[sku(t, "SPB")] == nil {
-		t.Fatal("a retried no-op unassigned a license assigned since")
+	if !s.state.Users["bob"].RetentionHold {
+		t.Fatal("a retried no-op lifted a hold set since")
 	}
 	// Event ids derive from the command id: a retry produces the same ids.
 	if first[0].EventID != EventID(tenantID, "key-1", first[0].Version) || EventID(tenantID, "key-1", 7) == EventID(tenantID, "key-1", 8) {

@@ -11,13 +11,15 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
 // List is the answer of every list query. It is written as a bare JSON
 // array (the shape API.md shows); the cursor of the next page travels in the
-// X-Next-Cursor header and a Link header with rel="next".
+// X-Next-Cursor header and a Link header with rel="next" (docs/API.md,
+// "Lists").
 type List[T any] struct {
 	Value      []T    `json:"value"`
 	NextCursor string `json:"nextCursor,omitempty"`
@@ -45,10 +47,19 @@ func (l *List[T]) UnmarshalJSON(b []byte) error {
 // SetCursor records the X-Next-Cursor header of a list answer.
 func (l *List[T]) SetCursor(next string) { l.NextCursor = next }
 
+// paged is an answer with a page of a list in it: a List, or a detail
+// with its paged members. Its cursor goes in X-Next-Cursor and Link
+// (api.SetNextCursor), the one way every paged answer says there is more.
+type paged interface{ cursor() string }
+
+// lister is a List: written as its bare array.
 type lister interface {
+	paged
 	items() any
-	cursor() string
 }
+
+func (d ProductDetail) cursor() string { return d.NextCursor }
+func (d GroupDetail) cursor() string   { return d.NextCursor }
 
 func sortRows[T any](rows []T, less func(a, b T) bool) {
 	sort.Slice(rows, func(i, j int) bool { return less(rows[i], rows[j]) })
@@ -171,8 +182,16 @@ func (s *Service) Users(c *gin.Context) {
 
 // User answers GET /v1/tenants/:t/users/:u.
 func (s *Service) User(c *gin.Context) {
+	if err := api.CheckQuery(c, itemParams...); err != nil {
+		s.fail(c, err)
+		return
+	}
+	id, err := pathID(c, "u", "userId")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	s.run(c, func(r *request) (any, error) {
-		id := c.Param("u")
 		views, err := s.userViews(r.ctx, r, []string{id})
 		if err != nil {
 			return nil, err
@@ -232,7 +251,7 @@ func (s *Service) resolveSku(r *request, sku string) (*domain.Product, error) {
 	if found != nil {
 		return found, nil
 	}
-	return nil, notFound("product %q is not a product of tenant %s", sku, r.tenant)
+	return nil, notFound("product %q is not a product of tenant %s", api.Bounded(sku), r.tenant)
 }
 
 // License answers GET /v1/tenants/:t/licenses/:sku: the product, its
@@ -300,6 +319,9 @@ type GroupDetail struct {
 // page of members (by id) and every member the group could not license.
 func (s *Service) Group(c *gin.Context) {
 	p, err := parsePage(c)
+	if err == nil {
+		_, err = pathID(c, "g", "groupId")
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -377,6 +399,16 @@ func (s *Service) HeldData(c *gin.Context) {
 		}
 		return out, nil
 	})
+}
+
+// pathID returns a path parameter that must be a valid id (400 naming
+// the parameter otherwise, as the command routes answer).
+func pathID(c *gin.Context, param, field string) (string, error) {
+	v := c.Param(param)
+	if !domain.ValidID(v) {
+		return "", invalid(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, api.Bounded(v))
+	}
+	return v, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/readmodel"
 )
@@ -111,7 +112,8 @@ func (s *Service) Ping(ctx context.Context) error { return s.cfg.Redis.Ping(ctx)
 
 // errRebuilding says the active prefix has no Present marker: Redis lost the
 // read models (or never had them) and they are being rebuilt.
-var errRebuilding = unavailable("the read models are being rebuilt (Redis lost its data); retry shortly")
+// fail answers it 503 with Retry-After.
+var errRebuilding = errors.New("the read models are being rebuilt (Redis lost its data); retry shortly")
 
 // Ready reports whether the read models can be served (for /readyz): Redis
 // answers and the active prefix is complete (its Present marker is set).
@@ -174,66 +176,42 @@ func (s *Service) keys(ctx context.Context) (readmodel.Keys, error) {
 	return readmodel.Keys{Prefix: p}, nil
 }
 
-// Problem codes.
+// Problem codes (the api package's).
 const (
-	CodeNotFound       = "not_found"
-	CodeInvalidRequest = "invalid_request"
-	CodeUnavailable    = "unavailable"
+	CodeNotFound       = string(domain.CodeNotFound)
+	CodeInvalidRequest = string(domain.CodeInvalidRequest)
+	CodeUnavailable    = string(api.CodeUnavailable)
 )
 
-// Problem is an RFC 9457 problem (the api package's shape).
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-	Field  string `json:"field,omitempty"`
-}
+// Problem is an RFC 9457 problem: the api package writes every one.
+type Problem = api.Problem
 
-// problemErr is an error answered as a problem.
-type problemErr struct {
-	status int
-	code   string
-	field  string
-	detail string
-}
-
-func (e *problemErr) Error() string { return e.code + ": " + e.detail }
-
-func notFound(format string, args ...any) error {
-	return &problemErr{http.StatusNotFound, CodeNotFound, "", fmt.Sprintf(format, args...)}
-}
+func notFound(format string, args ...any) error { return api.NotFound(format, args...) }
 
 func invalid(field, format string, args ...any) error {
-	return &problemErr{http.StatusBadRequest, CodeInvalidRequest, field, fmt.Sprintf(format, args...)}
+	return api.InvalidRequest(field, format, args...)
 }
 
-func unavailable(format string, args ...any) error {
-	return &problemErr{http.StatusServiceUnavailable, CodeUnavailable, "", fmt.Sprintf(format, args...)}
+func (s *Service) unavailable(format string, args ...any) error {
+	return api.Unavailable(s.cfg.RetryAfter, format, args...)
 }
 
-var titles = map[string]string{
-	CodeNotFound:       "Not found",
-	CodeInvalidRequest: "Invalid request",
-	CodeUnavailable:    "Service unavailable",
-}
-
-// fail answers err as application/problem+json. Errors other than problems
-// (Redis down, timeouts) answer 503 unavailable.
+// fail answers err through api.WriteProblem, the one writer of problems,
+// so query and command routes answer alike. Errors that are not problems
+// of the request (Redis down, timeouts) answer 503 unavailable.
 func (s *Service) fail(c *gin.Context, err error) {
-	var pe *problemErr
-	if !errors.As(err, &pe) {
-		pe = &problemErr{http.StatusServiceUnavailable, CodeUnavailable, "", "the read models cannot be reached; retry later"}
+	var (
+		he *api.HTTPError
+		de *domain.Error
+	)
+	switch {
+	case errors.Is(err, errRebuilding):
+		err = s.unavailable("%s", errRebuilding.Error())
+	case !errors.As(err, &he) && !errors.As(err, &de):
 		_ = c.Error(err)
+		err = s.unavailable("the read models cannot be reached; retry later")
 	}
-	if pe.status == http.StatusServiceUnavailable {
-		c.Header("Retry-After", strconv.Itoa(max(1, int(s.cfg.RetryAfter/time.Second))))
-	}
-	b, _ := json.Marshal(Problem{Type: domain.ProblemTypeBase + pe.code, Title: titles[pe.code], Status: pe.status,
-		Detail: pe.detail, Code: pe.code, Field: pe.field})
-	c.Data(pe.status, "application/problem+json", b)
-	c.Abort()
+	api.WriteProblem(c, err)
 }
 
 // request is what every query starts with: the tenant, its keys, and the
@@ -266,7 +244,7 @@ func (s *Service) begin(c *gin.Context) (*request, context.CancelFunc, error) {
 	if mv := c.Query("minVersion"); mv != "" {
 		n, err := strconv.ParseUint(mv, 10, 64)
 		if err != nil {
-			return nil, nil, invalid("minVersion", "minVersion must be a non-negative integer, got %q", mv)
+			return nil, nil, invalid("minVersion", "minVersion must be a non-negative integer, got %q", api.Bounded(mv))
 		}
 		minVersion = n
 	}
@@ -307,9 +285,9 @@ func (s *Service) begin(c *gin.Context) (*request, context.CancelFunc, error) {
 				return nil, nil, errRebuilding
 			}
 			if minVersion > served {
-				return nil, nil, unavailable("the read models have applied version %d of tenant %s, not yet %d; retry shortly", v, tenant, minVersion)
+				return nil, nil, s.unavailable("the read models have applied version %d of tenant %s, not yet %d; retry shortly", v, tenant, minVersion)
 			}
-			return nil, nil, unavailable("the read models have applied version %d of tenant %s, behind version %d already answered; retry shortly", v, tenant, served)
+			return nil, nil, s.unavailable("the read models have applied version %d of tenant %s, behind version %d already answered; retry shortly", v, tenant, served)
 		}
 		select {
 		case <-ctx.Done():
@@ -338,7 +316,7 @@ func (s *Service) settled(r *request) error {
 		return errRebuilding
 	}
 	if v < r.version {
-		return unavailable("the read models of tenant %s went back from version %d to %d while they were read; retry shortly", r.tenant, r.version, v)
+		return s.unavailable("the read models of tenant %s went back from version %d to %d while they were read; retry shortly", r.tenant, r.version, v)
 	}
 	return nil
 }
@@ -354,19 +332,31 @@ const (
 	maxLimit     = 500
 )
 
+// Query parameters: of a paged answer (lists, and details with a paged
+// list in them), and of a single item.
+var (
+	pageParams = []string{"minVersion", "limit", "cursor"}
+	itemParams = []string{"minVersion"}
+)
+
+// parsePage checks the query parameters (pageParams only) and reads
+// ?limit and ?cursor.
 func parsePage(c *gin.Context) (page, error) {
 	p := page{limit: defaultLimit}
+	if err := api.CheckQuery(c, pageParams...); err != nil {
+		return p, err
+	}
 	if l := c.Query("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > maxLimit {
-			return p, invalid("limit", "limit must be an integer from 1 to %d, got %q", maxLimit, l)
+			return p, invalid("limit", "limit must be an integer from 1 to %d, got %q", maxLimit, api.Bounded(l))
 		}
 		p.limit = n
 	}
 	if cur := c.Query("cursor"); cur != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cur)
 		if err != nil || len(b) < 2 || b[0] != 'k' {
-			return p, invalid("cursor", "cursor %q is not one this API gave", cur)
+			return p, invalid("cursor", "cursor %q is not one this API gave", api.Bounded(cur))
 		}
 		p.after = string(b[1:])
 	}
@@ -447,14 +437,15 @@ func (s *Service) run(c *gin.Context, fn func(r *request) (any, error)) {
 	}
 	s.served.observe(r.tenant, r.version)
 	c.Header("X-Tenant-Version", strconv.FormatUint(r.version, 10))
-	if l, ok := out.(lister); ok {
-		if next := l.cursor(); next != "" {
-			c.Header("X-Next-Cursor", next)
+	if p, ok := out.(paged); ok {
+		if next := p.cursor(); next != "" {
 			q := c.Request.URL.Query()
 			q.Set("cursor", next)
-			c.Header("Link", "<"+c.Request.URL.Path+"?"+q.Encode()+`>; rel="next"`)
+			api.SetNextCursor(c, next, q)
 		}
+	}
+	if l, ok := out.(lister); ok {
 		out = l.items()
 	}
-	c.JSON(http.StatusOK, out)
+	api.WriteJSON(c, http.StatusOK, out)
 }

@@ -81,10 +81,10 @@ func ciSection(t *testing.T, name string) string {
 	return "set -euo pipefail\ncd ../..\necho \"== " + name + rest + "\n"
 }
 
-// TestCIVulncheckIsStrict (#18, item 19): .ci/run's govulncheck uses the
+// TestHardening19_CIVulncheckIsStrict (#18, item 19): .ci/run's govulncheck uses the
 // offline snapshot only, and a snapshot it cannot use fails CI (a finding
 // in called code, exit 3, fails it as well: the script's own branch).
-func TestCIVulncheckIsStrict(t *testing.T) {
+func TestHardening19_CIVulncheckIsStrict(t *testing.T) {
 	script := ciSection(t, "govulncheck")
 	if strings.Contains(script, "https://vuln.go.dev") || strings.Contains(script, "STRICT_VULNCHECK") {
 		t.Fatal(".ci/run's govulncheck still has an online or a warn-only path")

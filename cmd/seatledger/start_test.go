@@ -16,10 +16,10 @@ import (
 	"time"
 )
 
-// TestOperatorTokenAtLeast32CharactersNotTheJWTSecret (#18, item 3): an
+// TestHardening03_OperatorTokenAtLeast32CharactersNotTheJWTSecret (#18, item 3): an
 // operator token shorter than 32 characters, or equal to the JWT secret, is
 // refused with exit 2 and a message naming the variable (never its value).
-func TestOperatorTokenAtLeast32CharactersNotTheJWTSecret(t *testing.T) {
+func TestHardening03_OperatorTokenAtLeast32CharactersNotTheJWTSecret(t *testing.T) {
 	long := strings.Repeat("o", 32)
 	for _, tc := range []struct {
 		name     string
@@ -66,9 +66,9 @@ func TestOperatorTokenAtLeast32CharactersNotTheJWTSecret(t *testing.T) {
 	}
 }
 
-// TestDevSecretsFileWithEqualSecretsIsRefused: the same rule holds for the
+// TestHardening03_DevSecretsFileWithEqualSecretsIsRefused: the same rule holds for the
 // secrets a dev-secrets.json (edited by hand) provides.
-func TestDevSecretsFileWithEqualSecretsIsRefused(t *testing.T) {
+func TestHardening03_DevSecretsFileWithEqualSecretsIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	same := strings.Repeat("s", 40)
 	if err := os.WriteFile(filepath.Join(dir, devSecretsFile), []byte(`{"jwtSecret":"`+same+`","operatorToken":"`+same+`"}`), 0o600); err != nil {
@@ -203,7 +203,7 @@ func TestBinaryBannerCommandsWorkAsPrinted(t *testing.T) {
 	if !strings.Contains(out, `"version":`) || !strings.Contains(out, " HTTP201") {
 		t.Fatalf("first start: the examples did not create contoso:\n%s", out)
 	}
-	if !regexp.MustCompile(`\[.*\] HTTP200`).MatchString(out) || !strings.Contains(out, "TOKEN=ey") {
+	if !regexp.MustCompile(`\[[^\]]*\]\s*HTTP200`).MatchString(out) || !strings.Contains(out, "TOKEN=ey") {
 		t.Fatalf("first start: the examples did not read contoso's licenses:\n%s", out)
 	}
 
@@ -227,7 +227,7 @@ func TestBinaryBannerCommandsWorkAsPrinted(t *testing.T) {
 		t.Errorf("restart: the banner offers to create contoso, which exists:\n%s", banner)
 	}
 	out = runBannerExamples(t, dir, banner)
-	if !regexp.MustCompile(`\[.*\] HTTP200`).MatchString(out) || strings.Contains(out, " HTTP201") {
+	if !regexp.MustCompile(`\[[^\]]*\]\s*HTTP200`).MatchString(out) || strings.Contains(out, " HTTP201") {
 		t.Fatalf("restart: the examples did not read contoso's licenses (or created something):\n%s", out)
 	}
 }

@@ -353,3 +353,36 @@ func TestFollowerPreferenceRefused(t *testing.T) {
 		t.Fatalf("error does not name the setting: %v", err)
 	}
 }
+
+// Defect 5: LastPosition is the position of the newest event a
+// subscription delivers (snapshots are skipped), and Start, not a hang,
+// when the server does not answer.
+func TestLastPositionSkipsSnapshotsAndFailsFast(t *testing.T) {
+	f := startFake(t, newFakeLog(), "")
+	s := openT(t, f.url(), Options{})
+	ctx := t.Context()
+	if p := s.LastPosition(); p != eventstore.Start {
+		t.Fatalf("empty log: LastPosition %d", p)
+	}
+	r, err := s.Append(ctx, "tenant-a", eventstore.NoStream, []eventstore.EventData{ev("A"), ev("B")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveSnapshot(ctx, eventstore.Snapshot{Stream: "tenant-a", Version: 2, Schema: 1, Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if p := s.LastPosition(); p != r.Position {
+		t.Fatalf("LastPosition %d, want the last appended event's %d (not the snapshot's)", p, r.Position)
+	}
+	f.stop()
+	done := make(chan eventstore.Position, 1)
+	go func() { done <- s.LastPosition() }()
+	select {
+	case p := <-done:
+		if p != eventstore.Start {
+			t.Fatalf("server down: LastPosition %d, want Start", p)
+		}
+	case <-time.After(2 * lastPositionTimeout):
+		t.Fatal("LastPosition hung with the server down")
+	}
+}

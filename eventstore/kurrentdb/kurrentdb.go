@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	kdb "github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
@@ -367,6 +368,39 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	_, err := s.readAllOnce(ctx, kdb.ReadAllOptions{Direction: kdb.Backwards, From: kdb.End{}}, 1)
 	return err
+}
+
+// lastPositionScan bounds how many of the newest events of $all
+// LastPosition reads to find one a subscription delivers (system and
+// snapshot events are not delivered).
+const lastPositionScan = 256
+
+// lastPositionTimeout bounds LastPosition's read: its callers (the
+// projection's lag, replay's end, verify's wait) have no ctx.
+const lastPositionTimeout = 5 * time.Second
+
+// LastPosition returns the position of the newest event of $all that a
+// subscription delivers (seatledger's own events, not system or snapshot
+// ones), read from the leader: replay then knows where the log ends and
+// verify how long to wait. It returns Start when the server cannot be read
+// or none of the newest lastPositionScan events is seatledger's; the
+// callers then rely on the positions they have seen.
+func (s *Store) LastPosition() eventstore.Position {
+	if s.isClosed() {
+		return eventstore.Start
+	}
+	ctx, cancel := context.WithTimeout(s.rootCtx, lastPositionTimeout)
+	defer cancel()
+	evs, err := s.readAllOnce(ctx, kdb.ReadAllOptions{Direction: kdb.Backwards, From: kdb.End{}}, lastPositionScan)
+	if err != nil {
+		return eventstore.Start
+	}
+	for _, e := range evs {
+		if !hidden(e) {
+			return eventstore.Position(e.Position.Commit)
+		}
+	}
+	return eventstore.Start
 }
 
 // head returns the commit position of the last event of $all (0: none).

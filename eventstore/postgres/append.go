@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/seatledger/seatledger/eventstore"
@@ -21,6 +22,9 @@ const (
 	// groupTimeout bounds a shared transaction (it runs under no caller's
 	// ctx, since its callers may give up independently).
 	groupTimeout = 30 * time.Second
+	// visiblePoll is how often the visibility waiter asks for the horizon
+	// while appends wait for it and no local commit prompts it sooner.
+	visiblePoll = time.Millisecond
 )
 
 // Outcomes of append_events.
@@ -28,6 +32,9 @@ const (
 	outcomeWritten  = 0
 	outcomeRetry    = 1
 	outcomeConflict = 2
+	outcomeAgain    = 3 // run again in a new transaction
+	// maxAgain bounds how many new transactions one append may take.
+	maxAgain = 20
 )
 
 type appendReq struct {
@@ -59,17 +66,25 @@ func validStream(stream string) error {
 
 // Append implements eventstore.Store.
 //
-// Concurrent appends of one Store share a transaction (group commit: one
-// lock hold and one WAL flush for up to 64 appends); each append is still
-// checked and applied on its own, in arrival order. If ctx ends or the
-// connection breaks while the append commits, Append returns an error and
-// the append may or may not have happened: retry it with the same event IDs.
+// Concurrent appends of one Store share transactions (group commit: one
+// round trip and one WAL flush for up to 64 appends, Options.Writers such
+// transactions at a time); each append is still checked and applied on its
+// own. Append returns once its events are in the global log (ReadAll and
+// subscriptions see them), or after Options.VisibleWait if a transaction
+// that began before its own is still running (see the package doc); the
+// append is committed either way. If ctx ends or the connection breaks
+// while the append commits, Append returns an error and the append may or
+// may not have happened: retry it with the same event IDs.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
 	if err := validStream(stream); err != nil {
 		return eventstore.AppendResult{}, err
 	}
 	if expected < eventstore.Any {
 		return eventstore.AppendResult{}, fmt.Errorf("eventstore: invalid expected version %d", int64(expected))
+	}
+	if len(events) > maxTxEvents {
+		return eventstore.AppendResult{}, fmt.Errorf("%w: %d events in one append, the PostgreSQL store takes at most %d",
+			eventstore.ErrTooLarge, len(events), maxTxEvents)
 	}
 	r := &appendReq{
 		ctx: ctx, stream: stream, expected: expected,
@@ -116,7 +131,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		return r.res, r.err
 	case <-ctx.Done():
 		return eventstore.AppendResult{}, ctx.Err()
-	case <-s.writerDone:
+	case <-s.appendsDone:
 		select {
 		case <-r.done:
 			return r.res, r.err
@@ -126,33 +141,43 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 }
 
-// writer is the goroutine that commits this Store's appends, a group at a
-// time. Appends of other processes interleave between groups (the advisory
-// lock in append_events orders them).
+// writer is one of the goroutines that commit this Store's appends, a group
+// at a time. Groups of other writers and other processes commit at the same
+// time: nothing but two appends to one stream makes one wait for another.
 func (s *Store) writer() {
-	defer close(s.writerDone)
+	defer s.writers.Done()
 	group := make([]*appendReq, 0, maxGroup)
+	var carry *appendReq // taken, but would have made the group too large
 	for {
-		var first *appendReq
-		select {
-		case first = <-s.reqs:
-		case <-s.closedCh:
-			for {
-				select {
-				case r := <-s.reqs:
-					r.err = eventstore.ErrClosed
-					close(r.done)
-				default:
-					return
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-s.reqs:
+			case <-s.closedCh:
+				for {
+					select {
+					case r := <-s.reqs:
+						r.err = eventstore.ErrClosed
+						close(r.done)
+					default:
+						return
+					}
 				}
 			}
 		}
 		group = append(group[:0], first)
+		events := len(first.ids)
 	fill:
 		for len(group) < maxGroup {
 			select {
 			case r := <-s.reqs:
+				if events+len(r.ids) > maxTxEvents {
+					carry = r
+					break fill
+				}
 				group = append(group, r)
+				events += len(r.ids)
 			default:
 				break fill
 			}
@@ -166,6 +191,11 @@ func (s *Store) writer() {
 			}
 			live = append(live, r)
 		}
+		// One order of streams in every group: two groups that append to
+		// the same streams wait for each other in that order, never in a
+		// cycle. The sort is stable: appends to one stream keep their
+		// arrival order.
+		slices.SortStableFunc(live, func(a, b *appendReq) int { return strings.Compare(a.stream, b.stream) })
 		switch len(live) {
 		case 0:
 		case 1:
@@ -179,67 +209,118 @@ func (s *Store) writer() {
 	}
 }
 
-func (s *Store) args(r *appendReq) []any {
-	return []any{r.stream, int64(r.expected), r.ids, r.types, r.data}
+func (s *Store) args(r *appendReq, idx int) []any {
+	return []any{r.stream, int64(r.expected), r.ids, r.types, r.data, int32(idx)}
+}
+
+// answer is what append_events returns.
+type answer struct {
+	outcome           int32
+	version, position int64
+	xid               int64
+	clear             bool
+}
+
+func (a *answer) dest() []any {
+	return []any{&a.outcome, &a.version, &a.position, &a.xid, &a.clear}
 }
 
 // result turns append_events' answer into r's result.
-func (r *appendReq) result(outcome int32, version, position int64) {
-	if outcome == outcomeConflict {
-		r.err = &eventstore.ConflictError{Stream: r.stream, Expected: r.expected, Actual: uint64(version)}
+func (r *appendReq) result(a answer) {
+	if a.outcome == outcomeConflict {
+		r.err = &eventstore.ConflictError{Stream: r.stream, Expected: r.expected, Actual: uint64(a.version)}
 		return
 	}
-	r.res = eventstore.AppendResult{Version: uint64(version), Position: eventstore.Position(position)}
+	r.res = eventstore.AppendResult{Version: uint64(a.version), Position: eventstore.Position(a.position)}
 }
 
-// appendOne runs one append as a single statement (its own transaction).
+// appendOne runs one append as a single statement (its own transaction),
+// again in a new one as long as append_events asks for it.
 func (s *Store) appendOne(r *appendReq) {
-	defer close(r.done)
-	var outcome int32
-	var version, position int64
-	if err := s.pool.QueryRow(r.ctx, s.qAppend, s.args(r)...).Scan(&outcome, &version, &position); err != nil {
-		r.err = s.mapErr(r.ctx, "append", err)
-		return
+	var a answer
+	for try := 1; ; try++ {
+		if err := s.pool.QueryRow(r.ctx, s.qAppend, s.args(r, 0)...).Scan(a.dest()...); err != nil {
+			r.err = s.mapErr(r.ctx, "append", err)
+			close(r.done)
+			return
+		}
+		if a.outcome != outcomeAgain {
+			break
+		}
+		if try == maxAgain {
+			r.err = fmt.Errorf("%w: postgres append: stream %q: lost %d races with other appends", eventstore.ErrUnavailable, r.stream, try)
+			close(r.done)
+			return
+		}
 	}
-	r.result(outcome, version, position)
+	r.result(a)
+	s.settle([]*appendReq{r}, a.xid, a.clear)
 }
 
-// appendGroup runs several appends in one transaction. Refused appends
+// appendGroup runs several appends in one transaction, one statement
+// (append_batch: set-based for the appends that need no check beyond the
+// stream's head, append_events for the others). Refused appends
 // (conflicts) are answers, not errors, so they do not abort the others.
+// Each append gets its own range of indexes in the transaction (positions).
 func (s *Store) appendGroup(group []*appendReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	type answer struct {
-		outcome           int32
-		version, position int64
+	var (
+		streams  = make([]string, len(group))
+		expected = make([]int64, len(group))
+		counts   = make([]int32, len(group))
+		ids      []pgtype.UUID
+		types    []string
+		data     [][]byte
+	)
+	for i, r := range group {
+		streams[i], expected[i], counts[i] = r.stream, int64(r.expected), int32(len(r.ids))
+		ids = append(ids, r.ids...)
+		types = append(types, r.types...)
+		data = append(data, r.data...)
 	}
-	answers := make([]answer, len(group))
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for i, r := range group {
-			a := &answers[i]
-			b.Queue(s.qAppend, s.args(r)...).QueryRow(func(row pgx.Row) error {
-				return row.Scan(&a.outcome, &a.version, &a.position)
-			})
-		}
-		return tx.SendBatch(ctx, b).Close()
-	})
+	var (
+		outcomes            []int32
+		versions, positions []int64
+		xid                 int64
+		clear               bool
+	)
+	err := s.pool.QueryRow(ctx, s.qBatch, streams, expected, counts, ids, types, data).
+		Scan(&outcomes, &versions, &positions, &xid, &clear)
+	if err == nil && (len(outcomes) != len(group) || len(versions) != len(group) || len(positions) != len(group)) {
+		err = fmt.Errorf("append_batch answered %d outcomes for %d appends", len(outcomes), len(group))
+	}
 	if err == nil {
+		var done, again []*appendReq
 		for i, r := range group {
-			r.result(answers[i].outcome, answers[i].version, answers[i].position)
-			close(r.done)
+			if outcomes[i] == outcomeAgain {
+				again = append(again, r)
+				continue
+			}
+			r.result(answer{outcome: outcomes[i], version: versions[i], position: positions[i]})
+			done = append(done, r)
+		}
+		s.settle(done, xid, clear)
+		for _, r := range again {
+			s.appendOne(r)
 		}
 		return
 	}
+	var pe *pgconn.PgError
 	switch {
 	case s.isClosed():
 		err = eventstore.ErrClosed
 	case ctx.Err() != nil:
 		err = fmt.Errorf("%w: postgres append: no answer within %v: %v", eventstore.ErrUnavailable, groupTimeout, err)
+	case errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001"):
+		// A deadlock with a transaction that is no group of ours, or an
+		// append that kept losing races: alone, each append waits for one
+		// stream only.
+		err = nil
 	default:
 		err = classify("append", err)
 	}
-	if errors.Is(err, eventstore.ErrUnavailable) || errors.Is(err, eventstore.ErrClosed) {
+	if err != nil && (errors.Is(err, eventstore.ErrUnavailable) || errors.Is(err, eventstore.ErrClosed)) {
 		for _, r := range group {
 			r.err = err
 			close(r.done)
@@ -250,5 +331,143 @@ func (s *Store) appendGroup(group []*appendReq) {
 	// committed, so run the appends one by one to fail only that one.
 	for _, r := range group {
 		s.appendOne(r)
+	}
+}
+
+// settle completes committed appends: at once if their transaction (xid,
+// 0 if it wrote nothing) is already below the visibility horizon (clear),
+// else once it is, or after Options.VisibleWait.
+func (s *Store) settle(reqs []*appendReq, xid int64, clear bool) {
+	if xid == 0 {
+		for _, r := range reqs {
+			close(r.done)
+		}
+		return
+	}
+	if clear {
+		for _, r := range reqs {
+			close(r.done)
+		}
+		s.published()
+	} else {
+		// Notifications of other processes' appends prompt the waiter.
+		s.startListener()
+		s.visMu.Lock()
+		// reqs may be the writer's buffer, reused for its next group.
+		s.pending = append(s.pending, pendingVis{xid: xid, reqs: slices.Clone(reqs), deadline: time.Now().Add(s.opts.VisibleWait)})
+		s.visMu.Unlock()
+	}
+	// A commit may be what pending appends wait for.
+	select {
+	case s.visKick <- struct{}{}:
+	default:
+	}
+}
+
+// pendingVis is a committed transaction whose events are not yet in the
+// global log: a transaction with a smaller id was still running.
+type pendingVis struct {
+	xid      int64
+	reqs     []*appendReq // nil once released after VisibleWait
+	deadline time.Time
+}
+
+// visibility is the goroutine that completes pending appends when the
+// horizon (the oldest running transaction id, pg_snapshot_xmin) passes
+// their transaction, and announces them to subscribers.
+func (s *Store) visibility() {
+	defer close(s.visDone)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.visMu.Lock()
+		n := len(s.pending)
+		s.visMu.Unlock()
+		if n == 0 {
+			select {
+			case <-s.visKick:
+				continue
+			case <-s.visStop:
+				return
+			}
+		}
+		var horizon int64
+		err := s.pool.QueryRow(s.rootCtx, s.qHorizon).Scan(&horizon)
+		now := time.Now()
+		stopping := false
+		select {
+		case <-s.visStop:
+			stopping = true
+		default:
+		}
+		published := false
+		s.visMu.Lock()
+		keep := s.pending[:0]
+		for _, p := range s.pending {
+			if err == nil && p.xid < horizon {
+				release(p.reqs)
+				published = true
+				continue
+			}
+			if stopping {
+				release(p.reqs)
+				continue
+			}
+			if p.reqs != nil && now.After(p.deadline) {
+				release(p.reqs)
+				p.reqs = nil
+			}
+			keep = append(keep, p)
+		}
+		clear(s.pending[len(keep):])
+		s.pending = keep
+		s.visMu.Unlock()
+		if published {
+			s.published()
+		}
+		if stopping {
+			return
+		}
+		timer.Reset(visiblePoll)
+		select {
+		case <-s.visKick:
+		case <-timer.C:
+		case <-s.visStop:
+		}
+		timer.Stop()
+	}
+}
+
+// release completes appends whose results are set.
+func release(reqs []*appendReq) {
+	for _, r := range reqs {
+		close(r.done)
+	}
+}
+
+// published wakes this process's subscriptions and has the notifier tell
+// other processes' that new events are in the global log.
+func (s *Store) published() {
+	s.wake()
+	select {
+	case s.notifyKick <- struct{}{}:
+	default:
+	}
+}
+
+// notifier sends one NOTIFY at a time, outside the append transactions: a
+// transaction that notifies holds a database-wide lock from its commit's
+// start to its end, which would make appends commit one at a time again.
+// Kicks that arrive while it sends are merged into the next one.
+func (s *Store) notifier() {
+	defer close(s.notifierDone)
+	for {
+		select {
+		case <-s.notifyKick:
+		case <-s.closedCh:
+			return
+		}
+		// Best effort: subscribers poll if a notification is lost.
+		_, _ = s.pool.Exec(s.rootCtx, "SELECT pg_notify($1, '')", s.n.channel)
 	}
 }

@@ -182,3 +182,76 @@ func BenchmarkAppendTwoStores(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
+
+// BenchmarkLoad: 64 writers (1 event per append, each on its own stream)
+// at full speed on one Store or split over two (as two processes), while a
+// subscriber on a further Store follows the global log. It reports the
+// append rate and the subscriber's delivery lag (from RecordedAt) under
+// that load. It uses only what the store of commit 611acb1 has too, so the
+// file can be copied there for paired runs.
+func BenchmarkLoad(b *testing.B) {
+	for _, nStores := range []int{1, 2} {
+		b.Run(fmt.Sprintf("stores=%d/writers=64", nStores), func(b *testing.B) {
+			requirePG(b)
+			schema := freshSchema(b)
+			var stores []*Store
+			for range nStores {
+				s := openSchema(b, schema, Options{})
+				defer s.Close()
+				stores = append(stores, s)
+			}
+			r := openSchema(b, schema, Options{})
+			defer r.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sub, err := r.Subscribe(ctx, eventstore.Start)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sub.Close()
+			b.ResetTimer()
+			start := time.Now()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for w := range 64 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s := stores[w%nStores]
+					stream := "tenant-" + uuid.NewString()
+					var v uint64
+					for next.Add(1) <= int64(b.N) {
+						res, err := s.Append(ctx, stream, eventstore.Exactly(v), benchEvents(1))
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						v = res.Version
+					}
+				}()
+			}
+			lags := make([]time.Duration, 0, b.N)
+			var appended time.Duration
+			done := make(chan struct{})
+			go func() {
+				wg.Wait()
+				appended = time.Since(start)
+				close(done)
+			}()
+			for len(lags) < b.N {
+				e, err := sub.Next(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lags = append(lags, time.Since(e.RecordedAt))
+			}
+			<-done
+			b.StopTimer()
+			slices.Sort(lags)
+			b.ReportMetric(float64(b.N)/appended.Seconds(), "events/s")
+			b.ReportMetric(float64(lags[len(lags)/2].Microseconds())/1000, "lag-p50-ms")
+			b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds())/1000, "lag-p99-ms")
+			b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "lag-max-ms")
+		})
+	}
+}

@@ -2,31 +2,110 @@
 // on PostgreSQL (pgx/v5), so that several seatledger processes can share one
 // event store.
 //
-// Layout (in one schema, "seatledger" by default):
+// Layout (in one schema, "seatledger" by default; schema v2):
 //
 //	events(position bigint PK, stream, version, id uuid UNIQUE, type,
 //	       recorded_at, data bytea, UNIQUE (stream, version))
-//	head(position)                 the last assigned global position
+//	meta(tx_offset)                see Positions
 //	snapshots(stream, version, schema, data, PK (stream, version))
-//	append_events(...)             the append, as one PL/pgSQL function
+//	append_events(...)             one append, in PL/pgSQL
+//	append_batch(...)              a group of appends, set-based
 //
-// Global order without gaps: an append takes a transaction-level advisory
-// lock (one key per schema) before it checks the stream and takes its
-// positions from the head row (UPDATE ... RETURNING), and PostgreSQL releases
-// that lock only after the transaction's commit is visible. So positions
-// are contiguous and assigned in commit order: a reader that sees position p
-// sees every position below p, and a subscriber can never skip an event that
-// commits later with a smaller position. The price is that appends (of all
-// processes sharing the schema) commit one at a time.
+// # Positions
 //
-// Appends of one Store are committed by one goroutine, up to 64 concurrent
-// appends per transaction (group commit), so that a process's concurrent
-// writers share the lock hold and the WAL flush.
+// No lock is shared by appends of different streams. An event's position
+// is
+//
+//	position = (xid + tx_offset) << 16 | idx
+//
+// where xid is the id (xid8) of the transaction that appended it and idx
+// its index among the events that transaction appends (at most 65,536; a
+// larger append fails with eventstore.ErrTooLarge). The events of one
+// transaction are contiguous and in order; positions need not be
+// contiguous across transactions. tx_offset (one row in meta) is set when
+// the schema is created so that every later position is above every stored
+// one (and moved again by Open if a dump is restored into a cluster whose
+// transaction ids are behind; appends refuse until then).
+//
+// # The global log and the gap problem
+//
+// Transactions commit in any order, so an event with a smaller position can
+// become visible after one with a larger position. A reader that went past
+// the larger one would skip the smaller one for good. The store reads the
+// global log only up to the visibility horizon:
+//
+//	horizon = (pg_snapshot_xmin(pg_current_snapshot()) + tx_offset) << 16
+//
+// pg_snapshot_xmin is the oldest transaction id still running, taken from
+// the very snapshot the read runs on: every transaction with a smaller id
+// has ended, its events (if it committed) are visible to that snapshot,
+// and no new event can ever get a position below the horizon. So:
+//
+//   - ReadAll(after) returns the events with after < position < horizon,
+//     in position order: a prefix of what the log will ever hold after
+//     `after`, never with a hole that fills later.
+//   - A subscriber that has delivered up to p and resumes strictly after p
+//     (the checkpoint is the Position alone; it encodes the pair
+//     (transaction id, index)) gets every later event exactly once: p was
+//     below an earlier horizon, and everything appearing later is at or
+//     above that horizon, hence above p.
+//   - Positions of one stream grow with its versions: an append's
+//     positions must be above the stream's last event's. A transaction
+//     that takes its id after reading the stream's head always has a
+//     larger id than the transaction that wrote it; when a group's
+//     transaction took its id earlier and another transaction with a
+//     larger id appended to the stream since, that append is run again
+//     alone, in a new transaction (outcome 3 of append_events).
+//
+// The price: the horizon is cluster-wide. Any transaction that has written
+// something (in any database of the PostgreSQL server) and is still open
+// holds back the global log for every transaction that began after it:
+// their events are committed and readable by stream, but ReadAll and
+// subscriptions deliver them only once it ends. Appends wait up to
+// Options.VisibleWait (default 1 s) for their events to enter the log, so
+// that a read of the log after an Append sees it; after that Append returns
+// success anyway (the events are committed and will be delivered). Keep
+// write transactions of other applications on the same server short
+// (idle_in_transaction_session_timeout helps).
+//
+// # Appends
+//
+// A stream's optimistic concurrency is its unique (stream, version): an
+// append reads the stream's head, checks the expected version and the
+// event IDs (idempotent retries), and inserts its first event at the next
+// version with ON CONFLICT DO NOTHING: a concurrent append of the same
+// stream that took that version makes it wait for that commit, then look
+// again (conflict, retry, or with Any the next version).
+//
+// Appends of one Store are committed by Options.Writers goroutines (default
+// 2), each taking up to 64 concurrent appends per transaction (group
+// commit): one statement, append_batch, which reads the heads and stored
+// IDs of the whole group at once and inserts the appends that need nothing
+// more in one INSERT; the others go through append_events in the same
+// transaction. Groups sort their appends by stream, so two groups wait for
+// each other in one order and cannot deadlock.
+//
+// # Subscriptions
 //
 // Subscriptions read batches after their position; when caught up they wait
-// for a NOTIFY sent by the append transaction (one LISTEN connection per
-// Store) or for a poll interval (200 ms by default), so a lost notification
-// only delays delivery.
+// for a wake-up or a poll interval (200 ms by default), so a lost
+// notification only delays delivery. A Store wakes its own subscriptions
+// when its appends enter the log, and tells other processes with one
+// NOTIFY at a time sent outside the append transactions (a transaction
+// that notifies holds a database-wide lock through its commit, which would
+// make appends commit one at a time again); each Store LISTENs on one
+// connection once something subscribes or waits for visibility.
+//
+// # Migration
+//
+// Open migrates a schema v1 (made by seatledger before this design: a
+// head row and one advisory lock per append) in place: it waits for v1
+// appends in flight, keeps every stored event and position, sets
+// tx_offset above them, drops the head row and replaces v1's append
+// function with a stub that fails with "was upgraded to v2 by a newer
+// seatledger; upgrade this process". Stop every older process before
+// starting a newer one on the same schema: their appends fail, and their
+// reads of the global log do not honour the horizon.
 //
 // Use: SEATLEDGER_EVENTSTORE=postgres://user@host:5432/db?sslmode=disable
 // (IsURL recognises it); add &schema=name to use another schema, e.g. a
@@ -70,10 +149,19 @@ type Options struct {
 	// ReadBatch is how many events a subscription reads per query.
 	// Default 512.
 	ReadBatch int
-	// MaxConns caps the connection pool (0: pgxpool's default, or the
-	// connection string's pool_max_conns). Each Store also uses one
-	// connection for LISTEN once something subscribes.
+	// MaxConns caps the connection pool (0: the connection string's
+	// pool_max_conns, else pgxpool's default raised to Writers+4). Each
+	// Store also uses one connection for LISTEN once something subscribes.
 	MaxConns int32
+	// Writers is how many group-commit transactions one Store runs at a
+	// time. Default 2.
+	Writers int
+	// VisibleWait bounds how long Append waits, after its commit, for its
+	// events to enter the global log (for every transaction that began
+	// before its own to end, anywhere on the server). The append is
+	// committed either way; subscriptions deliver it once it is in.
+	// Default 1 s.
+	VisibleWait time.Duration
 }
 
 // Store is a PostgreSQL-backed event store. It is safe for concurrent use,
@@ -84,8 +172,8 @@ type Store struct {
 	n         names
 	opts      Options
 
-	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll string
-	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll     string
+	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll, qHorizon, qBatch string
+	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll                       string
 
 	rootCtx context.Context
 	cancel  context.CancelFunc
@@ -99,8 +187,18 @@ type Store struct {
 	notifyMu sync.Mutex
 	notifyCh chan struct{}
 
-	reqs       chan *appendReq
-	writerDone chan struct{}
+	reqs        chan *appendReq
+	writers     sync.WaitGroup
+	appendsDone chan struct{} // closed when writers and visibility are done
+
+	visMu   sync.Mutex
+	pending []pendingVis
+	visKick chan struct{}
+	visStop chan struct{}
+	visDone chan struct{}
+
+	notifyKick   chan struct{}
+	notifierDone chan struct{}
 }
 
 var (
@@ -144,18 +242,30 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 	if opts.ReadBatch <= 0 {
 		opts.ReadBatch = 512
 	}
+	if opts.Writers <= 0 {
+		opts.Writers = 2
+	}
+	if opts.VisibleWait <= 0 {
+		opts.VisibleWait = time.Second
+	}
 	cfg, err := pgxpool.ParseConfig(conn)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: postgres connection string: %w", err)
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(conn, "pool_max_conns"):
+		// Writers, the visibility waiter and the notifier, and room for
+		// reads.
+		cfg.MaxConns = max(cfg.MaxConns, int32(opts.Writers+4))
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
 	// append_events relies on each of its statements seeing the appends
-	// committed before it took the lock (fresh snapshots per statement).
+	// committed before it (fresh snapshots per statement), and reads of the
+	// global log on a snapshot per statement.
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "seatledger"
@@ -175,28 +285,41 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 	root, cancel := context.WithCancel(context.Background())
 	cols := "position, stream, version, id, type, recorded_at, data"
 	s := &Store{
-		pool:       pool,
-		listenCfg:  cfg.ConnConfig.Copy(),
-		n:          n,
-		opts:       opts,
-		rootCtx:    root,
-		cancel:     cancel,
-		closedCh:   make(chan struct{}),
-		notifyCh:   make(chan struct{}),
-		reqs:       make(chan *appendReq),
-		writerDone: make(chan struct{}),
+		pool:         pool,
+		listenCfg:    cfg.ConnConfig.Copy(),
+		n:            n,
+		opts:         opts,
+		rootCtx:      root,
+		cancel:       cancel,
+		closedCh:     make(chan struct{}),
+		notifyCh:     make(chan struct{}),
+		reqs:         make(chan *appendReq),
+		appendsDone:  make(chan struct{}),
+		visKick:      make(chan struct{}, 1),
+		visStop:      make(chan struct{}),
+		visDone:      make(chan struct{}),
+		notifyKick:   make(chan struct{}, 1),
+		notifierDone: make(chan struct{}),
 
-		qAppend:     "SELECT o_outcome, o_version, o_position FROM " + n.appendFn + "($1, $2, $3, $4, $5)",
-		qReadFwd:    "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
-		qReadBwd:    "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
-		qVersion:    "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
-		qReadAll:    "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 ORDER BY position LIMIT $2",
+		qAppend:  "SELECT o_outcome, o_version, o_position, o_xid, o_clear FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)",
+		qReadFwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+		qReadBwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
+		qVersion: "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
+		qReadAll: "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 AND position < (SELECT " +
+			horizonSQL + " FROM " + n.meta + " m) ORDER BY position LIMIT $2",
+		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6)",
+		qHorizon:    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
 		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
 		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
 		qSnapDel:    "DELETE FROM " + n.snaps + " WHERE stream = $1",
 		qSnapDelAll: "DELETE FROM " + n.snaps,
 	}
-	go s.writer()
+	for range opts.Writers {
+		s.writers.Add(1)
+		go s.writer()
+	}
+	go s.visibility()
+	go s.notifier()
 	return s, nil
 }
 
@@ -263,7 +386,13 @@ func (s *Store) Close() error {
 	if listening {
 		<-s.listenDone
 	}
-	<-s.writerDone
+	// Appends already committed are completed (with their results) by the
+	// visibility goroutine as it stops.
+	s.writers.Wait()
+	close(s.visStop)
+	<-s.visDone
+	close(s.appendsDone)
+	<-s.notifierDone
 	s.pool.Close()
 	return nil
 }
@@ -407,7 +536,15 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error
 	return uint64(v), nil
 }
 
-// ReadAll implements eventstore.Store. limit <= 0 means no limit.
+// horizonSQL is the first position not yet in the global log: the
+// positions of the oldest running transaction (m is the meta row). Every
+// transaction with a smaller id has ended, so no event below it can appear
+// any more.
+var horizonSQL = fmt.Sprintf("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint + m.tx_offset) << %d", idxBits)
+
+// ReadAll implements eventstore.Store. limit <= 0 means no limit. It reads
+// the global log up to the visibility horizon (see the package doc): an
+// event whose transaction began after one still running is not read yet.
 func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
 	if uint64(after) >= math.MaxInt64 {
 		if s.isClosed() {

@@ -28,11 +28,14 @@ func validSchema(s string) error {
 type names struct {
 	schema   string // quoted
 	events   string // quoted and qualified
-	head     string
+	meta     string
 	snaps    string
 	appendFn string
+	batchFn  string
 	channel  string // LISTEN/NOTIFY channel (plain)
-	lockKey  int64  // pg_advisory_xact_lock key serializing appends
+	// v1LockKey is the pg_advisory_xact_lock key that schema v1's appends
+	// took; the migration to v2 takes it to wait for them.
+	v1LockKey int64
 }
 
 func newNames(schema string) names {
@@ -41,42 +44,88 @@ func newNames(schema string) names {
 	h.Write([]byte(schema))
 	sum := h.Sum64()
 	return names{
-		schema:   q,
-		events:   q + ".events",
-		head:     q + ".head",
-		snaps:    q + ".snapshots",
-		appendFn: q + ".append_events",
-		channel:  fmt.Sprintf("seatledger_events_%016x", sum),
-		// The key depends on the schema so that stores in different
-		// schemas of one database do not serialize each other.
-		lockKey: int64(sum &^ (1 << 63)),
+		schema:    q,
+		events:    q + ".events",
+		meta:      q + ".meta",
+		snaps:     q + ".snapshots",
+		appendFn:  q + ".append_events",
+		batchFn:   q + ".append_batch",
+		channel:   fmt.Sprintf("seatledger_events_%016x", sum),
+		v1LockKey: int64(sum &^ (1 << 63)),
 	}
 }
 
-// migration returns the idempotent DDL of a schema.
+// Positions (see the package doc): position = tx<<idxBits | idx, where tx
+// is the appending transaction's id (xid8) plus the schema's tx_offset and
+// idx the event's index in that transaction.
+const (
+	idxBits = 16
+	// maxTxEvents is how many events one transaction may append.
+	maxTxEvents = 1 << idxBits
+)
+
+// Signatures of the append function: v1's (kept as a stub that refuses old
+// binaries) and the current one.
+const (
+	appendSigV1 = "(text,bigint,uuid[],text[],bytea[])"
+	appendSig   = "(text,bigint,uuid[],text[],bytea[],integer)"
+	batchSig    = "(text[],bigint[],integer[],uuid[],text[],bytea[])"
+)
+
+// migration returns the idempotent DDL of a schema (schema v2), which also
+// migrates a schema v1 in place (see migrate).
 //
-// append_events(stream, expected, ids, types, data) does a whole append in
-// one statement (one round trip, one implicit transaction):
+// append_events(stream, expected, ids, types, data, idx) does a whole append
+// without any lock shared by other streams:
 //
-//  1. pg_advisory_xact_lock(lockKey): appends of this schema run one at a
-//     time, and the lock is released only after the commit is visible;
-//  2. expected version and idempotency checks against the stream's head;
-//  3. UPDATE head ... RETURNING assigns the next positions from the counter
-//     row, so positions are contiguous and grow in commit order;
-//  4. INSERT of the events, pg_notify(channel, last position).
+//  1. read the stream's head (its last version and position);
+//  2. expected version and idempotency checks against it (the slow path,
+//     taken only when expected does not match or an ID is already stored);
+//  3. positions ((xid + tx_offset) << 16) + idx + i: the caller gives idx,
+//     the first free index in its transaction;
+//  4. INSERT of the first event ... ON CONFLICT DO NOTHING claims the
+//     stream's next version (or meets an event ID already stored): a
+//     concurrent append of the same stream holding it makes this one wait
+//     for its commit, then go round again with a fresh snapshot (READ
+//     COMMITTED) and find a conflict, a retry or, with Any, the next
+//     version. Once the first event is in, no other append can take the
+//     stream's next versions, so the other events are a plain INSERT.
+//
+// The positions of one stream grow with its versions: an append whose
+// transaction took its id before another transaction that has appended to
+// the stream since (possible only when the id was taken by an earlier
+// append of the group, or before a lost race) writes nothing and answers
+// 3: run it again alone, in a new transaction.
+//
+// append_batch does a group in one statement (and so one transaction of
+// its own): it reads the heads and stored IDs of the whole group before the
+// transaction takes its id, inserts every append that is the first of its
+// stream in the group, expects the right version and has no stored ID, and
+// hands the others to append_events with the next free idx. The position
+// indexes start at 0 in each call: neither function may be called twice
+// in one transaction except as append_batch does.
 //
 // outcome is 0 (written, or nothing to write), 1 (idempotent retry: the
-// events are already there; version/position are the original result) or
-// 2 (conflict: version is the stream's current version).
+// events are already there; version/position are the original result),
+// 2 (conflict: version is the stream's current version) or 3 (run again in
+// a new transaction). xid is the
+// transaction's id if it has one (0 if it wrote nothing), and clear tells
+// that no transaction with a smaller id was running when the call ended, so
+// that everything the transaction wrote is in the global log as soon as it
+// commits.
 func (n names) migration() string {
 	r := strings.NewReplacer(
 		"{schema}", n.schema,
 		"{events}", n.events,
-		"{head}", n.head,
+		"{meta}", n.meta,
+		"{head}", n.schema+".head",
 		"{snaps}", n.snaps,
 		"{append}", n.appendFn,
-		"{channel}", n.channel,
-		"{lock}", fmt.Sprint(n.lockKey),
+		"{batch}", n.batchFn,
+		"{v1lock}", fmt.Sprint(n.v1LockKey),
+		"{idxbits}", fmt.Sprint(idxBits),
+		"{v1mark}", migrationMarkV1,
+		"{mark}", migrationMark,
 	)
 	return r.Replace(`
 CREATE SCHEMA IF NOT EXISTS {schema};
@@ -92,14 +141,6 @@ CREATE TABLE IF NOT EXISTS {events} (
 	UNIQUE (stream, version)
 );
 
-CREATE TABLE IF NOT EXISTS {head} (
-	one      boolean PRIMARY KEY DEFAULT true CHECK (one),
-	position bigint  NOT NULL
-);
-INSERT INTO {head} (one, position)
-	SELECT true, coalesce((SELECT max(position) FROM {events}), 0)
-	ON CONFLICT (one) DO NOTHING;
-
 CREATE TABLE IF NOT EXISTS {snaps} (
 	stream  text    NOT NULL,
 	version bigint  NOT NULL,
@@ -108,39 +149,91 @@ CREATE TABLE IF NOT EXISTS {snaps} (
 	PRIMARY KEY (stream, version)
 );
 
+-- A schema v1 (head table, one lock for every append): wait for the
+-- appends of old processes still running, and keep new ones out until
+-- this transaction commits and the old function is gone.
+DO $migrate$
+BEGIN
+	IF to_regclass('{head}') IS NOT NULL THEN
+		PERFORM pg_advisory_xact_lock({v1lock});
+		LOCK TABLE {events} IN EXCLUSIVE MODE;
+	END IF;
+END
+$migrate$;
+
+CREATE TABLE IF NOT EXISTS {meta} (
+	one       boolean PRIMARY KEY DEFAULT true CHECK (one),
+	tx_offset bigint  NOT NULL
+);
+-- Every later transaction has a larger id than this one, so its positions
+-- are above every position stored so far (v1's are 1, 2, 3, ...).
+INSERT INTO {meta} (one, tx_offset)
+	SELECT true, (coalesce((SELECT max(position) FROM {events}), 0) >> {idxbits}) + 1
+		- pg_current_xact_id()::text::bigint
+	ON CONFLICT (one) DO NOTHING;
+DROP TABLE IF EXISTS {head};
+
+-- v1's signature stays as a stub: an older seatledger finds its mark, skips
+-- its own DDL, and its appends fail with this message.
 CREATE OR REPLACE FUNCTION {append}(
 	p_stream text, p_expected bigint, p_ids uuid[], p_types text[], p_data bytea[],
 	OUT o_outcome integer, OUT o_version bigint, OUT o_position bigint)
 LANGUAGE plpgsql AS $seatledger$
--- seatledger schema v1
+{v1mark}: retired. This schema was upgraded to v2 by a newer seatledger.
+BEGIN
+	RAISE EXCEPTION 'seatledger: the event store schema % was upgraded to v2 by a newer seatledger; upgrade this process', '{schema}'
+		USING ERRCODE = 'feature_not_supported';
+END
+$seatledger$;
+
+CREATE OR REPLACE FUNCTION {append}(
+	p_stream text, p_expected bigint, p_ids uuid[], p_types text[], p_data bytea[], p_idx integer,
+	OUT o_outcome integer, OUT o_version bigint, OUT o_position bigint,
+	OUT o_xid bigint, OUT o_clear boolean)
+LANGUAGE plpgsql AS $seatledger$
+{mark}
 DECLARE
 	n       integer := coalesce(array_length(p_ids, 1), 0);
-	cur_v   bigint := 0;
-	cur_p   bigint := 0;
+	cur_v   bigint;
+	cur_p   bigint;
 	found_n integer;
 	match_n integer;
 	first_v bigint;
 	last_v  bigint;
 	last_p  bigint;
-	ts      timestamptz;
+	base    bigint;
+	from_id integer := 2; -- the first event's ID is checked by its INSERT
+	tries   integer := 0;
+	fresh   boolean;
+	ts      timestamptz := clock_timestamp();
 BEGIN
-	PERFORM pg_advisory_xact_lock({lock});
-	ts := clock_timestamp();
+	<<attempt>>
+	LOOP
+		tries := tries + 1;
+		SELECT e.version, e.position INTO cur_v, cur_p
+			FROM {events} e WHERE e.stream = p_stream
+			ORDER BY e.version DESC LIMIT 1;
+		IF NOT FOUND THEN
+			cur_v := 0;
+			cur_p := 0;
+		END IF;
 
-	SELECT e.version, e.position INTO cur_v, cur_p
-		FROM {events} e WHERE e.stream = p_stream
-		ORDER BY e.version DESC LIMIT 1;
-	IF NOT FOUND THEN
-		cur_v := 0;
-		cur_p := 0;
-	END IF;
+		IF n = 0 THEN
+			IF p_expected >= 0 AND p_expected <> cur_v THEN
+				o_outcome := 2; o_version := cur_v; o_position := 0;
+			ELSE
+				o_outcome := 0; o_version := cur_v; o_position := cur_p;
+			END IF;
+			EXIT attempt;
+		END IF;
 
-	IF n > 0 THEN
-		SELECT count(*) INTO found_n FROM {events} e WHERE e.id = ANY (p_ids);
-		IF found_n > 0 THEN
+		IF (p_expected >= 0 AND p_expected <> cur_v)
+			OR EXISTS (SELECT 1 FROM {events} e WHERE e.id = ANY (p_ids[from_id:n])) THEN
 			-- A retry is recognised when every event is already stored,
 			-- in this stream, in this order, right after the expected
-			-- version (any place with Any).
+			-- version (any place with Any); anything else is a conflict.
+			o_outcome := 2; o_version := cur_v; o_position := 0;
+			SELECT count(*) INTO found_n FROM {events} e WHERE e.id = ANY (p_ids);
 			IF found_n = n THEN
 				SELECT e.version INTO first_v FROM {events} e
 					WHERE e.id = p_ids[1] AND e.stream = p_stream;
@@ -152,38 +245,207 @@ BEGIN
 						WHERE e.stream = p_stream AND e.version = first_v + u.ord - 1;
 					IF match_n = n THEN
 						o_outcome := 1; o_version := last_v; o_position := last_p;
-						RETURN;
 					END IF;
 				END IF;
 			END IF;
-			o_outcome := 2; o_version := cur_v; o_position := 0;
-			RETURN;
+			EXIT attempt;
 		END IF;
+
+		fresh := base IS NULL AND pg_current_xact_id_if_assigned() IS NULL;
+		IF base IS NULL THEN
+			SELECT pg_current_xact_id()::text::bigint + m.tx_offset INTO base FROM {meta} m;
+			IF base >= (1::bigint << (63 - {idxbits})) THEN
+				RAISE EXCEPTION 'seatledger: transaction ids exhausted the position space of schema %', '{schema}';
+			END IF;
+			base := (base << {idxbits}) + p_idx;
+		END IF;
+		IF base <= cur_p THEN
+			IF fresh THEN
+				-- This transaction's id was taken after the stream's last
+				-- event was read, so it is larger than that event's:
+				-- unless transaction ids went backwards (a dump restored
+				-- into another cluster). Open fixes tx_offset; until then,
+				-- write nothing.
+				RAISE EXCEPTION 'seatledger: transaction ids of this server are behind the positions of schema % (restored into another cluster?): reopen the store', '{schema}'
+					USING ERRCODE = 'object_not_in_prerequisite_state';
+			END IF;
+			-- A transaction with a larger id appended to the stream and
+			-- committed since this one took its id: positions of one
+			-- stream must grow with its versions, so this append must run
+			-- again in a new transaction (which takes its id after reading
+			-- the stream).
+			o_outcome := 3; o_version := cur_v; o_position := 0;
+			EXIT attempt;
+		END IF;
+
+		INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
+			VALUES (base, p_stream, cur_v + 1, p_ids[1], p_types[1], ts, p_data[1])
+			ON CONFLICT DO NOTHING;
+		IF FOUND THEN
+			IF n > 1 THEN
+				INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
+					SELECT base + u.ord - 1, p_stream, cur_v + u.ord, u.id, u.type, ts, u.data
+					FROM unnest(p_ids, p_types, p_data) WITH ORDINALITY AS u(id, type, data, ord)
+					WHERE u.ord > 1 ORDER BY u.ord;
+			END IF;
+			o_outcome := 0; o_version := cur_v + n; o_position := base + n - 1;
+			EXIT attempt;
+		END IF;
+		-- Another append took the stream's next version or the first
+		-- event's ID, and committed: look again, IDs included.
+		from_id := 1;
+		IF tries >= 100 THEN
+			RAISE EXCEPTION 'seatledger: append to stream % kept losing races', p_stream
+				USING ERRCODE = 'serialization_failure';
+		END IF;
+	END LOOP;
+
+	o_xid := coalesce(pg_current_xact_id_if_assigned()::text::bigint, 0);
+	o_clear := o_xid = 0 OR pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= o_xid;
+END
+$seatledger$;
+
+CREATE OR REPLACE FUNCTION {batch}(
+	p_streams text[], p_expected bigint[], p_counts integer[],
+	p_ids uuid[], p_types text[], p_data bytea[],
+	OUT o_outcome integer[], OUT o_version bigint[], OUT o_position bigint[],
+	OUT o_xid bigint, OUT o_clear boolean)
+LANGUAGE plpgsql AS $seatledger$
+{mark}
+DECLARE
+	k       integer := coalesce(array_length(p_streams, 1), 0);
+	starts  integer[] := '{}';
+	hs      text[];
+	hv      bigint[];
+	hp      bigint[];
+	seen    uuid[];
+	used    text[] := '{}';
+	fast    boolean[];
+	pos0    bigint[];
+	claimed text[];
+	h       integer;
+	nxt     integer := 1;
+	idx     integer := 0;
+	base    bigint;
+	a_out   integer;
+	a_ver   bigint;
+	a_pos   bigint;
+	ts      timestamptz := clock_timestamp();
+BEGIN
+	o_outcome := array_fill(0, ARRAY[k]);
+	o_version := array_fill(0::bigint, ARRAY[k]);
+	o_position := array_fill(0::bigint, ARRAY[k]);
+	fast := array_fill(false, ARRAY[k]);
+	pos0 := array_fill(0::bigint, ARRAY[k]);
+	FOR i IN 1..k LOOP
+		starts := starts || nxt;
+		nxt := nxt + p_counts[i];
+	END LOOP;
+
+	-- The heads of the group's streams and the IDs already stored, read
+	-- before this transaction takes its id.
+	SELECT array_agg(d.s), array_agg(coalesce(x.version, 0)), array_agg(coalesce(x.position, 0))
+		INTO hs, hv, hp
+		FROM (SELECT DISTINCT unnest(p_streams) AS s) d
+		LEFT JOIN LATERAL (SELECT e.version, e.position FROM {events} e
+			WHERE e.stream = d.s ORDER BY e.version DESC LIMIT 1) x ON true;
+	SELECT coalesce(array_agg(e.id), '{}') INTO seen FROM {events} e WHERE e.id = ANY (p_ids);
+
+	-- Fast: the first append of its stream in the group, expected version
+	-- right, no ID stored. Everything else goes through append_events.
+	FOR i IN 1..k LOOP
+		h := array_position(hs, p_streams[i]);
+		IF p_counts[i] > 0 AND NOT (p_streams[i] = ANY (used))
+			AND (p_expected[i] < 0 OR p_expected[i] = hv[h])
+			AND NOT (p_ids[starts[i]:starts[i] + p_counts[i] - 1] && seen) THEN
+			fast[i] := true;
+		END IF;
+		used := used || p_streams[i];
+	END LOOP;
+
+	IF true = ANY (fast) THEN
+		SELECT pg_current_xact_id()::text::bigint + m.tx_offset INTO base FROM {meta} m;
+		IF base >= (1::bigint << (63 - {idxbits})) THEN
+			RAISE EXCEPTION 'seatledger: transaction ids exhausted the position space of schema %', '{schema}';
+		END IF;
+		base := base << {idxbits};
+		FOR i IN 1..k LOOP
+			IF fast[i] THEN
+				pos0[i] := base + idx;
+				idx := idx + p_counts[i];
+				IF pos0[i] <= hp[array_position(hs, p_streams[i])] THEN
+					RAISE EXCEPTION 'seatledger: transaction ids of this server are behind the positions of schema % (restored into another cluster?): reopen the store', '{schema}'
+						USING ERRCODE = 'object_not_in_prerequisite_state';
+				END IF;
+			END IF;
+		END LOOP;
+		-- Claim each stream's next version with the append's first event.
+		WITH ins AS (
+			INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
+				SELECT pos0[i], p_streams[i], hv[array_position(hs, p_streams[i])] + 1,
+					p_ids[starts[i]], p_types[starts[i]], ts, p_data[starts[i]]
+				FROM generate_subscripts(p_streams, 1) AS i
+				WHERE fast[i] ORDER BY i
+				ON CONFLICT DO NOTHING
+				RETURNING stream)
+		SELECT coalesce(array_agg(ins.stream), '{}') INTO claimed FROM ins;
+		INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
+			SELECT pos0[a.i] + (a.j - starts[a.i]), p_streams[a.i],
+				hv[array_position(hs, p_streams[a.i])] + 1 + (a.j - starts[a.i]),
+				p_ids[a.j], p_types[a.j], ts, p_data[a.j]
+			FROM (SELECT i, generate_series(starts[i] + 1, starts[i] + p_counts[i] - 1) AS j
+				FROM generate_subscripts(p_streams, 1) AS i
+				WHERE fast[i] AND p_streams[i] = ANY (claimed)) a
+			ORDER BY a.j;
+		FOR i IN 1..k LOOP
+			IF fast[i] THEN
+				IF p_streams[i] = ANY (claimed) THEN
+					o_version[i] := hv[array_position(hs, p_streams[i])] + p_counts[i];
+					o_position[i] := pos0[i] + p_counts[i] - 1;
+				ELSE
+					fast[i] := false; -- lost a race: append_events sorts it out
+				END IF;
+			END IF;
+		END LOOP;
 	END IF;
 
-	IF p_expected >= 0 AND p_expected <> cur_v THEN
-		o_outcome := 2; o_version := cur_v; o_position := 0;
-		RETURN;
-	END IF;
-	IF n = 0 THEN
-		o_outcome := 0; o_version := cur_v; o_position := cur_p;
-		RETURN;
-	END IF;
+	FOR i IN 1..k LOOP
+		IF NOT fast[i] THEN
+			SELECT a.o_outcome, a.o_version, a.o_position INTO a_out, a_ver, a_pos
+				FROM {append}(p_streams[i], p_expected[i],
+					p_ids[starts[i]:starts[i] + p_counts[i] - 1],
+					p_types[starts[i]:starts[i] + p_counts[i] - 1],
+					p_data[starts[i]:starts[i] + p_counts[i] - 1], idx) a;
+			o_outcome[i] := a_out; o_version[i] := a_ver; o_position[i] := a_pos;
+			idx := idx + p_counts[i];
+		END IF;
+	END LOOP;
 
-	UPDATE {head} SET position = position + n RETURNING position INTO last_p;
-	INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
-		SELECT last_p - n + u.ord, p_stream, cur_v + u.ord, u.id, u.type, ts, u.data
-		FROM unnest(p_ids, p_types, p_data) WITH ORDINALITY AS u(id, type, data, ord);
-	PERFORM pg_notify('{channel}', last_p::text);
-	o_outcome := 0; o_version := cur_v + n; o_position := last_p;
+	o_xid := coalesce(pg_current_xact_id_if_assigned()::text::bigint, 0);
+	o_clear := o_xid = 0 OR pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= o_xid;
 END
 $seatledger$;
 `)
 }
 
-// migrate creates the schema's objects if they are missing. Concurrent
-// callers (several processes starting together) are serialized by an
-// advisory transaction lock.
+// Open repairs tx_offset when the server's transaction ids are behind the
+// stored positions (a dump restored into another cluster): every later
+// transaction id is at least the snapshot's xmax, so the new offset puts
+// its positions above all of them. On a healthy server every stored
+// position's transaction is below xmax and nothing changes.
+func (n names) repairOffset() string {
+	return strings.NewReplacer("{events}", n.events, "{meta}", n.meta, "{idxbits}", fmt.Sprint(idxBits)).Replace(`
+UPDATE {meta} SET tx_offset = (h.maxp >> {idxbits}) + 1 - h.xmax
+	FROM (SELECT coalesce((SELECT max(position) FROM {events}), 0) AS maxp,
+		pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax) h
+	WHERE (h.maxp >> {idxbits}) >= h.xmax + {meta}.tx_offset`)
+}
+
+// migrate creates the schema's objects if they are missing, and migrates a
+// schema of the previous version (v1, one advisory lock for every append)
+// in place: positions already stored stay as they are, every later one is
+// above them. Concurrent callers (several processes starting together) are
+// serialized by an advisory transaction lock.
 func migrate(ctx context.Context, conn interface {
 	Begin(context.Context) (pgx.Tx, error)
 }, n names) error {
@@ -195,25 +457,20 @@ func migrate(ctx context.Context, conn interface {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
 		return err
 	}
-	var fn *string
-	if err := tx.QueryRow(ctx, `SELECT to_regprocedure($1)::text`, n.appendFn+"(text,bigint,uuid[],text[],bytea[])").Scan(&fn); err != nil {
+	var current bool
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)), false)`,
+		n.batchFn+batchSig, migrationMark).Scan(&current); err != nil {
 		return err
 	}
-	if fn != nil {
-		// Already migrated by this version of the code or a concurrent
-		// opener: skip the DDL (CREATE OR REPLACE FUNCTION would take locks
-		// that running appends of other processes hold).
-		var ok bool
-		if err := tx.QueryRow(ctx, `SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)`,
-			n.appendFn+"(text,bigint,uuid[],text[],bytea[])", migrationMark).Scan(&ok); err != nil {
+	if !current {
+		// Simple protocol: several statements in one Exec. (Skipped when
+		// already migrated: CREATE OR REPLACE FUNCTION would take locks
+		// that running appends of other processes hold.)
+		if _, err := tx.Exec(ctx, n.migration(), pgx.QueryExecModeSimpleProtocol); err != nil {
 			return err
 		}
-		if ok {
-			return tx.Commit(ctx)
-		}
 	}
-	// Simple protocol: several statements in one Exec.
-	if _, err := tx.Exec(ctx, n.migration(), pgx.QueryExecModeSimpleProtocol); err != nil {
+	if _, err := tx.Exec(ctx, n.repairOffset()); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
@@ -221,4 +478,9 @@ func migrate(ctx context.Context, conn interface {
 
 // migrationMark is a string in the current append function's body; bump it
 // when the DDL changes so that existing schemas are migrated again.
-const migrationMark = "-- seatledger schema v1"
+// migrationMarkV1 is v1's: an older seatledger skips its DDL when it finds
+// it, so the v1 stub carries it.
+const (
+	migrationMark   = "-- seatledger schema v2"
+	migrationMarkV1 = "-- seatledger schema v1"
+)

@@ -43,7 +43,8 @@ func (s *Store) startListener() bool {
 }
 
 // listen holds one connection that LISTENs to the schema's channel and wakes
-// subscriptions on every notification. It reconnects after failures; while
+// subscriptions and the visibility waiter on every notification. It runs
+// once something subscribes or an append waits for visibility. It reconnects after failures; while
 // it is down subscriptions still poll.
 func (s *Store) listen() {
 	defer close(s.listenDone)
@@ -60,6 +61,13 @@ func (s *Store) listen() {
 						break
 					}
 					s.wake()
+					// Another process's events entered the global log:
+					// its transaction may be what this one's appends wait
+					// for.
+					select {
+					case s.visKick <- struct{}{}:
+					default:
+					}
 				}
 			}
 			cctx, cancel := context.WithTimeout(context.Background(), time.Second)

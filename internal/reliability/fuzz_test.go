@@ -25,6 +25,8 @@ var wantFuzzTargets = []string{
 	"api.FuzzCommandBody",         // every command route's JSON body
 	"api.FuzzQueryParams",         // every GET route's query string
 	"api.FuzzAuthorizationHeader", // the JWT path
+	"api.FuzzBodylessCommands",    // delete, restore, takeOver, app install: no body but {}
+	"api.FuzzStrictJSON",          // duplicate keys, case, UTF-8, BOM never accepted
 	"api.FuzzEventcodecDecode",    // the fast event decoder against the domain's
 	"domain.FuzzEvolveNeverPanics",
 }
