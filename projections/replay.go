@@ -40,8 +40,8 @@ type ReplayConfig struct {
 	// not be the active prefix; read-model keys left under it are deleted
 	// first.
 	NewPrefix string
-	// Tenant, when set, rebuilds only that tenant, in place, under the
-	// ACTIVE prefix (no new prefix, no swap): see RebuildTenant.
+	// Tenant is the tenant RebuildTenant rebuilds in place, under the
+	// active prefix (no new prefix, no swap). Replay refuses it.
 	Tenant string
 	// NoSwap builds and catches up NewPrefix but leaves the active prefix
 	// alone (an audit: compare it with the active prefix, ComparePrefixes).
@@ -125,16 +125,15 @@ type ReplayResult struct {
 // checkpoint of the new prefix is written at the bulk pass's last position,
 // and an ordinary Projection on the new prefix projects the tail from there.
 //
-// With cfg.Tenant set, Replay rebuilds that tenant in place instead
-// (RebuildTenant).
+// cfg.Tenant must be empty: one tenant is rebuilt in place by RebuildTenant.
 func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	if cfg.Store == nil || cfg.Redis == nil {
 		return ReplayResult{}, errors.New("projections: replay: Store and Redis are required")
 	}
-	cfg.defaults()
 	if cfg.Tenant != "" {
-		return RebuildTenant(ctx, cfg)
+		return ReplayResult{}, fmt.Errorf("projections: replay rebuilds every tenant into a new prefix, but Tenant is %q: call RebuildTenant to rebuild one tenant in place", cfg.Tenant)
 	}
+	cfg.defaults()
 	start := time.Now()
 	rdb := cfg.Redis
 	active, err := readmodel.ActivePrefix(ctx, rdb)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -230,6 +231,29 @@ func TestReplayTailAndEmptyLog(t *testing.T) {
 	}
 }
 
+// TestReplayRefusesOneTenant: Replay rebuilds everything into a new prefix;
+// a config naming one tenant is a mistake for RebuildTenant, refused
+// without writing anything rather than quietly turned into an in-place
+// rebuild.
+func TestReplayRefusesOneTenant(t *testing.T) {
+	rdb, prefix := testRedisReplay(t)
+	ctx := context.Background()
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 11)
+	if err := readmodel.SetActivePrefix(ctx, rdb, prefix); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso"})
+	if err == nil || !strings.Contains(err.Error(), "RebuildTenant") {
+		t.Fatalf("Replay with Tenant set = %+v, %v; want an error naming RebuildTenant", res, err)
+	}
+	if keys := dumpPrefix(t, rdb, prefix); len(keys) != 0 {
+		t.Fatalf("Replay wrote %d keys under the active prefix: %v", len(keys), keys)
+	}
+}
+
 // TestRebuildTenant corrupts a tenant's keys and rebuilds it in place.
 func TestRebuildTenant(t *testing.T) {
 	rdb, prefix := testRedisReplay(t)
@@ -273,7 +297,7 @@ func TestRebuildTenant(t *testing.T) {
 	}
 
 	var phases []string
-	res, err := Replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso",
+	res, err := RebuildTenant(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso",
 		Progress: func(p ReplayProgress) { phases = append(phases, p.Phase) }})
 	must(err)
 	v, _ := store.StreamVersion(ctx, "tenant-contoso")

@@ -258,10 +258,14 @@ func rebuild(c *gin.Context, d *serveDeps) {
 				line(map[string]any{"progress": p})
 			}
 		}}
-	if tenant == "" {
+	var res projections.ReplayResult
+	var err error
+	if tenant != "" {
+		res, err = projections.RebuildTenant(c.Request.Context(), cfg)
+	} else {
 		cfg.NewPrefix = newPrefix
+		res, err = projections.Replay(c.Request.Context(), cfg)
 	}
-	res, err := projections.Replay(c.Request.Context(), cfg)
 	if err != nil {
 		if stream {
 			line(map[string]any{"error": err.Error()})
