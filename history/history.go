@@ -265,6 +265,8 @@ func mailbox(c *domain.Catalog, t *domain.Tenant, u *domain.User) bool {
 	return false
 }
 
+// keys returns m's keys in order. Unlike slices.Sorted(maps.Keys(m)) it
+// never returns nil: a rendered state encodes an empty list as [], not null.
 func keys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
