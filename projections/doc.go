@@ -24,7 +24,8 @@
 // Watermill messages), render.go (state to read-model writes), lua/ (the
 // Redis scripts); the rebuild tools: replay.go and bulk.go (every tenant
 // into a new prefix, then the swap), rebuild.go (one tenant in place),
-// verify.go (read models against the fold of the log), prefixes.go.
+// verify.go (read models against the fold of the log). The prefix tools
+// (list, dump, compare, delete the keys of a prefix) are readmodel's.
 //
 // The key layout and the rows written under it are the readmodel package's
 // (see docs/READMODELS.md): this package writes through it, and queries and

@@ -127,7 +127,7 @@ func (m *Manager) clearIfIncomplete(ctx context.Context, prefix string) error {
 	if err != nil || n > 0 {
 		return err
 	}
-	removed, err := DeletePrefix(ctx, rdb, prefix)
+	removed, err := readmodel.DeletePrefix(ctx, rdb, prefix)
 	if err != nil {
 		return err
 	}

@@ -57,9 +57,9 @@ func TestManagerRebuildsWhatRedisLost(t *testing.T) {
 	}
 	waitWhole("first build")
 
-	n, err := DeletePrefix(ctx, rdb, prefix)
+	n, err := readmodel.DeletePrefix(ctx, rdb, prefix)
 	if err != nil || n == 0 {
-		t.Fatalf("DeletePrefix = %d, %v", n, err)
+		t.Fatalf("readmodel.DeletePrefix = %d, %v", n, err)
 	}
 	waitWhole("after Redis lost the prefix")
 }

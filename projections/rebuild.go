@@ -77,7 +77,7 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 		if err != nil {
 			return fail(err)
 		}
-		existing, err := scanKeys(ctx, rdb, globEscape(keys.Tenant(tid))+"*")
+		existing, err := readmodel.TenantKeys(ctx, rdb, keys, tid)
 		if err != nil {
 			return res, err
 		}

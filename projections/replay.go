@@ -34,7 +34,7 @@ type ReplayConfig struct {
 	// active prefix (no new prefix, no swap). Replay refuses it.
 	Tenant string
 	// NoSwap builds and catches up NewPrefix but leaves the active prefix
-	// alone (an audit: compare it with the active prefix, ComparePrefixes).
+	// alone (an audit: compare it with the active prefix, readmodel.ComparePrefixes).
 	NoSwap bool
 	// KeepOld keeps the previous prefix's keys after the swap (default: they
 	// are deleted in the background, DeleteOldAfter after the swap).
@@ -148,12 +148,12 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 		if !ok { // leave nothing half-built behind
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			if _, err := DeletePrefix(dctx, rdb, cfg.NewPrefix); err != nil {
+			if _, err := readmodel.DeletePrefix(dctx, rdb, cfg.NewPrefix); err != nil {
 				cfg.Logger.Warn("replay: cannot delete the unfinished prefix", "prefix", cfg.NewPrefix, "err", err)
 			}
 		}
 	}()
-	if _, err := DeletePrefix(ctx, rdb, cfg.NewPrefix); err != nil {
+	if _, err := readmodel.DeletePrefix(ctx, rdb, cfg.NewPrefix); err != nil {
 		return res, err
 	}
 	cfg.Logger.Info("replay starting", "prefix", cfg.NewPrefix, "active", active)
@@ -248,7 +248,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 			case <-time.After(cfg.DeleteOldAfter):
 			case <-dctx.Done():
 			}
-			n, err := DeletePrefix(dctx, rdb, old)
+			n, err := readmodel.DeletePrefix(dctx, rdb, old)
 			cfg.Logger.Info("replay: old prefix deleted", "prefix", old, "keys", n, "err", err)
 			done <- err
 		}()

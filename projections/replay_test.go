@@ -111,14 +111,14 @@ func churn(t testing.TB, h *commands.Handler, tenants, n int, seed uint64) {
 
 func requireSame(t *testing.T, rdb redis.UniversalClient, a, b string) {
 	t.Helper()
-	diffs, err := ComparePrefixes(context.Background(), rdb, a, b, 20)
+	diffs, err := readmodel.ComparePrefixes(context.Background(), rdb, a, b, 20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range diffs {
 		t.Errorf("%s differs:\n  %s: %q\n  %s: %q", d.Key, a, d.A, b, d.B)
 	}
-	da, err := DumpPrefix(context.Background(), rdb, a)
+	da, err := readmodel.DumpPrefix(context.Background(), rdb, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +508,7 @@ func TestReplaySwap(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the old prefix was not deleted")
 	}
-	if left, err := DumpPrefix(ctx, rdb, oldP); err != nil || len(left) != 0 {
+	if left, err := readmodel.DumpPrefix(ctx, rdb, oldP); err != nil || len(left) != 0 {
 		t.Fatalf("%d keys left under the old prefix (%v)", len(left), err)
 	}
 	if n, _ := rdb.Exists(ctx, readmodel.Keys{Prefix: newP}.Present()).Result(); n != 1 {
@@ -528,7 +528,7 @@ func TestDeletePrefixKeepsOtherKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := DeletePrefix(ctx, rdb, prefix)
+	n, err := readmodel.DeletePrefix(ctx, rdb, prefix)
 	if err != nil || n != len(gone) {
 		t.Fatalf("deleted %d, %v", n, err)
 	}

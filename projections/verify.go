@@ -137,7 +137,7 @@ func dumpTenant(ctx context.Context, rdb redis.UniversalClient, keys readmodel.K
 	out := newMapSink()
 	var cursor uint64
 	for {
-		ks, next, err := rdb.Scan(ctx, cursor, globEscape(base)+"*", 1000).Result()
+		ks, next, err := rdb.Scan(ctx, cursor, readmodel.GlobEscape(base)+"*", 1000).Result()
 		if err != nil {
 			return nil, fmt.Errorf("verify: scan %s: %w", base, err)
 		}
@@ -173,18 +173,6 @@ func dumpTenant(ctx context.Context, rdb redis.UniversalClient, keys readmodel.K
 			return out, nil
 		}
 	}
-}
-
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func(Difference) bool) bool {

@@ -2,8 +2,9 @@
 // seatledger's Redis read models, and their readers (queries, the
 // scheduler, the serve command's supervisor): the key layout, the rows
 // stored under it, and the rules of the active prefix, the presence markers
-// and the checkpoint. It reads and writes nothing on its own beyond those
-// small rules; see docs/READMODELS.md for the layout in full.
+// and the checkpoint; and, since it knows which keys make up a prefix, the
+// tools that list, dump, compare and delete them (prefixes.go). See
+// docs/READMODELS.md for the layout in full.
 //
 // Invariants:
 //   - every key of a tenant begins with Keys.Tenant: the prefix, then the

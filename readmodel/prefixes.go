@@ -1,4 +1,4 @@
-package projections
+package readmodel
 
 import (
 	"context"
@@ -13,8 +13,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/domain"
-	"github.com/seatledger/seatledger/readmodel"
 )
+
+// TenantKeys lists every key of tenant t under keys.Prefix (SCAN P{t}:*),
+// whatever its suffix: the rendered ones and any left behind.
+func TenantKeys(ctx context.Context, rdb redis.UniversalClient, keys Keys, t string) ([]string, error) {
+	return scanKeys(ctx, rdb, GlobEscape(keys.Tenant(t))+"*")
+}
 
 func scanKeys(ctx context.Context, rdb redis.UniversalClient, match string) ([]string, error) {
 	var out []string
@@ -22,7 +27,7 @@ func scanKeys(ctx context.Context, rdb redis.UniversalClient, match string) ([]s
 	for {
 		ks, next, err := rdb.Scan(ctx, cursor, match, 1000).Result()
 		if err != nil {
-			return nil, fmt.Errorf("projections: scan %s: %w", match, err)
+			return nil, fmt.Errorf("readmodel: scan %s: %w", match, err)
 		}
 		out = append(out, ks...)
 		if cursor = next; cursor == 0 {
@@ -38,20 +43,20 @@ func scanKeys(ctx context.Context, rdb redis.UniversalClient, match string) ([]s
 // not read-model keys of this prefix and are left out.
 func prefixKeys(ctx context.Context, rdb redis.UniversalClient, prefix string, fn func([]string) error) error {
 	if prefix == "" {
-		return errors.New("projections: empty prefix")
+		return errors.New("readmodel: empty prefix")
 	}
 	tenantKey := func(k string) bool {
 		rest := strings.TrimPrefix(k, prefix+"{")
 		t, _, ok := strings.Cut(rest, "}:")
 		return ok && domain.ValidID(t)
 	}
-	for _, pat := range []string{globEscape(prefix) + "{*", globEscape(prefix) + "checkpoint:*"} {
+	for _, pat := range []string{GlobEscape(prefix) + "{*", GlobEscape(prefix) + "checkpoint:*"} {
 		tenants := strings.HasSuffix(pat, "{*")
 		var cursor uint64
 		for {
 			ks, next, err := rdb.Scan(ctx, cursor, pat, 1000).Result()
 			if err != nil {
-				return fmt.Errorf("projections: scan %s: %w", pat, err)
+				return fmt.Errorf("readmodel: scan %s: %w", pat, err)
 			}
 			if tenants {
 				j := 0
@@ -73,7 +78,7 @@ func prefixKeys(ctx context.Context, rdb redis.UniversalClient, prefix string, f
 			}
 		}
 	}
-	k := readmodel.Keys{Prefix: prefix}
+	k := Keys{Prefix: prefix}
 	var fixed []string
 	for _, key := range []string{k.Tenants(), k.Present(), k.Building()} {
 		n, err := rdb.Exists(ctx, key).Result()
@@ -98,7 +103,7 @@ func DeletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string)
 	n := 0
 	err := prefixKeys(ctx, rdb, prefix, func(ks []string) error {
 		if err := rdb.Unlink(ctx, ks...).Err(); err != nil {
-			return fmt.Errorf("projections: delete prefix %s: %w", prefix, err)
+			return fmt.Errorf("readmodel: delete prefix %s: %w", prefix, err)
 		}
 		n += len(ks)
 		return nil
@@ -116,7 +121,7 @@ type PrefixDifference struct {
 // ComparePrefixes compares the read models under two prefixes key by key
 // (type, fields or members and their values or scores, byte for byte),
 // ignoring the Present marker. It returns at most max differences (0: 1000).
-// An audit: replay into a scratch prefix (ReplayConfig.NoSwap) and compare
+// An audit: replay into a scratch prefix (projections.ReplayConfig.NoSwap) and compare
 // it with the active one.
 func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string, max int) ([]PrefixDifference, error) {
 	if max <= 0 {
@@ -138,7 +143,7 @@ func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string
 		all[k] = true
 	}
 	var out []PrefixDifference
-	unprefixed := readmodel.Keys{} // the markers' keys without a prefix
+	unprefixed := Keys{} // the markers' keys without a prefix
 	for _, k := range slices.Sorted(maps.Keys(all)) {
 		if k == unprefixed.Present() || k == unprefixed.Building() || da[k] == db[k] {
 			continue
@@ -202,4 +207,17 @@ func DumpPrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) (
 		return nil
 	})
 	return out, err
+}
+
+// GlobEscape escapes the glob characters of s for a SCAN MATCH pattern.
+func GlobEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
