@@ -180,3 +180,22 @@ func TestHardening18_HistoryListsPageAlike(t *testing.T) {
 		}
 	}
 }
+
+// TestHardening17_UnknownParameterFieldIsBounded: an unknown query
+// parameter is named in the problem's field only when that is safe and
+// short; else the field is "query" (the fuzzer found a name that was not
+// UTF-8 turned into U+FFFD, and a long name was echoed whole).
+func TestHardening17_UnknownParameterFieldIsBounded(t *testing.T) {
+	e, admin := readSideEnv(t)
+	for query, field := range map[string]string{
+		"limt=5":                        "limt",
+		"%E6=1":                         "query",
+		strings.Repeat("x", 200) + "=1": "query",
+		"a%0Ab=1":                       "query",
+	} {
+		p := problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/users?" + query, Token: admin}), 400, "invalid_request")
+		if p["field"] != field {
+			t.Errorf("?%.40s: field %q, want %q", query, p["field"], field)
+		}
+	}
+}

@@ -236,6 +236,10 @@ func boundDetail(d string) string {
 // WriteProblem answers err as application/problem+json and aborts the gin
 // chain. Read-side handlers plugged in through Config.Routes use it too.
 func WriteProblem(c *gin.Context, err error) {
+	if c.GetBool(ctxGraph) { // the Graph surface answers Graph's error shape
+		writeGraphError(c, err)
+		return
+	}
 	p, hdr, internal := toProblem(err)
 	p.RequestID = c.GetString(ctxRequestID)
 	if internal || p.Status >= 500 {

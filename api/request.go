@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -32,19 +33,22 @@ const HeaderReplayed = "Idempotent-Replayed"
 // maxIdempotencyKey is the longest Idempotency-Key accepted.
 const maxIdempotencyKey = 255
 
-// readBody reads the request body, at most MaxBodyBytes.
+// readBody reads the request body, at most MaxBodyBytes, and undoes its
+// Content-Encoding (gzip): the limit holds for the body as sent and as
+// decoded.
 func readBody(c *gin.Context) ([]byte, error) {
 	if c.Request.Body == nil {
 		return nil, nil
+	}
+	codings, err := bodyEncodings(c.Request.Header)
+	if err != nil {
+		return nil, err
 	}
 	if c.Request.ContentLength > MaxBodyBytes { // declared too large: not read
 		return nil, errBodyTooLarge()
 	}
 	r := http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
-	var (
-		body []byte
-		err  error
-	)
+	var body []byte
 	if n := c.Request.ContentLength; n > 0 && n <= exactBodyBytes {
 		// The usual case: read exactly the declared length (net/http fails
 		// a shorter body) instead of growing a buffer from 512 bytes, and
@@ -67,7 +71,7 @@ func readBody(c *gin.Context) ([]byte, error) {
 		}
 		return nil, invalidRequest("body", "the request body could not be read")
 	}
-	return body, nil
+	return decodeBodyEncodings(body, codings)
 }
 
 // exactBodyBytes is the largest declared body read into a buffer of its
@@ -260,6 +264,16 @@ func Bounded(s string) string {
 
 func bounded(s string) string { return Bounded(s) }
 
+// queryField is the problem's field for an unknown query parameter: its
+// name, unless echoing it would not be safe or bounded (not UTF-8, a
+// control character, longer than MaxEcho); then "query", the query string.
+func queryField(name string) string {
+	if len(name) > MaxEcho || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		return "query"
+	}
+	return name
+}
+
 // CheckQuery refuses a query string that does not parse, a parameter not
 // in allowed, and a parameter given more than once, naming the parameter
 // (400 invalid_request): a misspelt ?limt= is an error, not ignored.
@@ -279,9 +293,9 @@ func CheckQuery(c *gin.Context, allowed ...string) error {
 		}
 		if !slices.Contains(allowed, name) {
 			if len(allowed) == 0 {
-				return invalidRequest(name, "unknown query parameter %q: this endpoint takes none", Bounded(name))
+				return invalidRequest(queryField(name), "unknown query parameter %q: this endpoint takes none", Bounded(name))
 			}
-			return invalidRequest(name, "unknown query parameter %q: this endpoint takes %s", Bounded(name), strings.Join(allowed, ", "))
+			return invalidRequest(queryField(name), "unknown query parameter %q: this endpoint takes %s", Bounded(name), strings.Join(allowed, ", "))
 		}
 		if len(q[name]) > 1 {
 			return invalidRequest(name, "query parameter %s is given %d times: give it once", name, len(q[name]))

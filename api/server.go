@@ -191,7 +191,7 @@ func (s *Server) build() *gin.Engine {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	e.Use(s.requestID, s.observe, s.recover)
+	e.Use(s.requestID, s.observe, s.recover, markGraph)
 	e.NoRoute(func(c *gin.Context) {
 		WriteProblem(c, &HTTPError{Status: http.StatusNotFound, Code: domain.CodeNotFound,
 			Detail: "no such endpoint: " + methodOf(c) + " " + Bounded(c.Request.URL.Path)})
@@ -234,6 +234,7 @@ func (s *Server) build() *gin.Engine {
 		domain.RoleGlobalAdmin, domain.RoleLicenseAdmin, domain.RoleUserAdmin, domain.RoleBillingAdmin))
 	auditors := t.Group("", s.requireRoles("read the audit log and past states", domain.RoleGlobalAdmin))
 	groups := RouteGroups{Public: v1, Operator: op, Tenant: t, Readers: readers, Auditors: auditors, Root: &e.RouterGroup}
+	s.graphRoutes(e)
 	for _, add := range s.cfg.Routes {
 		add(groups)
 	}

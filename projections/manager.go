@@ -28,7 +28,9 @@ import (
 //     without persistence; a checkpoint alone would not show it: the
 //     projection would write it again and never rebuild what was lost) is
 //     rebuilt the same way. Queries answer 503 while the active prefix has
-//     no Present marker.
+//     no Present marker. Keys found in a prefix without markers may be the
+//     late writes of a former lease holder: the Manager waits
+//     Config.FormerWriterGrace and clears the prefix again before it builds.
 type Manager struct {
 	p    *Projection
 	poll time.Duration
@@ -130,6 +132,23 @@ func (m *Manager) clearIfIncomplete(ctx context.Context, prefix string) error {
 	removed, err := readmodel.DeletePrefix(ctx, rdb, prefix)
 	if err != nil {
 		return err
+	}
+	if grace := m.p.cfg.FormerWriterGrace; removed > 0 && grace > 0 {
+		// Keys without the marker: a build that stopped half-way, or the
+		// writes of a former lease holder that has not yet seen that Redis
+		// lost the lease with the data (it stops at its next renewal).
+		// Wait out its lease, then clear again: its late writes would make
+		// the rebuild skip the events whose versions they carry.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(grace):
+		}
+		more, err := readmodel.DeletePrefix(ctx, rdb, prefix)
+		if err != nil {
+			return err
+		}
+		removed += more
 	}
 	m.p.cfg.Logger.Warn("read models missing or incomplete (Redis lost data, or a first start): rebuilding them from the first event; reads answer 503 until done",
 		"prefix", prefix, "keys_removed", removed)

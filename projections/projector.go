@@ -58,6 +58,13 @@ type Config struct {
 	SubscriberNack  time.Duration         // pause before a Nacked event is redelivered (default 100ms)
 	PrefetchEvents  int                   // events read ahead of the projector (default 1024)
 	WatermillLogger watermill.LoggerAdapter
+	// FormerWriterGrace is, for a Manager, how long a former writer of the
+	// prefix may go on writing: a node that held the projection's lease and
+	// has not yet noticed that it lost it (the lease's TTL). A Manager that
+	// finds keys in a prefix without its markers waits this long and clears
+	// it again before it rebuilds, so that late writes cannot make the
+	// rebuild skip the events whose versions they carry. 0: no wait.
+	FormerWriterGrace time.Duration
 }
 
 // Projection statuses.

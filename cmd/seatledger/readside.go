@@ -29,6 +29,7 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 	mgr, err := projections.NewManager(projections.Config{
 		Store: d.Store, Snapshots: d.Snapshots, Catalog: d.Decider.Catalog, Redis: d.Redis,
 		Logger: d.Logger.With("component", "projections"), Registerer: d.Registerer,
+		FormerWriterGrace: projectionLeaseTTL,
 	}, time.Second)
 	if err != nil {
 		return nil, nil, err
@@ -45,7 +46,7 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 	go func() {
 		defer close(done)
 		_ = lease.Run(runCtx, lease.Config{Redis: d.Redis, Name: "projection:" + proj.Name(), Owner: owner,
-			Logger: d.Logger.With("component", "lease")},
+			TTL: projectionLeaseTTL, Logger: d.Logger.With("component", "lease")},
 			func(jctx context.Context, token int64) error {
 				// The manager follows replays' prefix swaps and rebuilds
 				// read models Redis lost; it returns when the lease is lost
@@ -112,6 +113,11 @@ func headOf(d *serveDeps) eventstore.Position {
 	}
 	return 0
 }
+
+// projectionLeaseTTL is how long a dead holder of the projection's lease
+// blocks the others, and so how long a holder that lost the lease keeps
+// writing at most before it notices (it renews every third of it).
+const projectionLeaseTTL = 5 * time.Second
 
 // codeReplayRunning answers a rebuild asked for while another runs.
 const codeReplayRunning domain.ErrorCode = "replay_running"

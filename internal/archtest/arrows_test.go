@@ -193,6 +193,9 @@ func load() ([]pkg, error) {
 		if dir != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata") {
 			return filepath.SkipDir
 		}
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && dir != root {
+			return filepath.SkipDir // another module (compat/msgraph): not ours to order
+		}
 		bp, err := build.ImportDir(dir, 0)
 		var noGo *build.NoGoError
 		if errors.As(err, &noGo) {
