@@ -21,6 +21,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/history"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 const (
@@ -226,7 +227,7 @@ func (e *env) buy(tenant, admin, id, sku string, quantity int) {
 // events reads a tenant's stream.
 func (e *env) events(tenant string) []domain.Event {
 	e.t.Helper()
-	recs, err := e.store.ReadStream(context.Background(), commands.StreamName(tenant), 1, 1<<20)
+	recs, err := e.store.ReadStream(context.Background(), tenantstream.Name(tenant), 1, 1<<20)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func (e *env) events(tenant string) []domain.Event {
 
 func (e *env) version(tenant string) uint64 {
 	e.t.Helper()
-	v, err := e.store.StreamVersion(context.Background(), commands.StreamName(tenant))
+	v, err := e.store.StreamVersion(context.Background(), tenantstream.Name(tenant))
 	if err != nil {
 		e.t.Fatal(err)
 	}

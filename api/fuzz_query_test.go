@@ -26,6 +26,7 @@ import (
 	"github.com/seatledger/seatledger/history"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // panicCounter counts the "panic in handler" records the server's recover
@@ -113,7 +114,7 @@ func newQueryFuzzServer(tb testing.TB) *queryFuzzServer {
 	if err := proj.WaitFor(wctx, st.LastPosition()); err != nil {
 		tb.Fatalf("the projection did not catch up: %v", err)
 	}
-	if f.head, err = st.StreamVersion(context.Background(), commands.StreamName("contoso")); err != nil {
+	if f.head, err = st.StreamVersion(context.Background(), tenantstream.Name("contoso")); err != nil {
 		tb.Fatal(err)
 	}
 
@@ -281,7 +282,7 @@ func FuzzQueryParams(f *testing.F) {
 		default:
 			t.Fatalf("%s: unexpected status %d: %s", where, w.Code, body)
 		}
-		if v, err := fs.store.StreamVersion(context.Background(), commands.StreamName("contoso")); err != nil || v != fs.head {
+		if v, err := fs.store.StreamVersion(context.Background(), tenantstream.Name("contoso")); err != nil || v != fs.head {
 			t.Fatalf("%s: a GET moved the stream: %d -> %d (%v)", where, fs.head, v, err)
 		}
 	})

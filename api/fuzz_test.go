@@ -14,6 +14,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Run a target: go test -run '^$' -fuzz '^FuzzCommandBody$' -fuzztime 30s ./api/
@@ -43,7 +44,7 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 }
 
 func (f *fuzzServer) version(tb testing.TB) uint64 {
-	v, err := f.store.StreamVersion(context.Background(), commands.StreamName("contoso"))
+	v, err := f.store.StreamVersion(context.Background(), tenantstream.Name("contoso"))
 	if err != nil {
 		tb.Fatal(err)
 	}

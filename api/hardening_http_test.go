@@ -9,8 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/api"
-	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // readSideEnv is an env with the query routes over an in-process Redis in
@@ -25,8 +25,8 @@ func readSideEnv(t *testing.T) (*env, string) {
 		c.Routes = append(c.Routes, func(g api.RouteGroups) { q.Mount(g.Readers) })
 	})
 	e.createTenant("contoso")
-	keys := projections.Keys{Prefix: projections.DefaultPrefix}
-	mr.HSet(keys.Key("contoso", projections.SufMeta), "version", "1")
+	keys := readmodel.Keys{Prefix: readmodel.DefaultPrefix}
+	mr.HSet(keys.Key("contoso", readmodel.Meta), "version", "1")
 	if err := mr.Set(keys.Present(), "complete"); err != nil { // the read models are complete
 		t.Fatal(err)
 	}

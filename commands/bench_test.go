@@ -8,6 +8,7 @@ import (
 
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // writeLongTenant appends n events to one tenant: 100 users whose license is
@@ -34,7 +35,7 @@ func writeLongTenant(b *testing.B, store eventstore.Store, tenant string, n int,
 		}
 		batch = append(batch, eventstore.EventData{ID: e.EventID, Type: e.Type, Data: data})
 		if len(batch) == 1000 {
-			if _, err := store.Append(ctx, StreamName(tenant), eventstore.Exactly(v-uint64(len(batch))), batch); err != nil {
+			if _, err := store.Append(ctx, tenantstream.Name(tenant), eventstore.Exactly(v-uint64(len(batch))), batch); err != nil {
 				b.Fatal(err)
 			}
 			batch = batch[:0]
@@ -54,7 +55,7 @@ func writeLongTenant(b *testing.B, store eventstore.Store, tenant string, n int,
 		}
 	}
 	if len(batch) > 0 {
-		if _, err := store.Append(ctx, StreamName(tenant), eventstore.Exactly(v-uint64(len(batch))), batch); err != nil {
+		if _, err := store.Append(ctx, tenantstream.Name(tenant), eventstore.Exactly(v-uint64(len(batch))), batch); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -79,14 +80,14 @@ func BenchmarkColdLoad(b *testing.B) {
 		if err := h.Snapshot(ctx, tenant, n-k); err != nil {
 			b.Fatal(err)
 		}
-		snap, _, err := store.LoadSnapshot(ctx, StreamName(tenant), 0)
+		snap, _, err := store.LoadSnapshot(ctx, tenantstream.Name(tenant), 0)
 		if err != nil || snap.Version != n-k {
 			b.Fatal(err, snap.Version)
 		}
 		b.Run(fmt.Sprintf("snapshot+tail/keyed=%v", keyed), func(b *testing.B) {
 			b.ReportMetric(float64(len(snap.Data)), "snapshot-bytes")
 			for i := 0; i < b.N; i++ {
-				st, err := Fold(ctx, store, store, nil, tenant, 0)
+				st, err := tenantstream.Fold(ctx, store, store, nil, tenant, 0)
 				if err != nil || st.Version != n {
 					b.Fatal(err, st.Version)
 				}
@@ -96,7 +97,7 @@ func BenchmarkColdLoad(b *testing.B) {
 	b.Run("no-snapshot", func(b *testing.B) {
 		b.ReportMetric(float64(n), "events")
 		for i := 0; i < b.N; i++ {
-			st, err := Fold(ctx, store, nil, nil, "long-keyed-false", 0)
+			st, err := tenantstream.Fold(ctx, store, nil, nil, "long-keyed-false", 0)
 			if err != nil || st.Version != n {
 				b.Fatal(err, st.Version)
 			}

@@ -20,14 +20,12 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // ErrConcurrencyConflict is returned when the tenant kept changing under a
 // command until the retries ran out. The client may retry the request.
 var ErrConcurrencyConflict = errors.New("commands: concurrency conflict: the tenant changed while the command was decided; retry")
-
-// StreamName is the event stream of a tenant.
-func StreamName(tenantID string) string { return "tenant-" + tenantID }
 
 // Config configures a Handler. Store and Decider are required.
 type Config struct {
@@ -291,7 +289,7 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 			return Result{}, err
 		}
 		start := time.Now()
-		res, err := h.cfg.Store.Append(ctx, StreamName(m.TenantID), eventstore.Exactly(st.Version), data)
+		res, err := h.cfg.Store.Append(ctx, tenantstream.Name(m.TenantID), eventstore.Exactly(st.Version), data)
 		h.appendDone(len(data), start, err)
 		if err == nil {
 			for _, e := range events {
@@ -379,7 +377,7 @@ func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender,
 		if prev != nil {
 			after = prev.q
 		}
-		p := &pendingAppend{q: qa.QueueAppend(ctx, StreamName(m.TenantID), eventstore.Exactly(st.Version), data, after), done: make(chan struct{})}
+		p := &pendingAppend{q: qa.QueueAppend(ctx, tenantstream.Name(m.TenantID), eventstore.Exactly(st.Version), data, after), done: make(chan struct{})}
 		// Whatever happens below (even a panic), p ends, or every later
 		// command of the tenant would wait for it forever.
 		defer p.end(tl, h.cache, m.TenantID, st, errAbandoned)
@@ -483,7 +481,7 @@ func (h *Handler) answerWithoutEvents(ctx context.Context, st *domain.Tenant, co
 	if !ok {
 		return Result{Version: st.Version}, nil
 	}
-	recs, err := h.cfg.Store.ReadStream(ctx, StreamName(st.ID), rec.FirstVersion, int(rec.LastVersion-rec.FirstVersion+1))
+	recs, err := h.cfg.Store.ReadStream(ctx, tenantstream.Name(st.ID), rec.FirstVersion, int(rec.LastVersion-rec.FirstVersion+1))
 	if err != nil {
 		return Result{}, err
 	}

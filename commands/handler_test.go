@@ -18,6 +18,7 @@ import (
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 func openStore(t testing.TB) *embedded.Store {
@@ -117,7 +118,7 @@ func TestHandleAppendsAndCachesTheTenant(t *testing.T) {
 	if store.reads.Load() != reads {
 		t.Fatal("a cached tenant was read from the store again")
 	}
-	if v, _ := store.StreamVersion(context.Background(), StreamName("t1")); v != 6 {
+	if v, _ := store.StreamVersion(context.Background(), tenantstream.Name("t1")); v != 6 {
 		t.Fatalf("stream version %d", v)
 	}
 	// A refused command appends nothing and says why.
@@ -147,7 +148,7 @@ func TestSameCommandIDReturnsTheFirstAnswerAndAppendsNothing(t *testing.T) {
 	if !again.Replayed || again.Version != first.Version || len(again.Events) != 1 || again.Events[0].EventID != first.Events[0].EventID {
 		t.Fatalf("first %+v again %+v", first, again)
 	}
-	if v, _ := store.StreamVersion(context.Background(), StreamName("t1")); v != first.Version+1 {
+	if v, _ := store.StreamVersion(context.Background(), tenantstream.Name("t1")); v != first.Version+1 {
 		t.Fatalf("replay appended: version %d", v)
 	}
 	// A fresh handler (a restart) gives the same answer from the log.
@@ -205,7 +206,7 @@ func TestRetriesRunOutIntoConcurrencyConflict(t *testing.T) {
 	h := newHandler(store, nil, time.Now)
 	defer h.Close()
 	createTenant(t, h, "t1")
-	version, _ := store.StreamVersion(context.Background(), StreamName("t1"))
+	version, _ := store.StreamVersion(context.Background(), tenantstream.Name("t1"))
 	store.conflictOn.Store(true)
 	appends := store.appends.Load()
 	_, err := h.Handle(context.Background(), &domain.AddUser{CommandMeta: meta("t1", admin), User: domain.NewUser{ID: "x", UserPrincipalName: "x@y.z"}})
@@ -216,7 +217,7 @@ func TestRetriesRunOutIntoConcurrencyConflict(t *testing.T) {
 	if n := store.appends.Load() - appends; n != 9 {
 		t.Fatalf("%d append attempts, want 1 + 8 retries", n)
 	}
-	if v, _ := store.StreamVersion(context.Background(), StreamName("t1")); v != version {
+	if v, _ := store.StreamVersion(context.Background(), tenantstream.Name("t1")); v != version {
 		t.Fatalf("stream version %d after a command that gave up, want %d", v, version)
 	}
 }
@@ -313,7 +314,7 @@ func TestConcurrentCommandsOfOneTenantAreSerializedAndTenantsRunInParallel(t *te
 	}
 	// The log agrees: exactly 10 assignments per tenant, versions contiguous.
 	for i := 0; i < tenants; i++ {
-		recs, err := store.ReadStream(context.Background(), StreamName(fmt.Sprint("t", i)), 1, 10000)
+		recs, err := store.ReadStream(context.Background(), tenantstream.Name(fmt.Sprint("t", i)), 1, 10000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,16 +369,16 @@ func TestSnapshotsAreOnlyACache(t *testing.T) {
 	if err := h.Snapshot(ctx, "t1", 150); err != nil {
 		t.Fatal(err)
 	}
-	withSnap, err := Fold(ctx, store, store, nil, "t1", 0)
+	withSnap, err := tenantstream.Fold(ctx, store, store, nil, "t1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	at150, _ := Fold(ctx, store, store, nil, "t1", 150)
+	at150, _ := tenantstream.Fold(ctx, store, store, nil, "t1", 150)
 	if err := store.DeleteSnapshots(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	without, _ := Fold(ctx, store, store, nil, "t1", 0)
-	at150b, _ := Fold(ctx, store, nil, nil, "t1", 150)
+	without, _ := tenantstream.Fold(ctx, store, store, nil, "t1", 0)
+	at150b, _ := tenantstream.Fold(ctx, store, nil, nil, "t1", 150)
 	a, _ := withSnap.MarshalSnapshot()
 	b, _ := without.MarshalSnapshot()
 	if string(a) != string(b) {
@@ -407,13 +408,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func waitForHandlersSnapshot(t *testing.T, store *embedded.Store, tenant string, k uint64) (head, newest uint64) {
 	t.Helper()
 	ctx := context.Background()
-	head, err := store.StreamVersion(ctx, StreamName(tenant))
+	head, err := store.StreamVersion(ctx, tenantstream.Name(tenant))
 	if err != nil {
 		t.Fatal(err)
 	}
 	newest = head / k * k
 	waitFor(t, fmt.Sprintf("the handler's snapshot at version %d", newest), func() bool {
-		snap, ok, err := store.LoadSnapshot(ctx, StreamName(tenant), 0)
+		snap, ok, err := store.LoadSnapshot(ctx, tenantstream.Name(tenant), 0)
 		return err == nil && ok && snap.Version == newest
 	})
 	return head, newest
@@ -632,7 +633,7 @@ func TestQueuedCommandsNeverKeepADecisionOnAFailedAppend(t *testing.T) {
 		t.Fatalf("u2 with the only license taken by u1: %v", err)
 	}
 	checkHandlerMatchesLog(t, h, store, "t1")
-	durable, _ := Fold(context.Background(), store, nil, nil, "t1", 0)
+	durable, _ := tenantstream.Fold(context.Background(), store, nil, nil, "t1", 0)
 	if durable.Users["u1"].Licenses[sku] == nil || durable.Users["u3"] == nil || durable.Pool(sku).Assigned != 1 {
 		t.Fatalf("log: u1 licensed %v, u3 %v, pool %+v", durable.Users["u1"].Licenses[sku] != nil, durable.Users["u3"] != nil, durable.Pool(sku))
 	}
@@ -716,7 +717,7 @@ func TestQueuedCommandWhoseClientLeftMidWriteStillCounts(t *testing.T) {
 		t.Fatalf("ok %d refused %d: u2 must be refused (u1 holds the only license), u9 added", ok, refused)
 	}
 	checkHandlerMatchesLog(t, h, store, "t1")
-	durable, _ := Fold(context.Background(), store, nil, nil, "t1", 0)
+	durable, _ := tenantstream.Fold(context.Background(), store, nil, nil, "t1", 0)
 	if durable.Users["u1"].Licenses[sku] == nil || durable.Users["u2"].Licenses[sku] != nil || durable.Users["u9"] == nil {
 		t.Fatalf("log: u1 %v u2 %v u9 %v", durable.Users["u1"].Licenses[sku] != nil, durable.Users["u2"].Licenses[sku] != nil, durable.Users["u9"] != nil)
 	}
@@ -752,7 +753,7 @@ func checkHandlerMatchesLog(t *testing.T, h *Handler, store eventstore.Store, te
 	if err := h.View(context.Background(), tenant, func(s *domain.Tenant) error { held = s.Clone(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	durable, err := Fold(context.Background(), store, nil, nil, tenant, 0)
+	durable, err := tenantstream.Fold(context.Background(), store, nil, nil, tenant, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -782,7 +783,7 @@ func TestQueuedCommandsOfOneTenantPipeline(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
-	durable, err := Fold(context.Background(), store, nil, nil, "t1", 0)
+	durable, err := tenantstream.Fold(context.Background(), store, nil, nil, "t1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // sharedStores opens two PostgreSQL stores on one fresh schema, as two
@@ -66,7 +67,7 @@ func twoNodes(t *testing.T) (a, b *Handler, store eventstore.Store) {
 
 func head(t *testing.T, s eventstore.Store) uint64 {
 	t.Helper()
-	v, err := s.StreamVersion(context.Background(), StreamName("t1"))
+	v, err := s.StreamVersion(context.Background(), tenantstream.Name("t1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,14 +3,8 @@ package commands
 import (
 	"context"
 
-	"github.com/seatledger/seatledger/domain"
-	"github.com/seatledger/seatledger/eventcodec"
-	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
-
-// SnapshotSchema is the version of the snapshot format (the JSON of
-// domain.Tenant). A snapshot of another schema is ignored.
-const SnapshotSchema = 1
 
 type snapRequest struct {
 	tenantID string
@@ -56,45 +50,16 @@ func (h *Handler) Snapshot(ctx context.Context, tenantID string, version uint64)
 	if h.cfg.Snapshots == nil {
 		return nil
 	}
-	st, err := Fold(ctx, h.cfg.Store, h.cfg.Snapshots, h.cfg.Upcasters, tenantID, version)
+	st, err := tenantstream.Fold(ctx, h.cfg.Store, h.cfg.Snapshots, h.cfg.Upcasters, tenantID, version)
 	if err != nil {
 		return err
 	}
 	if !st.Exists() || (version > 0 && st.Version != version) {
 		return nil
 	}
-	data, err := eventcodec.MarshalSnapshot(st)
+	snap, err := tenantstream.Snapshot(tenantID, st)
 	if err != nil {
 		return err
 	}
-	return h.cfg.Snapshots.SaveSnapshot(ctx, eventstore.Snapshot{Stream: StreamName(tenantID), Version: st.Version, Schema: SnapshotSchema, Data: data})
-}
-
-// BackfillSnapshots folds a tenant once from its first event and writes a
-// snapshot at every multiple of k, for streams written before snapshots (or
-// after they were deleted). progress, if not nil, is called with the version
-// reached after each snapshot.
-func BackfillSnapshots(ctx context.Context, store eventstore.Store, snaps eventstore.SnapshotStore, ups domain.Upcasters,
-	tenantID string, k uint64, progress func(version uint64)) error {
-	st := domain.NewTenant()
-	stream := StreamName(tenantID)
-	for {
-		next := (st.Version/k + 1) * k
-		if err := foldFrom(ctx, store, ups, st, stream, next); err != nil {
-			return err
-		}
-		if st.Version < next {
-			return nil // the head is below the next multiple
-		}
-		data, err := eventcodec.MarshalSnapshot(st)
-		if err != nil {
-			return err
-		}
-		if err := snaps.SaveSnapshot(ctx, eventstore.Snapshot{Stream: stream, Version: st.Version, Schema: SnapshotSchema, Data: data}); err != nil {
-			return err
-		}
-		if progress != nil {
-			progress(st.Version)
-		}
-	}
+	return h.cfg.Snapshots.SaveSnapshot(ctx, snap)
 }

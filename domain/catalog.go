@@ -260,6 +260,8 @@ func (c *Catalog) missingDependency(enabled map[string]bool) (*Dependency, bool)
 	return nil, false
 }
 
+// sortedKeys returns m's keys in order. Unlike slices.Sorted(maps.Keys(m))
+// it never returns nil: views encode an empty list as [], not null.
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

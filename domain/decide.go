@@ -80,73 +80,73 @@ func (d *Decider) Decide(t *Tenant, cmd Command) ([]Event, error) {
 		}
 		return nil, nil
 	}
-	tx := newTx(d, t, m)
+	dec := newDecision(d, t, m)
 	var err error
 	switch c := cmd.(type) {
 	case *CreateTenant:
-		err = tx.createTenant(c)
+		err = dec.createTenant(c)
 	case *AddUser:
-		err = tx.addUser(c)
+		err = dec.addUser(c)
 	case *UpdateUser:
-		err = tx.updateUser(c)
+		err = dec.updateUser(c)
 	case *DeleteUser:
-		err = tx.deleteUser(c)
+		err = dec.deleteUser(c)
 	case *RestoreUser:
-		err = tx.restoreUser(c)
+		err = dec.restoreUser(c)
 	case *SetAdminRoles:
-		err = tx.setAdminRoles(c)
+		err = dec.setAdminRoles(c)
 	case *SetRetentionHold:
-		err = tx.setRetentionHold(c)
+		err = dec.setRetentionHold(c)
 	case *CreateGroup:
-		err = tx.createGroup(c)
+		err = dec.createGroup(c)
 	case *AddGroupMember:
-		err = tx.addGroupMember(c)
+		err = dec.addGroupMember(c)
 	case *RemoveGroupMember:
-		err = tx.removeGroupMember(c)
+		err = dec.removeGroupMember(c)
 	case *AssignGroupLicenses:
-		err = tx.assignGroupLicenses(c)
+		err = dec.assignGroupLicenses(c)
 	case *PurchaseSubscription:
-		err = tx.purchase(c)
+		err = dec.purchase(c)
 	case *ChangeSubscriptionQuantity:
-		err = tx.changeQuantity(c)
+		err = dec.changeQuantity(c)
 	case *ChangeSubscriptionStatus:
-		err = tx.changeStatus(c)
+		err = dec.changeStatus(c)
 	case *TakeOverSubscription:
-		err = tx.takeOver(c)
+		err = dec.takeOver(c)
 	case *AssignLicenses:
-		err = tx.assignLicenses(c)
+		err = dec.assignLicenses(c)
 	case *UnassignLicenses:
-		err = tx.unassignLicenses(c)
+		err = dec.unassignLicenses(c)
 	case *UpdateUserLicenses:
-		err = tx.updateUserLicenses(c)
+		err = dec.updateUserLicenses(c)
 	case *ManageLicenses:
-		err = tx.manageLicenses(c)
+		err = dec.manageLicenses(c)
 	case *ChangeLicensePlans:
-		err = tx.changeLicensePlans(c)
+		err = dec.changeLicensePlans(c)
 	case *InstallApp:
-		err = tx.installApp(c)
+		err = dec.installApp(c)
 	case *PurgeHeldData:
-		err = tx.purge(c)
+		err = dec.purge(c)
 	default:
 		err = invalid("command", "unknown command %T", cmd)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if len(tx.out) == 0 && m.RequestHash != "" {
+	if len(dec.out) == 0 && m.RequestHash != "" {
 		// Remember a retryable command that changed nothing: its retry must
 		// get this answer, not a new decision.
-		tx.emit(NothingChanged{Command: cmd.CommandName()})
+		dec.emit(NothingChanged{Command: cmd.CommandName()})
 	}
-	return tx.stamp(), nil
+	return dec.stamp(), nil
 }
 
 // stamp wraps the decided payloads in envelopes.
-func (tx *tx) stamp() []Event {
-	if len(tx.out) == 0 {
+func (dec *decision) stamp() []Event {
+	if len(dec.out) == 0 {
 		return nil
 	}
-	m, t := tx.m, tx.t
+	m, t := dec.m, dec.t
 	at := m.Now.UTC()
 	if at.Before(t.LastOccurredAt) {
 		at = t.LastOccurredAt // never back in time within a stream
@@ -160,8 +160,8 @@ func (tx *tx) stamp() []Event {
 	if tenantID == "" {
 		tenantID = m.TenantID
 	}
-	events := make([]Event, len(tx.out))
-	for i, p := range tx.out {
+	events := make([]Event, len(dec.out))
+	for i, p := range dec.out {
 		version := t.Version + uint64(i) + 1
 		events[i] = Event{
 			Envelope: Envelope{
@@ -187,10 +187,10 @@ func (tx *tx) stamp() []Event {
 	return events
 }
 
-// tx is one decision in progress: drafts of the users it touches, the
-// change of each product's counts, and the payloads decided so far. The
-// tenant state itself is never written.
-type tx struct {
+// decision is one decision in progress, a draft rather than a transaction:
+// drafts of the users it touches, the change of each product's counts, and
+// the payloads decided so far. The tenant state itself is never written.
+type decision struct {
 	d   *Decider
 	t   *Tenant
 	m   *CommandMeta
@@ -216,8 +216,8 @@ type draftUser struct {
 	exchangeHeld            *bool // nil: as the state says
 }
 
-func newTx(d *Decider, t *Tenant, m *CommandMeta) *tx {
-	return &tx{d: d, t: t, m: m, now: m.Now.UTC(), users: make(map[string]*draftUser, 1)}
+func newDecision(d *Decider, t *Tenant, m *CommandMeta) *decision {
+	return &decision{d: d, t: t, m: m, now: m.Now.UTC(), users: make(map[string]*draftUser, 1)}
 }
 
 // counts is a small map from skuId to a count change. Most decisions touch
@@ -260,25 +260,25 @@ func (c counts) skus() []string {
 	return out
 }
 
-func (tx *tx) emit(p ...Payload) { tx.out = append(tx.out, p...) }
+func (dec *decision) emit(p ...Payload) { dec.out = append(dec.out, p...) }
 
 // draft returns the working copy of a user's licenses.
-func (tx *tx) draft(u *User) *draftUser {
-	if du := tx.users[u.ID]; du != nil {
+func (dec *decision) draft(u *User) *draftUser {
+	if du := dec.users[u.ID]; du != nil {
 		return du
 	}
 	du := &draftUser{u: u, lic: make(map[string]*UserLicense, len(u.Licenses)), deleted: u.Deleted}
 	for sku, l := range u.Licenses {
 		du.lic[sku] = l.clone()
 	}
-	_, du.hadMailbox, du.hadOneDrive = tx.planState(du)
-	tx.users[u.ID] = du
-	tx.order = append(tx.order, u.ID)
+	_, du.hadMailbox, du.hadOneDrive = dec.planState(du)
+	dec.users[u.ID] = du
+	dec.order = append(dec.order, u.ID)
 	return du
 }
 
 // setLicense changes a draft license and keeps the count deltas right.
-func (tx *tx) setLicense(du *draftUser, sku string, fn func(*UserLicense)) {
+func (dec *decision) setLicense(du *draftUser, sku string, fn func(*UserLicense)) {
 	l := du.lic[sku]
 	if l == nil {
 		l = &UserLicense{SkuID: sku, Sources: map[string]*LicenseSource{}}
@@ -290,46 +290,46 @@ func (tx *tx) setLicense(du *draftUser, sku string, fn func(*UserLicense)) {
 	if len(l.Sources) == 0 {
 		delete(du.lic, sku)
 	}
-	tx.countMove(sku, before, -1)
-	tx.countMove(sku, after, +1)
+	dec.countMove(sku, before, -1)
+	dec.countMove(sku, after, +1)
 }
 
-func (tx *tx) countMove(sku, pool string, d int) {
+func (dec *decision) countMove(sku, pool string, d int) {
 	switch pool {
 	case "admin":
-		tx.assigned.add(sku, d)
+		dec.assigned.add(sku, d)
 	case "selfService":
-		tx.selfAssigned.add(sku, d)
+		dec.selfAssigned.add(sku, d)
 	}
 }
 
-func (tx *tx) assign(du *draftUser, sku, source string, disabled []string) {
-	tx.setLicense(du, sku, func(l *UserLicense) {
+func (dec *decision) assign(du *draftUser, sku, source string, disabled []string) {
+	dec.setLicense(du, sku, func(l *UserLicense) {
 		l.Sources[source] = &LicenseSource{DisabledPlans: disabled}
 	})
-	tx.emit(LicenseAssigned{UserID: du.u.ID, SkuID: sku, Source: source, DisabledPlans: disabled})
+	dec.emit(LicenseAssigned{UserID: du.u.ID, SkuID: sku, Source: source, DisabledPlans: disabled})
 }
 
-func (tx *tx) unassign(du *draftUser, sku, source string) {
-	tx.setLicense(du, sku, func(l *UserLicense) { delete(l.Sources, source) })
-	tx.emit(LicenseUnassigned{UserID: du.u.ID, SkuID: sku, Source: source})
+func (dec *decision) unassign(du *draftUser, sku, source string) {
+	dec.setLicense(du, sku, func(l *UserLicense) { delete(l.Sources, source) })
+	dec.emit(LicenseUnassigned{UserID: du.u.ID, SkuID: sku, Source: source})
 }
 
-func (tx *tx) changePlans(du *draftUser, sku, source string, disabled []string) {
-	tx.setLicense(du, sku, func(l *UserLicense) {
+func (dec *decision) changePlans(du *draftUser, sku, source string, disabled []string) {
+	dec.setLicense(du, sku, func(l *UserLicense) {
 		if s := l.Sources[source]; s != nil {
 			s.DisabledPlans = disabled
 		}
 	})
-	tx.emit(LicensePlansChanged{UserID: du.u.ID, SkuID: sku, Source: source, DisabledPlans: disabled})
+	dec.emit(LicensePlansChanged{UserID: du.u.ID, SkuID: sku, Source: source, DisabledPlans: disabled})
 }
 
 // over returns how many licenses of sku the decision needs beyond the admin
 // pool's total (0 when it fits).
-func (tx *tx) over(sku string) int {
-	p := tx.t.Pool(sku)
-	added := tx.assigned.get(sku)
-	need := p.Assigned + added - (p.Total + tx.total.get(sku))
+func (dec *decision) over(sku string) int {
+	p := dec.t.Pool(sku)
+	added := dec.assigned.get(sku)
+	need := p.Assigned + added - (p.Total + dec.total.get(sku))
 	if need < 0 || added <= 0 {
 		return 0
 	}
@@ -341,25 +341,25 @@ func (tx *tx) over(sku string) int {
 
 // checkCounts refuses a decision that assigns more licenses than a product
 // has available (R3).
-func (tx *tx) checkCounts() error {
-	for _, sku := range tx.assigned.skus() {
-		if missing := tx.over(sku); missing > 0 {
-			p := tx.t.Pool(sku)
-			avail := p.Total + tx.total.get(sku) - p.Assigned
+func (dec *decision) checkCounts() error {
+	for _, sku := range dec.assigned.skus() {
+		if missing := dec.over(sku); missing > 0 {
+			p := dec.t.Pool(sku)
+			avail := p.Total + dec.total.get(sku) - p.Assigned
 			if avail < 0 {
 				avail = 0
 			}
 			return &Error{Code: CodeInsufficientLicenses, Rule: "R3", Missing: missing,
 				Detail: fmt.Sprintf("not enough licenses of %s: %d available, %d needed; buy %d more licenses or unassign some",
-					tx.d.productName(tx.t, sku), avail, avail+missing, missing)}
+					dec.d.productName(dec.t, sku), avail, avail+missing, missing)}
 		}
 	}
-	for _, sku := range tx.selfAssigned.skus() {
-		p := tx.t.Pool(sku)
-		if d := tx.selfAssigned.get(sku); d > 0 && p.SelfServiceAssigned+d > p.SelfServiceTotal+tx.selfTotal.get(sku) {
-			missing := p.SelfServiceAssigned + d - p.SelfServiceTotal - tx.selfTotal.get(sku)
+	for _, sku := range dec.selfAssigned.skus() {
+		p := dec.t.Pool(sku)
+		if d := dec.selfAssigned.get(sku); d > 0 && p.SelfServiceAssigned+d > p.SelfServiceTotal+dec.selfTotal.get(sku) {
+			missing := p.SelfServiceAssigned + d - p.SelfServiceTotal - dec.selfTotal.get(sku)
 			return &Error{Code: CodeInsufficientLicenses, Rule: "R3", Missing: missing,
-				Detail: fmt.Sprintf("not enough self-service licenses of %s", tx.d.productName(tx.t, sku))}
+				Detail: fmt.Sprintf("not enough self-service licenses of %s", dec.d.productName(dec.t, sku))}
 		}
 	}
 	return nil
@@ -370,12 +370,12 @@ func (tx *tx) checkCounts() error {
 // source's disabled plans) and returns those that take part in a relation
 // of the catalog (R6, R7), and whether a mailbox (Exchange) or OneDrive
 // (SharePoint) plan is among them (R10). It allocates only for related plans.
-func (tx *tx) planState(du *draftUser) (related map[string]bool, mailbox, oneDrive bool) {
+func (dec *decision) planState(du *draftUser) (related map[string]bool, mailbox, oneDrive bool) {
 	if du.deleted {
 		return nil, false, false
 	}
 	for sku, l := range du.lic {
-		prod := tx.d.product(tx.t, sku)
+		prod := dec.d.product(dec.t, sku)
 		if prod == nil {
 			continue
 		}
@@ -394,7 +394,7 @@ func (tx *tx) planState(du *draftUser) (related map[string]bool, mailbox, oneDri
 				case WorkloadSharePoint, WorkloadOneDrive:
 					oneDrive = true
 				}
-				if tx.d.Catalog.related[sp.Name] {
+				if dec.d.Catalog.related[sp.Name] {
 					if related == nil {
 						related = map[string]bool{}
 					}
@@ -406,24 +406,24 @@ func (tx *tx) planState(du *draftUser) (related map[string]bool, mailbox, oneDri
 	return related, mailbox, oneDrive
 }
 
-func (tx *tx) hasMailbox(du *draftUser) bool {
-	_, mailbox, _ := tx.planState(du)
+func (dec *decision) hasMailbox(du *draftUser) bool {
+	_, mailbox, _ := dec.planState(du)
 	return mailbox
 }
 
 // checkPlans refuses a user whose enabled plans conflict (R6) or miss a
 // dependency (R7).
-func (tx *tx) checkPlans(du *draftUser) error {
-	names, _, _ := tx.planState(du)
+func (dec *decision) checkPlans(du *draftUser) error {
+	names, _, _ := dec.planState(du)
 	if len(names) == 0 {
 		return nil
 	}
-	if pair, reason := tx.d.Catalog.exclusiveConflicts(names); pair != nil {
+	if pair, reason := dec.d.Catalog.exclusiveConflicts(names); pair != nil {
 		return &Error{Code: CodeMutuallyExclusivePlans, Rule: "R6", Plans: pair,
 			Detail: fmt.Sprintf("user %s cannot have both %s and %s enabled: %s; review the services included with each license and try again",
 				du.u.ID, pair[0], pair[1], reason)}
 	}
-	if dep, missing := tx.d.Catalog.missingDependency(names); missing {
+	if dep, missing := dec.d.Catalog.missingDependency(names); missing {
 		return &Error{Code: CodeDependencyViolation, Rule: "R7", Plans: append([]string{dep.Plan}, dep.Requires...),
 			Detail: fmt.Sprintf("user %s: %s needs one of %s enabled (%s)", du.u.ID, dep.Plan, strings.Join(dep.Requires, ", "), dep.Reason)}
 	}
@@ -434,51 +434,51 @@ func (tx *tx) checkPlans(du *draftUser) error {
 // their mailbox gets their Exchange data held; one who got it back has the
 // hold released. It may run several times in one decision: each run
 // compares with what the previous one left.
-func (tx *tx) holds() {
-	for _, id := range tx.order {
-		du := tx.users[id]
+func (dec *decision) holds() {
+	for _, id := range dec.order {
+		du := dec.users[id]
 		if du.deleted {
 			continue
 		}
-		now := tx.hasMailbox(du)
+		now := dec.hasMailbox(du)
 		held := du.u.Holds[WorkloadExchange] != nil
 		if du.exchangeHeld != nil {
 			held = *du.exchangeHeld
 		}
 		switch {
 		case du.hadMailbox && !now && !held:
-			tx.emit(tx.held(id, WorkloadExchange, "licenseRemoved"))
+			dec.emit(dec.held(id, WorkloadExchange, "licenseRemoved"))
 			held = true
 		case !du.hadMailbox && now && held:
-			tx.emit(DataHoldReleased{UserID: id, Workload: WorkloadExchange, Reason: "licenseAssigned"})
+			dec.emit(DataHoldReleased{UserID: id, Workload: WorkloadExchange, Reason: "licenseAssigned"})
 			held = false
 		}
 		du.hadMailbox, du.exchangeHeld = now, &held
 	}
 }
 
-func (tx *tx) held(userID, workload, reason string) DataHeld {
-	return DataHeld{UserID: userID, Workload: workload, HeldSince: tx.now,
-		PurgeAfter: tx.now.Add(tx.d.Policy.HoldPeriod), Reason: reason}
+func (dec *decision) held(userID, workload, reason string) DataHeld {
+	return DataHeld{UserID: userID, Workload: workload, HeldSince: dec.now,
+		PurgeAfter: dec.now.Add(dec.d.Policy.HoldPeriod), Reason: reason}
 }
 
 // tryGroup gives a member the license of a group, or records why it cannot
 // (R11): the group's intent is kept in an error state instead of failing.
-func (tx *tx) tryGroup(du *draftUser, groupID, sku string, disabled []string) {
+func (dec *decision) tryGroup(du *draftUser, groupID, sku string, disabled []string) {
 	src := GroupSource(groupID)
-	kind, detail := tx.attemptGroup(du, groupID, sku, disabled)
+	kind, detail := dec.attemptGroup(du, groupID, sku, disabled)
 	if kind == "" {
 		return
 	}
-	tx.setLicense(du, sku, func(l *UserLicense) {
+	dec.setLicense(du, sku, func(l *UserLicense) {
 		l.Sources[src] = &LicenseSource{DisabledPlans: disabled, Error: kind, ErrorDetail: detail}
 	})
-	tx.emit(GroupLicenseErrored{GroupID: groupID, UserID: du.u.ID, SkuID: sku, Error: kind, Detail: detail})
+	dec.emit(GroupLicenseErrored{GroupID: groupID, UserID: du.u.ID, SkuID: sku, Error: kind, Detail: detail})
 }
 
 // attemptGroup assigns the group license if the member can have it and
 // returns "" or, having undone the attempt, the error state.
-func (tx *tx) attemptGroup(du *draftUser, groupID, sku string, disabled []string) (kind, detail string) {
+func (dec *decision) attemptGroup(du *draftUser, groupID, sku string, disabled []string) (kind, detail string) {
 	if du.u.UsageLocation == "" {
 		return GroupErrUsageLocation, "the user has no usage location"
 	}
@@ -486,11 +486,11 @@ func (tx *tx) attemptGroup(du *draftUser, groupID, sku string, disabled []string
 	if l := du.lic[sku]; l != nil {
 		saved = l.clone()
 	}
-	savedAssigned, savedSelf, n := tx.assigned.get(sku), tx.selfAssigned.get(sku), len(tx.out)
-	tx.assign(du, sku, GroupSource(groupID), disabled)
-	err := tx.checkPlans(du)
-	if err == nil && tx.over(sku) > 0 {
-		kind, detail = GroupErrCountViolation, fmt.Sprintf("no license of %s is available", tx.d.productName(tx.t, sku))
+	savedAssigned, savedSelf, n := dec.assigned.get(sku), dec.selfAssigned.get(sku), len(dec.out)
+	dec.assign(du, sku, GroupSource(groupID), disabled)
+	err := dec.checkPlans(du)
+	if err == nil && dec.over(sku) > 0 {
+		kind, detail = GroupErrCountViolation, fmt.Sprintf("no license of %s is available", dec.d.productName(dec.t, sku))
 	}
 	var de *Error
 	if errors.As(err, &de) {
@@ -508,9 +508,9 @@ func (tx *tx) attemptGroup(du *draftUser, groupID, sku string, disabled []string
 	} else {
 		delete(du.lic, sku)
 	}
-	tx.assigned.set(sku, savedAssigned)
-	tx.selfAssigned.set(sku, savedSelf)
-	tx.out = tx.out[:n]
+	dec.assigned.set(sku, savedAssigned)
+	dec.selfAssigned.set(sku, savedSelf)
+	dec.out = dec.out[:n]
 	return kind, detail
 }
 
@@ -518,33 +518,33 @@ func (tx *tx) attemptGroup(du *draftUser, groupID, sku string, disabled []string
 // decision freed what they lacked (R11), and records the new reason of those
 // still refused for another one. Only members of user (or all when user is
 // "") are retried.
-func (tx *tx) retryErrored(user string) {
-	for _, sku := range sortedKeys(tx.t.Errored) {
-		for _, key := range sortedKeys(tx.t.Errored[sku]) {
+func (dec *decision) retryErrored(user string) {
+	for _, sku := range sortedKeys(dec.t.Errored) {
+		for _, key := range sortedKeys(dec.t.Errored[sku]) {
 			uid, src, _ := strings.Cut(key, "\x00")
 			if user != "" && uid != user {
 				continue
 			}
 			gid, _ := GroupOfSource(src)
-			u, g := tx.t.Users[uid], tx.t.Groups[gid]
+			u, g := dec.t.Users[uid], dec.t.Groups[gid]
 			if u == nil || g == nil || g.Licenses[sku] == nil || !g.Members[uid] {
 				continue
 			}
-			du := tx.draft(u)
+			du := dec.draft(u)
 			l := du.lic[sku]
 			if du.deleted || l == nil || l.Sources[src] == nil || l.Sources[src].Active() {
 				continue // changed by this decision
 			}
 			was := *l.Sources[src]
-			kind, detail := tx.attemptGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
+			kind, detail := dec.attemptGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
 			if kind != "" && (kind != was.Error || detail != was.ErrorDetail) {
 				// Still refused, for another reason: the error state shows
 				// the current one (a usage location set while the pool is
 				// full is now a CountViolation).
-				tx.setLicense(du, sku, func(l *UserLicense) {
+				dec.setLicense(du, sku, func(l *UserLicense) {
 					l.Sources[src] = &LicenseSource{DisabledPlans: was.DisabledPlans, Error: kind, ErrorDetail: detail}
 				})
-				tx.emit(GroupLicenseErrored{GroupID: gid, UserID: uid, SkuID: sku, Error: kind, Detail: detail})
+				dec.emit(GroupLicenseErrored{GroupID: gid, UserID: uid, SkuID: sku, Error: kind, Detail: detail})
 			}
 		}
 	}
@@ -555,12 +555,12 @@ func (tx *tx) retryErrored(user string) {
 var licenseAdmins = []Role{RoleGlobalAdmin, RoleLicenseAdmin, RoleUserAdmin}
 
 // authorize checks that the actor may run a command needing one of roles.
-func (tx *tx) authorize(rule, what string, roles ...Role) error {
-	a := tx.m.Actor
+func (dec *decision) authorize(rule, what string, roles ...Role) error {
+	a := dec.m.Actor
 	if a.Operator {
 		return nil
 	}
-	u := tx.t.Users[a.UserID]
+	u := dec.t.Users[a.UserID]
 	if a.System != "" || u == nil || u.Deleted {
 		return ruleErr(CodeNotAllowedForRole, rule, "%s is not an active user of this tenant and cannot %s", a, what)
 	}
@@ -575,11 +575,11 @@ func (tx *tx) authorize(rule, what string, roles ...Role) error {
 }
 
 // authorizeForUser adds R2 to a license change of user u.
-func (tx *tx) authorizeForUser(u *User) error {
-	if u.UserType != UserTypeGuest || tx.m.Actor.Operator {
+func (dec *decision) authorizeForUser(u *User) error {
+	if u.UserType != UserTypeGuest || dec.m.Actor.Operator {
 		return nil
 	}
-	if a := tx.t.Users[tx.m.Actor.UserID]; a == nil || !a.HasRole(RoleGlobalAdmin) {
+	if a := dec.t.Users[dec.m.Actor.UserID]; a == nil || !a.HasRole(RoleGlobalAdmin) {
 		return ruleErr(CodeGuestRequiresGlobalAdmin, "R2", "%s is a guest user: only a Global admin can change a guest's licenses", u.ID)
 	}
 	return nil
@@ -619,11 +619,11 @@ func (d *Decider) productName(t *Tenant, sku string) string {
 	return sku
 }
 
-func (tx *tx) resolve(field, skuOrPart string) (*Product, error) {
+func (dec *decision) resolve(field, skuOrPart string) (*Product, error) {
 	if skuOrPart == "" {
 		return nil, invalid(field, "%s is required", field)
 	}
-	p, ok := tx.d.ResolveProduct(tx.t, skuOrPart)
+	p, ok := dec.d.ResolveProduct(dec.t, skuOrPart)
 	if !ok {
 		return nil, &Error{Code: CodeNotFound, Field: field,
 			Detail: fmt.Sprintf("product %q is not in the catalog nor one of the tenant's apps; see GET /v1/catalog", skuOrPart)}
@@ -633,12 +633,12 @@ func (tx *tx) resolve(field, skuOrPart string) (*Product, error) {
 
 // owned returns a product the tenant has subscriptions of, refusing
 // self-service-only products (R8).
-func (tx *tx) owned(field, skuOrPart string) (*Product, error) {
-	p, err := tx.resolve(field, skuOrPart)
+func (dec *decision) owned(field, skuOrPart string) (*Product, error) {
+	p, err := dec.resolve(field, skuOrPart)
 	if err != nil {
 		return nil, err
 	}
-	pool := tx.t.Pool(p.SkuID)
+	pool := dec.t.Pool(p.SkuID)
 	admin, self := pool.AdminSubscriptions > 0, pool.Subscriptions > pool.AdminSubscriptions
 	switch {
 	case admin:
@@ -673,11 +673,11 @@ func planIDs(p *Product, field string, plans []string) ([]string, error) {
 }
 
 // activeUser returns a user of the tenant that is not deleted.
-func (tx *tx) activeUser(field, id string) (*User, error) {
+func (dec *decision) activeUser(field, id string) (*User, error) {
 	if err := checkID(field, id); err != nil {
 		return nil, err
 	}
-	u := tx.t.Users[id]
+	u := dec.t.Users[id]
 	if u == nil {
 		return nil, &Error{Code: CodeNotFound, Field: field, Detail: fmt.Sprintf("user %q does not exist", id)}
 	}
@@ -687,7 +687,7 @@ func (tx *tx) activeUser(field, id string) (*User, error) {
 	return u, nil
 }
 
-func (tx *tx) needUsageLocation(u *User) error {
+func (dec *decision) needUsageLocation(u *User) error {
 	if u.UsageLocation == "" {
 		return ruleErr(CodeUsageLocationRequired, "R14", "user %s has no usage location; set one before assigning a license", u.ID)
 	}
@@ -695,13 +695,13 @@ func (tx *tx) needUsageLocation(u *User) error {
 }
 
 // checkBulk validates the user list of a bulk request (R4).
-func (tx *tx) checkBulk(users []string) error {
+func (dec *decision) checkBulk(users []string) error {
 	if len(users) == 0 {
 		return invalid("users", "name at least one user")
 	}
-	if len(users) > tx.d.Policy.BulkLimit {
+	if len(users) > dec.d.Policy.BulkLimit {
 		return &Error{Code: CodeTooManyUsers, Rule: "R4", Field: "users",
-			Detail: fmt.Sprintf("%d users named; at most %d per request: use group-based licensing for more", len(users), tx.d.Policy.BulkLimit)}
+			Detail: fmt.Sprintf("%d users named; at most %d per request: use group-based licensing for more", len(users), dec.d.Policy.BulkLimit)}
 	}
 	seen := make(map[string]bool, len(users))
 	for _, u := range users {

@@ -5,19 +5,19 @@ import (
 	"slices"
 )
 
-func (tx *tx) group(id string) (*Group, error) {
+func (dec *decision) group(id string) (*Group, error) {
 	if err := checkID("groupId", id); err != nil {
 		return nil, err
 	}
-	g := tx.t.Groups[id]
+	g := dec.t.Groups[id]
 	if g == nil {
 		return nil, &Error{Code: CodeNotFound, Field: "groupId", Detail: fmt.Sprintf("group %q does not exist", id)}
 	}
 	return g, nil
 }
 
-func (tx *tx) createGroup(c *CreateGroup) error {
-	if err := tx.authorize("", "create groups", userAdmins...); err != nil {
+func (dec *decision) createGroup(c *CreateGroup) error {
+	if err := dec.authorize("", "create groups", userAdmins...); err != nil {
 		return err
 	}
 	if err := checkID("id", c.GroupID); err != nil {
@@ -26,22 +26,22 @@ func (tx *tx) createGroup(c *CreateGroup) error {
 	if err := checkText("displayName", c.DisplayName, true); err != nil {
 		return err
 	}
-	if tx.t.Groups[c.GroupID] != nil {
+	if dec.t.Groups[c.GroupID] != nil {
 		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("group %q already exists", c.GroupID)}
 	}
-	tx.emit(GroupCreated{GroupID: c.GroupID, DisplayName: c.DisplayName})
+	dec.emit(GroupCreated{GroupID: c.GroupID, DisplayName: c.DisplayName})
 	return nil
 }
 
-func (tx *tx) addGroupMember(c *AddGroupMember) error {
-	if err := tx.authorize("", "change group members", userAdmins...); err != nil {
+func (dec *decision) addGroupMember(c *AddGroupMember) error {
+	if err := dec.authorize("", "change group members", userAdmins...); err != nil {
 		return err
 	}
-	g, err := tx.group(c.GroupID)
+	g, err := dec.group(c.GroupID)
 	if err != nil {
 		return err
 	}
-	u, err := tx.activeUser("userId", c.UserID)
+	u, err := dec.activeUser("userId", c.UserID)
 	if err != nil {
 		return err
 	}
@@ -49,57 +49,57 @@ func (tx *tx) addGroupMember(c *AddGroupMember) error {
 		return nil
 	}
 	if len(g.Licenses) > 0 {
-		if err := tx.authorizeForUser(u); err != nil { // a licensed group licenses its guests (R2)
+		if err := dec.authorizeForUser(u); err != nil { // a licensed group licenses its guests (R2)
 			return err
 		}
 	}
-	tx.emit(GroupMemberAdded{GroupID: g.ID, UserID: u.ID})
-	du := tx.draft(u)
+	dec.emit(GroupMemberAdded{GroupID: g.ID, UserID: u.ID})
+	du := dec.draft(u)
 	for _, sku := range sortedKeys(g.Licenses) {
-		tx.tryGroup(du, g.ID, sku, g.Licenses[sku].DisabledPlans)
+		dec.tryGroup(du, g.ID, sku, g.Licenses[sku].DisabledPlans)
 	}
-	tx.holds()
+	dec.holds()
 	return nil
 }
 
-func (tx *tx) removeGroupMember(c *RemoveGroupMember) error {
-	if err := tx.authorize("", "change group members", userAdmins...); err != nil {
+func (dec *decision) removeGroupMember(c *RemoveGroupMember) error {
+	if err := dec.authorize("", "change group members", userAdmins...); err != nil {
 		return err
 	}
-	g, err := tx.group(c.GroupID)
+	g, err := dec.group(c.GroupID)
 	if err != nil {
 		return err
 	}
 	if err := checkID("userId", c.UserID); err != nil {
 		return err
 	}
-	u := tx.t.Users[c.UserID]
+	u := dec.t.Users[c.UserID]
 	if u == nil {
 		return notFound("user %q does not exist", c.UserID)
 	}
 	if !g.Members[u.ID] {
 		return nil
 	}
-	tx.emit(GroupMemberRemoved{GroupID: g.ID, UserID: u.ID})
+	dec.emit(GroupMemberRemoved{GroupID: g.ID, UserID: u.ID})
 	// Only the inherited assignments go (R11).
-	du := tx.draft(u)
+	du := dec.draft(u)
 	src := GroupSource(g.ID)
 	for _, sku := range sortedKeys(du.lic) {
 		if du.lic[sku].Sources[src] != nil {
-			tx.unassign(du, sku, src)
+			dec.unassign(du, sku, src)
 		}
 	}
-	tx.holds()
-	tx.retryErrored("")
-	tx.holds()
+	dec.holds()
+	dec.retryErrored("")
+	dec.holds()
 	return nil
 }
 
-func (tx *tx) assignGroupLicenses(c *AssignGroupLicenses) error {
-	if err := tx.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
+func (dec *decision) assignGroupLicenses(c *AssignGroupLicenses) error {
+	if err := dec.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
 		return err
 	}
-	g, err := tx.group(c.GroupID)
+	g, err := dec.group(c.GroupID)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (tx *tx) assignGroupLicenses(c *AssignGroupLicenses) error {
 	}
 	removing := map[string]bool{}
 	for _, r := range c.Remove {
-		p, err := tx.resolve("removeLicenses", r)
+		p, err := dec.resolve("removeLicenses", r)
 		if err != nil {
 			return err
 		}
@@ -121,7 +121,7 @@ func (tx *tx) assignGroupLicenses(c *AssignGroupLicenses) error {
 	var adds []add
 	seen := map[string]bool{}
 	for _, a := range c.Add {
-		p, err := tx.owned("addLicenses.skuId", a.SkuID)
+		p, err := dec.owned("addLicenses.skuId", a.SkuID)
 		if err != nil {
 			return err
 		}
@@ -137,8 +137,8 @@ func (tx *tx) assignGroupLicenses(c *AssignGroupLicenses) error {
 	}
 	if len(adds) > 0 {
 		for _, uid := range sortedKeys(g.Members) {
-			if u := tx.t.Users[uid]; u != nil {
-				if err := tx.authorizeForUser(u); err != nil {
+			if u := dec.t.Users[uid]; u != nil {
+				if err := dec.authorizeForUser(u); err != nil {
 					return err
 				}
 			}
@@ -150,11 +150,11 @@ func (tx *tx) assignGroupLicenses(c *AssignGroupLicenses) error {
 		if g.Licenses[sku] == nil {
 			continue
 		}
-		tx.emit(GroupLicenseUnassigned{GroupID: g.ID, SkuID: sku})
+		dec.emit(GroupLicenseUnassigned{GroupID: g.ID, SkuID: sku})
 		for _, uid := range members {
-			if u := tx.t.Users[uid]; u != nil {
-				if du := tx.draft(u); du.lic[sku] != nil && du.lic[sku].Sources[src] != nil {
-					tx.unassign(du, sku, src)
+			if u := dec.t.Users[uid]; u != nil {
+				if du := dec.draft(u); du.lic[sku] != nil && du.lic[sku].Sources[src] != nil {
+					dec.unassign(du, sku, src)
 				}
 			}
 		}
@@ -165,33 +165,33 @@ func (tx *tx) assignGroupLicenses(c *AssignGroupLicenses) error {
 				continue
 			}
 			// New service plan choices flow to every member holding it.
-			tx.emit(GroupLicenseAssigned{GroupID: g.ID, SkuID: a.sku, DisabledPlans: a.disabled})
+			dec.emit(GroupLicenseAssigned{GroupID: g.ID, SkuID: a.sku, DisabledPlans: a.disabled})
 			for _, uid := range members {
-				u := tx.t.Users[uid]
+				u := dec.t.Users[uid]
 				if u == nil {
 					continue
 				}
-				du := tx.draft(u)
+				du := dec.draft(u)
 				if s := du.lic[a.sku]; s != nil && s.Sources[src] != nil && s.Sources[src].Active() {
-					tx.changePlans(du, a.sku, src, a.disabled)
-					if err := tx.checkPlans(du); err != nil {
+					dec.changePlans(du, a.sku, src, a.disabled)
+					if err := dec.checkPlans(du); err != nil {
 						return err
 					}
 				}
 			}
 			continue
 		}
-		tx.emit(GroupLicenseAssigned{GroupID: g.ID, SkuID: a.sku, DisabledPlans: a.disabled})
+		dec.emit(GroupLicenseAssigned{GroupID: g.ID, SkuID: a.sku, DisabledPlans: a.disabled})
 		for _, uid := range members {
-			if u := tx.t.Users[uid]; u != nil && !u.Deleted {
-				tx.tryGroup(tx.draft(u), g.ID, a.sku, a.disabled)
+			if u := dec.t.Users[uid]; u != nil && !u.Deleted {
+				dec.tryGroup(dec.draft(u), g.ID, a.sku, a.disabled)
 			}
 		}
 	}
-	tx.holds()
+	dec.holds()
 	if len(removing) > 0 {
-		tx.retryErrored("")
-		tx.holds()
+		dec.retryErrored("")
+		dec.holds()
 	}
 	return nil
 }

@@ -5,30 +5,30 @@ import (
 )
 
 // licensee returns a user whose licenses the actor may change (R2 for guests).
-func (tx *tx) licensee(field, id string) (*draftUser, error) {
-	u, err := tx.activeUser(field, id)
+func (dec *decision) licensee(field, id string) (*draftUser, error) {
+	u, err := dec.activeUser(field, id)
 	if err != nil {
 		return nil, err
 	}
-	if err := tx.authorizeForUser(u); err != nil {
+	if err := dec.authorizeForUser(u); err != nil {
 		return nil, err
 	}
-	return tx.draft(u), nil
+	return dec.draft(u), nil
 }
 
 // giveDirect assigns a product directly. A user who already has it directly
 // keeps it; with update, its service plan choices are replaced.
-func (tx *tx) giveDirect(du *draftUser, p *Product, disabled []string, update bool) error {
+func (dec *decision) giveDirect(du *draftUser, p *Product, disabled []string, update bool) error {
 	if l := du.lic[p.SkuID]; l != nil && l.Sources[SourceDirect] != nil {
 		if update && !slices.Equal(l.Sources[SourceDirect].DisabledPlans, disabled) {
-			tx.changePlans(du, p.SkuID, SourceDirect, disabled)
+			dec.changePlans(du, p.SkuID, SourceDirect, disabled)
 		}
 		return nil
 	}
-	if err := tx.needUsageLocation(du.u); err != nil {
+	if err := dec.needUsageLocation(du.u); err != nil {
 		return err
 	}
-	tx.assign(du, p.SkuID, SourceDirect, disabled)
+	dec.assign(du, p.SkuID, SourceDirect, disabled)
 	return nil
 }
 
@@ -36,11 +36,11 @@ func (tx *tx) giveDirect(du *draftUser, p *Product, disabled []string, update bo
 // have the product at all is refused (invalid_request naming field, where
 // the request named the product): one rule for every route that removes a
 // license (docs/API.md, "Removing a license the user does not have").
-func (tx *tx) takeDirect(du *draftUser, p *Product, field string) (bool, error) {
+func (dec *decision) takeDirect(du *draftUser, p *Product, field string) (bool, error) {
 	l := du.lic[p.SkuID]
 	switch {
 	case l != nil && l.Sources[SourceDirect] != nil:
-		tx.unassign(du, p.SkuID, SourceDirect)
+		dec.unassign(du, p.SkuID, SourceDirect)
 		return true, nil
 	case l != nil && l.Sources[SourceSelfService] != nil:
 		return false, ruleErr(CodeSelfServiceSubscription, "R8",
@@ -55,33 +55,33 @@ func (tx *tx) takeDirect(du *draftUser, p *Product, field string) (bool, error) 
 // finish checks every touched user's plans (R6, R7) and the counts (R3),
 // then decides holds (R10) and, when licenses were freed, retries members
 // in error (R11).
-func (tx *tx) finish(freed bool) error {
-	for _, id := range tx.order {
-		if du := tx.users[id]; !du.deleted {
-			if err := tx.checkPlans(du); err != nil {
+func (dec *decision) finish(freed bool) error {
+	for _, id := range dec.order {
+		if du := dec.users[id]; !du.deleted {
+			if err := dec.checkPlans(du); err != nil {
 				return err
 			}
 		}
 	}
-	if err := tx.checkCounts(); err != nil {
+	if err := dec.checkCounts(); err != nil {
 		return err
 	}
-	tx.holds()
+	dec.holds()
 	if freed {
-		tx.retryErrored("")
-		tx.holds()
+		dec.retryErrored("")
+		dec.holds()
 	}
 	return nil
 }
 
-func (tx *tx) assignLicenses(c *AssignLicenses) error {
-	if err := tx.checkBulk(c.Users); err != nil {
+func (dec *decision) assignLicenses(c *AssignLicenses) error {
+	if err := dec.checkBulk(c.Users); err != nil {
 		return err
 	}
-	if err := tx.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
+	if err := dec.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
 		return err
 	}
-	p, err := tx.owned("skuId", c.SkuID)
+	p, err := dec.owned("skuId", c.SkuID)
 	if err != nil {
 		return err
 	}
@@ -90,54 +90,54 @@ func (tx *tx) assignLicenses(c *AssignLicenses) error {
 		return err
 	}
 	for _, id := range c.Users {
-		du, err := tx.licensee("users", id)
+		du, err := dec.licensee("users", id)
 		if err != nil {
 			return err
 		}
-		if err := tx.giveDirect(du, p, disabled, false); err != nil {
+		if err := dec.giveDirect(du, p, disabled, false); err != nil {
 			return err
 		}
 	}
-	return tx.finish(false)
+	return dec.finish(false)
 }
 
-func (tx *tx) unassignLicenses(c *UnassignLicenses) error {
-	if err := tx.checkBulk(c.Users); err != nil {
+func (dec *decision) unassignLicenses(c *UnassignLicenses) error {
+	if err := dec.checkBulk(c.Users); err != nil {
 		return err
 	}
-	if err := tx.authorize("R1", "unassign licenses", licenseAdmins...); err != nil {
+	if err := dec.authorize("R1", "unassign licenses", licenseAdmins...); err != nil {
 		return err
 	}
-	p, err := tx.resolve("skuId", c.SkuID)
+	p, err := dec.resolve("skuId", c.SkuID)
 	if err != nil {
 		return err
 	}
 	for _, id := range c.Users {
-		du, err := tx.licensee("users", id)
+		du, err := dec.licensee("users", id)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.takeDirect(du, p, "users"); err != nil {
+		if _, err := dec.takeDirect(du, p, "users"); err != nil {
 			return err
 		}
 	}
-	return tx.finish(true)
+	return dec.finish(true)
 }
 
-func (tx *tx) updateUserLicenses(c *UpdateUserLicenses) error {
-	if err := tx.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
+func (dec *decision) updateUserLicenses(c *UpdateUserLicenses) error {
+	if err := dec.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
 		return err
 	}
 	if len(c.Add) == 0 && len(c.Remove) == 0 {
 		return invalid("addLicenses", "name licenses to add or remove")
 	}
-	du, err := tx.licensee("userId", c.UserID)
+	du, err := dec.licensee("userId", c.UserID)
 	if err != nil {
 		return err
 	}
 	removing := map[string]bool{}
 	for _, r := range c.Remove {
-		p, err := tx.resolve("removeLicenses", r)
+		p, err := dec.resolve("removeLicenses", r)
 		if err != nil {
 			return err
 		}
@@ -145,13 +145,13 @@ func (tx *tx) updateUserLicenses(c *UpdateUserLicenses) error {
 			return invalid("removeLicenses", "%s is named twice", p.DisplayName)
 		}
 		removing[p.SkuID] = true
-		if _, err := tx.takeDirect(du, p, "removeLicenses"); err != nil {
+		if _, err := dec.takeDirect(du, p, "removeLicenses"); err != nil {
 			return err
 		}
 	}
 	adding := map[string]bool{}
 	for _, a := range c.Add {
-		p, err := tx.owned("addLicenses.skuId", a.SkuID)
+		p, err := dec.owned("addLicenses.skuId", a.SkuID)
 		if err != nil {
 			return err
 		}
@@ -163,18 +163,18 @@ func (tx *tx) updateUserLicenses(c *UpdateUserLicenses) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.giveDirect(du, p, disabled, true); err != nil {
+		if err := dec.giveDirect(du, p, disabled, true); err != nil {
 			return err
 		}
 	}
-	return tx.finish(len(removing) > 0)
+	return dec.finish(len(removing) > 0)
 }
 
-func (tx *tx) manageLicenses(c *ManageLicenses) error {
-	if err := tx.checkBulk(c.Users); err != nil {
+func (dec *decision) manageLicenses(c *ManageLicenses) error {
+	if err := dec.checkBulk(c.Users); err != nil {
 		return err
 	}
-	if err := tx.authorize("R1", "manage licenses", licenseAdmins...); err != nil {
+	if err := dec.authorize("R1", "manage licenses", licenseAdmins...); err != nil {
 		return err
 	}
 	switch c.Mode {
@@ -196,7 +196,7 @@ func (tx *tx) manageLicenses(c *ManageLicenses) error {
 	adds := make([]add, 0, len(c.Add))
 	keep := map[string]bool{}
 	for _, a := range c.Add {
-		p, err := tx.owned("addLicenses.skuId", a.SkuID)
+		p, err := dec.owned("addLicenses.skuId", a.SkuID)
 		if err != nil {
 			return err
 		}
@@ -212,7 +212,7 @@ func (tx *tx) manageLicenses(c *ManageLicenses) error {
 	}
 	freed := false
 	for _, id := range c.Users {
-		du, err := tx.licensee("users", id)
+		du, err := dec.licensee("users", id)
 		if err != nil {
 			return err
 		}
@@ -220,29 +220,29 @@ func (tx *tx) manageLicenses(c *ManageLicenses) error {
 			// Replace and UnassignAll take away every other direct license.
 			for _, sku := range sortedKeys(du.lic) {
 				if l := du.lic[sku]; !keep[sku] && l.Sources[SourceDirect] != nil {
-					tx.unassign(du, sku, SourceDirect)
+					dec.unassign(du, sku, SourceDirect)
 					freed = true
 				}
 			}
 		}
 		for _, a := range adds {
-			if err := tx.giveDirect(du, a.p, a.disabled, c.Mode == ModeReplace); err != nil {
+			if err := dec.giveDirect(du, a.p, a.disabled, c.Mode == ModeReplace); err != nil {
 				return err
 			}
 		}
 	}
-	return tx.finish(freed)
+	return dec.finish(freed)
 }
 
-func (tx *tx) changeLicensePlans(c *ChangeLicensePlans) error {
-	if err := tx.authorize("R7", "turn apps and services on or off", licenseAdmins...); err != nil {
+func (dec *decision) changeLicensePlans(c *ChangeLicensePlans) error {
+	if err := dec.authorize("R7", "turn apps and services on or off", licenseAdmins...); err != nil {
 		return err
 	}
-	du, err := tx.licensee("userId", c.UserID)
+	du, err := dec.licensee("userId", c.UserID)
 	if err != nil {
 		return err
 	}
-	p, err := tx.resolve("skuId", c.SkuID)
+	p, err := dec.resolve("skuId", c.SkuID)
 	if err != nil {
 		return err
 	}
@@ -258,11 +258,11 @@ func (tx *tx) changeLicensePlans(c *ChangeLicensePlans) error {
 		if slices.Equal(l.Sources[SourceDirect].DisabledPlans, disabled) {
 			return nil
 		}
-		tx.changePlans(du, p.SkuID, SourceDirect, disabled)
+		dec.changePlans(du, p.SkuID, SourceDirect, disabled)
 	case l.Sources[SourceSelfService] != nil:
 		return ruleErr(CodeSelfServiceSubscription, "R8", "%s of %s is a self-service purchase: take it over first", p.DisplayName, du.u.ID)
 	default:
 		return ruleErr(CodeInheritedLicense, "R11", "%s inherits %s from a group: change the group's license instead", du.u.ID, p.DisplayName)
 	}
-	return tx.finish(true)
+	return dec.finish(true)
 }

@@ -7,20 +7,20 @@ import (
 
 var billingAdmins = []Role{RoleGlobalAdmin, RoleBillingAdmin}
 
-func (tx *tx) subscription(id string) (*Subscription, error) {
+func (dec *decision) subscription(id string) (*Subscription, error) {
 	if err := checkID("subscriptionId", id); err != nil {
 		return nil, err
 	}
-	s := tx.t.Subscriptions[id]
+	s := dec.t.Subscriptions[id]
 	if s == nil {
 		return nil, &Error{Code: CodeNotFound, Field: "subscriptionId", Detail: fmt.Sprintf("subscription %q does not exist", id)}
 	}
 	return s, nil
 }
 
-func (tx *tx) checkQuantity(q int) error {
-	if q < 1 || q > tx.d.Policy.MaxQuantity {
-		return invalid("quantity", "quantity must be between 1 and %d, not %d", tx.d.Policy.MaxQuantity, q)
+func (dec *decision) checkQuantity(q int) error {
+	if q < 1 || q > dec.d.Policy.MaxQuantity {
+		return invalid("quantity", "quantity must be between 1 and %d, not %d", dec.d.Policy.MaxQuantity, q)
 	}
 	return nil
 }
@@ -75,17 +75,17 @@ func validateApp(a *Product) error {
 	return nil
 }
 
-func (tx *tx) purchase(c *PurchaseSubscription) error {
-	if err := tx.authorize("", "buy subscriptions", billingAdmins...); err != nil {
+func (dec *decision) purchase(c *PurchaseSubscription) error {
+	if err := dec.authorize("", "buy subscriptions", billingAdmins...); err != nil {
 		return err
 	}
 	if err := checkID("id", c.SubscriptionID); err != nil {
 		return err
 	}
-	if tx.t.Subscriptions[c.SubscriptionID] != nil {
+	if dec.t.Subscriptions[c.SubscriptionID] != nil {
 		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("subscription %q already exists", c.SubscriptionID)}
 	}
-	if err := tx.checkQuantity(c.Quantity); err != nil {
+	if err := dec.checkQuantity(c.Quantity); err != nil {
 		return err
 	}
 	kind, channel := c.Kind, c.Channel
@@ -105,10 +105,10 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 		if err := validateApp(&app); err != nil {
 			return err
 		}
-		if _, ok := tx.d.Catalog.Lookup(app.SkuID); ok {
+		if _, ok := dec.d.Catalog.Lookup(app.SkuID); ok {
 			return invalid("product.skuId", "%s is a catalog product, not an app: give it as skuId", app.SkuID)
 		}
-		if _, ok := tx.d.Catalog.Lookup(app.SkuPartNumber); ok {
+		if _, ok := dec.d.Catalog.Lookup(app.SkuPartNumber); ok {
 			return invalid("product.skuPartNumber", "%s is the part number of a catalog product", app.SkuPartNumber)
 		}
 		if channel == "" {
@@ -117,20 +117,20 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 		if channel != ChannelMarketplace && channel != ChannelVendor {
 			return invalid("channel", "an app is bought through the Marketplace or its Vendor, not %q", channel)
 		}
-		if existing, ok := tx.d.ResolveProduct(tx.t, app.SkuID); !ok {
-			if p, clash := tx.d.ResolveProduct(tx.t, app.SkuPartNumber); clash {
+		if existing, ok := dec.d.ResolveProduct(dec.t, app.SkuID); !ok {
+			if p, clash := dec.d.ResolveProduct(dec.t, app.SkuPartNumber); clash {
 				return invalid("product.skuPartNumber", "part number %s is already used by %s", app.SkuPartNumber, p.SkuID)
 			}
-			if err := tx.checkAppPlans(&app); err != nil {
+			if err := dec.checkAppPlans(&app); err != nil {
 				return err
 			}
-			tx.emit(ProductRegistered{Product: app})
+			dec.emit(ProductRegistered{Product: app})
 		} else if existing.SkuPartNumber != app.SkuPartNumber {
 			return invalid("product.skuPartNumber", "app %s is registered with part number %s", app.SkuID, existing.SkuPartNumber)
 		}
 		sku = app.SkuID
 	default:
-		p, err := tx.resolve("skuId", c.SkuID)
+		p, err := dec.resolve("skuId", c.SkuID)
 		if err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 	selfService := kind == KindSelfService || kind == KindTrial && c.PurchasedBy != ""
 	var buyer *User
 	if selfService {
-		u, err := tx.activeUser("purchasedBy", c.PurchasedBy)
+		u, err := dec.activeUser("purchasedBy", c.PurchasedBy)
 		if err != nil {
 			return err
 		}
@@ -160,42 +160,42 @@ func (tx *tx) purchase(c *PurchaseSubscription) error {
 			return err
 		}
 	}
-	tx.emit(SubscriptionPurchased{SubscriptionID: c.SubscriptionID, SkuID: sku, Quantity: c.Quantity,
+	dec.emit(SubscriptionPurchased{SubscriptionID: c.SubscriptionID, SkuID: sku, Quantity: c.Quantity,
 		Kind: kind, Channel: channel, PurchasedBy: c.PurchasedBy, SelfService: selfService})
 	if selfService {
-		tx.selfTotal.add(sku, c.Quantity)
+		dec.selfTotal.add(sku, c.Quantity)
 		// The buyer of a self-service purchase gets its first license.
-		du := tx.draft(buyer)
+		du := dec.draft(buyer)
 		if du.lic[sku] == nil && buyer.UsageLocation != "" {
-			tx.assign(du, sku, SourceSelfService, nil)
-			if err := tx.checkPlans(du); err != nil {
+			dec.assign(du, sku, SourceSelfService, nil)
+			if err := dec.checkPlans(du); err != nil {
 				return err
 			}
 		}
-		tx.holds()
+		dec.holds()
 		return nil
 	}
-	tx.total.add(sku, c.Quantity)
-	tx.retryErrored("")
-	tx.holds()
+	dec.total.add(sku, c.Quantity)
+	dec.retryErrored("")
+	dec.holds()
 	return nil
 }
 
-func (tx *tx) changeQuantity(c *ChangeSubscriptionQuantity) error {
-	if err := tx.authorize("R12", "change license quantities", billingAdmins...); err != nil {
+func (dec *decision) changeQuantity(c *ChangeSubscriptionQuantity) error {
+	if err := dec.authorize("R12", "change license quantities", billingAdmins...); err != nil {
 		return err
 	}
-	s, err := tx.subscription(c.SubscriptionID)
+	s, err := dec.subscription(c.SubscriptionID)
 	if err != nil {
 		return err
 	}
-	if err := tx.checkQuantity(c.Quantity); err != nil {
+	if err := dec.checkQuantity(c.Quantity); err != nil {
 		return err
 	}
 	if s.Status == StatusDeleted {
 		return invalid("subscriptionId", "subscription %s is deleted", s.ID)
 	}
-	if err := tx.vendorManaged(s, "add or remove licenses"); err != nil {
+	if err := dec.vendorManaged(s, "add or remove licenses"); err != nil {
 		return err
 	}
 	if s.selfServicePool() {
@@ -205,27 +205,27 @@ func (tx *tx) changeQuantity(c *ChangeSubscriptionQuantity) error {
 		return nil
 	}
 	if s.counts() {
-		pool := tx.t.Pool(s.SkuID)
+		pool := dec.t.Pool(s.SkuID)
 		if newTotal := pool.Total - s.Quantity + c.Quantity; newTotal < pool.Assigned {
 			return &Error{Code: CodeQuantityBelowAssigned, Rule: "R13", Missing: pool.Assigned - newTotal,
 				Detail: fmt.Sprintf("%d licenses of %s are assigned; a total of %d would leave %d users without one: unassign %d licenses first",
-					pool.Assigned, tx.d.productName(tx.t, s.SkuID), newTotal, pool.Assigned-newTotal, pool.Assigned-newTotal)}
+					pool.Assigned, dec.d.productName(dec.t, s.SkuID), newTotal, pool.Assigned-newTotal, pool.Assigned-newTotal)}
 		}
-		tx.total.add(s.SkuID, c.Quantity-s.Quantity)
+		dec.total.add(s.SkuID, c.Quantity-s.Quantity)
 	}
-	tx.emit(SubscriptionQuantityChanged{SubscriptionID: s.ID, SkuID: s.SkuID, Quantity: c.Quantity, Previous: s.Quantity})
+	dec.emit(SubscriptionQuantityChanged{SubscriptionID: s.ID, SkuID: s.SkuID, Quantity: c.Quantity, Previous: s.Quantity})
 	if c.Quantity > s.Quantity {
-		tx.retryErrored("")
-		tx.holds()
+		dec.retryErrored("")
+		dec.holds()
 	}
 	return nil
 }
 
-func (tx *tx) changeStatus(c *ChangeSubscriptionStatus) error {
-	if err := tx.authorize("", "change subscriptions", billingAdmins...); err != nil {
+func (dec *decision) changeStatus(c *ChangeSubscriptionStatus) error {
+	if err := dec.authorize("", "change subscriptions", billingAdmins...); err != nil {
 		return err
 	}
-	s, err := tx.subscription(c.SubscriptionID)
+	s, err := dec.subscription(c.SubscriptionID)
 	if err != nil {
 		return err
 	}
@@ -237,11 +237,11 @@ func (tx *tx) changeStatus(c *ChangeSubscriptionStatus) error {
 	if s.Status == c.Status {
 		return nil
 	}
-	if !tx.m.Actor.Operator {
+	if !dec.m.Actor.Operator {
 		// The vendor bills it: the platform operator, standing for the
 		// vendor's billing, may change its status; the tenant's admins
 		// cannot cancel or suspend it (R12).
-		if err := tx.vendorManaged(s, "cancel or change the subscription"); err != nil {
+		if err := dec.vendorManaged(s, "cancel or change the subscription"); err != nil {
 			return err
 		}
 	}
@@ -250,7 +250,7 @@ func (tx *tx) changeStatus(c *ChangeSubscriptionStatus) error {
 	}
 	after := Subscription{Status: c.Status}
 	if s.counts() && !after.counts() {
-		pool := tx.t.Pool(s.SkuID)
+		pool := dec.t.Pool(s.SkuID)
 		total, assigned := pool.Total, pool.Assigned
 		if s.selfServicePool() {
 			total, assigned = pool.SelfServiceTotal, pool.SelfServiceAssigned
@@ -258,23 +258,23 @@ func (tx *tx) changeStatus(c *ChangeSubscriptionStatus) error {
 		if total-s.Quantity < assigned {
 			return &Error{Code: CodeQuantityBelowAssigned, Rule: "R13", Missing: assigned - (total - s.Quantity),
 				Detail: fmt.Sprintf("%d licenses of %s are assigned; without this subscription only %d would remain: unassign %d licenses first",
-					assigned, tx.d.productName(tx.t, s.SkuID), total-s.Quantity, assigned-(total-s.Quantity))}
+					assigned, dec.d.productName(dec.t, s.SkuID), total-s.Quantity, assigned-(total-s.Quantity))}
 		}
 	}
-	tx.emit(SubscriptionStatusChanged{SubscriptionID: s.ID, SkuID: s.SkuID, Status: c.Status, Previous: s.Status})
+	dec.emit(SubscriptionStatusChanged{SubscriptionID: s.ID, SkuID: s.SkuID, Status: c.Status, Previous: s.Status})
 	if !s.counts() && after.counts() && !s.selfServicePool() {
-		tx.total.add(s.SkuID, s.Quantity)
-		tx.retryErrored("")
-		tx.holds()
+		dec.total.add(s.SkuID, s.Quantity)
+		dec.retryErrored("")
+		dec.holds()
 	}
 	return nil
 }
 
-func (tx *tx) takeOver(c *TakeOverSubscription) error {
-	if err := tx.authorize("R8", "take over subscriptions", billingAdmins...); err != nil {
+func (dec *decision) takeOver(c *TakeOverSubscription) error {
+	if err := dec.authorize("R8", "take over subscriptions", billingAdmins...); err != nil {
 		return err
 	}
-	s, err := tx.subscription(c.SubscriptionID)
+	s, err := dec.subscription(c.SubscriptionID)
 	if err != nil {
 		return err
 	}
@@ -284,34 +284,34 @@ func (tx *tx) takeOver(c *TakeOverSubscription) error {
 	if s.TakenOver {
 		return nil
 	}
-	tx.emit(SubscriptionTakenOver{SubscriptionID: s.ID, SkuID: s.SkuID})
+	dec.emit(SubscriptionTakenOver{SubscriptionID: s.ID, SkuID: s.SkuID})
 	if s.counts() {
-		tx.total.add(s.SkuID, s.Quantity)
-		tx.selfTotal.add(s.SkuID, -(s.Quantity))
+		dec.total.add(s.SkuID, s.Quantity)
+		dec.selfTotal.add(s.SkuID, -(s.Quantity))
 	}
 	// The buyer's license now comes from the admins' pool.
-	if buyer := tx.t.Users[s.PurchasedBy]; buyer != nil && !buyer.Deleted {
-		du := tx.draft(buyer)
+	if buyer := dec.t.Users[s.PurchasedBy]; buyer != nil && !buyer.Deleted {
+		du := dec.draft(buyer)
 		if l := du.lic[s.SkuID]; l != nil && l.Sources[SourceSelfService] != nil {
 			if l.Sources[SourceDirect] == nil {
-				tx.assign(du, s.SkuID, SourceDirect, l.Sources[SourceSelfService].DisabledPlans)
+				dec.assign(du, s.SkuID, SourceDirect, l.Sources[SourceSelfService].DisabledPlans)
 			}
-			tx.unassign(du, s.SkuID, SourceSelfService)
+			dec.unassign(du, s.SkuID, SourceSelfService)
 		}
 	}
-	if err := tx.checkCounts(); err != nil {
+	if err := dec.checkCounts(); err != nil {
 		return err
 	}
-	tx.retryErrored("")
-	tx.holds()
+	dec.retryErrored("")
+	dec.holds()
 	return nil
 }
 
 // vendorManaged refuses to change a subscription its vendor manages (R12):
 // an ISV app not bought through the Marketplace, or any subscription of the
 // Vendor channel (older streams may hold a catalog product bought so).
-func (tx *tx) vendorManaged(s *Subscription, what string) error {
-	app := tx.t.Apps[s.SkuID]
+func (dec *decision) vendorManaged(s *Subscription, what string) error {
+	app := dec.t.Apps[s.SkuID]
 	if s.Channel != ChannelVendor && (app == nil || s.Channel == ChannelMarketplace) {
 		return nil
 	}
@@ -320,22 +320,22 @@ func (tx *tx) vendorManaged(s *Subscription, what string) error {
 		vendor = "its vendor (" + app.Publisher + ")"
 	}
 	return ruleErr(CodeVendorManaged, "R12", "%s was bought through %s: contact the vendor to %s",
-		tx.d.productName(tx.t, s.SkuID), vendor, what)
+		dec.d.productName(dec.t, s.SkuID), vendor, what)
 }
 
 // checkAppPlans refuses an app that declares a service plan of a Microsoft
 // product (by id or name) or of another app: an app's plans are its own, or
 // a user would hold one plan from two products.
-func (tx *tx) checkAppPlans(app *Product) error {
+func (dec *decision) checkAppPlans(app *Product) error {
 	for _, sp := range app.ServicePlans {
-		if tx.d.Catalog.HasPlanID(sp.ID) {
+		if dec.d.Catalog.HasPlanID(sp.ID) {
 			return invalid("product.servicePlans.servicePlanId", "service plan id %s is a Microsoft service plan: give the app's plans their own ids", sp.ID)
 		}
-		if tx.d.Catalog.HasPlanName(sp.Name) {
+		if dec.d.Catalog.HasPlanName(sp.Name) {
 			return invalid("product.servicePlans.servicePlanName", "service plan name %s is a Microsoft service plan: give the app's plans their own names", sp.Name)
 		}
-		for _, other := range sortedKeys(tx.t.Apps) {
-			if other != app.SkuID && planHasID(tx.t.Apps[other], sp.ID) {
+		for _, other := range sortedKeys(dec.t.Apps) {
+			if other != app.SkuID && planHasID(dec.t.Apps[other], sp.ID) {
 				return invalid("product.servicePlans.servicePlanId", "service plan id %s belongs to app %s", sp.ID, other)
 			}
 		}
@@ -352,20 +352,20 @@ func planHasID(p *Product, id string) bool {
 	return false
 }
 
-func (tx *tx) installApp(c *InstallApp) error {
-	if err := tx.authorize("R12", "install apps", RoleGlobalAdmin); err != nil {
+func (dec *decision) installApp(c *InstallApp) error {
+	if err := dec.authorize("R12", "install apps", RoleGlobalAdmin); err != nil {
 		return err
 	}
-	p, err := tx.owned("skuId", c.SkuID)
+	p, err := dec.owned("skuId", c.SkuID)
 	if err != nil {
 		return err
 	}
-	if !p.IsApp() || tx.t.Apps[p.SkuID] == nil {
+	if !p.IsApp() || dec.t.Apps[p.SkuID] == nil {
 		return ruleErr(CodeNotAnApp, "R12", "%s is a Microsoft product, not an ISV app: there is nothing to install", p.DisplayName)
 	}
 	if p.InstallURL == "" {
 		return ruleErr(CodeNotAnApp, "R12", "%s has no install page: its vendor installs it", p.DisplayName)
 	}
-	tx.emit(AppInstalled{SkuID: p.SkuID, RedirectURL: p.InstallURL})
+	dec.emit(AppInstalled{SkuID: p.SkuID, RedirectURL: p.InstallURL})
 	return nil
 }

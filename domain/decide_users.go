@@ -38,15 +38,15 @@ func userAdded(u NewUser) UserAdded {
 		UserType: u.UserType, UsageLocation: u.UsageLocation}
 }
 
-func (tx *tx) createTenant(c *CreateTenant) error {
-	if !tx.m.Actor.Operator {
+func (dec *decision) createTenant(c *CreateTenant) error {
+	if !dec.m.Actor.Operator {
 		return ruleErr(CodeNotAllowedForRole, "", "only the operator can create tenants")
 	}
-	if err := checkID("id", tx.m.TenantID); err != nil {
+	if err := checkID("id", dec.m.TenantID); err != nil {
 		return err
 	}
-	if tx.t.Exists() {
-		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("tenant %q already exists", tx.m.TenantID)}
+	if dec.t.Exists() {
+		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("tenant %q already exists", dec.m.TenantID)}
 	}
 	if err := checkText("name", c.Name, true); err != nil {
 		return err
@@ -58,38 +58,38 @@ func (tx *tx) createTenant(c *CreateTenant) error {
 	if admin.UserType == UserTypeGuest {
 		return invalid("globalAdmin.userType", "the first Global admin must be a member, not a guest")
 	}
-	tx.emit(TenantCreated{TenantID: tx.m.TenantID, Name: c.Name}, userAdded(admin),
+	dec.emit(TenantCreated{TenantID: dec.m.TenantID, Name: c.Name}, userAdded(admin),
 		AdminRolesChanged{UserID: admin.ID, Roles: []Role{RoleGlobalAdmin}})
 	return nil
 }
 
-func (tx *tx) addUser(c *AddUser) error {
-	if err := tx.authorize("", "add users", userAdmins...); err != nil {
+func (dec *decision) addUser(c *AddUser) error {
+	if err := dec.authorize("", "add users", userAdmins...); err != nil {
 		return err
 	}
 	nu := c.User
 	if err := validateNewUser("user", &nu); err != nil {
 		return err
 	}
-	if tx.t.Users[nu.ID] != nil {
+	if dec.t.Users[nu.ID] != nil {
 		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("user %q already exists", nu.ID)}
 	}
-	if err := tx.upnTaken(nu.UserPrincipalName); err != nil {
+	if err := dec.upnTaken(nu.UserPrincipalName); err != nil {
 		return err
 	}
-	tx.emit(userAdded(nu))
+	dec.emit(userAdded(nu))
 	return nil
 }
 
-func (tx *tx) updateUser(c *UpdateUser) error {
-	if err := tx.authorize("", "change users", userAdmins...); err != nil {
+func (dec *decision) updateUser(c *UpdateUser) error {
+	if err := dec.authorize("", "change users", userAdmins...); err != nil {
 		return err
 	}
-	u, err := tx.activeUser("userId", c.UserID)
+	u, err := dec.activeUser("userId", c.UserID)
 	if err != nil {
 		return err
 	}
-	if err := tx.authorizeOver(u, "change"); err != nil {
+	if err := dec.authorizeOver(u, "change"); err != nil {
 		return err
 	}
 	if err := checkText("displayName", c.DisplayName, false); err != nil {
@@ -101,119 +101,119 @@ func (tx *tx) updateUser(c *UpdateUser) error {
 	if (c.DisplayName == "" || c.DisplayName == u.DisplayName) && (c.UsageLocation == "" || c.UsageLocation == u.UsageLocation) {
 		return nil
 	}
-	tx.emit(UserUpdated{UserID: u.ID, DisplayName: c.DisplayName, UsageLocation: c.UsageLocation})
+	dec.emit(UserUpdated{UserID: u.ID, DisplayName: c.DisplayName, UsageLocation: c.UsageLocation})
 	if c.UsageLocation != "" && u.UsageLocation == "" {
 		// Members waiting on a usage location get their group licenses (R11, R14).
 		moved := *u
 		moved.UsageLocation = c.UsageLocation
-		du := tx.draft(u)
+		du := dec.draft(u)
 		du.u = &moved
-		tx.retryErrored(u.ID)
-		tx.holds()
+		dec.retryErrored(u.ID)
+		dec.holds()
 	}
 	return nil
 }
 
-func (tx *tx) deleteUser(c *DeleteUser) error {
-	if err := tx.authorize("R9", "delete users", userAdmins...); err != nil {
+func (dec *decision) deleteUser(c *DeleteUser) error {
+	if err := dec.authorize("R9", "delete users", userAdmins...); err != nil {
 		return err
 	}
-	u, err := tx.activeUser("userId", c.UserID)
+	u, err := dec.activeUser("userId", c.UserID)
 	if err != nil {
 		return err
 	}
-	if tx.m.Actor.UserID == u.ID {
+	if dec.m.Actor.UserID == u.ID {
 		return invalid("userId", "you cannot delete your own account")
 	}
-	if err := tx.authorizeOver(u, "delete"); err != nil {
+	if err := dec.authorizeOver(u, "delete"); err != nil {
 		return err
 	}
-	if u.HasRole(RoleGlobalAdmin) && tx.globalAdmins() == 1 {
+	if u.HasRole(RoleGlobalAdmin) && dec.globalAdmins() == 1 {
 		// Whoever acts, the operator included: a tenant always has one.
 		return invalid("userId", "%s is the tenant's last active Global admin; make another user Global admin first", u.ID)
 	}
-	du := tx.draft(u)
-	tx.emit(UserDeleted{UserID: u.ID})
+	du := dec.draft(u)
+	dec.emit(UserDeleted{UserID: u.ID})
 	// Licenses are freed at once (R9); Evolve clears them on UserDeleted.
 	for _, sku := range sortedKeys(du.lic) {
-		tx.setLicense(du, sku, func(l *UserLicense) { clear(l.Sources) })
+		dec.setLicense(du, sku, func(l *UserLicense) { clear(l.Sources) })
 	}
 	du.deleted = true
 	// Exchange data is held, and OneDrive files because the user is deleted (R10).
 	if du.hadMailbox && u.Holds[WorkloadExchange] == nil {
-		tx.emit(tx.held(u.ID, WorkloadExchange, "userDeleted"))
+		dec.emit(dec.held(u.ID, WorkloadExchange, "userDeleted"))
 	}
 	if du.hadOneDrive && u.Holds[WorkloadOneDrive] == nil {
-		tx.emit(tx.held(u.ID, WorkloadOneDrive, "userDeleted"))
+		dec.emit(dec.held(u.ID, WorkloadOneDrive, "userDeleted"))
 	}
-	tx.retryErrored("")
-	tx.holds()
+	dec.retryErrored("")
+	dec.holds()
 	return nil
 }
 
-func (tx *tx) restoreUser(c *RestoreUser) error {
-	if err := tx.authorize("R9", "restore users", userAdmins...); err != nil {
+func (dec *decision) restoreUser(c *RestoreUser) error {
+	if err := dec.authorize("R9", "restore users", userAdmins...); err != nil {
 		return err
 	}
 	if err := checkID("userId", c.UserID); err != nil {
 		return err
 	}
-	u := tx.t.Users[c.UserID]
+	u := dec.t.Users[c.UserID]
 	if u == nil {
 		return notFound("user %q does not exist", c.UserID)
 	}
 	if !u.Deleted {
 		return invalid("userId", "user %q is not deleted", c.UserID)
 	}
-	if err := tx.authorizeOver(u, "restore"); err != nil {
+	if err := dec.authorizeOver(u, "restore"); err != nil {
 		return err
 	}
-	if tx.now.Sub(u.DeletedAt) > tx.d.Policy.RestoreWindow {
+	if dec.now.Sub(u.DeletedAt) > dec.d.Policy.RestoreWindow {
 		return ruleErr(CodeRestoreWindowExpired, "R9", "user %s was deleted on %s; a user can be restored for %s only",
-			u.ID, u.DeletedAt.Format("2006-01-02"), tx.d.Policy.RestoreWindow)
+			u.ID, u.DeletedAt.Format("2006-01-02"), dec.d.Policy.RestoreWindow)
 	}
-	tx.emit(UserRestored{UserID: u.ID})
+	dec.emit(UserRestored{UserID: u.ID})
 	restored := *u
 	restored.Deleted = false
-	du := tx.draft(u)
+	du := dec.draft(u)
 	du.u, du.deleted = &restored, false
 	du.lic = map[string]*UserLicense{}
 	// Direct licenses come back, licenses permitting (R9, R3).
 	if u.Stash != nil {
 		for _, sku := range sortedKeys(u.Stash.Licenses) {
-			tx.assign(du, sku, SourceDirect, u.Stash.Licenses[sku])
+			dec.assign(du, sku, SourceDirect, u.Stash.Licenses[sku])
 		}
-		if err := tx.checkPlans(du); err != nil {
+		if err := dec.checkPlans(du); err != nil {
 			return err
 		}
-		if err := tx.checkCounts(); err != nil {
+		if err := dec.checkCounts(); err != nil {
 			return err
 		}
 		for _, gid := range u.Stash.Groups {
-			g := tx.t.Groups[gid]
+			g := dec.t.Groups[gid]
 			if g == nil {
 				continue
 			}
-			tx.emit(GroupMemberAdded{GroupID: gid, UserID: u.ID})
+			dec.emit(GroupMemberAdded{GroupID: gid, UserID: u.ID})
 			for _, sku := range sortedKeys(g.Licenses) {
-				tx.tryGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
+				dec.tryGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
 			}
 		}
 	}
 	if h := u.Holds[WorkloadOneDrive]; h != nil {
-		tx.emit(DataHoldReleased{UserID: u.ID, Workload: WorkloadOneDrive, Reason: "userRestored"})
+		dec.emit(DataHoldReleased{UserID: u.ID, Workload: WorkloadOneDrive, Reason: "userRestored"})
 	}
-	if h := u.Holds[WorkloadExchange]; h != nil && tx.hasMailbox(du) {
-		tx.emit(DataHoldReleased{UserID: u.ID, Workload: WorkloadExchange, Reason: "userRestored"})
+	if h := u.Holds[WorkloadExchange]; h != nil && dec.hasMailbox(du) {
+		dec.emit(DataHoldReleased{UserID: u.ID, Workload: WorkloadExchange, Reason: "userRestored"})
 	}
 	return nil
 }
 
-func (tx *tx) setAdminRoles(c *SetAdminRoles) error {
-	if err := tx.authorize("R1", "change admin roles", RoleGlobalAdmin); err != nil {
+func (dec *decision) setAdminRoles(c *SetAdminRoles) error {
+	if err := dec.authorize("R1", "change admin roles", RoleGlobalAdmin); err != nil {
 		return err
 	}
-	u, err := tx.activeUser("userId", c.UserID)
+	u, err := dec.activeUser("userId", c.UserID)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func (tx *tx) setAdminRoles(c *SetAdminRoles) error {
 		}
 	}
 	sort.Slice(roles, func(i, j int) bool { return roles[i] < roles[j] })
-	if u.HasRole(RoleGlobalAdmin) && !seen[RoleGlobalAdmin] && tx.globalAdmins() == 1 {
+	if u.HasRole(RoleGlobalAdmin) && !seen[RoleGlobalAdmin] && dec.globalAdmins() == 1 {
 		return invalid("roles", "%s is the tenant's last Global admin; make another user Global admin first", u.ID)
 	}
 	if len(roles) == len(u.Roles) {
@@ -241,7 +241,7 @@ func (tx *tx) setAdminRoles(c *SetAdminRoles) error {
 			return nil
 		}
 	}
-	tx.emit(AdminRolesChanged{UserID: u.ID, Roles: roles})
+	dec.emit(AdminRolesChanged{UserID: u.ID, Roles: roles})
 	return nil
 }
 
@@ -251,12 +251,12 @@ func (tx *tx) setAdminRoles(c *SetAdminRoles) error {
 // role they hold too (a User admin manages users and User admins, not a
 // License or Billing admin). Licenses are not concerned: license admins
 // assign them to every user, admins included.
-func (tx *tx) authorizeOver(u *User, what string) error {
-	a := tx.m.Actor
+func (dec *decision) authorizeOver(u *User, what string) error {
+	a := dec.m.Actor
 	if a.Operator || len(u.Roles) == 0 {
 		return nil
 	}
-	actor := tx.t.Users[a.UserID]
+	actor := dec.t.Users[a.UserID]
 	if actor == nil || actor.HasRole(RoleGlobalAdmin) {
 		return nil // authorize has refused a stranger already
 	}
@@ -282,9 +282,9 @@ func roleName(r Role) string {
 	return string(r)
 }
 
-func (tx *tx) globalAdmins() int {
+func (dec *decision) globalAdmins() int {
 	n := 0
-	for _, u := range tx.t.Users {
+	for _, u := range dec.t.Users {
 		if !u.Deleted && u.HasRole(RoleGlobalAdmin) {
 			n++
 		}
@@ -292,37 +292,37 @@ func (tx *tx) globalAdmins() int {
 	return n
 }
 
-func (tx *tx) setRetentionHold(c *SetRetentionHold) error {
-	if err := tx.authorize("R10", "set retention holds", RoleGlobalAdmin); err != nil {
+func (dec *decision) setRetentionHold(c *SetRetentionHold) error {
+	if err := dec.authorize("R10", "set retention holds", RoleGlobalAdmin); err != nil {
 		return err
 	}
 	if err := checkID("userId", c.UserID); err != nil {
 		return err
 	}
-	u := tx.t.Users[c.UserID]
+	u := dec.t.Users[c.UserID]
 	if u == nil {
 		return notFound("user %q does not exist", c.UserID)
 	}
 	if u.RetentionHold == c.Enabled {
 		return nil
 	}
-	tx.emit(RetentionHoldSet{UserID: u.ID, Enabled: c.Enabled})
+	dec.emit(RetentionHoldSet{UserID: u.ID, Enabled: c.Enabled})
 	if !c.Enabled {
 		// The purge clock starts again from now (R10).
 		for _, w := range sortedKeys(u.Holds) {
 			h := u.Holds[w]
-			after := tx.now.Add(tx.d.Policy.HoldPeriod)
+			after := dec.now.Add(dec.d.Policy.HoldPeriod)
 			if h.PurgeAfter.After(after) {
 				after = h.PurgeAfter
 			}
-			tx.emit(DataHeld{UserID: u.ID, Workload: w, HeldSince: h.HeldSince, PurgeAfter: after, Reason: "retentionHoldRemoved"})
+			dec.emit(DataHeld{UserID: u.ID, Workload: w, HeldSince: h.HeldSince, PurgeAfter: after, Reason: "retentionHoldRemoved"})
 		}
 	}
 	return nil
 }
 
-func (tx *tx) purge(c *PurgeHeldData) error {
-	if tx.m.Actor.System == "" && !tx.m.Actor.Operator {
+func (dec *decision) purge(c *PurgeHeldData) error {
+	if dec.m.Actor.System == "" && !dec.m.Actor.Operator {
 		return ruleErr(CodeNotAllowedForRole, "R10", "held data is purged by the scheduler only")
 	}
 	refs := c.Batch
@@ -339,7 +339,7 @@ func (tx *tx) purge(c *PurgeHeldData) error {
 			continue
 		}
 		seen[r] = true
-		if err := tx.purgeOne(r); err != nil {
+		if err := dec.purgeOne(r); err != nil {
 			if first == nil {
 				first = err
 			}
@@ -348,17 +348,17 @@ func (tx *tx) purge(c *PurgeHeldData) error {
 			}
 		}
 	}
-	if len(tx.out) == 0 {
+	if len(dec.out) == 0 {
 		return first
 	}
 	return nil
 }
 
-func (tx *tx) purgeOne(r HeldDataRef) error {
+func (dec *decision) purgeOne(r HeldDataRef) error {
 	if err := checkID("userId", r.UserID); err != nil {
 		return err
 	}
-	u := tx.t.Users[r.UserID]
+	u := dec.t.Users[r.UserID]
 	if u == nil {
 		return notFound("user %q does not exist", r.UserID)
 	}
@@ -369,9 +369,9 @@ func (tx *tx) purgeOne(r HeldDataRef) error {
 	if u.RetentionHold {
 		return ruleErr(CodeDataRetained, "R10", "user %s is under a retention hold: their %s data is kept", u.ID, r.Workload)
 	}
-	if tx.now.Before(h.PurgeAfter) {
+	if dec.now.Before(h.PurgeAfter) {
 		return ruleErr(CodePurgeNotDue, "R10", "the %s data of %s is held until %s", r.Workload, u.ID, h.PurgeAfter.Format("2006-01-02T15:04:05Z07:00"))
 	}
-	tx.emit(HeldDataPurged{UserID: u.ID, Workload: r.Workload})
+	dec.emit(HeldDataPurged{UserID: u.ID, Workload: r.Workload})
 	return nil
 }

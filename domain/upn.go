@@ -101,14 +101,14 @@ func (t *Tenant) indexUPNs() {
 // upnTaken refuses a user principal name another user holds: an active user,
 // or a deleted one that can still be restored (Entra keeps a deleted user's
 // name until it is purged).
-func (tx *tx) upnTaken(upn string) error {
-	u := tx.t.UserByUPN(upn)
-	if u == nil || u.Deleted && tx.now.Sub(u.DeletedAt) > tx.d.Policy.RestoreWindow {
+func (dec *decision) upnTaken(upn string) error {
+	u := dec.t.UserByUPN(upn)
+	if u == nil || u.Deleted && dec.now.Sub(u.DeletedAt) > dec.d.Policy.RestoreWindow {
 		return nil
 	}
 	state := "user"
 	if u.Deleted {
-		state = "deleted user (restorable until " + u.DeletedAt.Add(tx.d.Policy.RestoreWindow).Format(time.DateOnly) + ")"
+		state = "deleted user (restorable until " + u.DeletedAt.Add(dec.d.Policy.RestoreWindow).Format(time.DateOnly) + ")"
 	}
 	return &Error{Code: CodeAlreadyExists, Field: "userPrincipalName",
 		Detail: fmt.Sprintf("userPrincipalName %q is already held by %s %s; choose another", upn, state, u.ID)}

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Record is one audit log entry: an event as a person reads it.
@@ -127,7 +127,7 @@ func (s *Service) Audit(ctx context.Context, tenantID string, f Filter, cursorTe
 		}
 	}
 	page := Page{Records: []Record{}, Head: head}
-	stream := commands.StreamName(tenantID)
+	stream := tenantstream.Name(tenantID)
 	// next is the next version to read; done when it leaves [lo, hi].
 	next := c.v
 	if !c.backward && next < lo {
@@ -359,7 +359,7 @@ func (s *Service) Events(ctx context.Context, tenantID string, fromVersion uint6
 	if fromVersion == 0 {
 		fromVersion = 1
 	}
-	recs, err := s.Store.ReadStream(ctx, commands.StreamName(tenantID), fromVersion, limit)
+	recs, err := s.Store.ReadStream(ctx, tenantstream.Name(tenantID), fromVersion, limit)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seatledger/seatledger/benchdata"
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/benchdata"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // BenchmarkTimeTravel works on one tenant of 1,000,000 events with snapshots
@@ -27,7 +27,7 @@ func BenchmarkTimeTravel(b *testing.B) {
 	if err := benchdata.WriteLongTenant(ctx, store, "long", n, 200); err != nil {
 		b.Fatal(err)
 	}
-	if err := commands.BackfillSnapshots(ctx, store, store, nil, "long", k, nil); err != nil {
+	if err := tenantstream.BackfillSnapshots(ctx, store, store, nil, "long", k, nil); err != nil {
 		b.Fatal(err)
 	}
 	svc := &Service{Store: store, Snapshots: store, Catalog: domain.DefaultCatalog()}

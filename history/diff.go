@@ -7,9 +7,9 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Change is one entity that differs between two points.
@@ -133,7 +133,7 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 	touched := map[string][]uint64{}
 	var userLifecycle []uint64 // deletions and restores: they free and retake licenses and memberships
 	d := Diff{From: from, To: to, Events: []Record{}}
-	stream := commands.StreamName(tenantID)
+	stream := tenantstream.Name(tenantID)
 	for next := from + 1; next <= to; {
 		recs, err := s.Store.ReadStream(ctx, stream, next, int(min(to-next+1, 4096)))
 		if err != nil {

@@ -10,9 +10,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Service reads tenants' history.
@@ -25,7 +25,7 @@ type Service struct {
 
 // Head returns the tenant's current version (0: no such tenant).
 func (s *Service) Head(ctx context.Context, tenantID string) (uint64, error) {
-	return s.Store.StreamVersion(ctx, commands.StreamName(tenantID))
+	return s.Store.StreamVersion(ctx, tenantstream.Name(tenantID))
 }
 
 // occurredAt reads the time of one event.
@@ -54,7 +54,7 @@ func (s *Service) VersionAt(ctx context.Context, tenantID string, t time.Time) (
 	if err != nil {
 		return 0, err
 	}
-	stream := commands.StreamName(tenantID)
+	stream := tenantstream.Name(tenantID)
 	lo, hi := uint64(0), head // invariant: version lo is at or before t (0: none); versions > hi are after t
 	for lo < hi {
 		mid := lo + (hi-lo+1)/2
@@ -74,7 +74,7 @@ func (s *Service) VersionAt(ctx context.Context, tenantID string, t time.Time) (
 // StateAt folds the tenant up to version (0: the latest), from the nearest
 // snapshot at or below it.
 func (s *Service) StateAt(ctx context.Context, tenantID string, version uint64) (*domain.Tenant, error) {
-	return commands.Fold(ctx, s.Store, s.Snapshots, s.Upcasters, tenantID, version)
+	return tenantstream.Fold(ctx, s.Store, s.Snapshots, s.Upcasters, tenantID, version)
 }
 
 // Point is a place in a tenant's history: a version, or a time.
@@ -106,17 +106,17 @@ func (s *Service) Resolve(ctx context.Context, tenantID string, p Point) (uint64
 
 // State is the whole tenant as it was at a version.
 type State struct {
-	TenantID      string           `json:"tenantId"`
-	Name          string           `json:"name"`
-	Version       uint64           `json:"version"`
-	AsOf          time.Time        `json:"asOf"`
-	Products      []ProductState   `json:"products"`
-	Subscriptions []SubscriptionSt `json:"subscriptions"`
-	Users         []UserState      `json:"users"`
-	Groups        []GroupState     `json:"groups"`
-	HeldData      []HeldData       `json:"heldData"`
-	Apps          []domain.Product `json:"apps"`
-	Installs      map[string]int   `json:"installs,omitempty"`
+	TenantID      string              `json:"tenantId"`
+	Name          string              `json:"name"`
+	Version       uint64              `json:"version"`
+	AsOf          time.Time           `json:"asOf"`
+	Products      []ProductState      `json:"products"`
+	Subscriptions []SubscriptionState `json:"subscriptions"`
+	Users         []UserState         `json:"users"`
+	Groups        []GroupState        `json:"groups"`
+	HeldData      []HeldData          `json:"heldData"`
+	Apps          []domain.Product    `json:"apps"`
+	Installs      map[string]int      `json:"installs,omitempty"`
 }
 
 // ProductState is a Licenses page row (R5).
@@ -132,8 +132,8 @@ type ProductState struct {
 	SelfServiceAssigned int    `json:"selfServiceAssigned,omitempty"`
 }
 
-// SubscriptionSt is a "Your products" row.
-type SubscriptionSt = domain.Subscription
+// SubscriptionState is a "Your products" row.
+type SubscriptionState = domain.Subscription
 
 // UserState is a user with their licenses as the admin center shows them.
 type UserState struct {
@@ -182,7 +182,7 @@ type HeldData struct {
 // Render turns a folded tenant into its State, in a stable order.
 func Render(c *domain.Catalog, t *domain.Tenant) State {
 	s := State{TenantID: t.ID, Name: t.Name, Version: t.Version, AsOf: t.LastOccurredAt,
-		Products: []ProductState{}, Subscriptions: []SubscriptionSt{}, Users: []UserState{}, Groups: []GroupState{},
+		Products: []ProductState{}, Subscriptions: []SubscriptionState{}, Users: []UserState{}, Groups: []GroupState{},
 		HeldData: []HeldData{}, Apps: []domain.Product{}, Installs: t.Installs}
 	for _, sku := range keys(t.Pools) {
 		p := t.Pools[sku]
@@ -265,6 +265,8 @@ func mailbox(c *domain.Catalog, t *domain.Tenant, u *domain.User) bool {
 	return false
 }
 
+// keys returns m's keys in order. Unlike slices.Sorted(maps.Keys(m)) it
+// never returns nil: a rendered state encodes an empty list as [], not null.
 func keys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

@@ -13,6 +13,7 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 type world struct {
@@ -81,7 +82,7 @@ func randomWorkload(t *testing.T, seed int64, n int) *world {
 		}
 	}
 	w := &world{svc: &Service{Store: store, Snapshots: store, Catalog: domain.DefaultCatalog()}, store: store, h: h}
-	recs, err := store.ReadStream(ctx, commands.StreamName("t"), 1, 1_000_000)
+	recs, err := store.ReadStream(ctx, tenantstream.Name("t"), 1, 1_000_000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func randomWorkload(t *testing.T, seed int64, n int) *world {
 
 // foldFirst folds the first n events from scratch, without snapshots.
 func (w *world) foldFirst(t *testing.T, n uint64) State {
-	st, err := commands.Fold(context.Background(), w.store, nil, nil, "t", n)
+	st, err := tenantstream.Fold(context.Background(), w.store, nil, nil, "t", n)
 	if err != nil {
 		t.Fatal(err)
 	}

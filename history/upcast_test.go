@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // legacyUserAdded is how an older seatledger wrote UserAdded (schema 0):
@@ -54,7 +54,7 @@ func TestUpcastingKeepsStateAtEveryPoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer legacy.Close()
-	recs, err := w.store.ReadStream(ctx, commands.StreamName("t"), 1, 0)
+	recs, err := w.store.ReadStream(ctx, tenantstream.Name("t"), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

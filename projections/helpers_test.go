@@ -17,6 +17,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 const redisAddr = "127.0.0.1:6379"
@@ -44,7 +45,7 @@ func deletePrefix(rdb redis.UniversalClient, prefix string) {
 	ctx := context.Background()
 	var cursor uint64
 	for {
-		ks, next, err := rdb.Scan(ctx, cursor, globEscape(prefix)+"*", 1000).Result()
+		ks, next, err := rdb.Scan(ctx, cursor, readmodel.GlobEscape(prefix)+"*", 1000).Result()
 		if err != nil {
 			return
 		}
@@ -64,7 +65,7 @@ func dumpPrefix(t testing.TB, rdb redis.UniversalClient, prefix string) map[stri
 	out := map[string]string{}
 	var cursor uint64
 	for {
-		ks, next, err := rdb.Scan(ctx, cursor, globEscape(prefix)+"*", 1000).Result()
+		ks, next, err := rdb.Scan(ctx, cursor, readmodel.GlobEscape(prefix)+"*", 1000).Result()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // bothWritePaths runs fn once with one script call per flush (one Redis
@@ -66,7 +67,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 		// (states are folded at each event's version - 1, so the writes are
 		// stale and must be refused by the version check).
 		for round := 0; round < 2; round++ {
-			if err := rdb.Del(context.Background(), Keys{prefix}.Checkpoint("readmodels")).Err(); err != nil {
+			if err := rdb.Del(context.Background(), readmodel.Keys{Prefix: prefix}.Checkpoint("readmodels")).Err(); err != nil {
 				t.Fatal(err)
 			}
 			rp2 := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 7, CacheSize: 1})
@@ -235,20 +236,20 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	rp.shutdown()
 
 	ctx := context.Background()
-	k := Keys{prefix}
-	lic := k.Key("contoso", SufLicenses)
+	k := readmodel.Keys{Prefix: prefix}
+	lic := k.Key("contoso", readmodel.Licenses)
 	fields := rdb.HKeys(ctx, lic).Val()
 	if len(fields) == 0 {
 		t.Fatal("no license rows")
 	}
 	rdb.HSet(ctx, lic, fields[0], `{"total":9999}`)
-	rdb.ZRem(ctx, k.Key("contoso", SufUsersIndex), "u01")
-	rdb.HSet(ctx, k.Key("contoso", SufUsers), "ghost", `{}`)
+	rdb.ZRem(ctx, k.Key("contoso", readmodel.UsersIndex), "u01")
+	rdb.HSet(ctx, k.Key("contoso", readmodel.Users), "ghost", `{}`)
 	rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{lic + " " + fields[0]: false, k.Key("contoso", SufUsersIndex) + " u01": false, k.Key("contoso", SufUsers) + " ghost": false}
+	want := map[string]bool{lic + " " + fields[0]: false, k.Key("contoso", readmodel.UsersIndex) + " u01": false, k.Key("contoso", readmodel.Users) + " ghost": false}
 	for _, d := range rep.Differences {
 		if _, ok := want[d.Key+" "+d.Field]; ok {
 			want[d.Key+" "+d.Field] = true
@@ -286,17 +287,17 @@ func TestInProcessRedis(t *testing.T) {
 	// No prefix: the active prefix (set to the default on first use).
 	rp := startProjection(t, Config{Store: store, Redis: rdb, BatchSize: 10})
 	rp.waitFor(t, lastPosition(t, store))
-	if got := rp.p.Prefix(); got != DefaultPrefix {
+	if got := rp.p.Prefix(); got != readmodel.DefaultPrefix {
 		t.Fatalf("prefix %q", got)
 	}
-	verifyClean(t, store, rdb, DefaultPrefix)
+	verifyClean(t, store, rdb, readmodel.DefaultPrefix)
 	// Re-delivery is a no-op there too.
-	before := dumpPrefix(t, rdb, DefaultPrefix)
+	before := dumpPrefix(t, rdb, readmodel.DefaultPrefix)
 	rp.shutdown()
-	rdb.Del(context.Background(), Keys{DefaultPrefix}.Checkpoint("readmodels"))
+	rdb.Del(context.Background(), readmodel.Keys{Prefix: readmodel.DefaultPrefix}.Checkpoint("readmodels"))
 	rp2 := startProjection(t, Config{Store: store, Redis: rdb})
 	rp2.waitFor(t, lastPosition(t, store))
-	if after := dumpPrefix(t, rdb, DefaultPrefix); !reflect.DeepEqual(before, after) {
+	if after := dumpPrefix(t, rdb, readmodel.DefaultPrefix); !reflect.DeepEqual(before, after) {
 		t.Fatal("re-delivery changed the in-process read models")
 	}
 }
@@ -331,7 +332,7 @@ func TestStopsOnAnEventItCannotApply(t *testing.T) {
 	if st.Status != StatusStopped || st.ErrorPosition != uint64(bad.Position) || st.Position >= uint64(bad.Position) || st.LastError == "" {
 		t.Fatalf("status %+v", st)
 	}
-	if n, _ := rdb.Exists(ctx, Keys{prefix}.Key("fabrikam", SufMeta)).Result(); n != 0 {
+	if n, _ := rdb.Exists(ctx, readmodel.Keys{Prefix: prefix}.Key("fabrikam", readmodel.Meta)).Result(); n != 0 {
 		t.Fatal("an event after the poison was applied")
 	}
 	var m dto.Metric

@@ -1,13 +1,11 @@
 package projections
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,10 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/internal/lru"
+	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Config configures a Projection. Store, Redis are required.
@@ -34,7 +34,7 @@ type Config struct {
 	Upcasters domain.Upcasters
 	Catalog   *domain.Catalog // default domain.DefaultCatalog()
 	Redis     redis.UniversalClient
-	// Prefix of the keys written. Empty: the active prefix (ActivePrefix).
+	// Prefix of the keys written. Empty: the active prefix (readmodel.ActivePrefix).
 	Prefix string
 	// BatchSize is the most events written per Redis round trip while
 	// catching up (default 512).
@@ -58,6 +58,13 @@ type Config struct {
 	SubscriberNack  time.Duration         // pause before a Nacked event is redelivered (default 100ms)
 	PrefetchEvents  int                   // events read ahead of the projector (default 1024)
 	WatermillLogger watermill.LoggerAdapter
+	// FormerWriterGrace is, for a Manager, how long a former writer of the
+	// prefix may go on writing: a node that held the projection's lease and
+	// has not yet noticed that it lost it (the lease's TTL). A Manager that
+	// finds keys in a prefix without its markers waits this long and clears
+	// it again before it rebuilds, so that late writes cannot make the
+	// rebuild skip the events whose versions they carry. 0: no wait.
+	FormerWriterGrace time.Duration
 }
 
 // Projection statuses.
@@ -113,10 +120,10 @@ type Projection struct {
 
 	mu     sync.Mutex
 	status Status
-	keys   Keys
+	keys   readmodel.Keys
 
 	// Handler state: touched only by the handler (messages are sequential).
-	cache    *lru
+	cache    *lru.Cache[string, *domain.Tenant]
 	pending  map[string]*pendingTenant
 	order    []string
 	nPending int
@@ -244,11 +251,11 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 
 	if prefix == "" {
 		var err error
-		if prefix, err = ActivePrefix(ctx, p.cfg.Redis); err != nil {
+		if prefix, err = readmodel.ActivePrefix(ctx, p.cfg.Redis); err != nil {
 			return err
 		}
 	}
-	keys := Keys{Prefix: prefix}
+	keys := readmodel.Keys{Prefix: prefix}
 	var err error
 	if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, applyScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
@@ -259,7 +266,7 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 	if p.flushSHA, err = p.cfg.Redis.ScriptLoad(ctx, flushScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
 	}
-	ck, err := readCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
+	ck, err := readmodel.ReadCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
 	if err != nil {
 		return err
 	}
@@ -277,7 +284,7 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 			return fmt.Errorf("projections: write the building marker: %w", err)
 		}
 	}
-	p.cache = newLRU(p.cfg.CacheSize)
+	p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
 	p.resetPending()
 	p.staged = ck
 	p.flushed.Store(uint64(ck))
@@ -416,7 +423,7 @@ func (p *Projection) fail(msg *message.Message, err error) {
 			"projection", p.cfg.Name, "position", pos, "stream", se.Stream, "version", ver,
 			"checkpoint", p.flushed.Load(), "err", err)
 		// In-memory states may be ahead of Redis: a restart folds them again.
-		p.cache = newLRU(p.cfg.CacheSize)
+		p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
 		p.resetPending()
 		p.staged = eventstore.Position(p.flushed.Load())
 		go p.sub.Close()
@@ -476,7 +483,7 @@ func (p *Projection) failedAt(ev *eventstore.RecordedEvent) {
 
 func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) error {
 	stream, version, pos := ev.Stream, ev.Version, ev.Position
-	tenantID, ok := strings.CutPrefix(stream, "tenant-")
+	tenantID, ok := tenantstream.TenantID(stream)
 	if !ok { // not a tenant stream: nothing to project
 		p.staged = pos
 		p.nPending++
@@ -487,7 +494,7 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 	if pt != nil {
 		st = pt.st
 	} else {
-		st = p.cache.get(tenantID)
+		st, _ = p.cache.Get(tenantID)
 	}
 	if st != nil && st.Version >= version { // a re-delivery already folded
 		p.staged = pos
@@ -503,7 +510,7 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 		if version == 1 {
 			st = domain.NewTenant()
 		} else {
-			st, err = commands.Fold(ctx, p.cfg.Store, p.cfg.Snapshots, p.cfg.Upcasters, tenantID, version-1)
+			st, err = tenantstream.Fold(ctx, p.cfg.Store, p.cfg.Snapshots, p.cfg.Upcasters, tenantID, version-1)
 			if err != nil {
 				return fmt.Errorf("fold tenant %s to version %d: %w", tenantID, version-1, err)
 			}
@@ -524,7 +531,7 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 	pt.st = st
 	pt.tc.event(st, e)
 	domain.Evolve(st, e)
-	p.cache.put(tenantID, st)
+	p.cache.Put(tenantID, st)
 	p.staged = pos
 	p.nPending++
 	return nil
@@ -535,15 +542,7 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 // KEYS[1] = the tenant's meta hash; ARGV[1] = version; then ops:
 // hs k field value | hd k field | za k score member | zr k member
 // (k = index into KEYS).
-const applyScript = `
-local v = tonumber(ARGV[1])
-local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if cur >= v then return 0 end
-local i, n, kb = 2, #ARGV, 0
-` + applyOpsLua + `
-redis.call('HSET', KEYS[1], 'version', ARGV[1])
-return 1
-`
+var applyScript = luaScript("apply.lua")
 
 // flushScript is a whole flush in one call (one Redis node): for each
 // tenant what applyScript does, and its id added to the tenant set, then
@@ -553,61 +552,10 @@ return 1
 // = the checkpoint position, ARGV[2] = the number of tenants; then per
 // tenant: its number of keys, version, id, number of op arguments, the ops
 // (k indexes the tenant's own keys).
-const flushScript = `
-local tenants, ck = KEYS[#KEYS-1], KEYS[#KEYS]
-local i, kb = 3, 0
-for t = 1, tonumber(ARGV[2]) do
-  local nkeys, vs, tid = tonumber(ARGV[i]), ARGV[i+1], ARGV[i+2]
-  local n = i + 3 + tonumber(ARGV[i+3])
-  i = i + 4
-  local cur = tonumber(redis.call('HGET', KEYS[kb+1], 'version') or '0')
-  if cur < tonumber(vs) then
-` + applyOpsLua + `
-    redis.call('HSET', KEYS[kb+1], 'version', vs)
-  end
-  i = n + 1
-  redis.call('SADD', tenants, tid)
-  kb = kb + nkeys
-end
-local pos = tonumber(ARGV[1])
-if pos > tonumber(redis.call('GET', ck) or '0') then redis.call('SET', ck, ARGV[1]) end
-return 1
-`
-
-// applyOpsLua runs the ops from ARGV[i] to ARGV[n]; k indexes KEYS from
-// kb (shared by the apply, flush and rebuild scripts).
-const applyOpsLua = `
-while i <= n do
-  local op = ARGV[i]
-  local k = KEYS[kb + tonumber(ARGV[i+1])]
-  if op == 'hs' then redis.call('HSET', k, ARGV[i+2], ARGV[i+3]); i = i + 4
-  elseif op == 'hd' then redis.call('HDEL', k, ARGV[i+2]); i = i + 3
-  elseif op == 'za' then redis.call('ZADD', k, ARGV[i+2], ARGV[i+3]); i = i + 4
-  elseif op == 'zr' then redis.call('ZREM', k, ARGV[i+2]); i = i + 3
-  else return redis.error_reply('projections: unknown op ' .. tostring(op)) end
-end`
+var flushScript = luaScript("flush.lua")
 
 // checkpointScript moves a checkpoint forward only.
-const checkpointScript = `
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]); return 1 end
-return 0
-`
-
-func readCheckpoint(ctx context.Context, rdb redis.UniversalClient, key string) (eventstore.Position, error) {
-	s, err := rdb.Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) {
-		return eventstore.Start, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("projections: read checkpoint: %w", err)
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("projections: checkpoint %q: %w", s, err)
-	}
-	return eventstore.Position(n), nil
-}
+var checkpointScript = luaScript("checkpoint.lua")
 
 // flush writes every pending tenant and then moves the checkpoint: in one
 // script call on one Redis node, else one script call per tenant (in one
@@ -748,19 +696,16 @@ var ErrReadModelsLost = errors.New("projections: Redis lost the read models bein
 
 // markScript sets the Present marker (KEYS[2]) and removes the building
 // marker (KEYS[1]) if the building marker is still there; 0 if it is not.
-const markScript = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[1])
-return 1`
+var markScript = luaScript("mark.lua")
 
-// markWhenCaughtUp marks the prefix being built complete (Keys.Present) as
+// markWhenCaughtUp marks the prefix being built complete (readmodel.Keys.Present) as
 // soon as the projection has written every event the store had at some
 // moment after the build began: the store's head when it knows it cheaply,
 // else one read of the log after the written position that finds nothing.
 // Readers answer 503 until then, never an older or half-built read model.
 // If the building marker vanished (Redis lost its data meanwhile) the run
 // is cancelled with ErrReadModelsLost.
-func (p *Projection) markWhenCaughtUp(ctx context.Context, keys Keys, cancel context.CancelCauseFunc) {
+func (p *Projection) markWhenCaughtUp(ctx context.Context, keys readmodel.Keys, cancel context.CancelCauseFunc) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -864,41 +809,5 @@ func (p *Projection) WaitFor(ctx context.Context, pos eventstore.Position) error
 			return ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
-	}
-}
-
-// lru is a bounded cache of tenant states.
-type lru struct {
-	max   int
-	ll    *list.List
-	items map[string]*list.Element
-}
-
-type lruEntry struct {
-	id string
-	st *domain.Tenant
-}
-
-func newLRU(max int) *lru { return &lru{max: max, ll: list.New(), items: map[string]*list.Element{}} }
-
-func (c *lru) get(id string) *domain.Tenant {
-	if el := c.items[id]; el != nil {
-		c.ll.MoveToFront(el)
-		return el.Value.(*lruEntry).st
-	}
-	return nil
-}
-
-func (c *lru) put(id string, st *domain.Tenant) {
-	if el := c.items[id]; el != nil {
-		el.Value.(*lruEntry).st = st
-		c.ll.MoveToFront(el)
-		return
-	}
-	c.items[id] = c.ll.PushFront(&lruEntry{id, st})
-	for c.ll.Len() > c.max {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.items, old.Value.(*lruEntry).id)
 	}
 }

@@ -1,95 +1,14 @@
 package projections
 
 import (
+	"maps"
 	"slices"
-	"sort"
 	"strconv"
-	"time"
 
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
+	"github.com/seatledger/seatledger/readmodel"
 )
-
-// LicenseRow is one product of the Licenses page, summed over its
-// subscriptions (R5). Self-service licenses form their own pool (R8).
-type LicenseRow struct {
-	SkuID               string `json:"skuId"`
-	SkuPartNumber       string `json:"skuPartNumber"`
-	ProductName         string `json:"productName"`
-	Total               int    `json:"total"`
-	Assigned            int    `json:"assigned"`
-	Available           int    `json:"available"`
-	Subscriptions       int    `json:"subscriptions"`
-	SelfServiceTotal    int    `json:"selfServiceTotal,omitempty"`
-	SelfServiceAssigned int    `json:"selfServiceAssigned,omitempty"`
-}
-
-// SubscriptionRow is one subscription of "Your products".
-type SubscriptionRow struct {
-	ID            string    `json:"id"`
-	SkuID         string    `json:"skuId"`
-	SkuPartNumber string    `json:"skuPartNumber"`
-	ProductName   string    `json:"productName"`
-	Quantity      int       `json:"quantity"`
-	Kind          string    `json:"kind"`
-	Channel       string    `json:"channel"`
-	Status        string    `json:"status"`
-	PurchasedBy   string    `json:"purchasedBy,omitempty"`
-	PurchasedAt   time.Time `json:"purchasedAt"`
-	TakenOver     bool      `json:"takenOver,omitempty"`
-}
-
-// HeldRow is data of a user kept after a license or the user went (R10).
-type HeldRow struct {
-	UserID     string    `json:"userId"`
-	Workload   string    `json:"workload"`
-	HeldSince  time.Time `json:"heldSince"`
-	PurgeAfter time.Time `json:"purgeAfter"`
-	Retained   bool      `json:"retained"`
-	Reason     string    `json:"reason,omitempty"`
-}
-
-// UserView is a user as the Active users page and its detail pane show them.
-type UserView struct {
-	ID                   string               `json:"id"`
-	UserPrincipalName    string               `json:"userPrincipalName"`
-	DisplayName          string               `json:"displayName"`
-	UserType             string               `json:"userType"`
-	UsageLocation        string               `json:"usageLocation,omitempty"`
-	Status               string               `json:"status"` // Active or Deleted
-	DeletedAt            *time.Time           `json:"deletedAt,omitempty"`
-	Roles                []domain.Role        `json:"roles"`
-	Groups               []string             `json:"groups"`
-	Licenses             []domain.LicenseView `json:"licenses"`
-	EnabledServices      []string             `json:"enabledServices"`
-	AutoAssignedServices []string             `json:"autoAssignedServices"`
-	HeldData             []HeldRow            `json:"heldData"`
-	RetentionHold        bool                 `json:"retentionHold"`
-}
-
-// GroupLicenseView is a product a group gives its members.
-type GroupLicenseView struct {
-	SkuID         string   `json:"skuId"`
-	SkuPartNumber string   `json:"skuPartNumber,omitempty"`
-	DisabledPlans []string `json:"disabledPlans"`
-}
-
-// GroupView is a group without its member list (a sorted set beside it).
-type GroupView struct {
-	ID          string             `json:"id"`
-	DisplayName string             `json:"displayName"`
-	Licenses    []GroupLicenseView `json:"licenses"`
-	MemberCount int                `json:"memberCount"`
-}
-
-// MemberError is a license a group could not give one of its members (R11).
-type MemberError struct {
-	UserID        string `json:"userId"`
-	SkuID         string `json:"skuId"`
-	SkuPartNumber string `json:"skuPartNumber,omitempty"`
-	Error         string `json:"error"`
-	Detail        string `json:"detail,omitempty"`
-}
 
 // sink receives the writes that make the read model match the state. key is
 // a tenant key suffix.
@@ -151,19 +70,19 @@ func (r *renderer) product(sku string) (part, name string) {
 }
 
 func (r *renderer) meta() {
-	r.out.hset(SufMeta, "id", []byte(r.t.ID))
-	r.out.hset(SufMeta, "name", []byte(r.t.Name))
+	r.out.hset(readmodel.Meta, "id", []byte(r.t.ID))
+	r.out.hset(readmodel.Meta, "name", []byte(r.t.Name))
 }
 
 // license renders the Licenses page row of a product.
 func (r *renderer) license(sku string) {
 	p := r.t.Pools[sku]
 	if p == nil || (p.Subscriptions == 0 && p.Total == 0 && p.Assigned == 0 && p.SelfServiceTotal == 0 && p.SelfServiceAssigned == 0) {
-		r.out.hdel(SufLicenses, sku)
+		r.out.hdel(readmodel.Licenses, sku)
 		return
 	}
 	part, name := r.product(sku)
-	r.out.hset(SufLicenses, sku, r.json(LicenseRow{
+	r.out.hset(readmodel.Licenses, sku, r.json(readmodel.LicenseRow{
 		SkuID: sku, SkuPartNumber: part, ProductName: name,
 		Total: p.Total, Assigned: p.Assigned, Available: p.Available(), Subscriptions: p.Subscriptions,
 		SelfServiceTotal: p.SelfServiceTotal, SelfServiceAssigned: p.SelfServiceAssigned,
@@ -173,11 +92,11 @@ func (r *renderer) license(sku string) {
 func (r *renderer) subscription(id string) {
 	s := r.t.Subscriptions[id]
 	if s == nil {
-		r.out.hdel(SufSubscriptions, id)
+		r.out.hdel(readmodel.Subscriptions, id)
 		return
 	}
 	part, name := r.product(s.SkuID)
-	r.out.hset(SufSubscriptions, id, r.json(SubscriptionRow{
+	r.out.hset(readmodel.Subscriptions, id, r.json(readmodel.SubscriptionRow{
 		ID: s.ID, SkuID: s.SkuID, SkuPartNumber: part, ProductName: name, Quantity: s.Quantity,
 		Kind: s.Kind, Channel: s.Channel, Status: s.Status, PurchasedBy: s.PurchasedBy,
 		PurchasedAt: s.PurchasedAt.UTC(), TakenOver: s.TakenOver,
@@ -187,25 +106,25 @@ func (r *renderer) subscription(id string) {
 func (r *renderer) app(sku string) {
 	p := r.t.Apps[sku]
 	if p == nil {
-		r.out.hdel(SufApps, sku)
+		r.out.hdel(readmodel.Apps, sku)
 		return
 	}
-	r.out.hset(SufApps, sku, r.json(p))
+	r.out.hset(readmodel.Apps, sku, r.json(p))
 }
 
-func (r *renderer) heldRow(u *domain.User, h *domain.Hold) HeldRow {
-	return HeldRow{UserID: u.ID, Workload: h.Workload, HeldSince: h.HeldSince.UTC(), PurgeAfter: h.PurgeAfter.UTC(),
+func (r *renderer) heldRow(u *domain.User, h *domain.Hold) readmodel.HeldRow {
+	return readmodel.HeldRow{UserID: u.ID, Workload: h.Workload, HeldSince: h.HeldSince.UTC(), PurgeAfter: h.PurgeAfter.UTC(),
 		Retained: u.RetentionHold, Reason: h.Reason}
 }
 
 // UserViewOf renders a user's view from the tenant state with the domain's
 // views (ViewLicense, EnabledServices, UserStatus).
-func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) UserView {
-	v := UserView{
+func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) readmodel.UserView {
+	v := readmodel.UserView{
 		ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, UserType: u.UserType,
 		UsageLocation: u.UsageLocation, Status: domain.UserStatus(u), RetentionHold: u.RetentionHold,
 		Roles: append([]domain.Role{}, u.Roles...), Groups: []string{}, Licenses: []domain.LicenseView{},
-		EnabledServices: domain.EnabledServices(cat, t, u), AutoAssignedServices: []string{}, HeldData: []HeldRow{},
+		EnabledServices: domain.EnabledServices(cat, t, u), AutoAssignedServices: []string{}, HeldData: []readmodel.HeldRow{},
 	}
 	if u.Deleted {
 		at := u.DeletedAt.UTC()
@@ -213,14 +132,14 @@ func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) UserView 
 	} else {
 		v.AutoAssignedServices = cat.AutoAssignedPlans()
 	}
-	for _, g := range sortedKeys(u.Groups) {
+	for _, g := range slices.Sorted(maps.Keys(u.Groups)) {
 		v.Groups = append(v.Groups, g)
 	}
-	for _, sku := range sortedKeys(u.Licenses) {
+	for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 		v.Licenses = append(v.Licenses, domain.ViewLicense(cat, t, u.Licenses[sku]))
 	}
 	r := renderer{cat: cat, t: t}
-	for _, w := range sortedKeys(u.Holds) {
+	for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
 		v.HeldData = append(v.HeldData, r.heldRow(u, u.Holds[w]))
 	}
 	return v
@@ -233,110 +152,110 @@ func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) UserView 
 func (r *renderer) user(id string, index bool) {
 	u := r.t.Users[id]
 	if u == nil {
-		r.out.hdel(SufUsers, id)
-		r.out.zrem(SufUsersIndex, id)
+		r.out.hdel(readmodel.Users, id)
+		r.out.zrem(readmodel.UsersIndex, id)
 		return
 	}
-	r.out.hset(SufUsers, id, r.json(UserViewOf(r.cat, r.t, u)))
+	r.out.hset(readmodel.Users, id, r.json(UserViewOf(r.cat, r.t, u)))
 	if index {
-		r.out.zadd(SufUsersIndex, 0, id)
+		r.out.zadd(readmodel.UsersIndex, 0, id)
 	}
 }
 
 // userLicense renders whether user id is in the product's user list.
 func (r *renderer) userLicense(id, sku string) {
 	if u := r.t.Users[id]; u != nil && u.Licenses[sku] != nil {
-		r.out.zadd(SufLicenseUsers(sku), 0, id)
+		r.out.zadd(readmodel.LicenseUsers(sku), 0, id)
 		return
 	}
-	r.out.zrem(SufLicenseUsers(sku), id)
+	r.out.zrem(readmodel.LicenseUsers(sku), id)
 }
 
 func (r *renderer) group(id string) {
 	g := r.t.Groups[id]
 	if g == nil {
-		r.out.hdel(SufGroups, id)
+		r.out.hdel(readmodel.Groups, id)
 		return
 	}
-	v := GroupView{ID: g.ID, DisplayName: g.DisplayName, Licenses: []GroupLicenseView{}, MemberCount: len(g.Members)}
-	for _, sku := range sortedKeys(g.Licenses) {
+	v := readmodel.GroupView{ID: g.ID, DisplayName: g.DisplayName, Licenses: []readmodel.GroupLicenseView{}, MemberCount: len(g.Members)}
+	for _, sku := range slices.Sorted(maps.Keys(g.Licenses)) {
 		part, _ := r.product(sku)
-		v.Licenses = append(v.Licenses, GroupLicenseView{SkuID: sku, SkuPartNumber: part,
+		v.Licenses = append(v.Licenses, readmodel.GroupLicenseView{SkuID: sku, SkuPartNumber: part,
 			DisabledPlans: append([]string{}, g.Licenses[sku].DisabledPlans...)})
 	}
-	r.out.hset(SufGroups, id, r.json(v))
+	r.out.hset(readmodel.Groups, id, r.json(v))
 }
 
 // member renders user u's membership of group g and the licenses g could
 // not give u.
 func (r *renderer) member(g, u string) {
 	if grp := r.t.Groups[g]; grp != nil && grp.Members[u] {
-		r.out.zadd(SufGroupMembers(g), 0, u)
+		r.out.zadd(readmodel.GroupMembers(g), 0, u)
 	} else {
-		r.out.zrem(SufGroupMembers(g), u)
+		r.out.zrem(readmodel.GroupMembers(g), u)
 	}
-	var errs []MemberError
+	var errs []readmodel.MemberError
 	if usr := r.t.Users[u]; usr != nil {
 		src := domain.GroupSource(g)
-		for _, sku := range sortedKeys(usr.Licenses) {
+		for _, sku := range slices.Sorted(maps.Keys(usr.Licenses)) {
 			if s := usr.Licenses[sku].Sources[src]; s != nil && !s.Active() {
 				part, _ := r.product(sku)
-				errs = append(errs, MemberError{UserID: u, SkuID: sku, SkuPartNumber: part, Error: s.Error, Detail: s.ErrorDetail})
+				errs = append(errs, readmodel.MemberError{UserID: u, SkuID: sku, SkuPartNumber: part, Error: s.Error, Detail: s.ErrorDetail})
 			}
 		}
 	}
 	if len(errs) == 0 {
-		r.out.hdel(SufGroupErrors(g), u)
+		r.out.hdel(readmodel.GroupErrors(g), u)
 		return
 	}
-	r.out.hset(SufGroupErrors(g), u, r.json(errs))
+	r.out.hset(readmodel.GroupErrors(g), u, r.json(errs))
 }
 
 // held renders one piece of held data and its place in the purge schedule.
 func (r *renderer) held(u, w string) {
-	m := HeldMember(u, w)
+	m := readmodel.HeldMember(u, w)
 	usr := r.t.Users[u]
 	var h *domain.Hold
 	if usr != nil {
 		h = usr.Holds[w]
 	}
 	if h == nil {
-		r.out.hdel(SufHeld, m)
-		r.out.zrem(SufHeldIndex, m)
-		r.out.zrem(SufHeldDue, m)
+		r.out.hdel(readmodel.Held, m)
+		r.out.zrem(readmodel.HeldIndex, m)
+		r.out.zrem(readmodel.HeldDue, m)
 		return
 	}
-	r.out.hset(SufHeld, m, r.json(r.heldRow(usr, h)))
-	r.out.zadd(SufHeldIndex, 0, m)
+	r.out.hset(readmodel.Held, m, r.json(r.heldRow(usr, h)))
+	r.out.zadd(readmodel.HeldIndex, 0, m)
 	if usr.RetentionHold {
-		r.out.zrem(SufHeldDue, m)
+		r.out.zrem(readmodel.HeldDue, m)
 	} else {
-		r.out.zadd(SufHeldDue, float64(h.PurgeAfter.Unix()), m)
+		r.out.zadd(readmodel.HeldDue, float64(h.PurgeAfter.Unix()), m)
 	}
 }
 
 // all renders every entity of the tenant (a rebuild, or Verify's "want").
 func (r *renderer) all() {
 	r.meta()
-	for _, sku := range sortedKeys(r.t.Pools) {
+	for _, sku := range slices.Sorted(maps.Keys(r.t.Pools)) {
 		r.license(sku)
 	}
-	for _, id := range sortedKeys(r.t.Subscriptions) {
+	for _, id := range slices.Sorted(maps.Keys(r.t.Subscriptions)) {
 		r.subscription(id)
 	}
-	for _, sku := range sortedKeys(r.t.Apps) {
+	for _, sku := range slices.Sorted(maps.Keys(r.t.Apps)) {
 		r.app(sku)
 	}
-	for _, id := range sortedKeys(r.t.Groups) {
+	for _, id := range slices.Sorted(maps.Keys(r.t.Groups)) {
 		r.group(id)
-		for _, u := range sortedKeys(r.t.Groups[id].Members) {
+		for _, u := range slices.Sorted(maps.Keys(r.t.Groups[id].Members)) {
 			r.member(id, u)
 		}
 	}
-	for _, id := range sortedKeys(r.t.Users) {
+	for _, id := range slices.Sorted(maps.Keys(r.t.Users)) {
 		u := r.t.Users[id]
 		r.user(id, true)
-		for _, sku := range sortedKeys(u.Licenses) {
+		for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 			r.userLicense(id, sku)
 			for src, s := range u.Licenses[sku].Sources {
 				if g, ok := domain.GroupOfSource(src); ok && !s.Active() {
@@ -344,19 +263,10 @@ func (r *renderer) all() {
 				}
 			}
 		}
-		for _, w := range sortedKeys(u.Holds) {
+		for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
 			r.held(id, w)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 type pair struct{ a, b string }
@@ -517,19 +427,19 @@ func (tc *touched) render(r *renderer) {
 	if tc.meta {
 		r.meta()
 	}
-	for _, sku := range sortedKeys(tc.licenses) {
+	for _, sku := range slices.Sorted(maps.Keys(tc.licenses)) {
 		r.license(sku)
 	}
-	for _, id := range sortedKeys(tc.subs) {
+	for _, id := range slices.Sorted(maps.Keys(tc.subs)) {
 		r.subscription(id)
 	}
-	for _, sku := range sortedKeys(tc.apps) {
+	for _, sku := range slices.Sorted(maps.Keys(tc.apps)) {
 		r.app(sku)
 	}
-	for _, id := range sortedKeys(tc.users) {
+	for _, id := range slices.Sorted(maps.Keys(tc.users)) {
 		r.user(id, slices.Contains(tc.added, id))
 	}
-	for _, g := range sortedKeys(tc.groups) {
+	for _, g := range slices.Sorted(maps.Keys(tc.groups)) {
 		r.group(g)
 	}
 	for p := range tc.userLic {
@@ -617,7 +527,7 @@ func (s *scriptSink) reset(keyOf func(string) string) {
 		s.keys, s.args = nil, nil
 	}
 	s.keys, s.args, s.keyOf = s.keys[:0], s.args[:0], keyOf
-	s.key(SufMeta) // KEYS[1] holds the applied version
+	s.key(readmodel.Meta) // KEYS[1] holds the applied version
 }
 
 // maxKeptSinkKeys bounds what a reused scriptSink keeps between tenants.

@@ -4,22 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"runtime"
-	"sort"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
-	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // ReplayConfig configures Replay. Store and Redis are required.
@@ -37,11 +30,11 @@ type ReplayConfig struct {
 	// not be the active prefix; read-model keys left under it are deleted
 	// first.
 	NewPrefix string
-	// Tenant, when set, rebuilds only that tenant, in place, under the
-	// ACTIVE prefix (no new prefix, no swap): see RebuildTenant.
+	// Tenant is the tenant RebuildTenant rebuilds in place, under the
+	// active prefix (no new prefix, no swap). Replay refuses it.
 	Tenant string
 	// NoSwap builds and catches up NewPrefix but leaves the active prefix
-	// alone (an audit: compare it with the active prefix, ComparePrefixes).
+	// alone (an audit: compare it with the active prefix, readmodel.ComparePrefixes).
 	NoSwap bool
 	// KeepOld keeps the previous prefix's keys after the swap (default: they
 	// are deleted in the background, DeleteOldAfter after the swap).
@@ -122,24 +115,23 @@ type ReplayResult struct {
 // checkpoint of the new prefix is written at the bulk pass's last position,
 // and an ordinary Projection on the new prefix projects the tail from there.
 //
-// With cfg.Tenant set, Replay rebuilds that tenant in place instead
-// (RebuildTenant).
+// cfg.Tenant must be empty: one tenant is rebuilt in place by RebuildTenant.
 func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	if cfg.Store == nil || cfg.Redis == nil {
 		return ReplayResult{}, errors.New("projections: replay: Store and Redis are required")
 	}
-	cfg.defaults()
 	if cfg.Tenant != "" {
-		return RebuildTenant(ctx, cfg)
+		return ReplayResult{}, fmt.Errorf("projections: replay rebuilds every tenant into a new prefix, but Tenant is %q: call RebuildTenant to rebuild one tenant in place", cfg.Tenant)
 	}
+	cfg.defaults()
 	start := time.Now()
 	rdb := cfg.Redis
-	active, err := ActivePrefix(ctx, rdb)
+	active, err := readmodel.ActivePrefix(ctx, rdb)
 	if err != nil {
 		return ReplayResult{}, err
 	}
 	if cfg.NewPrefix == "" {
-		cfg.NewPrefix = fmt.Sprintf("%sr%d:", DefaultPrefix, time.Now().UnixNano())
+		cfg.NewPrefix = fmt.Sprintf("%sr%d:", readmodel.DefaultPrefix, time.Now().UnixNano())
 	}
 	if cfg.NewPrefix == active {
 		return ReplayResult{}, fmt.Errorf("projections: replay: %q is the active prefix", cfg.NewPrefix)
@@ -149,19 +141,19 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 		return ReplayResult{}, err
 	}
 	defer unlock()
-	keys := Keys{Prefix: cfg.NewPrefix}
+	keys := readmodel.Keys{Prefix: cfg.NewPrefix}
 	res := ReplayResult{Prefix: cfg.NewPrefix}
 	ok := false
 	defer func() {
 		if !ok { // leave nothing half-built behind
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			if _, err := DeletePrefix(dctx, rdb, cfg.NewPrefix); err != nil {
+			if _, err := readmodel.DeletePrefix(dctx, rdb, cfg.NewPrefix); err != nil {
 				cfg.Logger.Warn("replay: cannot delete the unfinished prefix", "prefix", cfg.NewPrefix, "err", err)
 			}
 		}
 	}()
-	if _, err := DeletePrefix(ctx, rdb, cfg.NewPrefix); err != nil {
+	if _, err := readmodel.DeletePrefix(ctx, rdb, cfg.NewPrefix); err != nil {
 		return res, err
 	}
 	cfg.Logger.Info("replay starting", "prefix", cfg.NewPrefix, "active", active)
@@ -227,9 +219,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 		res.Duration = time.Since(start)
 		return res, nil
 	}
-	old, err := rdb.SetArgs(ctx, ActivePrefixKey, cfg.NewPrefix, redis.SetArgs{Get: true}).Result()
+	old, err := rdb.SetArgs(ctx, readmodel.ActivePrefixKey, cfg.NewPrefix, redis.SetArgs{Get: true}).Result()
 	if errors.Is(err, redis.Nil) {
-		old, err = DefaultPrefix, nil
+		old, err = readmodel.DefaultPrefix, nil
 	}
 	if err != nil {
 		stop()
@@ -256,7 +248,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 			case <-time.After(cfg.DeleteOldAfter):
 			case <-dctx.Done():
 			}
-			n, err := DeletePrefix(dctx, rdb, old)
+			n, err := readmodel.DeletePrefix(dctx, rdb, old)
 			cfg.Logger.Info("replay: old prefix deleted", "prefix", old, "keys", n, "err", err)
 			done <- err
 		}()
@@ -391,668 +383,4 @@ func headPosition(ctx context.Context, store eventstore.Store, after eventstore.
 		}
 		after = evs[len(evs)-1].Position
 	}
-}
-
-// bulk is the bulk pass: one reader, Workers folders.
-type bulk struct {
-	cfg      *ReplayConfig
-	keys     Keys
-	applySHA string
-	seed     maphash.Seed
-	workers  []*bulkWorker
-
-	events  atomic.Uint64 // events read
-	pos     atomic.Uint64 // last position read
-	tenants atomic.Int64  // distinct tenants folded (first time)
-	written atomic.Int64  // tenants written in the write phase
-}
-
-type bulkItem struct {
-	tenant string
-	rec    *eventstore.RecordedEvent
-}
-
-type bulkTenant struct {
-	st *domain.Tenant
-	tc *touched // nil: never written, the whole state is written
-}
-
-type bulkWorker struct {
-	b       *bulk
-	in      chan []bulkItem
-	states  map[string]*bulkTenant
-	written map[string]bool // tenants written and forgotten (MaxTenants)
-	limit   int
-}
-
-func newBulk(ctx context.Context, cfg *ReplayConfig, keys Keys) (*bulk, error) {
-	sha, err := cfg.Redis.ScriptLoad(ctx, applyScript).Result()
-	if err != nil {
-		return nil, fmt.Errorf("projections: replay: load script: %w", err)
-	}
-	b := &bulk{cfg: cfg, keys: keys, applySHA: sha, seed: maphash.MakeSeed()}
-	for range cfg.Workers {
-		w := &bulkWorker{b: b, in: make(chan []bulkItem, 4), states: map[string]*bulkTenant{}, written: map[string]bool{}}
-		if cfg.MaxTenants > 0 {
-			w.limit = max(1, cfg.MaxTenants/cfg.Workers)
-		}
-		b.workers = append(b.workers, w)
-	}
-	return b, nil
-}
-
-func (b *bulk) run(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	for _, w := range b.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.run(ctx); err != nil {
-				cancel(err)
-				for range w.in { // let the reader finish
-				}
-			}
-		}()
-	}
-	progressDone := make(chan struct{})
-	progressStop := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		b.progress(progressStop)
-	}()
-	readErr := b.read(ctx)
-	for _, w := range b.workers {
-		close(w.in)
-	}
-	wg.Wait()
-	close(progressStop)
-	<-progressDone
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	if readErr != nil {
-		return readErr
-	}
-	// The final states, written in parallel by their workers.
-	werrs := make([]error, len(b.workers))
-	for i, w := range b.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			werrs[i] = w.flush(ctx)
-		}()
-	}
-	wgDone := make(chan struct{})
-	go func() { wg.Wait(); close(wgDone) }()
-	t := time.NewTicker(b.cfg.ProgressInterval)
-	defer t.Stop()
-	start := time.Now()
-	for waiting := true; waiting; {
-		select {
-		case <-wgDone:
-			waiting = false
-		case <-t.C:
-		}
-		n := b.written.Load()
-		p := ReplayProgress{Phase: PhaseWrite, Events: b.events.Load(), Tenants: int(n), Position: eventstore.Position(b.pos.Load())}
-		p.Head = p.Position
-		var eta time.Duration
-		if total := b.tenants.Load(); n > 0 && total > n {
-			eta = time.Duration(float64(time.Since(start)) / float64(n) * float64(total-n))
-		}
-		p.ETA = eta
-		b.cfg.report(p)
-	}
-	return errors.Join(werrs...)
-}
-
-// read reads the log from the start until it has caught up, handing each
-// tenant's events to its worker.
-func (b *bulk) read(ctx context.Context) error {
-	after := eventstore.Start
-	nw := len(b.workers)
-	for {
-		evs, err := b.cfg.Store.ReadAll(ctx, after, b.cfg.BatchSize)
-		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			return fmt.Errorf("projections: replay: read the log after %d: %w", after, err)
-		}
-		if len(evs) == 0 {
-			return nil
-		}
-		parts := make([][]bulkItem, nw)
-		for i := range evs {
-			e := &evs[i]
-			tid, ok := strings.CutPrefix(e.Stream, "tenant-")
-			if !ok {
-				continue // not a tenant stream: nothing to project
-			}
-			k := 0
-			if nw > 1 {
-				k = int(maphash.String(b.seed, tid) % uint64(nw))
-			}
-			if parts[k] == nil {
-				parts[k] = make([]bulkItem, 0, len(evs)/nw+len(evs)/8)
-			}
-			parts[k] = append(parts[k], bulkItem{tenant: tid, rec: e})
-		}
-		for k, p := range parts {
-			if len(p) == 0 {
-				continue
-			}
-			select {
-			case b.workers[k].in <- p:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		}
-		after = evs[len(evs)-1].Position
-		b.events.Add(uint64(len(evs)))
-		b.pos.Store(uint64(after))
-		if len(evs) < b.cfg.BatchSize {
-			return nil // caught up: the tail projection does the rest
-		}
-	}
-}
-
-func (b *bulk) progress(stop <-chan struct{}) {
-	t := time.NewTicker(b.cfg.ProgressInterval)
-	defer t.Stop()
-	start := time.Now()
-	var hp headPositioner
-	if h, ok := b.cfg.Store.(headPositioner); ok {
-		hp = h
-	}
-	for {
-		final := false
-		select {
-		case <-stop:
-			final = true
-		case <-t.C:
-		}
-		p := ReplayProgress{Phase: PhaseBulk, Events: b.events.Load(), Tenants: int(b.tenants.Load()), Position: eventstore.Position(b.pos.Load())}
-		if hp != nil {
-			p.Head = max(hp.LastPosition(), p.Position)
-		}
-		p.EventsPerSec, _ = rate(p.Events, time.Since(start), 0)
-		if p.Head > 0 {
-			// Positions need not be event counts (KurrentDB): estimate the
-			// time left from how fast positions went by.
-			_, p.ETA = rate(uint64(p.Position), time.Since(start), uint64(p.Head-p.Position))
-		}
-		b.cfg.report(p)
-		if final {
-			return
-		}
-	}
-}
-
-func (w *bulkWorker) run(ctx context.Context) error {
-	for items := range w.in {
-		for _, it := range items {
-			if err := w.apply(ctx, it); err != nil {
-				return err
-			}
-		}
-		if w.limit > 0 && len(w.states) > w.limit {
-			if err := w.flush(ctx); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (w *bulkWorker) apply(ctx context.Context, it bulkItem) error {
-	cfg := w.b.cfg
-	rec := it.rec
-	v := rec.Version
-	ts := w.states[it.tenant]
-	if ts != nil && ts.st.Version >= v {
-		return nil // a duplicate
-	}
-	if ts == nil || ts.st.Version != v-1 {
-		var st *domain.Tenant
-		if v == 1 {
-			st = domain.NewTenant()
-		} else {
-			// A tenant written and forgotten (MaxTenants), or a log that does
-			// not start at the tenant's first event.
-			var err error
-			st, err = commands.Fold(ctx, cfg.Store, cfg.Snapshots, cfg.Upcasters, it.tenant, v-1)
-			if err != nil {
-				return fmt.Errorf("projections: replay: fold tenant %s to version %d: %w", it.tenant, v-1, err)
-			}
-			if st.Version != v-1 {
-				return fmt.Errorf("projections: replay: fold tenant %s: got version %d, want %d", it.tenant, st.Version, v-1)
-			}
-		}
-		if ts == nil {
-			ts = &bulkTenant{}
-			if w.written[it.tenant] {
-				ts.tc = newTouched() // what is in Redis is rewritten where it changed
-			} else {
-				w.b.tenants.Add(1)
-			}
-			w.states[it.tenant] = ts
-		}
-		ts.st = st
-	}
-	e, err := eventcodec.Decode(rec.Data, cfg.Upcasters)
-	if err != nil {
-		return fmt.Errorf("projections: replay: %s version %d: %w", rec.Stream, v, err)
-	}
-	e.Version = v
-	if ts.tc != nil {
-		ts.tc.event(ts.st, e)
-	}
-	domain.Evolve(ts.st, e)
-	return nil
-}
-
-// replayPipeline bounds one round trip of the write phase.
-const (
-	replayPipeTenants = 256
-	replayPipeArgs    = 64 << 10
-)
-
-// flush writes every state of the worker (each tenant in one apply-script
-// call with its version, many tenants per pipeline) and forgets them.
-func (w *bulkWorker) flush(ctx context.Context) error {
-	b := w.b
-	rdb := b.cfg.Redis
-	pipe := rdb.Pipeline()
-	n, nargs := 0, 0
-	var batch []string
-	exec := func() error {
-		if n == 0 {
-			return nil
-		}
-		_, err := pipe.Exec(ctx)
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			return fmt.Errorf("projections: replay: the apply script vanished from Redis (SCRIPT FLUSH?): %w", err)
-		}
-		if err != nil {
-			return fmt.Errorf("projections: replay: write read models: %w", err)
-		}
-		b.written.Add(int64(n))
-		for _, tid := range batch {
-			w.written[tid] = true
-		}
-		batch = batch[:0]
-		n, nargs = 0, 0
-		return nil
-	}
-	for tid, ts := range w.states {
-		ss := newScriptSink(func(suffix string) string { return b.keys.Key(tid, suffix) })
-		r := &renderer{cat: b.cfg.Catalog, t: ts.st, out: ss}
-		if ts.tc == nil {
-			r.all()
-		} else {
-			ts.tc.render(r)
-		}
-		args := ss.applyArgs(ts.st.Version)
-		pipe.EvalSha(ctx, b.applySHA, ss.keys, args...)
-		pipe.SAdd(ctx, b.keys.Tenants(), tid)
-		batch = append(batch, tid)
-		n++
-		nargs += len(args)
-		if n >= replayPipeTenants || nargs >= replayPipeArgs {
-			if err := exec(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := exec(); err != nil {
-		return err
-	}
-	clear(w.states)
-	return nil
-}
-
-// rebuildScript replaces one tenant's read model: KEYS are the tenant's keys
-// (KEYS[1] its meta hash), all deleted, then the ops of applyScript are
-// applied and the version set. ARGV[1] is the applied version seen when the
-// keys were listed (nothing is done, -1, if it changed meanwhile: a key may
-// have appeared), ARGV[2] the version written, ARGV[3] "1" to overwrite a
-// read model ahead of it (else -2).
-const rebuildScript = `
-local cur = redis.call('HGET', KEYS[1], 'version') or ''
-if cur ~= ARGV[1] then return -1 end
-local v = tonumber(ARGV[2])
-if ARGV[3] ~= '1' and (tonumber(cur) or 0) > v then return -2 end
-for i = 1, #KEYS do redis.call('DEL', KEYS[i]) end
-local i, n, kb = 4, #ARGV, 0
-` + applyOpsLua + `
-if v > 0 then redis.call('HSET', KEYS[1], 'version', ARGV[2]) end
-return 1
-`
-
-var rebuildTenantScript = redis.NewScript(rebuildScript)
-
-// RebuildTenant rebuilds one tenant's read model (cfg.Tenant) in place under
-// the active prefix: it folds the tenant from its stream, then deletes every
-// key of the tenant and writes the rendered state with the stream version
-// as the applied version, in one script call (the tenant's keys share a
-// hash tag). The live projection continues from there: its later events
-// have higher versions, and a write of an older version is ignored. If the
-// live projection wrote the tenant meanwhile, the rebuild starts again.
-func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
-	if cfg.Store == nil || cfg.Redis == nil || cfg.Tenant == "" {
-		return ReplayResult{}, errors.New("projections: rebuild: Store, Redis and Tenant are required")
-	}
-	cfg.defaults()
-	start := time.Now()
-	rdb := cfg.Redis
-	prefix, err := ActivePrefix(ctx, rdb)
-	if err != nil {
-		return ReplayResult{}, err
-	}
-	keys := Keys{Prefix: prefix}
-	tid := cfg.Tenant
-	res := ReplayResult{Prefix: prefix, Tenant: tid, Tenants: 1}
-	fail := func(err error) (ReplayResult, error) {
-		return res, fmt.Errorf("projections: rebuild tenant %s: %w", tid, err)
-	}
-	st, err := commands.Fold(ctx, cfg.Store, cfg.Snapshots, cfg.Upcasters, tid, 0)
-	if err != nil {
-		return fail(err)
-	}
-	force := false
-	var ss *scriptSink
-	for attempt := 0; ; attempt++ {
-		if attempt == 200 {
-			return fail(errors.New("the read model kept changing"))
-		}
-		if err := ctx.Err(); err != nil {
-			return fail(err)
-		}
-		if ss == nil { // (re)render the state
-			ss = newScriptSink(func(suffix string) string { return keys.Key(tid, suffix) })
-			if st.Version > 0 {
-				(&renderer{cat: cfg.Catalog, t: st, out: ss}).all()
-			}
-		}
-		// The applied version is read before the keys are listed: a write
-		// in between changes it, and the script then does nothing.
-		cur, err := rdb.HGet(ctx, keys.Key(tid, SufMeta), "version").Result()
-		if errors.Is(err, redis.Nil) {
-			cur, err = "", nil
-		}
-		if err != nil {
-			return fail(err)
-		}
-		existing, err := scanKeys(ctx, rdb, globEscape(keys.Tenant(tid))+"*")
-		if err != nil {
-			return res, err
-		}
-		ks := ss.keys
-		for _, k := range existing {
-			if _, ok := ss.index[strings.TrimPrefix(k, keys.Tenant(tid))]; !ok {
-				ks = append(ks, k)
-			}
-		}
-		f := "0"
-		if force {
-			f = "1"
-		}
-		args := make([]any, 0, len(ss.args)+3)
-		args = append(args, cur, st.Version, f)
-		args = append(args, ss.args...)
-		n, err := rebuildTenantScript.Run(ctx, rdb, ks, args...).Int()
-		if err != nil {
-			return fail(err)
-		}
-		switch n {
-		case -1: // written meanwhile: list the keys again, after a pause that
-			// grows, so a busy tenant's live writes cannot starve the rebuild
-			select {
-			case <-ctx.Done():
-				return fail(ctx.Err())
-			case <-time.After(time.Duration(min(attempt, 50)) * time.Millisecond):
-			}
-			continue
-		case -2: // the read model is ahead of the state: catch the state up
-			before := st.Version
-			if err := catchUpTenant(ctx, cfg, st); err != nil {
-				return fail(err)
-			}
-			if st.Version == before { // no new event: the stored version is wrong
-				force = true
-			}
-			ss = nil
-			continue
-		}
-		if st.Version > 0 {
-			err = rdb.SAdd(ctx, keys.Tenants(), tid).Err()
-		} else {
-			err = rdb.SRem(ctx, keys.Tenants(), tid).Err()
-		}
-		if err != nil {
-			return fail(err)
-		}
-		res.Version = st.Version
-		res.Duration = time.Since(start)
-		res.BulkDuration = res.Duration
-		cfg.report(ReplayProgress{Phase: PhaseTenant, Tenants: 1})
-		cfg.Logger.Info("tenant read model rebuilt", "tenant", tid, "prefix", prefix, "version", st.Version,
-			"keys_deleted", len(existing), "attempts", attempt+1)
-		return res, nil
-	}
-}
-
-// catchUpTenant applies the events of the tenant's stream after st.Version.
-func catchUpTenant(ctx context.Context, cfg ReplayConfig, st *domain.Tenant) error {
-	stream := commands.StreamName(cfg.Tenant)
-	for {
-		recs, err := cfg.Store.ReadStream(ctx, stream, st.Version+1, 4096)
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if r.Version != st.Version+1 {
-				return fmt.Errorf("%s: expected version %d, got %d", stream, st.Version+1, r.Version)
-			}
-			e, err := eventcodec.Decode(r.Data, cfg.Upcasters)
-			if err != nil {
-				return fmt.Errorf("%s version %d: %w", stream, r.Version, err)
-			}
-			e.Version = r.Version
-			domain.Evolve(st, e)
-		}
-		if len(recs) < 4096 {
-			return nil
-		}
-	}
-}
-
-func scanKeys(ctx context.Context, rdb redis.UniversalClient, match string) ([]string, error) {
-	var out []string
-	var cursor uint64
-	for {
-		ks, next, err := rdb.Scan(ctx, cursor, match, 1000).Result()
-		if err != nil {
-			return nil, fmt.Errorf("projections: scan %s: %w", match, err)
-		}
-		out = append(out, ks...)
-		if cursor = next; cursor == 0 {
-			return out, nil
-		}
-	}
-}
-
-// prefixKeys calls fn with batches of the read-model keys under prefix: the
-// tenant keys P{t}:… (t a valid tenant id), Ptenants, Pcheckpoint:… and
-// P{marker}:present. Other keys that merely start with prefix — another prefix nested
-// in it (sl:r…: in sl:), the active-prefix key, leases ({lease:…}) — are
-// not read-model keys of this prefix and are left out.
-func prefixKeys(ctx context.Context, rdb redis.UniversalClient, prefix string, fn func([]string) error) error {
-	if prefix == "" {
-		return errors.New("projections: empty prefix")
-	}
-	tenantKey := func(k string) bool {
-		rest := strings.TrimPrefix(k, prefix+"{")
-		t, _, ok := strings.Cut(rest, "}:")
-		return ok && domain.ValidID(t)
-	}
-	for _, pat := range []string{globEscape(prefix) + "{*", globEscape(prefix) + "checkpoint:*"} {
-		tenants := strings.HasSuffix(pat, "{*")
-		var cursor uint64
-		for {
-			ks, next, err := rdb.Scan(ctx, cursor, pat, 1000).Result()
-			if err != nil {
-				return fmt.Errorf("projections: scan %s: %w", pat, err)
-			}
-			if tenants {
-				j := 0
-				for _, k := range ks {
-					if tenantKey(k) {
-						ks[j] = k
-						j++
-					}
-				}
-				ks = ks[:j]
-			}
-			if len(ks) > 0 {
-				if err := fn(ks); err != nil {
-					return err
-				}
-			}
-			if cursor = next; cursor == 0 {
-				break
-			}
-		}
-	}
-	k := Keys{Prefix: prefix}
-	var fixed []string
-	for _, key := range []string{k.Tenants(), k.Present(), k.Building()} {
-		n, err := rdb.Exists(ctx, key).Result()
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			fixed = append(fixed, key)
-		}
-	}
-	if len(fixed) > 0 {
-		return fn(fixed)
-	}
-	return nil
-}
-
-// DeletePrefix removes the read-model keys under prefix (SCAN + UNLINK in
-// batches) and returns how many it removed. Only keys of the read-model
-// layout go (see docs/READMODELS.md): deleting "sl:" leaves "sl:r…:" prefixes,
-// sl:active-prefix and leases alone.
-func DeletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) (int, error) {
-	n := 0
-	err := prefixKeys(ctx, rdb, prefix, func(ks []string) error {
-		if err := rdb.Unlink(ctx, ks...).Err(); err != nil {
-			return fmt.Errorf("projections: delete prefix %s: %w", prefix, err)
-		}
-		n += len(ks)
-		return nil
-	})
-	return n, err
-}
-
-// PrefixDifference is a key whose content differs between two prefixes.
-type PrefixDifference struct {
-	Key string `json:"key"` // without the prefix
-	A   string `json:"a"`   // canonical content under prefix A ("" when missing)
-	B   string `json:"b"`
-}
-
-// ComparePrefixes compares the read models under two prefixes key by key
-// (type, fields or members and their values or scores, byte for byte),
-// ignoring the Present marker. It returns at most max differences (0: 1000).
-// An audit: replay into a scratch prefix (ReplayConfig.NoSwap) and compare
-// it with the active one.
-func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string, max int) ([]PrefixDifference, error) {
-	if max <= 0 {
-		max = 1000
-	}
-	da, err := DumpPrefix(ctx, rdb, a)
-	if err != nil {
-		return nil, err
-	}
-	db, err := DumpPrefix(ctx, rdb, b)
-	if err != nil {
-		return nil, err
-	}
-	all := map[string]bool{}
-	for k := range da {
-		all[k] = true
-	}
-	for k := range db {
-		all[k] = true
-	}
-	var out []PrefixDifference
-	for _, k := range sortedKeys(all) {
-		if k == markerTag+"present" || k == markerTag+"building" || da[k] == db[k] {
-			continue
-		}
-		if len(out) == max {
-			break
-		}
-		out = append(out, PrefixDifference{Key: k, A: da[k], B: db[k]})
-	}
-	return out, nil
-}
-
-// DumpPrefix returns every read-model key under prefix (the prefix
-// stripped) with a canonical text of its content: its type, then its
-// fields, members or value sorted, each on a line (hash: field=value, sorted
-// set: member=score).
-func DumpPrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) (map[string]string, error) {
-	out := map[string]string{}
-	err := prefixKeys(ctx, rdb, prefix, func(ks []string) error {
-		for _, k := range ks {
-			typ, err := rdb.Type(ctx, k).Result()
-			if err != nil {
-				return err
-			}
-			var parts []string
-			switch typ {
-			case "hash":
-				h, err := rdb.HGetAll(ctx, k).Result()
-				if err != nil {
-					return err
-				}
-				for f, v := range h {
-					parts = append(parts, f+"="+v)
-				}
-			case "zset":
-				zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-				if err != nil {
-					return err
-				}
-				for _, z := range zs {
-					parts = append(parts, fmt.Sprint(z.Member)+"="+strconv.FormatFloat(z.Score, 'g', -1, 64))
-				}
-			case "set":
-				if parts, err = rdb.SMembers(ctx, k).Result(); err != nil {
-					return err
-				}
-			case "string":
-				s, err := rdb.Get(ctx, k).Result()
-				if err != nil && !errors.Is(err, redis.Nil) {
-					return err
-				}
-				parts = []string{s}
-			case "none": // gone meanwhile
-				continue
-			default:
-				parts = []string{"<" + typ + ">"}
-			}
-			sort.Strings(parts)
-			out[strings.TrimPrefix(k, prefix)] = typ + "\n" + strings.Join(parts, "\n")
-		}
-		return nil
-	})
-	return out, err
 }

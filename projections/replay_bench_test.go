@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seatledger/seatledger/benchdata"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/benchdata"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // BenchmarkReplay1M replays SEATLEDGER_REPLAY_EVENTS events (default
@@ -99,7 +100,7 @@ func BenchmarkReplay1M(b *testing.B) {
 		}
 		b.StopTimer()
 		if i == 0 {
-			keys, _ := DumpPrefix(ctx, rdb, p)
+			keys, _ := readmodel.DumpPrefix(ctx, rdb, p)
 			b.Logf("replay: %+v; %d keys", res, len(keys))
 		}
 		deletePrefix(rdb, p)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,10 +16,11 @@ import (
 
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // replayDB is the Redis database of the tests that read or swap the active
-// prefix (a single key, ActivePrefixKey): kept away from database 0, which
+// prefix (a single key, readmodel.ActivePrefixKey): kept away from database 0, which
 // other packages' tests and a local server use.
 const replayDB = 3 // its own: cmd/seatledger's multi-node test flushes database 13
 
@@ -36,7 +38,7 @@ func testRedisReplay(t testing.TB) (*redis.Client, string) {
 	prefix := fmt.Sprintf("sltest:%x:", rand.Uint64())
 	t.Cleanup(func() {
 		deletePrefix(rdb, prefix)
-		rdb.Del(context.Background(), ActivePrefixKey, ReplayLockKey)
+		rdb.Del(context.Background(), readmodel.ActivePrefixKey, ReplayLockKey)
 		rdb.Close()
 	})
 	return rdb, prefix
@@ -109,14 +111,14 @@ func churn(t testing.TB, h *commands.Handler, tenants, n int, seed uint64) {
 
 func requireSame(t *testing.T, rdb redis.UniversalClient, a, b string) {
 	t.Helper()
-	diffs, err := ComparePrefixes(context.Background(), rdb, a, b, 20)
+	diffs, err := readmodel.ComparePrefixes(context.Background(), rdb, a, b, 20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range diffs {
 		t.Errorf("%s differs:\n  %s: %q\n  %s: %q", d.Key, a, d.A, b, d.B)
 	}
-	da, err := DumpPrefix(context.Background(), rdb, a)
+	da, err := readmodel.DumpPrefix(context.Background(), rdb, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,9 +225,32 @@ func TestReplayTailAndEmptyLog(t *testing.T) {
 	if rep := verifyClean(t, store, rdb, b); rep.Tenants != 2 {
 		t.Fatalf("report %+v", rep)
 	}
-	ck, err := readCheckpoint(ctx, rdb, Keys{b}.Checkpoint("readmodels"))
+	ck, err := readmodel.ReadCheckpoint(ctx, rdb, readmodel.Keys{Prefix: b}.Checkpoint("readmodels"))
 	if err != nil || ck != lastPosition(t, store) {
 		t.Fatalf("checkpoint %d, %v", ck, err)
+	}
+}
+
+// TestReplayRefusesOneTenant: Replay rebuilds everything into a new prefix;
+// a config naming one tenant is a mistake for RebuildTenant, refused
+// without writing anything rather than quietly turned into an in-place
+// rebuild.
+func TestReplayRefusesOneTenant(t *testing.T) {
+	rdb, prefix := testRedisReplay(t)
+	ctx := context.Background()
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 11)
+	if err := readmodel.SetActivePrefix(ctx, rdb, prefix); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso"})
+	if err == nil || !strings.Contains(err.Error(), "RebuildTenant") {
+		t.Fatalf("Replay with Tenant set = %+v, %v; want an error naming RebuildTenant", res, err)
+	}
+	if keys := dumpPrefix(t, rdb, prefix); len(keys) != 0 {
+		t.Fatalf("Replay wrote %d keys under the active prefix: %v", len(keys), keys)
 	}
 }
 
@@ -239,13 +264,13 @@ func TestRebuildTenant(t *testing.T) {
 	runScenario(t, h, "contoso", 11)
 	runScenario(t, h, "fabrikam", 12)
 	runScenario(t, h, "northwind", 13)
-	if err := SetActivePrefix(ctx, rdb, prefix); err != nil {
+	if err := readmodel.SetActivePrefix(ctx, rdb, prefix); err != nil {
 		t.Fatal(err)
 	}
 	rp := startProjection(t, Config{Store: store, Snapshots: store, Redis: rdb})
 	rp.waitFor(t, lastPosition(t, store))
 	verifyClean(t, store, rdb, prefix)
-	k := Keys{prefix}
+	k := readmodel.Keys{Prefix: prefix}
 	dumpTenant := func(tid string) map[string]string {
 		all := dumpPrefix(t, rdb, k.Tenant(tid))
 		return all
@@ -260,11 +285,11 @@ func TestRebuildTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(rdb.HDel(ctx, k.Key("contoso", SufUsers), "u02").Err())
-	must(rdb.HSet(ctx, k.Key("contoso", SufLicenses), "SPE_E3", `{"bogus":true}`).Err())
-	must(rdb.ZAdd(ctx, k.Key("contoso", SufGroupMembers("ghost")), redis.Z{Member: "u01"}).Err())
-	must(rdb.Del(ctx, k.Key("contoso", SufUsersIndex)).Err())
-	must(rdb.HSet(ctx, k.Key("contoso", SufMeta), "version", "99999").Err())
+	must(rdb.HDel(ctx, k.Key("contoso", readmodel.Users), "u02").Err())
+	must(rdb.HSet(ctx, k.Key("contoso", readmodel.Licenses), "SPE_E3", `{"bogus":true}`).Err())
+	must(rdb.ZAdd(ctx, k.Key("contoso", readmodel.GroupMembers("ghost")), redis.Z{Member: "u01"}).Err())
+	must(rdb.Del(ctx, k.Key("contoso", readmodel.UsersIndex)).Err())
+	must(rdb.HSet(ctx, k.Key("contoso", readmodel.Meta), "version", "99999").Err())
 	rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{Tenants: []string{"contoso"}})
 	must(err)
 	if len(rep.Differences) < 5 {
@@ -272,7 +297,7 @@ func TestRebuildTenant(t *testing.T) {
 	}
 
 	var phases []string
-	res, err := Replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso",
+	res, err := RebuildTenant(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso",
 		Progress: func(p ReplayProgress) { phases = append(phases, p.Phase) }})
 	must(err)
 	v, _ := store.StreamVersion(ctx, "tenant-contoso")
@@ -285,7 +310,7 @@ func TestRebuildTenant(t *testing.T) {
 			t.Errorf("tenant %s changed", tid)
 		}
 	}
-	if active, _ := ActivePrefix(ctx, rdb); active != prefix {
+	if active, _ := readmodel.ActivePrefix(ctx, rdb); active != prefix {
 		t.Fatalf("active prefix %q", active)
 	}
 
@@ -297,7 +322,7 @@ func TestRebuildTenant(t *testing.T) {
 	if rep := verifyClean(t, store, rdb, prefix); rep.Tenants != 3 {
 		t.Fatalf("report %+v", rep)
 	}
-	if !rdb.HExists(ctx, k.Key("contoso", SufUsers), "late").Val() {
+	if !rdb.HExists(ctx, k.Key("contoso", readmodel.Users), "late").Val() {
 		t.Fatal("the live projection did not continue after the rebuild")
 	}
 
@@ -347,7 +372,7 @@ func TestReplaySwap(t *testing.T) {
 		runScenario(t, h, fmt.Sprintf("t%02d", i), uint64(200+i))
 	}
 	oldP, newP := prefix+"old:", prefix+"new:"
-	if err := SetActivePrefix(ctx, rdb, oldP); err != nil {
+	if err := readmodel.SetActivePrefix(ctx, rdb, oldP); err != nil {
 		t.Fatal(err)
 	}
 	mgr, err := NewManager(Config{Store: store, Snapshots: store, Redis: rdb}, 50*time.Millisecond)
@@ -396,14 +421,14 @@ func TestReplaySwap(t *testing.T) {
 				return
 			default:
 			}
-			p, err := ActivePrefix(ctx, rdb)
+			p, err := readmodel.ActivePrefix(ctx, rdb)
 			if err != nil {
 				bad.Add(1)
 				continue
 			}
 			seen.Store(p, true)
 			for i := range 4 {
-				if rdb.HGet(ctx, Keys{p}.Key(fmt.Sprintf("t%02d", i), SufMeta), "version").Val() == "" {
+				if rdb.HGet(ctx, readmodel.Keys{Prefix: p}.Key(fmt.Sprintf("t%02d", i), readmodel.Meta), "version").Val() == "" {
 					bad.Add(1)
 				}
 			}
@@ -438,7 +463,7 @@ func TestReplaySwap(t *testing.T) {
 				return
 			}
 			during.Add(1)
-			if a, _ := ActivePrefix(ctx, rdb); a != oldP {
+			if a, _ := readmodel.ActivePrefix(ctx, rdb); a != oldP {
 				wrong.Store(p.Phase + ": active prefix " + a)
 			}
 		}})
@@ -458,7 +483,7 @@ func TestReplaySwap(t *testing.T) {
 	if !res.Swapped || res.OldPrefix != oldP || res.Prefix != newP {
 		t.Fatalf("result %+v", res)
 	}
-	if a, _ := ActivePrefix(ctx, rdb); a != newP {
+	if a, _ := readmodel.ActivePrefix(ctx, rdb); a != newP {
 		t.Fatalf("active prefix %q", a)
 	}
 	if _, ok := seen.Load(newP); !ok {
@@ -470,7 +495,7 @@ func TestReplaySwap(t *testing.T) {
 	s := &scenario{t: t, h: h, tenant: "t01", admin: domain.Actor{UserID: "admin"}}
 	s.do(&domain.AddUser{CommandMeta: s.meta(), User: domain.NewUser{ID: "after-swap", UserPrincipalName: "after-swap@t01.example", UsageLocation: "US"}})
 	wait(newP)
-	if !rdb.HExists(ctx, Keys{newP}.Key("t01", SufUsers), "after-swap").Val() {
+	if !rdb.HExists(ctx, readmodel.Keys{Prefix: newP}.Key("t01", readmodel.Users), "after-swap").Val() {
 		t.Fatal("an event appended after the swap is not under the new prefix")
 	}
 	verifyClean(t, store, rdb, newP)
@@ -483,10 +508,10 @@ func TestReplaySwap(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the old prefix was not deleted")
 	}
-	if left, err := DumpPrefix(ctx, rdb, oldP); err != nil || len(left) != 0 {
+	if left, err := readmodel.DumpPrefix(ctx, rdb, oldP); err != nil || len(left) != 0 {
 		t.Fatalf("%d keys left under the old prefix (%v)", len(left), err)
 	}
-	if n, _ := rdb.Exists(ctx, Keys{newP}.Present()).Result(); n != 1 {
+	if n, _ := rdb.Exists(ctx, readmodel.Keys{Prefix: newP}.Present()).Result(); n != 1 {
 		t.Fatal("the new prefix has no present marker")
 	}
 }
@@ -503,7 +528,7 @@ func TestDeletePrefixKeepsOtherKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := DeletePrefix(ctx, rdb, prefix)
+	n, err := readmodel.DeletePrefix(ctx, rdb, prefix)
 	if err != nil || n != len(gone) {
 		t.Fatalf("deleted %d, %v", n, err)
 	}

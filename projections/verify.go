@@ -3,14 +3,17 @@ package projections
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Difference is one place where Redis does not hold what the events say.
@@ -60,7 +63,7 @@ func Verify(ctx context.Context, store eventstore.Store, rdb redis.UniversalClie
 	if opts.MaxDifferences <= 0 {
 		opts.MaxDifferences = 1000
 	}
-	keys := Keys{Prefix: prefix}
+	keys := readmodel.Keys{Prefix: prefix}
 	tenants := opts.Tenants
 	if len(tenants) == 0 {
 		var err error
@@ -79,14 +82,14 @@ func Verify(ctx context.Context, store eventstore.Store, rdb redis.UniversalClie
 	}
 	for _, tid := range tenants {
 		rep.Tenants++
-		st, err := commands.Fold(ctx, store, opts.Snapshots, opts.Upcasters, tid, 0)
+		st, err := tenantstream.Fold(ctx, store, opts.Snapshots, opts.Upcasters, tid, 0)
 		if err != nil {
 			return rep, err
 		}
 		want := newMapSink()
 		if st.Version > 0 {
 			(&renderer{cat: opts.Catalog, t: st, out: want}).all()
-			want.hset(SufMeta, "version", []byte(strconv.FormatUint(st.Version, 10)))
+			want.hset(readmodel.Meta, "version", []byte(strconv.FormatUint(st.Version, 10)))
 		}
 		got, err := dumpTenant(ctx, rdb, keys, tid)
 		if err != nil {
@@ -100,7 +103,7 @@ func Verify(ctx context.Context, store eventstore.Store, rdb redis.UniversalClie
 	return rep, nil
 }
 
-func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.UniversalClient, keys Keys) ([]string, error) {
+func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.UniversalClient, keys readmodel.Keys) ([]string, error) {
 	set := map[string]bool{}
 	after := eventstore.Start
 	for {
@@ -109,7 +112,7 @@ func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.Univ
 			return nil, fmt.Errorf("verify: read the log: %w", err)
 		}
 		for _, e := range evs {
-			if t, ok := strings.CutPrefix(e.Stream, "tenant-"); ok {
+			if t, ok := tenantstream.TenantID(e.Stream); ok {
 				set[t] = true
 			}
 			after = e.Position
@@ -125,16 +128,16 @@ func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.Univ
 	for _, t := range inRedis {
 		set[t] = true
 	}
-	return sortedKeys(set), nil
+	return slices.Sorted(maps.Keys(set)), nil
 }
 
 // dumpTenant reads every key of a tenant (SCAN of its prefix).
-func dumpTenant(ctx context.Context, rdb redis.UniversalClient, keys Keys, tid string) (*mapSink, error) {
+func dumpTenant(ctx context.Context, rdb redis.UniversalClient, keys readmodel.Keys, tid string) (*mapSink, error) {
 	base := keys.Tenant(tid)
 	out := newMapSink()
 	var cursor uint64
 	for {
-		ks, next, err := rdb.Scan(ctx, cursor, globEscape(base)+"*", 1000).Result()
+		ks, next, err := rdb.Scan(ctx, cursor, readmodel.GlobEscape(base)+"*", 1000).Result()
 		if err != nil {
 			return nil, fmt.Errorf("verify: scan %s: %w", base, err)
 		}
@@ -172,19 +175,7 @@ func dumpTenant(ctx context.Context, rdb redis.UniversalClient, keys Keys, tid s
 	}
 }
 
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-func compareTenant(tid string, keys Keys, want, got *mapSink, add func(Difference) bool) bool {
+func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func(Difference) bool) bool {
 	hk := map[string]bool{}
 	for k := range want.hashes {
 		hk[k] = true
@@ -192,7 +183,7 @@ func compareTenant(tid string, keys Keys, want, got *mapSink, add func(Differenc
 	for k := range got.hashes {
 		hk[k] = true
 	}
-	for _, k := range sortedKeys(hk) {
+	for _, k := range slices.Sorted(maps.Keys(hk)) {
 		w, g := want.hashes[k], got.hashes[k]
 		fields := map[string]bool{}
 		for f := range w {
@@ -201,7 +192,7 @@ func compareTenant(tid string, keys Keys, want, got *mapSink, add func(Differenc
 		for f := range g {
 			fields[f] = true
 		}
-		for _, f := range sortedKeys(fields) {
+		for _, f := range slices.Sorted(maps.Keys(fields)) {
 			if w[f] != g[f] {
 				if !add(Difference{Tenant: tid, Key: keys.Key(tid, k), Field: f, Want: w[f], Got: g[f]}) {
 					return false
@@ -216,7 +207,7 @@ func compareTenant(tid string, keys Keys, want, got *mapSink, add func(Differenc
 	for k := range got.zsets {
 		zk[k] = true
 	}
-	for _, k := range sortedKeys(zk) {
+	for _, k := range slices.Sorted(maps.Keys(zk)) {
 		w, g := want.zsets[k], got.zsets[k]
 		members := map[string]bool{}
 		for m := range w {
@@ -225,7 +216,7 @@ func compareTenant(tid string, keys Keys, want, got *mapSink, add func(Differenc
 		for m := range g {
 			members[m] = true
 		}
-		for _, m := range sortedKeys(members) {
+		for _, m := range slices.Sorted(maps.Keys(members)) {
 			ws, wok := w[m]
 			gs, gok := g[m]
 			if wok != gok || ws != gs {

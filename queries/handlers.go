@@ -13,7 +13,7 @@ import (
 
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
-	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // List is the answer of every list query. It is written as a bare JSON
@@ -74,12 +74,12 @@ func (s *Service) Licenses(c *gin.Context) {
 		return
 	}
 	s.run(c, func(r *request) (any, error) {
-		rows, next, err := hashPage(r.ctx, s.cfg.Redis, r.key(projections.SufLicenses), p,
-			func(sku string, v *projections.LicenseRow) string { return v.ProductName + "\x00" + sku })
+		rows, next, err := hashPage(r.ctx, s.cfg.Redis, r.key(readmodel.Licenses), p,
+			func(sku string, v *readmodel.LicenseRow) string { return v.ProductName + "\x00" + sku })
 		if err != nil {
 			return nil, err
 		}
-		return List[projections.LicenseRow]{Value: rows, NextCursor: next}, nil
+		return List[readmodel.LicenseRow]{Value: rows, NextCursor: next}, nil
 	})
 }
 
@@ -92,12 +92,12 @@ func (s *Service) Subscriptions(c *gin.Context) {
 		return
 	}
 	s.run(c, func(r *request) (any, error) {
-		rows, next, err := hashPage(r.ctx, s.cfg.Redis, r.key(projections.SufSubscriptions), p,
-			func(id string, _ *projections.SubscriptionRow) string { return id })
+		rows, next, err := hashPage(r.ctx, s.cfg.Redis, r.key(readmodel.Subscriptions), p,
+			func(id string, _ *readmodel.SubscriptionRow) string { return id })
 		if err != nil {
 			return nil, err
 		}
-		return List[projections.SubscriptionRow]{Value: rows, NextCursor: next}, nil
+		return List[readmodel.SubscriptionRow]{Value: rows, NextCursor: next}, nil
 	})
 }
 
@@ -122,7 +122,7 @@ type LicenseSummary struct {
 	Error         string   `json:"error,omitempty"`
 }
 
-func summarize(v projections.UserView) UserSummary {
+func summarize(v readmodel.UserView) UserSummary {
 	s := UserSummary{ID: v.ID, UserPrincipalName: v.UserPrincipalName, DisplayName: v.DisplayName, UserType: v.UserType,
 		UsageLocation: v.UsageLocation, Status: v.Status, Roles: v.Roles, Licenses: []LicenseSummary{}}
 	for _, l := range v.Licenses {
@@ -132,21 +132,21 @@ func summarize(v projections.UserView) UserSummary {
 }
 
 // userViews reads the views of ids (in order; missing ones are skipped).
-func (s *Service) userViews(ctx context.Context, r *request, ids []string) ([]projections.UserView, error) {
+func (s *Service) userViews(ctx context.Context, r *request, ids []string) ([]readmodel.UserView, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	vals, err := s.cfg.Redis.HMGet(ctx, r.key(projections.SufUsers), ids...).Result()
+	vals, err := s.cfg.Redis.HMGet(ctx, r.key(readmodel.Users), ids...).Result()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]projections.UserView, 0, len(ids))
+	out := make([]readmodel.UserView, 0, len(ids))
 	for i, v := range vals {
 		str, ok := v.(string)
 		if !ok {
 			continue
 		}
-		var uv projections.UserView
+		var uv readmodel.UserView
 		if err := json.Unmarshal([]byte(str), &uv); err != nil {
 			return nil, fmt.Errorf("user %s: %w", ids[i], err)
 		}
@@ -164,7 +164,7 @@ func (s *Service) Users(c *gin.Context) {
 		return
 	}
 	s.run(c, func(r *request) (any, error) {
-		ids, next, err := s.lexPage(r.ctx, r.key(projections.SufUsersIndex), p)
+		ids, next, err := s.lexPage(r.ctx, r.key(readmodel.UsersIndex), p)
 		if err != nil {
 			return nil, err
 		}
@@ -217,7 +217,7 @@ type ProductUser struct {
 
 // ProductDetail is the answer of GET /licenses/:sku.
 type ProductDetail struct {
-	projections.LicenseRow
+	readmodel.LicenseRow
 	DisplayName  string               `json:"displayName"`
 	Publisher    string               `json:"publisher,omitempty"`
 	ServicePlans []domain.ServicePlan `json:"servicePlans"`
@@ -231,7 +231,7 @@ func (s *Service) resolveSku(r *request, sku string) (*domain.Product, error) {
 	if p, ok := s.cfg.Catalog.Lookup(sku); ok {
 		return p, nil
 	}
-	apps, err := s.cfg.Redis.HGetAll(r.ctx, r.key(projections.SufApps)).Result()
+	apps, err := s.cfg.Redis.HGetAll(r.ctx, r.key(readmodel.Apps)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func (s *Service) License(c *gin.Context) {
 		if err != nil {
 			return nil, err
 		}
-		raw, err := s.cfg.Redis.HGet(r.ctx, r.key(projections.SufLicenses), prod.SkuID).Result()
+		raw, err := s.cfg.Redis.HGet(r.ctx, r.key(readmodel.Licenses), prod.SkuID).Result()
 		if errors.Is(err, redis.Nil) {
 			return nil, notFound("tenant %s has no licenses of %s", r.tenant, prod.SkuPartNumber)
 		}
@@ -279,7 +279,7 @@ func (s *Service) License(c *gin.Context) {
 		if err := json.Unmarshal([]byte(raw), &out.LicenseRow); err != nil {
 			return nil, err
 		}
-		ids, next, err := s.lexPage(r.ctx, r.key(projections.SufLicenseUsers(prod.SkuID)), p)
+		ids, next, err := s.lexPage(r.ctx, r.key(readmodel.LicenseUsers(prod.SkuID)), p)
 		if err != nil {
 			return nil, err
 		}
@@ -309,10 +309,10 @@ type GroupMember struct {
 
 // GroupDetail is the answer of GET /groups/:g.
 type GroupDetail struct {
-	projections.GroupView
-	Members                  []GroupMember             `json:"members"`
-	NextCursor               string                    `json:"nextCursor,omitempty"`
-	MembersWithLicenseErrors []projections.MemberError `json:"membersWithLicenseErrors"`
+	readmodel.GroupView
+	Members                  []GroupMember           `json:"members"`
+	NextCursor               string                  `json:"nextCursor,omitempty"`
+	MembersWithLicenseErrors []readmodel.MemberError `json:"membersWithLicenseErrors"`
 }
 
 // Group answers GET /v1/tenants/:t/groups/:g: the group, its licenses, a
@@ -328,18 +328,18 @@ func (s *Service) Group(c *gin.Context) {
 	}
 	s.run(c, func(r *request) (any, error) {
 		g := c.Param("g")
-		raw, err := s.cfg.Redis.HGet(r.ctx, r.key(projections.SufGroups), g).Result()
+		raw, err := s.cfg.Redis.HGet(r.ctx, r.key(readmodel.Groups), g).Result()
 		if errors.Is(err, redis.Nil) {
 			return nil, notFound("group %q does not exist in tenant %s", g, r.tenant)
 		}
 		if err != nil {
 			return nil, err
 		}
-		out := GroupDetail{Members: []GroupMember{}, MembersWithLicenseErrors: []projections.MemberError{}}
+		out := GroupDetail{Members: []GroupMember{}, MembersWithLicenseErrors: []readmodel.MemberError{}}
 		if err := json.Unmarshal([]byte(raw), &out.GroupView); err != nil {
 			return nil, err
 		}
-		ids, next, err := s.lexPage(r.ctx, r.key(projections.SufGroupMembers(g)), p)
+		ids, next, err := s.lexPage(r.ctx, r.key(readmodel.GroupMembers(g)), p)
 		if err != nil {
 			return nil, err
 		}
@@ -351,12 +351,12 @@ func (s *Service) Group(c *gin.Context) {
 			out.Members = append(out.Members, GroupMember{ID: v.ID, UserPrincipalName: v.UserPrincipalName, DisplayName: v.DisplayName})
 		}
 		out.NextCursor = next
-		errs, err := s.cfg.Redis.HGetAll(r.ctx, r.key(projections.SufGroupErrors(g))).Result()
+		errs, err := s.cfg.Redis.HGetAll(r.ctx, r.key(readmodel.GroupErrors(g))).Result()
 		if err != nil {
 			return nil, err
 		}
 		for _, u := range sortedKeys(errs) {
-			var list []projections.MemberError
+			var list []readmodel.MemberError
 			if err := json.Unmarshal([]byte(errs[u]), &list); err != nil {
 				return nil, err
 			}
@@ -374,15 +374,15 @@ func (s *Service) HeldData(c *gin.Context) {
 		return
 	}
 	s.run(c, func(r *request) (any, error) {
-		ms, next, err := s.lexPage(r.ctx, r.key(projections.SufHeldIndex), p)
+		ms, next, err := s.lexPage(r.ctx, r.key(readmodel.HeldIndex), p)
 		if err != nil {
 			return nil, err
 		}
-		out := List[projections.HeldRow]{Value: []projections.HeldRow{}, NextCursor: next}
+		out := List[readmodel.HeldRow]{Value: []readmodel.HeldRow{}, NextCursor: next}
 		if len(ms) == 0 {
 			return out, nil
 		}
-		vals, err := s.cfg.Redis.HMGet(r.ctx, r.key(projections.SufHeld), ms...).Result()
+		vals, err := s.cfg.Redis.HMGet(r.ctx, r.key(readmodel.Held), ms...).Result()
 		if err != nil {
 			return nil, err
 		}
@@ -391,7 +391,7 @@ func (s *Service) HeldData(c *gin.Context) {
 			if !ok {
 				continue
 			}
-			var row projections.HeldRow
+			var row readmodel.HeldRow
 			if err := json.Unmarshal([]byte(str), &row); err != nil {
 				return nil, err
 			}

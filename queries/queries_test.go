@@ -18,6 +18,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 type fixture struct {
@@ -174,12 +175,12 @@ func TestQueries(t *testing.T) {
 	v := f.seed("contoso")
 	mv := fmt.Sprintf("?minVersion=%d", v)
 
-	var lic List[projections.LicenseRow]
+	var lic List[readmodel.LicenseRow]
 	f.getJSON("/v1/tenants/contoso/licenses"+mv, &lic)
 	if len(lic.Value) != 2 {
 		t.Fatalf("licenses: %+v", lic)
 	}
-	var e3 projections.LicenseRow
+	var e3 readmodel.LicenseRow
 	for _, r := range lic.Value {
 		if r.SkuPartNumber == "SPE_E3" {
 			e3 = r
@@ -188,12 +189,12 @@ func TestQueries(t *testing.T) {
 	if e3.Total != 13 || e3.Assigned != 5 || e3.Available != 8 || e3.Subscriptions != 2 || e3.ProductName != "Microsoft 365 E3" {
 		t.Fatalf("R5: SPE_E3 row %+v", e3)
 	}
-	var page1 List[projections.LicenseRow]
+	var page1 List[readmodel.LicenseRow]
 	f.getJSON("/v1/tenants/contoso/licenses?limit=1", &page1)
 	if len(page1.Value) != 1 || page1.NextCursor == "" {
 		t.Fatalf("licenses page 1: %+v", page1)
 	}
-	var page2 List[projections.LicenseRow]
+	var page2 List[readmodel.LicenseRow]
 	f.getJSON("/v1/tenants/contoso/licenses?limit=1&cursor="+page1.NextCursor, &page2)
 	if len(page2.Value) != 1 || page2.NextCursor != "" || page2.Value[0].SkuID == page1.Value[0].SkuID {
 		t.Fatalf("licenses page 2: %+v", page2)
@@ -213,7 +214,7 @@ func TestQueries(t *testing.T) {
 	f.wantProblem("/v1/tenants/contoso/licenses/NOPE", 404, CodeNotFound)
 	f.wantProblem("/v1/tenants/contoso/licenses/ENTERPRISEPACK", 404, CodeNotFound) // catalog product, not bought
 
-	var subs List[projections.SubscriptionRow]
+	var subs List[readmodel.SubscriptionRow]
 	f.getJSON("/v1/tenants/contoso/subscriptions", &subs)
 	if len(subs.Value) != 3 || subs.Value[0].ID != "s1" || subs.Value[0].Quantity != 5 || subs.Value[1].Quantity != 8 {
 		t.Fatalf("subscriptions: %+v", subs)
@@ -243,12 +244,12 @@ func TestQueries(t *testing.T) {
 		t.Fatalf("users: %v", seen)
 	}
 
-	var u05 projections.UserView
+	var u05 readmodel.UserView
 	f.getJSON("/v1/tenants/contoso/users/u05", &u05)
 	if u05.Status != "Active" || !u05.RetentionHold || len(u05.HeldData) != 1 || u05.HeldData[0].Workload != "Exchange" || !u05.HeldData[0].Retained {
 		t.Fatalf("u05: %+v", u05)
 	}
-	var u07 projections.UserView
+	var u07 readmodel.UserView
 	f.getJSON("/v1/tenants/contoso/users/u07", &u07)
 	if len(u07.Licenses) != 1 || u07.Licenses[0].Sources[0] != "group:g1" || len(u07.Licenses[0].EnabledPlans) == 0 {
 		t.Fatalf("u07: %+v", u07)
@@ -263,7 +264,7 @@ func TestQueries(t *testing.T) {
 	}
 	f.wantProblem("/v1/tenants/contoso/groups/nope", 404, CodeNotFound)
 
-	var held List[projections.HeldRow]
+	var held List[readmodel.HeldRow]
 	f.getJSON("/v1/tenants/contoso/heldData", &held)
 	if len(held.Value) != 1 || held.Value[0].UserID != "u05" || !held.Value[0].Retained || held.Value[0].PurgeAfter.Before(held.Value[0].HeldSince) {
 		t.Fatalf("held data: %+v", held)
@@ -282,7 +283,7 @@ func TestMinVersionWaitsThenGivesUp(t *testing.T) {
 	v := f.seed("fabrikam")
 	// Read-your-writes: the answer waits for the projection.
 	r := f.do("fabrikam", &domain.AddUser{User: domain.NewUser{ID: "late", UserPrincipalName: "late@x.example", UsageLocation: "US"}})
-	var u projections.UserView
+	var u readmodel.UserView
 	f.getJSON(fmt.Sprintf("/v1/tenants/fabrikam/users/late?minVersion=%d", r.Version), &u)
 	if u.ID != "late" || r.Version <= v {
 		t.Fatalf("user %+v", u)
@@ -323,10 +324,10 @@ func TestActivePrefixIsFollowed(t *testing.T) {
 	defer rdb.Close()
 	ctx := context.Background()
 	svc := New(Config{Redis: rdb, PrefixTTL: 50 * time.Millisecond})
-	if k, err := svc.keys(ctx); err != nil || k.Prefix != projections.DefaultPrefix {
+	if k, err := svc.keys(ctx); err != nil || k.Prefix != readmodel.DefaultPrefix {
 		t.Fatalf("default: %v %v", k, err)
 	}
-	if err := projections.SetActivePrefix(ctx, rdb, "sl:r2:"); err != nil {
+	if err := readmodel.SetActivePrefix(ctx, rdb, "sl:r2:"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(60 * time.Millisecond)
@@ -344,12 +345,12 @@ func TestNoReadGoesBackInTime(t *testing.T) {
 	f := newFixture(t, Config{StaleWait: 50 * time.Millisecond})
 	v := f.seed("contoso")
 	f.seed("fabrikam")
-	f.getJSON(fmt.Sprintf("/v1/tenants/contoso/licenses?minVersion=%d", v), &List[projections.LicenseRow]{})
+	f.getJSON(fmt.Sprintf("/v1/tenants/contoso/licenses?minVersion=%d", v), &List[readmodel.LicenseRow]{})
 	if err := f.proj.WaitFor(context.Background(), f.store.LastPosition()); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	meta := projections.Keys{Prefix: f.prefix}.Key("contoso", projections.SufMeta)
+	meta := readmodel.Keys{Prefix: f.prefix}.Key("contoso", readmodel.Meta)
 
 	// The read model goes back one version: this process saw v.
 	if err := f.rdb.HSet(ctx, meta, "version", v-1).Err(); err != nil {
@@ -368,11 +369,11 @@ func TestNoReadGoesBackInTime(t *testing.T) {
 
 	// Redis lost the read models: no marker. A tenant this process never
 	// answered is not "not found" either.
-	present := projections.Keys{Prefix: f.prefix}.Present()
+	present := readmodel.Keys{Prefix: f.prefix}.Present()
 	if err := f.rdb.Del(ctx, present).Err(); err != nil {
 		t.Fatal(err)
 	}
-	f.rdb.Del(ctx, projections.Keys{Prefix: f.prefix}.Key("fabrikam", projections.SufMeta))
+	f.rdb.Del(ctx, readmodel.Keys{Prefix: f.prefix}.Key("fabrikam", readmodel.Meta))
 	for _, tn := range []string{"contoso", "fabrikam", "nobody"} {
 		a := f.wantProblem("/v1/tenants/"+tn+"/licenses", http.StatusServiceUnavailable, CodeUnavailable)
 		if a.hdr.Get("Retry-After") == "" {

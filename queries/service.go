@@ -19,7 +19,7 @@ import (
 
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
-	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // Config configures a Service. Redis is required.
@@ -27,7 +27,7 @@ type Config struct {
 	Redis   redis.UniversalClient
 	Catalog *domain.Catalog // default domain.DefaultCatalog()
 	// Prefix pins the key prefix; empty: the active prefix
-	// (projections.ActivePrefixKey), cached for PrefixTTL.
+	// (readmodel.ActivePrefixKey), cached for PrefixTTL.
 	Prefix    string
 	PrefixTTL time.Duration // default 1s
 	// MaxWait bounds the wait for ?minVersion (default 5s).
@@ -134,10 +134,10 @@ func (s *Service) Ready(ctx context.Context) error {
 
 // applied reads, in one round trip, whether the read models under keys are
 // complete and the applied version of tenant.
-func (s *Service) applied(ctx context.Context, keys projections.Keys, tenant string) (present bool, version uint64, err error) {
+func (s *Service) applied(ctx context.Context, keys readmodel.Keys, tenant string) (present bool, version uint64, err error) {
 	pipe := s.cfg.Redis.Pipeline()
 	ex := pipe.Exists(ctx, keys.Present())
-	ver := pipe.HGet(ctx, keys.Key(tenant, projections.SufMeta), "version")
+	ver := pipe.HGet(ctx, keys.Key(tenant, readmodel.Meta), "version")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return false, 0, err
 	}
@@ -152,28 +152,28 @@ func (s *Service) applied(ctx context.Context, keys projections.Keys, tenant str
 }
 
 // keys returns the key layout of the active prefix.
-func (s *Service) keys(ctx context.Context) (projections.Keys, error) {
+func (s *Service) keys(ctx context.Context) (readmodel.Keys, error) {
 	if s.cfg.Prefix != "" {
-		return projections.Keys{Prefix: s.cfg.Prefix}, nil
+		return readmodel.Keys{Prefix: s.cfg.Prefix}, nil
 	}
 	s.mu.Lock()
 	if s.prefix != "" && time.Since(s.prefixAt) < s.cfg.PrefixTTL {
 		p := s.prefix
 		s.mu.Unlock()
-		return projections.Keys{Prefix: p}, nil
+		return readmodel.Keys{Prefix: p}, nil
 	}
 	s.mu.Unlock()
-	p, err := s.cfg.Redis.Get(ctx, projections.ActivePrefixKey).Result()
+	p, err := s.cfg.Redis.Get(ctx, readmodel.ActivePrefixKey).Result()
 	if errors.Is(err, redis.Nil) || (err == nil && p == "") {
-		p, err = projections.DefaultPrefix, nil
+		p, err = readmodel.DefaultPrefix, nil
 	}
 	if err != nil {
-		return projections.Keys{}, err
+		return readmodel.Keys{}, err
 	}
 	s.mu.Lock()
 	s.prefix, s.prefixAt = p, time.Now()
 	s.mu.Unlock()
-	return projections.Keys{Prefix: p}, nil
+	return readmodel.Keys{Prefix: p}, nil
 }
 
 // Problem codes (the api package's).
@@ -219,7 +219,7 @@ func (s *Service) fail(c *gin.Context, err error) {
 type request struct {
 	ctx     context.Context
 	tenant  string
-	keys    projections.Keys
+	keys    readmodel.Keys
 	version uint64 // the tenant's applied version
 }
 

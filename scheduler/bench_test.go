@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seatledger/seatledger/benchdata"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/internal/benchdata"
 )
 
 // liveRate runs single-user assign/unassign commands on tenant "live" for d

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // RedisSchedule reads the held-data schedule the projection keeps in Redis:
@@ -27,11 +26,11 @@ func (r RedisSchedule) Due(ctx context.Context, now time.Time, limit int) ([]Due
 	prefix := r.Prefix
 	if prefix == "" {
 		var err error
-		if prefix, err = projections.ActivePrefix(ctx, r.RDB); err != nil {
+		if prefix, err = readmodel.ActivePrefix(ctx, r.RDB); err != nil {
 			return nil, err
 		}
 	}
-	keys := projections.Keys{Prefix: prefix}
+	keys := readmodel.Keys{Prefix: prefix}
 	tenants, err := r.RDB.SMembers(ctx, keys.Tenants()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
@@ -44,7 +43,7 @@ func (r RedisSchedule) Due(ctx context.Context, now time.Time, limit int) ([]Due
 		pipe := r.RDB.Pipeline()
 		cmds := make([]*redis.ZSliceCmd, n)
 		for i, t := range tenants[:n] {
-			cmds[i] = pipe.ZRangeByScoreWithScores(ctx, keys.Key(t, projections.SufHeldDue),
+			cmds[i] = pipe.ZRangeByScoreWithScores(ctx, keys.Key(t, readmodel.HeldDue),
 				&redis.ZRangeBy{Min: "-inf", Max: max, Count: int64(limit - len(out))})
 		}
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
@@ -52,7 +51,7 @@ func (r RedisSchedule) Due(ctx context.Context, now time.Time, limit int) ([]Due
 		}
 		for i, t := range tenants[:n] {
 			for _, z := range cmds[i].Val() {
-				user, workload, ok := projections.SplitHeldMember(fmt.Sprint(z.Member))
+				user, workload, ok := readmodel.SplitHeldMember(fmt.Sprint(z.Member))
 				if !ok {
 					continue
 				}

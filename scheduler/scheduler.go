@@ -1,6 +1,6 @@
 // Package scheduler purges held data when its hold period is over (R10).
 //
-// The held-data schedule is a projection (projections.SufHeldDue: a sorted
+// The held-data schedule is a projection (readmodel.HeldDue: a sorted
 // set per tenant of "<user>|<workload>" by purge time). Every interval the
 // scheduler takes the due entries and sends one PurgeCommand per tenant (in
 // batches) on a Watermill CQRS command bus; the command processor runs it as

@@ -20,6 +20,8 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 const day = 24 * time.Hour
@@ -187,7 +189,7 @@ func (w *world) purges(tenant string) int {
 	}
 	n := 0
 	for _, r := range recs {
-		if r.Type == domain.TypeHeldDataPurged && (tenant == "" || r.Stream == commands.StreamName(tenant)) {
+		if r.Type == domain.TypeHeldDataPurged && (tenant == "" || r.Stream == tenantstream.Name(tenant)) {
 			n++
 		}
 	}
@@ -250,7 +252,7 @@ func TestRetentionHoldKeepsDataPastThePeriod(t *testing.T) {
 		t.Fatalf("retained data was purged (%d sent)", n)
 	}
 	// The schedule shows it as retained.
-	raw, err := w.rdb.HGet(w.ctx, projections.Keys{Prefix: w.prefix}.Key("t1", projections.SufHeld), projections.HeldMember("alice", domain.WorkloadExchange)).Result()
+	raw, err := w.rdb.HGet(w.ctx, readmodel.Keys{Prefix: w.prefix}.Key("t1", readmodel.Held), readmodel.HeldMember("alice", domain.WorkloadExchange)).Result()
 	if err != nil || !strings.Contains(raw, `"retained":true`) {
 		t.Fatalf("held row %q %v", raw, err)
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/postgres"
-	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 func init() {
@@ -383,7 +383,7 @@ func rawAppendRate(ctx context.Context, dir string, n int, d time.Duration, noSy
 
 // benchRedisPatterns match every key a seatledger node writes in Redis: the
 // read models, checkpoints and leases (sl:…) and the purge command stream.
-var benchRedisPatterns = []string{projections.DefaultPrefix + "*", "seatledger.*"}
+var benchRedisPatterns = []string{readmodel.DefaultPrefix + "*", "seatledger.*"}
 
 // claimBenchRedis makes sure the bench's Redis database holds no seatledger
 // keys (a read model left by an earlier run would have the projection resume

@@ -11,7 +11,7 @@ import (
 
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/api/apitest"
-	"github.com/seatledger/seatledger/commands"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // TestServeTenantIsolation: on the router serve builds — with every route
@@ -49,7 +49,7 @@ func TestServeTenantIsolation(t *testing.T) {
 	}
 	must("/v1/tenants/"+apitest.TenantB+"/subscriptions", tok(apitest.TenantB), `{"id":"s1","skuId":"SPB","quantity":5}`)
 	apitest.CheckTenantIsolation(t, a.handler, a.handler.Routes(), tok, func() uint64 {
-		v, err := a.deps.Store.StreamVersion(context.Background(), commands.StreamName(apitest.TenantB))
+		v, err := a.deps.Store.StreamVersion(context.Background(), tenantstream.Name(apitest.TenantB))
 		if err != nil {
 			t.Fatal(err)
 		}

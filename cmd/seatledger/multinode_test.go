@@ -18,11 +18,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/api"
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // multiNodeRedisDB is the Redis database the several-node test owns (it
@@ -232,7 +232,7 @@ func waitHolder(t *testing.T, rdb *redis.Client, not string) string {
 }
 
 func tenantEvents(t *testing.T, store eventstore.Store) []domain.Event {
-	recs, err := store.ReadStream(context.Background(), commands.StreamName("contoso"), 1, 0)
+	recs, err := store.ReadStream(context.Background(), tenantstream.Name("contoso"), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func tenantEvents(t *testing.T, store eventstore.Store) []domain.Event {
 
 // assignedUsers lists the users holding a license, from the log.
 func assignedUsers(t *testing.T, store eventstore.Store) []string {
-	st, err := commands.Fold(context.Background(), store, nil, nil, "contoso", 0)
+	st, err := tenantstream.Fold(context.Background(), store, nil, nil, "contoso", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

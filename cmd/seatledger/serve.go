@@ -28,6 +28,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 func init() {
@@ -344,7 +345,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 func tenantExists(ctx context.Context, store eventstore.Store, tenant string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	v, err := store.StreamVersion(ctx, commands.StreamName(tenant))
+	v, err := store.StreamVersion(ctx, tenantstream.Name(tenant))
 	return err == nil && v > 0
 }
 

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // WriteHeldTenants appends tenants t0…t<tenants-1>, each with users whose
@@ -48,7 +48,7 @@ func WriteHeldTenants(ctx context.Context, store eventstore.Store, tenants, user
 				return err
 			}
 		}
-		if _, err := store.Append(ctx, commands.StreamName(tenant), eventstore.NoStream, batch); err != nil {
+		if _, err := store.Append(ctx, tenantstream.Name(tenant), eventstore.NoStream, batch); err != nil {
 			return err
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seatledger/seatledger/commands"
-	"github.com/seatledger/seatledger/reliability"
+	"github.com/seatledger/seatledger/internal/reliability"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // TestLoad: 64 clients send a mix of commands and queries over 1,000
@@ -158,7 +158,7 @@ func TestContention(t *testing.T) {
 	if assigned != quantity-preassigned {
 		t.Errorf("%d licenses given, want exactly %d", assigned, quantity-preassigned)
 	}
-	st, err := commands.Fold(ctx, s.store, nil, nil, tn, 0)
+	st, err := tenantstream.Fold(ctx, s.store, nil, nil, tn, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

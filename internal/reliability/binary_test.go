@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/reliability"
 	"github.com/seatledger/seatledger/projections"
-	"github.com/seatledger/seatledger/reliability"
 )
 
 var (
@@ -47,7 +47,7 @@ func binary(t testing.TB) string {
 		}
 		binPath = filepath.Join(binDir, "seatledger")
 		var out []byte
-		out, binErr = exec.Command("go", "build", "-o", binPath, "../cmd/seatledger").CombinedOutput()
+		out, binErr = exec.Command("go", "build", "-o", binPath, "github.com/seatledger/seatledger/cmd/seatledger").CombinedOutput()
 		if binErr != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", binErr, out)
 		}

@@ -16,12 +16,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/api"
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/internal/reliability"
 	"github.com/seatledger/seatledger/projections"
-	"github.com/seatledger/seatledger/reliability"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // multiNodeRedisDB is the Redis database the shared-store scenarios own
@@ -101,7 +101,7 @@ func (c *cluster) tenant(id string, users, quantity int) {
 
 func (c *cluster) head(tenant string) uint64 {
 	c.t.Helper()
-	v, err := c.store.StreamVersion(context.Background(), commands.StreamName(tenant))
+	v, err := c.store.StreamVersion(context.Background(), tenantstream.Name(tenant))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestSharedStoreRaceForTheLastLicenses(t *testing.T) {
 			t.Errorf("no-op %+v answered a version below one already answered", n)
 		}
 		at := n.version - uint64(len(n.types))
-		st, err := commands.Fold(ctx, c.store, nil, nil, "race", at)
+		st, err := tenantstream.Fold(ctx, c.store, nil, nil, "race", at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -498,7 +498,7 @@ func TestSharedStoreRedisFlushedUnderLoadWithPurgesDue(t *testing.T) {
 // neither released nor purged), and a hold purged more than once, if any.
 func holds(t *testing.T, store eventstore.Store, tenant string) (open int, twice string) {
 	t.Helper()
-	recs, err := store.ReadStream(context.Background(), commands.StreamName(tenant), 1, 0)
+	recs, err := store.ReadStream(context.Background(), tenantstream.Name(tenant), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/reliability"
+	"github.com/seatledger/seatledger/internal/reliability"
 )
 
 // ownRedis is a redis-server this test starts on a free port (no

@@ -6,14 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // ReadSide names the Redis read models to compare with the log.
@@ -47,7 +47,7 @@ const maxViolations = 50
 // Check verifies, over the whole event log:
 //
 //   - every tenant's every product has 0 ≤ assigned ≤ total (also for the
-//     self-service pool), from the fold of the log (commands.Fold);
+//     self-service pool), from the fold of the log (tenantstream.Fold);
 //   - every acknowledged command of l is in the log exactly once: the events
 //     carrying its command id are exactly the answer's, at the versions the
 //     answer gave, in the tenant's stream;
@@ -85,7 +85,7 @@ func Check(ctx context.Context, store eventstore.Store, l *Ledger, rs *ReadSide,
 		for _, e := range evs {
 			after = e.Position
 			rep.Events++
-			t, ok := strings.CutPrefix(e.Stream, "tenant-")
+			t, ok := tenantstream.TenantID(e.Stream)
 			if !ok {
 				continue
 			}
@@ -117,7 +117,7 @@ func Check(ctx context.Context, store eventstore.Store, l *Ledger, rs *ReadSide,
 	}
 	sort.Strings(names)
 	for _, t := range names {
-		st, err := commands.Fold(ctx, store, nil, nil, t, 0)
+		st, err := tenantstream.Fold(ctx, store, nil, nil, t, 0)
 		if err != nil {
 			return rep, fmt.Errorf("fold %s: %w", t, err)
 		}
@@ -146,7 +146,7 @@ func Check(ctx context.Context, store eventstore.Store, l *Ledger, rs *ReadSide,
 			switch e.Outcome {
 			case Acked:
 				rep.Acked++
-				stream := commands.StreamName(e.Tenant)
+				stream := tenantstream.Name(e.Tenant)
 				if len(got) != len(e.EventIDs) {
 					if len(e.EventIDs) == 0 && e.Sends > 1 {
 						rep.KnownIssues = append(rep.KnownIssues, fmt.Sprintf("%s %s key %s: acknowledged as a no-op at version %d, resent, the log now has %d of its events",
@@ -204,7 +204,7 @@ func WaitProjection(ctx context.Context, store eventstore.Store, rdb redis.Unive
 		return errors.New("the store does not tell its last position")
 	}
 	head := h.LastPosition()
-	key := projections.Keys{Prefix: prefix}.Checkpoint(name)
+	key := readmodel.Keys{Prefix: prefix}.Checkpoint(name)
 	deadline := time.Now().Add(timeout)
 	for {
 		v, err := rdb.Get(ctx, key).Uint64()

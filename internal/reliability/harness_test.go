@@ -18,9 +18,9 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/reliability"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
-	"github.com/seatledger/seatledger/reliability"
 )
 
 const (

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/seatledger/seatledger/eventstore/embedded"
-	"github.com/seatledger/seatledger/reliability"
+	"github.com/seatledger/seatledger/internal/reliability"
 )
 
 // tmpfs mounts a small tmpfs (root only) or skips.

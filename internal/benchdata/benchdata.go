@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // Start is the occurredAt of the first event of a written tenant; each
@@ -30,7 +30,7 @@ func WriteLongTenant(ctx context.Context, store eventstore.Store, tenant string,
 		if len(batch) == 0 {
 			return nil
 		}
-		_, err := store.Append(ctx, commands.StreamName(tenant), eventstore.Exactly(v-uint64(len(batch))), batch)
+		_, err := store.Append(ctx, tenantstream.Name(tenant), eventstore.Exactly(v-uint64(len(batch))), batch)
 		batch = batch[:0]
 		return err
 	}
