@@ -141,6 +141,21 @@ func IsExclusive(s Store) bool {
 	return ok && e.Exclusive()
 }
 
+// DensePositions is implemented by a store whose global positions are
+// consecutive integers (1, 2, 3, …), so that the distance between two
+// positions is the number of events between them (the embedded store).
+// KurrentDB's positions are byte offsets and PostgreSQL's carry the
+// transaction id: a reader counts events there instead.
+type DensePositions interface {
+	DensePositions() bool
+}
+
+// IsDense reports whether s declares dense positions (see DensePositions).
+func IsDense(s Store) bool {
+	d, ok := s.(DensePositions)
+	return ok && d.DensePositions()
+}
+
 // HealthReporter is implemented by a store whose client can fail for good
 // (for /healthz): Health returns nil while the store is open and can still
 // recover, whether or not its server is reachable right now (Ping says

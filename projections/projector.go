@@ -83,7 +83,7 @@ type Status struct {
 	Status        string    `json:"status"`
 	Position      uint64    `json:"position"`     // last global position written (checkpoint)
 	HeadPosition  uint64    `json:"headPosition"` // last global position of the store
-	LagEvents     uint64    `json:"lagEvents"`    // head - position (events, for the embedded store)
+	LagEvents     uint64    `json:"lagEvents"`    // events not yet written (counted up to lagCountCap where positions are not dense)
 	LagSeconds    float64   `json:"lagSeconds"`   // age of the oldest event not yet written
 	EventsApplied uint64    `json:"eventsApplied"`
 	LastError     string    `json:"lastError,omitempty"`
@@ -226,7 +226,13 @@ func (p *Projection) Status() Status {
 	if s.HeadPosition < s.Position {
 		s.HeadPosition = s.Position
 	}
-	s.LagEvents = s.HeadPosition - s.Position
+	switch {
+	case s.HeadPosition == s.Position:
+		s.LagEvents = 0
+	case eventstore.IsDense(p.cfg.Store):
+		s.LagEvents = s.HeadPosition - s.Position
+	}
+	// Else LagEvents is what measure counted last.
 	if s.LagEvents == 0 {
 		s.LagSeconds = 0
 		if s.Status == StatusCatchingUp || s.Status == StatusStarting {
@@ -762,7 +768,7 @@ func (p *Projection) measure(ctx context.Context) {
 	if head < pos {
 		head = pos
 	}
-	lag := head - pos
+	lag := p.lagEvents(ctx, pos, head)
 	var lagSec float64
 	if lag > 0 {
 		if evs, err := p.cfg.Store.ReadAll(ctx, eventstore.Position(pos), 1); err == nil && len(evs) > 0 {
@@ -788,6 +794,36 @@ func (p *Projection) measure(ctx context.Context) {
 	p.metrics.head.WithLabelValues(n).Set(float64(head))
 	p.metrics.lagEvents.WithLabelValues(n).Set(float64(lag))
 	p.metrics.lagSeconds.WithLabelValues(n).Set(lagSec)
+}
+
+// lagCountCap bounds how many events lagEvents counts on a store whose
+// positions are not dense (one read of up to that many events, each
+// measure, only while the projection is behind).
+const lagCountCap = 10_000
+
+// lagEvents is the number of events after pos up to head. Positions are
+// event numbers only on a store that says so (eventstore.DensePositions);
+// elsewhere (KurrentDB's byte offsets, PostgreSQL's transaction ids) the
+// events after pos are counted, up to lagCountCap.
+func (p *Projection) lagEvents(ctx context.Context, pos, head uint64) uint64 {
+	if head <= pos {
+		return 0
+	}
+	if eventstore.IsDense(p.cfg.Store) {
+		return head - pos
+	}
+	evs, err := p.cfg.Store.ReadAll(ctx, eventstore.Position(pos), lagCountCap)
+	if err != nil {
+		return 0
+	}
+	n := uint64(0)
+	for _, e := range evs {
+		if uint64(e.Position) > head {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // WaitFor blocks until the projection has written position pos (or ctx is

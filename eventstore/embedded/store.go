@@ -179,10 +179,11 @@ type appendReq struct {
 }
 
 var (
-	_ eventstore.Store         = (*Store)(nil)
-	_ eventstore.AsyncAppender = (*Store)(nil)
-	_ eventstore.Exclusive     = (*Store)(nil)
-	_ eventstore.SnapshotStore = (*Store)(nil)
+	_ eventstore.Store          = (*Store)(nil)
+	_ eventstore.AsyncAppender  = (*Store)(nil)
+	_ eventstore.Exclusive      = (*Store)(nil)
+	_ eventstore.DensePositions = (*Store)(nil)
+	_ eventstore.SnapshotStore  = (*Store)(nil)
 )
 
 const maxHeadCache = 1 << 20
@@ -632,6 +633,10 @@ func (s *Store) await(ctx context.Context, r *appendReq) (eventstore.AppendResul
 	}
 	return r.res, r.err
 }
+
+// DensePositions reports true: positions are 1, 2, 3, … in commit order
+// (eventstore.DensePositions).
+func (s *Store) DensePositions() bool { return true }
 
 // Exclusive reports true: Pebble locks the directory, so no other process
 // appends while the store is open (eventstore.Exclusive).
