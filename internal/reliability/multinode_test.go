@@ -369,33 +369,16 @@ func TestSharedStoreNodeKilledUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	c.tenant("kill", 40, 30)
 	tk := tok(t, "kill", "admin")
-	clients := []*reliability.Client{c.client(0), c.client(1)}
-	var stop atomic.Bool
 	var survivorErrs atomic.Int64
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			for !stop.Load() {
-				node := w % 2
-				path := "/v1/tenants/kill/licenses/SPB/assign"
-				if rng.IntN(2) == 0 {
-					path = "/v1/tenants/kill/licenses/SPB/unassign"
-				}
-				r := clients[node].Command(ctx, "kill", admin("kill"), tk, "POST", path, map[string]any{"users": []string{fmt.Sprintf("u%d", rng.IntN(40))}})
-				if node == 1 && (r.Status == 0 || r.Status >= 500) {
-					survivorErrs.Add(1)
-				}
-			}
-		}(w)
-	}
+	stop := c.load("kill", tk, 40, 8, 7, 0, func(node int, r reliability.Result) {
+		if node == 1 && (r.Status == 0 || r.Status >= 500) {
+			survivorErrs.Add(1)
+		}
+	})
 	time.Sleep(1500 * time.Millisecond)
 	c.nodes[0].kill()
 	time.Sleep(1500 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
+	stop()
 	if n := survivorErrs.Load(); n > 0 {
 		t.Errorf("the surviving node failed %d commands while the other was killed", n)
 	}
@@ -409,6 +392,40 @@ func TestSharedStoreNodeKilledUnderLoad(t *testing.T) {
 		t.Fatalf("%d commands still in doubt after resending them to the survivor", len(d))
 	}
 	c.check(true)
+}
+
+// load has workers assign and unassign SPB for random users u0..u(users-1)
+// of tenant through the nodes in turn (worker w through node w mod n),
+// each pausing pause between commands, until the returned stop is called
+// (it waits for them). seen, if not nil, is told every answer.
+func (c *cluster) load(tenant, token string, users, workers int, seed uint64, pause time.Duration, seen func(node int, r reliability.Result)) (stop func()) {
+	ctx := context.Background()
+	clients := make([]*reliability.Client, len(c.nodes))
+	for i := range clients {
+		clients[i] = c.client(i)
+	}
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), seed))
+			for !done.Load() {
+				node := w % len(clients)
+				path := "/v1/tenants/" + tenant + "/licenses/SPB/assign"
+				if rng.IntN(2) == 0 {
+					path = "/v1/tenants/" + tenant + "/licenses/SPB/unassign"
+				}
+				r := clients[node].Command(ctx, tenant, admin(tenant), token, "POST", path, map[string]any{"users": []string{fmt.Sprintf("u%d", rng.IntN(users))}})
+				if seen != nil {
+					seen(node, r)
+				}
+				time.Sleep(pause)
+			}
+		}()
+	}
+	return func() { done.Store(true); wg.Wait() }
 }
 
 // waitFor polls cond until it holds or 30 s pass.
@@ -444,33 +461,15 @@ func TestSharedStoreRedisFlushedUnderLoadWithPurgesDue(t *testing.T) {
 	ctx := context.Background()
 	c.tenant("flush", 20, 20)
 	tk := tok(t, "flush", "admin")
-	clients := []*reliability.Client{c.client(0), c.client(1)}
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 11))
-			for !stop.Load() {
-				path := "/v1/tenants/flush/licenses/SPB/assign"
-				if rng.IntN(2) == 0 {
-					path = "/v1/tenants/flush/licenses/SPB/unassign"
-				}
-				clients[w%2].Command(ctx, "flush", admin("flush"), tk, "POST", path, map[string]any{"users": []string{fmt.Sprintf("u%d", rng.IntN(20))}})
-				time.Sleep(5 * time.Millisecond)
-			}
-		}(w)
-	}
+	stop := c.load("flush", tk, 20, 4, 11, 5*time.Millisecond, nil)
 	time.Sleep(1500 * time.Millisecond)
 	if err := c.rdb.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
+	stop()
 	for _, e := range c.ledger.InDoubt() {
-		clients[0].Send(ctx, e)
+		c.client(0).Send(ctx, e)
 	}
 
 	// Every hold ends: released by a new assignment, or purged once.
