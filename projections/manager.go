@@ -133,12 +133,13 @@ func (m *Manager) clearIfIncomplete(ctx context.Context, prefix string) error {
 	if err != nil {
 		return err
 	}
-	if grace := m.p.cfg.FormerWriterGrace; removed > 0 && grace > 0 {
-		// Keys without the marker: a build that stopped half-way, or the
-		// writes of a former lease holder that has not yet seen that Redis
-		// lost the lease with the data (it stops at its next renewal).
-		// Wait out its lease, then clear again: its late writes would make
-		// the rebuild skip the events whose versions they carry.
+	if grace := m.p.cfg.FormerWriterGrace; grace > 0 {
+		// No marker: a first start, a build that stopped half-way, or a
+		// Redis that lost its data — and with it the lease, so a former
+		// holder may still be writing until its next renewal fails, even
+		// if nothing was left to remove just now. Wait out its lease,
+		// then clear again: its late writes (versions, a checkpoint) would
+		// make the rebuild skip the events they carry.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

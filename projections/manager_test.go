@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -62,4 +63,60 @@ func TestManagerRebuildsWhatRedisLost(t *testing.T) {
 		t.Fatalf("readmodel.DeletePrefix = %d, %v", n, err)
 	}
 	waitWhole("after Redis lost the prefix")
+}
+
+// TestManagerWaitsOutAFormerWriterBeforeRebuilding: after Redis lost its
+// data (here: an empty prefix without its marker, nothing to remove), a
+// former lease holder may still write for a moment — a tenant's applied
+// version and a checkpoint far ahead. The Manager waits FormerWriterGrace,
+// clears again and rebuilds, so those writes cannot make the rebuild skip
+// events (found by review: the wait used to happen only when keys were
+// removed, and a FLUSHDB leaves none).
+func TestManagerWaitsOutAFormerWriterBeforeRebuilding(t *testing.T) {
+	rdb, prefix := testRedisReplay(t)
+	ctx := context.Background()
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 31)
+	if err := readmodel.SetActivePrefix(ctx, rdb, prefix); err != nil {
+		t.Fatal(err)
+	}
+	keys := readmodel.Keys{Prefix: prefix}
+	mgr, err := NewManager(Config{Store: store, Snapshots: store, Redis: rdb, FormerWriterGrace: 600 * time.Millisecond}, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Run(mctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// The former holder's late writes, within the grace.
+	time.Sleep(150 * time.Millisecond)
+	rdb.HSet(ctx, keys.Key("contoso", readmodel.Meta), "version", 1_000_000)
+	rdb.Set(ctx, keys.Checkpoint("readmodels"), 1_000_000, 0)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if rdb.Exists(ctx, keys.Present()).Val() == 1 {
+			rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{Tenants: []string{"contoso"}})
+			if err == nil && rep.OK() {
+				return
+			}
+			if time.Now().After(deadline) {
+				first := ""
+				if len(rep.Differences) > 0 {
+					first = fmt.Sprint(rep.Differences[0])
+				}
+				t.Fatalf("the rebuilt read models differ from the log (%v): %d differences, the first: %.300s", err, len(rep.Differences), first)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatal("the read models were never marked present")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -61,9 +61,10 @@ type Config struct {
 	// FormerWriterGrace is, for a Manager, how long a former writer of the
 	// prefix may go on writing: a node that held the projection's lease and
 	// has not yet noticed that it lost it (the lease's TTL). A Manager that
-	// finds keys in a prefix without its markers waits this long and clears
+	// finds a prefix without its Present marker waits this long and clears
 	// it again before it rebuilds, so that late writes cannot make the
-	// rebuild skip the events whose versions they carry. 0: no wait.
+	// rebuild skip the events whose versions they carry. 0: no wait (a
+	// Redis no other node writes, such as the in-process one).
 	FormerWriterGrace time.Duration
 }
 
@@ -717,7 +718,9 @@ func (p *Projection) markWhenCaughtUp(ctx context.Context, keys readmodel.Keys, 
 	for {
 		pos := eventstore.Position(p.flushed.Load())
 		var caught bool
-		if hp, ok := p.cfg.Store.(headPositioner); ok {
+		// A head of Start is unknown (KurrentDB's LastPosition when it
+		// cannot read the log): only an empty read after pos tells then.
+		if hp, ok := p.cfg.Store.(headPositioner); ok && hp.LastPosition() != eventstore.Start {
 			caught = pos >= hp.LastPosition()
 		} else if evs, err := p.cfg.Store.ReadAll(ctx, pos, 1); err == nil {
 			caught = len(evs) == 0
@@ -814,7 +817,10 @@ func (p *Projection) lagEvents(ctx context.Context, pos, head uint64) uint64 {
 	}
 	evs, err := p.cfg.Store.ReadAll(ctx, eventstore.Position(pos), lagCountCap)
 	if err != nil {
-		return 0
+		// Unknown: keep what was counted last rather than claim none.
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return max(p.status.LagEvents, 1)
 	}
 	n := uint64(0)
 	for _, e := range evs {

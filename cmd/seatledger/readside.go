@@ -26,10 +26,18 @@ func init() { serveHooks = append(serveHooks, readSide) }
 
 // readSide runs the projections into Redis and mounts the query endpoints.
 func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(), error) {
+	// A Redis other nodes may share: before rebuilding read models it
+	// finds without their marker, wait out a former lease holder. The
+	// in-process Redis has no other writer, so a zero-setup start does not
+	// wait.
+	grace := projectionLeaseTTL
+	if d.Config.RedisURL == "" {
+		grace = 0
+	}
 	mgr, err := projections.NewManager(projections.Config{
 		Store: d.Store, Snapshots: d.Snapshots, Catalog: d.Decider.Catalog, Redis: d.Redis,
 		Logger: d.Logger.With("component", "projections"), Registerer: d.Registerer,
-		FormerWriterGrace: projectionLeaseTTL,
+		FormerWriterGrace: grace,
 	}, time.Second)
 	if err != nil {
 		return nil, nil, err
