@@ -286,12 +286,18 @@ func (s *Server) graphGetUser(c *gin.Context) {
 		WriteProblem(c, err)
 		return
 	}
+	s.graphReadUser(c, q.fields)
+}
+
+// graphReadUser answers the user the path names (id or UPN) with the
+// fields $select asked for.
+func (s *Server) graphReadUser(c *gin.Context, fields []string) {
 	s.graphRead(c, func(t *domain.Tenant) (any, error) {
 		u, err := findUser(t, c.Param("id"))
 		if err != nil {
 			return nil, err
 		}
-		return selectFields(s.graphUser(t, u), q.fields), nil
+		return selectFields(s.graphUser(t, u), fields), nil
 	})
 }
 
@@ -366,13 +372,7 @@ func (s *Server) graphReprocess(c *gin.Context) {
 		WriteProblem(c, err)
 		return
 	}
-	s.graphRead(c, func(t *domain.Tenant) (any, error) {
-		u, err := findUser(t, c.Param("id"))
-		if err != nil {
-			return nil, err
-		}
-		return selectFields(s.graphUser(t, u), q.fields), nil
-	})
+	s.graphReadUser(c, q.fields)
 }
 
 // ---- assignLicense
