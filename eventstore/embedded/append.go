@@ -18,14 +18,14 @@ import (
 // outcome.
 
 type appendReq struct {
-	ctx      context.Context
-	stream   string
-	expected eventstore.ExpectedVersion
-	events   []eventstore.EventData
-	ids      [][16]byte
-	after    *appendReq // fail unless this one was committed (cleared once checked)
-	accepted bool       // wrote events into the current group
-	usedGrp  bool       // outcome depends on earlier appends of the current group
+	ctx            context.Context
+	stream         string
+	expected       eventstore.ExpectedVersion
+	events         []eventstore.EventData
+	ids            [][16]byte
+	after          *appendReq // fail unless this one was committed (cleared once checked)
+	accepted       bool       // wrote events into the current group
+	dependsOnGroup bool       // outcome depends on earlier appends of the current group
 
 	res  eventstore.AppendResult
 	err  error

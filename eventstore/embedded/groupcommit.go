@@ -44,7 +44,7 @@ type Stats struct {
 
 // Stats returns the writer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.groups.Load(), Appends: s.appends.Load(), Events: s.events.Load()}
+	return Stats{Commits: s.commits.Load(), Appends: s.appends.Load(), Events: s.events.Load()}
 }
 
 // writer is the single goroutine that commits appends.
@@ -69,7 +69,7 @@ func (s *Store) writer() {
 		select {
 		case first = <-s.reqs:
 		case <-retryC:
-			s.recover()
+			s.reopenAfterFailure()
 			continue
 		case <-s.closing:
 			s.drainClosed()
@@ -104,7 +104,7 @@ func (s *Store) writer() {
 			linger.Stop()
 		}
 		if s.failure.Load() != nil && time.Now().UnixNano() >= s.nextRecovery.Load() {
-			s.recover()
+			s.reopenAfterFailure()
 		}
 		lastSize = len(group)
 		lastStart = time.Now()
@@ -136,7 +136,7 @@ func (s *Store) commitGroup(group []*appendReq) {
 	now := s.clock().UnixNano()
 	written := 0
 	for _, r := range group {
-		r.accepted, r.usedGrp = false, false
+		r.accepted, r.dependsOnGroup = false, false
 		a := r.after
 		r.after = nil // the chain is checked once; keep no history alive
 		if err := r.ctx.Err(); err != nil {
@@ -150,14 +150,14 @@ func (s *Store) commitGroup(group []*appendReq) {
 		if a != nil && a.err != nil {
 			// Checked after failed(): head may read the database, which
 			// is closed while a recovery is pending.
-			cur, _, err := s.head(r.stream)
+			cur, _, err := s.streamHead(r.stream)
 			if err == nil {
 				err = &eventstore.ConflictError{Stream: r.stream, Expected: r.expected, Actual: cur.version}
 			}
 			r.err = err
 			continue
 		}
-		r.res, r.err = s.prepare(r, &next, now)
+		r.res, r.err = s.stageAppend(r, &next, now)
 		if r.err == nil && r.accepted {
 			written++
 		}
@@ -180,7 +180,7 @@ func (s *Store) commitGroup(group []*appendReq) {
 			// Pebble must not reuse a batch whose commit failed.
 			s.batch = nil
 			for _, r := range group {
-				if r.accepted || r.usedGrp {
+				if r.accepted || r.dependsOnGroup {
 					r.accepted = false
 					r.res = eventstore.AppendResult{}
 					r.err = fmt.Errorf("%w: append to %q not committed: %v", eventstore.ErrUnavailable, r.stream, err)
@@ -195,7 +195,7 @@ func (s *Store) commitGroup(group []*appendReq) {
 			}
 			s.lastPos.Store(next)
 			s.notify()
-			s.groups.Add(1)
+			s.commits.Add(1)
 			s.appends.Add(uint64(written))
 			s.batch.Reset()
 		}
@@ -249,9 +249,9 @@ func (s *Store) writeIndexes(last uint64) error {
 	return s.batch.Set(metaLastKey, pb[:], nil)
 }
 
-// write adds r's records to the batch after cur; their index entries are
-// added by writeIndexes.
-func (s *Store) write(r *appendReq, cur head, next *uint64, now int64) (eventstore.AppendResult, error) {
+// stageRecords adds r's records to the batch after cur; their index
+// entries are added by writeIndexes.
+func (s *Store) stageRecords(r *appendReq, cur head, next *uint64, now int64) (eventstore.AppendResult, error) {
 	version := cur.version
 	pos := *next
 	for i, e := range r.events {

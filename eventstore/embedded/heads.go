@@ -20,9 +20,9 @@ type head struct {
 
 const maxHeadCache = 1 << 20
 
-// head returns the stream's version and last position as the writer sees it
-// (including appends earlier in the current group).
-func (s *Store) head(stream string) (h head, inGroup bool, err error) {
+// streamHead returns the stream's version and last position as the writer
+// sees it (including appends earlier in the current group).
+func (s *Store) streamHead(stream string) (h head, inGroup bool, err error) {
 	if h, ok := s.groupHeads[stream]; ok {
 		return h, true, nil
 	}

@@ -19,15 +19,15 @@ type idLoc struct {
 	pos, version uint64
 }
 
-// prepare checks one append against the store (as it will be once the
+// stageAppend checks one append against the store (as it will be once the
 // earlier appends of the group are committed) and adds its events to the
 // batch. It sets r.accepted when it wrote something.
-func (s *Store) prepare(r *appendReq, next *uint64, now int64) (eventstore.AppendResult, error) {
-	cur, inGroup, err := s.head(r.stream)
+func (s *Store) stageAppend(r *appendReq, next *uint64, now int64) (eventstore.AppendResult, error) {
+	cur, inGroup, err := s.streamHead(r.stream)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	r.usedGrp = inGroup
+	r.dependsOnGroup = inGroup
 	conflict := func() error {
 		return &eventstore.ConflictError{Stream: r.stream, Expected: r.expected, Actual: cur.version}
 	}
@@ -38,7 +38,7 @@ func (s *Store) prepare(r *appendReq, next *uint64, now int64) (eventstore.Appen
 		if len(r.events) == 0 {
 			return eventstore.AppendResult{Version: cur.version, Position: eventstore.Position(cur.pos)}, nil
 		}
-		return s.write(r, cur, next, now)
+		return s.stageRecords(r, cur, next, now)
 	}
 	if len(r.events) > 0 {
 		// A retry of an append that succeeded has the same first event,
@@ -75,7 +75,7 @@ func (s *Store) prepare(r *appendReq, next *uint64, now int64) (eventstore.Appen
 	if len(r.events) == 0 {
 		return eventstore.AppendResult{Version: cur.version, Position: eventstore.Position(cur.pos)}, nil
 	}
-	return s.write(r, cur, next, now)
+	return s.stageRecords(r, cur, next, now)
 }
 
 // sameAppend reports whether r's events are already stored from loc on:
@@ -94,7 +94,7 @@ func (s *Store) sameAppend(r *appendReq, loc idLoc) (bool, error) {
 			if j >= uint64(len(s.groupEvs)) {
 				return false, nil
 			}
-			r.usedGrp = true
+			r.dependsOnGroup = true
 			g := s.groupEvs[j]
 			if g.stream != r.stream || g.version != version || g.id != r.ids[i] {
 				return false, nil

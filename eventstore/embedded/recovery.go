@@ -42,12 +42,13 @@ func (s *Store) noDB() error {
 	return fmt.Errorf("%w: event store in %s: %w", eventstore.ErrUnavailable, s.dir, errNoDB)
 }
 
-// recover runs on the writer goroutine after a failed commit: when the disk
-// takes writes again it closes Pebble (whose write-ahead log cannot be
-// trusted after a failed write), opens the directory again, checks it, makes
-// what it recovered durable and resumes appends. Reads wait while the
-// database is swapped; subscriptions carry on from their position.
-func (s *Store) recover() {
+// reopenAfterFailure runs on the writer goroutine after a failed commit:
+// when the disk takes writes again it closes Pebble (whose write-ahead log
+// cannot be trusted after a failed write), opens the directory again,
+// checks it, makes what it recovered durable and resumes appends. Reads
+// wait while the database is swapped; subscriptions carry on from their
+// position.
+func (s *Store) reopenAfterFailure() {
 	s.nextRecovery.Store(time.Now().Add(s.opts.RecoveryInterval).UnixNano())
 	if s.db != nil {
 		// Do not give up a working database for reads while the disk is

@@ -122,7 +122,7 @@ type Store struct {
 	nextRecovery atomic.Int64          // unix nanos of the next reopen attempt
 	recoveries   atomic.Uint64
 
-	groups  atomic.Uint64
+	commits atomic.Uint64
 	appends atomic.Uint64
 	events  atomic.Uint64
 
