@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/seatledger/seatledger/domain"
@@ -61,7 +63,7 @@ func Entities(s State) map[string]any {
 func DiffStates(a, b State) []Change {
 	ea, eb := Entities(a), Entities(b)
 	var changes []Change
-	for _, k := range keys(ea) {
+	for _, k := range slices.Sorted(maps.Keys(ea)) {
 		va, _ := json.Marshal(ea[k])
 		vb, ok := eb[k]
 		if !ok {
@@ -73,7 +75,7 @@ func DiffStates(a, b State) []Change {
 			changes = append(changes, Change{Entity: k, Kind: "changed", Before: va, After: jb, Events: []uint64{}})
 		}
 	}
-	for _, k := range keys(eb) {
+	for _, k := range slices.Sorted(maps.Keys(eb)) {
 		if _, ok := ea[k]; !ok {
 			jb, _ := json.Marshal(eb[k])
 			changes = append(changes, Change{Entity: k, Kind: "added", After: jb, Events: []uint64{}})

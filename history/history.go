@@ -7,7 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/seatledger/seatledger/domain"
@@ -179,12 +180,14 @@ type HeldData struct {
 	Retained   bool      `json:"retained"`
 }
 
-// Render turns a folded tenant into its State, in a stable order.
+// Render turns a folded tenant into its State, in a stable order. Its lists
+// are never nil (an empty one is [] in JSON, not null), hence the appends
+// to []string{} of the sorted keys.
 func Render(c *domain.Catalog, t *domain.Tenant) State {
 	s := State{TenantID: t.ID, Name: t.Name, Version: t.Version, AsOf: t.LastOccurredAt,
 		Products: []ProductState{}, Subscriptions: []SubscriptionState{}, Users: []UserState{}, Groups: []GroupState{},
 		HeldData: []HeldData{}, Apps: []domain.Product{}, Installs: t.Installs}
-	for _, sku := range keys(t.Pools) {
+	for _, sku := range slices.Sorted(maps.Keys(t.Pools)) {
 		p := t.Pools[sku]
 		if p.Subscriptions == 0 {
 			continue
@@ -196,15 +199,15 @@ func Render(c *domain.Catalog, t *domain.Tenant) State {
 		}
 		s.Products = append(s.Products, ps)
 	}
-	for _, id := range keys(t.Subscriptions) {
+	for _, id := range slices.Sorted(maps.Keys(t.Subscriptions)) {
 		s.Subscriptions = append(s.Subscriptions, *t.Subscriptions[id])
 	}
 	auto := c.AutoAssignedPlans()
-	for _, id := range keys(t.Users) {
+	for _, id := range slices.Sorted(maps.Keys(t.Users)) {
 		u := t.Users[id]
 		us := UserState{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, UserType: u.UserType,
 			UsageLocation: u.UsageLocation, Status: domain.UserStatus(u), Roles: append([]domain.Role{}, u.Roles...),
-			Licenses: []domain.LicenseView{}, Groups: keys(u.Groups), EnabledServices: domain.EnabledServices(c, t, u),
+			Licenses: []domain.LicenseView{}, Groups: append([]string{}, slices.Sorted(maps.Keys(u.Groups))...), EnabledServices: domain.EnabledServices(c, t, u),
 			RetentionHold: u.RetentionHold, AutoAssignedServices: []string{}}
 		if u.Deleted {
 			at := u.DeletedAt
@@ -212,22 +215,22 @@ func Render(c *domain.Catalog, t *domain.Tenant) State {
 		} else {
 			us.AutoAssignedServices = auto
 		}
-		for _, sku := range keys(u.Licenses) {
+		for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 			lv := domain.ViewLicense(c, t, u.Licenses[sku])
 			us.Licenses = append(us.Licenses, lv)
 		}
 		us.MailboxSearchable = mailbox(c, t, u)
 		s.Users = append(s.Users, us)
-		for _, w := range keys(u.Holds) {
+		for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
 			h := u.Holds[w]
 			s.HeldData = append(s.HeldData, HeldData{UserID: u.ID, Workload: w, HeldSince: h.HeldSince, PurgeAfter: h.PurgeAfter,
 				Reason: h.Reason, Retained: u.RetentionHold})
 		}
 	}
-	for _, id := range keys(t.Groups) {
+	for _, id := range slices.Sorted(maps.Keys(t.Groups)) {
 		g := t.Groups[id]
-		gs := GroupState{ID: g.ID, DisplayName: g.DisplayName, Members: keys(g.Members), Licenses: []domain.GroupLicense{}, Errors: []MemberError{}}
-		for _, sku := range keys(g.Licenses) {
+		gs := GroupState{ID: g.ID, DisplayName: g.DisplayName, Members: append([]string{}, slices.Sorted(maps.Keys(g.Members))...), Licenses: []domain.GroupLicense{}, Errors: []MemberError{}}
+		for _, sku := range slices.Sorted(maps.Keys(g.Licenses)) {
 			gs.Licenses = append(gs.Licenses, *g.Licenses[sku])
 			for _, m := range gs.Members {
 				if u := t.Users[m]; u != nil && u.Licenses[sku] != nil {
@@ -239,7 +242,7 @@ func Render(c *domain.Catalog, t *domain.Tenant) State {
 		}
 		s.Groups = append(s.Groups, gs)
 	}
-	for _, id := range keys(t.Apps) {
+	for _, id := range slices.Sorted(maps.Keys(t.Apps)) {
 		s.Apps = append(s.Apps, *t.Apps[id])
 	}
 	return s
@@ -263,15 +266,4 @@ func mailbox(c *domain.Catalog, t *domain.Tenant, u *domain.User) bool {
 		}
 	}
 	return false
-}
-
-// keys returns m's keys in order. Unlike slices.Sorted(maps.Keys(m)) it
-// never returns nil: a rendered state encodes an empty list as [], not null.
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
