@@ -121,9 +121,9 @@ func (r *renderer) heldRow(u *domain.User, h *domain.Hold) readmodel.HeldRow {
 // views (ViewLicense, EnabledServices, UserStatus).
 func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) readmodel.UserView {
 	v := readmodel.UserView{
-		ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, UserType: u.UserType,
-		UsageLocation: u.UsageLocation, Status: domain.UserStatus(u), RetentionHold: u.RetentionHold,
-		Roles: append([]domain.Role{}, u.Roles...), Groups: []string{}, Licenses: []domain.LicenseView{},
+		UserProfile: readmodel.UserProfile{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
+			UserType: u.UserType, UsageLocation: u.UsageLocation, Status: domain.UserStatus(u), Roles: append([]domain.Role{}, u.Roles...)},
+		RetentionHold: u.RetentionHold, Groups: []string{}, Licenses: []domain.LicenseView{},
 		EnabledServices: domain.EnabledServices(cat, t, u), AutoAssignedServices: []string{}, HeldData: []readmodel.HeldRow{},
 	}
 	if u.Deleted {

@@ -6,10 +6,16 @@ import (
 	"github.com/seatledger/seatledger/domain"
 )
 
-// The rows below are stored as JSON under the keys of keys.go; the
-// projector renders them from the tenant's state with the domain's views,
-// and queries decode them. Changing a JSON name changes what a read model
-// that was not rebuilt answers: replay after such a change.
+// The rows below are the one set of view types of a tenant. They are
+// stored as JSON under the keys of keys.go; the projector renders them from
+// the tenant's state with the domain's views, queries decode them and
+// answer with them (alone, or inside an answer: queries.ProductDetail
+// embeds LicenseRow, queries.GroupDetail embeds GroupView), and history's
+// time-travel State reuses them where its shape is the same (LicenseRow,
+// MemberError, UserProfile). Changing a JSON name changes what a read
+// model that was not rebuilt answers: replay after such a change. Field
+// order is the order of the answers' keys: moving a field changes the
+// bytes of every answer that carries the row, /state's included.
 
 // LicenseRow is one product of the Licenses page, summed over its
 // subscriptions (R5). Self-service licenses form their own pool (R8).
@@ -50,16 +56,22 @@ type HeldRow struct {
 	Reason     string    `json:"reason,omitempty"`
 }
 
+// UserProfile is who a user is, the part every rendering of a whole user
+// begins with: UserView here, history.UserState in time travel.
+type UserProfile struct {
+	ID                string        `json:"id"`
+	UserPrincipalName string        `json:"userPrincipalName"`
+	DisplayName       string        `json:"displayName"`
+	UserType          string        `json:"userType"`
+	UsageLocation     string        `json:"usageLocation,omitempty"`
+	Status            string        `json:"status"` // Active or Deleted
+	DeletedAt         *time.Time    `json:"deletedAt,omitempty"`
+	Roles             []domain.Role `json:"roles"`
+}
+
 // UserView is a user as the Active users page and its detail pane show them.
 type UserView struct {
-	ID                   string               `json:"id"`
-	UserPrincipalName    string               `json:"userPrincipalName"`
-	DisplayName          string               `json:"displayName"`
-	UserType             string               `json:"userType"`
-	UsageLocation        string               `json:"usageLocation,omitempty"`
-	Status               string               `json:"status"` // Active or Deleted
-	DeletedAt            *time.Time           `json:"deletedAt,omitempty"`
-	Roles                []domain.Role        `json:"roles"`
+	UserProfile
 	Groups               []string             `json:"groups"`
 	Licenses             []domain.LicenseView `json:"licenses"`
 	EnabledServices      []string             `json:"enabledServices"`
