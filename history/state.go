@@ -1,0 +1,175 @@
+package history
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/seatledger/seatledger/domain"
+)
+
+// The rendered state: what GET /v1/tenants/{t}/state answers, and what
+// DiffStates compares entity by entity.
+
+// State is the whole tenant as it was at a version.
+type State struct {
+	TenantID      string              `json:"tenantId"`
+	Name          string              `json:"name"`
+	Version       uint64              `json:"version"`
+	AsOf          time.Time           `json:"asOf"`
+	Products      []ProductState      `json:"products"`
+	Subscriptions []SubscriptionState `json:"subscriptions"`
+	Users         []UserState         `json:"users"`
+	Groups        []GroupState        `json:"groups"`
+	HeldData      []HeldData          `json:"heldData"`
+	Apps          []domain.Product    `json:"apps"`
+	Installs      map[string]int      `json:"installs,omitempty"`
+}
+
+// ProductState is a Licenses page row (R5).
+type ProductState struct {
+	SkuID               string `json:"skuId"`
+	SkuPartNumber       string `json:"skuPartNumber"`
+	ProductName         string `json:"productName"`
+	Total               int    `json:"total"`
+	Assigned            int    `json:"assigned"`
+	Available           int    `json:"available"`
+	Subscriptions       int    `json:"subscriptions"`
+	SelfServiceTotal    int    `json:"selfServiceTotal,omitempty"`
+	SelfServiceAssigned int    `json:"selfServiceAssigned,omitempty"`
+}
+
+// SubscriptionState is a "Your products" row.
+type SubscriptionState = domain.Subscription
+
+// UserState is a user with their licenses as the admin center shows them.
+type UserState struct {
+	ID                   string               `json:"id"`
+	UserPrincipalName    string               `json:"userPrincipalName"`
+	DisplayName          string               `json:"displayName"`
+	UserType             string               `json:"userType"`
+	UsageLocation        string               `json:"usageLocation,omitempty"`
+	Status               string               `json:"status"`
+	DeletedAt            *time.Time           `json:"deletedAt,omitempty"`
+	Roles                []domain.Role        `json:"roles"`
+	Licenses             []domain.LicenseView `json:"licenses"`
+	Groups               []string             `json:"groups"`
+	EnabledServices      []string             `json:"enabledServices"`
+	RetentionHold        bool                 `json:"retentionHold"`
+	MailboxSearchable    bool                 `json:"mailboxSearchable"`
+	AutoAssignedServices []string             `json:"autoAssignedServices"`
+}
+
+// GroupState is a group with its members, licenses and members in error.
+type GroupState struct {
+	ID          string                `json:"id"`
+	DisplayName string                `json:"displayName"`
+	Members     []string              `json:"members"`
+	Licenses    []domain.GroupLicense `json:"licenses"`
+	Errors      []MemberError         `json:"membersWithLicenseErrors"`
+}
+
+// MemberError is a member who could not get a group's license (R11).
+type MemberError struct {
+	UserID string `json:"userId"`
+	SkuID  string `json:"skuId"`
+	Error  string `json:"error"`
+}
+
+// HeldData is data kept after a license or user went (R10).
+type HeldData struct {
+	UserID     string    `json:"userId"`
+	Workload   string    `json:"workload"`
+	HeldSince  time.Time `json:"heldSince"`
+	PurgeAfter time.Time `json:"purgeAfter"`
+	Reason     string    `json:"reason"`
+	Retained   bool      `json:"retained"`
+}
+
+// Render turns a folded tenant into its State, in a stable order. Its lists
+// are never nil (an empty one is [] in JSON, not null), hence the appends
+// to []string{} of the sorted keys.
+func Render(c *domain.Catalog, t *domain.Tenant) State {
+	s := State{TenantID: t.ID, Name: t.Name, Version: t.Version, AsOf: t.LastOccurredAt,
+		Products: []ProductState{}, Subscriptions: []SubscriptionState{}, Users: []UserState{}, Groups: []GroupState{},
+		HeldData: []HeldData{}, Apps: []domain.Product{}, Installs: t.Installs}
+	for _, sku := range slices.Sorted(maps.Keys(t.Pools)) {
+		p := t.Pools[sku]
+		if p.Subscriptions == 0 {
+			continue
+		}
+		ps := ProductState{SkuID: sku, SkuPartNumber: sku, ProductName: sku, Total: p.Total, Assigned: p.Assigned,
+			Available: p.Available(), Subscriptions: p.Subscriptions, SelfServiceTotal: p.SelfServiceTotal, SelfServiceAssigned: p.SelfServiceAssigned}
+		if prod, ok := c.Product(t, sku); ok {
+			ps.SkuPartNumber, ps.ProductName = prod.SkuPartNumber, prod.DisplayName
+		}
+		s.Products = append(s.Products, ps)
+	}
+	for _, id := range slices.Sorted(maps.Keys(t.Subscriptions)) {
+		s.Subscriptions = append(s.Subscriptions, *t.Subscriptions[id])
+	}
+	auto := c.AutoAssignedPlans()
+	for _, id := range slices.Sorted(maps.Keys(t.Users)) {
+		u := t.Users[id]
+		us := UserState{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, UserType: u.UserType,
+			UsageLocation: u.UsageLocation, Status: domain.UserStatus(u), Roles: append([]domain.Role{}, u.Roles...),
+			Licenses: []domain.LicenseView{}, Groups: append([]string{}, slices.Sorted(maps.Keys(u.Groups))...), EnabledServices: domain.EnabledServices(c, t, u),
+			RetentionHold: u.RetentionHold, AutoAssignedServices: []string{}}
+		if u.Deleted {
+			at := u.DeletedAt
+			us.DeletedAt = &at
+		} else {
+			us.AutoAssignedServices = auto
+		}
+		for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
+			lv := domain.ViewLicense(c, t, u.Licenses[sku])
+			us.Licenses = append(us.Licenses, lv)
+		}
+		us.MailboxSearchable = mailbox(c, t, u)
+		s.Users = append(s.Users, us)
+		for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
+			h := u.Holds[w]
+			s.HeldData = append(s.HeldData, HeldData{UserID: u.ID, Workload: w, HeldSince: h.HeldSince, PurgeAfter: h.PurgeAfter,
+				Reason: h.Reason, Retained: u.RetentionHold})
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(t.Groups)) {
+		g := t.Groups[id]
+		gs := GroupState{ID: g.ID, DisplayName: g.DisplayName, Members: append([]string{}, slices.Sorted(maps.Keys(g.Members))...), Licenses: []domain.GroupLicense{}, Errors: []MemberError{}}
+		for _, sku := range slices.Sorted(maps.Keys(g.Licenses)) {
+			gs.Licenses = append(gs.Licenses, *g.Licenses[sku])
+			for _, m := range gs.Members {
+				if u := t.Users[m]; u != nil && u.Licenses[sku] != nil {
+					if src := u.Licenses[sku].Sources[domain.GroupSource(g.ID)]; src != nil && !src.Active() {
+						gs.Errors = append(gs.Errors, MemberError{UserID: m, SkuID: sku, Error: src.Error})
+					}
+				}
+			}
+		}
+		s.Groups = append(s.Groups, gs)
+	}
+	for _, id := range slices.Sorted(maps.Keys(t.Apps)) {
+		s.Apps = append(s.Apps, *t.Apps[id])
+	}
+	return s
+}
+
+// mailbox reports whether the user has an Exchange plan enabled: after the
+// license goes, the mailbox is no longer searchable by eDiscovery (R10).
+func mailbox(c *domain.Catalog, t *domain.Tenant, u *domain.User) bool {
+	for _, l := range u.Licenses {
+		prod, ok := c.Product(t, l.SkuID)
+		if !ok {
+			continue
+		}
+		v := domain.ViewLicense(c, t, l)
+		for _, id := range v.EnabledPlans {
+			for _, sp := range prod.ServicePlans {
+				if sp.ID == id && sp.Workload == domain.WorkloadExchange {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
