@@ -6,52 +6,46 @@ import (
 	"time"
 
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // The rendered state: what GET /v1/tenants/{t}/state answers, and what
 // DiffStates compares entity by entity.
 
-// State is the whole tenant as it was at a version.
+// State is the whole tenant as it was at a version. Its rows are the read
+// model's (package readmodel) wherever time travel shows the same thing
+// in the same shape; the types below are only where it does not, and say
+// why. /state answers this struct as it is: a field moved or retyped here
+// changes the bytes of that answer and of the diffs (the JSON key order
+// included), so keep them unless the answer is meant to change.
 type State struct {
-	TenantID      string              `json:"tenantId"`
-	Name          string              `json:"name"`
-	Version       uint64              `json:"version"`
-	AsOf          time.Time           `json:"asOf"`
-	Products      []ProductState      `json:"products"`
-	Subscriptions []SubscriptionState `json:"subscriptions"`
-	Users         []UserState         `json:"users"`
-	Groups        []GroupState        `json:"groups"`
-	HeldData      []HeldData          `json:"heldData"`
-	Apps          []domain.Product    `json:"apps"`
-	Installs      map[string]int      `json:"installs,omitempty"`
+	TenantID string    `json:"tenantId"`
+	Name     string    `json:"name"`
+	Version  uint64    `json:"version"`
+	AsOf     time.Time `json:"asOf"`
+	// Products are the Licenses page's rows (R5), rendered as time travel
+	// renders them: only products with a subscription, named by their skuId
+	// when the catalog does not know them (the projector keeps a row while
+	// any count is non-zero and leaves unknown names empty).
+	Products []readmodel.LicenseRow `json:"products"`
+	// Subscriptions are the aggregate's own records, not the read model's
+	// SubscriptionRow: time travel shows selfService, which the row drops,
+	// and no catalog names, which the row adds.
+	Subscriptions []domain.Subscription `json:"subscriptions"`
+	Users         []UserState           `json:"users"`
+	Groups        []GroupState          `json:"groups"`
+	HeldData      []HeldData            `json:"heldData"`
+	Apps          []domain.Product      `json:"apps"` // as the read model's Apps hash holds them
+	Installs      map[string]int        `json:"installs,omitempty"`
 }
-
-// ProductState is a Licenses page row (R5).
-type ProductState struct {
-	SkuID               string `json:"skuId"`
-	SkuPartNumber       string `json:"skuPartNumber"`
-	ProductName         string `json:"productName"`
-	Total               int    `json:"total"`
-	Assigned            int    `json:"assigned"`
-	Available           int    `json:"available"`
-	Subscriptions       int    `json:"subscriptions"`
-	SelfServiceTotal    int    `json:"selfServiceTotal,omitempty"`
-	SelfServiceAssigned int    `json:"selfServiceAssigned,omitempty"`
-}
-
-// SubscriptionState is a "Your products" row.
-type SubscriptionState = domain.Subscription
 
 // UserState is a user with their licenses as the admin center shows them.
+// It begins with the read model's UserProfile; the rest is not UserView's
+// on purpose: a user's held data is in State.HeldData (not per user),
+// mailboxSearchable is only here, and the fields keep /state's key order
+// (licenses before groups, retentionHold before autoAssignedServices).
 type UserState struct {
-	ID                   string               `json:"id"`
-	UserPrincipalName    string               `json:"userPrincipalName"`
-	DisplayName          string               `json:"displayName"`
-	UserType             string               `json:"userType"`
-	UsageLocation        string               `json:"usageLocation,omitempty"`
-	Status               string               `json:"status"`
-	DeletedAt            *time.Time           `json:"deletedAt,omitempty"`
-	Roles                []domain.Role        `json:"roles"`
+	readmodel.UserProfile
 	Licenses             []domain.LicenseView `json:"licenses"`
 	Groups               []string             `json:"groups"`
 	EnabledServices      []string             `json:"enabledServices"`
@@ -61,22 +55,24 @@ type UserState struct {
 }
 
 // GroupState is a group with its members, licenses and members in error.
+// Not the read model's GroupView: time travel lists every member (the read
+// model counts them and keeps the list in a sorted set beside the row) and
+// the group's own license records (no part number; disabledPlans left out
+// when empty).
 type GroupState struct {
 	ID          string                `json:"id"`
 	DisplayName string                `json:"displayName"`
 	Members     []string              `json:"members"`
 	Licenses    []domain.GroupLicense `json:"licenses"`
-	Errors      []MemberError         `json:"membersWithLicenseErrors"`
+	// Time travel fills userId, skuId and error only; the read model's
+	// skuPartNumber and detail stay empty, and omitted, so that /state
+	// keeps its shape. Filling them would change its answers.
+	MembersWithLicenseErrors []readmodel.MemberError `json:"membersWithLicenseErrors"`
 }
 
-// MemberError is a member who could not get a group's license (R11).
-type MemberError struct {
-	UserID string `json:"userId"`
-	SkuID  string `json:"skuId"`
-	Error  string `json:"error"`
-}
-
-// HeldData is data kept after a license or user went (R10).
+// HeldData is data kept after a license or user went (R10). Not the read
+// model's HeldRow, whose reason is left out when empty and comes after
+// retained: /state answers reason even when empty, before retained.
 type HeldData struct {
 	UserID     string    `json:"userId"`
 	Workload   string    `json:"workload"`
@@ -91,14 +87,14 @@ type HeldData struct {
 // to []string{} of the sorted keys.
 func Render(c *domain.Catalog, t *domain.Tenant) State {
 	s := State{TenantID: t.ID, Name: t.Name, Version: t.Version, AsOf: t.LastOccurredAt,
-		Products: []ProductState{}, Subscriptions: []SubscriptionState{}, Users: []UserState{}, Groups: []GroupState{},
+		Products: []readmodel.LicenseRow{}, Subscriptions: []domain.Subscription{}, Users: []UserState{}, Groups: []GroupState{},
 		HeldData: []HeldData{}, Apps: []domain.Product{}, Installs: t.Installs}
 	for _, sku := range slices.Sorted(maps.Keys(t.Pools)) {
 		p := t.Pools[sku]
 		if p.Subscriptions == 0 {
 			continue
 		}
-		ps := ProductState{SkuID: sku, SkuPartNumber: sku, ProductName: sku, Total: p.Total, Assigned: p.Assigned,
+		ps := readmodel.LicenseRow{SkuID: sku, SkuPartNumber: sku, ProductName: sku, Total: p.Total, Assigned: p.Assigned,
 			Available: p.Available(), Subscriptions: p.Subscriptions, SelfServiceTotal: p.SelfServiceTotal, SelfServiceAssigned: p.SelfServiceAssigned}
 		if prod, ok := c.Product(t, sku); ok {
 			ps.SkuPartNumber, ps.ProductName = prod.SkuPartNumber, prod.DisplayName
@@ -111,10 +107,11 @@ func Render(c *domain.Catalog, t *domain.Tenant) State {
 	auto := c.AutoAssignedPlans()
 	for _, id := range slices.Sorted(maps.Keys(t.Users)) {
 		u := t.Users[id]
-		us := UserState{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, UserType: u.UserType,
-			UsageLocation: u.UsageLocation, Status: domain.UserStatus(u), Roles: append([]domain.Role{}, u.Roles...),
-			Licenses: []domain.LicenseView{}, Groups: append([]string{}, slices.Sorted(maps.Keys(u.Groups))...), EnabledServices: domain.EnabledServices(c, t, u),
-			RetentionHold: u.RetentionHold, AutoAssignedServices: []string{}}
+		us := UserState{
+			UserProfile: readmodel.UserProfile{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
+				UserType: u.UserType, UsageLocation: u.UsageLocation, Status: domain.UserStatus(u), Roles: append([]domain.Role{}, u.Roles...)},
+			Licenses: []domain.LicenseView{}, Groups: append([]string{}, slices.Sorted(maps.Keys(u.Groups))...),
+			EnabledServices: domain.EnabledServices(c, t, u), RetentionHold: u.RetentionHold, AutoAssignedServices: []string{}}
 		if u.Deleted {
 			at := u.DeletedAt
 			us.DeletedAt = &at
@@ -135,13 +132,14 @@ func Render(c *domain.Catalog, t *domain.Tenant) State {
 	}
 	for _, id := range slices.Sorted(maps.Keys(t.Groups)) {
 		g := t.Groups[id]
-		gs := GroupState{ID: g.ID, DisplayName: g.DisplayName, Members: append([]string{}, slices.Sorted(maps.Keys(g.Members))...), Licenses: []domain.GroupLicense{}, Errors: []MemberError{}}
+		gs := GroupState{ID: g.ID, DisplayName: g.DisplayName, Members: append([]string{}, slices.Sorted(maps.Keys(g.Members))...),
+			Licenses: []domain.GroupLicense{}, MembersWithLicenseErrors: []readmodel.MemberError{}}
 		for _, sku := range slices.Sorted(maps.Keys(g.Licenses)) {
 			gs.Licenses = append(gs.Licenses, *g.Licenses[sku])
 			for _, m := range gs.Members {
 				if u := t.Users[m]; u != nil && u.Licenses[sku] != nil {
 					if src := u.Licenses[sku].Sources[domain.GroupSource(g.ID)]; src != nil && !src.Active() {
-						gs.Errors = append(gs.Errors, MemberError{UserID: m, SkuID: sku, Error: src.Error})
+						gs.MembersWithLicenseErrors = append(gs.MembersWithLicenseErrors, readmodel.MemberError{UserID: m, SkuID: sku, Error: src.Error})
 					}
 				}
 			}

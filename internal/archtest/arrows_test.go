@@ -38,7 +38,7 @@ var allowed = map[string][]string{
 	"commands":    {"domain", "eventcodec", "eventstore", "tenantstream", "internal/lru"},
 	"projections": {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "internal/lru"},
 	"queries":     {"domain", "eventstore", "readmodel"},
-	"history":     {"domain", "eventcodec", "eventstore", "tenantstream"},
+	"history":     {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel"},
 
 	// Drivers: they turn requests and due times into commands and queries.
 	"scheduler":   {"domain", "eventstore", "commands", "readmodel"},
