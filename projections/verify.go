@@ -381,13 +381,13 @@ func (v *verifier) checkTenants(ctx context.Context, tenants []string, rep *Repo
 }
 
 // checkBatch folds each tenant, reads the keys its state renders (one
-// pipeline for the batch) and compares them.
+// pipeline for the batch: HGETALL or ZRANGE each, as rendered) and
+// compares them.
 func (v *verifier) checkBatch(ctx context.Context, tenants []string) verifyOut {
 	type check struct {
 		tid      string
 		want     *mapSink
 		suffixes []string
-		types    []*redis.StatusCmd
 		reads    []redis.Cmder // HGETALL or ZRANGE WITHSCORES, as rendered
 	}
 	out := verifyOut{tenants: len(tenants)}
@@ -416,7 +416,6 @@ func (v *verifier) checkBatch(ctx context.Context, tenants []string) verifyOut {
 		slices.Sort(c.suffixes)
 		for _, s := range c.suffixes {
 			key := v.keys.Key(tid, s)
-			c.types = append(c.types, pipe.Type(ctx, key))
 			if _, ok := want.hashes[s]; ok {
 				c.reads = append(c.reads, pipe.HGetAll(ctx, key))
 			} else {
@@ -442,37 +441,37 @@ func (v *verifier) checkBatch(ctx context.Context, tenants []string) verifyOut {
 		got := newMapSink()
 		var found keyTally
 		for j, s := range c.suffixes {
-			typ, err := c.types[j].Result()
+			// An empty answer is a missing key (Redis keeps no empty hash
+			// or sorted set); WRONGTYPE, a key of another type.
+			var n int
+			var err error
+			switch r := c.reads[j].(type) {
+			case *redis.MapStringStringCmd:
+				var h map[string]string
+				if h, err = r.Result(); err == nil && len(h) > 0 {
+					got.hashes[s], n = h, 1
+				}
+			case *redis.ZSliceCmd:
+				var zs []redis.Z
+				if zs, err = r.Result(); err == nil && len(zs) > 0 {
+					got.zsets[s], n = zsetMap(zs), 1
+				}
+			}
+			if err != nil && redis.HasErrorPrefix(err, "WRONGTYPE") {
+				// Not the type rendered: read it as what it is.
+				var typ string
+				if typ, err = v.rdb.Type(ctx, v.keys.Key(c.tid, s)).Result(); err == nil && typ != "none" {
+					if err := v.readKey(ctx, c.tid, s, typ, got); err != nil {
+						return verifyOut{err: err}
+					}
+					n = 1
+				}
+			}
 			if err != nil {
 				return verifyOut{err: fmt.Errorf("verify: %s: %w", v.keys.Key(c.tid, s), err)}
 			}
-			if typ == "none" {
-				continue
-			}
-			v.add(&found, s)
-			switch r := c.reads[j].(type) {
-			case *redis.MapStringStringCmd:
-				if typ == "hash" {
-					h, err := r.Result()
-					if err != nil {
-						return verifyOut{err: fmt.Errorf("verify: %s: %w", v.keys.Key(c.tid, s), err)}
-					}
-					got.hashes[s] = h
-					continue
-				}
-			case *redis.ZSliceCmd:
-				if typ == "zset" {
-					zs, err := r.Result()
-					if err != nil {
-						return verifyOut{err: fmt.Errorf("verify: %s: %w", v.keys.Key(c.tid, s), err)}
-					}
-					got.zsets[s] = zsetMap(zs)
-					continue
-				}
-			}
-			// Not the type rendered: read it as what it is.
-			if err := v.readKey(ctx, c.tid, s, typ, got); err != nil {
-				return verifyOut{err: err}
+			if n > 0 {
+				v.add(&found, s)
 			}
 		}
 		out.keys += len(got.hashes) + len(got.zsets)

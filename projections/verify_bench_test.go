@@ -119,6 +119,9 @@ func benchVerifyReplay(b *testing.B, tenants, events int) {
 			if res.Tenants != tenants {
 				b.Fatalf("replayed %d tenants, want %d", res.Tenants, tenants)
 			}
+			if i == 0 {
+				b.Logf("replay: bulk pass %s, %d evictions, whole %s", res.BulkDuration.Round(time.Millisecond), res.Evictions, res.Duration.Round(time.Millisecond))
+			}
 			b.StopTimer()
 			deletePrefix(rdb, p)
 			b.StartTimer()
@@ -129,7 +132,12 @@ func benchVerifyReplay(b *testing.B, tenants, events int) {
 	b.Run("verify", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			stop := watchHeap(b)
-			rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{})
+			var phases []string
+			rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{ProgressInterval: 50 * time.Millisecond, Progress: func(p VerifyProgress) {
+				if i == 0 && (len(phases) == 0 || !strings.HasPrefix(phases[len(phases)-1], p.Phase+" ")) {
+					phases = append(phases, fmt.Sprintf("%s from %s", p.Phase, p.Elapsed.Round(time.Millisecond)))
+				}
+			}})
 			stop()
 			if err != nil {
 				b.Fatal(err)
@@ -138,7 +146,7 @@ func benchVerifyReplay(b *testing.B, tenants, events int) {
 				b.Fatalf("verify: %d tenants, %d keys, %d differences (first %v)", rep.Tenants, rep.Keys, len(rep.Differences), rep.Differences[:min(1, len(rep.Differences))])
 			}
 			if i == 0 {
-				b.Logf("verify: %d tenants, %d keys", rep.Tenants, rep.Keys)
+				b.Logf("verify: %d tenants, %d keys; phases (as reported every 50 ms): %s", rep.Tenants, rep.Keys, strings.Join(phases, ", "))
 			}
 		}
 		b.ReportMetric(float64(tenants*b.N)/b.Elapsed().Seconds(), "tenants/s")
