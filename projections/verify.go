@@ -98,9 +98,9 @@ type VerifyProgress struct {
 // in batches) and the keys their state renders are read by name in one
 // pipeline per batch. A tenant whose keys in Redis are not all among those
 // (a stray key, of a tenant the events do not even know) is remembered, and
-// a second SCAN, only then, finds its stray keys. Memory holds a few dozen
-// bytes per tenant (its id and key count) and the batches in flight, not
-// the states or the keys of every tenant.
+// a second SCAN, only then, finds its stray keys. Memory holds each
+// tenant's id and key tally and the batches in flight, not the states or
+// the keys of every tenant.
 func Verify(ctx context.Context, store eventstore.Store, rdb redis.UniversalClient, prefix string, opts VerifyOptions) (Report, error) {
 	if opts.Catalog == nil {
 		opts.Catalog = domain.DefaultCatalog()

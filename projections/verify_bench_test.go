@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +35,10 @@ const verifyBenchDB = 9
 //
 //	go test -run '^$' -bench VerifyReplay -benchtime=1x -timeout 60m ./projections/
 //
-// It reports the peak Go heap (heap-MB) seen while the operation ran.
+// It reports the peak Go heap (heap-MB) seen while the operation ran and
+// the process's CPU time (cpu-s: less disturbed than the wall time by other
+// work on the machine; Redis's own is not in it);
+// SEATLEDGER_VERIFY_CPUPROFILE=file profiles the first verify.
 func BenchmarkVerifyReplay(b *testing.B) {
 	sizes := []int{10_000, 100_000}
 	if s := os.Getenv("SEATLEDGER_VERIFY_TENANTS"); s != "" {
@@ -131,6 +136,16 @@ func benchVerifyReplay(b *testing.B, tenants, events int) {
 	_ = res
 	b.Run("verify", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
+			if path := os.Getenv("SEATLEDGER_VERIFY_CPUPROFILE"); path != "" && i == 0 {
+				f, err := os.Create(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					b.Fatal(err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			stop := watchHeap(b)
 			var phases []string
 			rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{ProgressInterval: 50 * time.Millisecond, Progress: func(p VerifyProgress) {
@@ -154,9 +169,16 @@ func benchVerifyReplay(b *testing.B, tenants, events int) {
 }
 
 // watchHeap samples the Go heap every 20 ms until stop is called, and then
-// reports the peak above the heap it started with as heap-MB.
+// reports the peak above the heap it started with as heap-MB, and the CPU
+// time the process used meanwhile (all its threads; not Redis's) as cpu-s.
 func watchHeap(b *testing.B) (stop func()) {
 	runtime.GC()
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	cpuStart := cpu()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	base := ms.HeapInuse
@@ -182,5 +204,6 @@ func watchHeap(b *testing.B) (stop func()) {
 		close(done)
 		<-finished
 		b.ReportMetric(float64(peak-min(peak, base))/(1<<20), "heap-MB")
+		b.ReportMetric((cpu() - cpuStart).Seconds(), "cpu-s")
 	}
 }
