@@ -118,6 +118,10 @@ func Verify(ctx context.Context, store eventstore.Store, rdb redis.UniversalClie
 	v.phase.Store(VerifyPhaseKeys)
 	stop := v.reportProgress()
 	rep, err := v.run(ctx)
+	// The last report says what the report says.
+	v.tenants.Store(int64(rep.Tenants))
+	v.keyCount.Store(int64(rep.Keys))
+	v.differences.Store(int64(len(rep.Differences)))
 	v.phase.Store(VerifyPhaseDone)
 	stop()
 	return rep, err

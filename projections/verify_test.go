@@ -137,6 +137,7 @@ func TestVerifyReportsProgress(t *testing.T) {
 	ctx := context.Background()
 	k := readmodel.Keys{Prefix: prefix}
 	rdb.HSet(ctx, k.Key("p07", readmodel.Users), "ghost", `{}`)
+	rdb.Set(ctx, k.Key("p03", "junk"), "x", 0) // a stray key: the stray phase runs
 
 	var mu sync.Mutex
 	var seen []VerifyProgress
@@ -156,7 +157,7 @@ func TestVerifyReportsProgress(t *testing.T) {
 	}
 	last := seen[len(seen)-1]
 	if last.Phase != VerifyPhaseDone || last.Tenants != n || last.Total != n || last.Keys != rep.Keys ||
-		last.Differences != 1 || len(rep.Differences) != 1 || last.ETA != 0 || last.Elapsed <= 0 {
+		last.Differences != 2 || len(rep.Differences) != 2 || last.ETA != 0 || last.Elapsed <= 0 {
 		t.Errorf("last progress %+v; report %d tenants, %d keys, %v", last, rep.Tenants, rep.Keys, rep.Differences)
 	}
 	phases := []string{VerifyPhaseKeys, VerifyPhaseLog, VerifyPhaseTenants, VerifyPhaseStray, VerifyPhaseDone}
