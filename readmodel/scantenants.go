@@ -5,19 +5,22 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/domain"
 )
 
 // SplitTenantKey splits a key of the layout P{t}:suffix under k.Prefix into
 // its tenant and suffix. ok is false for any other key: another prefix,
 // Ptenants, the checkpoints, and the Present and Building markers (which
-// look like the keys of a tenant named "marker").
+// look like the keys of a tenant named "marker"), and a cluster's slot
+// markers P{slot:<n>}:marker, whose tag is no valid tenant id.
 func (k Keys) SplitTenantKey(key string) (tenant, suffix string, ok bool) {
 	rest, found := strings.CutPrefix(key, k.Prefix+"{")
 	if !found {
 		return "", "", false
 	}
 	tenant, suffix, found = strings.Cut(rest, "}:")
-	if !found || tenant == "" || key == k.Present() || key == k.Building() {
+	if !found || !domain.ValidID(tenant) || key == k.Present() || key == k.Building() {
 		return "", "", false
 	}
 	return tenant, suffix, true

@@ -22,7 +22,7 @@ func TestSplitTenantKey(t *testing.T) {
 			t.Errorf("%s: %q %q %v", key, tn, s, ok)
 		}
 	}
-	for _, key := range []string{k.Tenants(), k.Checkpoint("readmodels"), k.Present(), k.Building(),
+	for _, key := range []string{k.Tenants(), k.Checkpoint("readmodels"), k.Present(), k.Building(), k.SlotMarker(0), k.SlotMarker(readmodel.Slots - 1),
 		"sl:r1:{contoso}:meta", "{contoso}:meta", "sl:{}:meta", "sl:{contoso"} {
 		if tn, s, ok := k.SplitTenantKey(key); ok {
 			t.Errorf("%s: split into %q %q", key, tn, s)
@@ -46,7 +46,7 @@ func TestScanTenantKeys(t *testing.T) {
 			want = append(want, key)
 		}
 	}
-	for _, other := range []string{k.Tenants(), k.Checkpoint("readmodels"), k.Present(), k.Building(),
+	for _, other := range []string{k.Tenants(), k.Checkpoint("readmodels"), k.Present(), k.Building(), k.SlotMarker(0), k.SlotMarker(readmodel.Slots - 1),
 		"sl:r1:{a}:meta", "{lease:projection}", "sl:{bad id}:meta", readmodel.ActivePrefixKey} {
 		m.Set(other, "x")
 	}
