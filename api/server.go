@@ -225,7 +225,7 @@ func (s *Server) build() *gin.Engine {
 	v1.GET("/catalog", s.catalog)
 
 	op := v1.Group("", s.authenticate, s.rateLimit, s.operatorOnly)
-	op.POST("/tenants", s.createTenant)
+	op.POST("/tenants", command(s, createTenant))
 
 	t := v1.Group("/tenants/:t", s.authenticate, s.rateLimit, s.tenantScope)
 	s.commandRoutes(t)
@@ -242,25 +242,25 @@ func (s *Server) build() *gin.Engine {
 }
 
 func (s *Server) commandRoutes(t *gin.RouterGroup) {
-	t.POST("/users", s.addUser)
-	t.PATCH("/users/:u", s.updateUser)
-	t.DELETE("/users/:u", s.deleteUser)
-	t.POST("/users/:u/restore", s.restoreUser)
-	t.PUT("/users/:u/roles", s.setRoles)
-	t.PUT("/users/:u/retentionHold", s.setRetentionHold)
-	t.POST("/users/:u/assignLicense", s.updateUserLicenses)
-	t.PATCH("/users/:u/licenses/:sku", s.changeLicensePlans)
-	t.POST("/users/manageLicenses", s.manageLicenses)
-	t.POST("/groups", s.createGroup)
-	t.PUT("/groups/:g/members/:u", s.addGroupMember)
-	t.DELETE("/groups/:g/members/:u", s.removeGroupMember)
-	t.POST("/groups/:g/assignLicense", s.assignGroupLicenses)
-	t.POST("/subscriptions", s.purchase)
-	t.PATCH("/subscriptions/:s", s.patchSubscription)
-	t.POST("/subscriptions/:s/takeOver", s.takeOver)
-	t.POST("/licenses/:sku/assign", s.assignLicenses)
-	t.POST("/licenses/:sku/unassign", s.unassignLicenses)
-	t.POST("/apps/:sku/install", s.installApp)
+	t.POST("/users", command(s, addUser))
+	t.PATCH("/users/:u", command(s, updateUser))
+	t.DELETE("/users/:u", command(s, deleteUser))
+	t.POST("/users/:u/restore", command(s, restoreUser))
+	t.PUT("/users/:u/roles", command(s, setRoles))
+	t.PUT("/users/:u/retentionHold", command(s, setRetentionHold))
+	t.POST("/users/:u/assignLicense", command(s, updateUserLicenses))
+	t.PATCH("/users/:u/licenses/:sku", command(s, changeLicensePlans))
+	t.POST("/users/manageLicenses", command(s, manageLicenses))
+	t.POST("/groups", command(s, createGroup))
+	t.PUT("/groups/:g/members/:u", command(s, addGroupMember))
+	t.DELETE("/groups/:g/members/:u", command(s, removeGroupMember))
+	t.POST("/groups/:g/assignLicense", command(s, assignGroupLicenses))
+	t.POST("/subscriptions", command(s, s.purchase))
+	t.PATCH("/subscriptions/:s", command(s, s.patchSubscription))
+	t.POST("/subscriptions/:s/takeOver", command(s, takeOver))
+	t.POST("/licenses/:sku/assign", command(s, assignLicenses))
+	t.POST("/licenses/:sku/unassign", command(s, unassignLicenses))
+	t.POST("/apps/:sku/install", command(s, installApp))
 }
 
 func (s *Server) readyz(c *gin.Context) {
