@@ -118,11 +118,11 @@ func (h historyHandlers) audit(c *gin.Context) {
 	WriteJSON(c, http.StatusOK, page.Records)
 }
 
-// SetNextCursor marks an answer as one page of a list: X-Next-Cursor and
+// setNextCursor marks an answer as one page of a list: X-Next-Cursor and
 // a Link header with rel="next" to the same path with query q (which
 // carries the cursor). Every paged answer (lists and the paged members of
 // a detail) says "there is more" this way.
-func SetNextCursor(c *gin.Context, next string, q url.Values) {
+func setNextCursor(c *gin.Context, next string, q url.Values) {
 	c.Header("X-Next-Cursor", next)
 	c.Writer.Header().Add("Link", "<"+(&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String()+`>; rel="next"`)
 }
@@ -195,7 +195,7 @@ func (h historyHandlers) events(c *gin.Context) {
 		q := c.Request.URL.Query()
 		q.Del("fromVersion")
 		q.Set("cursor", n)
-		SetNextCursor(c, n, q)
+		setNextCursor(c, n, q)
 	}
 	WriteJSON(c, http.StatusOK, evs)
 }

@@ -16,11 +16,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
+	"github.com/seatledger/seatledger/queries"
 )
 
 // DefaultBulkLimit is the users per bulk request when Config.BulkLimit is 0.
@@ -60,6 +60,9 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Clock stamps tokens' validation time (default time.Now); tests only.
 	Clock func() time.Time
+	// Queries answers the query routes (docs/API.md "Queries") from the
+	// read models. nil: they are not served.
+	Queries *queries.Service
 	// Routes adds more routes (the read side), once, when the router is
 	// built. See RouteGroups.
 	Routes []func(RouteGroups)
@@ -206,61 +209,22 @@ func (s *Server) build() *gin.Engine {
 			Detail: "method " + methodOf(c) + " is not allowed on " + Bounded(c.Request.URL.Path)})
 	})
 
-	e.GET("/healthz", func(c *gin.Context) {
-		if s.cfg.Live != nil {
-			if err := s.cfg.Live(); err != nil {
-				loggerOf(c).Error("not live", "err", err)
-				WriteProblem(c, &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
-					Detail: "not live, restart the process: " + err.Error()})
-				return
-			}
-		}
-		writeJSON(c, http.StatusOK, "application/json", gin.H{"status": "ok"})
-	})
-	e.GET("/readyz", s.readyz)
-	metricsHandler := promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})
-	e.GET("/metrics", gin.WrapH(metricsHandler))
-
-	v1 := e.Group("/v1")
-	v1.GET("/catalog", s.catalog)
-
-	op := v1.Group("", s.authenticate, s.rateLimit, s.operatorOnly)
-	op.POST("/tenants", command(s, createTenant))
-
-	t := v1.Group("/tenants/:t", s.authenticate, s.rateLimit, s.tenantScope)
-	s.commandRoutes(t)
-
-	readers := t.Group("", s.requireRoles("read the tenant's licenses and users",
-		domain.RoleGlobalAdmin, domain.RoleLicenseAdmin, domain.RoleUserAdmin, domain.RoleBillingAdmin))
-	auditors := t.Group("", s.requireRoles("read the audit log and past states", domain.RoleGlobalAdmin))
-	groups := RouteGroups{Public: v1, Operator: op, Tenant: t, Readers: readers, Auditors: auditors, Root: &e.RouterGroup}
-	s.graphRoutes(e)
-	for _, add := range s.cfg.Routes {
-		add(groups)
-	}
+	s.routes(e)
 	return e
 }
 
-func (s *Server) commandRoutes(t *gin.RouterGroup) {
-	t.POST("/users", command(s, addUser))
-	t.PATCH("/users/:u", command(s, updateUser))
-	t.DELETE("/users/:u", command(s, deleteUser))
-	t.POST("/users/:u/restore", command(s, restoreUser))
-	t.PUT("/users/:u/roles", command(s, setRoles))
-	t.PUT("/users/:u/retentionHold", command(s, setRetentionHold))
-	t.POST("/users/:u/assignLicense", command(s, updateUserLicenses))
-	t.PATCH("/users/:u/licenses/:sku", command(s, changeLicensePlans))
-	t.POST("/users/manageLicenses", command(s, manageLicenses))
-	t.POST("/groups", command(s, createGroup))
-	t.PUT("/groups/:g/members/:u", command(s, addGroupMember))
-	t.DELETE("/groups/:g/members/:u", command(s, removeGroupMember))
-	t.POST("/groups/:g/assignLicense", command(s, assignGroupLicenses))
-	t.POST("/subscriptions", command(s, s.purchase))
-	t.PATCH("/subscriptions/:s", command(s, s.patchSubscription))
-	t.POST("/subscriptions/:s/takeOver", command(s, takeOver))
-	t.POST("/licenses/:sku/assign", command(s, assignLicenses))
-	t.POST("/licenses/:sku/unassign", command(s, unassignLicenses))
-	t.POST("/apps/:sku/install", command(s, installApp))
+// healthz answers GET /healthz: 503 when Config.Live says the process
+// cannot recover by itself.
+func (s *Server) healthz(c *gin.Context) {
+	if s.cfg.Live != nil {
+		if err := s.cfg.Live(); err != nil {
+			loggerOf(c).Error("not live", "err", err)
+			WriteProblem(c, &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+				Detail: "not live, restart the process: " + err.Error()})
+			return
+		}
+	}
+	writeJSON(c, http.StatusOK, "application/json", gin.H{"status": "ok"})
 }
 
 func (s *Server) readyz(c *gin.Context) {

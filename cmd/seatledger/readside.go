@@ -73,8 +73,8 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 	// Not ready while the read models (and with them the held-data
 	// schedule) are being rebuilt.
 	d.ReadyChecks = append(d.ReadyChecks, q.Ready)
+	d.Queries = q
 	routes := func(g api.RouteGroups) {
-		q.Mount(g.Readers)
 		g.Operator.GET("/projections", func(c *gin.Context) {
 			api.WriteJSON(c, http.StatusOK, []projections.Status{proj.Status()})
 		})

@@ -28,6 +28,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/queries"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -48,6 +49,8 @@ type serveDeps struct {
 	// ReadyChecks are more checks of GET /readyz a hook may add (the read
 	// models are complete, purges can be handled); nil: ready.
 	ReadyChecks []func(context.Context) error
+	// Queries answers the query routes; the read side's hook sets it.
+	Queries *queries.Service
 }
 
 // serveHook lets another package's wiring join `serve` without editing this
@@ -247,7 +250,7 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 		Commands: handler, Decider: decider, RateLimit: rateLimit,
 		JWTSecret: []byte(cfg.JWTSecret), OperatorToken: cfg.OperatorToken,
 		Logger: logger.With("component", "http"), BulkLimit: cfg.BulkLimit,
-		Metrics: metrics, Gatherer: reg, Routes: routes,
+		Metrics: metrics, Gatherer: reg, Routes: routes, Queries: a.deps.Queries,
 		Live: func() error {
 			if h, ok := store.(eventstore.HealthReporter); ok {
 				if err := h.Health(); err != nil {

@@ -58,11 +58,7 @@ var allowed = map[string][]string{
 // exceptions are imports the arrows forbid that the code still has, each
 // with the reason and the way out. The test fails on an exception that is
 // no longer needed, so the list only shrinks.
-var exceptions = map[[2]string]string{
-	{"queries", "api"}: "queries still answers HTTP itself (gin handlers writing through api.WriteProblem, " +
-		"api.WriteJSON, api.Bounded, api.CheckQuery); it goes when queries become plain (T, error) services " +
-		"behind api's route table (issue 19)",
-}
+var exceptions = map[[2]string]string{}
 
 // testSupport may be imported by tests only.
 var testSupport = []string{"internal/benchdata", "internal/clustertest", "internal/reliability", "api/apitest", "eventstore/storetest"}
