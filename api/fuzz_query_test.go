@@ -76,9 +76,7 @@ func newQueryFuzzServer(tb testing.TB) *queryFuzzServer {
 	pc := &panicCounter{}
 	f := &queryFuzzServer{store: st, panics: pc, srv: api.New(api.Config{Commands: cmds, Decider: decider, JWTSecret: testSecret,
 		OperatorToken: testOperator, Logger: slog.New(pc), Ready: func(ctx context.Context) error { return st.Ping(ctx) },
-		Queries: q, Routes: []func(api.RouteGroups){func(g api.RouteGroups) {
-			api.MountHistory(g.Auditors, hs)
-		}}})}
+		Queries: q, History: hs})}
 	proj, err := projections.New(projections.Config{Store: st, Snapshots: st, Redis: rdb, Catalog: decider.Catalog})
 	if err != nil {
 		tb.Fatal(err)

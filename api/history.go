@@ -12,21 +12,13 @@ import (
 	"github.com/seatledger/seatledger/history"
 )
 
-// MountHistory serves the audit log, raw events and time travel under a
-// tenant group (/v1/tenants/:t):
+// The history routes: the handlers that serve history.Service, the audit
+// log, raw events and time travel, under a tenant (/v1/tenants/:t):
 //
 //	GET audit?since&until&actor&user&sku&type&cursor&limit&order=asc|desc
 //	GET events?fromVersion&limit
 //	GET state?at=<RFC 3339>|version=N
 //	GET state/diff?from=…&to=…   (times or versions)
-func MountHistory(g gin.IRoutes, svc *history.Service) {
-	h := historyHandlers{svc}
-	g.GET("/audit", h.audit)
-	g.GET("/events", h.events)
-	g.GET("/state", h.state)
-	g.GET("/state/diff", h.diff)
-}
-
 type historyHandlers struct{ svc *history.Service }
 
 func queryTime(c *gin.Context, name string) (time.Time, error) {

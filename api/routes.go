@@ -81,6 +81,17 @@ func (s *Server) routes(e *gin.Engine) {
 		readers.GET("/heldData", listQuery(q.HeldData))
 	}
 
+	// History (docs/API.md "Queries": audit, events, state): the past,
+	// from the event store, for the tenant's Global admins.
+	if svc := s.cfg.History; svc != nil {
+		h := historyHandlers{svc}
+		auditors := t.Group("", s.requireRoles("read the audit log and past states", domain.RoleGlobalAdmin))
+		auditors.GET("/audit", h.audit)
+		auditors.GET("/events", h.events)
+		auditors.GET("/state", h.state)
+		auditors.GET("/state/diff", h.diff)
+	}
+
 	for _, add := range s.cfg.Routes {
 		add(RouteGroups{Public: v1, Operator: op, Tenant: t,
 			Readers: t.Group("", s.requireRoles("read the tenant's licenses and users",

@@ -20,6 +20,7 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
+	"github.com/seatledger/seatledger/history"
 	"github.com/seatledger/seatledger/queries"
 )
 
@@ -63,6 +64,9 @@ type Config struct {
 	// Queries answers the query routes (docs/API.md "Queries") from the
 	// read models. nil: they are not served.
 	Queries *queries.Service
+	// History answers the audit log, the raw events and time travel from
+	// the event store. nil: they are not served.
+	History *history.Service
 	// Routes adds more routes (the read side), once, when the router is
 	// built. See RouteGroups.
 	Routes []func(RouteGroups)

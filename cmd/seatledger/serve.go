@@ -28,6 +28,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/history"
 	"github.com/seatledger/seatledger/queries"
 	"github.com/seatledger/seatledger/tenantstream"
 )
@@ -51,6 +52,9 @@ type serveDeps struct {
 	ReadyChecks []func(context.Context) error
 	// Queries answers the query routes; the read side's hook sets it.
 	Queries *queries.Service
+	// History answers the audit log, raw events and time travel, read
+	// from the event store directly.
+	History *history.Service
 }
 
 // serveHook lets another package's wiring join `serve` without editing this
@@ -229,7 +233,8 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 	a.onClose(handler.Close)
 
 	a.deps = &serveDeps{Config: cfg, Logger: logger, Store: store, Snapshots: snaps, Decider: decider,
-		Commands: handler, Redis: rdb, Registerer: reg}
+		Commands: handler, Redis: rdb, Registerer: reg,
+		History: &history.Service{Store: store, Snapshots: snaps, Catalog: decider.Catalog}}
 	var routes []func(api.RouteGroups)
 	for _, hook := range serveHooks {
 		r, stopHook, err := hook(ctx, a.deps)
@@ -250,7 +255,7 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 		Commands: handler, Decider: decider, RateLimit: rateLimit,
 		JWTSecret: []byte(cfg.JWTSecret), OperatorToken: cfg.OperatorToken,
 		Logger: logger.With("component", "http"), BulkLimit: cfg.BulkLimit,
-		Metrics: metrics, Gatherer: reg, Routes: routes, Queries: a.deps.Queries,
+		Metrics: metrics, Gatherer: reg, Routes: routes, Queries: a.deps.Queries, History: a.deps.History,
 		Live: func() error {
 			if h, ok := store.(eventstore.HealthReporter); ok {
 				if err := h.Health(); err != nil {
