@@ -107,7 +107,7 @@ func (h historyHandlers) audit(c *gin.Context) {
 	}
 	cursorHeaders(c, page.NextCursor, page.PrevCursor)
 	c.Header("X-Tenant-Version", strconv.FormatUint(page.Head, 10))
-	WriteJSON(c, http.StatusOK, page.Records)
+	writeJSON(c, http.StatusOK, "application/json", page.Records)
 }
 
 // setNextCursor marks an answer as one page of a list: X-Next-Cursor and
@@ -189,7 +189,7 @@ func (h historyHandlers) events(c *gin.Context) {
 		q.Set("cursor", n)
 		setNextCursor(c, n, q)
 	}
-	WriteJSON(c, http.StatusOK, evs)
+	writeJSON(c, http.StatusOK, "application/json", evs)
 }
 
 func (h historyHandlers) state(c *gin.Context) {
@@ -233,7 +233,7 @@ func (h historyHandlers) state(c *gin.Context) {
 		WriteProblem(c, err)
 		return
 	}
-	WriteJSON(c, http.StatusOK, history.Render(h.svc.Catalog, st))
+	writeJSON(c, http.StatusOK, "application/json", history.Render(h.svc.Catalog, st))
 }
 
 func (h historyHandlers) diff(c *gin.Context) {
@@ -263,5 +263,5 @@ func (h historyHandlers) diff(c *gin.Context) {
 		WriteProblem(c, err)
 		return
 	}
-	WriteJSON(c, http.StatusOK, d)
+	writeJSON(c, http.StatusOK, "application/json", d)
 }

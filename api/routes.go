@@ -24,9 +24,14 @@ func (s *Server) routes(e *gin.Engine) {
 	v1 := e.Group("/v1")
 	v1.GET("/catalog", s.catalog)
 
-	// The operator token only.
+	// The operator token only: tenants, and the read models.
 	op := v1.Group("", s.authenticate, s.rateLimit, s.operatorOnly)
 	op.POST("/tenants", command(s, createTenant))
+	if s.cfg.ReadModels != nil {
+		op.GET("/projections", s.projections)
+		op.POST("/projections/rebuild", s.rebuild)
+		op.POST("/projections/verify", s.verify)
+	}
 
 	// A tenant's routes: a token of the tenant, or the operator's; a token
 	// of another tenant gets 404.
@@ -90,13 +95,5 @@ func (s *Server) routes(e *gin.Engine) {
 		auditors.GET("/events", h.events)
 		auditors.GET("/state", h.state)
 		auditors.GET("/state/diff", h.diff)
-	}
-
-	for _, add := range s.cfg.Routes {
-		add(RouteGroups{Public: v1, Operator: op, Tenant: t,
-			Readers: t.Group("", s.requireRoles("read the tenant's licenses and users",
-				domain.RoleGlobalAdmin, domain.RoleLicenseAdmin, domain.RoleUserAdmin, domain.RoleBillingAdmin)),
-			Auditors: t.Group("", s.requireRoles("read the audit log and past states", domain.RoleGlobalAdmin)),
-			Root:     &e.RouterGroup})
 	}
 }

@@ -1,8 +1,9 @@
-// Package api is seatledger's HTTP interface: the gin router, bearer-token
-// auth, request decoding, idempotency keys and problem+json errors. The
-// command endpoints live here; the read side plugs its GET routes in through
-// Config.Routes and shares the same middleware (auth, tenant isolation,
-// logging, metrics, error mapping).
+// Package api is seatledger's HTTP interface, and its only one: the gin
+// router with every route in one table (routes.go), bearer-token auth,
+// request decoding, idempotency keys, and problem+json errors written in one
+// place (problem.go). Behind it, commands.Handler runs commands,
+// queries.Service and history.Service answer questions, and the binary's
+// ReadModels drives the read models for the operator.
 package api
 
 import (
@@ -67,34 +68,13 @@ type Config struct {
 	// History answers the audit log, the raw events and time travel from
 	// the event store. nil: they are not served.
 	History *history.Service
-	// Routes adds more routes (the read side), once, when the router is
-	// built. See RouteGroups.
-	Routes []func(RouteGroups)
+	// ReadModels serves the operator's read-model routes (GET
+	// /v1/projections, POST /v1/projections/rebuild and /verify). nil:
+	// they are not served.
+	ReadModels ReadModels
 	// RateLimit bounds each token's requests (429 with Retry-After); the
 	// zero value is off. See RateLimit.
 	RateLimit RateLimit
-}
-
-// RouteGroups are the places other packages add routes to. Handlers get the
-// authenticated actor with ActorOf and the path tenant with TenantOf, and
-// answer errors with WriteProblem.
-type RouteGroups struct {
-	// Public is /v1 without auth.
-	Public *gin.RouterGroup
-	// Operator is /v1 for the operator token only.
-	Operator *gin.RouterGroup
-	// Tenant is /v1/tenants/:t: a JWT of that tenant or the operator token;
-	// a token of another tenant gets 404 (TenantNotFound).
-	Tenant *gin.RouterGroup
-	// Readers is Tenant for users holding an admin role of the tenant (any
-	// of Global, License, User, Billing) and the operator: the admin center
-	// pages.
-	Readers *gin.RouterGroup
-	// Auditors is Tenant for Global admins and the operator: the audit log,
-	// raw events and time travel.
-	Auditors *gin.RouterGroup
-	// Root is the engine without auth (health and metrics style routes).
-	Root *gin.RouterGroup
 }
 
 // Server is the HTTP handler of seatledger.
@@ -183,7 +163,7 @@ func (w headWriter) Write(b []byte) (int, error) { return len(b), nil }
 // WriteString drops the body too (gin uses it when the writer has it).
 func (w headWriter) WriteString(s string) (int, error) { return len(s), nil }
 
-// Engine returns the gin engine (tests, extensions).
+// Engine returns the gin engine (tests).
 func (s *Server) Engine() *gin.Engine { return s.engine }
 
 // Metrics returns the server's metrics (it is the commands.Observer).
@@ -275,9 +255,6 @@ func (s *Server) catalog(c *gin.Context) {
 	}
 	writeJSON(c, http.StatusOK, "application/json", out)
 }
-
-// WriteJSON answers v as JSON with the given status (for extensions).
-func WriteJSON(c *gin.Context, status int, v any) { writeJSON(c, status, "application/json", v) }
 
 func writeJSON(c *gin.Context, status int, contentType string, v any) {
 	b, err := eventcodec.MarshalNoEscapeHTML(v)
