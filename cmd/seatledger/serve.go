@@ -32,10 +32,6 @@ import (
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
-func init() {
-	register(subcommand{Name: "serve", Summary: "run the HTTP server (embedded event store and in-process Redis by default)", Run: runServe})
-}
-
 // serveDeps is what the server is built from: the configuration and what
 // newApp opened for it. The read side and the purges are started from it.
 type serveDeps struct {
