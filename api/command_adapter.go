@@ -111,7 +111,7 @@ func command[Body any](s *Server, toCommand func(r *commandRequest, body *Body) 
 // readCommand reads and checks what every command route starts from (steps
 // 1 and 2 of command), decoding the body into v.
 func readCommand(c *gin.Context, v any, required bool) (*commandRequest, error) {
-	if err := CheckQuery(c); err != nil {
+	if err := checkQuery(c); err != nil {
 		return nil, err
 	}
 	key, err := idempotencyKey(c)
@@ -234,7 +234,7 @@ func inTermsOfRequest(err error, key string, fields func(string) string) error {
 	case de.Code == domain.CodeIdempotencyKeyReused:
 		out.Field = HeaderIdempotencyKey
 		out.Detail = fmt.Sprintf("Idempotency-Key %q was already used for another request (another method, path or body); "+
-			"send a new key for a new request", Bounded(key))
+			"send a new key for a new request", bounded(key))
 	case fields != nil && de.Field != "":
 		out.Field = fields(de.Field)
 	default:

@@ -28,7 +28,7 @@ func queryTime(c *gin.Context, name string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, invalidRequest(name, "%s=%q is not an RFC 3339 time such as 2026-03-01T14:03:00Z", name, Bounded(v))
+		return time.Time{}, invalidRequest(name, "%s=%q is not an RFC 3339 time such as 2026-03-01T14:03:00Z", name, bounded(v))
 	}
 	return t, nil
 }
@@ -40,7 +40,7 @@ func queryInt(c *gin.Context, name string, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > max {
-		return 0, invalidRequest(name, "%s must be an integer from 1 to %d, not %q", name, max, Bounded(v))
+		return 0, invalidRequest(name, "%s must be an integer from 1 to %d, not %q", name, max, bounded(v))
 	}
 	return n, nil
 }
@@ -52,7 +52,7 @@ func point(c *gin.Context, name, value string) (history.Point, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, value)
 	if err != nil {
-		return history.Point{}, invalidRequest(name, "%s=%q is neither a version number nor an RFC 3339 time", name, Bounded(value))
+		return history.Point{}, invalidRequest(name, "%s=%q is neither a version number nor an RFC 3339 time", name, bounded(value))
 	}
 	return history.Point{Time: t}, nil
 }
@@ -60,7 +60,7 @@ func point(c *gin.Context, name, value string) (history.Point, error) {
 // exists checks the query parameters against the route's, then that the
 // tenant exists.
 func (h historyHandlers) exists(c *gin.Context, params ...string) (string, bool) {
-	if err := CheckQuery(c, params...); err != nil {
+	if err := checkQuery(c, params...); err != nil {
 		WriteProblem(c, err)
 		return "", false
 	}
@@ -166,7 +166,7 @@ func (h historyHandlers) events(c *gin.Context) {
 	if v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n < 1 {
-			WriteProblem(c, invalidRequest(name, "%s must be a version number from 1, not %q", name, Bounded(v)))
+			WriteProblem(c, invalidRequest(name, "%s must be a version number from 1, not %q", name, bounded(v)))
 			return
 		}
 		from = n

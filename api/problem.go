@@ -68,7 +68,7 @@ func invalidRequest(field, format string, args ...any) *HTTPError {
 // TenantNotFound is the answer for a tenant that does not exist or that the
 // caller's token does not belong to: both look the same (no existence leak).
 func TenantNotFound(tenantID string) error {
-	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", Bounded(tenantID))}
+	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", bounded(tenantID))}
 }
 
 var statusByCode = map[domain.ErrorCode]int{
@@ -200,7 +200,7 @@ func toProblem(err error) (Problem, http.Header, bool) {
 }
 
 // maxDetail bounds a problem's detail: most echo the input at fault, and
-// where the layer that wrote it did not bound the echo (Bounded), this does.
+// where the layer that wrote it did not bound the echo (bounded), this does.
 const maxDetail = 1024
 
 func boundDetail(d string) string {

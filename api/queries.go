@@ -61,13 +61,13 @@ func namedQuery[T any](params []string, param, field string,
 // ?minVersion, ?limit and ?cursor.
 func queryOptions(c *gin.Context, params []string) (queries.Options, error) {
 	var o queries.Options
-	if err := CheckQuery(c, params...); err != nil {
+	if err := checkQuery(c, params...); err != nil {
 		return o, err
 	}
 	if l := c.Query("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > queries.MaxLimit {
-			return o, invalidRequest("limit", "limit must be an integer from 1 to %d, got %q", queries.MaxLimit, Bounded(l))
+			return o, invalidRequest("limit", "limit must be an integer from 1 to %d, got %q", queries.MaxLimit, bounded(l))
 		}
 		o.Limit = n
 	}
@@ -75,7 +75,7 @@ func queryOptions(c *gin.Context, params []string) (queries.Options, error) {
 	if mv := c.Query("minVersion"); mv != "" {
 		n, err := strconv.ParseUint(mv, 10, 64)
 		if err != nil {
-			return o, invalidRequest("minVersion", "minVersion must be a non-negative integer, got %q", Bounded(mv))
+			return o, invalidRequest("minVersion", "minVersion must be a non-negative integer, got %q", bounded(mv))
 		}
 		o.MinVersion = n
 	}

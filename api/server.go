@@ -181,7 +181,7 @@ func (s *Server) build() *gin.Engine {
 	e.Use(s.requestID, s.observe, s.recover, markGraph)
 	e.NoRoute(func(c *gin.Context) {
 		WriteProblem(c, &HTTPError{Status: http.StatusNotFound, Code: domain.CodeNotFound,
-			Detail: "no such endpoint: " + methodOf(c) + " " + Bounded(c.Request.URL.Path)})
+			Detail: "no such endpoint: " + methodOf(c) + " " + bounded(c.Request.URL.Path)})
 	})
 	e.NoMethod(func(c *gin.Context) {
 		// gin has set Allow (once); HEAD goes wherever GET does.
@@ -190,7 +190,7 @@ func (s *Server) build() *gin.Engine {
 			h.Set("Allow", strings.Join(append(allow, http.MethodHead), ", "))
 		}
 		WriteProblem(c, &HTTPError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
-			Detail: "method " + methodOf(c) + " is not allowed on " + Bounded(c.Request.URL.Path)})
+			Detail: "method " + methodOf(c) + " is not allowed on " + bounded(c.Request.URL.Path)})
 	})
 
 	s.routes(e)
@@ -240,7 +240,7 @@ type CatalogPlan struct {
 }
 
 func (s *Server) catalog(c *gin.Context) {
-	if err := CheckQuery(c); err != nil {
+	if err := checkQuery(c); err != nil {
 		WriteProblem(c, err)
 		return
 	}

@@ -214,7 +214,7 @@ func (s *Service) fail(err error) error {
 }
 
 // maxEcho bounds how much of a client's input an error repeats: docs/API.md
-// promises "echoed input in a detail is cut to 64 bytes" (api.Bounded keeps
+// promises "echoed input in a detail is cut to 64 bytes" (api's bounded keeps
 // the same promise for the HTTP layer's own errors).
 const maxEcho = 64
 
