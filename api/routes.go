@@ -8,8 +8,8 @@ import (
 )
 
 // routes is the route table: every route the server serves, with the
-// middleware it runs behind, in the order of docs/API.md. A new route goes
-// here and in that document; its handler goes with its kind: a command's in
+// middleware it runs behind, grouped by who may call it. A new route goes
+// here and in docs/API.md; its handler goes with its kind: a command's in
 // commands.go, a query's in queries (the service) and queries.go, a question
 // about the past in history (the service) and history.go.
 //
