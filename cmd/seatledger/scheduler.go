@@ -9,24 +9,23 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
-	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/scheduler"
 )
 
-func init() { serveHooks = append(serveHooks, heldDataScheduler) }
-
-// heldDataScheduler runs the purge scheduler and the purge command
-// processor. With an in-process Redis (one node) purge commands travel on an
+// startPurges runs the purge scheduler and the purge command processor, and
+// returns the check /readyz adds (nil: none) and the function that stops
+// them. With an in-process Redis (one node) purge commands travel on an
 // in-memory channel; with a Redis server they travel on a Redis Stream read
 // by a consumer group, so with several nodes each command is handled once.
-func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(), error) {
+func startPurges(ctx context.Context, d *serveDeps) (func(context.Context) error, func(), error) {
 	wlog := projections.NewWatermillLogger(d.Logger.With("component", "scheduler-bus"), nil)
 	var (
 		pub    message.Publisher
 		newSub func(string) (message.Subscriber, error)
 		closer func()
 		rb     *scheduler.RedisBus
+		ready  func(context.Context) error
 	)
 	if d.Config.RedisURL == "" {
 		ch := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, wlog)
@@ -43,7 +42,7 @@ func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroup
 		}
 		pub, newSub = p, rb.Subscriber
 		closer = func() { _ = p.Close() }
-		d.ReadyChecks = append(d.ReadyChecks, rb.Ready)
+		ready = rb.Ready
 	}
 	router, err := message.NewRouter(message.RouterConfig{}, wlog)
 	if err != nil {
@@ -86,5 +85,5 @@ func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroup
 		<-routerDone
 		closer()
 	}
-	return nil, stop, nil
+	return ready, stop, nil
 }
