@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,18 +135,22 @@ func (e *env) do(r req) resp {
 func serve(t testing.TB, h http.Handler, r req) resp {
 	t.Helper()
 	var body io.Reader
+	var raw []byte
 	switch b := r.Body.(type) {
 	case nil:
 	case string:
-		body = strings.NewReader(b)
+		raw = []byte(b)
 	case []byte:
-		body = bytes.NewReader(b)
+		raw = b
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		body = bytes.NewReader(j)
+		raw = j
+	}
+	if r.Body != nil {
+		body = bytes.NewReader(raw)
 	}
 	hr := httptest.NewRequest(r.Method, r.Path, body)
 	if body != nil {
@@ -159,8 +162,12 @@ func serve(t testing.TB, h http.Handler, r req) resp {
 	for k, v := range r.Header {
 		hr.Header.Set(k, v)
 	}
+	sent := hr.Clone(hr.Context())
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, hr)
+	// Every exchange is a contract test: the answer is what
+	// api/openapi.yaml says (openapi_test.go).
+	checkContract(t, sent, raw, w.Code, w.Header(), w.Body.Bytes())
 	return resp{Code: w.Code, Header: w.Header(), Body: w.Body.Bytes()}
 }
 

@@ -207,11 +207,14 @@ func boundDetail(d string) string {
 	if len(d) <= maxDetail {
 		return d
 	}
-	n := maxDetail
+	// The mark counts in the bound: docs/API.md promises no detail
+	// longer than 1 KiB.
+	const mark = "… (cut)"
+	n := maxDetail - len(mark)
 	for n > 0 && !utf8.RuneStart(d[n]) {
 		n--
 	}
-	return d[:n] + "… (cut)"
+	return d[:n] + mark
 }
 
 // WriteProblem answers err as application/problem+json and aborts the gin

@@ -9,7 +9,8 @@ import (
 
 // routes is the route table: every route the server serves, with the
 // middleware it runs behind, grouped by who may call it. A new route goes
-// here and in docs/API.md; its handler goes with its kind: a command's in
+// here, in docs/API.md and in api/openapi.yaml (TestOpenAPICoversRoutes
+// names what is missing); its handler goes with its kind: a command's in
 // commands.go, a query's in queries (the service) and queries.go, a question
 // about the past in history (the service) and history.go.
 //
@@ -20,6 +21,8 @@ func (s *Server) routes(e *gin.Engine) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
+	// The OpenAPI document (api/openapi.yaml): no token.
+	e.GET("/openapi.json", s.openAPIDoc)
 
 	v1 := e.Group("/v1")
 	v1.GET("/catalog", s.catalog)
