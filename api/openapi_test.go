@@ -281,6 +281,7 @@ func TestContractCheckCatchesDrift(t *testing.T) {
 		{"POST", "/v1/tenants/c/users", 201, "text/plain", `ok`},
 		{"GET", "/healthz", 200, "application/json", `{"status":"fine"}`},
 		{"GET", "/v1/catalog", 200, "application/json", `[{"skuId":"x","skuPartNumber":"X","displayName":"X","servicePlans":[],"undocumented":1}]`},
+		{"GET", "/v1.0/users", 200, "application/json", `{"value":[{"id":"a","undocumented":1}]}`},
 	}
 	for _, tc := range cases {
 		rec := &recordingTB{TB: t}
