@@ -57,6 +57,7 @@ func (s *Server) routes(e *gin.Engine) {
 	t.POST("/licenses/:sku/assign", command(s, assignLicenses))
 	t.POST("/licenses/:sku/unassign", command(s, unassignLicenses))
 	t.POST("/apps/:sku/install", command(s, installApp))
+	t.POST("/users/import", s.requireRoles("import users", domain.RoleGlobalAdmin, domain.RoleUserAdmin), s.importUsers) // api/csv.go
 
 	// The Microsoft Graph surface (/v1.0, docs/GRAPH.md): the tenant is
 	// the token's; reads come from the command side's state.
@@ -84,6 +85,8 @@ func (s *Server) routes(e *gin.Engine) {
 		readers.GET("/users/:u", namedQuery(itemParams, "u", "userId", q.User))
 		readers.GET("/groups/:g", namedQuery(pageParams, "g", "groupId", q.Group))
 		readers.GET("/heldData", listQuery(q.HeldData))
+		readers.GET("/users/export", s.exportUsers)                      // CSV, api/csv.go
+		readers.GET("/licenses/:sku/users/export", s.exportLicenseUsers) // CSV, api/csv.go
 	}
 
 	// History (docs/API.md "Queries": audit, events, state): the past,
