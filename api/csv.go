@@ -283,13 +283,25 @@ func (s *Server) importUsers(c *gin.Context) {
 		WriteProblem(c, invalidRequest("dryRun", "dryRun must be true or false, got %q", bounded(v)))
 		return
 	}
+	// The import id: ?importId, or the Idempotency-Key (the same thing:
+	// each row's key is derived from it).
 	importID := c.Query("importId")
+	key, err := idempotencyKey(c)
 	switch {
-	case importID == "" && !dryRun:
-		WriteProblem(c, invalidRequest("importId", "importId is required: it names the import, so that posting the same file again with it creates nothing twice"))
+	case err != nil:
+		WriteProblem(c, err)
 		return
 	case importID != "" && !domain.ValidID(importID):
 		WriteProblem(c, invalidRequest("importId", "importId %q must match [A-Za-z0-9._@-]{1,128}", bounded(importID)))
+		return
+	case importID != "" && key != "" && key != importID:
+		WriteProblem(c, invalidRequest(HeaderIdempotencyKey, "Idempotency-Key and importId name the import both: give one, or the same value"))
+		return
+	case importID == "":
+		importID = key
+	}
+	if importID == "" && !dryRun {
+		WriteProblem(c, invalidRequest("importId", "importId (or an Idempotency-Key) is required: it names the import, so that posting the same file again with it creates nothing twice"))
 		return
 	}
 	if err := csvContentType(c.Request.Header.Get("Content-Type")); err != nil {

@@ -328,6 +328,12 @@ func TestCSVImportCreatesPerRowAndResumesWithTheImportID(t *testing.T) {
 	if n := countType(e.events("contoso"), domain.TypeUserAdded); n != added {
 		t.Fatalf("re-run added users: %d → %d", added, n)
 	}
+	// The Idempotency-Key names the import as well as ?importId does.
+	keyed := e.do(req{Method: "POST", Path: contoso + "/users/import", Token: admin, Body: file,
+		Header: map[string]string{"Content-Type": "text/csv", "Idempotency-Key": "hr-2026-12"}})
+	if got := statuses(importAnswer(t, keyed)); !slices.Equal(got, []string{"alreadyDone", "failed", "alreadyDone", "licensesFailed"}) {
+		t.Fatalf("keyed re-run statuses %v", got)
+	}
 	// A dry run with the import id says so too.
 	dry := importAnswer(t, importCSV(e, admin, "dryRun=true&importId=hr-2026-12", file))
 	if got := statuses(dry); !slices.Equal(got, []string{"alreadyDone", "failed", "alreadyDone", "failed"}) {
@@ -381,6 +387,8 @@ func TestCSVImportRefusals(t *testing.T) {
 	problem(t, importCSV(e, admin, "importId=x", "User principal name\n"), 400, "invalid_request")
 	problem(t, importCSV(e, admin, "", ok), 400, "invalid_request") // no import id
 	problem(t, importCSV(e, admin, "importId=a/b", ok), 400, "invalid_request")
+	problem(t, e.do(req{Method: "POST", Path: contoso + "/users/import?importId=x", Token: admin, Body: ok,
+		Header: map[string]string{"Content-Type": "text/csv", "Idempotency-Key": "y"}}), 400, "invalid_request")
 	problem(t, e.do(req{Method: "POST", Path: contoso + "/users/import?importId=x", Token: admin, Body: ok}), 415, "invalid_request") // JSON content type
 
 	// Bounds: rows, then bytes.
