@@ -373,7 +373,9 @@ func readImport(body []byte) ([]importRow, []string, error) {
 	for i, h := range header {
 		name, ok := importColumns[normalizedHeader(h)]
 		if !ok {
-			ignored = append(ignored, h)
+			if strings.TrimSpace(h) != "" { // Excel pads with empty columns
+				ignored = append(ignored, h)
+			}
 			continue
 		}
 		if _, dup := cols[name]; dup {

@@ -238,8 +238,8 @@ func TestCSVImportDryRunReportsEveryRowAndWritesNothing(t *testing.T) {
 	admin := token(t, "contoso", "admin")
 	e.buy("contoso", "admin", "s4", "POWER_BI_PRO", 3) // 2 go to g1's members in error, 1 is free
 	before := e.version("contoso")
-	file := "\xef\xbb\xbfUser name,First name,Last name,Usage location,Licenses,Department\n" +
-		"ann@contoso.example,Ann,Lee,US,Microsoft 365 E3,Sales\n" + // row 1: fine
+	file := "\xef\xbb\xbfUser name,First name,Last name,Usage location,Licenses,Department\r\n" +
+		"ann@contoso.example,Ann,Lee,US,Microsoft 365 E3,Sales\r\n" + // row 1: fine (Excel's line ends)
 		",No,Upn,US,,Sales\n" + // 2: no UPN
 		"not-an-upn,Bad,Upn,US,,\n" + // 3: invalid UPN
 		"ANN@contoso.example,Ann,Again,US,,\n" + // 4: duplicate of row 1
@@ -279,6 +279,10 @@ func TestCSVImportDryRunReportsEveryRowAndWritesNothing(t *testing.T) {
 	}
 	if a.Counts["valid"] != 2 || a.Counts["failed"] != 8 || a.Counts["skipped"] != 1 {
 		t.Errorf("counts %v", a.Counts)
+	}
+	// Empty header cells (Excel pads a sheet's columns) are not columns.
+	if a := importAnswer(t, importCSV(e, admin, "dryRun=true", "User principal name,,\nzed@contoso.example,,\n")); len(a.IgnoredColumns) != 0 || a.Results[0].Status != "valid" {
+		t.Fatalf("padded file: %s", mustJSON(a))
 	}
 	if after := e.version("contoso"); after != before {
 		t.Fatalf("a dry run wrote: version %d → %d", before, after)
