@@ -42,7 +42,7 @@ var (
 // exportParams are the query parameters of an export.
 var exportParams = []string{"minVersion", "bom"}
 
-// exportUsers is GET /users/export: every user of the tenant with their
+// exportUsers is GET /users.csv: every user of the tenant with their
 // licenses, one CSV row each, ordered by id.
 func (s *Server) exportUsers(c *gin.Context) {
 	q := s.cfg.Queries
@@ -65,7 +65,7 @@ func (s *Server) exportUsers(c *gin.Context) {
 		})
 }
 
-// exportLicenseUsers is GET /licenses/{sku}/users/export: the holders of
+// exportLicenseUsers is GET /licenses/{sku}/users.csv: the holders of
 // one product, one CSV row each, ordered by id.
 func (s *Server) exportLicenseUsers(c *gin.Context) {
 	q, sku := s.cfg.Queries, c.Param("sku")

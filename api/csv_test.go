@@ -96,16 +96,21 @@ func TestCSVExportUsersColumnsEscapingAndInjection(t *testing.T) {
 	e.must(200, req{Method: "POST", Path: contoso + "/users/f6/assignLicense", Token: admin,
 		Body: `{"addLicenses":[{"skuId":"SPE_E3"},{"skuId":"POWER_BI_PRO"}],"removeLicenses":[]}`})
 	e.must(200, req{Method: "DELETE", Path: contoso + "/users/f5", Token: admin})
+	e.must(201, req{Method: "POST", Path: contoso + "/users", Token: admin, Body: `{"id":"export","userPrincipalName":"export@contoso.example"}`})
 	v := e.version("contoso")
+	// The export's path is no user's: a user may be called "export".
+	if u := e.must(200, req{Method: "GET", Path: contoso + "/users/export?minVersion=" + strconv.FormatUint(v, 10), Token: admin}).JSON(t); u["id"] != "export" {
+		t.Fatalf("GET users/export: %v", u)
+	}
 
-	r := e.do(req{Method: "GET", Path: contoso + "/users/export?minVersion=" + strconv.FormatUint(v, 10), Token: admin})
+	r := e.do(req{Method: "GET", Path: contoso + "/users.csv?minVersion=" + strconv.FormatUint(v, 10), Token: admin})
 	recs := readCSV(t, r)
 	want := []string{"Display name", "User principal name", "Object Id", "User type", "Usage location", "Licenses", "Soft deletion time stamp"}
 	if !slices.Equal(recs[0], want) {
 		t.Fatalf("columns %q, want %q", recs[0], want)
 	}
-	if got := len(recs) - 1; got != 1+12+6 {
-		t.Fatalf("%d rows, want 19 (admin, u01-u12, f1-f6)", got)
+	if got := len(recs) - 1; got != 1+12+6+1 {
+		t.Fatalf("%d rows, want 20 (admin, u01-u12, f1-f6, export)", got)
 	}
 	rows := byColumn(t, recs, "Object Id")
 	for id, name := range names {
@@ -137,21 +142,21 @@ func TestCSVExportUsersColumnsEscapingAndInjection(t *testing.T) {
 	}
 
 	// ?bom=false leaves the byte order mark out (for programs).
-	r = e.do(req{Method: "GET", Path: contoso + "/users/export?bom=false", Token: admin})
+	r = e.do(req{Method: "GET", Path: contoso + "/users.csv?bom=false", Token: admin})
 	if r.Code != 200 || !bytes.HasPrefix(r.Body, []byte("Display name,")) {
 		t.Fatalf("bom=false: %d %q", r.Code, r.Body[:min(len(r.Body), 20)])
 	}
 	// An unknown parameter is refused as on every route.
-	problem(t, e.do(req{Method: "GET", Path: contoso + "/users/export?limit=5", Token: admin}), 400, "invalid_request")
+	problem(t, e.do(req{Method: "GET", Path: contoso + "/users.csv?limit=5", Token: admin}), 400, "invalid_request")
 	// A user without an admin role cannot export.
-	problem(t, e.do(req{Method: "GET", Path: contoso + "/users/export", Token: token(t, "contoso", "u01")}), 403, "not_allowed_for_role")
+	problem(t, e.do(req{Method: "GET", Path: contoso + "/users.csv", Token: token(t, "contoso", "u01")}), 403, "not_allowed_for_role")
 }
 
 func TestCSVExportProductHolders(t *testing.T) {
 	e, head := queryEnv(t, queries.Config{})
 	admin := token(t, "contoso", "admin")
 	mv := "?minVersion=" + strconv.FormatUint(head, 10)
-	recs := readCSV(t, e.do(req{Method: "GET", Path: contoso + "/licenses/POWER_BI_PRO/users/export" + mv, Token: admin}))
+	recs := readCSV(t, e.do(req{Method: "GET", Path: contoso + "/licenses/POWER_BI_PRO/users.csv" + mv, Token: admin}))
 	want := []string{"Display name", "User principal name", "Object Id", "Assignment paths", "Disabled services", "Error"}
 	if !slices.Equal(recs[0], want) {
 		t.Fatalf("columns %q, want %q", recs[0], want)
@@ -160,12 +165,12 @@ func TestCSVExportProductHolders(t *testing.T) {
 	if len(rows) != 3 || rows["u07"]["Assignment paths"] != "Inherited (g1)" || rows["u07"]["User principal name"] != "u07@contoso.example" {
 		t.Fatalf("Power BI holders: %v", rows)
 	}
-	recs = readCSV(t, e.do(req{Method: "GET", Path: contoso + "/licenses/05e9a617-0261-4cee-bb44-138d3ef5d965/users/export" + mv, Token: admin}))
+	recs = readCSV(t, e.do(req{Method: "GET", Path: contoso + "/licenses/05e9a617-0261-4cee-bb44-138d3ef5d965/users.csv" + mv, Token: admin}))
 	rows = byColumn(t, recs, "Object Id")
 	if len(rows) != 6 || rows["u01"]["Assignment paths"] != "Direct" || rows["u07"] != nil {
 		t.Fatalf("SPE_E3 holders: %v", rows)
 	}
-	problem(t, e.do(req{Method: "GET", Path: contoso + "/licenses/NOPE/users/export", Token: admin}), 404, "not_found")
+	problem(t, e.do(req{Method: "GET", Path: contoso + "/licenses/NOPE/users.csv", Token: admin}), 404, "not_found")
 }
 
 // chunkRecorder records how much an answer writes between two flushes.
@@ -205,7 +210,7 @@ func TestCSVExportStreamsInPages(t *testing.T) {
 		}
 		version = a.Version
 	}
-	hr := httptest.NewRequest("GET", contoso+"/users/export?minVersion="+strconv.FormatUint(version, 10), nil)
+	hr := httptest.NewRequest("GET", contoso+"/users.csv?minVersion="+strconv.FormatUint(version, 10), nil)
 	hr.Header.Set("Authorization", "Bearer "+admin)
 	w := &chunkRecorder{ResponseRecorder: httptest.NewRecorder()}
 	e.srv.ServeHTTP(w, hr)

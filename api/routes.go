@@ -85,8 +85,8 @@ func (s *Server) routes(e *gin.Engine) {
 		readers.GET("/users/:u", namedQuery(itemParams, "u", "userId", q.User))
 		readers.GET("/groups/:g", namedQuery(pageParams, "g", "groupId", q.Group))
 		readers.GET("/heldData", listQuery(q.HeldData))
-		readers.GET("/users/export", s.exportUsers)                      // CSV, api/csv.go
-		readers.GET("/licenses/:sku/users/export", s.exportLicenseUsers) // CSV, api/csv.go
+		readers.GET("/users.csv", s.exportUsers)                      // api/csv.go
+		readers.GET("/licenses/:sku/users.csv", s.exportLicenseUsers) // api/csv.go
 	}
 
 	// History (docs/API.md "Queries": audit, events, state): the past,
