@@ -16,10 +16,11 @@ import (
 
 func init() { serveHooks = append(serveHooks, heldDataScheduler) }
 
-// heldDataScheduler runs the purge scheduler and the purge command
-// processor. With an in-process Redis (one node) purge commands travel on an
-// in-memory channel; with a Redis server they travel on a Redis Stream read
-// by a consumer group, so with several nodes each command is handled once.
+// heldDataScheduler runs the scheduler (held-data purges and subscription
+// lifecycles) and its command processor. With an in-process Redis (one
+// node) commands travel on an in-memory channel; with a Redis server they
+// travel on a Redis Stream read by a consumer group per handler, so with
+// several nodes each command is handled once.
 func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(), error) {
 	wlog := projections.NewWatermillLogger(d.Logger.With("component", "scheduler-bus"), nil)
 	var (
@@ -66,7 +67,7 @@ func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroup
 	}()
 	<-router.Running()
 	s := scheduler.New(scheduler.Config{
-		Schedule: scheduler.RedisSchedule{RDB: d.Redis}, Bus: bus,
+		Schedule: scheduler.RedisSchedule{RDB: d.Redis}, Lifecycle: scheduler.RedisSchedule{RDB: d.Redis}, Bus: bus,
 		Interval: d.Config.SchedulerInterval, MaxRate: d.Config.PurgeRate,
 		Logger: d.Logger.With("component", "scheduler"),
 	})
