@@ -11,6 +11,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/redistest"
 )
 
 // seedEvents appends n realistic events spread over tenants: users added
@@ -68,11 +69,15 @@ func BenchmarkProjectAll(b *testing.B) {
 	if s := os.Getenv("SEATLEDGER_BENCH_EVENTS"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
-	rdb, _ := testRedis(b)
 	store := openStore(b)
 	seedEvents(b, store, n, 100)
 	head := store.LastPosition()
-	projectFromStart(b, Config{Store: store, Redis: rdb}, head)
+	for _, kind := range redistest.Kinds {
+		b.Run(string(kind), func(b *testing.B) {
+			rdb, _ := testRedisOn(b, kind)
+			projectFromStart(b, Config{Store: store, Redis: rdb}, head)
+		})
+	}
 }
 
 // BenchmarkProjectLive projects what `seatledger bench` writes: 1,000
@@ -81,7 +86,6 @@ func BenchmarkProjectAll(b *testing.B) {
 // projection flushes at ~8,000 commands/s). Reported per command projected.
 func BenchmarkProjectLive(b *testing.B) {
 	const tenants, users, commands = 1000, 8, 40_000
-	rdb, _ := testRedis(b)
 	store := openStore(b)
 	h := newHandler(store)
 	ctx := context.Background()
@@ -117,8 +121,16 @@ func BenchmarkProjectLive(b *testing.B) {
 		}
 	}
 	head := store.LastPosition()
-	b.ReportAllocs()
-	projectFromStart(b, Config{Store: store, Redis: rdb, BatchSize: 48}, head)
+	// On one Redis server (one script call per flush) and on a Redis
+	// Cluster of three masters (one per tenant, pipelined by master; the
+	// build also lays the 16,384 slot markers).
+	for _, kind := range redistest.Kinds {
+		b.Run(string(kind), func(b *testing.B) {
+			rdb, _ := testRedisOn(b, kind)
+			b.ReportAllocs()
+			projectFromStart(b, Config{Store: store, Redis: rdb, BatchSize: 48}, head)
+		})
+	}
 }
 
 // projectFromStart times b.N projections of the store up to head, each

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -17,82 +18,69 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
-const redisAddr = "127.0.0.1:6379"
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
-// testRedis connects to the real Redis and returns a unique key prefix whose
-// keys are deleted when the test ends.
-func testRedis(t testing.TB) (*redis.Client, string) {
+// testRedis connects to the real Redis (one server) and returns a unique
+// key prefix whose keys are deleted when the test ends.
+func testRedis(t testing.TB) (redis.UniversalClient, string) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		t.Skipf("Redis at %s is not reachable (%v): skipping the tests that need a real Redis", redisAddr, err)
-	}
-	prefix := fmt.Sprintf("sltest:%x:", rand.Uint64())
-	t.Cleanup(func() {
-		deletePrefix(rdb, prefix)
-		rdb.Close()
-	})
+	return testRedisOn(t, redistest.Single)
+}
+
+// testRedisOn is testRedis on a Redis of kind k (one server, database 0,
+// or the test cluster).
+func testRedisOn(t testing.TB, k redistest.Kind) (redis.UniversalClient, string) {
+	t.Helper()
+	rdb := redistest.Open(t, k, 0)
+	prefix := redistest.Prefix("")
+	t.Cleanup(func() { deletePrefix(rdb, prefix) })
 	return rdb, prefix
 }
 
+// deletePrefix deletes every key that begins with prefix, on every master
+// of a cluster.
 func deletePrefix(rdb redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		ks, next, err := rdb.Scan(ctx, cursor, readmodel.GlobEscape(prefix)+"*", 1000).Result()
-		if err != nil {
-			return
-		}
-		if len(ks) > 0 {
-			rdb.Del(ctx, ks...)
-		}
-		if cursor = next; cursor == 0 {
-			return
-		}
-	}
+	_ = redistest.Delete(context.Background(), rdb, readmodel.GlobEscape(prefix)+"*")
 }
 
-// dumpPrefix returns every key under prefix with a canonical text of its value.
+// dumpPrefix returns every key under prefix with a canonical text of its
+// value, the markers of a cluster's slots left out.
 func dumpPrefix(t testing.TB, rdb redis.UniversalClient, prefix string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
-	var cursor uint64
-	for {
-		ks, next, err := rdb.Scan(ctx, cursor, readmodel.GlobEscape(prefix)+"*", 1000).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range ks {
-			typ := rdb.Type(ctx, k).Val()
-			var parts []string
-			switch typ {
-			case "hash":
-				for f, v := range rdb.HGetAll(ctx, k).Val() {
-					parts = append(parts, f+"="+v)
-				}
-			case "zset":
-				for _, z := range rdb.ZRangeWithScores(ctx, k, 0, -1).Val() {
-					parts = append(parts, fmt.Sprint(z.Member, "=", z.Score))
-				}
-			case "set":
-				parts = rdb.SMembers(ctx, k).Val()
-			case "string":
-				parts = []string{rdb.Get(ctx, k).Val()}
-			}
-			sort.Strings(parts)
-			out[k] = typ + ":" + strings.Join(parts, "\n")
-		}
-		if cursor = next; cursor == 0 {
-			return out
-		}
+	ks, err := redistest.Keys(ctx, rdb, readmodel.GlobEscape(prefix)+"*")
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, k := range ks {
+		if strings.HasSuffix(k, "}:marker") && strings.Contains(k, "{slot:") {
+			continue
+		}
+		typ := rdb.Type(ctx, k).Val()
+		var parts []string
+		switch typ {
+		case "hash":
+			for f, v := range rdb.HGetAll(ctx, k).Val() {
+				parts = append(parts, f+"="+v)
+			}
+		case "zset":
+			for _, z := range rdb.ZRangeWithScores(ctx, k, 0, -1).Val() {
+				parts = append(parts, fmt.Sprint(z.Member, "=", z.Score))
+			}
+		case "set":
+			parts = rdb.SMembers(ctx, k).Val()
+		case "string":
+			parts = []string{rdb.Get(ctx, k).Val()}
+		}
+		sort.Strings(parts)
+		out[k] = typ + ":" + strings.Join(parts, "\n")
+	}
+	return out
 }
 
 func openStore(t testing.TB) *embedded.Store {

@@ -31,6 +31,15 @@ import (
 //     no Present marker. Keys found in a prefix without markers may be the
 //     late writes of a former lease holder: the Manager waits
 //     Config.FormerWriterGrace and clears the prefix again before it builds.
+//   - On a Redis Cluster, a master can lose its data alone (restarted
+//     without persistence): the prefix then keeps its markers but loses the
+//     tenants of that master's slots, and the slot markers with them
+//     (readmodel.MarkSlots). The Manager looks at one slot marker per range
+//     of slots every poll, and treats a prefix missing any as lost: it
+//     removes its Present marker first (queries answer 503 from then on),
+//     then clears and rebuilds it.
+//   - A Redis it cannot reach (a master of a cluster down) is waited for,
+//     not given up on: the Manager retries every poll.
 type Manager struct {
 	p    *Projection
 	poll time.Duration
@@ -91,6 +100,11 @@ func (m *Manager) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if redisUnavailable(err) {
+				log.Warn("projection manager: Redis cannot be reached; retrying", "err", err)
+				m.pause(ctx)
+				continue
+			}
 			return err
 		}
 		runCtx, cancel := context.WithCancelCause(ctx)
@@ -115,18 +129,36 @@ func (m *Manager) Run(ctx context.Context) error {
 		case errors.Is(cause, ErrReadModelsLost) || errors.Is(err, ErrReadModelsLost):
 			log.Warn("Redis lost the read models; the projection restarts from the first event", "projection", m.p.cfg.Name, "prefix", prefix)
 			continue
+		case redisUnavailable(err):
+			log.Warn("projection manager: Redis cannot be reached; retrying", "err", err)
+			m.pause(ctx)
+			continue
 		}
 		return err
 	}
 }
 
+// pause waits a poll interval (or until ctx is done).
+func (m *Manager) pause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(m.poll):
+	}
+}
+
 // clearIfIncomplete clears prefix, checkpoint included, and sets its
-// Building marker if it has no Present marker: its read models are missing
-// or may be partly lost.
+// Building marker if it is not complete (readmodel.Complete: no Present
+// marker, or on a cluster a slot marker missing): its read models are
+// missing or may be partly lost.
 func (m *Manager) clearIfIncomplete(ctx context.Context, prefix string) error {
 	rdb, keys := m.p.cfg.Redis, readmodel.Keys{Prefix: prefix}
-	n, err := rdb.Exists(ctx, keys.Present()).Result()
-	if err != nil || n > 0 {
+	complete, err := readmodel.Complete(ctx, rdb, prefix, true)
+	if err != nil || complete {
+		return err
+	}
+	// Queries answer 503 from here on, before any key goes (on a cluster
+	// the marker may have survived what was lost).
+	if err := rdb.Del(ctx, keys.Present()).Err(); err != nil {
 		return err
 	}
 	removed, err := readmodel.DeletePrefix(ctx, rdb, prefix)
@@ -153,7 +185,10 @@ func (m *Manager) clearIfIncomplete(ctx context.Context, prefix string) error {
 	}
 	m.p.cfg.Logger.Warn("read models missing or incomplete (Redis lost data, or a first start): rebuilding them from the first event; reads answer 503 until done",
 		"prefix", prefix, "keys_removed", removed)
-	return rdb.Set(ctx, keys.Building(), time.Now().UTC().Format(time.RFC3339), 0).Err()
+	if err := rdb.Set(ctx, keys.Building(), time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+		return err
+	}
+	return readmodel.MarkSlots(ctx, rdb, prefix)
 }
 
 // watch stops the run (cancel) with errPrefixMoved when the active prefix
@@ -179,6 +214,15 @@ func (m *Manager) watch(ctx context.Context, prefix string, cancel context.Cance
 			return
 		}
 		if n, err := rdb.Exists(ctx, keys.Present(), keys.Building()).Result(); err == nil && n == 0 {
+			cancel(ErrReadModelsLost)
+			return
+		}
+		if missing, err := readmodel.MissingSlots(ctx, rdb, prefix, false); err == nil && missing > 0 {
+			m.p.cfg.Logger.Warn("a Redis Cluster master lost its part of the read models; rebuilding them", "prefix", prefix, "slot_ranges_lost", missing)
+			// Queries answer 503 at once, not only after the rebuild cleared.
+			if err := rdb.Del(ctx, keys.Present()).Err(); err != nil {
+				m.p.cfg.Logger.Warn("cannot remove the present marker", "prefix", prefix, "err", err)
+			}
 			cancel(ErrReadModelsLost)
 			return
 		}

@@ -3,9 +3,13 @@ package projections
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
@@ -15,7 +19,11 @@ import (
 // and marks it present. A projection alone would go on from memory and
 // never write the tenants that do not change.
 func TestManagerRebuildsWhatRedisLost(t *testing.T) {
-	rdb, prefix := testRedisReplay(t)
+	redistest.Each(t, testManagerRebuildsWhatRedisLost)
+}
+
+func testManagerRebuildsWhatRedisLost(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisReplayOn(t, kind)
 	ctx := context.Background()
 	store := openStore(t)
 	h := newHandler(store)
@@ -65,6 +73,93 @@ func TestManagerRebuildsWhatRedisLost(t *testing.T) {
 	waitWhole("after Redis lost the prefix")
 }
 
+// TestManagerRebuildsWhatOneMasterLost: on a Redis Cluster, one master
+// comes back empty (restarted without persistence) while the others keep
+// everything, the markers of the prefix included. Every key of its slots
+// is gone — here deleted, range by range as CLUSTER SLOTS says — and the
+// Manager must notice (the slot markers went too), clear and rebuild the
+// prefix; the Present marker alone would have it go on for ever without
+// the lost tenants.
+func TestManagerRebuildsWhatOneMasterLost(t *testing.T) {
+	rdb, prefix := testRedisReplayOn(t, redistest.Cluster)
+	ctx := context.Background()
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	tenants := []string{"contoso", "fabrikam", "northwind", "tailspin", "adatum", "litware"}
+	for i, tn := range tenants {
+		runScenario(t, h, tn, uint64(40+i))
+	}
+	if err := readmodel.SetActivePrefix(ctx, rdb, prefix); err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := NewManager(Config{Store: store, Snapshots: store, Redis: rdb}, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Run(mctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	keys := readmodel.Keys{Prefix: prefix}
+	waitWhole := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if rdb.Exists(ctx, keys.Present()).Val() == 1 {
+				rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{Tenants: tenants})
+				if err == nil && rep.OK() {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the read models under %s are not whole and present", what, prefix)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitWhole("first build")
+
+	// The master to lose: one without the markers' slot, with a tenant.
+	ranges, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := readmodel.Slot(keys.Present())
+	var lost *redis.ClusterSlot
+	for _, r := range ranges {
+		in := func(s int) bool { return int(r.Start) <= s && s <= int(r.End) }
+		if !in(marker) && slices.ContainsFunc(tenants, func(tn string) bool { return in(readmodel.Slot(keys.Tenant(tn))) }) {
+			lost = &r
+			break
+		}
+	}
+	if lost == nil {
+		t.Fatalf("no range of %v holds a tenant but not the markers", ranges)
+	}
+	all, err := redistest.Keys(ctx, rdb, readmodel.GlobEscape(prefix)+"*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for _, k := range all {
+		if s := readmodel.Slot(k); int(lost.Start) <= s && s <= int(lost.End) {
+			rdb.Del(ctx, k)
+			deleted++
+		}
+	}
+	rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{Tenants: tenants})
+	if err != nil || rep.OK() {
+		t.Fatalf("deleting %d keys of slots %d-%d lost nothing: %v", deleted, lost.Start, lost.End, err)
+	}
+	waitWhole("after a master lost its slots")
+}
+
 // TestManagerWaitsOutAFormerWriterBeforeRebuilding: after Redis lost its
 // data (here: an empty prefix without its marker, nothing to remove), a
 // former lease holder may still write for a moment — a tenant's applied
@@ -73,7 +168,11 @@ func TestManagerRebuildsWhatRedisLost(t *testing.T) {
 // events (found by review: the wait used to happen only when keys were
 // removed, and a FLUSHDB leaves none).
 func TestManagerWaitsOutAFormerWriterBeforeRebuilding(t *testing.T) {
-	rdb, prefix := testRedisReplay(t)
+	redistest.Each(t, testManagerWaitsOutAFormerWriterBeforeRebuilding)
+}
+
+func testManagerWaitsOutAFormerWriterBeforeRebuilding(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisReplayOn(t, kind)
 	ctx := context.Background()
 	store := openStore(t)
 	h := newHandler(store)

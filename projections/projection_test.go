@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -19,17 +22,23 @@ import (
 
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
 // bothWritePaths runs fn once with one script call per flush (one Redis
-// node) and once with one per tenant (a cluster, or Config.PerTenantWrites),
-// each on a fresh Redis prefix and a store holding contoso's and fabrikam's
-// scenarios with the given seeds: both paths must write the same read models.
-func bothWritePaths(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string)) {
-	for _, perTenant := range []bool{false, true} {
-		t.Run(fmt.Sprint("perTenantWrites=", perTenant), func(t *testing.T) {
-			rdb, prefix := testRedis(t)
+// node) and once with one per tenant (Config.PerTenantWrites), and once on
+// the test Redis Cluster (where New forces per-tenant writes), each on a
+// fresh Redis prefix and a store holding contoso's and fabrikam's scenarios
+// with the given seeds: every path must write the same read models.
+func bothWritePaths(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string)) {
+	for _, path := range []struct {
+		kind      redistest.Kind
+		perTenant bool
+	}{{redistest.Single, false}, {redistest.Single, true}, {redistest.Cluster, true}} {
+		t.Run(fmt.Sprint(path.kind, "/perTenantWrites=", path.perTenant), func(t *testing.T) {
+			perTenant := path.perTenant
+			rdb, prefix := testRedisOn(t, path.kind)
 			store := openStore(t)
 			h := newHandler(store)
 			defer h.Close()
@@ -41,7 +50,7 @@ func bothWritePaths(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, per
 }
 
 func TestProjectionMatchesTheFold(t *testing.T) {
-	bothWritePaths(t, 1, 2, func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string) {
+	bothWritePaths(t, 1, 2, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
 		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix})
 		rp.waitFor(t, lastPosition(t, store))
 		rep := verifyClean(t, store, rdb, prefix)
@@ -55,7 +64,7 @@ func TestProjectionMatchesTheFold(t *testing.T) {
 }
 
 func TestRedeliveryChangesNothing(t *testing.T) {
-	bothWritePaths(t, 3, 4, func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string) {
+	bothWritePaths(t, 3, 4, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
 		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 16})
 		rp.waitFor(t, lastPosition(t, store))
 		if err := rp.shutdown(); err != nil {
@@ -94,17 +103,16 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 // that survived the retries, hands its status to check, then restarts it on
 // a healthy connection and expects it to resume from the checkpoint and
 // converge.
-func stopThenConverge(t *testing.T, hook redis.Hook, perTenantWrites bool, check func(st Status, store *embedded.Store, rdb *redis.Client, prefix string)) {
+func stopThenConverge(t *testing.T, kind redistest.Kind, hook redis.Hook, perTenantWrites bool, check func(st Status, store *embedded.Store, rdb redis.UniversalClient, prefix string)) {
 	t.Helper()
-	rdb, prefix := testRedis(t)
+	rdb, prefix := testRedisOn(t, kind)
 	store := openStore(t)
 	h := newHandler(store)
 	defer h.Close()
 	for i := 0; i < 6; i++ {
 		runScenario(t, h, fmt.Sprint("t", i), uint64(i))
 	}
-	failing := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer failing.Close()
+	failing := redistest.Open(t, kind, 0)
 	failing.AddHook(hook)
 	p, err := New(Config{Store: store, Redis: failing, Prefix: prefix, BatchSize: 50, MaxRetries: 2, RetryInitial: time.Millisecond,
 		PerTenantWrites: perTenantWrites})
@@ -122,10 +130,12 @@ func stopThenConverge(t *testing.T, hook redis.Hook, perTenantWrites bool, check
 	verifyClean(t, store, rdb, prefix)
 }
 
-func TestKilledMidBatchConverges(t *testing.T) {
+func TestKilledMidBatchConverges(t *testing.T) { redistest.Each(t, testKilledMidBatchConverges) }
+
+func testKilledMidBatchConverges(t *testing.T, kind redistest.Kind) {
 	// A failure of one attempt is retried; make every pipeline from the
 	// third on fail (half written) until the projection stops.
-	stopThenConverge(t, &failAfterHook{after: 2}, true, func(st Status, store *embedded.Store, rdb *redis.Client, prefix string) {
+	stopThenConverge(t, kind, &failAfterHook{after: 2}, true, func(st Status, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
 		if st.Status != StatusStopped || st.LastError == "" || st.ErrorPosition == 0 || st.Position >= uint64(lastPosition(t, store)) {
 			t.Fatalf("status after the crash: %+v", st)
 		}
@@ -142,7 +152,11 @@ func TestKilledMidBatchConverges(t *testing.T) {
 // it written, as the per-tenant pipeline does: the version check makes
 // writing them again a no-op.)
 func TestFailedFlushScriptStopsAndConverges(t *testing.T) {
-	stopThenConverge(t, &failEvalAfterHook{after: 2}, false, func(st Status, store *embedded.Store, _ *redis.Client, _ string) {
+	redistest.Each(t, testFailedFlushScriptStopsAndConverges)
+}
+
+func testFailedFlushScriptStopsAndConverges(t *testing.T, kind redistest.Kind) {
+	stopThenConverge(t, kind, &failEvalAfterHook{after: 2}, false, func(st Status, store *embedded.Store, _ redis.UniversalClient, _ string) {
 		if st.Status != StatusStopped || st.ErrorPosition == 0 || st.ErrorPosition <= st.Position || st.Position >= uint64(lastPosition(t, store)) {
 			t.Fatalf("status after the failures: %+v", st)
 		}
@@ -171,8 +185,9 @@ func (h *failEvalAfterHook) ProcessPipelineHook(next redis.ProcessPipelineHook) 
 	return next
 }
 
-// failAfterHook writes half of every pipeline after the first `after` ones
-// and fails the rest.
+// failAfterHook writes half of every pipeline of script calls after the
+// first `after` ones and fails the rest. (Other pipelines, such as the
+// slot markers a build lays on a cluster, go through.)
 type failAfterHook struct {
 	after int64
 	n     atomic.Int64
@@ -182,7 +197,7 @@ func (h *failAfterHook) DialHook(next redis.DialHook) redis.DialHook          { 
 func (h *failAfterHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (h *failAfterHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.n.Add(1) <= h.after || len(cmds) < 2 {
+		if len(cmds) < 2 || cmds[0].Name() != "evalsha" || h.n.Add(1) <= h.after {
 			return next(ctx, cmds)
 		}
 		if err := next(ctx, cmds[:len(cmds)/2]); err != nil {
@@ -197,7 +212,11 @@ func (h *failAfterHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 }
 
 func TestConcurrentTenantsWhileCatchingUp(t *testing.T) {
-	rdb, prefix := testRedis(t)
+	redistest.Each(t, testConcurrentTenantsWhileCatchingUp)
+}
+
+func testConcurrentTenantsWhileCatchingUp(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisOn(t, kind)
 	store := openStore(t)
 	h := newHandler(store)
 	defer h.Close()
@@ -224,8 +243,10 @@ func TestConcurrentTenantsWhileCatchingUp(t *testing.T) {
 	}
 }
 
-func TestVerifyDetectsTampering(t *testing.T) {
-	rdb, prefix := testRedis(t)
+func TestVerifyDetectsTampering(t *testing.T) { redistest.Each(t, testVerifyDetectsTampering) }
+
+func testVerifyDetectsTampering(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisOn(t, kind)
 	store := openStore(t)
 	h := newHandler(store)
 	defer h.Close()
@@ -303,7 +324,11 @@ func TestInProcessRedis(t *testing.T) {
 }
 
 func TestStopsOnAnEventItCannotApply(t *testing.T) {
-	rdb, prefix := testRedis(t)
+	redistest.Each(t, testStopsOnAnEventItCannotApply)
+}
+
+func testStopsOnAnEventItCannotApply(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisOn(t, kind)
 	store := openStore(t)
 	h := newHandler(store)
 	defer h.Close()
@@ -530,5 +555,88 @@ func TestTouchedResetClearsEverything(t *testing.T) {
 		if f := v.Field(i); !f.IsZero() && f.Len() != 0 {
 			t.Errorf("field %s not cleared by reset", v.Type().Field(i).Name)
 		}
+	}
+}
+
+// TestUnreachableRedisIsWaitedFor: writes failing because Redis cannot be
+// reached (a refused connection, as from a master of a cluster that is
+// down) are retried for as long as it takes, well past MaxRetries: the
+// projection does not stop, says so in its status, and converges when
+// Redis answers again. (A stop would last: on a cluster the lease's master
+// may keep answering, so nothing would restart the projection.)
+func TestUnreachableRedisIsWaitedFor(t *testing.T) {
+	redistest.Each(t, testUnreachableRedisIsWaitedFor)
+}
+
+func testUnreachableRedisIsWaitedFor(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisOn(t, kind)
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 7)
+	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix})
+	rp.waitFor(t, lastPosition(t, store))
+
+	hook := &refuseHook{}
+	hook.down.Store(true)
+	flaky := redistest.Open(t, kind, 0)
+	flaky.AddHook(hook)
+	rp.shutdown()
+	rp = startProjection(t, Config{Store: store, Redis: flaky, Prefix: prefix, MaxRetries: 2, RetryInitial: time.Millisecond,
+		RetryMax: 5 * time.Millisecond, SubscriberNack: 10 * time.Millisecond})
+	runScenario(t, h, "fabrikam", 8)
+	deadline := time.Now().Add(10 * time.Second)
+	for hook.refused.Load() < 20 { // MaxRetries is 2: these are many rounds of retries
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d writes refused; status %+v", hook.refused.Load(), rp.p.Status())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := rp.p.Status()
+	if st.Status == StatusStopped || !strings.Contains(st.LastError, "waiting for Redis") {
+		t.Fatalf("status while Redis is unreachable: %+v", st)
+	}
+	hook.down.Store(false)
+	rp.waitFor(t, lastPosition(t, store))
+	if st := rp.p.Status(); st.LastError != "" || st.Status == StatusStopped {
+		t.Fatalf("status once Redis answers: %+v", st)
+	}
+	verifyClean(t, store, rdb, prefix)
+}
+
+// refuseHook fails every script call (alone or pipelined) with a refused
+// connection while down is set.
+type refuseHook struct {
+	down    atomic.Bool
+	refused atomic.Int64
+}
+
+func (h *refuseHook) refuse(cmds []redis.Cmder) error {
+	if !h.down.Load() || len(cmds) == 0 || !strings.HasPrefix(cmds[0].Name(), "eval") {
+		return nil
+	}
+	h.refused.Add(1)
+	err := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for _, c := range cmds {
+		c.SetErr(err)
+	}
+	return err
+}
+
+func (h *refuseHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *refuseHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := h.refuse([]redis.Cmder{cmd}); err != nil {
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *refuseHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := h.refuse(cmds); err != nil {
+			return err
+		}
+		return next(ctx, cmds)
 	}
 }

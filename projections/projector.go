@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -42,8 +45,12 @@ type Config struct {
 	// PerTenantWrites writes each tenant of a flush with its own script
 	// call (in one pipeline) and then the checkpoint, instead of one script
 	// call for the whole flush. It is forced on unless Redis is a
-	// *redis.Client (one node): on a Redis Cluster one call may only touch
-	// one slot, and each tenant's keys share a slot, not the tenants.
+	// *redis.Client (one node): on a Redis Cluster (or any sharded client)
+	// one call may only touch one slot, and each tenant's keys share a
+	// slot, not the tenants. The pipeline is split by master; each script
+	// call is atomic for its tenant and guarded by its applied version, so a
+	// flush that fails half-way on some masters is written again whole, and
+	// the checkpoint moves only once every master took its part.
 	PerTenantWrites bool
 	// CacheSize bounds the tenant states kept in memory (default 1024).
 	CacheSize int
@@ -122,6 +129,10 @@ type Projection struct {
 	mu     sync.Mutex
 	status Status
 	keys   readmodel.Keys
+	// redisWait: status.LastError says the projection waits for Redis
+	// (guarded by mu); redisWaiting mirrors it for the flush's fast path.
+	redisWait    bool
+	redisWaiting atomic.Bool
 
 	// Handler state: touched only by the handler (messages are sequential).
 	cache    *lru.Cache[string, *domain.Tenant]
@@ -287,8 +298,18 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 	p.building.Store(building)
 	defer p.building.Store(false)
 	if building {
-		if err := p.cfg.Redis.Set(ctx, keys.Building(), time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+		created, err := p.cfg.Redis.SetNX(ctx, keys.Building(), time.Now().UTC().Format(time.RFC3339), 0).Result()
+		if err != nil {
 			return fmt.Errorf("projections: write the building marker: %w", err)
+		}
+		// A build that begins here lays, on a cluster, a marker in every
+		// slot, checked before the prefix is marked complete: a master that
+		// loses its data meanwhile loses its markers too. (A Manager lays
+		// them with the building marker; a build resumed finds them.)
+		if created {
+			if err := readmodel.MarkSlots(ctx, p.cfg.Redis, prefix); err != nil {
+				return fmt.Errorf("projections: %w", err)
+			}
 		}
 	}
 	p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
@@ -393,14 +414,69 @@ func (p *Projection) resetPending() {
 }
 
 // stopOnFailure is the outermost middleware: an error that survived the
-// retries stops the projection at that event.
+// retries stops the projection at that event — unless it is Redis that
+// cannot be reached (a write failing with a connection error, CLUSTERDOWN,
+// TRYAGAIN…): that is no fault of the event, so the message is Nacked and
+// written again after SubscriberNack, for as long as it takes. On one
+// Redis server the projection's lease is lost with it anyway; on a
+// cluster, a master down while the lease's master answers would otherwise
+// stop the projection for good.
 func (p *Projection) stopOnFailure(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
 		if err != nil && msg.Context().Err() == nil {
-			p.fail(msg, err)
+			var ue *redisUnavailableError
+			if errors.As(err, &ue) {
+				p.waitRedis(err)
+			} else {
+				p.fail(msg, err)
+			}
 		}
 		return out, err
+	}
+}
+
+// redisUnavailableError marks an error of a write to Redis that says Redis
+// (or the master of a slot) cannot be reached: retried without end.
+type redisUnavailableError struct{ err error }
+
+func (e *redisUnavailableError) Error() string { return e.err.Error() }
+func (e *redisUnavailableError) Unwrap() error { return e.err }
+
+// redisUnavailable reports whether err says Redis cannot be reached now
+// rather than that a command is wrong: a network error, the end of a
+// connection, a pool timeout, or a Redis (Cluster) state that passes.
+func redisUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, redis.ErrPoolTimeout) {
+		return true
+	}
+	for _, prefix := range []string{"CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN", "MOVED", "ASK"} {
+		if redis.HasErrorPrefix(err, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitRedis notes that a write waits for Redis (Status.LastError, one log
+// line per outage); the next flush that succeeds clears it.
+func (p *Projection) waitRedis(err error) {
+	p.mu.Lock()
+	first := !p.redisWait
+	p.redisWait = true
+	p.status.LastError = "waiting for Redis: " + err.Error()
+	p.status.UpdatedAt = time.Now().UTC()
+	p.mu.Unlock()
+	p.redisWaiting.Store(true)
+	if first {
+		p.cfg.Logger.Warn("projection: Redis cannot be reached; writing again until it answers",
+			"projection", p.cfg.Name, "checkpoint", p.flushed.Load(), "err", err)
 	}
 }
 
@@ -576,7 +652,20 @@ func (p *Projection) flush(ctx context.Context) error {
 		err = p.flushOnce(ctx)
 	}
 	if err != nil {
+		if redisUnavailable(err) {
+			err = &redisUnavailableError{err}
+		}
 		return err
+	}
+	if p.redisWaiting.Load() {
+		p.redisWaiting.Store(false)
+		p.mu.Lock()
+		if p.redisWait {
+			p.redisWait = false
+			p.status.LastError = ""
+		}
+		p.mu.Unlock()
+		p.cfg.Logger.Info("projection: Redis answers again", "projection", p.cfg.Name)
 	}
 	p.applied.Add(uint64(p.nPending))
 	p.metrics.events.WithLabelValues(p.cfg.Name).Add(float64(p.nPending))
@@ -726,7 +815,20 @@ func (p *Projection) markWhenCaughtUp(ctx context.Context, keys readmodel.Keys, 
 			caught = len(evs) == 0
 		}
 		if caught {
-			n, err := p.cfg.Redis.Eval(ctx, markScript, []string{keys.Building(), keys.Present()}, time.Now().UTC().Format(time.RFC3339)).Int()
+			// On a cluster every slot must still hold its marker: a master
+			// that lost its data since the build began lost what the build
+			// wrote there.
+			missing, err := readmodel.MissingSlots(ctx, p.cfg.Redis, keys.Prefix, true)
+			if err == nil && missing > 0 {
+				p.cfg.Logger.Warn("a Redis Cluster master lost the read models being built; building them again",
+					"projection", p.cfg.Name, "prefix", keys.Prefix, "slots_lost", missing)
+				cancel(ErrReadModelsLost)
+				return
+			}
+			n := 0
+			if err == nil {
+				n, err = p.cfg.Redis.Eval(ctx, markScript, []string{keys.Building(), keys.Present()}, time.Now().UTC().Format(time.RFC3339)).Int()
+			}
 			switch {
 			case err == nil && n == 1:
 				p.building.Store(false)

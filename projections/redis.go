@@ -6,6 +6,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // StartEmbeddedRedis starts an in-process Redis (miniredis) for the
@@ -19,16 +21,20 @@ func StartEmbeddedRedis() (url string, stop func(), err error) {
 	return "redis://" + m.Addr(), m.Close, nil
 }
 
-// OpenRedis connects to a redis:// (or rediss://) URL and pings it.
-func OpenRedis(ctx context.Context, url string) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
+// OpenRedis connects to a redis:// (or rediss://) URL, one server or a
+// Redis Cluster (readmodel.ParseURL), and pings it.
+func OpenRedis(ctx context.Context, url string) (redis.UniversalClient, error) {
+	c, err := readmodel.NewClient(url)
 	if err != nil {
 		return nil, fmt.Errorf("projections: redis url: %w", err)
 	}
-	c := redis.NewClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("projections: redis %s: %w", opt.Addr, err)
+		return nil, fmt.Errorf("projections: redis: %w", err)
+	}
+	if err := readmodel.CheckNotCluster(ctx, c); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("projections: redis: %w", err)
 	}
 	return c, nil
 }

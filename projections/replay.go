@@ -156,6 +156,10 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	if _, err := readmodel.DeletePrefix(ctx, rdb, cfg.NewPrefix); err != nil {
 		return res, err
 	}
+	// On a cluster, slot markers: checked before the marker below.
+	if err := readmodel.MarkSlots(ctx, rdb, cfg.NewPrefix); err != nil {
+		return res, err
+	}
 	cfg.Logger.Info("replay starting", "prefix", cfg.NewPrefix, "active", active)
 
 	b, err := newBulk(ctx, &cfg, keys)
@@ -176,6 +180,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	// is complete up to it.
 	if err := rdb.Set(ctx, keys.Checkpoint(cfg.Name), uint64(res.BulkPosition), 0).Err(); err != nil {
 		return res, fmt.Errorf("projections: replay: write checkpoint: %w", err)
+	}
+	if missing, err := readmodel.MissingSlots(ctx, rdb, cfg.NewPrefix, true); err != nil || missing > 0 {
+		return res, fmt.Errorf("projections: replay: a Redis Cluster master lost %d slots of the new prefix during the replay (%v); run it again", missing, err)
 	}
 	if err := rdb.Set(ctx, keys.Present(), time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
 		return res, fmt.Errorf("projections: replay: write marker: %w", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
@@ -26,20 +27,22 @@ const replayDB = 3 // its own: cmd/seatledger's multi-node test flushes database
 
 // testRedisReplay is testRedis on replayDB; the active-prefix key is removed
 // at the end too.
-func testRedisReplay(t testing.TB) (*redis.Client, string) {
+func testRedisReplay(t testing.TB) (redis.UniversalClient, string) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DB: replayDB})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		t.Skipf("Redis at %s is not reachable (%v): skipping the tests that need a real Redis", redisAddr, err)
-	}
-	prefix := fmt.Sprintf("sltest:%x:", rand.Uint64())
+	return testRedisReplayOn(t, redistest.Single)
+}
+
+// testRedisReplayOn is testRedisReplay on a Redis of kind k; on the
+// cluster, which has database 0 only, the test holds redistest.Exclusive.
+func testRedisReplayOn(t testing.TB, k redistest.Kind) (redis.UniversalClient, string) {
+	t.Helper()
+	rdb := redistest.Open(t, k, replayDB)
+	redistest.Exclusive(t, rdb)
+	prefix := redistest.Prefix("")
 	t.Cleanup(func() {
 		deletePrefix(rdb, prefix)
-		rdb.Del(context.Background(), readmodel.ActivePrefixKey, ReplayLockKey)
-		rdb.Close()
+		rdb.Del(context.Background(), readmodel.ActivePrefixKey)
+		rdb.Del(context.Background(), ReplayLockKey)
 	})
 	return rdb, prefix
 }
@@ -130,7 +133,11 @@ func requireSame(t *testing.T, rdb redis.UniversalClient, a, b string) {
 // TestReplayMatchesLiveByteForByte is the audit: the live projection's read
 // models and a bulk replay's are the same bytes, key by key.
 func TestReplayMatchesLiveByteForByte(t *testing.T) {
-	rdb, prefix := testRedisReplay(t)
+	redistest.Each(t, testReplayMatchesLiveByteForByte)
+}
+
+func testReplayMatchesLiveByteForByte(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisReplayOn(t, kind)
 	ctx := context.Background()
 	store := openStore(t)
 	h := newHandler(store)
@@ -176,8 +183,10 @@ func TestReplayMatchesLiveByteForByte(t *testing.T) {
 
 // TestReplayTailAndEmptyLog: events appended during the bulk pass are
 // projected before the result; an empty log replays to an empty prefix.
-func TestReplayTailAndEmptyLog(t *testing.T) {
-	rdb, prefix := testRedisReplay(t)
+func TestReplayTailAndEmptyLog(t *testing.T) { redistest.Each(t, testReplayTailAndEmptyLog) }
+
+func testReplayTailAndEmptyLog(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisReplayOn(t, kind)
 	ctx := context.Background()
 	store := openStore(t)
 	b := prefix + "empty:"
@@ -235,8 +244,10 @@ func TestReplayTailAndEmptyLog(t *testing.T) {
 // a config naming one tenant is a mistake for RebuildTenant, refused
 // without writing anything rather than quietly turned into an in-place
 // rebuild.
-func TestReplayRefusesOneTenant(t *testing.T) {
-	rdb, prefix := testRedisReplay(t)
+func TestReplayRefusesOneTenant(t *testing.T) { redistest.Each(t, testReplayRefusesOneTenant) }
+
+func testReplayRefusesOneTenant(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisReplayOn(t, kind)
 	ctx := context.Background()
 	store := openStore(t)
 	h := newHandler(store)
@@ -255,8 +266,10 @@ func TestReplayRefusesOneTenant(t *testing.T) {
 }
 
 // TestRebuildTenant corrupts a tenant's keys and rebuilds it in place.
-func TestRebuildTenant(t *testing.T) {
-	rdb, prefix := testRedisReplay(t)
+func TestRebuildTenant(t *testing.T) { redistest.Each(t, testRebuildTenant) }
+
+func testRebuildTenant(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisReplayOn(t, kind)
 	ctx := context.Background()
 	store := openStore(t)
 	h := newHandler(store)
@@ -362,8 +375,10 @@ func TestRebuildTenant(t *testing.T) {
 // TestReplaySwap: queries read the old prefix until the replay swaps, then
 // the new one; the Manager's projection follows the swap, and the old
 // prefix is deleted.
-func TestReplaySwap(t *testing.T) {
-	rdb, prefix := testRedisReplay(t)
+func TestReplaySwap(t *testing.T) { redistest.Each(t, testReplaySwap) }
+
+func testReplaySwap(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisReplayOn(t, kind)
 	ctx := context.Background()
 	store := openStore(t)
 	h := newHandler(store)
@@ -518,8 +533,10 @@ func TestReplaySwap(t *testing.T) {
 
 // TestDeletePrefixKeepsOtherKeys: deleting "P" leaves nested prefixes, the
 // active-prefix key and lease keys alone.
-func TestDeletePrefixKeepsOtherKeys(t *testing.T) {
-	rdb, prefix := testRedisReplay(t)
+func TestDeletePrefixKeepsOtherKeys(t *testing.T) { redistest.Each(t, testDeletePrefixKeepsOtherKeys) }
+
+func testDeletePrefixKeepsOtherKeys(t *testing.T, kind redistest.Kind) {
+	rdb, prefix := testRedisReplayOn(t, kind)
 	ctx := context.Background()
 	keep := []string{prefix + "r1:{t1}:meta", prefix + "{lease:projection:readmodels}:holder", prefix + "active-prefix"}
 	gone := []string{prefix + "{t1}:meta", prefix + "{t1}:users", prefix + "tenants", prefix + "checkpoint:readmodels", prefix + "{marker}:present"}

@@ -131,48 +131,43 @@ func discoverTenants(ctx context.Context, store eventstore.Store, rdb redis.Univ
 	return slices.Sorted(maps.Keys(set)), nil
 }
 
-// dumpTenant reads every key of a tenant (SCAN of its prefix).
+// dumpTenant reads every key of a tenant (readmodel.TenantKeys: a SCAN of
+// its prefix, on a cluster of the master of its slot).
 func dumpTenant(ctx context.Context, rdb redis.UniversalClient, keys readmodel.Keys, tid string) (*mapSink, error) {
 	base := keys.Tenant(tid)
 	out := newMapSink()
-	var cursor uint64
-	for {
-		ks, next, err := rdb.Scan(ctx, cursor, readmodel.GlobEscape(base)+"*", 1000).Result()
+	ks, err := readmodel.TenantKeys(ctx, rdb, keys, tid)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	for _, k := range ks {
+		suffix := strings.TrimPrefix(k, base)
+		typ, err := rdb.Type(ctx, k).Result()
 		if err != nil {
-			return nil, fmt.Errorf("verify: scan %s: %w", base, err)
+			return nil, err
 		}
-		for _, k := range ks {
-			suffix := strings.TrimPrefix(k, base)
-			typ, err := rdb.Type(ctx, k).Result()
+		switch typ {
+		case "hash":
+			h, err := rdb.HGetAll(ctx, k).Result()
 			if err != nil {
 				return nil, err
 			}
-			switch typ {
-			case "hash":
-				h, err := rdb.HGetAll(ctx, k).Result()
-				if err != nil {
-					return nil, err
-				}
-				out.hashes[suffix] = h
-			case "zset":
-				zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-				if err != nil {
-					return nil, err
-				}
-				m := map[string]float64{}
-				for _, z := range zs {
-					m[z.Member.(string)] = z.Score
-				}
-				out.zsets[suffix] = m
-			default:
-				out.hashes[suffix] = map[string]string{"<type>": typ}
+			out.hashes[suffix] = h
+		case "zset":
+			zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+			if err != nil {
+				return nil, err
 			}
-		}
-		cursor = next
-		if cursor == 0 {
-			return out, nil
+			m := map[string]float64{}
+			for _, z := range zs {
+				m[z.Member.(string)] = z.Score
+			}
+			out.zsets[suffix] = m
+		default:
+			out.hashes[suffix] = map[string]string{"<type>": typ}
 		}
 	}
+	return out, nil
 }
 
 func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func(Difference) bool) bool {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,13 +17,14 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
 type fixture struct {
 	t      *testing.T
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	store  *embedded.Store
 	h      *commands.Handler
@@ -34,15 +35,20 @@ type fixture struct {
 
 var seq atomic.Int64
 
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+// newFixture is newFixtureOn one Redis server.
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Skipf("Redis at 127.0.0.1:6379 is not reachable (%v): skipping the query tests", err)
-	}
-	prefix := fmt.Sprintf("sltest:%x:", rand.Uint64())
+	return newFixtureOn(t, redistest.Single, cfg)
+}
+
+// newFixtureOn runs a store, the command side, a projection into a fresh
+// prefix of a Redis of kind k and the query service on it.
+func newFixtureOn(t *testing.T, k redistest.Kind, cfg Config) *fixture {
+	t.Helper()
+	rdb := redistest.Open(t, k, 0)
+	prefix := redistest.Prefix("")
 	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -69,21 +75,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		<-done
 		h.Close()
 		store.Close()
-		ctx := context.Background()
-		var cur uint64
-		for {
-			ks, next, err := rdb.Scan(ctx, cur, prefix+"*", 1000).Result()
-			if err != nil {
-				break
-			}
-			if len(ks) > 0 {
-				rdb.Del(ctx, ks...)
-			}
-			if cur = next; cur == 0 {
-				break
-			}
-		}
-		rdb.Close()
+		_ = redistest.Delete(context.Background(), rdb, readmodel.GlobEscape(prefix)+"*")
 	})
 	return f
 }
@@ -170,8 +162,10 @@ func (f *fixture) wantProblem(path string, code int, problem string) answer {
 	return a
 }
 
-func TestQueries(t *testing.T) {
-	f := newFixture(t, Config{})
+func TestQueries(t *testing.T) { redistest.Each(t, testQueries) }
+
+func testQueries(t *testing.T, kind redistest.Kind) {
+	f := newFixtureOn(t, kind, Config{})
 	v := f.seed("contoso")
 	mv := fmt.Sprintf("?minVersion=%d", v)
 
@@ -278,8 +272,10 @@ func TestQueries(t *testing.T) {
 	f.wantProblem("/v1/tenants/contoso/users?minVersion=x", 400, CodeInvalidRequest)
 }
 
-func TestMinVersionWaitsThenGivesUp(t *testing.T) {
-	f := newFixture(t, Config{MaxWait: 300 * time.Millisecond})
+func TestMinVersionWaitsThenGivesUp(t *testing.T) { redistest.Each(t, testMinVersionWaitsThenGivesUp) }
+
+func testMinVersionWaitsThenGivesUp(t *testing.T, kind redistest.Kind) {
+	f := newFixtureOn(t, kind, Config{MaxWait: 300 * time.Millisecond})
 	v := f.seed("fabrikam")
 	// Read-your-writes: the answer waits for the projection.
 	r := f.do("fabrikam", &domain.AddUser{User: domain.NewUser{ID: "late", UserPrincipalName: "late@x.example", UsageLocation: "US"}})
@@ -298,15 +294,19 @@ func TestMinVersionWaitsThenGivesUp(t *testing.T) {
 }
 
 func TestRedisDownIsUnavailable(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer rdb.Close()
-	svc := New(Config{Redis: rdb})
-	e := gin.New()
-	svc.Mount(e.Group("/v1/tenants/:t"))
-	w := httptest.NewRecorder()
-	e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/tenants/contoso/licenses", nil))
-	if w.Code != 503 || w.Header().Get("Retry-After") == "" || w.Header().Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+	for _, rdb := range []redis.UniversalClient{
+		redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond}),
+		redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}, MaxRetries: -1, DialTimeout: 200 * time.Millisecond}),
+	} {
+		defer rdb.Close()
+		svc := New(Config{Redis: rdb})
+		e := gin.New()
+		svc.Mount(e.Group("/v1/tenants/:t"))
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/tenants/contoso/licenses", nil))
+		if w.Code != 503 || w.Header().Get("Retry-After") == "" || w.Header().Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("%T: %d %v %s", rdb, w.Code, w.Header(), w.Body)
+		}
 	}
 }
 
@@ -341,8 +341,10 @@ func TestActivePrefixIsFollowed(t *testing.T) {
 // without its Present marker (Redis lost it; being rebuilt) answers 503
 // with Retry-After, never an older version nor a 404 for a tenant that
 // exists; when the read model is complete and caught up again, reads answer.
-func TestNoReadGoesBackInTime(t *testing.T) {
-	f := newFixture(t, Config{StaleWait: 50 * time.Millisecond})
+func TestNoReadGoesBackInTime(t *testing.T) { redistest.Each(t, testNoReadGoesBackInTime) }
+
+func testNoReadGoesBackInTime(t *testing.T, kind redistest.Kind) {
+	f := newFixtureOn(t, kind, Config{StaleWait: 50 * time.Millisecond})
 	v := f.seed("contoso")
 	f.seed("fabrikam")
 	f.getJSON(fmt.Sprintf("/v1/tenants/contoso/licenses?minVersion=%d", v), &List[readmodel.LicenseRow]{})
@@ -416,5 +418,63 @@ func TestHighWaterIsBounded(t *testing.T) {
 	}
 	if n := len(h.cur) + len(h.prev); n > 4 {
 		t.Fatalf("%d tenants kept, bound 4", n)
+	}
+}
+
+// TestLostSlotsAnswer503NotNotFound: on a Redis Cluster a master restarted
+// without persistence comes back empty but serving its slots: the tenants
+// of those slots are gone while the Present marker, on another master,
+// may survive. Their queries answer 503 (the slot markers went with them),
+// not 404 or an empty page; the tenants of the other masters are still
+// answered, and the service is not Ready.
+func TestLostSlotsAnswer503NotNotFound(t *testing.T) {
+	f := newFixtureOn(t, redistest.Cluster, Config{StaleWait: 50 * time.Millisecond})
+	ctx := context.Background()
+	keys := readmodel.Keys{Prefix: f.prefix}
+	tenants := []string{"contoso", "fabrikam", "northwind", "tailspin"}
+	for _, tn := range tenants {
+		f.seed(tn)
+	}
+	if err := f.proj.WaitFor(ctx, f.store.LastPosition()); err != nil {
+		t.Fatal(err)
+	}
+	// No tenant read yet: this process has no answered version to hold
+	// them to (highWater), only the read models.
+	if err := f.svc.Ready(ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	// Lose, as a master restarted empty does, every key of the slot range
+	// holding fabrikam (this prefix's only).
+	slot := readmodel.Slot(keys.Tenant("fabrikam"))
+	ranges, err := f.rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost redis.ClusterSlot
+	for _, r := range ranges {
+		if int(r.Start) <= slot && slot <= int(r.End) {
+			lost = r
+		}
+	}
+	all, err := redistest.Keys(ctx, f.rdb, readmodel.GlobEscape(f.prefix)+"*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inLost := func(k string) bool { s := readmodel.Slot(k); return int(lost.Start) <= s && s <= int(lost.End) }
+	for _, k := range all {
+		if inLost(k) && k != keys.Present() {
+			f.rdb.Del(ctx, k)
+		}
+	}
+	for _, tn := range tenants {
+		if inLost(keys.Tenant(tn)) {
+			f.wantProblem("/v1/tenants/"+tn+"/licenses", http.StatusServiceUnavailable, CodeUnavailable)
+			f.wantProblem("/v1/tenants/"+tn+"/users/u01", http.StatusServiceUnavailable, CodeUnavailable)
+		} else {
+			f.getJSON("/v1/tenants/"+tn+"/licenses", &List[readmodel.LicenseRow]{})
+		}
+	}
+	if err := f.svc.Ready(ctx); err == nil {
+		t.Fatal("Ready while a master's slots lost their read models")
 	}
 }

@@ -62,7 +62,8 @@ type Service struct {
 	prefix   string
 	prefixAt time.Time
 
-	served *highWater // the highest version answered per tenant
+	served  *highWater // the highest version answered per tenant
+	cluster bool       // Redis is a cluster: check slot markers too
 }
 
 // New returns a Service.
@@ -91,7 +92,7 @@ func New(cfg Config) *Service {
 	if cfg.Tracked <= 0 {
 		cfg.Tracked = 100_000
 	}
-	return &Service{cfg: cfg, served: newHighWater(cfg.Tracked)}
+	return &Service{cfg: cfg, served: newHighWater(cfg.Tracked), cluster: readmodel.IsCluster(cfg.Redis)}
 }
 
 // Routes lists the query endpoints of API.md ("Queries").
@@ -122,21 +123,28 @@ func (s *Service) Ready(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read models: %w", err)
 	}
-	n, err := s.cfg.Redis.Exists(ctx, keys.Present()).Result()
+	complete, err := readmodel.Complete(ctx, s.cfg.Redis, keys.Prefix, false)
 	if err != nil {
 		return fmt.Errorf("read models: %w", err)
 	}
-	if n == 0 {
+	if !complete {
 		return errors.New("read models: being rebuilt (Redis lost its data, or a first start catches up)")
 	}
 	return nil
 }
 
 // applied reads, in one round trip, whether the read models under keys are
-// complete and the applied version of tenant.
+// complete and the applied version of tenant. On a Redis Cluster complete
+// also needs the slot marker of the tenant's slot (readmodel.MarkSlots): it
+// lives and dies with the tenant's keys, so a master that came back empty
+// answers 503, not "no such tenant".
 func (s *Service) applied(ctx context.Context, keys readmodel.Keys, tenant string) (present bool, version uint64, err error) {
 	pipe := s.cfg.Redis.Pipeline()
 	ex := pipe.Exists(ctx, keys.Present())
+	var slot *redis.IntCmd
+	if s.cluster {
+		slot = pipe.Exists(ctx, keys.TenantSlotMarker(tenant))
+	}
 	ver := pipe.HGet(ctx, keys.Key(tenant, readmodel.Meta), "version")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return false, 0, err
@@ -144,11 +152,15 @@ func (s *Service) applied(ctx context.Context, keys readmodel.Keys, tenant strin
 	if err := ex.Err(); err != nil {
 		return false, 0, err
 	}
+	present = ex.Val() > 0
+	if slot != nil {
+		present = present && slot.Val() > 0
+	}
 	version, err = ver.Uint64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, 0, err
 	}
-	return ex.Val() > 0, version, nil
+	return present, version, nil
 }
 
 // keys returns the key layout of the active prefix.

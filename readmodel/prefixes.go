@@ -16,66 +16,67 @@ import (
 )
 
 // TenantKeys lists every key of tenant t under keys.Prefix (SCAN P{t}:*),
-// whatever its suffix: the rendered ones and any left behind.
+// whatever its suffix: the rendered ones and any left behind. On a cluster
+// only the master of the tenant's slot is scanned: it holds them all.
 func TenantKeys(ctx context.Context, rdb redis.UniversalClient, keys Keys, t string) ([]string, error) {
-	return scanKeys(ctx, rdb, GlobEscape(keys.Tenant(t))+"*")
+	match := GlobEscape(keys.Tenant(t)) + "*"
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		node, err := c.MasterForKey(ctx, keys.Tenant(t))
+		if err != nil {
+			return nil, fmt.Errorf("readmodel: the master of tenant %s: %w", t, err)
+		}
+		return scanKeys(ctx, node, match)
+	}
+	return scanKeys(ctx, rdb, match)
 }
 
+// scanKeys returns the keys matching the SCAN pattern match, of every
+// master on a cluster (ScanEach).
 func scanKeys(ctx context.Context, rdb redis.UniversalClient, match string) ([]string, error) {
 	var out []string
-	var cursor uint64
-	for {
-		ks, next, err := rdb.Scan(ctx, cursor, match, 1000).Result()
-		if err != nil {
-			return nil, fmt.Errorf("readmodel: scan %s: %w", match, err)
-		}
+	err := ScanEach(ctx, rdb, match, func(ks []string) error {
 		out = append(out, ks...)
-		if cursor = next; cursor == 0 {
-			return out, nil
-		}
-	}
+		return nil
+	})
+	return out, err
 }
 
 // prefixKeys calls fn with batches of the read-model keys under prefix: the
-// tenant keys P{t}:… (t a valid tenant id), Ptenants, Pcheckpoint:… and
-// P{marker}:present. Other keys that merely start with prefix — another prefix nested
-// in it (sl:r…: in sl:), the active-prefix key, leases ({lease:…}) — are
-// not read-model keys of this prefix and are left out.
+// tenant keys P{t}:… (t a valid tenant id), Ptenants, Pcheckpoint:…, the
+// markers P{marker}:present and :building, and on a cluster the slot
+// markers P{slot:…}:marker. Other keys that merely start with prefix —
+// another prefix nested in it (sl:r…: in sl:), the active-prefix key, leases
+// ({lease:…}) — are not read-model keys of this prefix and are left out.
+// On a cluster every master is scanned, one after the other; the keys of a
+// batch all come from one master but not from one slot.
 func prefixKeys(ctx context.Context, rdb redis.UniversalClient, prefix string, fn func([]string) error) error {
 	if prefix == "" {
 		return errors.New("readmodel: empty prefix")
 	}
-	tenantKey := func(k string) bool {
-		rest := strings.TrimPrefix(k, prefix+"{")
-		t, _, ok := strings.Cut(rest, "}:")
+	layoutKey := func(k string) bool {
+		rest := strings.TrimPrefix(k, prefix)
+		if isSlotMarker(rest) {
+			return true
+		}
+		if rest == markerTag+"present" || rest == markerTag+"building" {
+			return false // listed below, once
+		}
+		t, _, ok := strings.Cut(strings.TrimPrefix(rest, "{"), "}:")
 		return ok && domain.ValidID(t)
 	}
 	for _, pat := range []string{GlobEscape(prefix) + "{*", GlobEscape(prefix) + "checkpoint:*"} {
 		tenants := strings.HasSuffix(pat, "{*")
-		var cursor uint64
-		for {
-			ks, next, err := rdb.Scan(ctx, cursor, pat, 1000).Result()
-			if err != nil {
-				return fmt.Errorf("readmodel: scan %s: %w", pat, err)
-			}
+		err := ScanEach(ctx, rdb, pat, func(ks []string) error {
 			if tenants {
-				j := 0
-				for _, k := range ks {
-					if tenantKey(k) {
-						ks[j] = k
-						j++
-					}
-				}
-				ks = ks[:j]
+				ks = slices.DeleteFunc(ks, func(k string) bool { return !layoutKey(k) })
 			}
-			if len(ks) > 0 {
-				if err := fn(ks); err != nil {
-					return err
-				}
+			if len(ks) == 0 {
+				return nil
 			}
-			if cursor = next; cursor == 0 {
-				break
-			}
+			return fn(ks)
+		})
+		if err != nil {
+			return err
 		}
 	}
 	k := Keys{Prefix: prefix}
@@ -102,13 +103,32 @@ func prefixKeys(ctx context.Context, rdb redis.UniversalClient, prefix string, f
 func DeletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) (int, error) {
 	n := 0
 	err := prefixKeys(ctx, rdb, prefix, func(ks []string) error {
-		if err := rdb.Unlink(ctx, ks...).Err(); err != nil {
+		if err := unlink(ctx, rdb, ks); err != nil {
 			return fmt.Errorf("readmodel: delete prefix %s: %w", prefix, err)
 		}
 		n += len(ks)
 		return nil
 	})
 	return n, err
+}
+
+// unlink deletes keys: in one UNLINK on one server; on a cluster, where one
+// command may only name keys of one slot, one UNLINK per slot, pipelined.
+func unlink(ctx context.Context, rdb redis.UniversalClient, keys []string) error {
+	if !IsCluster(rdb) {
+		return rdb.Unlink(ctx, keys...).Err()
+	}
+	bySlot := map[int][]string{}
+	for _, k := range keys {
+		s := Slot(k)
+		bySlot[s] = append(bySlot[s], k)
+	}
+	pipe := rdb.Pipeline()
+	for _, ks := range bySlot {
+		pipe.Unlink(ctx, ks...)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // PrefixDifference is a key whose content differs between two prefixes.
@@ -120,7 +140,7 @@ type PrefixDifference struct {
 
 // ComparePrefixes compares the read models under two prefixes key by key
 // (type, fields or members and their values or scores, byte for byte),
-// ignoring the Present marker. It returns at most max differences (0: 1000).
+// ignoring the markers (IsMarker). It returns at most max differences (0: 1000).
 // An audit: replay into a scratch prefix (projections.ReplayConfig.NoSwap) and compare
 // it with the active one.
 func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string, max int) ([]PrefixDifference, error) {
@@ -143,9 +163,8 @@ func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string
 		all[k] = true
 	}
 	var out []PrefixDifference
-	unprefixed := Keys{} // the markers' keys without a prefix
 	for _, k := range slices.Sorted(maps.Keys(all)) {
-		if k == unprefixed.Present() || k == unprefixed.Building() || da[k] == db[k] {
+		if IsMarker(k) || da[k] == db[k] {
 			continue
 		}
 		if len(out) == max {
@@ -159,46 +178,58 @@ func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string
 // DumpPrefix returns every read-model key under prefix (the prefix
 // stripped) with a canonical text of its content: its type, then its
 // fields, members or value sorted, each on a line (hash: field=value, sorted
-// set: member=score).
+// set: member=score). The slot markers of a cluster (16,384 keys that say
+// nothing of the content) are left out. Keys are read a batch at a time,
+// pipelined.
 func DumpPrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) (map[string]string, error) {
 	out := map[string]string{}
 	err := prefixKeys(ctx, rdb, prefix, func(ks []string) error {
-		for _, k := range ks {
-			typ, err := rdb.Type(ctx, k).Result()
-			if err != nil {
-				return err
-			}
-			var parts []string
-			switch typ {
+		ks = slices.DeleteFunc(slices.Clone(ks), func(k string) bool { return isSlotMarker(strings.TrimPrefix(k, prefix)) })
+		pipe := rdb.Pipeline()
+		types := make([]*redis.StatusCmd, len(ks))
+		for i, k := range ks {
+			types[i] = pipe.Type(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		pipe = rdb.Pipeline()
+		reads := make([]redis.Cmder, len(ks))
+		for i, k := range ks {
+			switch types[i].Val() {
 			case "hash":
-				h, err := rdb.HGetAll(ctx, k).Result()
-				if err != nil {
-					return err
-				}
-				for f, v := range h {
+				reads[i] = pipe.HGetAll(ctx, k)
+			case "zset":
+				reads[i] = pipe.ZRangeWithScores(ctx, k, 0, -1)
+			case "set":
+				reads[i] = pipe.SMembers(ctx, k)
+			case "string":
+				reads[i] = pipe.Get(ctx, k)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		for i, k := range ks {
+			typ := types[i].Val()
+			var parts []string
+			switch c := reads[i].(type) {
+			case *redis.MapStringStringCmd:
+				for f, v := range c.Val() {
 					parts = append(parts, f+"="+v)
 				}
-			case "zset":
-				zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-				if err != nil {
-					return err
-				}
-				for _, z := range zs {
+			case *redis.ZSliceCmd:
+				for _, z := range c.Val() {
 					parts = append(parts, fmt.Sprint(z.Member)+"="+strconv.FormatFloat(z.Score, 'g', -1, 64))
 				}
-			case "set":
-				if parts, err = rdb.SMembers(ctx, k).Result(); err != nil {
-					return err
-				}
-			case "string":
-				s, err := rdb.Get(ctx, k).Result()
-				if err != nil && !errors.Is(err, redis.Nil) {
-					return err
-				}
-				parts = []string{s}
-			case "none": // gone meanwhile
-				continue
+			case *redis.StringSliceCmd:
+				parts = c.Val()
+			case *redis.StringCmd:
+				parts = []string{c.Val()}
 			default:
+				if typ == "none" { // gone meanwhile
+					continue
+				}
 				parts = []string{"<" + typ + ">"}
 			}
 			sort.Strings(parts)

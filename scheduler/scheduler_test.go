@@ -3,7 +3,6 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
@@ -44,7 +44,7 @@ type world struct {
 	ctx    context.Context
 	store  *embedded.Store
 	h      *commands.Handler
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	proj   *projections.Projection
 	clock  *clock
@@ -52,17 +52,32 @@ type world struct {
 	seq    int
 }
 
-func newWorld(t *testing.T) *world { return newWorldOpts(t, false) }
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+func newWorld(t *testing.T) *world { return newWorldWith(t, worldOpts{}) }
+
+// newWorldOn makes a world on a Redis of kind k.
+func newWorldOn(t *testing.T, k redistest.Kind) *world { return newWorldWith(t, worldOpts{kind: k}) }
 
 // newWorldOpts makes a world; durable syncs every append as in production.
 func newWorldOpts(t *testing.T, durable bool) *world {
+	return newWorldWith(t, worldOpts{durable: durable})
+}
+
+type worldOpts struct {
+	durable  bool
+	kind     redistest.Kind // default redistest.Single
+	redisBus *RedisBus      // non-nil: purge commands travel on it (its Client is set here)
+}
+
+func newWorldWith(t *testing.T, o worldOpts) *world {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Skipf("Redis at 127.0.0.1:6379 is not reachable (%v): skipping the scheduler tests", err)
+	if o.kind == "" {
+		o.kind = redistest.Single
 	}
-	prefix := fmt.Sprintf("sltest:sched:%x:", rand.Uint64())
-	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: !durable})
+	rdb := redistest.Open(t, o.kind, 0)
+	prefix := redistest.Prefix("sched:")
+	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: !o.durable})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,18 +93,30 @@ func newWorldOpts(t *testing.T, durable bool) *world {
 	projDone := make(chan struct{})
 	go func() { defer close(projDone); _ = w.proj.Run(ctx) }()
 
-	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	var pub message.Publisher
+	var newSub func(string) (message.Subscriber, error)
+	if rb := o.redisBus; rb != nil {
+		rb.Client = rdb
+		if pub, err = rb.Publisher(); err != nil {
+			t.Fatal(err)
+		}
+		newSub = rb.Subscriber
+	} else {
+		pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+		pub = pubsub
+		newSub = func(string) (message.Subscriber, error) { return pubsub, nil }
+	}
 	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := AddProcessor(router, func(string) (message.Subscriber, error) { return pubsub, nil }, w.h, nil); err != nil {
+	if err := AddProcessor(router, newSub, w.h, nil); err != nil {
 		t.Fatal(err)
 	}
 	routerDone := make(chan struct{})
 	go func() { defer close(routerDone); _ = router.Run(ctx) }()
 	<-router.Running()
-	if w.bus, err = NewBus(pubsub); err != nil {
+	if w.bus, err = NewBus(pub); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -98,27 +125,9 @@ func newWorldOpts(t *testing.T, durable bool) *world {
 		<-routerDone
 		w.h.Close()
 		store.Close()
-		deleteKeys(rdb, prefix)
-		rdb.Close()
+		_ = redistest.Delete(context.Background(), rdb, readmodel.GlobEscape(prefix)+"*")
 	})
 	return w
-}
-
-func deleteKeys(rdb *redis.Client, prefix string) {
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		ks, next, err := rdb.Scan(ctx, cursor, prefix+"*", 1000).Result()
-		if err != nil {
-			return
-		}
-		if len(ks) > 0 {
-			rdb.Del(ctx, ks...)
-		}
-		if cursor = next; cursor == 0 {
-			return
-		}
-	}
 }
 
 func (w *world) scheduler() *Scheduler {
@@ -206,7 +215,11 @@ func (w *world) held(tenant, user, workload string) bool {
 }
 
 func TestLicenseRemovedIsHeldAndPurgedAtDay30NotDay29(t *testing.T) {
-	w := newWorld(t)
+	redistest.Each(t, testLicenseRemovedIsHeldAndPurgedAtDay30NotDay29)
+}
+
+func testLicenseRemovedIsHeldAndPurgedAtDay30NotDay29(t *testing.T, kind redistest.Kind) {
+	w := newWorldOn(t, kind)
 	s := w.scheduler()
 	w.tenant("t1", "alice")
 	w.do("t1", &domain.UnassignLicenses{SkuID: "SPB", Users: []string{"alice"}})
@@ -229,7 +242,11 @@ func TestLicenseRemovedIsHeldAndPurgedAtDay30NotDay29(t *testing.T) {
 }
 
 func TestReassignedOnDay10IsNeverPurged(t *testing.T) {
-	w := newWorld(t)
+	redistest.Each(t, testReassignedOnDay10IsNeverPurged)
+}
+
+func testReassignedOnDay10IsNeverPurged(t *testing.T, kind redistest.Kind) {
+	w := newWorldOn(t, kind)
 	s := w.scheduler()
 	w.tenant("t1", "alice")
 	w.do("t1", &domain.UnassignLicenses{SkuID: "SPB", Users: []string{"alice"}})
@@ -242,7 +259,11 @@ func TestReassignedOnDay10IsNeverPurged(t *testing.T) {
 }
 
 func TestRetentionHoldKeepsDataPastThePeriod(t *testing.T) {
-	w := newWorld(t)
+	redistest.Each(t, testRetentionHoldKeepsDataPastThePeriod)
+}
+
+func testRetentionHoldKeepsDataPastThePeriod(t *testing.T, kind redistest.Kind) {
+	w := newWorldOn(t, kind)
 	s := w.scheduler()
 	w.tenant("t1", "alice")
 	w.do("t1", &domain.UnassignLicenses{SkuID: "SPB", Users: []string{"alice"}})
@@ -269,7 +290,11 @@ func TestRetentionHoldKeepsDataPastThePeriod(t *testing.T) {
 }
 
 func TestUserDeletedHoldsExchangeAndOneDriveAndPurgesBoth(t *testing.T) {
-	w := newWorld(t)
+	redistest.Each(t, testUserDeletedHoldsExchangeAndOneDriveAndPurgesBoth)
+}
+
+func testUserDeletedHoldsExchangeAndOneDriveAndPurgesBoth(t *testing.T, kind redistest.Kind) {
+	w := newWorldOn(t, kind)
 	s := w.scheduler()
 	w.tenant("t1", "alice")
 	w.do("t1", &domain.DeleteUser{UserID: "alice"})
@@ -283,7 +308,11 @@ func TestUserDeletedHoldsExchangeAndOneDriveAndPurgesBoth(t *testing.T) {
 }
 
 func TestSchedulerDownOverTheDueTimePurgesOnceAtRestart(t *testing.T) {
-	w := newWorld(t)
+	redistest.Each(t, testSchedulerDownOverTheDueTimePurgesOnceAtRestart)
+}
+
+func testSchedulerDownOverTheDueTimePurgesOnceAtRestart(t *testing.T, kind redistest.Kind) {
+	w := newWorldOn(t, kind)
 	w.tenant("t1", "alice", "bob")
 	w.do("t1", &domain.UnassignLicenses{SkuID: "SPB", Users: []string{"alice", "bob"}})
 	w.clock.Advance(45 * day) // nobody ran while the holds fell due
@@ -301,7 +330,11 @@ func TestSchedulerDownOverTheDueTimePurgesOnceAtRestart(t *testing.T) {
 }
 
 func TestTwoSchedulersAtOnceGiveOnePurgeEvent(t *testing.T) {
-	w := newWorld(t)
+	redistest.Each(t, testTwoSchedulersAtOnceGiveOnePurgeEvent)
+}
+
+func testTwoSchedulersAtOnceGiveOnePurgeEvent(t *testing.T, kind redistest.Kind) {
+	w := newWorldOn(t, kind)
 	w.tenant("t1", "alice")
 	w.tenant("t2", "carol")
 	w.do("t1", &domain.UnassignLicenses{SkuID: "SPB", Users: []string{"alice"}})
@@ -334,4 +367,48 @@ func benchInt(name string) int {
 	n := 0
 	fmt.Sscan(os.Getenv(name), &n)
 	return n
+}
+
+// TestPurgesTravelOnTheStreamOfARedisCluster: with a Redis Cluster the
+// purge commands travel on the Redis Stream (RedisBus) through a cluster
+// client: one key, so one master, whatever the cluster's size. When that
+// master loses the stream (restarted empty), the stream and group are
+// recreated (by the subscriber's next read, or Ensure), Ready agrees, and
+// purges flow again.
+func TestPurgesTravelOnTheStreamOfARedisCluster(t *testing.T) {
+	admin := redistest.Open(t, redistest.Cluster, 0)
+	redistest.Exclusive(t, admin) // the stream is one key of the whole cluster
+	ctx := context.Background()
+	admin.Del(ctx, Topic)
+	t.Cleanup(func() { admin.Del(context.Background(), Topic) })
+	rb := &RedisBus{Consumer: "test"}
+	w := newWorldWith(t, worldOpts{kind: redistest.Cluster, redisBus: rb})
+	s := w.scheduler()
+	w.tenant("t1", "alice", "bob")
+	w.do("t1", &domain.UnassignLicenses{SkuID: "SPB", Users: []string{"alice", "bob"}})
+	w.clock.Advance(31 * day)
+	if n := w.tick(s); n != 2 || w.purges("t1") != 2 {
+		t.Fatalf("%d sent, %d purged", n, w.purges("t1"))
+	}
+	if err := rb.Ready(ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+
+	// The stream's master loses it. The subscriber's next read (every
+	// 100 ms) says NOGROUP and recreates it, or Ensure does.
+	if err := admin.Del(ctx, Topic).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rb.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.Ready(ctx); err != nil {
+		t.Fatalf("Ready after Ensure: %v", err)
+	}
+	w.tenant("t2", "carol")
+	w.do("t2", &domain.UnassignLicenses{SkuID: "SPB", Users: []string{"carol"}})
+	w.clock.Advance(31 * day)
+	if n := w.tick(s); n != 1 || w.purges("t2") != 1 {
+		t.Fatalf("after the stream was recreated: %d sent, %d purged", n, w.purges("t2"))
+	}
 }

@@ -390,11 +390,10 @@ var benchRedisPatterns = []string{readmodel.DefaultPrefix + "*", "seatledger.*"}
 // from that run's checkpoint in a store that never had those events) and
 // returns a function that deletes every key the run wrote.
 func claimBenchRedis(ctx context.Context, url string) (cleanup func(), err error) {
-	opts, err := redis.ParseURL(url)
+	rdb, err := readmodel.NewClient(url)
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url: %w", err)
 	}
-	rdb := redis.NewClient(opts)
 	var found string
 	err = scanBenchKeys(ctx, rdb, func(keys []string) error {
 		found = keys[0]
@@ -411,7 +410,14 @@ func claimBenchRedis(ctx context.Context, url string) (cleanup func(), err error
 	}
 	return func() {
 		err := scanBenchKeys(context.Background(), rdb, func(keys []string) error {
-			return rdb.Unlink(context.Background(), keys...).Err()
+			// One UNLINK per key: on a cluster a command may only name
+			// keys of one slot.
+			pipe := rdb.Pipeline()
+			for _, k := range keys {
+				pipe.Unlink(context.Background(), k)
+			}
+			_, err := pipe.Exec(context.Background())
+			return err
 		})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "seatledger bench: deleting the bench's keys in redis %s: %v\n", redactURL(url), err)
@@ -423,22 +429,11 @@ func claimBenchRedis(ctx context.Context, url string) (cleanup func(), err error
 var errStopScan = errors.New("stop scan")
 
 // scanBenchKeys calls fn with each non-empty page of keys matching
-// benchRedisPatterns.
-func scanBenchKeys(ctx context.Context, rdb *redis.Client, fn func([]string) error) error {
+// benchRedisPatterns, of every master on a Redis Cluster.
+func scanBenchKeys(ctx context.Context, rdb redis.UniversalClient, fn func([]string) error) error {
 	for _, pattern := range benchRedisPatterns {
-		for cursor := uint64(0); ; {
-			keys, next, err := rdb.Scan(ctx, cursor, pattern, 1000).Result()
-			if err != nil {
-				return err
-			}
-			if len(keys) > 0 {
-				if err := fn(keys); err != nil {
-					return err
-				}
-			}
-			if cursor = next; cursor == 0 {
-				break
-			}
+		if err := readmodel.ScanEach(ctx, rdb, pattern, fn); err != nil {
+			return err
 		}
 	}
 	return nil

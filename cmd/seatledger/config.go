@@ -10,12 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // envVar documents one environment variable.
@@ -49,7 +48,7 @@ var envVars = []envVar{
 	{envAddr, "127.0.0.1:8080", "listen address"},
 	{envDataDir, "./data", "embedded event store directory (also holds dev-secrets.json)"},
 	{envEventStore, "embedded", "embedded, a KurrentDB connection string (kurrentdb://… / esdb://…), or postgres://… (a PostgreSQL event store several nodes can share; &schema=name picks the schema)"},
-	{envRedisURL, "empty", "empty: an in-process Redis; else redis://host:port/db"},
+	{envRedisURL, "empty", "empty: an in-process Redis; else redis://host:port/db, or a Redis Cluster: redis://host1:port1?addr=host2:port2&addr=host3:port3"},
 	{envJWTSecret, "generated at first start (dev only)", "HS256 secret of bearer tokens, at least 16 characters"},
 	{envOperatorToken, "generated at first start (dev only)", "operator bearer token, at least 32 characters, not the JWT secret"},
 	{envHoldPeriod, "720h", "how long held data is kept before purge (Go duration)"},
@@ -198,7 +197,7 @@ func (c *serveConfig) validate() error {
 		errs = append(errs, badValue(envEventStore, redactURL(c.EventStore), "want embedded, kurrentdb://… / esdb://…, or postgres://…"))
 	}
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		if _, _, err := readmodel.ParseURL(c.RedisURL); err != nil {
 			errs = append(errs, badValue(envRedisURL, redactURL(c.RedisURL), err.Error()))
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -43,7 +44,7 @@ type serveDeps struct {
 	Snapshots  eventstore.SnapshotStore // nil if the store has none
 	Decider    *domain.Decider
 	Commands   *commands.Handler
-	Redis      *redis.Client
+	Redis      redis.UniversalClient // a *redis.Client, or a *redis.ClusterClient for a Redis Cluster
 	Registerer prometheus.Registerer
 	// ReadyChecks are more checks of GET /readyz a hook may add (the read
 	// models are complete, purges can be handled); nil: ready.
@@ -189,7 +190,7 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 	snaps, _ := store.(eventstore.SnapshotStore)
 
 	// Redis: configured, else in-process.
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if cfg.RedisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
@@ -199,12 +200,27 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		logger.Info("redis: in-process (miniredis)", "addr", mr.Addr())
 	} else {
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		one, cluster, err := readmodel.ParseURL(cfg.RedisURL)
 		if err != nil {
 			return a, badValue(envRedisURL, redactURL(cfg.RedisURL), err.Error())
 		}
-		rdb = redis.NewClient(opts)
-		logger.Info("redis", "addr", opts.Addr, "db", opts.DB)
+		if cluster != nil {
+			rdb = redis.NewClusterClient(cluster)
+			logger.Info("redis: cluster", "nodes", cluster.Addrs)
+		} else {
+			rdb = redis.NewClient(one)
+			logger.Info("redis", "addr", one.Addr, "db", one.DB)
+			// A URL of one node of a Redis Cluster would be answered MOVED
+			// for most keys: say so now. (A Redis not up yet is waited for
+			// later, as before.)
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := readmodel.CheckNotCluster(cctx, rdb)
+			cancel()
+			if errors.Is(err, readmodel.ErrClusterNode) {
+				_ = rdb.Close()
+				return a, badValue(envRedisURL, redactURL(cfg.RedisURL), err.Error())
+			}
+		}
 	}
 	a.onClose(func() { _ = rdb.Close() })
 

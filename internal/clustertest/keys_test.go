@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/lease"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
@@ -142,6 +144,7 @@ func pattern(k string) string {
 	k = regexp.MustCompile(`license:[^:]+:users`).ReplaceAllString(k, "license:<sku>:users")
 	k = regexp.MustCompile(`group:[^:]+:`).ReplaceAllString(k, "group:<g>:")
 	k = regexp.MustCompile(`\{lease:[^}]+\}`).ReplaceAllString(k, "{lease:<name>}")
+	k = regexp.MustCompile(`\{slot:[^}]+\}`).ReplaceAllString(k, "{slot:<n>}")
 	return k
 }
 
@@ -150,29 +153,23 @@ func pattern(k string) string {
 // recording client; every multi-key command (scripts, DEL of many keys,
 // MULTI/EXEC) must touch keys of a single hash tag, and every key of a
 // tenant must carry the tenant's tag.
+//
+// It runs on one Redis server, where only the recorder would notice, and on
+// a real Redis Cluster, which refuses such a command (CROSSSLOT) as well.
 func TestEveryMultiKeyOperationStaysInOneHashTag(t *testing.T) {
+	redistest.Each(t, testEveryMultiKeyOperationStaysInOneHashTag)
+}
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+func testEveryMultiKeyOperationStaysInOneHashTag(t *testing.T, kind redistest.Kind) {
 	rec := &recorder{seen: map[string]bool{}}
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Skipf("Redis at 127.0.0.1:6379 is not reachable (%v): skipping", err)
-	}
+	rdb := redistest.Open(t, kind, 0)
 	rdb.AddHook(rec)
 	prefix := fmt.Sprintf("sltest:%x:", rand.Uint64())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	t.Cleanup(func() {
-		var cur uint64
-		for {
-			ks, next, _ := rdb.Scan(context.Background(), cur, prefix+"*", 1000).Result()
-			if len(ks) > 0 {
-				rdb.Del(context.Background(), ks...)
-			}
-			if cur = next; cur == 0 {
-				break
-			}
-		}
-		rdb.Close()
-	})
+	t.Cleanup(func() { _ = redistest.Delete(context.Background(), rdb, prefix+"*") })
 
 	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
 	if err != nil {
