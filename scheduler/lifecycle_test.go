@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
@@ -69,7 +70,11 @@ func (w *world) version(tenant string) uint64 {
 }
 
 func TestATermWithoutRecurringBillingExpiresThenIsDisabledThenDeletedOnSchedule(t *testing.T) {
-	w := newWorld(t)
+	redistest.Each(t, testATermWithoutRecurringBillingExpiresThenIsDisabledThenDeletedOnSchedule)
+}
+
+func testATermWithoutRecurringBillingExpiresThenIsDisabledThenDeletedOnSchedule(t *testing.T, kind redistest.Kind) {
+	w := newWorldOn(t, kind)
 	s := w.lifecycleScheduler()
 	w.tenant("t1", "alice")
 	off := false
@@ -113,7 +118,11 @@ func TestATermWithoutRecurringBillingExpiresThenIsDisabledThenDeletedOnSchedule(
 }
 
 func TestRecurringBillingRenewsAtTheEndOfTheTermOnce(t *testing.T) {
-	w := newWorld(t)
+	redistest.Each(t, testRecurringBillingRenewsAtTheEndOfTheTermOnce)
+}
+
+func testRecurringBillingRenewsAtTheEndOfTheTermOnce(t *testing.T, kind redistest.Kind) {
+	w := newWorldOn(t, kind)
 	w.tenant("t1", "alice")
 	w.tenant("t2", "carol")
 	w.do("t1", &domain.PurchaseSubscription{SubscriptionID: "m", SkuID: "SPB", Quantity: 2, Term: domain.TermMonthly})
@@ -152,7 +161,11 @@ func TestRecurringBillingRenewsAtTheEndOfTheTermOnce(t *testing.T) {
 }
 
 func TestAStaleLifecycleEntryAppendsNothing(t *testing.T) {
-	w := newWorld(t)
+	redistest.Each(t, testAStaleLifecycleEntryAppendsNothing)
+}
+
+func testAStaleLifecycleEntryAppendsNothing(t *testing.T, kind redistest.Kind) {
+	w := newWorldOn(t, kind)
 	s := w.lifecycleScheduler()
 	w.tenant("t1", "alice")
 	w.do("t1", &domain.PurchaseSubscription{SubscriptionID: "m", SkuID: "SPB", Quantity: 2, Term: domain.TermMonthly})
