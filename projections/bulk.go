@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	rtmetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +27,11 @@ type bulk struct {
 	seed     maphash.Seed
 	workers  []*bulkWorker
 
-	events  atomic.Uint64 // events read
-	pos     atomic.Uint64 // last position read
-	tenants atomic.Int64  // distinct tenants folded (first time)
-	written atomic.Int64  // tenants written in the write phase
+	events    atomic.Uint64 // events read
+	pos       atomic.Uint64 // last position read
+	tenants   atomic.Int64  // distinct tenants folded (first time)
+	written   atomic.Int64  // tenants written in the write phase
+	evictions atomic.Int64  // early writes of a worker's tenants (MaxTenants, MaxHeap)
 }
 
 type bulkItem struct {
@@ -46,8 +48,9 @@ type bulkWorker struct {
 	b       *bulk
 	in      chan []bulkItem
 	states  map[string]*bulkTenant
-	written map[string]bool // tenants written and forgotten (MaxTenants)
+	written map[string]bool // tenants written and forgotten (MaxTenants, MaxHeap)
 	limit   int
+	gcCycle uint64 // the collection after which the worker last evicted for MaxHeap
 }
 
 func newBulk(ctx context.Context, cfg *ReplayConfig, keys readmodel.Keys) (*bulk, error) {
@@ -223,13 +226,34 @@ func (w *bulkWorker) run(ctx context.Context) error {
 				return err
 			}
 		}
-		if w.limit > 0 && len(w.states) > w.limit {
+		if (w.limit > 0 && len(w.states) > w.limit) || w.overHeap() {
 			if err := w.flush(ctx); err != nil {
 				return err
 			}
+			w.b.evictions.Add(1)
 		}
 	}
 	return nil
+}
+
+// overHeap reports whether the heap live after the last collection is over
+// MaxHeap, once a collection: the states the worker forgets are freed only
+// by the next one.
+func (w *bulkWorker) overHeap() bool {
+	if w.b.cfg.MaxHeap <= 0 || len(w.states) == 0 {
+		return false
+	}
+	s := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	rtmetrics.Read(s)
+	if s[0].Value.Kind() != rtmetrics.KindUint64 || s[1].Value.Kind() != rtmetrics.KindUint64 {
+		return false
+	}
+	cycle := s[1].Value.Uint64()
+	if cycle == w.gcCycle || s[0].Value.Uint64() <= uint64(w.b.cfg.MaxHeap) {
+		return false
+	}
+	w.gcCycle = cycle
+	return true
 }
 
 func (w *bulkWorker) apply(ctx context.Context, it bulkItem) error {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -63,7 +65,13 @@ type ReplayConfig struct {
 	// share is exceeded, it writes its tenants and forgets them; a tenant
 	// seen again is folded from the store and written again at the end.
 	MaxTenants int
-	Logger     *slog.Logger
+	// MaxHeap bounds the memory the tenant states of the bulk pass take: when
+	// the Go heap live after a collection exceeds it, each worker writes its
+	// tenants and forgets them, as for MaxTenants (at most once a
+	// collection). Default: a quarter of the Go memory limit (GOMEMLIMIT;
+	// serve sets one) when there is one, else 1 GiB; negative: no bound.
+	MaxHeap int64
+	Logger  *slog.Logger
 }
 
 // Replay phases (ReplayProgress.Phase).
@@ -103,6 +111,9 @@ type ReplayResult struct {
 	// OldDeleted receives the outcome of the background deletion of
 	// OldPrefix (nil when KeepOld, NoSwap or Tenant mode); it is buffered.
 	OldDeleted <-chan error `json:"-"`
+	// Evictions counts the times a worker of the bulk pass wrote its tenants
+	// early and forgot them (MaxTenants, MaxHeap).
+	Evictions int `json:"evictions,omitempty"`
 }
 
 // Replay rebuilds every read model from the start of the global log into a
@@ -171,6 +182,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	}
 	res.Events = b.events.Load()
 	res.Tenants = int(b.tenants.Load())
+	res.Evictions = int(b.evictions.Load())
 	res.BulkPosition = eventstore.Position(b.pos.Load())
 	res.BulkDuration = time.Since(start)
 	if s := res.BulkDuration.Seconds(); s > 0 {
@@ -324,6 +336,12 @@ func (cfg *ReplayConfig) defaults() {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxHeap == 0 {
+		cfg.MaxHeap = 1 << 30
+		if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < math.MaxInt64 {
+			cfg.MaxHeap = limit / 4
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,17 +164,24 @@ func testReplayMatchesLiveByteForByte(t *testing.T, kind redistest.Kind) {
 		{"all-in-memory", ReplayConfig{}},
 		{"one-worker-small-batches", ReplayConfig{Workers: 1, BatchSize: 7}},
 		{"evicting", ReplayConfig{Workers: 2, BatchSize: 33, MaxTenants: 2}},
+		{"heap-bounded", ReplayConfig{Workers: 2, BatchSize: 33, MaxHeap: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := prefix + tc.name + ":"
 			cfg := tc.cfg
 			cfg.Store, cfg.Snapshots, cfg.Redis, cfg.NewPrefix, cfg.NoSwap = store, store, rdb, b, true
+			if cfg.MaxHeap > 0 {
+				runtime.GC() // a live heap measured
+			}
 			res, err := Replay(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if res.Swapped || res.Tenants != 6 || res.Position != lastPosition(t, store) {
 				t.Fatalf("result %+v", res)
+			}
+			if evicting := cfg.MaxTenants > 0 || cfg.MaxHeap > 0; evicting != (res.Evictions > 0) {
+				t.Fatalf("%d evictions", res.Evictions)
 			}
 			requireSame(t, rdb, a, b)
 			verifyClean(t, store, rdb, b)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -98,13 +99,31 @@ func (c *operatorClient) do(ctx context.Context, method, path string, body any) 
 	return b, resp.Header, nil
 }
 
+// streamIdleTimeout is how long stream waits for the next line of a long
+// operation (the server sends progress about every second, after at most
+// 30 s of waiting for the projection to catch up).
+var streamIdleTimeout = 2 * time.Minute
+
 // stream sends a request and hands each line of the answer to fn as it
-// arrives (for long operations that report progress).
+// arrives (for long operations that report progress). It has no overall
+// time limit, but gives up when no line arrived for streamIdleTimeout.
 func (c *operatorClient) stream(ctx context.Context, method, path string, body any, fn func(line []byte) error) error {
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	idle := time.AfterFunc(streamIdleTimeout, func() {
+		cancel(fmt.Errorf("%s sent nothing for %v", c.base, streamIdleTimeout))
+	})
+	defer idle.Stop()
+	fail := func(err error) error {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
 	if err != nil {
@@ -112,9 +131,11 @@ func (c *operatorClient) stream(ctx context.Context, method, path string, body a
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/x-ndjson")
-	resp, err := c.http.Do(req)
+	hc := *c.http
+	hc.Timeout = 0 // the idle timer bounds it
+	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("is seatledger running at %s? %w", c.base, err)
+		return fail(fmt.Errorf("is seatledger running at %s? %w", c.base, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -125,11 +146,12 @@ func (c *operatorClient) stream(ctx context.Context, method, path string, body a
 	}
 	dec := json.NewDecoder(resp.Body)
 	for {
+		idle.Reset(streamIdleTimeout)
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err == io.EOF {
 			return nil
 		} else if err != nil {
-			return err
+			return fail(err)
 		}
 		if err := fn(raw); err != nil {
 			return err

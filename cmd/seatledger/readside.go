@@ -83,28 +83,9 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 		// with Accept: application/x-ndjson it streams progress lines.
 		g.Operator.POST("/projections/rebuild", func(c *gin.Context) { rebuild(c, d) })
 		// POST /v1/projections/verify folds every tenant from the event store
-		// and compares the result with the read models (seatledger verify).
-		g.Operator.POST("/projections/verify", func(c *gin.Context) {
-			ctx := c.Request.Context()
-			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := mgr.WaitCheckpoint(wctx, headOf(d))
-			cancel()
-			if err != nil {
-				api.WriteProblem(c, fmt.Errorf("%w: the projection did not catch up: %v", eventstore.ErrUnavailable, err))
-				return
-			}
-			prefix, err := readmodel.ActivePrefix(ctx, d.Redis)
-			if err != nil {
-				api.WriteProblem(c, err)
-				return
-			}
-			rep, err := projections.Verify(ctx, d.Store, d.Redis, prefix, projections.VerifyOptions{Snapshots: d.Snapshots})
-			if err != nil {
-				api.WriteProblem(c, err)
-				return
-			}
-			api.WriteJSON(c, http.StatusOK, rep)
-		})
+		// and compares the result with the read models (seatledger verify);
+		// with Accept: application/x-ndjson it streams progress lines.
+		g.Operator.POST("/projections/verify", func(c *gin.Context) { verifyReadModels(c, d, mgr) })
 	}
 	stop := func() {
 		cancel()
@@ -193,4 +174,72 @@ func rebuild(c *gin.Context, d *serveDeps) {
 		return
 	}
 	api.WriteJSON(c, http.StatusOK, res)
+}
+
+// verifyProgressInterval is how often a streamed verify writes a progress line.
+var verifyProgressInterval = time.Second
+
+// verifyReadModels runs projections.Verify for POST /v1/projections/verify,
+// once the projection has caught up with the store's head (else 503). With
+// Accept: application/x-ndjson it then answers 200 and writes a line
+// {"progress":…} about every second and a last line {"result":<report>} or
+// {"error":"…"}; otherwise the report alone, when it is done. Either way the
+// server's write timeout does not cut it short.
+func verifyReadModels(c *gin.Context, d *serveDeps, mgr *projections.Manager) {
+	ctx := c.Request.Context()
+	// A verify of many tenants can outlast the server's write timeout.
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := mgr.WaitCheckpoint(wctx, headOf(d))
+	cancel()
+	if err != nil {
+		api.WriteProblem(c, fmt.Errorf("%w: the projection did not catch up: %v", eventstore.ErrUnavailable, err))
+		return
+	}
+	prefix, err := readmodel.ActivePrefix(ctx, d.Redis)
+	if err != nil {
+		api.WriteProblem(c, err)
+		return
+	}
+	stream := strings.Contains(c.GetHeader("Accept"), "application/x-ndjson")
+	var mu sync.Mutex
+	line := func(v any) {
+		mu.Lock()
+		defer mu.Unlock()
+		b, _ := json.Marshal(v)
+		_, _ = c.Writer.Write(append(b, '\n'))
+		c.Writer.Flush()
+	}
+	if stream {
+		c.Header("Content-Type", "application/x-ndjson")
+		c.Status(http.StatusOK)
+		c.Writer.Flush()
+	}
+	logger := d.Logger.With("component", "verify")
+	var logged time.Time
+	rep, err := projections.Verify(ctx, d.Store, d.Redis, prefix, projections.VerifyOptions{
+		Snapshots: d.Snapshots, Catalog: d.Decider.Catalog, ProgressInterval: verifyProgressInterval,
+		Progress: func(p projections.VerifyProgress) {
+			if time.Since(logged) >= 10*time.Second || p.Phase == projections.VerifyPhaseDone {
+				logged = time.Now()
+				logger.Info("verify progress", "phase", p.Phase, "tenants", p.Tenants, "total", p.Total,
+					"differences", p.Differences, "tenants_per_s", int(p.TenantsPerSec), "eta", p.ETA.Round(time.Second))
+			}
+			if stream {
+				line(map[string]any{"progress": p})
+			}
+		}})
+	if err != nil {
+		if stream {
+			line(map[string]any{"error": err.Error()})
+			return
+		}
+		api.WriteProblem(c, err)
+		return
+	}
+	if stream {
+		line(map[string]any{"result": rep})
+		return
+	}
+	api.WriteJSON(c, http.StatusOK, rep)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -226,7 +227,8 @@ func init() {
 }
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("verify", "Usage: seatledger verify [--server URL]\nAsks the running server to fold every tenant from the event store and compare the result with the read models in Redis.", stderr)
+	fs := newFlags("verify", "Usage: seatledger verify [--server URL]\nAsks the running server to fold every tenant from the event store and compare the result with the read models in Redis.\n"+
+		"Shows its progress (tenants checked of the total, rate, time left) on stderr: one line rewritten on a terminal, else a line a phase and every 10 s.", stderr)
 	client := clientFlags(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -236,31 +238,149 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "seatledger verify:", err)
 		return 2
 	}
-	body, _, err := c.do(ctx, http.MethodPost, "/v1/projections/verify", nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "seatledger verify:", err)
-		return 1
-	}
-	var rep struct {
-		Tenants     int `json:"tenants"`
-		Keys        int `json:"keys"`
+	type report struct {
+		Tenants     *int `json:"tenants"`
+		Keys        int  `json:"keys"`
 		Differences []struct {
 			Tenant, Key, Field, Want, Got string
 		} `json:"differences"`
 		Truncated bool `json:"truncated"`
 	}
-	if err := json.Unmarshal(body, &rep); err != nil {
-		fmt.Fprintln(stderr, "seatledger verify: unexpected answer:", err)
+	var rep *report
+	failed := false
+	show := newVerifyProgress(stderr)
+	err = c.stream(ctx, http.MethodPost, "/v1/projections/verify", nil, func(raw []byte) error {
+		var msg struct {
+			Progress *verifyProgressLine `json:"progress"`
+			Result   *report             `json:"result"`
+			Error    string              `json:"error"`
+		}
+		if err := json.Unmarshal(raw, &msg); err != nil {
+			return err
+		}
+		switch {
+		case msg.Progress != nil:
+			show.show(*msg.Progress)
+		case msg.Error != "":
+			failed = true
+			show.end()
+			fmt.Fprintln(stderr, "seatledger verify:", msg.Error)
+		case msg.Result != nil:
+			rep = msg.Result
+		default: // a server that does not stream answers the report alone
+			var r report
+			if err := json.Unmarshal(raw, &r); err != nil || r.Tenants == nil {
+				return fmt.Errorf("unexpected answer: %.200s", raw)
+			}
+			rep = &r
+		}
+		return nil
+	})
+	show.end()
+	if err != nil {
+		fmt.Fprintln(stderr, "seatledger verify:", err)
+		return 1
+	}
+	if failed {
+		return 1
+	}
+	if rep == nil || rep.Tenants == nil {
+		fmt.Fprintln(stderr, "seatledger verify: the server ended the answer without a report")
 		return 1
 	}
 	for _, d := range rep.Differences {
 		fmt.Fprintf(stdout, "DIFF tenant=%s key=%s field=%s\n  want %s\n  got  %s\n", cell(d.Tenant), cell(d.Key), cell(d.Field), cell(d.Want), cell(d.Got))
 	}
-	fmt.Fprintf(stdout, "verified %d tenants, %d keys: %d differences\n", rep.Tenants, rep.Keys, len(rep.Differences))
+	fmt.Fprintf(stdout, "verified %d tenants, %d keys: %d differences\n", *rep.Tenants, rep.Keys, len(rep.Differences))
 	if len(rep.Differences) > 0 {
 		return 1
 	}
 	return 0
+}
+
+// verifyProgressLine is a progress line of POST /v1/projections/verify
+// (projections.VerifyProgress).
+type verifyProgressLine struct {
+	Phase         string  `json:"phase"`
+	Tenants       int     `json:"tenants"`
+	Total         int     `json:"total"`
+	Keys          int     `json:"keys"`
+	Events        uint64  `json:"events"`
+	Differences   int     `json:"differences"`
+	TenantsPerSec float64 `json:"tenantsPerSec"`
+	ETA           int64   `json:"eta"`
+	Elapsed       int64   `json:"elapsed"`
+}
+
+func (p verifyProgressLine) String() string {
+	var s string
+	switch p.Phase {
+	case "keys":
+		s = fmt.Sprintf("scanning the read-model keys: %d", p.Keys)
+	case "log":
+		s = fmt.Sprintf("listing the tenants of the log: %d events read", p.Events)
+	case "tenants":
+		pct := 0.0
+		if p.Total > 0 {
+			pct = 100 * float64(p.Tenants) / float64(p.Total)
+		}
+		s = fmt.Sprintf("tenants %d of %d (%.0f%%)  %.0f tenants/s  ETA %v", p.Tenants, p.Total, pct, p.TenantsPerSec, time.Duration(p.ETA).Round(time.Second))
+	case "stray":
+		s = fmt.Sprintf("looking for stray keys: %d scanned", p.Keys)
+	case "done":
+		s = fmt.Sprintf("done: %d tenants", p.Tenants)
+	default:
+		s = p.Phase
+	}
+	return fmt.Sprintf("verify: %s  %d differences  %v", s, p.Differences, time.Duration(p.Elapsed).Round(time.Second))
+}
+
+// progressPrinter shows progress lines on w: rewriting one line on a
+// terminal, else printing a line when the phase changes and every 10 s.
+type progressPrinter struct {
+	w       io.Writer
+	term    bool
+	phase   string
+	printed time.Time
+	width   int // of the open line on a terminal (0: none)
+}
+
+func newVerifyProgress(w io.Writer) *progressPrinter {
+	return &progressPrinter{w: w, term: isTerminal(w)}
+}
+
+func (pp *progressPrinter) show(p verifyProgressLine) {
+	line := p.String()
+	if pp.term {
+		fmt.Fprintf(pp.w, "\r%-*s", pp.width, line)
+		pp.width = max(pp.width, len(line))
+		if p.Phase == "done" {
+			pp.end()
+		}
+		return
+	}
+	if p.Phase != pp.phase || time.Since(pp.printed) >= 10*time.Second {
+		fmt.Fprintln(pp.w, line)
+		pp.phase, pp.printed = p.Phase, time.Now()
+	}
+}
+
+// end finishes a line left open on a terminal.
+func (pp *progressPrinter) end() {
+	if pp.width > 0 {
+		fmt.Fprintln(pp.w)
+		pp.width = 0
+	}
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func init() {
