@@ -227,7 +227,7 @@ func (s *Server) tenantScope(c *gin.Context) {
 		return
 	}
 	if !domain.ValidID(t) {
-		WriteProblem(c, invalidRequest("tenantId", "tenant id %q is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", Bounded(t)))
+		WriteProblem(c, invalidRequest("tenantId", "tenant id %q is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", bounded(t)))
 		return
 	}
 	c.Set(ctxTenant, t)

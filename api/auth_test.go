@@ -54,7 +54,7 @@ func withReadSide(t *testing.T) envOption {
 	t.Cleanup(func() { _ = rdb.Close() })
 	q := queries.New(queries.Config{Redis: rdb})
 	return func(c *api.Config) {
-		c.Routes = append(c.Routes, func(g api.RouteGroups) { q.Mount(g.Readers) })
+		c.Queries = q
 	}
 }
 

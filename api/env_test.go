@@ -70,10 +70,8 @@ func newEnvOver(t *testing.T, wrap func(eventstore.Store) eventstore.Store, opts
 	cfg := api.Config{
 		Commands: e.cmds, Decider: decider, JWTSecret: testSecret, OperatorToken: testOperator,
 		Logger: slog.New(slog.DiscardHandler), Metrics: metrics, Gatherer: reg,
-		Ready: func(ctx context.Context) error { return st.Ping(ctx) },
-		Routes: []func(api.RouteGroups){func(g api.RouteGroups) {
-			api.MountHistory(g.Auditors, &history.Service{Store: st, Snapshots: st, Catalog: decider.Catalog})
-		}},
+		Ready:   func(ctx context.Context) error { return st.Ping(ctx) },
+		History: &history.Service{Store: st, Snapshots: st, Catalog: decider.Catalog},
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -97,7 +97,12 @@ func FuzzCommandBody(f *testing.F) {
 // FuzzAuthorizationHeader: any Authorization header is 401 or the
 // operator/a valid token; never a 5xx, never a panic.
 func FuzzAuthorizationHeader(f *testing.F) {
-	good, _ := api.NewToken(testSecret, "contoso", "admin", time.Hour, time.Now())
+	// The same token in every process of the fuzzer: the coordinator sends
+	// its seeds to workers that build this list again, and a token minted
+	// at time.Now() in another second would differ (the seed then looked
+	// like a stranger's valid token). Issued at a fixed past day, valid for
+	// a century.
+	good, _ := api.NewToken(testSecret, "contoso", "admin", 100*365*24*time.Hour, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	for _, s := range []string{"", "Bearer", "Bearer ", "bearer " + good, "Bearer " + good, "Bearer " + good + "x", "Basic YTpi",
 		"Bearer " + testOperator, "Bearer a.b.c", "Bearer eyJhbGciOiJub25lIn0.e30.", "Bearer " + strings.Repeat("A", 5000)} {
 		f.Add(s)

@@ -431,19 +431,9 @@ func onlyProps(obj map[string]json.RawMessage, typ string, known ...string) erro
 }
 
 // graphCommand runs a command of a Graph write, with the Idempotency-Key
-// rules of /v1 (see exec).
+// rules of /v1 (see stamp).
 func (s *Server) graphCommand(c *gin.Context, key string, body []byte, cmd domain.Command) (commands.Result, error) {
-	tenant, actor := TenantOf(c), ActorOf(c)
-	m := domain.Meta(cmd)
-	m.TenantID = tenant
-	m.Actor = actor
-	m.CorrelationID = RequestIDOf(c)
-	if key != "" {
-		m.RequestHash = RequestHash(c.Request.Method, c.Request.URL.Path, body)
-		m.CommandID = CommandID(tenant, actor, key)
-	} else {
-		m.CommandID = newID("command", "", domain.Actor{}, "")
-	}
+	stamp(c, cmd, TenantOf(c), ActorOf(c), key, body)
 	res, err := s.cfg.Commands.Handle(c.Request.Context(), cmd)
 	if err == nil && res.Replayed {
 		c.Writer.Header().Set(HeaderReplayed, "true")

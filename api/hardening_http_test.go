@@ -22,7 +22,7 @@ func readSideEnv(t *testing.T) (*env, string) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	q := queries.New(queries.Config{Redis: rdb})
 	e := newEnv(t, func(c *api.Config) {
-		c.Routes = append(c.Routes, func(g api.RouteGroups) { q.Mount(g.Readers) })
+		c.Queries = q
 	})
 	e.createTenant("contoso")
 	keys := readmodel.Keys{Prefix: readmodel.DefaultPrefix}

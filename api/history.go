@@ -12,21 +12,13 @@ import (
 	"github.com/seatledger/seatledger/history"
 )
 
-// MountHistory serves the audit log, raw events and time travel under a
-// tenant group (/v1/tenants/:t):
+// The history routes: the handlers that serve history.Service, the audit
+// log, raw events and time travel, under a tenant (/v1/tenants/:t):
 //
 //	GET audit?since&until&actor&user&sku&type&cursor&limit&order=asc|desc
 //	GET events?fromVersion&limit
 //	GET state?at=<RFC 3339>|version=N
 //	GET state/diff?from=…&to=…   (times or versions)
-func MountHistory(g gin.IRoutes, svc *history.Service) {
-	h := historyHandlers{svc}
-	g.GET("/audit", h.audit)
-	g.GET("/events", h.events)
-	g.GET("/state", h.state)
-	g.GET("/state/diff", h.diff)
-}
-
 type historyHandlers struct{ svc *history.Service }
 
 func queryTime(c *gin.Context, name string) (time.Time, error) {
@@ -36,7 +28,7 @@ func queryTime(c *gin.Context, name string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, invalidRequest(name, "%s=%q is not an RFC 3339 time such as 2026-03-01T14:03:00Z", name, Bounded(v))
+		return time.Time{}, invalidRequest(name, "%s=%q is not an RFC 3339 time such as 2026-03-01T14:03:00Z", name, bounded(v))
 	}
 	return t, nil
 }
@@ -48,7 +40,7 @@ func queryInt(c *gin.Context, name string, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > max {
-		return 0, invalidRequest(name, "%s must be an integer from 1 to %d, not %q", name, max, Bounded(v))
+		return 0, invalidRequest(name, "%s must be an integer from 1 to %d, not %q", name, max, bounded(v))
 	}
 	return n, nil
 }
@@ -60,7 +52,7 @@ func point(c *gin.Context, name, value string) (history.Point, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, value)
 	if err != nil {
-		return history.Point{}, invalidRequest(name, "%s=%q is neither a version number nor an RFC 3339 time", name, Bounded(value))
+		return history.Point{}, invalidRequest(name, "%s=%q is neither a version number nor an RFC 3339 time", name, bounded(value))
 	}
 	return history.Point{Time: t}, nil
 }
@@ -68,7 +60,7 @@ func point(c *gin.Context, name, value string) (history.Point, error) {
 // exists checks the query parameters against the route's, then that the
 // tenant exists.
 func (h historyHandlers) exists(c *gin.Context, params ...string) (string, bool) {
-	if err := CheckQuery(c, params...); err != nil {
+	if err := checkQuery(c, params...); err != nil {
 		WriteProblem(c, err)
 		return "", false
 	}
@@ -115,14 +107,14 @@ func (h historyHandlers) audit(c *gin.Context) {
 	}
 	cursorHeaders(c, page.NextCursor, page.PrevCursor)
 	c.Header("X-Tenant-Version", strconv.FormatUint(page.Head, 10))
-	WriteJSON(c, http.StatusOK, page.Records)
+	writeJSON(c, http.StatusOK, "application/json", page.Records)
 }
 
-// SetNextCursor marks an answer as one page of a list: X-Next-Cursor and
+// setNextCursor marks an answer as one page of a list: X-Next-Cursor and
 // a Link header with rel="next" to the same path with query q (which
 // carries the cursor). Every paged answer (lists and the paged members of
 // a detail) says "there is more" this way.
-func SetNextCursor(c *gin.Context, next string, q url.Values) {
+func setNextCursor(c *gin.Context, next string, q url.Values) {
 	c.Header("X-Next-Cursor", next)
 	c.Writer.Header().Add("Link", "<"+(&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String()+`>; rel="next"`)
 }
@@ -174,7 +166,7 @@ func (h historyHandlers) events(c *gin.Context) {
 	if v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n < 1 {
-			WriteProblem(c, invalidRequest(name, "%s must be a version number from 1, not %q", name, Bounded(v)))
+			WriteProblem(c, invalidRequest(name, "%s must be a version number from 1, not %q", name, bounded(v)))
 			return
 		}
 		from = n
@@ -195,9 +187,9 @@ func (h historyHandlers) events(c *gin.Context) {
 		q := c.Request.URL.Query()
 		q.Del("fromVersion")
 		q.Set("cursor", n)
-		SetNextCursor(c, n, q)
+		setNextCursor(c, n, q)
 	}
-	WriteJSON(c, http.StatusOK, evs)
+	writeJSON(c, http.StatusOK, "application/json", evs)
 }
 
 func (h historyHandlers) state(c *gin.Context) {
@@ -241,7 +233,7 @@ func (h historyHandlers) state(c *gin.Context) {
 		WriteProblem(c, err)
 		return
 	}
-	WriteJSON(c, http.StatusOK, history.Render(h.svc.Catalog, st))
+	writeJSON(c, http.StatusOK, "application/json", history.Render(h.svc.Catalog, st))
 }
 
 func (h historyHandlers) diff(c *gin.Context) {
@@ -271,5 +263,5 @@ func (h historyHandlers) diff(c *gin.Context) {
 		WriteProblem(c, err)
 		return
 	}
-	WriteJSON(c, http.StatusOK, d)
+	writeJSON(c, http.StatusOK, "application/json", d)
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -15,6 +13,7 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/queries"
 )
 
 // Error codes the API adds to the domain's.
@@ -66,31 +65,10 @@ func invalidRequest(field, format string, args ...any) *HTTPError {
 	return &HTTPError{Status: http.StatusBadRequest, Code: domain.CodeInvalidRequest, Field: field, Detail: fmt.Sprintf(format, args...)}
 }
 
-// InvalidRequest is a 400 invalid_request naming the offending input: a
-// field of the body by its JSON path, a path parameter, a query parameter
-// or a header. Other packages' handlers (queries, history) use it so every
-// route answers alike.
-func InvalidRequest(field, format string, args ...any) error {
-	return invalidRequest(field, format, args...)
-}
-
-// NotFound is a 404 not_found.
-func NotFound(format string, args ...any) error {
-	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf(format, args...)}
-}
-
-// Unavailable is a 503 unavailable with Retry-After (whole seconds, at
-// least 1).
-func Unavailable(retryAfter time.Duration, format string, args ...any) error {
-	h := http.Header{}
-	h.Set("Retry-After", strconv.Itoa(max(1, int(retryAfter/time.Second))))
-	return &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Detail: fmt.Sprintf(format, args...), Header: h}
-}
-
 // TenantNotFound is the answer for a tenant that does not exist or that the
 // caller's token does not belong to: both look the same (no existence leak).
 func TenantNotFound(tenantID string) error {
-	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", Bounded(tenantID))}
+	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", bounded(tenantID))}
 }
 
 var statusByCode = map[domain.ErrorCode]int{
@@ -172,6 +150,7 @@ func toProblem(err error) (Problem, http.Header, bool) {
 	var (
 		de       *domain.Error
 		he       *HTTPError
+		qe       *queries.UnavailableError
 		p        Problem
 		hdr      http.Header
 		internal bool
@@ -180,6 +159,8 @@ func toProblem(err error) (Problem, http.Header, bool) {
 	case errors.As(err, &he):
 		p = Problem{Code: string(he.Code), Detail: he.Detail, Field: he.Field, Status: he.Status}
 		hdr = he.Header
+	case errors.As(err, &qe):
+		p, hdr = queryProblem(qe)
 	case errors.As(err, &de):
 		p = Problem{Code: string(de.Code), Detail: de.Detail, Rule: de.Rule, Field: de.Field, Missing: de.Missing, Plans: de.Plans}
 	case errors.Is(err, commands.ErrConcurrencyConflict):
@@ -223,7 +204,7 @@ func toProblem(err error) (Problem, http.Header, bool) {
 }
 
 // maxDetail bounds a problem's detail: most echo the input at fault, and
-// where the layer that wrote it did not bound the echo (Bounded), this does.
+// where the layer that wrote it did not bound the echo (bounded), this does.
 const maxDetail = 1024
 
 func boundDetail(d string) string {
@@ -238,7 +219,7 @@ func boundDetail(d string) string {
 }
 
 // WriteProblem answers err as application/problem+json and aborts the gin
-// chain. Read-side handlers plugged in through Config.Routes use it too.
+// chain: every route's errors become problems here, and nowhere else.
 func WriteProblem(c *gin.Context, err error) {
 	if c.GetBool(ctxGraph) { // the Graph surface answers Graph's error shape
 		writeGraphError(c, err)

@@ -78,7 +78,7 @@ func TestProblemTypeLinksToRulesDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	codes := slices.Collect(maps.Keys(statusByCode))
-	codes = append(codes, CodeRateLimited)
+	codes = append(codes, CodeRateLimited, CodeReplayRunning)
 	for _, code := range codes {
 		p, _, _ := toProblem(&HTTPError{Status: StatusOf(code), Code: code, Detail: "d"})
 		if want := "https://github.com/seatledger/seatledger/blob/main/docs/RULES.md#" + string(code); p.Type != want {

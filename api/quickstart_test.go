@@ -232,7 +232,7 @@ func TestQuickstart(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	q := queries.New(queries.Config{Redis: rdb})
 	e := newEnv(t, func(c *api.Config) {
-		c.Routes = append(c.Routes, func(g api.RouteGroups) { q.Mount(g.Readers) })
+		c.Queries = q
 	})
 	proj, err := projections.New(projections.Config{Store: e.store, Redis: rdb})
 	if err != nil {

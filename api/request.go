@@ -164,7 +164,7 @@ func jsonKind(k string) string {
 func pathID(c *gin.Context, param, field string) (string, error) {
 	v := c.Param(param)
 	if !domain.ValidID(v) {
-		return "", invalidRequest(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, Bounded(v))
+		return "", invalidRequest(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, bounded(v))
 	}
 	return v, nil
 }
@@ -244,47 +244,45 @@ func newID(kind, tenantID string, actor domain.Actor, key string) string {
 	return hashHex("id", kind, tenantID, actor.String(), key)[:32]
 }
 
-// MaxEcho bounds how many bytes of a client's input an error message
+// maxEcho bounds how many bytes of a client's input an error message
 // repeats (a 10,000-character cursor is not sent back whole).
-const MaxEcho = 64
+const maxEcho = 64
 
-// Bounded returns s, or its first MaxEcho bytes (cut at a character
+// bounded returns s, or its first maxEcho bytes (cut at a character
 // boundary) followed by "…" and the full length, for echoing input in an
 // error message.
-func Bounded(s string) string {
-	if len(s) <= MaxEcho {
+func bounded(s string) string {
+	if len(s) <= maxEcho {
 		return s
 	}
-	n := MaxEcho
+	n := maxEcho
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return fmt.Sprintf("%s… (%d bytes)", s[:n], len(s))
 }
 
-func bounded(s string) string { return Bounded(s) }
-
 // queryField is the problem's field for an unknown query parameter: its
 // name, unless echoing it would not be safe or bounded (not UTF-8, a
-// control character, longer than MaxEcho); then "query", the query string.
+// control character, longer than maxEcho); then "query", the query string.
 func queryField(name string) string {
-	if len(name) > MaxEcho || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+	if len(name) > maxEcho || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
 		return "query"
 	}
 	return name
 }
 
-// CheckQuery refuses a query string that does not parse, a parameter not
+// checkQuery refuses a query string that does not parse, a parameter not
 // in allowed, and a parameter given more than once, naming the parameter
 // (400 invalid_request): a misspelt ?limt= is an error, not ignored.
-func CheckQuery(c *gin.Context, allowed ...string) error {
+func checkQuery(c *gin.Context, allowed ...string) error {
 	raw := c.Request.URL.RawQuery
 	if raw == "" {
 		return nil
 	}
 	q, err := url.ParseQuery(raw)
 	if err != nil {
-		return invalidRequest("query", "the query string is malformed: %s", Bounded(err.Error()))
+		return invalidRequest("query", "the query string is malformed: %s", bounded(err.Error()))
 	}
 	names := slices.Sorted(maps.Keys(q))
 	for _, name := range names {
@@ -293,9 +291,9 @@ func CheckQuery(c *gin.Context, allowed ...string) error {
 		}
 		if !slices.Contains(allowed, name) {
 			if len(allowed) == 0 {
-				return invalidRequest(queryField(name), "unknown query parameter %q: this endpoint takes none", Bounded(name))
+				return invalidRequest(queryField(name), "unknown query parameter %q: this endpoint takes none", bounded(name))
 			}
-			return invalidRequest(queryField(name), "unknown query parameter %q: this endpoint takes %s", Bounded(name), strings.Join(allowed, ", "))
+			return invalidRequest(queryField(name), "unknown query parameter %q: this endpoint takes %s", bounded(name), strings.Join(allowed, ", "))
 		}
 		if len(q[name]) > 1 {
 			return invalidRequest(name, "query parameter %s is given %d times: give it once", name, len(q[name]))

@@ -1,8 +1,9 @@
-// Package api is seatledger's HTTP interface: the gin router, bearer-token
-// auth, request decoding, idempotency keys and problem+json errors. The
-// command endpoints live here; the read side plugs its GET routes in through
-// Config.Routes and shares the same middleware (auth, tenant isolation,
-// logging, metrics, error mapping).
+// Package api is seatledger's HTTP interface, and its only one: the gin
+// router with every route in one table (routes.go), bearer-token auth,
+// request decoding, idempotency keys, and problem+json errors written in one
+// place (problem.go). Behind it, commands.Handler runs commands,
+// queries.Service and history.Service answer questions, and the binary's
+// ReadModels drives the read models for the operator.
 package api
 
 import (
@@ -16,11 +17,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
+	"github.com/seatledger/seatledger/history"
+	"github.com/seatledger/seatledger/queries"
 )
 
 // DefaultBulkLimit is the users per bulk request when Config.BulkLimit is 0.
@@ -60,34 +62,19 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Clock stamps tokens' validation time (default time.Now); tests only.
 	Clock func() time.Time
-	// Routes adds more routes (the read side), once, when the router is
-	// built. See RouteGroups.
-	Routes []func(RouteGroups)
+	// Queries answers the query routes (docs/API.md "Queries") from the
+	// read models. nil: they are not served.
+	Queries *queries.Service
+	// History answers the audit log, the raw events and time travel from
+	// the event store. nil: they are not served.
+	History *history.Service
+	// ReadModels serves the operator's read-model routes (GET
+	// /v1/projections, POST /v1/projections/rebuild and /verify). nil:
+	// they are not served.
+	ReadModels ReadModels
 	// RateLimit bounds each token's requests (429 with Retry-After); the
 	// zero value is off. See RateLimit.
 	RateLimit RateLimit
-}
-
-// RouteGroups are the places other packages add routes to. Handlers get the
-// authenticated actor with ActorOf and the path tenant with TenantOf, and
-// answer errors with WriteProblem.
-type RouteGroups struct {
-	// Public is /v1 without auth.
-	Public *gin.RouterGroup
-	// Operator is /v1 for the operator token only.
-	Operator *gin.RouterGroup
-	// Tenant is /v1/tenants/:t: a JWT of that tenant or the operator token;
-	// a token of another tenant gets 404 (TenantNotFound).
-	Tenant *gin.RouterGroup
-	// Readers is Tenant for users holding an admin role of the tenant (any
-	// of Global, License, User, Billing) and the operator: the admin center
-	// pages.
-	Readers *gin.RouterGroup
-	// Auditors is Tenant for Global admins and the operator: the audit log,
-	// raw events and time travel.
-	Auditors *gin.RouterGroup
-	// Root is the engine without auth (health and metrics style routes).
-	Root *gin.RouterGroup
 }
 
 // Server is the HTTP handler of seatledger.
@@ -176,7 +163,7 @@ func (w headWriter) Write(b []byte) (int, error) { return len(b), nil }
 // WriteString drops the body too (gin uses it when the writer has it).
 func (w headWriter) WriteString(s string) (int, error) { return len(s), nil }
 
-// Engine returns the gin engine (tests, extensions).
+// Engine returns the gin engine (tests).
 func (s *Server) Engine() *gin.Engine { return s.engine }
 
 // Metrics returns the server's metrics (it is the commands.Observer).
@@ -194,7 +181,7 @@ func (s *Server) build() *gin.Engine {
 	e.Use(s.requestID, s.observe, s.recover, markGraph)
 	e.NoRoute(func(c *gin.Context) {
 		WriteProblem(c, &HTTPError{Status: http.StatusNotFound, Code: domain.CodeNotFound,
-			Detail: "no such endpoint: " + methodOf(c) + " " + Bounded(c.Request.URL.Path)})
+			Detail: "no such endpoint: " + methodOf(c) + " " + bounded(c.Request.URL.Path)})
 	})
 	e.NoMethod(func(c *gin.Context) {
 		// gin has set Allow (once); HEAD goes wherever GET does.
@@ -203,64 +190,25 @@ func (s *Server) build() *gin.Engine {
 			h.Set("Allow", strings.Join(append(allow, http.MethodHead), ", "))
 		}
 		WriteProblem(c, &HTTPError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
-			Detail: "method " + methodOf(c) + " is not allowed on " + Bounded(c.Request.URL.Path)})
+			Detail: "method " + methodOf(c) + " is not allowed on " + bounded(c.Request.URL.Path)})
 	})
 
-	e.GET("/healthz", func(c *gin.Context) {
-		if s.cfg.Live != nil {
-			if err := s.cfg.Live(); err != nil {
-				loggerOf(c).Error("not live", "err", err)
-				WriteProblem(c, &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
-					Detail: "not live, restart the process: " + err.Error()})
-				return
-			}
-		}
-		writeJSON(c, http.StatusOK, "application/json", gin.H{"status": "ok"})
-	})
-	e.GET("/readyz", s.readyz)
-	metricsHandler := promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})
-	e.GET("/metrics", gin.WrapH(metricsHandler))
-
-	v1 := e.Group("/v1")
-	v1.GET("/catalog", s.catalog)
-
-	op := v1.Group("", s.authenticate, s.rateLimit, s.operatorOnly)
-	op.POST("/tenants", s.createTenant)
-
-	t := v1.Group("/tenants/:t", s.authenticate, s.rateLimit, s.tenantScope)
-	s.commandRoutes(t)
-
-	readers := t.Group("", s.requireRoles("read the tenant's licenses and users",
-		domain.RoleGlobalAdmin, domain.RoleLicenseAdmin, domain.RoleUserAdmin, domain.RoleBillingAdmin))
-	auditors := t.Group("", s.requireRoles("read the audit log and past states", domain.RoleGlobalAdmin))
-	groups := RouteGroups{Public: v1, Operator: op, Tenant: t, Readers: readers, Auditors: auditors, Root: &e.RouterGroup}
-	s.graphRoutes(e)
-	for _, add := range s.cfg.Routes {
-		add(groups)
-	}
+	s.routes(e)
 	return e
 }
 
-func (s *Server) commandRoutes(t *gin.RouterGroup) {
-	t.POST("/users", s.addUser)
-	t.PATCH("/users/:u", s.updateUser)
-	t.DELETE("/users/:u", s.deleteUser)
-	t.POST("/users/:u/restore", s.restoreUser)
-	t.PUT("/users/:u/roles", s.setRoles)
-	t.PUT("/users/:u/retentionHold", s.setRetentionHold)
-	t.POST("/users/:u/assignLicense", s.updateUserLicenses)
-	t.PATCH("/users/:u/licenses/:sku", s.changeLicensePlans)
-	t.POST("/users/manageLicenses", s.manageLicenses)
-	t.POST("/groups", s.createGroup)
-	t.PUT("/groups/:g/members/:u", s.addGroupMember)
-	t.DELETE("/groups/:g/members/:u", s.removeGroupMember)
-	t.POST("/groups/:g/assignLicense", s.assignGroupLicenses)
-	t.POST("/subscriptions", s.purchase)
-	t.PATCH("/subscriptions/:s", s.patchSubscription)
-	t.POST("/subscriptions/:s/takeOver", s.takeOver)
-	t.POST("/licenses/:sku/assign", s.assignLicenses)
-	t.POST("/licenses/:sku/unassign", s.unassignLicenses)
-	t.POST("/apps/:sku/install", s.installApp)
+// healthz answers GET /healthz: 503 when Config.Live says the process
+// cannot recover by itself.
+func (s *Server) healthz(c *gin.Context) {
+	if s.cfg.Live != nil {
+		if err := s.cfg.Live(); err != nil {
+			loggerOf(c).Error("not live", "err", err)
+			WriteProblem(c, &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+				Detail: "not live, restart the process: " + err.Error()})
+			return
+		}
+	}
+	writeJSON(c, http.StatusOK, "application/json", gin.H{"status": "ok"})
 }
 
 func (s *Server) readyz(c *gin.Context) {
@@ -292,7 +240,7 @@ type CatalogPlan struct {
 }
 
 func (s *Server) catalog(c *gin.Context) {
-	if err := CheckQuery(c); err != nil {
+	if err := checkQuery(c); err != nil {
 		WriteProblem(c, err)
 		return
 	}
@@ -307,9 +255,6 @@ func (s *Server) catalog(c *gin.Context) {
 	}
 	writeJSON(c, http.StatusOK, "application/json", out)
 }
-
-// WriteJSON answers v as JSON with the given status (for extensions).
-func WriteJSON(c *gin.Context, status int, v any) { writeJSON(c, status, "application/json", v) }
 
 func writeJSON(c *gin.Context, status int, contentType string, v any) {
 	b, err := eventcodec.MarshalNoEscapeHTML(v)

@@ -9,10 +9,11 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/history"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 func TestCatalog(t *testing.T) {
@@ -100,32 +101,105 @@ func TestRequestIDAndNotFoundAndMethodNotAllowed(t *testing.T) {
 	problem(t, e.do(req{Method: "POST", Path: "/v1/tenants/contoso/nothing", Token: testOperator}), http.StatusNotFound, "not_found")
 }
 
-// TestExtensionRoutes: read-side routes plugged in through Config.Routes
-// get auth, tenant isolation and error mapping; a panic is a 500 problem.
-func TestExtensionRoutes(t *testing.T) {
+// TestReadSideRoutesShareTheMiddleware: the read side's routes (history's,
+// the operator's read-model routes) get auth, tenant isolation and error
+// mapping; a panic is a 500 problem.
+func TestReadSideRoutesShareTheMiddleware(t *testing.T) {
 	e := newEnv(t, func(c *api.Config) {
-		c.Routes = append(c.Routes, func(g api.RouteGroups) {
-			g.Tenant.GET("/echo", func(c *gin.Context) {
-				api.WriteJSON(c, http.StatusOK, gin.H{"tenant": api.TenantOf(c), "actor": api.ActorOf(c).String()})
-			})
-			g.Tenant.GET("/boom", func(c *gin.Context) { panic("secret internals") })
-			g.Operator.GET("/projections", func(c *gin.Context) { api.WriteJSON(c, http.StatusOK, []string{}) })
-		})
+		c.History = &history.Service{Store: panicFor{Store: c.History.Store, tenant: "boom"}, Catalog: c.History.Catalog}
+		c.ReadModels = noReadModels{}
 	})
 	e.createTenant("contoso")
-	r := e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/echo", Token: token(t, "contoso", "admin")})
-	if !strings.Contains(string(r.Body), `"actor":"admin"`) {
-		t.Fatalf("echo %s", r.Body)
+	e.createTenant("boom")
+	r := e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/events", Token: token(t, "contoso", "admin")})
+	if !strings.Contains(string(r.Body), `"tenantId":"contoso"`) {
+		t.Fatalf("events %s", r.Body)
 	}
-	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/echo", Token: token(t, "other", "admin")}), http.StatusNotFound, "not_found")
-	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/echo"}), http.StatusUnauthorized, "unauthenticated")
-	r = e.do(req{Method: "GET", Path: "/v1/tenants/contoso/boom", Token: token(t, "contoso", "admin")})
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/events", Token: token(t, "other", "admin")}), http.StatusNotFound, "not_found")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/events"}), http.StatusUnauthorized, "unauthenticated")
+	r = e.do(req{Method: "GET", Path: "/v1/tenants/boom/events", Token: token(t, "boom", "admin")})
 	problem(t, r, http.StatusInternalServerError, "internal")
 	if strings.Contains(string(r.Body), "secret internals") {
 		t.Fatal("a panic leaked into the answer")
 	}
 	e.must(http.StatusOK, req{Method: "GET", Path: "/v1/projections", Token: testOperator})
 	problem(t, e.do(req{Method: "GET", Path: "/v1/projections", Token: token(t, "contoso", "admin")}), http.StatusForbidden, "not_allowed_for_role")
+}
+
+// panicFor is a store that panics on reading tenant's stream version.
+type panicFor struct {
+	eventstore.Store
+	tenant string
+}
+
+func (p panicFor) StreamVersion(ctx context.Context, stream string) (uint64, error) {
+	if stream == tenantstream.Name(p.tenant) {
+		panic("secret internals")
+	}
+	return p.Store.StreamVersion(ctx, stream)
+}
+
+// noReadModels has read models with no projection, which cannot be rebuilt
+// or verified.
+type noReadModels struct{}
+
+func (noReadModels) Status() any { return []string{} }
+func (noReadModels) Rebuild(context.Context, string, func(any)) (any, error) {
+	return nil, errors.New("no read models")
+}
+func (noReadModels) Verify(context.Context, func(any)) (any, error) {
+	return nil, errors.New("no read models")
+}
+
+// TestRebuildAnswers: POST /v1/projections/rebuild answers the result as
+// JSON, or streams the steps and the result as NDJSON lines when asked; a
+// rebuild refused because another runs is 409 replay_running saying why; a
+// bad tenant is 400 naming it.
+func TestRebuildAnswers(t *testing.T) {
+	running := errors.New("projections: a replay is already running (building sl:r1:)")
+	rm := &scriptedReadModels{steps: []any{"load", "catch-up"}, result: map[string]int{"events": 7}}
+	e := newEnv(t, func(c *api.Config) { c.ReadModels = rm })
+	r := e.must(http.StatusOK, req{Method: "POST", Path: "/v1/projections/rebuild?tenant=contoso", Token: testOperator})
+	if string(r.Body) != `{"events":7}`+"\n" || rm.tenant != "contoso" {
+		t.Fatalf("rebuild: %s (tenant %q)", r.Body, rm.tenant)
+	}
+	r = e.must(http.StatusOK, req{Method: "POST", Path: "/v1/projections/rebuild", Token: testOperator,
+		Header: map[string]string{"Accept": "application/x-ndjson"}})
+	want := `{"progress":"load"}` + "\n" + `{"progress":"catch-up"}` + "\n" + `{"result":{"events":7}}` + "\n"
+	if r.Header.Get("Content-Type") != "application/x-ndjson" || string(r.Body) != want || rm.tenant != "" {
+		t.Fatalf("streamed rebuild: %q %s (tenant %q)", r.Header.Get("Content-Type"), r.Body, rm.tenant)
+	}
+	rm.err = api.RebuildRunning(running)
+	p := problem(t, e.do(req{Method: "POST", Path: "/v1/projections/rebuild", Token: testOperator}), http.StatusConflict, "replay_running")
+	if d, _ := p["detail"].(string); !strings.HasPrefix(d, running.Error()+"; ") {
+		t.Fatalf("detail %q", d)
+	}
+	rm.err = errors.New("redis: connection refused")
+	problem(t, e.do(req{Method: "POST", Path: "/v1/projections/rebuild", Token: testOperator}), http.StatusInternalServerError, "internal")
+	p = problem(t, e.do(req{Method: "POST", Path: "/v1/projections/rebuild?tenant=a%20b", Token: testOperator}), http.StatusBadRequest, "invalid_request")
+	if p["field"] != "tenant" {
+		t.Fatalf("field %v", p["field"])
+	}
+}
+
+// scriptedReadModels rebuilds by reporting steps, then result or err.
+type scriptedReadModels struct {
+	noReadModels
+	steps  []any
+	result any
+	err    error
+	tenant string // of the last rebuild
+}
+
+func (s *scriptedReadModels) Rebuild(_ context.Context, tenant string, progress func(any)) (any, error) {
+	s.tenant = tenant
+	for _, step := range s.steps {
+		progress(step)
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.result, nil
 }
 
 // TestStoreUnavailable: a closed store answers 503 with Retry-After.

@@ -4,6 +4,8 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -224,7 +226,7 @@ func (c *Catalog) AutoAssignedPlans() []string {
 // exclusiveConflicts returns the first pair of plans in enabled that belong
 // to one mutually exclusive group, with the group's reason.
 func (c *Catalog) exclusiveConflicts(enabled map[string]bool) ([]string, string) {
-	names := sortedKeys(enabled)
+	names := slices.Sorted(maps.Keys(enabled))
 	for _, n := range names {
 		for _, gi := range c.exclusive[n] {
 			for _, other := range c.MutuallyExclusive[gi].Plans {
@@ -241,7 +243,7 @@ func (c *Catalog) exclusiveConflicts(enabled map[string]bool) ([]string, string)
 
 // missingDependency returns a plan of enabled whose requirement is not met.
 func (c *Catalog) missingDependency(enabled map[string]bool) (*Dependency, bool) {
-	for _, n := range sortedKeys(enabled) {
+	for _, n := range slices.Sorted(maps.Keys(enabled)) {
 		d := c.dependsOn[n]
 		if d == nil {
 			continue
@@ -258,15 +260,4 @@ func (c *Catalog) missingDependency(enabled map[string]bool) (*Dependency, bool)
 		}
 	}
 	return nil, false
-}
-
-// sortedKeys returns m's keys in order. Unlike slices.Sorted(maps.Keys(m))
-// it never returns nil: views encode an empty list as [], not null.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

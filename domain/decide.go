@@ -3,7 +3,9 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -539,8 +541,8 @@ func (dec *decision) attemptGroup(du *draftUser, groupID, sku string, disabled [
 // still refused for another one. Only members of user (or all when user is
 // "") are retried.
 func (dec *decision) retryErrored(user string) {
-	for _, sku := range sortedKeys(dec.t.Errored) {
-		for _, key := range sortedKeys(dec.t.Errored[sku]) {
+	for _, sku := range slices.Sorted(maps.Keys(dec.t.Errored)) {
+		for _, key := range slices.Sorted(maps.Keys(dec.t.Errored[sku])) {
 			uid, src, _ := strings.Cut(key, "\x00")
 			if user != "" && uid != user {
 				continue

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -55,7 +56,7 @@ func (dec *decision) addGroupMember(c *AddGroupMember) error {
 	}
 	dec.emit(GroupMemberAdded{GroupID: g.ID, UserID: u.ID})
 	du := dec.draft(u)
-	for _, sku := range sortedKeys(g.Licenses) {
+	for _, sku := range slices.Sorted(maps.Keys(g.Licenses)) {
 		dec.tryGroup(du, g.ID, sku, g.Licenses[sku].DisabledPlans)
 	}
 	dec.holds()
@@ -84,7 +85,7 @@ func (dec *decision) removeGroupMember(c *RemoveGroupMember) error {
 	// Only the inherited assignments go (R11).
 	du := dec.draft(u)
 	src := GroupSource(g.ID)
-	for _, sku := range sortedKeys(du.lic) {
+	for _, sku := range slices.Sorted(maps.Keys(du.lic)) {
 		if du.lic[sku].Sources[src] != nil {
 			dec.unassign(du, sku, src)
 		}
@@ -136,7 +137,7 @@ func (dec *decision) assignGroupLicenses(c *AssignGroupLicenses) error {
 		adds = append(adds, add{p.SkuID, disabled})
 	}
 	if len(adds) > 0 {
-		for _, uid := range sortedKeys(g.Members) {
+		for _, uid := range slices.Sorted(maps.Keys(g.Members)) {
 			if u := dec.t.Users[uid]; u != nil {
 				if err := dec.authorizeForUser(u); err != nil {
 					return err
@@ -145,8 +146,8 @@ func (dec *decision) assignGroupLicenses(c *AssignGroupLicenses) error {
 		}
 	}
 	src := GroupSource(g.ID)
-	members := sortedKeys(g.Members)
-	for _, sku := range sortedKeys(removing) {
+	members := slices.Sorted(maps.Keys(g.Members))
+	for _, sku := range slices.Sorted(maps.Keys(removing)) {
 		if g.Licenses[sku] == nil {
 			continue
 		}

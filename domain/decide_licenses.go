@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"maps"
 	"slices"
 )
 
@@ -218,7 +219,7 @@ func (dec *decision) manageLicenses(c *ManageLicenses) error {
 		}
 		if c.Mode != ModeAssignMore {
 			// Replace and UnassignAll take away every other direct license.
-			for _, sku := range sortedKeys(du.lic) {
+			for _, sku := range slices.Sorted(maps.Keys(du.lic)) {
 				if l := du.lic[sku]; !keep[sku] && l.Sources[SourceDirect] != nil {
 					dec.unassign(du, sku, SourceDirect)
 					freed = true

@@ -2,6 +2,8 @@ package domain
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -353,7 +355,7 @@ func (dec *decision) checkAppPlans(app *Product) error {
 		if dec.d.Catalog.HasPlanName(sp.Name) {
 			return invalid("product.servicePlans.servicePlanName", "service plan name %s is a Microsoft service plan: give the app's plans their own names", sp.Name)
 		}
-		for _, other := range sortedKeys(dec.t.Apps) {
+		for _, other := range slices.Sorted(maps.Keys(dec.t.Apps)) {
 			if other != app.SkuID && planHasID(dec.t.Apps[other], sp.ID) {
 				return invalid("product.servicePlans.servicePlanId", "service plan id %s belongs to app %s", sp.ID, other)
 			}

@@ -2,6 +2,8 @@ package domain
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -135,7 +137,7 @@ func (dec *decision) deleteUser(c *DeleteUser) error {
 	du := dec.draft(u)
 	dec.emit(UserDeleted{UserID: u.ID})
 	// Licenses are freed at once (R9); Evolve clears them on UserDeleted.
-	for _, sku := range sortedKeys(du.lic) {
+	for _, sku := range slices.Sorted(maps.Keys(du.lic)) {
 		dec.setLicense(du, sku, func(l *UserLicense) { clear(l.Sources) })
 	}
 	du.deleted = true
@@ -180,7 +182,7 @@ func (dec *decision) restoreUser(c *RestoreUser) error {
 	du.lic = map[string]*UserLicense{}
 	// Direct licenses come back, licenses permitting (R9, R3).
 	if u.Stash != nil {
-		for _, sku := range sortedKeys(u.Stash.Licenses) {
+		for _, sku := range slices.Sorted(maps.Keys(u.Stash.Licenses)) {
 			dec.assign(du, sku, SourceDirect, u.Stash.Licenses[sku])
 		}
 		if err := dec.checkPlans(du); err != nil {
@@ -195,7 +197,7 @@ func (dec *decision) restoreUser(c *RestoreUser) error {
 				continue
 			}
 			dec.emit(GroupMemberAdded{GroupID: gid, UserID: u.ID})
-			for _, sku := range sortedKeys(g.Licenses) {
+			for _, sku := range slices.Sorted(maps.Keys(g.Licenses)) {
 				dec.tryGroup(du, gid, sku, g.Licenses[sku].DisabledPlans)
 			}
 		}
@@ -309,7 +311,7 @@ func (dec *decision) setRetentionHold(c *SetRetentionHold) error {
 	dec.emit(RetentionHoldSet{UserID: u.ID, Enabled: c.Enabled})
 	if !c.Enabled {
 		// The purge clock starts again from now (R10).
-		for _, w := range sortedKeys(u.Holds) {
+		for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
 			h := u.Holds[w]
 			after := dec.now.Add(dec.d.Policy.HoldPeriod)
 			if h.PurgeAfter.After(after) {

@@ -3,7 +3,9 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -460,7 +462,7 @@ var payloadFactories = map[string]func() Payload{
 }
 
 // EventTypes lists every event type this build knows.
-func EventTypes() []string { return sortedKeys(payloadFactories) }
+func EventTypes() []string { return slices.Sorted(maps.Keys(payloadFactories)) }
 
 // wireEvent is the JSON form of an event: the envelope fields and "data".
 type wireEvent struct {

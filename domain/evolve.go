@@ -1,6 +1,10 @@
 package domain
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // Evolve applies one event to the state and returns it. It changes t in
 // place (a tenant can have 100k users; copying it per event would make every
@@ -226,7 +230,7 @@ func (t *Tenant) deleteUser(userID string, e Event) {
 		return
 	}
 	stash := &UserStash{Licenses: map[string][]string{}}
-	for _, sku := range sortedKeys(u.Licenses) {
+	for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 		if s := u.Licenses[sku].Sources[SourceDirect]; s != nil {
 			stash.Licenses[sku] = append([]string(nil), s.DisabledPlans...)
 		}
@@ -237,7 +241,7 @@ func (t *Tenant) deleteUser(userID string, e Event) {
 			clear(l.Sources)
 		})
 	}
-	for _, g := range sortedKeys(u.Groups) {
+	for _, g := range slices.Sorted(maps.Keys(u.Groups)) {
 		stash.Groups = append(stash.Groups, g)
 		if grp := t.Groups[g]; grp != nil {
 			delete(grp.Members, userID)

@@ -2,6 +2,8 @@ package domain
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -262,7 +264,8 @@ func (l *UserLicense) Consumes() bool { return l.pool() != "" }
 
 // SourceNames lists the sources in a stable order: direct, selfService, groups.
 func (l *UserLicense) SourceNames() []string {
-	out := sortedKeys(l.Sources)
+	out := slices.AppendSeq(make([]string, 0, len(l.Sources)), maps.Keys(l.Sources)) // never nil: a view encodes [] not null
+	slices.Sort(out)
 	sort.SliceStable(out, func(i, j int) bool { return sourceRank(out[i]) < sourceRank(out[j]) })
 	return out
 }

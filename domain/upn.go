@@ -2,6 +2,8 @@ package domain
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -93,7 +95,7 @@ func holdsFirmer(a, b *User) bool {
 
 func (t *Tenant) indexUPNs() {
 	t.upns = make(map[string]string, len(t.Users))
-	for _, id := range sortedKeys(t.Users) {
+	for _, id := range slices.Sorted(maps.Keys(t.Users)) {
 		t.indexUPN(t.Users[id])
 	}
 }

@@ -1,6 +1,10 @@
 package domain
 
-import "sort"
+import (
+	"maps"
+	"slices"
+	"sort"
+)
 
 // Views derive what the admin center shows from the state. They are pure
 // functions the read side and time travel share, so a rule lives only here.
@@ -110,7 +114,9 @@ func EnabledServices(c *Catalog, t *Tenant, u *User) []string {
 			}
 		}
 	}
-	return sortedKeys(set)
+	out := slices.AppendSeq(make([]string, 0, len(set)), maps.Keys(set)) // never nil: a view encodes [] not null
+	slices.Sort(out)
+	return out
 }
 
 // UserStatus is "Active" or "Deleted".

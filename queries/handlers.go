@@ -5,99 +5,44 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
-	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
-// List is the answer of every list query. It is written as a bare JSON
-// array (the shape API.md shows); the cursor of the next page travels in the
-// X-Next-Cursor header and a Link header with rel="next" (docs/API.md,
-// "Lists").
-type List[T any] struct {
-	Value      []T    `json:"value"`
-	NextCursor string `json:"nextCursor,omitempty"`
-}
+// The queries: one method of Service per page of the admin center (the
+// routes of docs/API.md "Queries"). A list answers one page of rows, never
+// nil; a detail with a paged list in it also carries the next page's
+// cursor in its NextCursor.
 
-func (l List[T]) items() any {
-	if l.Value == nil {
-		return []T{}
-	}
-	return l.Value
-}
-
-func (l List[T]) cursor() string { return l.NextCursor }
-
-// UnmarshalJSON reads a list answer: the bare array (the cursor comes from
-// the X-Next-Cursor header, see SetCursor) or the object form.
-func (l *List[T]) UnmarshalJSON(b []byte) error {
-	if t := strings.TrimSpace(string(b)); strings.HasPrefix(t, "[") {
-		return json.Unmarshal(b, &l.Value)
-	}
-	type plain List[T]
-	return json.Unmarshal(b, (*plain)(l))
-}
-
-// SetCursor records the X-Next-Cursor header of a list answer.
-func (l *List[T]) SetCursor(next string) { l.NextCursor = next }
-
-// paged is an answer with a page of a list in it: a List, or a detail
-// with its paged members. Its cursor goes in X-Next-Cursor and Link
-// (api.SetNextCursor), the one way every paged answer says there is more.
-type paged interface{ cursor() string }
-
-// lister is a List: written as its bare array.
-type lister interface {
-	paged
-	items() any
-}
-
-func (d ProductDetail) cursor() string { return d.NextCursor }
-func (d GroupDetail) cursor() string   { return d.NextCursor }
-
-func sortRows[T any](rows []T, less func(a, b T) bool) {
-	sort.Slice(rows, func(i, j int) bool { return less(rows[i], rows[j]) })
-}
-
-// Licenses answers GET /v1/tenants/:t/licenses: one row per product, summed
-// over its subscriptions (R5), ordered by product name.
-func (s *Service) Licenses(c *gin.Context) {
-	p, err := parsePage(c)
+// Licenses answers the tenant's licenses: one row per product, summed over
+// its subscriptions (R5), ordered by product name.
+func (s *Service) Licenses(ctx context.Context, tenant string, o Options) (Answer[[]readmodel.LicenseRow], error) {
+	p, err := pageOf(o)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return Answer[[]readmodel.LicenseRow]{}, err
 	}
-	s.run(c, func(r *request) (any, error) {
-		rows, next, err := hashPage(r.ctx, s.cfg.Redis, r.key(readmodel.Licenses), p,
+	return answer(s, ctx, tenant, o, func(r *request) ([]readmodel.LicenseRow, string, error) {
+		return hashPage(r.ctx, s.cfg.Redis, r.key(readmodel.Licenses), p,
 			func(sku string, v *readmodel.LicenseRow) string { return v.ProductName + "\x00" + sku })
-		if err != nil {
-			return nil, err
-		}
-		return List[readmodel.LicenseRow]{Value: rows, NextCursor: next}, nil
 	})
 }
 
-// Subscriptions answers GET /v1/tenants/:t/subscriptions ("Your products"),
+// Subscriptions answers the tenant's subscriptions ("Your products"),
 // ordered by subscription id.
-func (s *Service) Subscriptions(c *gin.Context) {
-	p, err := parsePage(c)
+func (s *Service) Subscriptions(ctx context.Context, tenant string, o Options) (Answer[[]readmodel.SubscriptionRow], error) {
+	p, err := pageOf(o)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return Answer[[]readmodel.SubscriptionRow]{}, err
 	}
-	s.run(c, func(r *request) (any, error) {
-		rows, next, err := hashPage(r.ctx, s.cfg.Redis, r.key(readmodel.Subscriptions), p,
+	return answer(s, ctx, tenant, o, func(r *request) ([]readmodel.SubscriptionRow, string, error) {
+		return hashPage(r.ctx, s.cfg.Redis, r.key(readmodel.Subscriptions), p,
 			func(id string, _ *readmodel.SubscriptionRow) string { return id })
-		if err != nil {
-			return nil, err
-		}
-		return List[readmodel.SubscriptionRow]{Value: rows, NextCursor: next}, nil
 	})
 }
 
@@ -155,51 +100,40 @@ func (s *Service) userViews(ctx context.Context, r *request, ids []string) ([]re
 	return out, nil
 }
 
-// Users answers GET /v1/tenants/:t/users: users with a license summary,
-// ordered by id.
-func (s *Service) Users(c *gin.Context) {
-	p, err := parsePage(c)
+// Users answers the tenant's users with a license summary, ordered by id.
+func (s *Service) Users(ctx context.Context, tenant string, o Options) (Answer[[]UserSummary], error) {
+	p, err := pageOf(o)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return Answer[[]UserSummary]{}, err
 	}
-	s.run(c, func(r *request) (any, error) {
+	return answer(s, ctx, tenant, o, func(r *request) ([]UserSummary, string, error) {
 		ids, next, err := s.lexPage(r.ctx, r.key(readmodel.UsersIndex), p)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		views, err := s.userViews(r.ctx, r, ids)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		out := List[UserSummary]{Value: make([]UserSummary, 0, len(views)), NextCursor: next}
+		out := make([]UserSummary, 0, len(views))
 		for _, v := range views {
-			out.Value = append(out.Value, summarize(v))
+			out = append(out, summarize(v))
 		}
-		return out, nil
+		return out, next, nil
 	})
 }
 
-// User answers GET /v1/tenants/:t/users/:u.
-func (s *Service) User(c *gin.Context) {
-	if err := api.CheckQuery(c, itemParams...); err != nil {
-		s.fail(c, err)
-		return
-	}
-	id, err := pathID(c, "u", "userId")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.run(c, func(r *request) (any, error) {
-		views, err := s.userViews(r.ctx, r, []string{id})
+// User answers one user of the tenant (o's page is not used).
+func (s *Service) User(ctx context.Context, tenant, userID string, o Options) (Answer[readmodel.UserView], error) {
+	return answer(s, ctx, tenant, o, func(r *request) (readmodel.UserView, string, error) {
+		views, err := s.userViews(r.ctx, r, []string{userID})
 		if err != nil {
-			return nil, err
+			return readmodel.UserView{}, "", err
 		}
 		if len(views) == 0 {
-			return nil, notFound("user %q does not exist in tenant %s", id, r.tenant)
+			return readmodel.UserView{}, "", notFound("user %q does not exist in tenant %s", bounded(userID), r.tenant)
 		}
-		return views[0], nil
+		return views[0], "", nil
 	})
 }
 
@@ -251,41 +185,41 @@ func (s *Service) resolveSku(r *request, sku string) (*domain.Product, error) {
 	if found != nil {
 		return found, nil
 	}
-	return nil, notFound("product %q is not a product of tenant %s", api.Bounded(sku), r.tenant)
+	return nil, notFound("product %q is not a product of tenant %s", bounded(sku), r.tenant)
 }
 
-// License answers GET /v1/tenants/:t/licenses/:sku: the product, its
-// service plans, its counts and the users holding it (paginated by id).
-func (s *Service) License(c *gin.Context) {
-	p, err := parsePage(c)
+// License answers one product of the tenant, by skuId or skuPartNumber: the
+// product, its service plans, its counts and the users holding it (a page,
+// by id).
+func (s *Service) License(ctx context.Context, tenant, sku string, o Options) (Answer[ProductDetail], error) {
+	p, err := pageOf(o)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return Answer[ProductDetail]{}, err
 	}
-	s.run(c, func(r *request) (any, error) {
-		prod, err := s.resolveSku(r, c.Param("sku"))
+	return answer(s, ctx, tenant, o, func(r *request) (ProductDetail, string, error) {
+		prod, err := s.resolveSku(r, sku)
 		if err != nil {
-			return nil, err
+			return ProductDetail{}, "", err
 		}
 		raw, err := s.cfg.Redis.HGet(r.ctx, r.key(readmodel.Licenses), prod.SkuID).Result()
 		if errors.Is(err, redis.Nil) {
-			return nil, notFound("tenant %s has no licenses of %s", r.tenant, prod.SkuPartNumber)
+			return ProductDetail{}, "", notFound("tenant %s has no licenses of %s", r.tenant, prod.SkuPartNumber)
 		}
 		if err != nil {
-			return nil, err
+			return ProductDetail{}, "", err
 		}
 		out := ProductDetail{DisplayName: prod.DisplayName, Publisher: prod.Publisher,
 			ServicePlans: append([]domain.ServicePlan{}, prod.ServicePlans...), Users: []ProductUser{}}
 		if err := json.Unmarshal([]byte(raw), &out.LicenseRow); err != nil {
-			return nil, err
+			return ProductDetail{}, "", err
 		}
 		ids, next, err := s.lexPage(r.ctx, r.key(readmodel.LicenseUsers(prod.SkuID)), p)
 		if err != nil {
-			return nil, err
+			return ProductDetail{}, "", err
 		}
 		views, err := s.userViews(r.ctx, r, ids)
 		if err != nil {
-			return nil, err
+			return ProductDetail{}, "", err
 		}
 		for _, v := range views {
 			for _, l := range v.Licenses {
@@ -296,7 +230,7 @@ func (s *Service) License(c *gin.Context) {
 			}
 		}
 		out.NextCursor = next
-		return out, nil
+		return out, next, nil
 	})
 }
 
@@ -315,37 +249,33 @@ type GroupDetail struct {
 	MembersWithLicenseErrors []readmodel.MemberError `json:"membersWithLicenseErrors"`
 }
 
-// Group answers GET /v1/tenants/:t/groups/:g: the group, its licenses, a
-// page of members (by id) and every member the group could not license.
-func (s *Service) Group(c *gin.Context) {
-	p, err := parsePage(c)
-	if err == nil {
-		_, err = pathID(c, "g", "groupId")
-	}
+// Group answers one group of the tenant: the group, its licenses, a page of
+// members (by id) and every member the group could not license.
+func (s *Service) Group(ctx context.Context, tenant, groupID string, o Options) (Answer[GroupDetail], error) {
+	p, err := pageOf(o)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return Answer[GroupDetail]{}, err
 	}
-	s.run(c, func(r *request) (any, error) {
-		g := c.Param("g")
+	return answer(s, ctx, tenant, o, func(r *request) (GroupDetail, string, error) {
+		g := groupID
 		raw, err := s.cfg.Redis.HGet(r.ctx, r.key(readmodel.Groups), g).Result()
 		if errors.Is(err, redis.Nil) {
-			return nil, notFound("group %q does not exist in tenant %s", g, r.tenant)
+			return GroupDetail{}, "", notFound("group %q does not exist in tenant %s", bounded(g), r.tenant)
 		}
 		if err != nil {
-			return nil, err
+			return GroupDetail{}, "", err
 		}
 		out := GroupDetail{Members: []GroupMember{}, MembersWithLicenseErrors: []readmodel.MemberError{}}
 		if err := json.Unmarshal([]byte(raw), &out.GroupView); err != nil {
-			return nil, err
+			return GroupDetail{}, "", err
 		}
 		ids, next, err := s.lexPage(r.ctx, r.key(readmodel.GroupMembers(g)), p)
 		if err != nil {
-			return nil, err
+			return GroupDetail{}, "", err
 		}
 		views, err := s.userViews(r.ctx, r, ids)
 		if err != nil {
-			return nil, err
+			return GroupDetail{}, "", err
 		}
 		for _, v := range views {
 			out.Members = append(out.Members, GroupMember{ID: v.ID, UserPrincipalName: v.UserPrincipalName, DisplayName: v.DisplayName})
@@ -353,38 +283,37 @@ func (s *Service) Group(c *gin.Context) {
 		out.NextCursor = next
 		errs, err := s.cfg.Redis.HGetAll(r.ctx, r.key(readmodel.GroupErrors(g))).Result()
 		if err != nil {
-			return nil, err
+			return GroupDetail{}, "", err
 		}
-		for _, u := range sortedKeys(errs) {
+		for _, u := range slices.Sorted(maps.Keys(errs)) {
 			var list []readmodel.MemberError
 			if err := json.Unmarshal([]byte(errs[u]), &list); err != nil {
-				return nil, err
+				return GroupDetail{}, "", err
 			}
 			out.MembersWithLicenseErrors = append(out.MembersWithLicenseErrors, list...)
 		}
-		return out, nil
+		return out, next, nil
 	})
 }
 
-// HeldData answers GET /v1/tenants/:t/heldData, ordered by user then workload.
-func (s *Service) HeldData(c *gin.Context) {
-	p, err := parsePage(c)
+// HeldData answers the tenant's held data, ordered by user then workload.
+func (s *Service) HeldData(ctx context.Context, tenant string, o Options) (Answer[[]readmodel.HeldRow], error) {
+	p, err := pageOf(o)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return Answer[[]readmodel.HeldRow]{}, err
 	}
-	s.run(c, func(r *request) (any, error) {
+	return answer(s, ctx, tenant, o, func(r *request) ([]readmodel.HeldRow, string, error) {
 		ms, next, err := s.lexPage(r.ctx, r.key(readmodel.HeldIndex), p)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		out := List[readmodel.HeldRow]{Value: []readmodel.HeldRow{}, NextCursor: next}
+		out := []readmodel.HeldRow{}
 		if len(ms) == 0 {
-			return out, nil
+			return out, next, nil
 		}
 		vals, err := s.cfg.Redis.HMGet(r.ctx, r.key(readmodel.Held), ms...).Result()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		for _, v := range vals {
 			str, ok := v.(string)
@@ -393,37 +322,10 @@ func (s *Service) HeldData(c *gin.Context) {
 			}
 			var row readmodel.HeldRow
 			if err := json.Unmarshal([]byte(str), &row); err != nil {
-				return nil, err
+				return nil, "", err
 			}
-			out.Value = append(out.Value, row)
+			out = append(out, row)
 		}
-		return out, nil
+		return out, next, nil
 	})
-}
-
-// pathID returns a path parameter that must be a valid id (400 naming
-// the parameter otherwise, as the command routes answer).
-func pathID(c *gin.Context, param, field string) (string, error) {
-	v := c.Param(param)
-	if !domain.ValidID(v) {
-		return "", invalid(field, "%s %q in the path is not valid: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, api.Bounded(v))
-	}
-	return v, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// Mount adds the routes to a gin group rooted at /v1/tenants/:t (the api
-// package's tenant group), with paths relative to it.
-func (s *Service) Mount(tenant gin.IRoutes) {
-	for _, rt := range s.Routes() {
-		tenant.Handle(rt.Method, strings.TrimPrefix(rt.Path, "/v1/tenants/:t"), rt.Handler)
-	}
 }

@@ -2,16 +2,13 @@ package queries
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/commands"
@@ -29,7 +26,6 @@ type fixture struct {
 	store  *embedded.Store
 	h      *commands.Handler
 	proj   *projections.Projection
-	engine *gin.Engine
 	svc    *Service
 }
 
@@ -64,12 +60,7 @@ func newFixtureOn(t *testing.T, k redistest.Kind, cfg Config) *fixture {
 	cfg.Redis = rdb
 	cfg.Prefix = prefix
 	svc := New(cfg)
-	gin.SetMode(gin.TestMode)
-	e := gin.New()
-	for _, r := range svc.Routes() {
-		e.Handle(r.Method, r.Path, r.Handler)
-	}
-	f := &fixture{t: t, rdb: rdb, prefix: prefix, store: store, h: h, proj: proj, engine: e, svc: svc}
+	f := &fixture{t: t, rdb: rdb, prefix: prefix, store: store, h: h, proj: proj, svc: svc}
 	t.Cleanup(func() {
 		stop()
 		<-done
@@ -119,47 +110,40 @@ func (f *fixture) seed(tenant string) uint64 {
 	return f.do(tenant, &domain.UnassignLicenses{SkuID: "SPE_E3", Users: []string{"u05"}}).Version
 }
 
-type answer struct {
-	code int
-	hdr  http.Header
-	body []byte
-}
-
-func (f *fixture) get(path string) answer {
-	f.t.Helper()
-	w := httptest.NewRecorder()
-	f.engine.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
-	return answer{w.Code, w.Header(), w.Body.Bytes()}
-}
-
-func (f *fixture) getJSON(path string, v any) {
-	f.t.Helper()
-	a := f.get(path)
-	if a.code != http.StatusOK {
-		f.t.Fatalf("GET %s: %d %s", path, a.code, a.body)
-	}
-	if err := json.Unmarshal(a.body, v); err != nil {
-		f.t.Fatalf("GET %s: %v: %s", path, err, a.body)
-	}
-	if l, ok := v.(interface{ SetCursor(string) }); ok {
-		l.SetCursor(a.hdr.Get("X-Next-Cursor"))
+// must fails the test on a query's error.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("query: %v", err)
 	}
 }
 
-func (f *fixture) wantProblem(path string, code int, problem string) answer {
-	f.t.Helper()
-	a := f.get(path)
-	if a.code != code {
-		f.t.Fatalf("GET %s: status %d, want %d: %s", path, a.code, code, a.body)
+// Kinds of query errors, as the api package answers them.
+const (
+	kindNotFound    = "not found"   // *domain.Error not_found: 404
+	kindInvalid     = "invalid"     // *domain.Error invalid_request: 400
+	kindUnavailable = "unavailable" // *UnavailableError with a RetryAfter: 503 with Retry-After
+)
+
+// wantErr checks that err is of kind.
+func wantErr(t *testing.T, err error, kind string) {
+	t.Helper()
+	var (
+		de *domain.Error
+		ue *UnavailableError
+	)
+	switch {
+	case err == nil:
+		t.Fatalf("no error, want %s", kind)
+	case kind == kindNotFound && errors.As(err, &de) && de.Code == domain.CodeNotFound,
+		kind == kindInvalid && errors.As(err, &de) && de.Code == domain.CodeInvalidRequest:
+	case kind == kindUnavailable && errors.As(err, &ue):
+		if ue.RetryAfter <= 0 || ue.Reason == "" {
+			t.Fatalf("unavailable without RetryAfter or reason: %+v", ue)
+		}
+	default:
+		t.Fatalf("error %v (%T), want %s", err, err, kind)
 	}
-	if ct := a.hdr.Get("Content-Type"); ct != "application/problem+json" {
-		f.t.Fatalf("GET %s: content type %q", path, ct)
-	}
-	var p Problem
-	if err := json.Unmarshal(a.body, &p); err != nil || p.Code != problem || p.Status != code || p.Type == "" || p.Title == "" {
-		f.t.Fatalf("GET %s: problem %+v (%v)", path, p, err)
-	}
-	return a
 }
 
 func TestQueries(t *testing.T) { redistest.Each(t, testQueries) }
@@ -167,10 +151,11 @@ func TestQueries(t *testing.T) { redistest.Each(t, testQueries) }
 func testQueries(t *testing.T, kind redistest.Kind) {
 	f := newFixtureOn(t, kind, Config{})
 	v := f.seed("contoso")
-	mv := fmt.Sprintf("?minVersion=%d", v)
+	ctx := context.Background()
+	mv := Options{MinVersion: v}
 
-	var lic List[readmodel.LicenseRow]
-	f.getJSON("/v1/tenants/contoso/licenses"+mv, &lic)
+	lic, err := f.svc.Licenses(ctx, "contoso", mv)
+	must(t, err)
 	if len(lic.Value) != 2 {
 		t.Fatalf("licenses: %+v", lic)
 	}
@@ -183,33 +168,37 @@ func testQueries(t *testing.T, kind redistest.Kind) {
 	if e3.Total != 13 || e3.Assigned != 5 || e3.Available != 8 || e3.Subscriptions != 2 || e3.ProductName != "Microsoft 365 E3" {
 		t.Fatalf("R5: SPE_E3 row %+v", e3)
 	}
-	var page1 List[readmodel.LicenseRow]
-	f.getJSON("/v1/tenants/contoso/licenses?limit=1", &page1)
+	page1, err := f.svc.Licenses(ctx, "contoso", Options{Limit: 1})
+	must(t, err)
 	if len(page1.Value) != 1 || page1.NextCursor == "" {
 		t.Fatalf("licenses page 1: %+v", page1)
 	}
-	var page2 List[readmodel.LicenseRow]
-	f.getJSON("/v1/tenants/contoso/licenses?limit=1&cursor="+page1.NextCursor, &page2)
+	page2, err := f.svc.Licenses(ctx, "contoso", Options{Limit: 1, Cursor: page1.NextCursor})
+	must(t, err)
 	if len(page2.Value) != 1 || page2.NextCursor != "" || page2.Value[0].SkuID == page1.Value[0].SkuID {
 		t.Fatalf("licenses page 2: %+v", page2)
 	}
 
 	// The product, by part number and by skuId, users paginated by id.
-	var prod ProductDetail
-	f.getJSON("/v1/tenants/contoso/licenses/SPE_E3?limit=3", &prod)
+	first, err := f.svc.License(ctx, "contoso", "SPE_E3", Options{Limit: 3})
+	must(t, err)
+	prod := first.Value
 	if prod.SkuID != e3.SkuID || len(prod.ServicePlans) == 0 || len(prod.Users) != 3 || prod.Users[0].ID != "u01" || prod.NextCursor == "" {
 		t.Fatalf("product detail: %+v", prod)
 	}
-	var prod2 ProductDetail
-	f.getJSON("/v1/tenants/contoso/licenses/"+e3.SkuID+"?limit=3&cursor="+prod.NextCursor, &prod2)
+	second, err := f.svc.License(ctx, "contoso", e3.SkuID, Options{Limit: 3, Cursor: prod.NextCursor})
+	must(t, err)
+	prod2 := second.Value
 	if len(prod2.Users) != 2 || prod2.Users[0].ID != "u04" || prod2.NextCursor != "" || prod2.Users[0].Sources[0] != "direct" {
 		t.Fatalf("product detail page 2: %+v", prod2)
 	}
-	f.wantProblem("/v1/tenants/contoso/licenses/NOPE", 404, CodeNotFound)
-	f.wantProblem("/v1/tenants/contoso/licenses/ENTERPRISEPACK", 404, CodeNotFound) // catalog product, not bought
+	_, err = f.svc.License(ctx, "contoso", "NOPE", Options{})
+	wantErr(t, err, kindNotFound)
+	_, err = f.svc.License(ctx, "contoso", "ENTERPRISEPACK", Options{}) // catalog product, not bought
+	wantErr(t, err, kindNotFound)
 
-	var subs List[readmodel.SubscriptionRow]
-	f.getJSON("/v1/tenants/contoso/subscriptions", &subs)
+	subs, err := f.svc.Subscriptions(ctx, "contoso", Options{})
+	must(t, err)
 	if len(subs.Value) != 3 || subs.Value[0].ID != "s1" || subs.Value[0].Quantity != 5 || subs.Value[1].Quantity != 8 {
 		t.Fatalf("subscriptions: %+v", subs)
 	}
@@ -218,8 +207,8 @@ func testQueries(t *testing.T, kind redistest.Kind) {
 	seen := map[string]bool{}
 	cursor := ""
 	for pages := 0; ; pages++ {
-		var us List[UserSummary]
-		f.getJSON("/v1/tenants/contoso/users?limit=5&cursor="+cursor, &us)
+		us, err := f.svc.Users(ctx, "contoso", Options{Limit: 5, Cursor: cursor})
+		must(t, err)
 		for _, u := range us.Value {
 			if seen[u.ID] {
 				t.Fatalf("user %s twice", u.ID)
@@ -238,38 +227,49 @@ func testQueries(t *testing.T, kind redistest.Kind) {
 		t.Fatalf("users: %v", seen)
 	}
 
-	var u05 readmodel.UserView
-	f.getJSON("/v1/tenants/contoso/users/u05", &u05)
+	ans05, err := f.svc.User(ctx, "contoso", "u05", Options{})
+	must(t, err)
+	u05 := ans05.Value
 	if u05.Status != "Active" || !u05.RetentionHold || len(u05.HeldData) != 1 || u05.HeldData[0].Workload != "Exchange" || !u05.HeldData[0].Retained {
 		t.Fatalf("u05: %+v", u05)
 	}
-	var u07 readmodel.UserView
-	f.getJSON("/v1/tenants/contoso/users/u07", &u07)
+	ans07, err := f.svc.User(ctx, "contoso", "u07", Options{})
+	must(t, err)
+	u07 := ans07.Value
 	if len(u07.Licenses) != 1 || u07.Licenses[0].Sources[0] != "group:g1" || len(u07.Licenses[0].EnabledPlans) == 0 {
 		t.Fatalf("u07: %+v", u07)
 	}
-	f.wantProblem("/v1/tenants/contoso/users/nobody", 404, CodeNotFound)
+	_, err = f.svc.User(ctx, "contoso", "nobody", Options{})
+	wantErr(t, err, kindNotFound)
 
-	var g GroupDetail
-	f.getJSON("/v1/tenants/contoso/groups/g1", &g)
+	group, err := f.svc.Group(ctx, "contoso", "g1", Options{})
+	must(t, err)
+	g := group.Value
 	if g.MemberCount != 3 || len(g.Members) != 3 || len(g.Licenses) != 1 || len(g.MembersWithLicenseErrors) != 2 ||
 		g.MembersWithLicenseErrors[0].Error != domain.GroupErrCountViolation {
 		t.Fatalf("group: %+v", g)
 	}
-	f.wantProblem("/v1/tenants/contoso/groups/nope", 404, CodeNotFound)
+	_, err = f.svc.Group(ctx, "contoso", "nope", Options{})
+	wantErr(t, err, kindNotFound)
 
-	var held List[readmodel.HeldRow]
-	f.getJSON("/v1/tenants/contoso/heldData", &held)
+	held, err := f.svc.HeldData(ctx, "contoso", Options{})
+	must(t, err)
 	if len(held.Value) != 1 || held.Value[0].UserID != "u05" || !held.Value[0].Retained || held.Value[0].PurgeAfter.Before(held.Value[0].HeldSince) {
 		t.Fatalf("held data: %+v", held)
 	}
+	if held.Version < v {
+		t.Fatalf("answered at version %d, the seed ended at %d", held.Version, v)
+	}
 
 	// Errors.
-	f.wantProblem("/v1/tenants/nobody/licenses", 404, CodeNotFound)
-	f.wantProblem("/v1/tenants/contoso/users?limit=0", 400, CodeInvalidRequest)
-	f.wantProblem("/v1/tenants/contoso/users?limit=501", 400, CodeInvalidRequest)
-	f.wantProblem("/v1/tenants/contoso/users?cursor=%25%25", 400, CodeInvalidRequest)
-	f.wantProblem("/v1/tenants/contoso/users?minVersion=x", 400, CodeInvalidRequest)
+	_, err = f.svc.Licenses(ctx, "nobody", Options{})
+	wantErr(t, err, kindNotFound)
+	_, err = f.svc.Users(ctx, "contoso", Options{Limit: -1})
+	wantErr(t, err, kindInvalid)
+	_, err = f.svc.Users(ctx, "contoso", Options{Limit: 501})
+	wantErr(t, err, kindInvalid)
+	_, err = f.svc.Users(ctx, "contoso", Options{Cursor: "%%"})
+	wantErr(t, err, kindInvalid)
 }
 
 func TestMinVersionWaitsThenGivesUp(t *testing.T) { redistest.Each(t, testMinVersionWaitsThenGivesUp) }
@@ -279,18 +279,21 @@ func testMinVersionWaitsThenGivesUp(t *testing.T, kind redistest.Kind) {
 	v := f.seed("fabrikam")
 	// Read-your-writes: the answer waits for the projection.
 	r := f.do("fabrikam", &domain.AddUser{User: domain.NewUser{ID: "late", UserPrincipalName: "late@x.example", UsageLocation: "US"}})
-	var u readmodel.UserView
-	f.getJSON(fmt.Sprintf("/v1/tenants/fabrikam/users/late?minVersion=%d", r.Version), &u)
-	if u.ID != "late" || r.Version <= v {
+	ctx := context.Background()
+	u, err := f.svc.User(ctx, "fabrikam", "late", Options{MinVersion: r.Version})
+	must(t, err)
+	if u.Value.ID != "late" || r.Version <= v || u.Version < r.Version {
 		t.Fatalf("user %+v", u)
 	}
 	start := time.Now()
-	a := f.wantProblem(fmt.Sprintf("/v1/tenants/fabrikam/users?minVersion=%d", r.Version+100), 503, CodeUnavailable)
-	if a.hdr.Get("Retry-After") == "" || time.Since(start) < 250*time.Millisecond {
-		t.Fatalf("503 without Retry-After or without waiting: %v %v", a.hdr, time.Since(start))
+	_, err = f.svc.Users(ctx, "fabrikam", Options{MinVersion: r.Version + 100})
+	wantErr(t, err, kindUnavailable)
+	if time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("unavailable without waiting: %v", time.Since(start))
 	}
-	// A tenant that does not exist yet, with minVersion: wait, then 503.
-	f.wantProblem("/v1/tenants/later/users?minVersion=1", 503, CodeUnavailable)
+	// A tenant that does not exist yet, with minVersion: wait, then unavailable.
+	_, err = f.svc.Users(ctx, "later", Options{MinVersion: 1})
+	wantErr(t, err, kindUnavailable)
 }
 
 func TestRedisDownIsUnavailable(t *testing.T) {
@@ -300,12 +303,10 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	} {
 		defer rdb.Close()
 		svc := New(Config{Redis: rdb})
-		e := gin.New()
-		svc.Mount(e.Group("/v1/tenants/:t"))
-		w := httptest.NewRecorder()
-		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/tenants/contoso/licenses", nil))
-		if w.Code != 503 || w.Header().Get("Retry-After") == "" || w.Header().Get("Content-Type") != "application/problem+json" {
-			t.Fatalf("%T: %d %v %s", rdb, w.Code, w.Header(), w.Body)
+		_, err := svc.Licenses(context.Background(), "contoso", Options{})
+		wantErr(t, err, kindUnavailable)
+		if ue := (*UnavailableError)(nil); !errors.As(err, &ue) || ue.Err == nil {
+			t.Fatalf("%T: the cause (Redis's error) is not kept: %v", rdb, err)
 		}
 	}
 }
@@ -338,35 +339,36 @@ func TestActivePrefixIsFollowed(t *testing.T) {
 
 // TestNoReadGoesBackInTime: once this process answered a tenant at version
 // v, a read model behind v (a replay's new prefix still catching up) or
-// without its Present marker (Redis lost it; being rebuilt) answers 503
-// with Retry-After, never an older version nor a 404 for a tenant that
-// exists; when the read model is complete and caught up again, reads answer.
+// without its Present marker (Redis lost it; being rebuilt) fails
+// unavailable with a RetryAfter (the API's 503 with Retry-After), never an
+// older version nor "not found" for a tenant that exists; when the read
+// model is complete and caught up again, reads answer.
 func TestNoReadGoesBackInTime(t *testing.T) { redistest.Each(t, testNoReadGoesBackInTime) }
 
 func testNoReadGoesBackInTime(t *testing.T, kind redistest.Kind) {
 	f := newFixtureOn(t, kind, Config{StaleWait: 50 * time.Millisecond})
 	v := f.seed("contoso")
 	f.seed("fabrikam")
-	f.getJSON(fmt.Sprintf("/v1/tenants/contoso/licenses?minVersion=%d", v), &List[readmodel.LicenseRow]{})
+	ctx := context.Background()
+	if _, err := f.svc.Licenses(ctx, "contoso", Options{MinVersion: v}); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.proj.WaitFor(context.Background(), f.store.LastPosition()); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
 	meta := readmodel.Keys{Prefix: f.prefix}.Key("contoso", readmodel.Meta)
 
 	// The read model goes back one version: this process saw v.
 	if err := f.rdb.HSet(ctx, meta, "version", v-1).Err(); err != nil {
 		t.Fatal(err)
 	}
-	a := f.wantProblem("/v1/tenants/contoso/users", http.StatusServiceUnavailable, CodeUnavailable)
-	if a.hdr.Get("Retry-After") == "" {
-		t.Fatal("503 without Retry-After")
-	}
+	_, err := f.svc.Users(ctx, "contoso", Options{})
+	wantErr(t, err, kindUnavailable)
 	// It catches up while a request waits (StaleWait): answered.
 	go func() { time.Sleep(10 * time.Millisecond); f.rdb.HSet(ctx, meta, "version", v) }()
 	f.svc.cfg.StaleWait = 2 * time.Second
-	if a := f.get("/v1/tenants/contoso/users"); a.code != http.StatusOK || a.hdr.Get("X-Tenant-Version") != fmt.Sprint(v) {
-		t.Fatalf("after catching up: %d %s (version %s)", a.code, a.body, a.hdr.Get("X-Tenant-Version"))
+	if a, err := f.svc.Users(ctx, "contoso", Options{}); err != nil || a.Version != v {
+		t.Fatalf("after catching up: %v (version %d)", err, a.Version)
 	}
 
 	// Redis lost the read models: no marker. A tenant this process never
@@ -377,10 +379,8 @@ func testNoReadGoesBackInTime(t *testing.T, kind redistest.Kind) {
 	}
 	f.rdb.Del(ctx, readmodel.Keys{Prefix: f.prefix}.Key("fabrikam", readmodel.Meta))
 	for _, tn := range []string{"contoso", "fabrikam", "nobody"} {
-		a := f.wantProblem("/v1/tenants/"+tn+"/licenses", http.StatusServiceUnavailable, CodeUnavailable)
-		if a.hdr.Get("Retry-After") == "" {
-			t.Fatal("503 without Retry-After")
-		}
+		_, err := f.svc.Licenses(ctx, tn, Options{})
+		wantErr(t, err, kindUnavailable)
 	}
 	if err := f.svc.Ready(ctx); err == nil {
 		t.Fatal("Ready while the read models have no marker")
@@ -391,8 +391,11 @@ func testNoReadGoesBackInTime(t *testing.T, kind redistest.Kind) {
 	if err := f.svc.Ready(ctx); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
-	f.get("/v1/tenants/contoso/licenses")
-	f.wantProblem("/v1/tenants/nobody/licenses", http.StatusNotFound, CodeNotFound)
+	if _, err := f.svc.Licenses(ctx, "contoso", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Licenses(ctx, "nobody", Options{})
+	wantErr(t, err, kindNotFound)
 }
 
 func TestHighWaterIsBounded(t *testing.T) {
@@ -425,7 +428,7 @@ func TestHighWaterIsBounded(t *testing.T) {
 // without persistence comes back empty but serving its slots: the tenants
 // of those slots are gone while the Present marker, on another master,
 // may survive. Their queries answer 503 (the slot markers went with them),
-// not 404 or an empty page; the tenants of the other masters are still
+// (unavailable), not 404 or an empty page; the tenants of the other masters are still
 // answered, and the service is not Ready.
 func TestLostSlotsAnswer503NotNotFound(t *testing.T) {
 	f := newFixtureOn(t, redistest.Cluster, Config{StaleWait: 50 * time.Millisecond})
@@ -468,10 +471,12 @@ func TestLostSlotsAnswer503NotNotFound(t *testing.T) {
 	}
 	for _, tn := range tenants {
 		if inLost(keys.Tenant(tn)) {
-			f.wantProblem("/v1/tenants/"+tn+"/licenses", http.StatusServiceUnavailable, CodeUnavailable)
-			f.wantProblem("/v1/tenants/"+tn+"/users/u01", http.StatusServiceUnavailable, CodeUnavailable)
-		} else {
-			f.getJSON("/v1/tenants/"+tn+"/licenses", &List[readmodel.LicenseRow]{})
+			_, err := f.svc.Licenses(ctx, tn, Options{})
+			wantErr(t, err, kindUnavailable)
+			_, err = f.svc.User(ctx, tn, "u01", Options{})
+			wantErr(t, err, kindUnavailable)
+		} else if _, err := f.svc.Licenses(ctx, tn, Options{}); err != nil {
+			t.Fatalf("%s, on a master that kept its data: %v", tn, err)
 		}
 	}
 	if err := f.svc.Ready(ctx); err == nil {

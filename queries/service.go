@@ -1,6 +1,13 @@
-// Package queries answers the read side of the API from the Redis read
-// models the projections package writes. Handlers are gin.HandlerFuncs the
-// api package mounts (behind its auth and tenant-isolation middleware).
+// Package queries answers questions about a tenant's present from the Redis
+// read models the projector writes (through readmodel's keys and rows): its
+// licenses, subscriptions, users, groups and held data. Each query is a
+// method of Service returning its answer or a typed error; the api package
+// serves them over HTTP.
+//
+// No answer goes back in time: a tenant's answers come from complete read
+// models (their Present marker is set) at a version no older than one this
+// Service has already answered, else the query fails with an
+// *UnavailableError after a bounded wait.
 package queries
 
 import (
@@ -9,15 +16,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
-	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/readmodel"
 )
@@ -34,24 +40,17 @@ type Config struct {
 	MaxWait time.Duration
 	// PollInterval is how often the applied version is read while waiting (default 20ms).
 	PollInterval time.Duration
-	// RetryAfter is the Retry-After of a 503 answer (default 1s).
+	// RetryAfter is the RetryAfter of an UnavailableError (default 1s).
 	RetryAfter time.Duration
 	// Timeout bounds the Redis calls of one request (default 5s).
 	Timeout time.Duration
-	// StaleWait bounds the wait, on a request without ?minVersion, for the
-	// read model of a tenant to reach the version this process already
-	// answered (default 1s); then the answer is 503 unavailable.
+	// StaleWait bounds the wait, on a query without MinVersion, for the
+	// read model of a tenant to reach the version this Service already
+	// answered (default 1s); then the query fails with an UnavailableError.
 	StaleWait time.Duration
 	// Tracked bounds the tenants whose answered version is remembered
 	// (default 100,000); see highWater.
 	Tracked int
-}
-
-// Route is one query endpoint in gin path syntax.
-type Route struct {
-	Method  string
-	Path    string
-	Handler gin.HandlerFunc
 }
 
 // Service answers queries from Redis.
@@ -95,25 +94,12 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg, served: newHighWater(cfg.Tracked), cluster: readmodel.IsCluster(cfg.Redis)}
 }
 
-// Routes lists the query endpoints of API.md ("Queries").
-func (s *Service) Routes() []Route {
-	return []Route{
-		{http.MethodGet, "/v1/tenants/:t/licenses", s.Licenses},
-		{http.MethodGet, "/v1/tenants/:t/licenses/:sku", s.License},
-		{http.MethodGet, "/v1/tenants/:t/subscriptions", s.Subscriptions},
-		{http.MethodGet, "/v1/tenants/:t/users", s.Users},
-		{http.MethodGet, "/v1/tenants/:t/users/:u", s.User},
-		{http.MethodGet, "/v1/tenants/:t/groups/:g", s.Group},
-		{http.MethodGet, "/v1/tenants/:t/heldData", s.HeldData},
-	}
-}
-
 // Ping reports whether Redis answers (for /readyz).
 func (s *Service) Ping(ctx context.Context) error { return s.cfg.Redis.Ping(ctx).Err() }
 
 // errRebuilding says the active prefix has no Present marker: Redis lost the
-// read models (or never had them) and they are being rebuilt.
-// fail answers it 503 with Retry-After.
+// read models (or never had them) and they are being rebuilt. fail turns it
+// into an UnavailableError.
 var errRebuilding = errors.New("the read models are being rebuilt (Redis lost its data); retry shortly")
 
 // Ready reports whether the read models can be served (for /readyz): Redis
@@ -188,46 +174,105 @@ func (s *Service) keys(ctx context.Context) (readmodel.Keys, error) {
 	return readmodel.Keys{Prefix: p}, nil
 }
 
-// Problem codes (the api package's).
-const (
-	CodeNotFound       = string(domain.CodeNotFound)
-	CodeInvalidRequest = string(domain.CodeInvalidRequest)
-	CodeUnavailable    = string(api.CodeUnavailable)
-)
+// UnavailableError is the error of a query the read models cannot answer
+// now: they are being rebuilt, they are behind the version asked for or
+// already answered, or Redis cannot be reached. The query may succeed if
+// tried again after RetryAfter.
+type UnavailableError struct {
+	// Reason says why, for the client.
+	Reason string
+	// RetryAfter is when to try again (Config.RetryAfter).
+	RetryAfter time.Duration
+	// Err is the cause when it is Redis's error (nil otherwise).
+	Err error
+}
 
-// Problem is an RFC 9457 problem: the api package writes every one.
-type Problem = api.Problem
+func (e *UnavailableError) Error() string {
+	if e.Err != nil {
+		return e.Reason + ": " + e.Err.Error()
+	}
+	return e.Reason
+}
 
-func notFound(format string, args ...any) error { return api.NotFound(format, args...) }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+func notFound(format string, args ...any) error {
+	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf(format, args...)}
+}
 
 func invalid(field, format string, args ...any) error {
-	return api.InvalidRequest(field, format, args...)
+	return &domain.Error{Code: domain.CodeInvalidRequest, Field: field, Detail: fmt.Sprintf(format, args...)}
 }
 
 func (s *Service) unavailable(format string, args ...any) error {
-	return api.Unavailable(s.cfg.RetryAfter, format, args...)
+	return &UnavailableError{Reason: fmt.Sprintf(format, args...), RetryAfter: s.cfg.RetryAfter}
 }
 
-// fail answers err through api.WriteProblem, the one writer of problems,
-// so query and command routes answer alike. Errors that are not problems
-// of the request (Redis down, timeouts) answer 503 unavailable.
-func (s *Service) fail(c *gin.Context, err error) {
+// fail gives a query's error its type: a *domain.Error (not found, invalid
+// request) or an *UnavailableError stays; the rebuilding read models and
+// any other error (Redis down, a timeout) become an *UnavailableError.
+func (s *Service) fail(err error) error {
 	var (
-		he *api.HTTPError
 		de *domain.Error
+		ue *UnavailableError
 	)
 	switch {
+	case errors.As(err, &de), errors.As(err, &ue):
+		return err
 	case errors.Is(err, errRebuilding):
-		err = s.unavailable("%s", errRebuilding.Error())
-	case !errors.As(err, &he) && !errors.As(err, &de):
-		_ = c.Error(err)
-		err = s.unavailable("the read models cannot be reached; retry later")
+		return s.unavailable("%s", errRebuilding.Error())
 	}
-	api.WriteProblem(c, err)
+	return &UnavailableError{Reason: "the read models cannot be reached; retry later", RetryAfter: s.cfg.RetryAfter, Err: err}
+}
+
+// maxEcho bounds how much of a client's input an error repeats: docs/API.md
+// promises "echoed input in a detail is cut to 64 bytes" (api's bounded keeps
+// the same promise for the HTTP layer's own errors).
+const maxEcho = 64
+
+// bounded returns s, or its first maxEcho bytes (cut at a character
+// boundary) followed by "…" and the full length.
+func bounded(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	n := maxEcho
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:n], len(s))
+}
+
+// Options say how fresh a query's answer must be and, for a list (or a
+// detail with a paged list in it), which page to answer.
+type Options struct {
+	// MinVersion waits (up to Config.MaxWait) until the read models have
+	// applied this version of the tenant; 0: no older than what this
+	// Service already answered (waiting up to Config.StaleWait).
+	MinVersion uint64
+	// Limit is the page's length, 1 to MaxLimit; 0: DefaultLimit.
+	Limit int
+	// Cursor is the NextCursor of the previous page; "": the first page.
+	Cursor string
+}
+
+// Page lengths.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 500
+)
+
+// Answer is a query's answer: its value, the tenant's version the read
+// models had applied when it was read, and, when the value holds one page
+// of a list, the cursor of the next page ("" on the last).
+type Answer[T any] struct {
+	Value      T
+	Version    uint64
+	NextCursor string
 }
 
 // request is what every query starts with: the tenant, its keys, and the
-// wait for ?minVersion.
+// wait for MinVersion.
 type request struct {
 	ctx     context.Context
 	tenant  string
@@ -238,29 +283,20 @@ type request struct {
 func (r *request) key(suffix string) string { return r.keys.Key(r.tenant, suffix) }
 
 // begin checks the tenant exists in the read models, after waiting for
-// ?minVersion when given.
+// minVersion when given.
 //
 // No answer goes back in time: the read models must be complete (the
 // Present marker of the active prefix) and at least at the version this
-// process has already answered for the tenant. While they are not, the
-// request waits (up to MaxWait with ?minVersion, StaleWait without) and then
-// answers 503 unavailable; while they are being rebuilt, a request without
-// ?minVersion answers 503 at once. 404 is only answered by complete read
-// models that do not have the tenant.
-func (s *Service) begin(c *gin.Context) (*request, context.CancelFunc, error) {
-	tenant := c.Param("t")
+// Service has already answered for the tenant. While they are not, the
+// query waits (up to MaxWait with minVersion, StaleWait without) and then
+// fails unavailable; while they are being rebuilt, a query without
+// minVersion fails unavailable at once. Only complete read models that do
+// not have the tenant answer "not found".
+func (s *Service) begin(ctx context.Context, tenant string, minVersion uint64) (*request, context.CancelFunc, error) {
 	if !domain.ValidID(tenant) {
-		return nil, nil, notFound("tenant %q does not exist", tenant)
+		return nil, nil, notFound("tenant %q does not exist", bounded(tenant))
 	}
-	var minVersion uint64
-	if mv := c.Query("minVersion"); mv != "" {
-		n, err := strconv.ParseUint(mv, 10, 64)
-		if err != nil {
-			return nil, nil, invalid("minVersion", "minVersion must be a non-negative integer, got %q", api.Bounded(mv))
-		}
-		minVersion = n
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.Timeout+s.cfg.MaxWait)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout+s.cfg.MaxWait)
 	keys, err := s.keys(ctx)
 	if err != nil {
 		cancel()
@@ -333,42 +369,25 @@ func (s *Service) settled(r *request) error {
 	return nil
 }
 
-// page holds ?limit and ?cursor.
+// page is the page Options ask for.
 type page struct {
 	limit int
 	after string // decoded cursor: the last key of the previous page
 }
 
-const (
-	defaultLimit = 100
-	maxLimit     = 500
-)
-
-// Query parameters: of a paged answer (lists, and details with a paged
-// list in them), and of a single item.
-var (
-	pageParams = []string{"minVersion", "limit", "cursor"}
-	itemParams = []string{"minVersion"}
-)
-
-// parsePage checks the query parameters (pageParams only) and reads
-// ?limit and ?cursor.
-func parsePage(c *gin.Context) (page, error) {
-	p := page{limit: defaultLimit}
-	if err := api.CheckQuery(c, pageParams...); err != nil {
-		return p, err
-	}
-	if l := c.Query("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > maxLimit {
-			return p, invalid("limit", "limit must be an integer from 1 to %d, got %q", maxLimit, api.Bounded(l))
+// pageOf checks and reads the page of o.
+func pageOf(o Options) (page, error) {
+	p := page{limit: DefaultLimit}
+	if o.Limit != 0 {
+		if o.Limit < 1 || o.Limit > MaxLimit {
+			return p, invalid("limit", "limit must be an integer from 1 to %d, got %d", MaxLimit, o.Limit)
 		}
-		p.limit = n
+		p.limit = o.Limit
 	}
-	if cur := c.Query("cursor"); cur != "" {
+	if cur := o.Cursor; cur != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cur)
 		if err != nil || len(b) < 2 || b[0] != 'k' {
-			return p, invalid("cursor", "cursor %q is not one this API gave", api.Bounded(cur))
+			return p, invalid("cursor", "cursor %q is not one this API gave", bounded(cur))
 		}
 		p.after = string(b[1:])
 	}
@@ -419,7 +438,7 @@ func hashPage[T any](ctx context.Context, rdb redis.UniversalClient, key string,
 		}
 		rows = append(rows, row{k, v})
 	}
-	sortRows(rows, func(a, b row) bool { return a.k < b.k })
+	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.k, b.k) })
 	out := make([]T, 0, min(len(rows), p.limit))
 	next := ""
 	for i, r := range rows {
@@ -432,32 +451,23 @@ func hashPage[T any](ctx context.Context, rdb redis.UniversalClient, key string,
 	return out, next, nil
 }
 
-func (s *Service) run(c *gin.Context, fn func(r *request) (any, error)) {
-	r, cancel, err := s.begin(c)
+// answer runs a query of tenant: it waits for the read models (begin), reads
+// them with read, which returns the value and the next page's cursor, and
+// checks they did not change under it (settled). Every error it returns is
+// typed (fail).
+func answer[T any](s *Service, ctx context.Context, tenant string, o Options, read func(r *request) (T, string, error)) (Answer[T], error) {
+	r, cancel, err := s.begin(ctx, tenant, o.MinVersion)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return Answer[T]{}, s.fail(err)
 	}
 	defer cancel()
-	out, err := fn(r)
+	v, next, err := read(r)
 	if serr := s.settled(r); serr != nil {
 		err = serr
 	}
 	if err != nil {
-		s.fail(c, err)
-		return
+		return Answer[T]{}, s.fail(err)
 	}
 	s.served.observe(r.tenant, r.version)
-	c.Header("X-Tenant-Version", strconv.FormatUint(r.version, 10))
-	if p, ok := out.(paged); ok {
-		if next := p.cursor(); next != "" {
-			q := c.Request.URL.Query()
-			q.Set("cursor", next)
-			api.SetNextCursor(c, next, q)
-		}
-	}
-	if l, ok := out.(lister); ok {
-		out = l.items()
-	}
-	api.WriteJSON(c, http.StatusOK, out)
+	return Answer[T]{Value: v, Version: r.version, NextCursor: next}, nil
 }

@@ -26,10 +26,6 @@ import (
 	"github.com/seatledger/seatledger/readmodel"
 )
 
-func init() {
-	register(subcommand{Name: "bench", Summary: "measure HTTP command throughput and latency (and the raw store append rate) on this machine", Run: runBench})
-}
-
 // benchOptions drive `seatledger bench`.
 type benchOptions struct {
 	Clients, Tenants, Users int

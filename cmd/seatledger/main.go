@@ -1,6 +1,6 @@
 // Command seatledger is the one binary of seatledger: the HTTP server and
-// its operator tools. Each subcommand lives in its own file and registers
-// itself (see register); `seatledger help` lists them.
+// its operator tools. The subcommands are listed in subcommands, each run by
+// a function in its own file; `seatledger help` lists them.
 package main
 
 import (
@@ -14,25 +14,32 @@ import (
 
 // subcommand is one verb of the binary.
 type subcommand struct {
-	Name    string
 	Summary string // one line for `seatledger help`
 	// Run executes the subcommand; it returns the process exit code (0 ok,
 	// 1 failure, 2 usage or configuration error).
 	Run func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
-// subcommands holds every subcommand by name. Add one from its own file:
-//
-//	func init() { register(subcommand{Name: "replay", Summary: "…", Run: runReplay}) }
-//
-// Room is kept for replay, state, audit, diff, verify and bench.
-var subcommands = map[string]subcommand{}
+// subcommands are the verbs of the binary, by name (`seatledger help`
+// sorts them). A new one gets a line here and its run function in a file of
+// its own.
+var subcommands = map[string]subcommand{
+	// The server (serve.go).
+	"serve": {Summary: "run the HTTP server (embedded event store and in-process Redis by default)", Run: runServe},
 
-func register(c subcommand) {
-	if _, dup := subcommands[c.Name]; dup {
-		panic("seatledger: subcommand registered twice: " + c.Name)
-	}
-	subcommands[c.Name] = c
+	// A tenant's past, read from a running server (tools.go).
+	"audit": {Summary: "print a tenant's audit log (filters; table or JSON lines) from a running server", Run: runAudit},
+	"state": {Summary: "print a tenant's whole state as it was at a time or version", Run: runState},
+	"diff":  {Summary: "print what changed in a tenant between two times or versions", Run: runDiff},
+
+	// The read models of a running server (tools.go).
+	"verify": {Summary: "fold every tenant from the event store and compare with the Redis read models (exit 1 on a difference)", Run: runVerify},
+	"replay": {Summary: "rebuild every read model into a fresh key prefix and swap to it (--tenant T: one tenant in place)", Run: runReplay},
+
+	// Running and trying a server (tools.go, token.go, bench.go).
+	"healthcheck": {Summary: "exit 0 when the server at " + envAddr + " answers /healthz (container health checks)", Run: runHealthcheck},
+	"token":       {Summary: "print a bearer token (JWT) for a user of a tenant", Run: runToken},
+	"bench":       {Summary: "measure HTTP command throughput and latency (and the raw store append rate) on this machine", Run: runBench},
 }
 
 func main() {

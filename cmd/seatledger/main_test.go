@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,15 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/seatledger/seatledger/api"
 )
@@ -148,19 +147,6 @@ func TestTokenSubcommand(t *testing.T) {
 // does it with SIGTERM and commands, on the binary.)
 func TestServeGracefulShutdown(t *testing.T) {
 	dir := t.TempDir()
-	entered := make(chan struct{})
-	var once sync.Once
-	serveHooks = append(serveHooks, func(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(), error) {
-		return []func(api.RouteGroups){func(g api.RouteGroups) {
-			g.Public.GET("/slow", func(c *gin.Context) {
-				once.Do(func() { close(entered) })
-				time.Sleep(700 * time.Millisecond)
-				api.WriteJSON(c, http.StatusOK, gin.H{"done": true})
-			})
-		}}, nil, nil
-	})
-	t.Cleanup(func() { serveHooks = serveHooks[:len(serveHooks)-1] })
-
 	cfg := testServeConfig(dir)
 	start := func() (string, context.CancelFunc, chan error, *bytes.Buffer) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -196,20 +182,42 @@ func TestServeGracefulShutdown(t *testing.T) {
 		t.Fatalf("create tenant: %d", res.StatusCode)
 	}
 
-	slow := make(chan int, 1)
-	go func() {
-		res, err := http.Get("http://" + addr + "/v1/slow")
-		if err != nil {
-			slow <- -1
-			return
-		}
-		res.Body.Close()
-		slow <- res.StatusCode
-	}()
-	<-entered
+	// A command in flight: the handler waits for the body (it asked for it:
+	// 100 Continue), which comes only once shutdown has started (the server
+	// stopped listening).
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	group := `{"id":"inflight","displayName":"In flight"}`
+	fmt.Fprintf(conn, "POST /v1/tenants/contoso/groups HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", addr, secrets.OperatorToken, len(group))
+	answers := bufio.NewReader(conn)
+	if res, err := http.ReadResponse(answers, nil); err != nil || res.StatusCode != http.StatusContinue {
+		t.Fatalf("in-flight request: %v %v", res, err)
+	}
 	cancel()
-	if code := <-slow; code != http.StatusOK {
-		t.Fatalf("in-flight request: %d", code)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the server still listens 10 s after shutdown started")
+		}
+	}
+	if _, err := io.WriteString(conn, group); err != nil {
+		t.Fatal(err)
+	}
+	inflight, err := http.ReadResponse(answers, nil)
+	if err != nil {
+		t.Fatalf("in-flight request: %v", err)
+	}
+	inflight.Body.Close()
+	if inflight.StatusCode != http.StatusCreated {
+		t.Fatalf("in-flight request: %d", inflight.StatusCode)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)

@@ -2,19 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/seatledger/seatledger/api"
-	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/lease"
 	"github.com/seatledger/seatledger/projections"
@@ -22,10 +15,10 @@ import (
 	"github.com/seatledger/seatledger/readmodel"
 )
 
-func init() { serveHooks = append(serveHooks, readSide) }
-
-// readSide runs the projections into Redis and mounts the query endpoints.
-func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(), error) {
+// startReadSide runs the projection of the event store into Redis, on the
+// node holding its lease, and returns the queries over the read models, the
+// operator's handle on them, and the function that stops the projection.
+func startReadSide(ctx context.Context, d *serveDeps) (*queries.Service, api.ReadModels, func(), error) {
 	// A Redis other nodes may share: before rebuilding read models it
 	// finds without their marker, wait out a former lease holder. The
 	// in-process Redis has no other writer, so a zero-setup start does not
@@ -40,7 +33,7 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 		FormerWriterGrace: grace,
 	}, time.Second)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	proj := mgr.Projection()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -70,29 +63,56 @@ func readSide(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(
 			})
 	}()
 	q := queries.New(queries.Config{Redis: d.Redis, Catalog: d.Decider.Catalog})
-	// Not ready while the read models (and with them the held-data
-	// schedule) are being rebuilt.
-	d.ReadyChecks = append(d.ReadyChecks, q.Ready)
-	routes := func(g api.RouteGroups) {
-		q.Mount(g.Readers)
-		g.Operator.GET("/projections", func(c *gin.Context) {
-			api.WriteJSON(c, http.StatusOK, []projections.Status{proj.Status()})
-		})
-		// POST /v1/projections/rebuild[?tenant=T] rebuilds every read model
-		// into a fresh prefix and swaps to it (or one tenant in place);
-		// with Accept: application/x-ndjson it streams progress lines.
-		g.Operator.POST("/projections/rebuild", func(c *gin.Context) { rebuild(c, d) })
-		// POST /v1/projections/verify folds every tenant from the event store
-		// and compares the result with the read models (seatledger verify);
-		// with Accept: application/x-ndjson it streams progress lines.
-		g.Operator.POST("/projections/verify", func(c *gin.Context) { verifyReadModels(c, d, mgr) })
-	}
 	stop := func() {
 		cancel()
 		<-done
 	}
-	return []func(api.RouteGroups){routes}, stop, nil
+	return q, &readModelAdmin{d: d, mgr: mgr}, stop, nil
 }
+
+// readModelAdmin is the operator's handle on the read models
+// (api.ReadModels) over the projections package.
+type readModelAdmin struct {
+	d   *serveDeps
+	mgr *projections.Manager
+}
+
+// Status is the projection's status, as a list of one.
+func (a *readModelAdmin) Status() any {
+	return []projections.Status{a.mgr.Projection().Status()}
+}
+
+// Verify waits (up to 30 s) for the projection to catch up with the store,
+// then folds every tenant from the event store and compares the result with
+// the active read models.
+func (a *readModelAdmin) Verify(ctx context.Context, progress func(any)) (any, error) {
+	d := a.d
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := a.mgr.WaitCheckpoint(wctx, headOf(d))
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("%w: the projection did not catch up: %v", eventstore.ErrUnavailable, err)
+	}
+	prefix, err := readmodel.ActivePrefix(ctx, d.Redis)
+	if err != nil {
+		return nil, err
+	}
+	logger := d.Logger.With("component", "verify")
+	var logged time.Time
+	return projections.Verify(ctx, d.Store, d.Redis, prefix, projections.VerifyOptions{
+		Snapshots: d.Snapshots, Catalog: d.Decider.Catalog, ProgressInterval: verifyProgressInterval,
+		Progress: func(p projections.VerifyProgress) {
+			if time.Since(logged) >= 10*time.Second || p.Phase == projections.VerifyPhaseDone {
+				logged = time.Now()
+				logger.Info("verify progress", "phase", p.Phase, "tenants", p.Tenants, "total", p.Total,
+					"differences", p.Differences, "tenants_per_s", int(p.TenantsPerSec), "eta", p.ETA.Round(time.Second))
+			}
+			progress(p)
+		}})
+}
+
+// verifyProgressInterval is how often a streamed verify writes a progress line.
+var verifyProgressInterval = time.Second
 
 // headOf returns the event store's last global position, for waiting until
 // the projection has caught up with everything written so far.
@@ -108,31 +128,10 @@ func headOf(d *serveDeps) eventstore.Position {
 // writing at most before it notices (it renews every third of it).
 const projectionLeaseTTL = 5 * time.Second
 
-// codeReplayRunning answers a rebuild asked for while another runs.
-const codeReplayRunning domain.ErrorCode = "replay_running"
-
-// rebuild runs a replay for POST /v1/projections/rebuild.
-func rebuild(c *gin.Context, d *serveDeps) {
-	tenant := c.Query("tenant")
-	if tenant != "" && !domain.ValidID(tenant) {
-		api.WriteProblem(c, &domain.Error{Code: domain.CodeInvalidRequest, Field: "tenant", Detail: "tenant is not a valid id"})
-		return
-	}
-	// A replay can outlast the server's write timeout.
-	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-	stream := strings.Contains(c.GetHeader("Accept"), "application/x-ndjson")
-	var mu sync.Mutex
-	line := func(v any) {
-		mu.Lock()
-		defer mu.Unlock()
-		b, _ := json.Marshal(v)
-		_, _ = c.Writer.Write(append(b, '\n'))
-		c.Writer.Flush()
-	}
-	if stream {
-		c.Header("Content-Type", "application/x-ndjson")
-		c.Status(http.StatusOK)
-	}
+// Rebuild replays every read model into a fresh prefix and swaps to it, or
+// rebuilds one tenant's in place.
+func (a *readModelAdmin) Rebuild(ctx context.Context, tenant string, progress func(any)) (any, error) {
+	d := a.d
 	newPrefix := fmt.Sprintf("sl:r%d:", time.Now().UnixNano())
 	marked := false
 	cfg := projections.ReplayConfig{Store: d.Store, Snapshots: d.Snapshots, Redis: d.Redis, Catalog: d.Decider.Catalog,
@@ -142,104 +141,26 @@ func rebuild(c *gin.Context, d *serveDeps) {
 			// phase on: mark it before the swap, so the live projection
 			// takes it over instead of rebuilding it.
 			if tenant == "" && !marked && p.Phase == projections.PhaseCatchUp {
-				marked = d.Redis.Set(c.Request.Context(), readmodel.Keys{Prefix: newPrefix}.Present(), time.Now().UTC().Format(time.RFC3339), 0).Err() == nil
+				marked = d.Redis.Set(ctx, readmodel.Keys{Prefix: newPrefix}.Present(), time.Now().UTC().Format(time.RFC3339), 0).Err() == nil
 			}
 			d.Logger.Info("replay progress", "phase", p.Phase, "events", p.Events, "events_per_s", int(p.EventsPerSec), "eta", p.ETA.Round(time.Second))
-			if stream {
-				line(map[string]any{"progress": p})
-			}
+			progress(p)
 		}}
-	var res projections.ReplayResult
-	var err error
+	var (
+		res projections.ReplayResult
+		err error
+	)
 	if tenant != "" {
-		res, err = projections.RebuildTenant(c.Request.Context(), cfg)
+		res, err = projections.RebuildTenant(ctx, cfg)
 	} else {
 		cfg.NewPrefix = newPrefix
-		res, err = projections.Replay(c.Request.Context(), cfg)
+		res, err = projections.Replay(ctx, cfg)
+	}
+	if errors.Is(err, projections.ErrReplayRunning) {
+		return nil, api.RebuildRunning(err)
 	}
 	if err != nil {
-		if stream {
-			line(map[string]any{"error": err.Error()})
-			return
-		}
-		if errors.Is(err, projections.ErrReplayRunning) {
-			err = &api.HTTPError{Status: http.StatusConflict, Code: codeReplayRunning,
-				Detail: err.Error() + "; wait for it to finish (GET /v1/projections shows its progress) and try again"}
-		}
-		api.WriteProblem(c, err)
-		return
+		return nil, err
 	}
-	if stream {
-		line(map[string]any{"result": res})
-		return
-	}
-	api.WriteJSON(c, http.StatusOK, res)
-}
-
-// verifyProgressInterval is how often a streamed verify writes a progress line.
-var verifyProgressInterval = time.Second
-
-// verifyReadModels runs projections.Verify for POST /v1/projections/verify,
-// once the projection has caught up with the store's head (else 503). With
-// Accept: application/x-ndjson it then answers 200 and writes a line
-// {"progress":…} about every second and a last line {"result":<report>} or
-// {"error":"…"}; otherwise the report alone, when it is done. Either way the
-// server's write timeout does not cut it short.
-func verifyReadModels(c *gin.Context, d *serveDeps, mgr *projections.Manager) {
-	ctx := c.Request.Context()
-	// A verify of many tenants can outlast the server's write timeout.
-	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := mgr.WaitCheckpoint(wctx, headOf(d))
-	cancel()
-	if err != nil {
-		api.WriteProblem(c, fmt.Errorf("%w: the projection did not catch up: %v", eventstore.ErrUnavailable, err))
-		return
-	}
-	prefix, err := readmodel.ActivePrefix(ctx, d.Redis)
-	if err != nil {
-		api.WriteProblem(c, err)
-		return
-	}
-	stream := strings.Contains(c.GetHeader("Accept"), "application/x-ndjson")
-	var mu sync.Mutex
-	line := func(v any) {
-		mu.Lock()
-		defer mu.Unlock()
-		b, _ := json.Marshal(v)
-		_, _ = c.Writer.Write(append(b, '\n'))
-		c.Writer.Flush()
-	}
-	if stream {
-		c.Header("Content-Type", "application/x-ndjson")
-		c.Status(http.StatusOK)
-		c.Writer.Flush()
-	}
-	logger := d.Logger.With("component", "verify")
-	var logged time.Time
-	rep, err := projections.Verify(ctx, d.Store, d.Redis, prefix, projections.VerifyOptions{
-		Snapshots: d.Snapshots, Catalog: d.Decider.Catalog, ProgressInterval: verifyProgressInterval,
-		Progress: func(p projections.VerifyProgress) {
-			if time.Since(logged) >= 10*time.Second || p.Phase == projections.VerifyPhaseDone {
-				logged = time.Now()
-				logger.Info("verify progress", "phase", p.Phase, "tenants", p.Tenants, "total", p.Total,
-					"differences", p.Differences, "tenants_per_s", int(p.TenantsPerSec), "eta", p.ETA.Round(time.Second))
-			}
-			if stream {
-				line(map[string]any{"progress": p})
-			}
-		}})
-	if err != nil {
-		if stream {
-			line(map[string]any{"error": err.Error()})
-			return
-		}
-		api.WriteProblem(c, err)
-		return
-	}
-	if stream {
-		line(map[string]any{"result": rep})
-		return
-	}
-	api.WriteJSON(c, http.StatusOK, rep)
+	return res, nil
 }

@@ -9,25 +9,24 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
-	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/scheduler"
 )
 
-func init() { serveHooks = append(serveHooks, heldDataScheduler) }
-
-// heldDataScheduler runs the scheduler (held-data purges and subscription
-// lifecycles) and its command processor. With an in-process Redis (one
-// node) commands travel on an in-memory channel; with a Redis server they
-// travel on a Redis Stream read by a consumer group per handler, so with
-// several nodes each command is handled once.
-func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroups), func(), error) {
+// startPurges runs the scheduler (held-data purges and subscription
+// lifecycles) and its command processor, and returns the check /readyz adds
+// (nil: none) and the function that stops them. With an in-process Redis
+// (one node) commands travel on an in-memory channel; with a Redis server
+// they travel on a Redis Stream read by a consumer group per handler, so
+// with several nodes each command is handled once.
+func startPurges(ctx context.Context, d *serveDeps) (func(context.Context) error, func(), error) {
 	wlog := projections.NewWatermillLogger(d.Logger.With("component", "scheduler-bus"), nil)
 	var (
 		pub    message.Publisher
 		newSub func(string) (message.Subscriber, error)
 		closer func()
 		rb     *scheduler.RedisBus
+		ready  func(context.Context) error
 	)
 	if d.Config.RedisURL == "" {
 		ch := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, wlog)
@@ -44,7 +43,7 @@ func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroup
 		}
 		pub, newSub = p, rb.Subscriber
 		closer = func() { _ = p.Close() }
-		d.ReadyChecks = append(d.ReadyChecks, rb.Ready)
+		ready = rb.Ready
 	}
 	router, err := message.NewRouter(message.RouterConfig{}, wlog)
 	if err != nil {
@@ -87,5 +86,5 @@ func heldDataScheduler(ctx context.Context, d *serveDeps) ([]func(api.RouteGroup
 		<-routerDone
 		closer()
 	}
-	return nil, stop, nil
+	return ready, stop, nil
 }

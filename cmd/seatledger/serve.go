@@ -28,15 +28,13 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/history"
 	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
-func init() {
-	register(subcommand{Name: "serve", Summary: "run the HTTP server (embedded event store and in-process Redis by default)", Run: runServe})
-}
-
-// serveDeps is what the server is built from; serve hooks receive it.
+// serveDeps is what the server is built from: the configuration and what
+// newApp opened for it. The read side and the purges are started from it.
 type serveDeps struct {
 	Config     serveConfig
 	Logger     *slog.Logger
@@ -46,19 +44,7 @@ type serveDeps struct {
 	Commands   *commands.Handler
 	Redis      redis.UniversalClient // a *redis.Client, or a *redis.ClusterClient for a Redis Cluster
 	Registerer prometheus.Registerer
-	// ReadyChecks are more checks of GET /readyz a hook may add (the read
-	// models are complete, purges can be handled); nil: ready.
-	ReadyChecks []func(context.Context) error
 }
-
-// serveHook lets another package's wiring join `serve` without editing this
-// file much: it may start background work (projections, the scheduler) and
-// return routes for the API and a stop function, called at shutdown before
-// the command handler and the store close.
-type serveHook func(ctx context.Context, d *serveDeps) (routes []func(api.RouteGroups), stop func(), err error)
-
-// serveHooks run in order at start. Register from an init function.
-var serveHooks []serveHook
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("seatledger serve", flag.ContinueOnError)
@@ -108,8 +94,9 @@ type app struct {
 	closers []func() error
 }
 
-// close stops the hooks, then closes the command handler, Redis and the
-// store, in the reverse order of their start. It returns the store's error.
+// close stops the scheduler and the projection, then closes the command
+// handler, Redis and the store, in the reverse order of their start. It
+// returns the store's error.
 func (a *app) close() error {
 	var err error
 	for i := len(a.closers) - 1; i >= 0; i-- {
@@ -123,9 +110,10 @@ func (a *app) close() error {
 
 func (a *app) onClose(f func()) { a.closers = append(a.closers, func() error { f(); return nil }) }
 
-// newApp opens the store and Redis, runs the serve hooks and builds the
-// router, as serve serves it. Call close when done (on an error, newApp has
-// closed what it opened).
+// newApp opens the store and Redis, starts the command handler, the read
+// side (the projection and the queries) and the purges, and builds the
+// router over them, as serve serves it. Call close when done (on an error,
+// newApp has closed what it opened).
 func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, err error) {
 	a = &app{}
 	defer func() {
@@ -243,17 +231,21 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 
 	a.deps = &serveDeps{Config: cfg, Logger: logger, Store: store, Snapshots: snaps, Decider: decider,
 		Commands: handler, Redis: rdb, Registerer: reg}
-	var routes []func(api.RouteGroups)
-	for _, hook := range serveHooks {
-		r, stopHook, err := hook(ctx, a.deps)
-		if err != nil {
-			return a, err
-		}
-		routes = append(routes, r...)
-		if stopHook != nil {
-			a.onClose(stopHook)
-		}
+
+	// The read side: the projection into Redis, the queries over it.
+	q, readModels, stopReadSide, err := startReadSide(ctx, a.deps)
+	if err != nil {
+		return a, err
 	}
+	a.onClose(stopReadSide)
+	// The purges of held data: the scheduler and its command bus.
+	purgesReady, stopPurges, err := startPurges(ctx, a.deps)
+	if err != nil {
+		return a, err
+	}
+	a.onClose(stopPurges)
+	// History reads the event store directly.
+	hist := &history.Service{Store: store, Snapshots: snaps, Catalog: decider.Catalog}
 
 	rateLimit, err := parseRateLimit(cfg.RateLimit)
 	if err != nil {
@@ -263,7 +255,8 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 		Commands: handler, Decider: decider, RateLimit: rateLimit,
 		JWTSecret: []byte(cfg.JWTSecret), OperatorToken: cfg.OperatorToken,
 		Logger: logger.With("component", "http"), BulkLimit: cfg.BulkLimit,
-		Metrics: metrics, Gatherer: reg, Routes: routes,
+		Metrics: metrics, Gatherer: reg,
+		Queries: q, History: hist, ReadModels: readModels,
 		Live: func() error {
 			if h, ok := store.(eventstore.HealthReporter); ok {
 				if err := h.Health(); err != nil {
@@ -279,10 +272,14 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 			if err := rdb.Ping(ctx).Err(); err != nil {
 				return fmt.Errorf("redis: %w", err)
 			}
-			for _, check := range a.deps.ReadyChecks {
-				if err := check(ctx); err != nil {
-					return err
-				}
+			// Not ready while the read models (and with them the held-data
+			// schedule) are being rebuilt, nor while purges could not be
+			// handled.
+			if err := q.Ready(ctx); err != nil {
+				return err
+			}
+			if purgesReady != nil {
+				return purgesReady(ctx)
 			}
 			return nil
 		},

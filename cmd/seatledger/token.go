@@ -13,10 +13,6 @@ import (
 	"github.com/seatledger/seatledger/domain"
 )
 
-func init() {
-	register(subcommand{Name: "token", Summary: "print a bearer token (JWT) for a user of a tenant", Run: runToken})
-}
-
 func runToken(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("seatledger token", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -16,13 +16,6 @@ import (
 	"github.com/seatledger/seatledger/history"
 )
 
-func init() {
-	register(subcommand{Name: "audit", Summary: "print a tenant's audit log (filters; table or JSON lines) from a running server", Run: runAudit})
-	register(subcommand{Name: "state", Summary: "print a tenant's whole state as it was at a time or version", Run: runState})
-	register(subcommand{Name: "diff", Summary: "print what changed in a tenant between two times or versions", Run: runDiff})
-	register(subcommand{Name: "healthcheck", Summary: "exit 0 when the server at " + envAddr + " answers /healthz (container health checks)", Run: runHealthcheck})
-}
-
 func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("seatledger "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -222,10 +215,6 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	return 0
 }
 
-func init() {
-	register(subcommand{Name: "verify", Summary: "fold every tenant from the event store and compare with the Redis read models (exit 1 on a difference)", Run: runVerify})
-}
-
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("verify", "Usage: seatledger verify [--server URL]\nAsks the running server to fold every tenant from the event store and compare the result with the read models in Redis.\n"+
 		"Shows its progress (tenants checked of the total, rate, time left) on stderr: one line rewritten on a terminal, else a line a phase and every 10 s.", stderr)
@@ -381,10 +370,6 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func init() {
-	register(subcommand{Name: "replay", Summary: "rebuild every read model into a fresh key prefix and swap to it (--tenant T: one tenant in place)", Run: runReplay})
 }
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -15,9 +15,10 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
@@ -68,9 +69,14 @@ func TestVerifyOutlivesTheWriteTimeout(t *testing.T) {
 	}
 	defer func(d time.Duration) { verifyProgressInterval = d }(verifyProgressInterval)
 	verifyProgressInterval = 100 * time.Millisecond
-	gin.SetMode(gin.ReleaseMode)
-	r := gin.New()
-	r.POST("/v1/projections/verify", func(c *gin.Context) { verifyReadModels(c, d, mgr) })
+	const operator = "operator-token-for-the-test"
+	r := api.New(api.Config{
+		Commands:      commands.New(commands.Config{Store: slow, Decider: d.Decider}),
+		Decider:       d.Decider,
+		OperatorToken: operator,
+		Logger:        d.Logger,
+		ReadModels:    &readModelAdmin{d: d, mgr: mgr},
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +92,7 @@ func TestVerifyOutlivesTheWriteTimeout(t *testing.T) {
 		if accept != "" {
 			req.Header.Set("Accept", accept)
 		}
+		req.Header.Set("Authorization", "Bearer "+operator)
 		start := time.Now()
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -149,7 +156,7 @@ func TestVerifyOutlivesTheWriteTimeout(t *testing.T) {
 	// seatledger verify: progress on stderr (not a terminal: a line a
 	// phase), the report on stdout.
 	var out, errOut bytes.Buffer
-	code := run(ctx, []string{"verify", "--server", base, "--token", "x"}, &out, &errOut)
+	code := run(ctx, []string{"verify", "--server", base, "--token", operator}, &out, &errOut)
 	if code != 0 || !strings.Contains(out.String(), fmt.Sprintf("verified %d tenants", tenants)) || !strings.Contains(out.String(), "0 differences") {
 		t.Fatalf("seatledger verify: %d %q %q", code, out.String(), errOut.String())
 	}

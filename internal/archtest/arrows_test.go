@@ -59,11 +59,7 @@ var allowed = map[string][]string{
 // exceptions are imports the arrows forbid that the code still has, each
 // with the reason and the way out. The test fails on an exception that is
 // no longer needed, so the list only shrinks.
-var exceptions = map[[2]string]string{
-	{"queries", "api"}: "queries still answers HTTP itself (gin handlers writing through api.WriteProblem, " +
-		"api.WriteJSON, api.Bounded, api.CheckQuery); it goes when queries become plain (T, error) services " +
-		"behind api's route table (issue 19)",
-}
+var exceptions = map[[2]string]string{}
 
 // testSupport may be imported by tests only.
 var testSupport = []string{"internal/benchdata", "internal/clustertest", "internal/reliability", "internal/redistest", "api/apitest", "eventstore/storetest"}
@@ -72,11 +68,19 @@ var testSupport = []string{"internal/benchdata", "internal/clustertest", "intern
 // only its tests may, to write the events they read.
 var readSide = []string{"tenantstream", "readmodel", "projections", "queries", "history"}
 
+// httpLayer are the packages whose non-test code may import the HTTP router:
+// api is the only HTTP layer (apitest is its test harness). A service
+// answers (T, error) and api turns it into HTTP.
+var httpLayer = []string{"api", "api/apitest"}
+
+const ginPath = "github.com/gin-gonic/gin"
+
 // pkg is one package of ours and its imports of ours.
 type pkg struct {
 	path        string // relative to the module
 	imports     []string
 	testImports []string // of its _test.go files, both packages
+	http        bool     // its non-test code imports gin
 }
 
 func TestImportsPointOneWay(t *testing.T) {
@@ -109,6 +113,8 @@ func TestViolationsAreFound(t *testing.T) {
 		{path: "newthing"},
 		{path: "cmd/seatledger", imports: []string{"projections", "api"}},
 		{path: "scheduler", imports: []string{"api"}},
+		{path: "history", http: true},
+		{path: "api", http: true},
 	}
 	got := violations(pkgs)
 	want := []string{
@@ -120,6 +126,7 @@ func TestViolationsAreFound(t *testing.T) {
 		"commands's tests import api",
 		"newthing has no row",
 		"scheduler imports api",
+		"history imports gin",
 	}
 	for _, w := range want {
 		if !slices.ContainsFunc(got, func(v string) bool { return strings.Contains(v, w) }) {
@@ -139,6 +146,9 @@ func violations(pkgs []pkg) []string {
 		if !ok {
 			out = append(out, fmt.Sprintf("%s has no row in the table of allowed imports: give it one here and a place in docs/ARCHITECTURE.md", p.path))
 			continue
+		}
+		if p.http && !slices.Contains(httpLayer, p.path) {
+			out = append(out, fmt.Sprintf("%s imports gin: api is the only HTTP layer", p.path))
 		}
 		for _, imp := range p.imports {
 			if _, ok := exceptions[[2]string{p.path, imp}]; ok {
@@ -216,6 +226,7 @@ func load() ([]pkg, error) {
 			path:        filepath.ToSlash(rel),
 			imports:     ours(bp.Imports),
 			testImports: ours(append(slices.Clone(bp.TestImports), bp.XTestImports...)),
+			http:        slices.Contains(bp.Imports, ginPath),
 		})
 		return nil
 	})

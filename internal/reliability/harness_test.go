@@ -197,7 +197,7 @@ func (s *stack) open(noSync bool) {
 	s.startProjection()
 	q := queries.New(queries.Config{Redis: s.rdb, Prefix: s.prefix, RetryAfter: time.Second, Timeout: 2 * time.Second})
 	srv := api.New(api.Config{Commands: s.cmds, Decider: decider, JWTSecret: []byte(secret), OperatorToken: operator,
-		Logger: logger, Routes: []func(api.RouteGroups){func(g api.RouteGroups) { q.Mount(g.Readers) }}})
+		Logger: logger, Queries: q})
 	s.http = httptest.NewUnstartedServer(srv)
 	s.http.Config.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	s.http.Start()
