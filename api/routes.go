@@ -54,6 +54,7 @@ func (s *Server) routes(e *gin.Engine) {
 	t.POST("/subscriptions", command(s, s.purchase))
 	t.PATCH("/subscriptions/:s", command(s, s.patchSubscription))
 	t.POST("/subscriptions/:s/takeOver", command(s, takeOver))
+	t.POST("/subscriptions/:s/cancel", command(s, cancelSubscription))
 	t.POST("/licenses/:sku/assign", command(s, assignLicenses))
 	t.POST("/licenses/:sku/unassign", command(s, unassignLicenses))
 	t.POST("/apps/:sku/install", command(s, installApp))
@@ -81,6 +82,7 @@ func (s *Server) routes(e *gin.Engine) {
 		readers.GET("/licenses", listQuery(q.Licenses))
 		readers.GET("/licenses/:sku", namedQuery(pageParams, "sku", "", q.License)) // a skuId or skuPartNumber
 		readers.GET("/subscriptions", listQuery(q.Subscriptions))
+		readers.GET("/subscriptions/:s", namedQuery(itemParams, "s", "subscriptionId", q.Subscription))
 		readers.GET("/users", listQuery(q.Users))
 		readers.GET("/users/:u", namedQuery(itemParams, "u", "userId", q.User))
 		readers.GET("/groups/:g", namedQuery(pageParams, "g", "groupId", q.Group))
