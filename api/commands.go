@@ -180,6 +180,10 @@ type purchaseRequest struct {
 	Channel     string      `json:"channel"`
 	PurchasedBy string      `json:"purchasedBy"`
 	Product     *AppRequest `json:"product"`
+	// Term is P1M or P1Y (the default); recurringBilling defaults to on
+	// for a paid purchase, off for a trial (R16, R17).
+	Term             string `json:"term"`
+	RecurringBilling *bool  `json:"recurringBilling"`
 }
 
 func (s *Server) purchase(r *commandRequest, body *purchaseRequest) (commandCall, error) {
@@ -191,7 +195,8 @@ func (s *Server) purchase(r *commandRequest, body *purchaseRequest) (commandCall
 		body.ID = r.newID("subscription", r.tenant())
 	}
 	cmd := &domain.PurchaseSubscription{SubscriptionID: body.ID, SkuID: body.SkuID, Quantity: n,
-		Kind: body.Kind, Channel: body.Channel, PurchasedBy: body.PurchasedBy}
+		Kind: body.Kind, Channel: body.Channel, PurchasedBy: body.PurchasedBy,
+		Term: body.Term, RecurringBilling: body.RecurringBilling}
 	if a := body.Product; a != nil {
 		app := &domain.Product{SkuID: a.SkuID, SkuPartNumber: a.SkuPartNumber, DisplayName: a.DisplayName,
 			Publisher: a.Publisher, InstallURL: a.InstallURL, ServicePlans: []domain.ServicePlan{}}
@@ -205,25 +210,49 @@ func (s *Server) purchase(r *commandRequest, body *purchaseRequest) (commandCall
 }
 
 type patchSubscriptionRequest struct {
-	Quantity *quantity `json:"quantity"`
-	Status   *string   `json:"status"`
+	Quantity         *quantity `json:"quantity"`
+	Status           *string   `json:"status"`
+	RecurringBilling *bool     `json:"recurringBilling"`
 }
 
+// patchSubscription changes one thing of a subscription: its quantity
+// (R12, R13), its recurring billing (R16; on for an Expired or Disabled
+// subscription it reactivates it, R17), or its status (not in the
+// contract, kept: {"status":"Deleted"} deletes at once; the documented
+// cancel is POST …/cancel).
 func (s *Server) patchSubscription(r *commandRequest, body *patchSubscriptionRequest) (commandCall, error) {
 	id := r.param("s")
+	given := 0
+	for _, set := range []bool{body.Quantity != nil, body.Status != nil, body.RecurringBilling != nil} {
+		if set {
+			given++
+		}
+	}
 	switch {
-	case body.Quantity != nil && body.Status != nil:
-		return commandCall{}, invalidRequest("status", "change quantity or status, not both in one request")
+	case given > 1:
+		field := "status"
+		if body.RecurringBilling != nil {
+			field = "recurringBilling"
+		}
+		return commandCall{}, invalidRequest(field, "change one of quantity, recurringBilling or status per request, not several")
 	case body.Quantity != nil:
 		n, err := s.quantity(body.Quantity)
 		if err != nil {
 			return commandCall{}, err
 		}
 		return commandCall{cmd: &domain.ChangeSubscriptionQuantity{SubscriptionID: id, Quantity: n}}, nil
+	case body.RecurringBilling != nil:
+		return commandCall{cmd: &domain.SetRecurringBilling{SubscriptionID: id, Enabled: *body.RecurringBilling}}, nil
 	case body.Status != nil:
 		return commandCall{cmd: &domain.ChangeSubscriptionStatus{SubscriptionID: id, Status: *body.Status}}, nil
 	}
-	return commandCall{}, invalidRequest("quantity", "give quantity or status")
+	return commandCall{}, invalidRequest("quantity", "give quantity or recurringBilling")
+}
+
+// cancelSubscription cancels a subscription with a refund within its
+// cancellation window, a trial at any time (R16).
+func cancelSubscription(r *commandRequest, _ *noBody) (commandCall, error) {
+	return commandCall{cmd: &domain.CancelSubscription{SubscriptionID: r.param("s")}}, nil
 }
 
 func takeOver(r *commandRequest, _ *noBody) (commandCall, error) {

@@ -674,9 +674,10 @@ func (s *Server) graphSkus(t *domain.Tenant) []map[string]any {
 			switch sub.Status {
 			case domain.StatusEnabled:
 				units["enabled"] += sub.Quantity
-			case domain.StatusWarning:
+			case domain.StatusWarning, domain.StatusExpired:
+				// Graph's warning units are those in their grace period.
 				units["warning"] += sub.Quantity
-			case domain.StatusSuspended:
+			case domain.StatusSuspended, domain.StatusDisabled:
 				units["suspended"] += sub.Quantity
 			}
 			if sub.Status != domain.StatusDeleted {

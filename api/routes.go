@@ -57,9 +57,11 @@ func (s *Server) routes(e *gin.Engine) {
 	t.POST("/subscriptions", command(s, s.purchase))
 	t.PATCH("/subscriptions/:s", command(s, s.patchSubscription))
 	t.POST("/subscriptions/:s/takeOver", command(s, takeOver))
+	t.POST("/subscriptions/:s/cancel", command(s, cancelSubscription))
 	t.POST("/licenses/:sku/assign", command(s, assignLicenses))
 	t.POST("/licenses/:sku/unassign", command(s, unassignLicenses))
 	t.POST("/apps/:sku/install", command(s, installApp))
+	t.POST("/users/import", s.requireRoles("import users", domain.RoleGlobalAdmin, domain.RoleUserAdmin), s.importUsers) // api/csv.go
 
 	// The Microsoft Graph surface (/v1.0, docs/GRAPH.md): the tenant is
 	// the token's; reads come from the command side's state.
@@ -83,10 +85,13 @@ func (s *Server) routes(e *gin.Engine) {
 		readers.GET("/licenses", listQuery(q.Licenses))
 		readers.GET("/licenses/:sku", namedQuery(pageParams, "sku", "", q.License)) // a skuId or skuPartNumber
 		readers.GET("/subscriptions", listQuery(q.Subscriptions))
+		readers.GET("/subscriptions/:s", namedQuery(itemParams, "s", "subscriptionId", q.Subscription))
 		readers.GET("/users", listQuery(q.Users))
 		readers.GET("/users/:u", namedQuery(itemParams, "u", "userId", q.User))
 		readers.GET("/groups/:g", namedQuery(pageParams, "g", "groupId", q.Group))
 		readers.GET("/heldData", listQuery(q.HeldData))
+		readers.GET("/users.csv", s.exportUsers)                      // api/csv.go
+		readers.GET("/licenses/:sku/users.csv", s.exportLicenseUsers) // api/csv.go
 	}
 
 	// History (docs/API.md "Queries": audit, events, state): the past,

@@ -130,6 +130,12 @@ type PurchaseSubscription struct {
 	Kind           string // Paid (default), Trial, SelfService
 	Channel        string // Direct (default), Marketplace, Vendor
 	PurchasedBy    string
+	// Term is the length of a paid term, P1M or P1Y (default); a trial
+	// converts to it (R17).
+	Term string
+	// RecurringBilling: nil for the default (on for a paid purchase, off
+	// for a trial).
+	RecurringBilling *bool
 }
 
 // ChangeSubscriptionQuantity buys or removes licenses (R12, R13).
@@ -145,6 +151,37 @@ type ChangeSubscriptionStatus struct {
 	CommandMeta
 	SubscriptionID string
 	Status         string
+}
+
+// CancelSubscription cancels a subscription with a refund within its
+// cancellation window, or a trial at any time (R16): it is Disabled at once
+// and deleted after the disabled period (R17). After the window it is
+// refused: turn recurring billing off instead.
+type CancelSubscription struct {
+	CommandMeta
+	SubscriptionID string
+}
+
+// SetRecurringBilling turns a subscription's recurring billing on or off
+// (R16). Turned on for an Expired or Disabled subscription, it reactivates
+// it with a new term from now (R17).
+type SetRecurringBilling struct {
+	CommandMeta
+	SubscriptionID string
+	Enabled        bool
+}
+
+// AdvanceSubscriptions moves subscriptions along their lifecycle once it is
+// due (R17): a term that ends is renewed (recurring billing on) or Expired;
+// an Expired one becomes Disabled, a Disabled one Deleted; what fell due
+// meanwhile is caught up in one decision. The scheduler sends it with its
+// own clock as Now. A subscription with nothing due is refused
+// (lifecycle_not_due) when it is the only one named; a batch moves what is
+// due and fails only when nothing is — a duplicate or stale schedule entry
+// appends nothing.
+type AdvanceSubscriptions struct {
+	CommandMeta
+	Subscriptions []string
 }
 
 // TakeOverSubscription puts a self-service subscription under the admins (R8).
@@ -250,3 +287,6 @@ func (*ManageLicenses) CommandName() string             { return "ManageLicenses
 func (*ChangeLicensePlans) CommandName() string         { return "ChangeLicensePlans" }
 func (*InstallApp) CommandName() string                 { return "InstallApp" }
 func (*PurgeHeldData) CommandName() string              { return "PurgeHeldData" }
+func (*CancelSubscription) CommandName() string         { return "CancelSubscription" }
+func (*SetRecurringBilling) CommandName() string        { return "SetRecurringBilling" }
+func (*AdvanceSubscriptions) CommandName() string       { return "AdvanceSubscriptions" }

@@ -22,11 +22,19 @@ type Policy struct {
 	RestoreWindow time.Duration
 	// MaxQuantity bounds the licenses of one subscription.
 	MaxQuantity int
+	// ExpiredPeriod is how long a subscription whose term ended stays
+	// Expired (licenses still work) before it is Disabled (R17).
+	ExpiredPeriod time.Duration
+	// DisabledPeriod is how long a Disabled subscription (lapsed or
+	// cancelled) is kept before it is deleted (R16, R17).
+	DisabledPeriod time.Duration
 }
 
-// DefaultPolicy is the admin center's: 20 users, 30 days, 30 days.
+// DefaultPolicy is the admin center's: 20 users, 30 days, 30 days; a
+// subscription Expired for 30 days, then Disabled for 90.
 func DefaultPolicy() Policy {
-	return Policy{BulkLimit: 20, HoldPeriod: 30 * 24 * time.Hour, RestoreWindow: 30 * 24 * time.Hour, MaxQuantity: 1_000_000}
+	return Policy{BulkLimit: 20, HoldPeriod: 30 * 24 * time.Hour, RestoreWindow: 30 * 24 * time.Hour, MaxQuantity: 1_000_000,
+		ExpiredPeriod: 30 * 24 * time.Hour, DisabledPeriod: 90 * 24 * time.Hour}
 }
 
 // Decider turns commands into events: Decide(state, command) → events.
@@ -51,6 +59,12 @@ func NewDecider(c *Catalog, p Policy) *Decider {
 	}
 	if p.MaxQuantity <= 0 {
 		p.MaxQuantity = def.MaxQuantity
+	}
+	if p.ExpiredPeriod <= 0 {
+		p.ExpiredPeriod = def.ExpiredPeriod
+	}
+	if p.DisabledPeriod <= 0 {
+		p.DisabledPeriod = def.DisabledPeriod
 	}
 	return &Decider{Catalog: c, Policy: p}
 }
@@ -129,6 +143,12 @@ func (d *Decider) Decide(t *Tenant, cmd Command) ([]Event, error) {
 		err = dec.installApp(c)
 	case *PurgeHeldData:
 		err = dec.purge(c)
+	case *CancelSubscription:
+		err = dec.cancel(c)
+	case *SetRecurringBilling:
+		err = dec.setRecurringBilling(c)
+	case *AdvanceSubscriptions:
+		err = dec.advance(c)
 	default:
 		err = invalid("command", "unknown command %T", cmd)
 	}

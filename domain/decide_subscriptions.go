@@ -97,6 +97,9 @@ func (dec *decision) purchase(c *PurchaseSubscription) error {
 	if kind != KindPaid && kind != KindTrial && kind != KindSelfService {
 		return invalid("kind", "kind must be Paid, Trial or SelfService, not %q", kind)
 	}
+	if c.Term != "" && !validTerm(c.Term) {
+		return invalid("term", "term must be %s (a month) or %s (a year), not %q", TermMonthly, TermAnnual, c.Term)
+	}
 	var sku string
 	switch {
 	case c.App != nil && c.SkuID != "":
@@ -162,8 +165,16 @@ func (dec *decision) purchase(c *PurchaseSubscription) error {
 			return err
 		}
 	}
+	var recurring *bool
+	if c.RecurringBilling != nil {
+		on := *c.RecurringBilling
+		recurring = &on
+	}
+	// The term's dates follow from the event's time (Subscription.startTerm):
+	// the event names only what the buyer chose.
 	dec.emit(SubscriptionPurchased{SubscriptionID: c.SubscriptionID, SkuID: sku, Quantity: c.Quantity,
-		Kind: kind, Channel: channel, PurchasedBy: c.PurchasedBy, SelfService: selfService})
+		Kind: kind, Channel: channel, PurchasedBy: c.PurchasedBy, SelfService: selfService,
+		Term: c.Term, RecurringBilling: recurring})
 	if selfService {
 		dec.selfTotal.add(sku, c.Quantity)
 		// The buyer of a self-service purchase gets its first license.
@@ -196,6 +207,9 @@ func (dec *decision) changeQuantity(c *ChangeSubscriptionQuantity) error {
 	}
 	if s.Status == StatusDeleted {
 		return invalid("subscriptionId", "subscription %s is deleted", s.ID)
+	}
+	if s.Ended() {
+		return dec.ended(s, "changing its licenses")
 	}
 	if err := dec.vendorManaged(s, "add or remove licenses"); err != nil {
 		return err
@@ -249,6 +263,11 @@ func (dec *decision) changeStatus(c *ChangeSubscriptionStatus) error {
 	}
 	if s.Status == StatusDeleted {
 		return invalid("status", "subscription %s is deleted and cannot change again", s.ID)
+	}
+	if s.Ended() && c.Status != StatusDeleted {
+		// Expired and Disabled follow from the term (R17); only a new term
+		// brings the subscription back.
+		return dec.ended(s, "changing its status")
 	}
 	after := Subscription{Status: c.Status}
 	if s.counts() && !after.counts() {

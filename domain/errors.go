@@ -11,7 +11,7 @@ type ErrorCode string
 
 // ProblemTypeBase + a code is the "type" of an error answer: the code's
 // section of docs/RULES.md, which says what the code means and which rule
-// (R1–R15) answers it.
+// (R1–R17) answers it.
 const ProblemTypeBase = "https://github.com/seatledger/seatledger/blob/main/docs/RULES.md#"
 
 // The error codes of the domain. Their strings are part of the HTTP contract.
@@ -37,6 +37,8 @@ const (
 	CodeDataRetained             ErrorCode = "data_retained"
 	CodeIdempotencyKeyReused     ErrorCode = "idempotency_key_reused"
 	CodeNotAnApp                 ErrorCode = "not_an_app"
+	CodeCancellationWindowPassed ErrorCode = "cancellation_window_passed"
+	CodeLifecycleNotDue          ErrorCode = "lifecycle_not_due"
 )
 
 // Error is a refusal of the domain: a broken rule or bad input. Nothing is
@@ -95,6 +97,8 @@ var (
 	ErrDataRetained             = &Error{Code: CodeDataRetained}
 	ErrIdempotencyKeyReused     = &Error{Code: CodeIdempotencyKeyReused}
 	ErrNotAnApp                 = &Error{Code: CodeNotAnApp}
+	ErrCancellationWindowPassed = &Error{Code: CodeCancellationWindowPassed}
+	ErrLifecycleNotDue          = &Error{Code: CodeLifecycleNotDue}
 )
 
 func invalid(field, format string, args ...any) *Error {

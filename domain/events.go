@@ -100,6 +100,12 @@ const (
 	TypeRetentionHoldSet            = "RetentionHoldSet"
 	TypeAppInstalled                = "AppInstalled"
 	TypeNothingChanged              = "NothingChanged"
+
+	TypeSubscriptionRecurringBillingSet = "SubscriptionRecurringBillingSet"
+	TypeSubscriptionCancelled           = "SubscriptionCancelled"
+	TypeSubscriptionRenewed             = "SubscriptionRenewed"
+	TypeSubscriptionExpired             = "SubscriptionExpired"
+	TypeSubscriptionDisabled            = "SubscriptionDisabled"
 )
 
 // TenantCreated opens a tenant.
@@ -177,6 +183,14 @@ type SubscriptionPurchased struct {
 	// SelfService one and a Trial a user started (R8). Its licenses form the
 	// self-service pool until taken over.
 	SelfService bool `json:"selfService,omitempty"`
+	// Term is the length of a paid term (P1M, P1Y) the buyer chose; empty:
+	// DefaultTerm. The term's dates follow from the event's occurredAt
+	// (Subscription.startTerm), so a purchase that takes the defaults, and
+	// every purchase made before terms existed, carries neither field.
+	Term string `json:"term,omitempty"`
+	// RecurringBilling is the buyer's choice; nil: on for a paid purchase,
+	// off for a trial.
+	RecurringBilling *bool `json:"recurringBilling,omitempty"`
 }
 
 // SubscriptionQuantityChanged changes the number of licenses of a subscription.
@@ -200,6 +214,63 @@ type SubscriptionStatusChanged struct {
 	SkuID          string `json:"skuId"`
 	Status         string `json:"status"`
 	Previous       string `json:"previous"`
+}
+
+// SubscriptionRecurringBillingSet turns a subscription's recurring billing
+// on or off (R16): off, the subscription ends with its term (R17).
+type SubscriptionRecurringBillingSet struct {
+	SubscriptionID string `json:"subscriptionId"`
+	SkuID          string `json:"skuId"`
+	Enabled        bool   `json:"enabled"`
+}
+
+// SubscriptionCancelled cancels a subscription within its cancellation
+// window, or a trial at any time (R16): it is Disabled at once (its users
+// lose access, its licenses leave the total but stay assigned) and deleted
+// at DeleteAt (R17). Refund is true for a paid subscription.
+type SubscriptionCancelled struct {
+	SubscriptionID string    `json:"subscriptionId"`
+	SkuID          string    `json:"skuId"`
+	Previous       string    `json:"previous"`
+	Refund         bool      `json:"refund"`
+	DeleteAt       time.Time `json:"deleteAt"`
+}
+
+// SubscriptionRenewed starts a new term (R17): at the end of the last one
+// when recurring billing is on (the scheduler decides it), or now when
+// recurring billing is turned on for an Expired or Disabled subscription
+// (Reactivated: it is Enabled again). Converted marks a trial that became a
+// paid subscription. A renewal opens a new cancellation window (R16).
+type SubscriptionRenewed struct {
+	SubscriptionID        string    `json:"subscriptionId"`
+	SkuID                 string    `json:"skuId"`
+	TermStart             time.Time `json:"termStart"`
+	TermEnd               time.Time `json:"termEnd"`
+	CancellationWindowEnd time.Time `json:"cancellationWindowEnd"`
+	Converted             bool      `json:"converted,omitempty"`
+	Reactivated           bool      `json:"reactivated,omitempty"`
+	Previous              string    `json:"previous,omitempty"` // the status a reactivation left
+}
+
+// SubscriptionExpired records that a term ended without recurring billing
+// (R17): the subscription is Expired, its licenses still work, until
+// DisableAt.
+type SubscriptionExpired struct {
+	SubscriptionID string    `json:"subscriptionId"`
+	SkuID          string    `json:"skuId"`
+	TermEnd        time.Time `json:"termEnd"`
+	DisableAt      time.Time `json:"disableAt"`
+}
+
+// SubscriptionDisabled records that an Expired subscription's grace period
+// ended, or that a Suspended one's term ended (R17): Disabled, its users
+// lose access, its licenses leave the total but stay assigned, until
+// DeleteAt.
+type SubscriptionDisabled struct {
+	SubscriptionID string    `json:"subscriptionId"`
+	SkuID          string    `json:"skuId"`
+	Previous       string    `json:"previous"`
+	DeleteAt       time.Time `json:"deleteAt"`
 }
 
 // LicenseAssigned gives a user a product from one source ("direct",
@@ -329,6 +400,13 @@ func (HeldDataPurged) EventType() string              { return TypeHeldDataPurge
 func (RetentionHoldSet) EventType() string            { return TypeRetentionHoldSet }
 func (AppInstalled) EventType() string                { return TypeAppInstalled }
 func (NothingChanged) EventType() string              { return TypeNothingChanged }
+func (SubscriptionRecurringBillingSet) EventType() string {
+	return TypeSubscriptionRecurringBillingSet
+}
+func (SubscriptionCancelled) EventType() string { return TypeSubscriptionCancelled }
+func (SubscriptionRenewed) EventType() string   { return TypeSubscriptionRenewed }
+func (SubscriptionExpired) EventType() string   { return TypeSubscriptionExpired }
+func (SubscriptionDisabled) EventType() string  { return TypeSubscriptionDisabled }
 
 // UnknownPayload holds an event of a type this build does not know (written
 // by a newer seatledger). Evolve ignores it; it is kept so nothing is lost.
@@ -375,6 +453,12 @@ var payloadFactories = map[string]func() Payload{
 	TypeRetentionHoldSet:            func() Payload { return &RetentionHoldSet{} },
 	TypeAppInstalled:                func() Payload { return &AppInstalled{} },
 	TypeNothingChanged:              func() Payload { return &NothingChanged{} },
+
+	TypeSubscriptionRecurringBillingSet: func() Payload { return &SubscriptionRecurringBillingSet{} },
+	TypeSubscriptionCancelled:           func() Payload { return &SubscriptionCancelled{} },
+	TypeSubscriptionRenewed:             func() Payload { return &SubscriptionRenewed{} },
+	TypeSubscriptionExpired:             func() Payload { return &SubscriptionExpired{} },
+	TypeSubscriptionDisabled:            func() Payload { return &SubscriptionDisabled{} },
 }
 
 // EventTypes lists every event type this build knows.

@@ -77,11 +77,13 @@ func Evolve(t *Tenant, e Event) *Tenant {
 		prod := p.Product
 		t.Apps[prod.SkuID] = &prod
 	case SubscriptionPurchased:
-		t.Subscriptions[p.SubscriptionID] = &Subscription{
+		s := &Subscription{
 			ID: p.SubscriptionID, SkuID: p.SkuID, Quantity: p.Quantity, Kind: p.Kind,
 			Channel: p.Channel, Status: StatusEnabled, PurchasedBy: p.PurchasedBy, PurchasedAt: e.OccurredAt,
 			SelfService: p.SelfService || p.Kind == KindSelfService,
 		}
+		s.startTerm(p, e.OccurredAt)
+		t.Subscriptions[p.SubscriptionID] = s
 		t.recountPool(p.SkuID)
 	case SubscriptionQuantityChanged:
 		if s := t.Subscriptions[p.SubscriptionID]; s != nil {
@@ -96,6 +98,42 @@ func Evolve(t *Tenant, e Event) *Tenant {
 	case SubscriptionStatusChanged:
 		if s := t.Subscriptions[p.SubscriptionID]; s != nil {
 			s.Status = p.Status
+			if p.Status == StatusDeleted {
+				s.RecurringBilling, s.DisableAt, s.DeleteAt = false, time.Time{}, time.Time{}
+			}
+			t.recountPool(s.SkuID)
+		}
+	case SubscriptionRecurringBillingSet:
+		if s := t.Subscriptions[p.SubscriptionID]; s != nil {
+			s.RecurringBilling = p.Enabled
+		}
+	case SubscriptionCancelled:
+		if s := t.Subscriptions[p.SubscriptionID]; s != nil {
+			s.Status, s.RecurringBilling, s.DisableAt, s.DeleteAt = StatusDisabled, false, time.Time{}, p.DeleteAt
+			t.recountPool(s.SkuID)
+		}
+	case SubscriptionRenewed:
+		if s := t.Subscriptions[p.SubscriptionID]; s != nil {
+			s.TermStart, s.TermEnd, s.CancellationWindowEnd = p.TermStart, p.TermEnd, p.CancellationWindowEnd
+			if p.Converted && s.Kind == KindTrial {
+				s.Kind = KindPaid
+			}
+			if p.Converted || p.Reactivated {
+				s.TermAnchor = p.TermStart
+			}
+			if p.Reactivated {
+				s.Status, s.DisableAt, s.DeleteAt = StatusEnabled, time.Time{}, time.Time{}
+				t.recountPool(s.SkuID)
+			}
+		}
+	case SubscriptionExpired:
+		if s := t.Subscriptions[p.SubscriptionID]; s != nil {
+			s.Status, s.DisableAt = StatusExpired, p.DisableAt
+			t.recountPool(s.SkuID)
+		}
+	case SubscriptionDisabled:
+		if s := t.Subscriptions[p.SubscriptionID]; s != nil {
+			s.Status, s.DisableAt, s.DeleteAt = StatusDisabled, time.Time{}, p.DeleteAt
 			t.recountPool(s.SkuID)
 		}
 	case LicenseAssigned:

@@ -50,6 +50,11 @@ const (
 	StatusWarning   = "Warning"
 	StatusSuspended = "Suspended"
 	StatusDeleted   = "Deleted"
+	// A term that ended without recurring billing (R17): Expired (the
+	// licenses still work), then Disabled (assigned, but users lose access),
+	// then Deleted. A cancelled subscription is Disabled at once (R16).
+	StatusExpired  = "Expired"
+	StatusDisabled = "Disabled"
 )
 
 // License sources.
@@ -135,11 +140,40 @@ type Subscription struct {
 	// SelfService: bought by a user for themself (a SelfService purchase or
 	// a Trial a user started), R8.
 	SelfService bool `json:"selfService,omitempty"`
+
+	// The term (R16, R17; terms.go). Every subscription has one: a purchase
+	// that names none, and every purchase made before terms existed, gets
+	// the defaults when folded.
+	Term      string    `json:"term"` // P1M or P1Y: the length of a paid term
+	TermStart time.Time `json:"termStart"`
+	// TermEnd is when the term renews (RecurringBilling) or ends.
+	TermEnd time.Time `json:"termEnd"`
+	// TrialEnd is when a trial's free month ends (kept after it converted).
+	TrialEnd time.Time `json:"trialEnd,omitzero"`
+	// CancellationWindowEnd: a cancel with refund is possible before it
+	// (R16); zero for a trial, which can be cancelled at any time.
+	CancellationWindowEnd time.Time `json:"cancellationWindowEnd,omitzero"`
+	RecurringBilling      bool      `json:"recurringBilling"`
+	// DisableAt is when an Expired subscription becomes Disabled; DeleteAt
+	// when a Disabled one is deleted (R17).
+	DisableAt time.Time `json:"disableAt,omitzero"`
+	DeleteAt  time.Time `json:"deleteAt,omitzero"`
+	// TermAnchor is the date terms are counted from (the purchase, a trial's
+	// conversion or a reactivation), so that a term bought on the 31st ends
+	// on the last day of shorter months and returns to the 31st after.
+	TermAnchor time.Time `json:"termAnchor"`
 }
 
-// counts reports whether the subscription's licenses count toward a total.
+// counts reports whether the subscription's licenses count toward a total:
+// an Expired subscription's still do, a Disabled one's no longer (R17).
 func (s *Subscription) counts() bool {
-	return s.Status == StatusEnabled || s.Status == StatusWarning
+	return s.Status == StatusEnabled || s.Status == StatusWarning || s.Status == StatusExpired
+}
+
+// Ended reports whether the subscription's term is over: it is Expired,
+// Disabled or Deleted (R17).
+func (s *Subscription) Ended() bool {
+	return s.Status == StatusExpired || s.Status == StatusDisabled || s.Status == StatusDeleted
 }
 
 // selfServicePool reports whether the subscription's licenses are in the

@@ -241,6 +241,16 @@ func targetOf(p domain.Payload) Target {
 		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
 	case domain.SubscriptionStatusChanged:
 		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
+	case domain.SubscriptionRecurringBillingSet:
+		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
+	case domain.SubscriptionCancelled:
+		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
+	case domain.SubscriptionRenewed:
+		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
+	case domain.SubscriptionExpired:
+		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
+	case domain.SubscriptionDisabled:
+		return Target{SubscriptionID: p.SubscriptionID, SkuID: p.SkuID}
 	case domain.LicenseAssigned:
 		return Target{UserID: p.UserID, SkuID: p.SkuID, GroupID: groupOf(p.Source)}
 	case domain.LicenseUnassigned:
@@ -320,6 +330,34 @@ func Summarize(c *domain.Catalog, e domain.Event) string {
 		return fmt.Sprintf("%s took over the self-service subscription %s", who, p.SubscriptionID)
 	case domain.SubscriptionStatusChanged:
 		return fmt.Sprintf("%s changed subscription %s from %s to %s", who, p.SubscriptionID, p.Previous, p.Status)
+	case domain.SubscriptionRecurringBillingSet:
+		if p.Enabled {
+			return fmt.Sprintf("%s turned recurring billing on for subscription %s", who, p.SubscriptionID)
+		}
+		return fmt.Sprintf("%s turned recurring billing off for subscription %s: it ends with its term", who, p.SubscriptionID)
+	case domain.SubscriptionCancelled:
+		refund := "a trial, nothing to refund"
+		if p.Refund {
+			refund = "with a refund"
+		}
+		return fmt.Sprintf("%s cancelled subscription %s of %s (%s): Disabled, deleted at %s", who, p.SubscriptionID, name(p.SkuID),
+			refund, p.DeleteAt.Format(time.RFC3339))
+	case domain.SubscriptionRenewed:
+		what := "renewed"
+		switch {
+		case p.Reactivated:
+			what = "reactivated (it was " + p.Previous + ")"
+		case p.Converted:
+			what = "converted from a trial"
+		}
+		return fmt.Sprintf("subscription %s of %s %s: term %s to %s", p.SubscriptionID, name(p.SkuID), what,
+			p.TermStart.Format(time.RFC3339), p.TermEnd.Format(time.RFC3339))
+	case domain.SubscriptionExpired:
+		return fmt.Sprintf("subscription %s of %s expired at the end of its term (%s); it is disabled at %s", p.SubscriptionID,
+			name(p.SkuID), p.TermEnd.Format(time.RFC3339), p.DisableAt.Format(time.RFC3339))
+	case domain.SubscriptionDisabled:
+		return fmt.Sprintf("subscription %s of %s is disabled (it was %s): its users lose access; it is deleted at %s",
+			p.SubscriptionID, name(p.SkuID), p.Previous, p.DeleteAt.Format(time.RFC3339))
 	case domain.LicenseAssigned:
 		return fmt.Sprintf("%s assigned %s to %s (%s)", who, name(p.SkuID), p.UserID, p.Source)
 	case domain.LicenseUnassigned:

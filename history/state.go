@@ -29,8 +29,10 @@ type State struct {
 	// any count is non-zero and leaves unknown names empty).
 	Products []readmodel.LicenseRow `json:"products"`
 	// Subscriptions are the aggregate's own records, not the read model's
-	// SubscriptionRow: time travel shows selfService, which the row drops,
-	// and no catalog names, which the row adds.
+	// SubscriptionRow: time travel shows selfService and termAnchor, which
+	// the row drops, and no catalog names, which the row adds. Both show the
+	// term (R16, R17): its dates, trial end, cancellation window, recurring
+	// billing and lifecycle status.
 	Subscriptions []domain.Subscription `json:"subscriptions"`
 	Users         []UserState           `json:"users"`
 	Groups        []GroupState          `json:"groups"`

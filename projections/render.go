@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
@@ -89,10 +90,13 @@ func (r *renderer) license(sku string) {
 	}))
 }
 
+// subscription renders a subscription's row and its place in the lifecycle
+// schedule (R17).
 func (r *renderer) subscription(id string) {
 	s := r.t.Subscriptions[id]
 	if s == nil {
 		r.out.hdel(readmodel.Subscriptions, id)
+		r.out.zrem(readmodel.SubscriptionsDue, id)
 		return
 	}
 	part, name := r.product(s.SkuID)
@@ -100,7 +104,33 @@ func (r *renderer) subscription(id string) {
 		ID: s.ID, SkuID: s.SkuID, SkuPartNumber: part, ProductName: name, Quantity: s.Quantity,
 		Kind: s.Kind, Channel: s.Channel, Status: s.Status, PurchasedBy: s.PurchasedBy,
 		PurchasedAt: s.PurchasedAt.UTC(), TakenOver: s.TakenOver,
+		Term: s.Term, TermStart: utc(s.TermStart), TermEnd: utc(s.TermEnd), TrialEnd: utc(s.TrialEnd),
+		CancellationWindowEnd: utc(s.CancellationWindowEnd), RecurringBilling: s.RecurringBilling,
+		DisableAt: utc(s.DisableAt), DeleteAt: utc(s.DeleteAt),
 	}))
+	if at, ok := s.NextLifecycle(); ok {
+		r.out.zadd(readmodel.SubscriptionsDue, float64(dueScore(at)), id)
+	} else {
+		r.out.zrem(readmodel.SubscriptionsDue, id)
+	}
+}
+
+// dueScore is a lifecycle time as the schedule scores it: Unix seconds,
+// rounded up, so that an entry is never read before its step is due.
+func dueScore(at time.Time) int64 {
+	sec := at.Unix()
+	if at.Nanosecond() > 0 {
+		sec++
+	}
+	return sec
+}
+
+// utc returns t in UTC, the zero time unchanged (omitted from a row).
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
 }
 
 func (r *renderer) app(sku string) {
@@ -385,6 +415,16 @@ func (tc *touched) event(t *domain.Tenant, e domain.Event) {
 		tc.subscription(t, p.SubscriptionID, p.SkuID)
 	case domain.SubscriptionStatusChanged:
 		tc.subscription(t, p.SubscriptionID, p.SkuID)
+	case domain.SubscriptionRecurringBillingSet:
+		tc.subscription(t, p.SubscriptionID, p.SkuID)
+	case domain.SubscriptionCancelled:
+		tc.subscription(t, p.SubscriptionID, p.SkuID)
+	case domain.SubscriptionRenewed:
+		tc.subscription(t, p.SubscriptionID, p.SkuID)
+	case domain.SubscriptionExpired:
+		tc.subscription(t, p.SubscriptionID, p.SkuID)
+	case domain.SubscriptionDisabled:
+		tc.subscription(t, p.SubscriptionID, p.SkuID)
 	case domain.LicenseAssigned:
 		tc.license(t, p.UserID, p.SkuID, p.Source)
 	case domain.LicenseUnassigned:
@@ -554,7 +594,7 @@ func (s *scriptSink) hset(key, field string, value []byte) {
 }
 func (s *scriptSink) hdel(key, field string) { s.args = append(s.args, "hd", s.key(key), field) }
 func (s *scriptSink) zadd(key string, score float64, member string) {
-	sc := "0" // every index but the purge schedule scores 0
+	sc := "0" // every index but the purge and lifecycle schedules scores 0
 	if score != 0 {
 		sc = strconv.FormatFloat(score, 'f', -1, 64)
 	}

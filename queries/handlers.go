@@ -46,6 +46,25 @@ func (s *Service) Subscriptions(ctx context.Context, tenant string, o Options) (
 	})
 }
 
+// Subscription answers one subscription of the tenant, with its term
+// (o's page is not used).
+func (s *Service) Subscription(ctx context.Context, tenant, id string, o Options) (Answer[readmodel.SubscriptionRow], error) {
+	return answer(s, ctx, tenant, o, func(r *request) (readmodel.SubscriptionRow, string, error) {
+		var row readmodel.SubscriptionRow
+		raw, err := s.cfg.Redis.HGet(r.ctx, r.key(readmodel.Subscriptions), id).Result()
+		if errors.Is(err, redis.Nil) {
+			return row, "", notFound("subscription %q does not exist in tenant %s", bounded(id), r.tenant)
+		}
+		if err != nil {
+			return row, "", err
+		}
+		if err := json.Unmarshal([]byte(raw), &row); err != nil {
+			return row, "", fmt.Errorf("subscription %s: %w", id, err)
+		}
+		return row, "", nil
+	})
+}
+
 // UserSummary is a row of the users list.
 type UserSummary struct {
 	ID                string           `json:"id"`

@@ -90,6 +90,11 @@ const (
 	// HeldDue is a sorted set of HeldMember scored by purgeAfter (Unix
 	// seconds); retained data is left out (R10). The scheduler reads it.
 	HeldDue = "held:due"
+	// SubscriptionsDue is a sorted set of subscription ids scored by the
+	// next step of their lifecycle (domain.Subscription.NextLifecycle, Unix
+	// seconds rounded up); deleted subscriptions are left out (R17). The
+	// scheduler reads it.
+	SubscriptionsDue = "subscriptions:due"
 )
 
 // LicenseUsers is the key suffix of a sorted set (score 0, lexical) of the

@@ -44,6 +44,17 @@ type SubscriptionRow struct {
 	PurchasedBy   string    `json:"purchasedBy,omitempty"`
 	PurchasedAt   time.Time `json:"purchasedAt"`
 	TakenOver     bool      `json:"takenOver,omitempty"`
+	// The term (domain.Subscription's; R16, R17). Status above is the
+	// lifecycle status: Enabled, Warning, Suspended, Expired, Disabled or
+	// Deleted.
+	Term                  string    `json:"term"`
+	TermStart             time.Time `json:"termStart"`
+	TermEnd               time.Time `json:"termEnd"`
+	TrialEnd              time.Time `json:"trialEnd,omitzero"`
+	CancellationWindowEnd time.Time `json:"cancellationWindowEnd,omitzero"`
+	RecurringBilling      bool      `json:"recurringBilling"`
+	DisableAt             time.Time `json:"disableAt,omitzero"`
+	DeleteAt              time.Time `json:"deleteAt,omitzero"`
 }
 
 // HeldRow is data of a user kept after a license or the user went (R10).

@@ -12,7 +12,11 @@ import (
 	"github.com/seatledger/seatledger/domain"
 )
 
-// Topic is the command bus topic of purge commands.
+// Topic is the command bus topic of purge commands, and of lifecycle
+// commands: one stream, one consumer group per handler, each handler
+// acknowledging the other's commands unread (Watermill's CQRS processor
+// skips a command of another type). The name stays: renaming it would
+// orphan the commands pending on a running system.
 const Topic = "seatledger.commands.purge-held-data"
 
 // HandlerName names the purge command handler; on Redis Streams it is the
@@ -29,12 +33,14 @@ func NewBus(pub message.Publisher) (*cqrs.CommandBus, error) {
 	})
 }
 
-// AddProcessor registers the purge command handler on router. newSubscriber
-// gives the subscriber of the bus (a gochannel in one process, a Redis
-// Streams consumer group across nodes). The handler runs each command as
-// domain.PurgeHeldData with the scheduler as actor; a refusal because the
-// data is already purged, released, retained or not due is the expected
-// fate of a duplicate and is acknowledged.
+// AddProcessor registers the purge and lifecycle command handlers on
+// router. newSubscriber gives the subscriber of the bus for a handler (a
+// gochannel in one process, a Redis Streams consumer group across nodes).
+// The purge handler runs each command as domain.PurgeHeldData with the
+// scheduler as actor; a refusal because the data is already purged,
+// released, retained or not due is the expected fate of a duplicate and is
+// acknowledged. The lifecycle handler runs domain.AdvanceSubscriptions
+// likewise (Advance).
 func AddProcessor(router *message.Router, newSubscriber func(handlerName string) (message.Subscriber, error),
 	h *commands.Handler, logger *slog.Logger) error {
 	if logger == nil {
@@ -50,9 +56,13 @@ func AddProcessor(router *message.Router, newSubscriber func(handlerName string)
 	if err != nil {
 		return err
 	}
-	return p.AddHandlers(cqrs.NewCommandHandler(HandlerName, func(ctx context.Context, c *PurgeCommand) error {
-		return Purge(ctx, h, c, logger)
-	}))
+	return p.AddHandlers(
+		cqrs.NewCommandHandler(HandlerName, func(ctx context.Context, c *PurgeCommand) error {
+			return Purge(ctx, h, c, logger)
+		}),
+		cqrs.NewCommandHandler(LifecycleHandlerName, func(ctx context.Context, c *LifecycleCommand) error {
+			return Advance(ctx, h, c, logger)
+		}))
 }
 
 // Purge runs one purge command through the command side.

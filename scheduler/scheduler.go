@@ -1,4 +1,6 @@
-// Package scheduler purges held data when its hold period is over (R10).
+// Package scheduler purges held data when its hold period is over (R10),
+// and moves subscriptions along their lifecycle when a term or a stage of
+// it ends (R17, lifecycle.go).
 //
 // The held-data schedule is a projection (readmodel.HeldDue: a sorted
 // set per tenant of "<user>|<workload>" by purge time). Every interval the
@@ -51,17 +53,19 @@ type PurgeCommand struct {
 // Config configures a Scheduler.
 type Config struct {
 	Schedule Schedule
-	Bus      *cqrs.CommandBus
-	Clock    func() time.Time // default time.Now
-	Interval time.Duration    // default 1m
-	// BatchSize bounds the holds of one command (default 500).
+	// Lifecycle is the subscriptions' schedule (nil: no lifecycle work).
+	Lifecycle LifecycleSchedule
+	Bus       *cqrs.CommandBus
+	Clock     func() time.Time // default time.Now
+	Interval  time.Duration    // default 1m
+	// BatchSize bounds the holds (subscriptions) of one command (default 500).
 	BatchSize int
-	// MaxPerTick bounds the entries one tick takes (default 100,000); the
-	// rest waits for the next tick.
+	// MaxPerTick bounds the entries one tick takes of each schedule
+	// (default 100,000); the rest waits for the next tick.
 	MaxPerTick int
-	// MaxRate paces the holds sent per second (default 5,000), so a mass of
-	// holds falling due at once does not starve live commands of CPU and
-	// disk: 100,000 holds take about 20 s.
+	// MaxRate paces the holds (subscriptions) sent per second (default
+	// 5,000), so a mass of holds falling due at once does not starve live
+	// commands of CPU and disk: 100,000 holds take about 20 s.
 	MaxRate float64
 	Logger  *slog.Logger
 }
@@ -105,6 +109,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		} else if n > 0 {
 			s.cfg.Logger.Info("scheduler sent purges", "holds", n)
 		}
+		if n, err := s.TickSubscriptions(ctx); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("scheduler tick of subscription lifecycles failed; retrying at the next tick", "err", err)
+		} else if n > 0 {
+			s.cfg.Logger.Info("scheduler sent subscription lifecycle steps", "subscriptions", n)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -143,17 +152,24 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 			}
 			sent += n
 			entries = entries[n:]
-			// Pace: sent holds may not run ahead of MaxRate.
-			if ahead := time.Duration(float64(sent)/s.cfg.MaxRate*float64(time.Second)) - time.Since(began); ahead > 0 {
-				select {
-				case <-ctx.Done():
-					return sent, ctx.Err()
-				case <-time.After(ahead):
-				}
+			if err := s.pace(ctx, sent, began); err != nil {
+				return sent, err
 			}
 		}
 	}
 	return sent, errors.Join(errs...)
+}
+
+// pace waits until sent entries since began no longer run ahead of MaxRate.
+func (s *Scheduler) pace(ctx context.Context, sent int, began time.Time) error {
+	if ahead := time.Duration(float64(sent)/s.cfg.MaxRate*float64(time.Second)) - time.Since(began); ahead > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(ahead):
+		}
+	}
+	return nil
 }
 
 // NewPurgeCommand builds the command purging entries of one tenant.

@@ -9,8 +9,10 @@ import (
 )
 
 // SnapshotSchema is the version of the snapshot format (the JSON of
-// domain.Tenant). Fold ignores a snapshot of another schema.
-const SnapshotSchema = 1
+// domain.Tenant). Fold ignores a snapshot of another schema. 2: a
+// subscription has a term (R16, R17), which a fold derives from its
+// purchase; a schema 1 snapshot lacks it, so those are folded again.
+const SnapshotSchema = 2
 
 // Snapshot encodes st as the snapshot of its tenant's stream at st.Version.
 func Snapshot(tenantID string, st *domain.Tenant) (eventstore.Snapshot, error) {

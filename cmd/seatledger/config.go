@@ -52,7 +52,7 @@ var envVars = []envVar{
 	{envJWTSecret, "generated at first start (dev only)", "HS256 secret of bearer tokens, at least 16 characters"},
 	{envOperatorToken, "generated at first start (dev only)", "operator bearer token, at least 32 characters, not the JWT secret"},
 	{envHoldPeriod, "720h", "how long held data is kept before purge (Go duration)"},
-	{envSchedulerInterval, "1m", "how often the scheduler looks for due purges (Go duration)"},
+	{envSchedulerInterval, "1m", "how often the scheduler looks for due purges and subscription lifecycle steps (Go duration)"},
 	{envBulkLimit, "20", "users per bulk request"},
 	{envShutdownTimeout, "30s", "how long shutdown waits for in-flight requests"},
 	{envLogFormat, "text", "log format: text or json"},
@@ -163,7 +163,7 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	fs.StringVar(&cfg.JWTSecret, "jwt-secret", cfg.JWTSecret, "HS256 secret ("+envJWTSecret+"; prefer the variable: flags show in ps)")
 	fs.StringVar(&cfg.OperatorToken, "operator-token", cfg.OperatorToken, "operator token ("+envOperatorToken+"; prefer the variable)")
 	fs.DurationVar(&cfg.HoldPeriod, "data-hold-period", cfg.HoldPeriod, "held data kept before purge ("+envHoldPeriod+")")
-	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", cfg.SchedulerInterval, "purge scheduler period ("+envSchedulerInterval+")")
+	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", cfg.SchedulerInterval, "scheduler period: purges and subscription lifecycles ("+envSchedulerInterval+")")
 	fs.IntVar(&cfg.BulkLimit, "bulk-limit", cfg.BulkLimit, "users per bulk request ("+envBulkLimit+")")
 	fs.DurationVar(&cfg.SyncDelay, "sync-delay", cfg.SyncDelay, "embedded store: longest wait of a commit for concurrent appends ("+envSyncDelay+")")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "wait for in-flight requests on shutdown ("+envShutdownTimeout+")")

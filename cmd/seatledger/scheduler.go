@@ -13,11 +13,12 @@ import (
 	"github.com/seatledger/seatledger/scheduler"
 )
 
-// startPurges runs the purge scheduler and the purge command processor, and
-// returns the check /readyz adds (nil: none) and the function that stops
-// them. With an in-process Redis (one node) purge commands travel on an
-// in-memory channel; with a Redis server they travel on a Redis Stream read
-// by a consumer group, so with several nodes each command is handled once.
+// startPurges runs the scheduler (held-data purges and subscription
+// lifecycles) and its command processor, and returns the check /readyz adds
+// (nil: none) and the function that stops them. With an in-process Redis
+// (one node) commands travel on an in-memory channel; with a Redis server
+// they travel on a Redis Stream read by a consumer group per handler, so
+// with several nodes each command is handled once.
 func startPurges(ctx context.Context, d *serveDeps) (func(context.Context) error, func(), error) {
 	wlog := projections.NewWatermillLogger(d.Logger.With("component", "scheduler-bus"), nil)
 	var (
@@ -65,7 +66,7 @@ func startPurges(ctx context.Context, d *serveDeps) (func(context.Context) error
 	}()
 	<-router.Running()
 	s := scheduler.New(scheduler.Config{
-		Schedule: scheduler.RedisSchedule{RDB: d.Redis}, Bus: bus,
+		Schedule: scheduler.RedisSchedule{RDB: d.Redis}, Lifecycle: scheduler.RedisSchedule{RDB: d.Redis}, Bus: bus,
 		Interval: d.Config.SchedulerInterval, MaxRate: d.Config.PurgeRate,
 		Logger: d.Logger.With("component", "scheduler"),
 	})
