@@ -37,6 +37,7 @@ const (
 	CodeDataRetained             ErrorCode = "data_retained"
 	CodeIdempotencyKeyReused     ErrorCode = "idempotency_key_reused"
 	CodeNotAnApp                 ErrorCode = "not_an_app"
+	CodeGroupHasLicenses         ErrorCode = "group_has_licenses"
 )
 
 // Error is a refusal of the domain: a broken rule or bad input. Nothing is
@@ -95,6 +96,7 @@ var (
 	ErrDataRetained             = &Error{Code: CodeDataRetained}
 	ErrIdempotencyKeyReused     = &Error{Code: CodeIdempotencyKeyReused}
 	ErrNotAnApp                 = &Error{Code: CodeNotAnApp}
+	ErrGroupHasLicenses         = &Error{Code: CodeGroupHasLicenses}
 )
 
 func invalid(field, format string, args ...any) *Error {

@@ -186,6 +186,17 @@ func runScenario(t testing.TB, h *commands.Handler, tenant string, seed uint64) 
 			s.do(&domain.RestoreUser{CommandMeta: s.meta(), UserID: u})
 		}
 	}
+	// A group renamed, then deleted with members in it and a deleted one
+	// (last: no later event touches its members).
+	s.do(&domain.CreateGroup{CommandMeta: s.meta(), GroupID: "g3", DisplayName: "Temp"})
+	s.do(&domain.RestoreUser{CommandMeta: s.meta(), UserID: "u10"})
+	s.do(&domain.RestoreUser{CommandMeta: s.meta(), UserID: "u11"})
+	for _, u := range []string{"u10", "u11"} {
+		s.do(&domain.AddGroupMember{CommandMeta: s.meta(), GroupID: "g3", UserID: u})
+	}
+	s.do(&domain.DeleteUser{CommandMeta: s.meta(), UserID: "u11"})
+	s.do(&domain.RenameGroup{CommandMeta: s.meta(), GroupID: "g3", DisplayName: "Temporary"})
+	s.do(&domain.DeleteGroup{CommandMeta: s.meta(), GroupID: "g3"})
 }
 
 func lastPosition(t testing.TB, store *embedded.Store) eventstore.Position {

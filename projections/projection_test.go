@@ -63,6 +63,17 @@ func TestProjectionMatchesTheFold(t *testing.T) {
 	})
 }
 
+// TestProjectionOneEventAtATimeMatchesTheFold renders every event in a
+// batch of its own: what an event touches must be rendered by that event,
+// not by a later one of the same batch (a deleted group's members, say).
+func TestProjectionOneEventAtATimeMatchesTheFold(t *testing.T) {
+	bothWritePaths(t, 1, 2, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
+		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix, BatchSize: 1})
+		rp.waitFor(t, lastPosition(t, store))
+		verifyClean(t, store, rdb, prefix)
+	})
+}
+
 func TestRedeliveryChangesNothing(t *testing.T) {
 	bothWritePaths(t, 3, 4, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
 		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 16})
