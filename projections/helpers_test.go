@@ -186,8 +186,13 @@ func runScenario(t testing.TB, h *commands.Handler, tenant string, seed uint64) 
 			s.do(&domain.RestoreUser{CommandMeta: s.meta(), UserID: u})
 		}
 	}
-	// A group renamed, then deleted with members in it and a deleted one
-	// (last: no later event touches its members).
+}
+
+// runGroupLifecycle adds to a tenant runScenario made a group renamed, then
+// deleted with a member in it and a deleted one (R16: it gives no license);
+// no later event touches its members.
+func runGroupLifecycle(t testing.TB, h *commands.Handler, tenant string) {
+	s := &scenario{t: t, h: h, tenant: tenant, admin: domain.Actor{UserID: "admin"}}
 	s.do(&domain.CreateGroup{CommandMeta: s.meta(), GroupID: "g3", DisplayName: "Temp"})
 	s.do(&domain.RestoreUser{CommandMeta: s.meta(), UserID: "u10"})
 	s.do(&domain.RestoreUser{CommandMeta: s.meta(), UserID: "u11"})
