@@ -6,7 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/queries"
 )
@@ -213,4 +218,24 @@ func TestAddUserWithLicensesOverHTTP(t *testing.T) {
 	if len(u.Licenses) != 1 || u.Licenses[0].SkuPartNumber != "SPE_E3" || len(u.Licenses[0].DisabledPlans) != 1 {
 		t.Fatalf("newbie %+v", u)
 	}
+}
+
+// TestTenantListUnavailable: the operator's tenant list answers 503 with
+// Retry-After when Redis is out of reach, and while the read models are
+// being rebuilt (no Present marker), never an empty list.
+func TestTenantListUnavailable(t *testing.T) {
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer down.Close()
+	e := newEnv(t, func(c *api.Config) { c.Queries = queries.New(queries.Config{Redis: down, RetryAfter: 2 * time.Second}) })
+	r := e.do(req{Method: "GET", Path: "/v1/tenants", Token: testOperator})
+	problem(t, r, http.StatusServiceUnavailable, "unavailable")
+	if r.Header.Get("Retry-After") != "2" {
+		t.Fatalf("Retry-After %q, want 2", r.Header.Get("Retry-After"))
+	}
+
+	empty := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+	defer empty.Close()
+	e = newEnv(t, func(c *api.Config) { c.Queries = queries.New(queries.Config{Redis: empty}) })
+	e.createTenant("contoso")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants", Token: testOperator}), http.StatusServiceUnavailable, "unavailable")
 }
