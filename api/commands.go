@@ -71,11 +71,24 @@ func createTenant(r *commandRequest, body *createTenantRequest) (commandCall, er
 	}, nil
 }
 
-func addUser(r *commandRequest, body *NewUserRequest) (commandCall, error) {
+// addUserRequest is a user to add, with the licenses to give them (the
+// admin center's "Add a user": all or nothing).
+type addUserRequest struct {
+	ID                string           `json:"id"`
+	UserPrincipalName string           `json:"userPrincipalName"`
+	DisplayName       string           `json:"displayName"`
+	UserType          string           `json:"userType"`
+	UsageLocation     string           `json:"usageLocation"`
+	Licenses          []LicenseRequest `json:"licenses"`
+}
+
+func addUser(r *commandRequest, body *addUserRequest) (commandCall, error) {
 	if body.ID == "" {
 		body.ID = r.newID("user", r.tenant())
 	}
-	return commandCall{cmd: &domain.AddUser{User: body.toDomain()}, created: body.ID,
+	u := NewUserRequest{ID: body.ID, UserPrincipalName: body.UserPrincipalName, DisplayName: body.DisplayName,
+		UserType: body.UserType, UsageLocation: body.UsageLocation}
+	return commandCall{cmd: &domain.AddUser{User: u.toDomain(), Licenses: licenses(body.Licenses)}, created: body.ID,
 		fields: func(f string) string { return strings.TrimPrefix(f, "user.") }}, nil // the body is the user
 }
 
@@ -133,6 +146,21 @@ func createGroup(r *commandRequest, body *createGroupRequest) (commandCall, erro
 		body.ID = r.newID("group", r.tenant())
 	}
 	return commandCall{cmd: &domain.CreateGroup{GroupID: body.ID, DisplayName: body.DisplayName}, created: body.ID}, nil
+}
+
+type renameGroupRequest struct {
+	DisplayName *string `json:"displayName"`
+}
+
+func renameGroup(r *commandRequest, body *renameGroupRequest) (commandCall, error) {
+	if body.DisplayName == nil {
+		return commandCall{}, invalidRequest("displayName", "displayName is required: the group's new name")
+	}
+	return commandCall{cmd: &domain.RenameGroup{GroupID: r.param("g"), DisplayName: *body.DisplayName}}, nil
+}
+
+func deleteGroup(r *commandRequest, _ *noBody) (commandCall, error) {
+	return commandCall{cmd: &domain.DeleteGroup{GroupID: r.param("g")}}, nil
 }
 
 func addGroupMember(r *commandRequest, _ *noBody) (commandCall, error) {

@@ -35,6 +35,9 @@ func (s *Server) routes(e *gin.Engine) {
 		op.POST("/projections/rebuild", s.rebuild)
 		op.POST("/projections/verify", s.verify)
 	}
+	if q := s.cfg.Queries; q != nil {
+		op.GET("/tenants", tenantList(q))
+	}
 
 	// A tenant's routes: a token of the tenant, or the operator's; a token
 	// of another tenant gets 404.
@@ -51,6 +54,8 @@ func (s *Server) routes(e *gin.Engine) {
 	t.PATCH("/users/:u/licenses/:sku", command(s, changeLicensePlans))
 	t.POST("/users/manageLicenses", command(s, manageLicenses))
 	t.POST("/groups", command(s, createGroup))
+	t.PATCH("/groups/:g", command(s, renameGroup))
+	t.DELETE("/groups/:g", command(s, deleteGroup))
 	t.PUT("/groups/:g/members/:u", command(s, addGroupMember))
 	t.DELETE("/groups/:g/members/:u", command(s, removeGroupMember))
 	t.POST("/groups/:g/assignLicense", command(s, assignGroupLicenses))
@@ -92,6 +97,11 @@ func (s *Server) routes(e *gin.Engine) {
 		readers.GET("/heldData", listQuery(q.HeldData))
 		readers.GET("/users.csv", s.exportUsers)                      // api/csv.go
 		readers.GET("/licenses/:sku/users.csv", s.exportLicenseUsers) // api/csv.go
+		readers.GET("/groups", listQuery(q.Groups))
+		readers.GET("", namedQuery(itemParams, "t", "tenantId", tenantQuery(q)))
+
+		// A user's own profile and licenses: any active user of the tenant.
+		t.GET("/me", s.requireActiveUser, s.me(q))
 	}
 
 	// History (docs/API.md "Queries": audit, events, state): the past,

@@ -49,10 +49,13 @@ type CreateTenant struct {
 	GlobalAdmin NewUser
 }
 
-// AddUser adds a member or guest user.
+// AddUser adds a member or guest user, with the licenses to give them
+// (the admin center's "Add a user"): one decision, all or nothing, under
+// the rules of assigning (R1–R3, R6, R7, R14).
 type AddUser struct {
 	CommandMeta
-	User NewUser
+	User     NewUser
+	Licenses []LicenseRequest // none: the user is added unlicensed
 }
 
 // UpdateUser changes a user's display name or usage location (R14).
@@ -94,6 +97,21 @@ type CreateGroup struct {
 	CommandMeta
 	GroupID     string
 	DisplayName string
+}
+
+// RenameGroup changes a group's display name.
+type RenameGroup struct {
+	CommandMeta
+	GroupID     string
+	DisplayName string
+}
+
+// DeleteGroup deletes a group. A group that gives licenses cannot be
+// deleted until they are removed from it (R18), so no member loses a
+// license by it; its members simply stop being members.
+type DeleteGroup struct {
+	CommandMeta
+	GroupID string
 }
 
 // AddGroupMember puts a user in a group; they inherit its licenses (R11).
@@ -273,6 +291,8 @@ func (*RestoreUser) CommandName() string                { return "RestoreUser" }
 func (*SetAdminRoles) CommandName() string              { return "SetAdminRoles" }
 func (*SetRetentionHold) CommandName() string           { return "SetRetentionHold" }
 func (*CreateGroup) CommandName() string                { return "CreateGroup" }
+func (*RenameGroup) CommandName() string                { return "RenameGroup" }
+func (*DeleteGroup) CommandName() string                { return "DeleteGroup" }
 func (*AddGroupMember) CommandName() string             { return "AddGroupMember" }
 func (*RemoveGroupMember) CommandName() string          { return "RemoveGroupMember" }
 func (*AssignGroupLicenses) CommandName() string        { return "AssignGroupLicenses" }

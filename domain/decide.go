@@ -115,6 +115,10 @@ func (d *Decider) Decide(t *Tenant, cmd Command) ([]Event, error) {
 		err = dec.setRetentionHold(c)
 	case *CreateGroup:
 		err = dec.createGroup(c)
+	case *RenameGroup:
+		err = dec.renameGroup(c)
+	case *DeleteGroup:
+		err = dec.deleteGroup(c)
 	case *AddGroupMember:
 		err = dec.addGroupMember(c)
 	case *RemoveGroupMember:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 func (dec *decision) group(id string) (*Group, error) {
@@ -194,5 +195,52 @@ func (dec *decision) assignGroupLicenses(c *AssignGroupLicenses) error {
 		dec.retryErrored("")
 		dec.holds()
 	}
+	return nil
+}
+
+func (dec *decision) renameGroup(c *RenameGroup) error {
+	if err := dec.authorize("", "rename groups", userAdmins...); err != nil {
+		return err
+	}
+	g, err := dec.group(c.GroupID)
+	if err != nil {
+		return err
+	}
+	if err := checkText("displayName", c.DisplayName, true); err != nil {
+		return err
+	}
+	if c.DisplayName == g.DisplayName {
+		return nil
+	}
+	dec.emit(GroupRenamed{GroupID: g.ID, DisplayName: c.DisplayName})
+	return nil
+}
+
+// deleteGroup deletes a group that gives no license (R18): as in Entra ID,
+// the licenses are removed from the group first, which takes the inherited
+// assignments from its members under the rules of that command; deleting
+// the group then changes no one's licenses.
+func (dec *decision) deleteGroup(c *DeleteGroup) error {
+	if err := dec.authorize("", "delete groups", userAdmins...); err != nil {
+		return err
+	}
+	g, err := dec.group(c.GroupID)
+	if err != nil {
+		return err
+	}
+	if len(g.Licenses) > 0 {
+		names := make([]string, 0, len(g.Licenses))
+		for _, sku := range slices.Sorted(maps.Keys(g.Licenses)) {
+			name := sku
+			if p := dec.d.product(dec.t, sku); p != nil {
+				name = p.SkuPartNumber
+			}
+			names = append(names, name)
+		}
+		return ruleErr(CodeGroupHasLicenses, "R18",
+			"group %s gives the licenses %s: remove them from the group (POST .../groups/%s/assignLicense with removeLicenses) before deleting it",
+			g.ID, strings.Join(names, ", "), g.ID)
+	}
+	dec.emit(GroupDeleted{GroupID: g.ID})
 	return nil
 }

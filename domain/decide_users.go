@@ -80,7 +80,45 @@ func (dec *decision) addUser(c *AddUser) error {
 		return err
 	}
 	dec.emit(userAdded(nu))
-	return nil
+	if len(c.Licenses) == 0 {
+		return nil
+	}
+	return dec.licenseNewUser(nu, c.Licenses)
+}
+
+// licenseNewUser gives a user being added their licenses, under the rules
+// of assigning: the actor's role (R1), a guest needs a Global admin (R2),
+// enough licenses (R3), no conflicting plans (R6, R7), a usage location
+// (R14). A refusal refuses the whole command: the user is not added.
+func (dec *decision) licenseNewUser(nu NewUser, ls []LicenseRequest) error {
+	if err := dec.authorize("R1", "assign licenses", licenseAdmins...); err != nil {
+		return err
+	}
+	u := &User{ID: nu.ID, UserPrincipalName: nu.UserPrincipalName, DisplayName: nu.DisplayName,
+		UserType: nu.UserType, UsageLocation: nu.UsageLocation, Licenses: map[string]*UserLicense{}}
+	if err := dec.authorizeForUser(u); err != nil {
+		return err
+	}
+	du := dec.draft(u)
+	seen := map[string]bool{}
+	for _, l := range ls {
+		p, err := dec.owned("licenses.skuId", l.SkuID)
+		if err != nil {
+			return err
+		}
+		if seen[p.SkuID] {
+			return invalid("licenses", "%s is named twice in one request", p.DisplayName)
+		}
+		seen[p.SkuID] = true
+		disabled, err := planIDs(p, "licenses.disabledPlans", l.DisabledPlans)
+		if err != nil {
+			return err
+		}
+		if err := dec.giveDirect(du, p, disabled, false); err != nil {
+			return err
+		}
+	}
+	return dec.finish(false)
 }
 
 func (dec *decision) updateUser(c *UpdateUser) error {

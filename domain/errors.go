@@ -39,6 +39,7 @@ const (
 	CodeNotAnApp                 ErrorCode = "not_an_app"
 	CodeCancellationWindowPassed ErrorCode = "cancellation_window_passed"
 	CodeLifecycleNotDue          ErrorCode = "lifecycle_not_due"
+	CodeGroupHasLicenses         ErrorCode = "group_has_licenses"
 )
 
 // Error is a refusal of the domain: a broken rule or bad input. Nothing is
@@ -99,6 +100,7 @@ var (
 	ErrNotAnApp                 = &Error{Code: CodeNotAnApp}
 	ErrCancellationWindowPassed = &Error{Code: CodeCancellationWindowPassed}
 	ErrLifecycleNotDue          = &Error{Code: CodeLifecycleNotDue}
+	ErrGroupHasLicenses         = &Error{Code: CodeGroupHasLicenses}
 )
 
 func invalid(field, format string, args ...any) *Error {

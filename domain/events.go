@@ -81,6 +81,8 @@ const (
 	TypeUserRestored                = "UserRestored"
 	TypeAdminRolesChanged           = "AdminRolesChanged"
 	TypeGroupCreated                = "GroupCreated"
+	TypeGroupRenamed                = "GroupRenamed"
+	TypeGroupDeleted                = "GroupDeleted"
 	TypeGroupMemberAdded            = "GroupMemberAdded"
 	TypeGroupMemberRemoved          = "GroupMemberRemoved"
 	TypeProductRegistered           = "ProductRegistered"
@@ -152,6 +154,18 @@ type AdminRolesChanged struct {
 type GroupCreated struct {
 	GroupID     string `json:"groupId"`
 	DisplayName string `json:"displayName"`
+}
+
+// GroupRenamed changes a group's display name.
+type GroupRenamed struct {
+	GroupID     string `json:"groupId"`
+	DisplayName string `json:"displayName"`
+}
+
+// GroupDeleted deletes a group that gives no license (R16): its members
+// (and the deleted users a restore would put back in it) stop being members.
+type GroupDeleted struct {
+	GroupID string `json:"groupId"`
 }
 
 // GroupMemberAdded puts a user in a group.
@@ -381,6 +395,8 @@ func (UserDeleted) EventType() string                 { return TypeUserDeleted }
 func (UserRestored) EventType() string                { return TypeUserRestored }
 func (AdminRolesChanged) EventType() string           { return TypeAdminRolesChanged }
 func (GroupCreated) EventType() string                { return TypeGroupCreated }
+func (GroupRenamed) EventType() string                { return TypeGroupRenamed }
+func (GroupDeleted) EventType() string                { return TypeGroupDeleted }
 func (GroupMemberAdded) EventType() string            { return TypeGroupMemberAdded }
 func (GroupMemberRemoved) EventType() string          { return TypeGroupMemberRemoved }
 func (ProductRegistered) EventType() string           { return TypeProductRegistered }
@@ -434,6 +450,8 @@ var payloadFactories = map[string]func() Payload{
 	TypeUserRestored:                func() Payload { return &UserRestored{} },
 	TypeAdminRolesChanged:           func() Payload { return &AdminRolesChanged{} },
 	TypeGroupCreated:                func() Payload { return &GroupCreated{} },
+	TypeGroupRenamed:                func() Payload { return &GroupRenamed{} },
+	TypeGroupDeleted:                func() Payload { return &GroupDeleted{} },
 	TypeGroupMemberAdded:            func() Payload { return &GroupMemberAdded{} },
 	TypeGroupMemberRemoved:          func() Payload { return &GroupMemberRemoved{} },
 	TypeProductRegistered:           func() Payload { return &ProductRegistered{} },

@@ -57,6 +57,12 @@ func Evolve(t *Tenant, e Event) *Tenant {
 	case GroupCreated:
 		t.Groups[p.GroupID] = &Group{ID: p.GroupID, DisplayName: p.DisplayName,
 			Members: map[string]bool{}, Licenses: map[string]*GroupLicense{}}
+	case GroupRenamed:
+		if g := t.Groups[p.GroupID]; g != nil {
+			g.DisplayName = p.DisplayName
+		}
+	case GroupDeleted:
+		t.deleteGroup(p.GroupID)
 	case GroupMemberAdded:
 		g, u := t.Groups[p.GroupID], t.Users[p.UserID]
 		if g != nil && u != nil {
@@ -249,6 +255,27 @@ func (t *Tenant) deleteUser(userID string, e Event) {
 	}
 	u.Groups = nil
 	u.Deleted, u.DeletedAt, u.Stash = true, e.OccurredAt, stash
+}
+
+// deleteGroup removes a group, its members' membership, and its place in
+// the stash of deleted members (a restore must not put them back in a
+// later group of the same id).
+func (t *Tenant) deleteGroup(id string) {
+	g := t.Groups[id]
+	if g == nil {
+		return
+	}
+	for uid := range g.Members {
+		if u := t.Users[uid]; u != nil {
+			delete(u.Groups, id)
+		}
+	}
+	for _, u := range t.Users {
+		if u.Stash != nil && slices.Contains(u.Stash.Groups, id) {
+			u.Stash.Groups = slices.DeleteFunc(slices.Clone(u.Stash.Groups), func(g string) bool { return g == id })
+		}
+	}
+	delete(t.Groups, id)
 }
 
 // recountPool recomputes a product's totals from its subscriptions (R5).

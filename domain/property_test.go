@@ -42,7 +42,11 @@ func randomCommand(r *rand.Rand) Command {
 		if u == "g0st" {
 			typ = UserTypeGuest
 		}
-		c = &AddUser{User: NewUser{ID: u, UserPrincipalName: u + "@x.com", UserType: typ, UsageLocation: loc}}
+		add := &AddUser{User: NewUser{ID: u, UserPrincipalName: u + "@x.com", UserType: typ, UsageLocation: loc}}
+		if r.Intn(3) == 0 {
+			add.Licenses = []LicenseRequest{{SkuID: pick(skus)}}
+		}
+		c = add
 	case 1:
 		c = &DeleteUser{UserID: pick(users)}
 	case 2:
@@ -64,7 +68,14 @@ func randomCommand(r *rand.Rand) Command {
 	case 9:
 		c = &UnassignLicenses{SkuID: pick(skus), Users: some(users)}
 	case 10:
-		c = &CreateGroup{GroupID: pick(groups), DisplayName: "G"}
+		switch r.Intn(4) {
+		case 0:
+			c = &DeleteGroup{GroupID: pick(groups)}
+		case 1:
+			c = &RenameGroup{GroupID: pick(groups), DisplayName: pick([]string{"G", "H"})}
+		default:
+			c = &CreateGroup{GroupID: pick(groups), DisplayName: "G"}
+		}
 	case 11:
 		c = &AddGroupMember{GroupID: pick(groups), UserID: pick(users)}
 	case 12:
@@ -148,6 +159,36 @@ func checkInvariants(t *testing.T, c *Catalog, s *Tenant) {
 		}
 		if n := counted[sku]; n[0] != p.Assigned || n[1] != p.SelfServiceAssigned {
 			t.Fatalf("pool %s says %d/%d assigned, users hold %v", sku, p.Assigned, p.SelfServiceAssigned, n)
+		}
+	}
+	// Groups and their members agree, and nothing names a group that is
+	// gone (R16: a deleted group gave no license).
+	for _, u := range s.Users {
+		for g := range u.Groups {
+			if grp := s.Groups[g]; grp == nil || !grp.Members[u.ID] {
+				t.Fatalf("user %s is in group %s, which does not list them", u.ID, g)
+			}
+		}
+		for sku, l := range u.Licenses {
+			for src := range l.Sources {
+				if g, ok := GroupOfSource(src); ok && s.Groups[g] == nil {
+					t.Fatalf("user %s holds %s from group %s, which does not exist", u.ID, sku, g)
+				}
+			}
+		}
+		if u.Stash != nil {
+			for _, g := range u.Stash.Groups {
+				if s.Groups[g] == nil {
+					t.Fatalf("deleted user %s would be restored into group %s, which does not exist", u.ID, g)
+				}
+			}
+		}
+	}
+	for _, g := range s.Groups {
+		for m := range g.Members {
+			if u := s.Users[m]; u == nil || !u.Groups[g.ID] {
+				t.Fatalf("group %s lists %s, who is not in it", g.ID, m)
+			}
 		}
 	}
 }

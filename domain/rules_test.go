@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -425,4 +426,81 @@ func containsAll(have, want []string) bool {
 		}
 	}
 	return true
+}
+
+func TestR18_AGroupThatGivesLicensesCannotBeDeletedUntilTheyAreRemoved(t *testing.T) {
+	spb := sku(t, "SPB")
+	s := contoso(t).Given(
+		&CreateGroup{GroupID: "sales", DisplayName: "Sales"},
+		&AddGroupMember{GroupID: "sales", UserID: "alice"},
+		&AssignGroupLicenses{GroupID: "sales", Add: []LicenseRequest{{SkuID: "SPB"}}},
+	)
+	e := s.When(&DeleteGroup{GroupID: "sales"}).ThenError(CodeGroupHasLicenses)
+	if e.Rule != "R18" || !strings.Contains(e.Detail, "SPB") || !strings.Contains(e.Detail, "removeLicenses") {
+		t.Fatalf("the refusal must name R18, the license to remove and how: %v", e)
+	}
+	if s.state.Groups["sales"] == nil || s.state.Users["alice"].Licenses[spb] == nil {
+		t.Fatal("a refused delete changed the tenant")
+	}
+	// Removing the license takes the inherited assignment; then the group goes.
+	s.Given(&AssignGroupLicenses{GroupID: "sales", Remove: []string{"SPB"}})
+	s.When(&DeleteGroup{GroupID: "sales"}).Then(GroupDeleted{GroupID: "sales"})
+	if s.state.Groups["sales"] != nil || s.state.Users["alice"].Groups["sales"] {
+		t.Fatal("the group or alice's membership survived the delete")
+	}
+	s.When(&DeleteGroup{GroupID: "sales"}).ThenError(CodeNotFound)
+	// Only a Global or User admin deletes or renames groups.
+	s.Given(&CreateGroup{GroupID: "ops", DisplayName: "Ops"}, addUser("carol", "US"), roles("carol", RoleLicenseAdmin))
+	s.When(as("carol", &DeleteGroup{GroupID: "ops"})).ThenError(CodeNotAllowedForRole)
+	s.When(as("carol", &RenameGroup{GroupID: "ops", DisplayName: "Operations"})).ThenError(CodeNotAllowedForRole)
+	s.When(&RenameGroup{GroupID: "ops", DisplayName: "Operations"}).Then(GroupRenamed{GroupID: "ops", DisplayName: "Operations"})
+	s.When(&RenameGroup{GroupID: "ops", DisplayName: " "}).ThenError(CodeInvalidRequest)
+}
+
+func TestDeletingAGroupForgetsItInTheStashOfDeletedMembers(t *testing.T) {
+	s := contoso(t).Given(
+		&CreateGroup{GroupID: "sales", DisplayName: "Sales"},
+		&AddGroupMember{GroupID: "sales", UserID: "bob"},
+		&DeleteUser{UserID: "bob"},
+		&DeleteGroup{GroupID: "sales"},
+		&CreateGroup{GroupID: "sales", DisplayName: "Sales again"},
+		&RestoreUser{UserID: "bob"},
+	)
+	if s.state.Groups["sales"].Members["bob"] || s.state.Users["bob"].Groups["sales"] {
+		t.Fatal("a restore put bob back in a new group that has the deleted group's id")
+	}
+}
+
+func TestAddingAUserWithLicensesIsAllOrNothingUnderTheRulesOfAssigning(t *testing.T) {
+	spb := sku(t, "SPB")
+	s := contoso(t).Given(buy("ex", "EXCHANGESTANDARD", 1), buy("ee", "EXCHANGEENTERPRISE", 1))
+	withLicenses := func(u *AddUser, ls ...LicenseRequest) *AddUser { u.Licenses = ls; return u }
+	// R14: no usage location, no license, no user.
+	e := s.When(withLicenses(addUser("dave", ""), LicenseRequest{SkuID: "SPB"})).ThenError(CodeUsageLocationRequired)
+	if e.Rule != "R14" {
+		t.Fatal(e)
+	}
+	// R6: conflicting plans refuse the whole command.
+	s.When(withLicenses(addUser("dave", "US"), LicenseRequest{SkuID: "EXCHANGESTANDARD"}, LicenseRequest{SkuID: "EXCHANGEENTERPRISE"})).
+		ThenError(CodeMutuallyExclusivePlans)
+	// R2: a guest's licenses need a Global admin.
+	s.Given(addUser("uma", "US"), roles("uma", RoleUserAdmin))
+	s.When(as("uma", withLicenses(addGuest("gus"), LicenseRequest{SkuID: "SPB"}))).ThenError(CodeGuestRequiresGlobalAdmin)
+	// R3: not enough licenses.
+	s.Given(assign("EXCHANGESTANDARD", "alice"))
+	e = s.When(withLicenses(addUser("dave", "US"), LicenseRequest{SkuID: "EXCHANGESTANDARD"})).ThenError(CodeInsufficientLicenses)
+	if e.Missing != 1 {
+		t.Fatal(e)
+	}
+	if s.state.Users["dave"] != nil || s.state.Users["gus"] != nil {
+		t.Fatal("a refused license created the user")
+	}
+	// All fits: one decision, the user then their licenses.
+	teams := planID(t, "SPB", "TEAMS1")
+	s.When(withLicenses(addUser("dave", "US"), LicenseRequest{SkuID: "SPB", DisabledPlans: []string{"TEAMS1"}})).Then(
+		UserAdded{UserID: "dave", UserPrincipalName: "dave@contoso.com", DisplayName: "dave@contoso.com", UserType: UserTypeMember, UsageLocation: "US"},
+		LicenseAssigned{UserID: "dave", SkuID: spb, Source: SourceDirect, DisabledPlans: []string{teams}})
+	if p := s.state.Pool(spb); p.Assigned != 1 {
+		t.Fatalf("assigned %d, want 1", p.Assigned)
+	}
 }

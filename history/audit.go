@@ -227,6 +227,10 @@ func targetOf(p domain.Payload) Target {
 		return Target{UserID: p.UserID}
 	case domain.GroupCreated:
 		return Target{GroupID: p.GroupID}
+	case domain.GroupRenamed:
+		return Target{GroupID: p.GroupID}
+	case domain.GroupDeleted:
+		return Target{GroupID: p.GroupID}
 	case domain.GroupMemberAdded:
 		return Target{GroupID: p.GroupID, UserID: p.UserID}
 	case domain.GroupMemberRemoved:
@@ -316,6 +320,10 @@ func Summarize(c *domain.Catalog, e domain.Event) string {
 		return fmt.Sprintf("%s set the admin roles of %s to %s", who, p.UserID, strings.Join(rs, ", "))
 	case domain.GroupCreated:
 		return fmt.Sprintf("%s created group %s (%s)", who, p.GroupID, p.DisplayName)
+	case domain.GroupRenamed:
+		return fmt.Sprintf("%s renamed group %s to %s", who, p.GroupID, p.DisplayName)
+	case domain.GroupDeleted:
+		return fmt.Sprintf("%s deleted group %s", who, p.GroupID)
 	case domain.GroupMemberAdded:
 		return fmt.Sprintf("%s added %s to group %s", who, p.UserID, p.GroupID)
 	case domain.GroupMemberRemoved:

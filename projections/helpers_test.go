@@ -188,6 +188,22 @@ func runScenario(t testing.TB, h *commands.Handler, tenant string, seed uint64) 
 	}
 }
 
+// runGroupLifecycle adds to a tenant runScenario made a group renamed, then
+// deleted with a member in it and a deleted one (R16: it gives no license);
+// no later event touches its members.
+func runGroupLifecycle(t testing.TB, h *commands.Handler, tenant string) {
+	s := &scenario{t: t, h: h, tenant: tenant, admin: domain.Actor{UserID: "admin"}}
+	s.do(&domain.CreateGroup{CommandMeta: s.meta(), GroupID: "g3", DisplayName: "Temp"})
+	s.do(&domain.RestoreUser{CommandMeta: s.meta(), UserID: "u10"})
+	s.do(&domain.RestoreUser{CommandMeta: s.meta(), UserID: "u11"})
+	for _, u := range []string{"u10", "u11"} {
+		s.do(&domain.AddGroupMember{CommandMeta: s.meta(), GroupID: "g3", UserID: u})
+	}
+	s.do(&domain.DeleteUser{CommandMeta: s.meta(), UserID: "u11"})
+	s.do(&domain.RenameGroup{CommandMeta: s.meta(), GroupID: "g3", DisplayName: "Temporary"})
+	s.do(&domain.DeleteGroup{CommandMeta: s.meta(), GroupID: "g3"})
+}
+
 func lastPosition(t testing.TB, store *embedded.Store) eventstore.Position {
 	t.Helper()
 	return store.LastPosition()

@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/redistest"
@@ -32,6 +33,13 @@ import (
 // fresh Redis prefix and a store holding contoso's and fabrikam's scenarios
 // with the given seeds: every path must write the same read models.
 func bothWritePaths(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string)) {
+	bothWritePathsWith(t, seedA, seedB, nil, fn)
+}
+
+// bothWritePathsWith is bothWritePaths with more commands run on each
+// tenant after its scenario (nil: none).
+func bothWritePathsWith(t *testing.T, seedA, seedB uint64, more func(t testing.TB, h *commands.Handler, tenant string),
+	fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string)) {
 	for _, path := range []struct {
 		kind      redistest.Kind
 		perTenant bool
@@ -44,6 +52,10 @@ func bothWritePaths(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, per
 			defer h.Close()
 			runScenario(t, h, "contoso", seedA)
 			runScenario(t, h, "fabrikam", seedB)
+			if more != nil {
+				more(t, h, "contoso")
+				more(t, h, "fabrikam")
+			}
 			fn(t, perTenant, store, rdb, prefix)
 		})
 	}
@@ -60,6 +72,17 @@ func TestProjectionMatchesTheFold(t *testing.T) {
 		if st := rp.p.Status(); st.Status == StatusStopped || st.EventsApplied == 0 {
 			t.Fatalf("status %+v", st)
 		}
+	})
+}
+
+// TestProjectionOneEventAtATimeMatchesTheFold renders every event in a
+// batch of its own: what an event touches must be rendered by that event,
+// not by a later one of the same batch (a deleted group's members, say).
+func TestProjectionOneEventAtATimeMatchesTheFold(t *testing.T) {
+	bothWritePathsWith(t, 1, 2, runGroupLifecycle, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
+		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix, BatchSize: 1})
+		rp.waitFor(t, lastPosition(t, store))
+		verifyClean(t, store, rdb, prefix)
 	})
 }
 

@@ -395,6 +395,18 @@ func (tc *touched) event(t *domain.Tenant, e domain.Event) {
 		tc.held[pair{p.UserID, p.Workload}] = true
 	case domain.GroupCreated:
 		tc.groups[p.GroupID] = true
+	case domain.GroupRenamed:
+		tc.groups[p.GroupID] = true
+	case domain.GroupDeleted:
+		// The members' views list their groups; the member set and its
+		// errors go with the group.
+		tc.groups[p.GroupID] = true
+		if g := t.Groups[p.GroupID]; g != nil {
+			for uid := range g.Members {
+				tc.users[uid] = true
+				tc.members[pair{p.GroupID, uid}] = true
+			}
+		}
 	case domain.GroupMemberAdded:
 		tc.user(t, p.UserID)
 		tc.groups[p.GroupID] = true

@@ -1,0 +1,147 @@
+package queries
+
+import (
+	"context"
+	"slices"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/readmodel"
+)
+
+// The queries of the admin center's resources beside its pages: the list of
+// groups, one subscription, and the operator's tenants.
+
+// Groups answers the tenant's groups (without their members: GET
+// /groups/:g has them), ordered by group id.
+func (s *Service) Groups(ctx context.Context, tenant string, o Options) (Answer[[]readmodel.GroupView], error) {
+	p, err := pageOf(o)
+	if err != nil {
+		return Answer[[]readmodel.GroupView]{}, err
+	}
+	return answer(s, ctx, tenant, o, func(r *request) ([]readmodel.GroupView, string, error) {
+		return hashPage(r.ctx, s.cfg.Redis, r.key(readmodel.Groups), p,
+			func(id string, _ *readmodel.GroupView) string { return id })
+	})
+}
+
+// TenantSummary is a tenant as the operator sees it: its name, the version
+// its read models applied, and how many users, groups and subscriptions it has.
+type TenantSummary struct {
+	ID            string `json:"id"`
+	Name          string `json:"name"`
+	Version       uint64 `json:"version"`
+	Users         int64  `json:"users"`
+	Groups        int64  `json:"groups"`
+	Subscriptions int64  `json:"subscriptions"`
+}
+
+// tenantSummaries reads the summaries of ids in one round trip (in order).
+func (s *Service) tenantSummaries(ctx context.Context, keys readmodel.Keys, ids []string) ([]TenantSummary, error) {
+	type cmds struct {
+		meta                 *redis.SliceCmd
+		users, groups, subsc *redis.IntCmd
+	}
+	pipe := s.cfg.Redis.Pipeline()
+	cs := make([]cmds, len(ids))
+	for i, id := range ids {
+		cs[i] = cmds{
+			meta:   pipe.HMGet(ctx, keys.Key(id, readmodel.Meta), "id", "name", "version"),
+			users:  pipe.ZCard(ctx, keys.Key(id, readmodel.UsersIndex)),
+			groups: pipe.HLen(ctx, keys.Key(id, readmodel.Groups)),
+			subsc:  pipe.HLen(ctx, keys.Key(id, readmodel.Subscriptions)),
+		}
+	}
+	if len(ids) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]TenantSummary, 0, len(ids))
+	for i, id := range ids {
+		var m struct {
+			ID      string `redis:"id"`
+			Name    string `redis:"name"`
+			Version uint64 `redis:"version"`
+		}
+		if err := cs[i].meta.Scan(&m); err != nil {
+			return nil, err
+		}
+		if m.Version == 0 {
+			continue // in the set, not (or no longer) in the read models
+		}
+		out = append(out, TenantSummary{ID: id, Name: m.Name, Version: m.Version,
+			Users: cs[i].users.Val(), Groups: cs[i].groups.Val(), Subscriptions: cs[i].subsc.Val()})
+	}
+	return out, nil
+}
+
+// Tenant answers one tenant's summary (o's page is not used).
+func (s *Service) Tenant(ctx context.Context, tenant string, o Options) (Answer[TenantSummary], error) {
+	return answer(s, ctx, tenant, o, func(r *request) (TenantSummary, string, error) {
+		ts, err := s.tenantSummaries(r.ctx, r.keys, []string{r.tenant})
+		if err != nil {
+			return TenantSummary{}, "", err
+		}
+		if len(ts) == 0 {
+			return TenantSummary{}, "", notFound("tenant %q does not exist", r.tenant)
+		}
+		return ts[0], "", nil
+	})
+}
+
+// Tenants answers the tenants of the read models (the projection's tenant
+// set: no scan of the event log), ordered by id, one page at a time. The
+// answer's Version is 0: it spans tenants; o.MinVersion must be 0.
+func (s *Service) Tenants(ctx context.Context, o Options) (Answer[[]TenantSummary], error) {
+	p, err := pageOf(o)
+	if err != nil {
+		return Answer[[]TenantSummary]{}, err
+	}
+	if o.MinVersion != 0 {
+		return Answer[[]TenantSummary]{}, invalid("minVersion", "minVersion names a version of one tenant; the tenant list takes none")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	out, next, err := s.tenantsPage(ctx, p)
+	if err != nil {
+		return Answer[[]TenantSummary]{}, s.fail(err)
+	}
+	return Answer[[]TenantSummary]{Value: out, NextCursor: next}, nil
+}
+
+func (s *Service) tenantsPage(ctx context.Context, p page) ([]TenantSummary, string, error) {
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	complete, err := readmodel.Complete(ctx, s.cfg.Redis, keys.Prefix, false)
+	if err != nil {
+		return nil, "", err
+	}
+	if !complete {
+		return nil, "", errRebuilding
+	}
+	// The set holds one member per tenant: sorting it per page is O(tenants),
+	// small beside a tenant's own rows.
+	ids, err := s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
+	if err != nil {
+		return nil, "", err
+	}
+	slices.Sort(ids)
+	start, _ := slices.BinarySearch(ids, p.after)
+	if start < len(ids) && p.after != "" && ids[start] == p.after {
+		start++
+	}
+	ids = ids[start:]
+	next := ""
+	if len(ids) > p.limit {
+		ids = ids[:p.limit]
+		next = encodeCursor(ids[len(ids)-1])
+	}
+	out, err := s.tenantSummaries(ctx, keys, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
