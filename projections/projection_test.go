@@ -546,8 +546,9 @@ func TestTouchedResetClearsEverything(t *testing.T) {
 	for _, m := range []map[pair]bool{tc.userLic, tc.members, tc.held} {
 		m[pair{"a", "b"}] = true
 	}
+	tc.before["u1"] = nil
 	v := reflect.ValueOf(tc).Elem()
-	if v.NumField() != 10 {
+	if v.NumField() != 11 {
 		t.Fatalf("touched has %d fields: set the new one above and clear it in reset", v.NumField())
 	}
 	tc.reset()

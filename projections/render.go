@@ -162,6 +162,46 @@ func (r *renderer) user(id string, index bool) {
 	}
 }
 
+// indexEntries returns the users list's index entries of user id in state
+// t (none for a user t does not have).
+func indexEntries(t *domain.Tenant, id string) []readmodel.IndexEntry {
+	u := t.Users[id]
+	if u == nil {
+		return nil
+	}
+	iu := readmodel.IndexedUser{ID: u.ID, DisplayName: u.DisplayName, UserPrincipalName: u.UserPrincipalName,
+		UserType: u.UserType, Deleted: u.Deleted, Skus: make([]string, 0, len(u.Licenses))}
+	for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
+		iu.Skus = append(iu.Skus, sku)
+		for _, s := range u.Licenses[sku].Sources {
+			if s.Active() {
+				iu.Licensed = true
+			} else {
+				iu.Errored = true
+			}
+		}
+	}
+	return iu.Entries()
+}
+
+// userIndexes writes the users list's index entries of user id (the
+// filter and search sets, readmodel.IndexedUser): the entries of the state
+// now that before lacks are added, those of before the state now lacks are
+// removed. A whole-tenant render passes before nil.
+func (r *renderer) userIndexes(id string, before []readmodel.IndexEntry) {
+	now := indexEntries(r.t, id)
+	for _, e := range before {
+		if !slices.Contains(now, e) {
+			r.out.zrem(e.Key, e.Member)
+		}
+	}
+	for _, e := range now {
+		if !slices.Contains(before, e) {
+			r.out.zadd(e.Key, 0, e.Member)
+		}
+	}
+}
+
 // userLicense renders whether user id is in the product's user list.
 func (r *renderer) userLicense(id, sku string) {
 	if u := r.t.Users[id]; u != nil && u.Licenses[sku] != nil {
@@ -255,6 +295,7 @@ func (r *renderer) all() {
 	for _, id := range slices.Sorted(maps.Keys(r.t.Users)) {
 		u := r.t.Users[id]
 		r.user(id, true)
+		r.userIndexes(id, nil)
 		for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 			r.userLicense(id, sku)
 			for src, s := range u.Licenses[sku].Sources {
@@ -277,11 +318,15 @@ type touched struct {
 	added                               []string // users added
 	licenses, subs, apps, users, groups map[string]bool
 	userLic, members, held              map[pair]bool // (user, sku), (group, user), (user, workload)
+	// before holds the index entries of each touched user in the state
+	// before the run's first event that touched them.
+	before map[string][]readmodel.IndexEntry
 }
 
 func newTouched() *touched {
 	return &touched{licenses: map[string]bool{}, subs: map[string]bool{}, apps: map[string]bool{}, users: map[string]bool{},
-		groups: map[string]bool{}, userLic: map[pair]bool{}, members: map[pair]bool{}, held: map[pair]bool{}}
+		groups: map[string]bool{}, userLic: map[pair]bool{}, members: map[pair]bool{}, held: map[pair]bool{},
+		before: map[string][]readmodel.IndexEntry{}}
 }
 
 // reset empties tc for another run of events.
@@ -296,10 +341,16 @@ func (tc *touched) reset() {
 	clear(tc.userLic)
 	clear(tc.members)
 	clear(tc.held)
+	clear(tc.before)
 }
 
 // user marks a user and everything that hangs off it in state t.
 func (tc *touched) user(t *domain.Tenant, id string) {
+	if !tc.users[id] {
+		if _, seen := tc.before[id]; !seen {
+			tc.before[id] = indexEntries(t, id)
+		}
+	}
 	tc.users[id] = true
 	u := t.Users[id]
 	if u == nil {
@@ -438,6 +489,7 @@ func (tc *touched) render(r *renderer) {
 	}
 	for _, id := range slices.Sorted(maps.Keys(tc.users)) {
 		r.user(id, slices.Contains(tc.added, id))
+		r.userIndexes(id, tc.before[id])
 	}
 	for _, g := range slices.Sorted(maps.Keys(tc.groups)) {
 		r.group(g)
