@@ -35,7 +35,7 @@ const (
 	MaxScan = 5000
 	// MaxSearchMatches bounds the users a search may match on each of its
 	// two fields; a broader search is refused (type more of the name).
-	MaxSearchMatches = 5000
+	MaxSearchMatches = 20000
 	// maxSearchLen bounds a search term (bytes).
 	maxSearchLen = 256
 )
@@ -241,8 +241,10 @@ func (s *Service) keep(ctx context.Context, keys []string, ms []string) ([]strin
 func (s *Service) scanUsers(r *request, q usersQuery, after string, limit int) ([]string, string, error) {
 	drive := r.key(readmodel.UsersBy(q.order))
 	var others []string
+	batch := limit + 1
 	if len(q.filters) > 0 {
 		pipe := s.cfg.Redis.Pipeline()
+		all := pipe.ZCard(r.ctx, drive)
 		cards := make([]*redis.IntCmd, len(q.filters))
 		for i, f := range q.filters {
 			cards[i] = pipe.ZCard(r.ctx, r.key(readmodel.UsersByFilter(q.order, f)))
@@ -259,18 +261,22 @@ func (s *Service) scanUsers(r *request, q usersQuery, after string, limit int) (
 				best = i
 			}
 		}
+		// The share of the driving set expected to pass the other filters
+		// (as if independent) sizes the batches: about one round trip a page.
+		pass := 1.0
 		for i, f := range q.filters {
 			k := r.key(readmodel.UsersByFilter(q.order, f))
 			if i == best {
 				drive = k
 			} else {
 				others = append(others, k)
+				pass *= float64(cards[i].Val()) / float64(max(all.Val(), 1))
 			}
 		}
-	}
-	batch := limit + 1
-	if len(others) > 0 {
-		batch = max(batch, 256)
+		if len(others) > 0 {
+			batch = int(min(float64(batch)*1.25/max(pass, 0.001), 2000))
+			batch = max(batch, limit+1)
+		}
 	}
 	var got []string
 	scanned := 0
@@ -314,10 +320,20 @@ func (s *Service) searchUsers(r *request, q usersQuery, after string, limit int)
 	if q.order == readmodel.OrderUPN {
 		other = readmodel.OrderDisplayName
 	}
-	rng := &redis.ZRangeBy{Min: "[" + q.search, Max: "[" + q.search + "\xff", Count: MaxSearchMatches + 1}
+	// The other field's matches are read whole (to order them by this
+	// one); this field's from the cursor on, and without filters only as
+	// many as a page can take.
+	lo, hi := "["+q.search, "["+q.search+"\xff"
+	ownRng := &redis.ZRangeBy{Min: lo, Max: hi, Count: MaxSearchMatches + 1}
+	if after != "" && after >= q.search {
+		ownRng.Min = "(" + after
+	}
+	if len(q.filters) == 0 {
+		ownRng.Count = int64(limit + 1)
+	}
 	pipe := s.cfg.Redis.Pipeline()
-	own := pipe.ZRangeByLex(r.ctx, r.key(readmodel.UsersBy(q.order)), rng)
-	oth := pipe.ZRangeByLex(r.ctx, r.key(readmodel.UsersBy(other)), rng)
+	own := pipe.ZRangeByLex(r.ctx, r.key(readmodel.UsersBy(q.order)), ownRng)
+	oth := pipe.ZRangeByLex(r.ctx, r.key(readmodel.UsersBy(other)), &redis.ZRangeBy{Min: lo, Max: hi, Count: MaxSearchMatches + 1})
 	if _, err := pipe.Exec(r.ctx); err != nil {
 		return nil, "", err
 	}
