@@ -3,9 +3,11 @@ package api_test
 import (
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seatledger/seatledger/queries"
 )
@@ -147,5 +149,90 @@ func TestUsersFiltersSearchAndOrder(t *testing.T) {
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("after the changes, GET users?%s: %v, want %v", q, got, want)
 		}
+	}
+}
+
+// TestReadSideGaps: the product page lists the groups giving the product,
+// the user view names its service plans and says until when a deleted user
+// can be restored, and an ISV app's page says whether it is installed.
+func TestReadSideGaps(t *testing.T) {
+	e, _ := queryEnv(t, queries.Config{})
+	const c = "/v1/tenants/contoso"
+	tok := token(t, "contoso", "admin")
+	e.must(200, req{Method: "DELETE", Path: c + "/users/u12", Token: tok})
+	app := map[string]any{"skuId": "contoso-crm", "skuPartNumber": "CRM", "displayName": "CRM", "publisher": "Vendor Inc",
+		"installUrl": "https://vendor.example/install", "servicePlans": []map[string]any{{"servicePlanId": "crm-core", "servicePlanName": "CRM_CORE"}}}
+	e.must(201, req{Method: "POST", Path: c + "/subscriptions", Token: tok, Body: map[string]any{"id": "app1", "quantity": 5, "channel": "Vendor", "product": app}})
+	mv := "?minVersion=" + strconv.FormatUint(e.version("contoso"), 10)
+	get := func(path string, v any) {
+		t.Helper()
+		if err := json.Unmarshal(e.must(200, req{Method: "GET", Path: c + path, Token: tok}).Body, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var bi struct {
+		Users  []map[string]any `json:"users"`
+		Groups []struct {
+			ID          string `json:"id"`
+			DisplayName string `json:"displayName"`
+			MemberCount int    `json:"memberCount"`
+		} `json:"groups"`
+	}
+	get("/licenses/POWER_BI_PRO"+mv, &bi)
+	if len(bi.Groups) != 1 || bi.Groups[0].ID != "g1" || bi.Groups[0].DisplayName != "Analysts" || bi.Groups[0].MemberCount != 3 || len(bi.Users) != 3 {
+		t.Errorf("POWER_BI_PRO: groups %+v, %d users", bi.Groups, len(bi.Users))
+	}
+	var e3 map[string]any
+	get("/licenses/SPE_E3"+mv, &e3)
+	if g, ok := e3["groups"].([]any); !ok || len(g) != 0 {
+		t.Errorf("SPE_E3 groups %v, want []", e3["groups"])
+	}
+	if _, ok := e3["installed"]; ok {
+		t.Errorf("a catalog product says installed: %v", e3["installed"])
+	}
+
+	var u1 struct {
+		Licenses []struct {
+			EnabledPlans []string `json:"enabledPlans"`
+		} `json:"licenses"`
+		ServicePlans []struct {
+			SkuID, ServicePlanID, ServicePlanName string
+			Enabled                               bool
+		} `json:"servicePlans"`
+	}
+	get("/users/u01"+mv, &u1)
+	if len(u1.Licenses) != 1 || len(u1.ServicePlans) != len(u1.Licenses[0].EnabledPlans) || len(u1.ServicePlans) == 0 {
+		t.Fatalf("u01: %d licenses, plans %+v", len(u1.Licenses), u1.ServicePlans)
+	}
+	for _, sp := range u1.ServicePlans {
+		if !sp.Enabled || sp.ServicePlanName == "" || sp.ServicePlanName == sp.ServicePlanID || !slices.Contains(u1.Licenses[0].EnabledPlans, sp.ServicePlanID) {
+			t.Errorf("u01 plan %+v", sp)
+		}
+	}
+
+	var gone struct {
+		DeletedAt       time.Time  `json:"deletedAt"`
+		RestorableUntil *time.Time `json:"restorableUntil"`
+	}
+	get("/users/u12"+mv, &gone)
+	if gone.RestorableUntil == nil || !gone.RestorableUntil.Equal(gone.DeletedAt.Add(30*24*time.Hour)) {
+		t.Errorf("deleted u12: deletedAt %s, restorableUntil %v", gone.DeletedAt, gone.RestorableUntil)
+	}
+	var live map[string]any
+	get("/users/u01"+mv, &live)
+	if _, ok := live["restorableUntil"]; ok {
+		t.Errorf("an active user has restorableUntil %v", live["restorableUntil"])
+	}
+
+	var crm map[string]any
+	get("/licenses/contoso-crm"+mv, &crm)
+	if crm["installed"] != false {
+		t.Errorf("app before install: installed %v", crm["installed"])
+	}
+	e.must(200, req{Method: "POST", Path: c + "/apps/contoso-crm/install", Token: tok})
+	get("/licenses/CRM?minVersion="+strconv.FormatUint(e.version("contoso"), 10), &crm)
+	if crm["installed"] != true {
+		t.Errorf("app after install: installed %v", crm["installed"])
 	}
 }

@@ -109,7 +109,8 @@ func (r *renderer) app(sku string) {
 		r.out.hdel(readmodel.Apps, sku)
 		return
 	}
-	r.out.hset(readmodel.Apps, sku, r.json(p))
+	n := r.t.Installs[sku]
+	r.out.hset(readmodel.Apps, sku, r.json(readmodel.AppRow{Product: *p, Installed: n > 0, Installs: n}))
 }
 
 func (r *renderer) heldRow(u *domain.User, h *domain.Hold) readmodel.HeldRow {
@@ -129,6 +130,8 @@ func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) readmodel
 	if u.Deleted {
 		at := u.DeletedAt.UTC()
 		v.DeletedAt = &at
+		until := at.Add(domain.DefaultPolicy().RestoreWindow)
+		v.RestorableUntil = &until
 	} else {
 		v.AutoAssignedServices = cat.AutoAssignedPlans()
 	}
@@ -427,6 +430,8 @@ func (tc *touched) event(t *domain.Tenant, e domain.Event) {
 	case domain.ProductRegistered:
 		tc.apps[p.Product.SkuID] = true
 		tc.licenses[p.Product.SkuID] = true
+	case domain.AppInstalled:
+		tc.apps[p.SkuID] = true
 	case domain.SubscriptionPurchased:
 		tc.subs[p.SubscriptionID] = true
 		tc.licenses[p.SkuID] = true
