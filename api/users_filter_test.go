@@ -60,6 +60,7 @@ func TestUsersFiltersSearchAndOrder(t *testing.T) {
 	add("bob", "Bob Élan", "bob", "Member")
 	add("carl", "carl Elm", "carl", "Member")
 	add("dan", "Dan Gone", "dan", "Member")
+	add("aaron", "Aaron X", "patx", "Guest") // "pat" finds him by his UPN only
 	for i := 1; i <= 7; i++ {
 		add("p"+strconv.Itoa(i), "Pat "+strconv.Itoa(i), "pat"+strconv.Itoa(i), "Member")
 	}
@@ -75,7 +76,7 @@ func TestUsersFiltersSearchAndOrder(t *testing.T) {
 
 	pats := []string{"p1", "p2", "p3", "p4", "p5", "p6", "p7"}
 	for q, want := range map[string][]string{
-		"userType=Guest": {"eloise"},
+		"userType=Guest": {"aaron", "eloise"},
 		"userType=Member&status=active&licensed=false": append([]string{"admin", "carl"}, pats...),
 		"status=deleted":          {"dan"},
 		"licensed=true":           {"bob", "elodie", "zoe"},
@@ -89,11 +90,13 @@ func TestUsersFiltersSearchAndOrder(t *testing.T) {
 		"search=zoe":                                   {"zoe"},              // "Zoë"
 		"search=elan":                                  nil,                  // not a prefix of "Bob Élan"
 		"search=elo&userType=Member":                   {"elodie"},
-		"search=pat&limit=3":                           pats,
-		"search=pat&orderBy=userPrincipalName&limit=2": pats,
+		"search=pat&limit=3":                           append([]string{"aaron"}, pats...),
+		"search=pat&limit=1":                           append([]string{"aaron"}, pats...),
+		"search=pat&userType=Guest&limit=1":            {"aaron"},
+		"search=pat&orderBy=userPrincipalName&limit=2": append(pats, "aaron"),
 		"userType=Member&limit=2":                      append([]string{"admin", "bob", "carl", "dan", "elodie"}, append(pats, "zoe")...),
-		"orderBy=userPrincipalName&limit=4":            append([]string{"zoe", "admin", "bob", "carl", "dan", "elodie", "eloise"}, pats...),
-		"orderBy=displayName&status=active&limit=5":    append([]string{"admin", "bob", "carl", "elodie", "eloise"}, append(pats, "zoe")...),
+		"orderBy=userPrincipalName&limit=4":            append(append([]string{"zoe", "admin", "bob", "carl", "dan", "elodie", "eloise"}, pats...), "aaron"),
+		"orderBy=displayName&status=active&limit=5":    append([]string{"aaron", "admin", "bob", "carl", "elodie", "eloise"}, append(pats, "zoe")...),
 	} {
 		got := usersOf(t, e, tok, c+"/users?"+q, v)
 		if strings.Join(got, ",") != strings.Join(want, ",") {

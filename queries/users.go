@@ -346,8 +346,18 @@ func (s *Service) searchUsers(r *request, q usersQuery, after string, limit int)
 			all = append(all, m)
 		}
 	}
+	// A user the other field matches whose own field matches too is in
+	// own already (own holds every match from the cursor up to its last
+	// member when it was cut at a page): only the others are converted.
+	boundary, cut := "", len(own.Val()) == int(ownRng.Count)
+	if cut {
+		boundary = own.Val()[len(own.Val())-1]
+	}
 	for _, m := range oth.Val() {
-		if m := readmodel.OtherMember(m); m > after {
+		if _, _, field, ok := readmodel.SplitMember(m); ok && strings.HasPrefix(field, q.search) {
+			continue
+		}
+		if m := readmodel.OtherMember(m); m > after && (!cut || m <= boundary) {
 			all = append(all, m)
 		}
 	}
