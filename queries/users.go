@@ -333,14 +333,24 @@ func (s *Service) searchUsers(r *request, q usersQuery, after string, limit int)
 	}
 	pipe := s.cfg.Redis.Pipeline()
 	own := pipe.ZRangeByLex(r.ctx, r.key(readmodel.UsersBy(q.order)), ownRng)
-	oth := pipe.ZRangeByLex(r.ctx, r.key(readmodel.UsersBy(other)), &redis.ZRangeBy{Min: lo, Max: hi, Count: MaxSearchMatches + 1})
+	// The users the other field matches and this one does not share fewer
+	// bytes of the two than the term has (readmodel.UsersDiverging).
+	var diverging []*redis.StringSliceCmd
+	for k := 0; k < len(q.search) && k <= readmodel.MaxDiverge; k++ {
+		diverging = append(diverging, pipe.ZRangeByLex(r.ctx, r.key(readmodel.UsersDiverging(other, k)),
+			&redis.ZRangeBy{Min: lo, Max: hi, Count: MaxSearchMatches + 1}))
+	}
 	if _, err := pipe.Exec(r.ctx); err != nil {
 		return nil, "", err
 	}
-	if len(own.Val()) > MaxSearchMatches || len(oth.Val()) > MaxSearchMatches {
+	var othVal []string
+	for _, c := range diverging {
+		othVal = append(othVal, c.Val()...)
+	}
+	if len(own.Val()) > MaxSearchMatches || len(othVal) > MaxSearchMatches {
 		return nil, "", invalid("search", "search %q matches more than %d users; type more of the name", bounded(q.search), MaxSearchMatches)
 	}
-	all := make([]string, 0, len(own.Val())+len(oth.Val()))
+	all := make([]string, 0, len(own.Val())+len(othVal))
 	for _, m := range own.Val() {
 		if m > after {
 			all = append(all, m)
@@ -353,7 +363,7 @@ func (s *Service) searchUsers(r *request, q usersQuery, after string, limit int)
 	if cut {
 		boundary = own.Val()[len(own.Val())-1]
 	}
-	for _, m := range oth.Val() {
+	for _, m := range othVal {
 		if _, _, field, ok := readmodel.SplitMember(m); ok && strings.HasPrefix(field, q.search) {
 			continue
 		}

@@ -1,6 +1,7 @@
 package readmodel
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -54,6 +55,22 @@ func UsersBy(order string) string {
 // that pass filter.
 func UsersByFilter(order, filter string) string { return UsersBy(order) + ":" + filter }
 
+// UsersDiverging is the key suffix of the sorted set, in order, of the
+// users whose two folded fields share their first k bytes and differ at
+// the next (k < MaxDiverge), or share at least MaxDiverge bytes (k =
+// MaxDiverge). A search term of L bytes that is a prefix of a user's other
+// field but not of this order's field is a prefix of the other field
+// longer than what the fields share: such users are in the sets k < L of
+// the other order, so a search reads those (small) sets instead of every
+// match of the other field.
+func UsersDiverging(order string, k int) string {
+	return UsersBy(order) + ":diverge:" + strconv.Itoa(k)
+}
+
+// MaxDiverge is the last set of UsersDiverging (shared prefixes of at
+// least MaxDiverge bytes).
+const MaxDiverge = 15
+
 // IndexedUser is what the indexes know of a user.
 type IndexedUser struct {
 	ID, DisplayName, UserPrincipalName, UserType string
@@ -90,12 +107,17 @@ func (u IndexedUser) Entries() []IndexEntry {
 	for _, s := range u.Skus {
 		filters = append(filters, FilterSku(s))
 	}
-	out := make([]IndexEntry, 0, 2*(1+len(filters)))
+	k := 0
+	for k < len(name) && k < len(upn) && name[k] == upn[k] {
+		k++
+	}
+	k = min(k, MaxDiverge)
+	out := make([]IndexEntry, 0, 2*(2+len(filters)))
 	for _, o := range []struct{ order, m string }{
 		{OrderDisplayName, name + "\x00" + u.ID + "\x00" + upn},
 		{OrderUPN, upn + "\x00" + u.ID + "\x00" + name},
 	} {
-		out = append(out, IndexEntry{UsersBy(o.order), o.m})
+		out = append(out, IndexEntry{UsersBy(o.order), o.m}, IndexEntry{UsersDiverging(o.order, k), o.m})
 		for _, f := range filters {
 			out = append(out, IndexEntry{UsersByFilter(o.order, f), o.m})
 		}
