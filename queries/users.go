@@ -330,6 +330,10 @@ func (s *Service) searchUsers(r *request, q usersQuery, after string, limit int)
 	}
 	if len(q.filters) == 0 {
 		ownRng.Count = int64(limit + 1)
+	} else {
+		// Filters passing a tenth of the matches fill a page from one
+		// read; rarer ones answer a short page with a cursor (MaxScan's rule).
+		ownRng.Count = int64(min(MaxSearchMatches+1, 10*(limit+1)))
 	}
 	pipe := s.cfg.Redis.Pipeline()
 	own := pipe.ZRangeByLex(r.ctx, r.key(readmodel.UsersBy(q.order)), ownRng)
@@ -347,7 +351,7 @@ func (s *Service) searchUsers(r *request, q usersQuery, after string, limit int)
 	for _, c := range diverging {
 		othVal = append(othVal, c.Val()...)
 	}
-	if len(own.Val()) > MaxSearchMatches || len(othVal) > MaxSearchMatches {
+	if len(othVal) > MaxSearchMatches {
 		return nil, "", invalid("search", "search %q matches more than %d users; type more of the name", bounded(q.search), MaxSearchMatches)
 	}
 	all := make([]string, 0, len(own.Val())+len(othVal))
@@ -392,6 +396,9 @@ func (s *Service) searchUsers(r *request, q usersQuery, after string, limit int)
 	}
 	if got == nil {
 		got = []string{}
+	}
+	if cut {
+		return got, userCursor(q.order, boundary), nil
 	}
 	return got, "", nil
 }
