@@ -546,7 +546,7 @@ func TestTouchedResetClearsEverything(t *testing.T) {
 	for _, m := range []map[pair]bool{tc.userLic, tc.members, tc.held} {
 		m[pair{"a", "b"}] = true
 	}
-	tc.before["u1"] = nil
+	tc.before["u1"] = indexedBefore{}
 	v := reflect.ValueOf(tc).Elem()
 	if v.NumField() != 11 {
 		t.Fatalf("touched has %d fields: set the new one above and clear it in reset", v.NumField())

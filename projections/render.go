@@ -165,41 +165,85 @@ func (r *renderer) user(id string, index bool) {
 	}
 }
 
-// indexEntries returns the users list's index entries of user id in state
-// t (none for a user t does not have).
-func indexEntries(t *domain.Tenant, id string) []readmodel.IndexEntry {
+// indexedUser returns what the users list's indexes know of user id in
+// state t (ok false: t has no such user).
+func indexedUser(t *domain.Tenant, id string) (iu readmodel.IndexedUser, ok bool) {
 	u := t.Users[id]
 	if u == nil {
-		return nil
+		return iu, false
 	}
-	iu := readmodel.IndexedUser{ID: u.ID, DisplayName: u.DisplayName, UserPrincipalName: u.UserPrincipalName,
-		UserType: u.UserType, Deleted: u.Deleted, Skus: make([]string, 0, len(u.Licenses))}
-	for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
-		iu.Skus = append(iu.Skus, sku)
-		for _, s := range u.Licenses[sku].Sources {
-			if s.Active() {
-				iu.Licensed = true
-			} else {
-				iu.Errored = true
+	iu = readmodel.IndexedUser{ID: u.ID, DisplayName: u.DisplayName, UserPrincipalName: u.UserPrincipalName,
+		UserType: u.UserType, Deleted: u.Deleted}
+	if len(u.Licenses) > 0 {
+		iu.Skus = make([]string, 0, len(u.Licenses))
+		for sku, l := range u.Licenses {
+			iu.Skus = append(iu.Skus, sku)
+			for _, s := range l.Sources {
+				if s.Active() {
+					iu.Licensed = true
+				} else {
+					iu.Errored = true
+				}
 			}
 		}
+		slices.Sort(iu.Skus)
 	}
-	return iu.Entries()
+	return iu, true
+}
+
+// indexedBefore is a touched user as the indexes knew it before the run.
+type indexedBefore struct {
+	u  readmodel.IndexedUser
+	ok bool
+}
+
+func sameIndexed(a, b readmodel.IndexedUser) bool {
+	return a.ID == b.ID && a.DisplayName == b.DisplayName && a.UserPrincipalName == b.UserPrincipalName &&
+		a.UserType == b.UserType && a.Deleted == b.Deleted && a.Licensed == b.Licensed && a.Errored == b.Errored &&
+		slices.Equal(a.Skus, b.Skus)
 }
 
 // userIndexes writes the users list's index entries of user id (the
-// filter and search sets, readmodel.IndexedUser): the entries of the state
-// now that before lacks are added, those of before the state now lacks are
-// removed. A whole-tenant render passes before nil.
-func (r *renderer) userIndexes(id string, before []readmodel.IndexEntry) {
-	now := indexEntries(r.t, id)
-	for _, e := range before {
-		if !slices.Contains(now, e) {
+// filter and search sets, readmodel.IndexedUser): what the state now has
+// and before lacked is added, what before had and the state now lacks is
+// removed. A whole-tenant render passes a zero before.
+func (r *renderer) userIndexes(id string, before indexedBefore) {
+	now, ok := indexedUser(r.t, id)
+	switch {
+	case before.ok && ok && sameIndexed(before.u, now):
+		return
+	case before.ok && ok && before.u.DisplayName == now.DisplayName && before.u.UserPrincipalName == now.UserPrincipalName:
+		// The same members: only the filters that changed move.
+		was, is := before.u.Filters(), now.Filters()
+		byName, byUPN, _ := now.Members()
+		for _, f := range was {
+			if !slices.Contains(is, f) {
+				r.out.zrem(readmodel.UsersByFilter(readmodel.OrderDisplayName, f), byName)
+				r.out.zrem(readmodel.UsersByFilter(readmodel.OrderUPN, f), byUPN)
+			}
+		}
+		for _, f := range is {
+			if !slices.Contains(was, f) {
+				r.out.zadd(readmodel.UsersByFilter(readmodel.OrderDisplayName, f), 0, byName)
+				r.out.zadd(readmodel.UsersByFilter(readmodel.OrderUPN, f), 0, byUPN)
+			}
+		}
+		return
+	}
+	var old, cur []readmodel.IndexEntry
+	if before.ok {
+		old = before.u.Entries()
+	}
+	if ok {
+		cur = now.Entries()
+	}
+	for _, e := range old {
+		if !slices.Contains(cur, e) {
 			r.out.zrem(e.Key, e.Member)
 		}
 	}
-	for _, e := range now {
-		if !slices.Contains(before, e) {
+	for _, e := range cur {
+		if !slices.Contains(old, e) {
 			r.out.zadd(e.Key, 0, e.Member)
 		}
 	}
@@ -298,7 +342,7 @@ func (r *renderer) all() {
 	for _, id := range slices.Sorted(maps.Keys(r.t.Users)) {
 		u := r.t.Users[id]
 		r.user(id, true)
-		r.userIndexes(id, nil)
+		r.userIndexes(id, indexedBefore{})
 		for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 			r.userLicense(id, sku)
 			for src, s := range u.Licenses[sku].Sources {
@@ -323,13 +367,13 @@ type touched struct {
 	userLic, members, held              map[pair]bool // (user, sku), (group, user), (user, workload)
 	// before holds the index entries of each touched user in the state
 	// before the run's first event that touched them.
-	before map[string][]readmodel.IndexEntry
+	before map[string]indexedBefore
 }
 
 func newTouched() *touched {
 	return &touched{licenses: map[string]bool{}, subs: map[string]bool{}, apps: map[string]bool{}, users: map[string]bool{},
 		groups: map[string]bool{}, userLic: map[pair]bool{}, members: map[pair]bool{}, held: map[pair]bool{},
-		before: map[string][]readmodel.IndexEntry{}}
+		before: map[string]indexedBefore{}}
 }
 
 // reset empties tc for another run of events.
@@ -351,7 +395,8 @@ func (tc *touched) reset() {
 func (tc *touched) user(t *domain.Tenant, id string) {
 	if !tc.users[id] {
 		if _, seen := tc.before[id]; !seen {
-			tc.before[id] = indexEntries(t, id)
+			u, ok := indexedUser(t, id)
+			tc.before[id] = indexedBefore{u, ok}
 		}
 	}
 	tc.users[id] = true

@@ -81,14 +81,12 @@ type IndexedUser struct {
 // IndexEntry is one member of one index key (a tenant key suffix).
 type IndexEntry struct{ Key, Member string }
 
-// Entries returns every index entry of u, in both orders.
-func (u IndexedUser) Entries() []IndexEntry {
-	name, upn := Fold(u.DisplayName), Fold(u.UserPrincipalName)
+// Filters returns the filters u passes (the <filter> of UsersByFilter).
+func (u IndexedUser) Filters() []string {
 	filters := make([]string, 0, 4+len(u.Skus))
-	switch u.UserType {
-	case "Guest":
+	if u.UserType == "Guest" {
 		filters = append(filters, FilterGuest)
-	default:
+	} else {
 		filters = append(filters, FilterMember)
 	}
 	if u.Deleted {
@@ -107,16 +105,25 @@ func (u IndexedUser) Entries() []IndexEntry {
 	for _, s := range u.Skus {
 		filters = append(filters, FilterSku(s))
 	}
-	k := 0
+	return filters
+}
+
+// Members returns u's member in the display-name order's sets and in the
+// UPN order's, and the UsersDiverging set it is in (the same k in both).
+func (u IndexedUser) Members() (byName, byUPN string, k int) {
+	name, upn := Fold(u.DisplayName), Fold(u.UserPrincipalName)
 	for k < len(name) && k < len(upn) && name[k] == upn[k] {
 		k++
 	}
-	k = min(k, MaxDiverge)
+	return name + "\x00" + u.ID + "\x00" + upn, upn + "\x00" + u.ID + "\x00" + name, min(k, MaxDiverge)
+}
+
+// Entries returns every index entry of u, in both orders.
+func (u IndexedUser) Entries() []IndexEntry {
+	filters := u.Filters()
+	byName, byUPN, k := u.Members()
 	out := make([]IndexEntry, 0, 2*(2+len(filters)))
-	for _, o := range []struct{ order, m string }{
-		{OrderDisplayName, name + "\x00" + u.ID + "\x00" + upn},
-		{OrderUPN, upn + "\x00" + u.ID + "\x00" + name},
-	} {
+	for _, o := range []struct{ order, m string }{{OrderDisplayName, byName}, {OrderUPN, byUPN}} {
 		out = append(out, IndexEntry{UsersBy(o.order), o.m}, IndexEntry{UsersDiverging(o.order, k), o.m})
 		for _, f := range filters {
 			out = append(out, IndexEntry{UsersByFilter(o.order, f), o.m})
