@@ -37,6 +37,33 @@ func listQuery[T any](query func(ctx context.Context, tenant string, o queries.O
 	}
 }
 
+// userListParams are the query parameters of GET /users: a page's, and
+// the filters, search and order of queries.UserFilter.
+var userListParams = append(append([]string{}, pageParams...),
+	"userType", "status", "licensed", "skuId", "licenseState", "search", "orderBy")
+
+// usersQuery is the handler of the users list: a page of the tenant's
+// users, filtered, searched and ordered as the query string says.
+func usersQuery(query func(ctx context.Context, tenant string, f queries.UserFilter, o queries.Options) (queries.Answer[[]queries.UserSummary], error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		o, err := queryOptions(c, userListParams)
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+		for _, name := range userListParams[len(pageParams):] {
+			if v, ok := c.Request.URL.Query()[name]; ok && v[0] == "" && name != "search" {
+				WriteProblem(c, invalidRequest(name, "%s is empty; leave it out or give a value", name))
+				return
+			}
+		}
+		f := queries.UserFilter{UserType: c.Query("userType"), Status: c.Query("status"), Licensed: c.Query("licensed"),
+			SkuID: c.Query("skuId"), LicenseState: c.Query("licenseState"), Search: c.Query("search"), OrderBy: c.Query("orderBy")}
+		a, err := query(c.Request.Context(), TenantOf(c), f, o)
+		writeAnswer(c, a, err)
+	}
+}
+
 // namedQuery is the handler of a query of one thing of a tenant, named by
 // the path parameter param. When field is not empty, the name must be a
 // valid id (else 400 naming field); else the service resolves any value.

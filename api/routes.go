@@ -91,7 +91,7 @@ func (s *Server) routes(e *gin.Engine) {
 		readers.GET("/licenses/:sku", namedQuery(pageParams, "sku", "", q.License)) // a skuId or skuPartNumber
 		readers.GET("/subscriptions", listQuery(q.Subscriptions))
 		readers.GET("/subscriptions/:s", namedQuery(itemParams, "s", "subscriptionId", q.Subscription))
-		readers.GET("/users", listQuery(q.Users))
+		readers.GET("/users", usersQuery(q.FindUsers)) // filters, search, orderBy: docs/API.md
 		readers.GET("/users/:u", namedQuery(itemParams, "u", "userId", q.User))
 		readers.GET("/groups/:g", namedQuery(pageParams, "g", "groupId", q.Group))
 		readers.GET("/heldData", listQuery(q.HeldData))

@@ -139,7 +139,8 @@ func (r *renderer) app(sku string) {
 		r.out.hdel(readmodel.Apps, sku)
 		return
 	}
-	r.out.hset(readmodel.Apps, sku, r.json(p))
+	n := r.t.Installs[sku]
+	r.out.hset(readmodel.Apps, sku, r.json(readmodel.AppRow{Product: *p, Installed: n > 0, Installs: n}))
 }
 
 func (r *renderer) heldRow(u *domain.User, h *domain.Hold) readmodel.HeldRow {
@@ -159,6 +160,8 @@ func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) readmodel
 	if u.Deleted {
 		at := u.DeletedAt.UTC()
 		v.DeletedAt = &at
+		until := at.Add(domain.DefaultPolicy().RestoreWindow)
+		v.RestorableUntil = &until
 	} else {
 		v.AutoAssignedServices = cat.AutoAssignedPlans()
 	}
@@ -189,6 +192,90 @@ func (r *renderer) user(id string, index bool) {
 	r.out.hset(readmodel.Users, id, r.json(UserViewOf(r.cat, r.t, u)))
 	if index {
 		r.out.zadd(readmodel.UsersIndex, 0, id)
+	}
+}
+
+// indexedUser returns what the users list's indexes know of user id in
+// state t (ok false: t has no such user).
+func indexedUser(t *domain.Tenant, id string) (iu readmodel.IndexedUser, ok bool) {
+	u := t.Users[id]
+	if u == nil {
+		return iu, false
+	}
+	iu = readmodel.IndexedUser{ID: u.ID, DisplayName: u.DisplayName, UserPrincipalName: u.UserPrincipalName,
+		UserType: u.UserType, Deleted: u.Deleted}
+	if len(u.Licenses) > 0 {
+		iu.Skus = make([]string, 0, len(u.Licenses))
+		for sku, l := range u.Licenses {
+			iu.Skus = append(iu.Skus, sku)
+			for _, s := range l.Sources {
+				if s.Active() {
+					iu.Licensed = true
+				} else {
+					iu.Errored = true
+				}
+			}
+		}
+		slices.Sort(iu.Skus)
+	}
+	return iu, true
+}
+
+// indexedBefore is a touched user as the indexes knew it before the run.
+type indexedBefore struct {
+	u  readmodel.IndexedUser
+	ok bool
+}
+
+func sameIndexed(a, b readmodel.IndexedUser) bool {
+	return a.ID == b.ID && a.DisplayName == b.DisplayName && a.UserPrincipalName == b.UserPrincipalName &&
+		a.UserType == b.UserType && a.Deleted == b.Deleted && a.Licensed == b.Licensed && a.Errored == b.Errored &&
+		slices.Equal(a.Skus, b.Skus)
+}
+
+// userIndexes writes the users list's index entries of user id (the
+// filter and search sets, readmodel.IndexedUser): what the state now has
+// and before lacked is added, what before had and the state now lacks is
+// removed. A whole-tenant render passes a zero before.
+func (r *renderer) userIndexes(id string, before indexedBefore) {
+	now, ok := indexedUser(r.t, id)
+	switch {
+	case before.ok && ok && sameIndexed(before.u, now):
+		return
+	case before.ok && ok && before.u.DisplayName == now.DisplayName && before.u.UserPrincipalName == now.UserPrincipalName:
+		// The same members: only the filters that changed move.
+		was, is := before.u.Filters(), now.Filters()
+		byName, byUPN, _ := now.Members()
+		for _, f := range was {
+			if !slices.Contains(is, f) {
+				r.out.zrem(readmodel.UsersByFilter(readmodel.OrderDisplayName, f), byName)
+				r.out.zrem(readmodel.UsersByFilter(readmodel.OrderUPN, f), byUPN)
+			}
+		}
+		for _, f := range is {
+			if !slices.Contains(was, f) {
+				r.out.zadd(readmodel.UsersByFilter(readmodel.OrderDisplayName, f), 0, byName)
+				r.out.zadd(readmodel.UsersByFilter(readmodel.OrderUPN, f), 0, byUPN)
+			}
+		}
+		return
+	}
+	var old, cur []readmodel.IndexEntry
+	if before.ok {
+		old = before.u.Entries()
+	}
+	if ok {
+		cur = now.Entries()
+	}
+	for _, e := range old {
+		if !slices.Contains(cur, e) {
+			r.out.zrem(e.Key, e.Member)
+		}
+	}
+	for _, e := range cur {
+		if !slices.Contains(old, e) {
+			r.out.zadd(e.Key, 0, e.Member)
+		}
 	}
 }
 
@@ -285,6 +372,7 @@ func (r *renderer) all() {
 	for _, id := range slices.Sorted(maps.Keys(r.t.Users)) {
 		u := r.t.Users[id]
 		r.user(id, true)
+		r.userIndexes(id, indexedBefore{})
 		for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 			r.userLicense(id, sku)
 			for src, s := range u.Licenses[sku].Sources {
@@ -307,11 +395,15 @@ type touched struct {
 	added                               []string // users added
 	licenses, subs, apps, users, groups map[string]bool
 	userLic, members, held              map[pair]bool // (user, sku), (group, user), (user, workload)
+	// before holds the index entries of each touched user in the state
+	// before the run's first event that touched them.
+	before map[string]indexedBefore
 }
 
 func newTouched() *touched {
 	return &touched{licenses: map[string]bool{}, subs: map[string]bool{}, apps: map[string]bool{}, users: map[string]bool{},
-		groups: map[string]bool{}, userLic: map[pair]bool{}, members: map[pair]bool{}, held: map[pair]bool{}}
+		groups: map[string]bool{}, userLic: map[pair]bool{}, members: map[pair]bool{}, held: map[pair]bool{},
+		before: map[string]indexedBefore{}}
 }
 
 // reset empties tc for another run of events.
@@ -326,10 +418,17 @@ func (tc *touched) reset() {
 	clear(tc.userLic)
 	clear(tc.members)
 	clear(tc.held)
+	clear(tc.before)
 }
 
 // user marks a user and everything that hangs off it in state t.
 func (tc *touched) user(t *domain.Tenant, id string) {
+	if !tc.users[id] {
+		if _, seen := tc.before[id]; !seen {
+			u, ok := indexedUser(t, id)
+			tc.before[id] = indexedBefore{u, ok}
+		}
+	}
 	tc.users[id] = true
 	u := t.Users[id]
 	if u == nil {
@@ -418,6 +517,8 @@ func (tc *touched) event(t *domain.Tenant, e domain.Event) {
 	case domain.ProductRegistered:
 		tc.apps[p.Product.SkuID] = true
 		tc.licenses[p.Product.SkuID] = true
+	case domain.AppInstalled:
+		tc.apps[p.SkuID] = true
 	case domain.SubscriptionPurchased:
 		tc.subs[p.SubscriptionID] = true
 		tc.licenses[p.SkuID] = true
@@ -490,6 +591,7 @@ func (tc *touched) render(r *renderer) {
 	}
 	for _, id := range slices.Sorted(maps.Keys(tc.users)) {
 		r.user(id, slices.Contains(tc.added, id))
+		r.userIndexes(id, tc.before[id])
 	}
 	for _, g := range slices.Sorted(maps.Keys(tc.groups)) {
 		r.group(g)

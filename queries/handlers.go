@@ -142,17 +142,50 @@ func (s *Service) Users(ctx context.Context, tenant string, o Options) (Answer[[
 	})
 }
 
+// UserDetail is the answer of GET /users/:u: the user's view and the
+// service plans of its licenses by name (the view gives their ids).
+type UserDetail struct {
+	readmodel.UserView
+	ServicePlans []UserServicePlan `json:"servicePlans"`
+}
+
+// UserServicePlan is a service plan of one of a user's licenses, by name,
+// in the product's order of plans.
+type UserServicePlan struct {
+	SkuID           string `json:"skuId"`
+	ServicePlanID   string `json:"servicePlanId"`
+	ServicePlanName string `json:"servicePlanName"`
+	Enabled         bool   `json:"enabled"`
+}
+
 // User answers one user of the tenant (o's page is not used).
-func (s *Service) User(ctx context.Context, tenant, userID string, o Options) (Answer[readmodel.UserView], error) {
-	return answer(s, ctx, tenant, o, func(r *request) (readmodel.UserView, string, error) {
+func (s *Service) User(ctx context.Context, tenant, userID string, o Options) (Answer[UserDetail], error) {
+	return answer(s, ctx, tenant, o, func(r *request) (UserDetail, string, error) {
 		views, err := s.userViews(r.ctx, r, []string{userID})
 		if err != nil {
-			return readmodel.UserView{}, "", err
+			return UserDetail{}, "", err
 		}
 		if len(views) == 0 {
-			return readmodel.UserView{}, "", notFound("user %q does not exist in tenant %s", bounded(userID), r.tenant)
+			return UserDetail{}, "", notFound("user %q does not exist in tenant %s", bounded(userID), r.tenant)
 		}
-		return views[0], "", nil
+		out := UserDetail{UserView: views[0], ServicePlans: []UserServicePlan{}}
+		for _, l := range out.Licenses {
+			prod, err := s.resolveSku(r, l.SkuID)
+			var de *domain.Error
+			if errors.As(err, &de) {
+				continue // an app the tenant no longer lists: ids only
+			}
+			if err != nil {
+				return UserDetail{}, "", err
+			}
+			for _, sp := range prod.ServicePlans {
+				on := slices.Contains(l.EnabledPlans, sp.ID)
+				if on || slices.Contains(l.DisabledPlans, sp.ID) {
+					out.ServicePlans = append(out.ServicePlans, UserServicePlan{SkuID: l.SkuID, ServicePlanID: sp.ID, ServicePlanName: sp.Name, Enabled: on})
+				}
+			}
+		}
+		return out, "", nil
 	})
 }
 
@@ -176,6 +209,18 @@ type ProductDetail struct {
 	ServicePlans []domain.ServicePlan `json:"servicePlans"`
 	Users        []ProductUser        `json:"users"`
 	NextCursor   string               `json:"nextCursor,omitempty"`
+	// Groups are every group giving the product to its members.
+	Groups []ProductGroup `json:"groups"`
+	// Installed says, for an ISV app, whether it was installed (R12).
+	Installed *bool `json:"installed,omitempty"`
+}
+
+// ProductGroup is a group giving the product of GET /licenses/:sku.
+type ProductGroup struct {
+	ID            string   `json:"id"`
+	DisplayName   string   `json:"displayName"`
+	DisabledPlans []string `json:"disabledPlans"`
+	MemberCount   int      `json:"memberCount"`
 }
 
 // resolveSku finds the product of a skuId or skuPartNumber: the catalog,
@@ -249,8 +294,46 @@ func (s *Service) License(ctx context.Context, tenant, sku string, o Options) (A
 			}
 		}
 		out.NextCursor = next
+		if out.Groups, err = s.productGroups(r, prod.SkuID); err != nil {
+			return ProductDetail{}, "", err
+		}
+		if prod.IsApp() {
+			raw, err := s.cfg.Redis.HGet(r.ctx, r.key(readmodel.Apps), prod.SkuID).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return ProductDetail{}, "", err
+			}
+			var app readmodel.AppRow
+			if raw != "" {
+				if err := json.Unmarshal([]byte(raw), &app); err != nil {
+					return ProductDetail{}, "", fmt.Errorf("app %s: %w", prod.SkuID, err)
+				}
+			}
+			out.Installed = &app.Installed
+		}
 		return out, next, nil
 	})
+}
+
+// productGroups reads the groups giving sku, by id. It reads the tenant's
+// groups hash whole: a tenant has few groups beside its users.
+func (s *Service) productGroups(r *request, sku string) ([]ProductGroup, error) {
+	h, err := s.cfg.Redis.HGetAll(r.ctx, r.key(readmodel.Groups)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := []ProductGroup{}
+	for _, id := range slices.Sorted(maps.Keys(h)) {
+		var g readmodel.GroupView
+		if err := json.Unmarshal([]byte(h[id]), &g); err != nil {
+			return nil, fmt.Errorf("group %s: %w", id, err)
+		}
+		for _, l := range g.Licenses {
+			if l.SkuID == sku {
+				out = append(out, ProductGroup{ID: g.ID, DisplayName: g.DisplayName, DisabledPlans: l.DisabledPlans, MemberCount: g.MemberCount})
+			}
+		}
+	}
+	return out, nil
 }
 
 // GroupMember is a member of a group in GET /groups/:g.

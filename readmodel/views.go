@@ -89,6 +89,17 @@ type UserView struct {
 	AutoAssignedServices []string             `json:"autoAssignedServices"`
 	HeldData             []HeldRow            `json:"heldData"`
 	RetentionHold        bool                 `json:"retentionHold"`
+	// RestorableUntil is, for a deleted user, the end of the window in
+	// which they can be restored (R9).
+	RestorableUntil *time.Time `json:"restorableUntil,omitempty"`
+}
+
+// AppRow is an ISV app of the tenant (the Apps hash): the product, and
+// whether it was installed (R12) and how many times.
+type AppRow struct {
+	domain.Product
+	Installed bool `json:"installed"`
+	Installs  int  `json:"installs"`
 }
 
 // GroupLicenseView is a product a group gives its members.
