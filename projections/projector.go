@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -248,9 +249,22 @@ func (p *Projection) Status() Status {
 // "stopped"). Run may be called again after it returned.
 func (p *Projection) Run(ctx context.Context) error { return p.run(ctx, p.cfg.Prefix) }
 
+// ProfileLabel is the pprof label key of the projection's goroutines (every
+// goroutine a run starts inherits it), with the value ProfileProjection: a
+// CPU profile, and `seatledger bench`, tell the projection's CPU by it.
+const (
+	ProfileLabel      = "seatledger"
+	ProfileProjection = "projection"
+)
+
 // run is Run on prefix ("" = the active prefix, read now). Manager runs the
 // projection on the prefix it watches.
-func (p *Projection) run(ctx context.Context, prefix string) error {
+func (p *Projection) run(ctx context.Context, prefix string) (err error) {
+	pprof.Do(ctx, pprof.Labels(ProfileLabel, ProfileProjection), func(ctx context.Context) { err = p.runLabelled(ctx, prefix) })
+	return err
+}
+
+func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("projections: already running")
 	}

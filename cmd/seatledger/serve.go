@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -192,7 +194,9 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 	var rdb *redis.Client
 	if cfg.RedisURL == "" {
 		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+		var err error // its goroutines carry the profile label of the in-process Redis
+		pprof.Do(ctx, pprof.Labels(projections.ProfileLabel, profileRedis), func(context.Context) { err = mr.StartAddr("127.0.0.1:0") })
+		if err != nil {
 			return a, fmt.Errorf("start in-process Redis: %w", err)
 		}
 		a.onClose(mr.Close)
@@ -319,7 +323,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc, "gomemlimit", memLimit)
 
 	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
+	go pprof.Do(ctx, pprof.Labels(projections.ProfileLabel, profileHTTP), func(context.Context) { served <- httpSrv.Serve(ln) })
 	if ready != nil {
 		ready(addr)
 	}
