@@ -22,26 +22,53 @@ import (
 	"github.com/seatledger/seatledger/readmodel"
 )
 
-// bothWritePaths runs fn once with one script call per flush (one Redis
-// node) and once with one per tenant (a cluster, or Config.PerTenantWrites),
-// each on a fresh Redis prefix and a store holding contoso's and fabrikam's
-// scenarios with the given seeds: both paths must write the same read models.
-func bothWritePaths(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string)) {
-	for _, perTenant := range []bool{false, true} {
-		t.Run(fmt.Sprint("perTenantWrites=", perTenant), func(t *testing.T) {
-			rdb, prefix := testRedis(t)
+// eachWritePath runs fn once with one script call per flush (one Redis
+// node), once with one per tenant (a cluster, or Config.PerTenantWrites),
+// each on a fresh prefix of the real Redis, and once on an in-process Redis
+// that runs the flush in Go (ServeFlushNatively), each with a store holding
+// contoso's and fabrikam's scenarios with the given seeds: every path must
+// write the same read models.
+func eachWritePath(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string)) {
+	for _, path := range []string{"oneCall", "perTenant", "inProcessNative"} {
+		t.Run(path, func(t *testing.T) {
+			var rdb *redis.Client
+			var prefix string
+			if path == "inProcessNative" {
+				rdb, prefix = inProcessRedis(t), "sl:test:"
+			} else {
+				rdb, prefix = testRedis(t)
+			}
 			store := openStore(t)
 			h := newHandler(store)
 			defer h.Close()
 			runScenario(t, h, "contoso", seedA)
 			runScenario(t, h, "fabrikam", seedB)
-			fn(t, perTenant, store, rdb, prefix)
+			fn(t, path == "perTenant", store, rdb, prefix)
 		})
 	}
 }
 
+// inProcessRedis starts StartEmbeddedRedis's in-process Redis for the test.
+func inProcessRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	url, stop, err := StartEmbeddedRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	rdb, err := OpenRedis(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	if nativeFlusherFor(rdb) == nil {
+		t.Fatal("the in-process Redis does not run the flush in Go")
+	}
+	return rdb
+}
+
 func TestProjectionMatchesTheFold(t *testing.T) {
-	bothWritePaths(t, 1, 2, func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string) {
+	eachWritePath(t, 1, 2, func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string) {
 		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix})
 		rp.waitFor(t, lastPosition(t, store))
 		rep := verifyClean(t, store, rdb, prefix)
@@ -55,7 +82,7 @@ func TestProjectionMatchesTheFold(t *testing.T) {
 }
 
 func TestRedeliveryChangesNothing(t *testing.T) {
-	bothWritePaths(t, 3, 4, func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string) {
+	eachWritePath(t, 3, 4, func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string) {
 		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 16})
 		rp.waitFor(t, lastPosition(t, store))
 		if err := rp.shutdown(); err != nil {

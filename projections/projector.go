@@ -135,6 +135,7 @@ type Projection struct {
 	applySHA string
 	ckSHA    string
 	flushSHA string
+	native   *nativeFlusher // the in-process Redis's, if set up (ServeFlushNatively)
 	sub      *Subscriber
 	stopErr  *StoppedError
 	stopOnce sync.Once
@@ -286,6 +287,10 @@ func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 	}
 	if p.flushSHA, err = p.cfg.Redis.ScriptLoad(ctx, flushScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
+	}
+	p.native = nil
+	if !p.cfg.PerTenantWrites {
+		p.native = nativeFlusherFor(p.cfg.Redis)
 	}
 	ck, err := readmodel.ReadCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
 	if err != nil {
@@ -631,9 +636,14 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 	}
 	keys = append(keys, p.keys.Tenants(), p.keys.Checkpoint(p.cfg.Name))
 	p.flushKey, p.flushArg = keys, args
-	err := p.evalFlush(ctx, "evalsha", p.flushSHA, keys, args)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		err = p.evalFlush(ctx, "eval", flushScript, keys, args)
+	var err error
+	if p.native != nil { // an in-process Redis: the flush in Go
+		err = p.native.flush(ctx, p.cfg.Redis, keys, args)
+	} else {
+		err = p.evalFlush(ctx, "evalsha", p.flushSHA, keys, args)
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			err = p.evalFlush(ctx, "eval", flushScript, keys, args)
+		}
 	}
 	p.releaseFlushBuffers()
 	if err != nil {

@@ -200,6 +200,12 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 			return a, fmt.Errorf("start in-process Redis: %w", err)
 		}
 		a.onClose(mr.Close)
+		// The projection's flushes run in Go there, not in its Lua.
+		release, err := projections.ServeFlushNatively(mr)
+		if err != nil {
+			return a, err
+		}
+		a.onClose(release)
 		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		logger.Info("redis: in-process (miniredis)", "addr", mr.Addr())
 	} else {
