@@ -3,9 +3,6 @@ package projections
 import (
 	"bufio"
 	"bytes"
-	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -20,30 +17,36 @@ import (
 // interpreter and a compile of the script per call, and per redis.call a
 // reply written and parsed back through new buffers. The flush script's
 // calls were a quarter of the zero-setup server's CPU. On an in-process
-// Redis set up with ServeFlushNatively the projection stages each flush's
-// KEYS and ARGV in memory and calls a one-line script whose one
-// redis.call runs a Go port of flush.lua (nativeFlush.apply) on them:
-// inside the script's run, so as atomic as the Lua flush (miniredis holds
-// its lock for a script's whole run), with the same commands on the same
-// keys in the same order.
+// Redis set up with ServeFlushNatively a projection in the same process
+// runs a Go port of flush.lua (nativeFlusher.apply) on the KEYS and ARGV
+// it built, without a connection: holding miniredis's lock for the whole
+// flush (which every command takes, and a script holds for its whole
+// run), it dispatches each command as a script's redis.call would be
+// dispatched, with the connection state of a script run. So the flush is
+// as atomic as the Lua flush, with the same commands on the same keys in
+// the same order.
+//
+// A script run's connection state (miniredis's, opaque here) is taken
+// once per database from a command of ours that a script calls
+// (nativeCaptureCommand), and checked to behave as a script's (it refuses
+// MULTI); if it does not, the projection keeps to the Lua script.
 
-// nativeFlushCommand is the command the wrapper script calls.
-const nativeFlushCommand = "SEATLEDGER.FLUSH"
-
-// nativeFlushScript calls the flush staged under ARGV[1].
-var nativeFlushScript = redis.NewScript("return redis.call('" + nativeFlushCommand + "', ARGV[1])")
+// nativeCaptureCommand hands its caller's connection state to
+// nativeFlusher.scriptState.
+const nativeCaptureCommand = "SEATLEDGER.SCRIPTSTATE"
 
 // nativeFlushers maps the address of each in-process Redis set up with
 // ServeFlushNatively to its flusher.
 var nativeFlushers sync.Map // string → *nativeFlusher
 
 // ServeFlushNatively sets up the in-process Redis m (started) to run the
-// projection's flushes in Go: a Projection whose Redis client connects to
-// m's address (one node, no PerTenantWrites) uses it. The read models are
-// the same, byte for byte. release forgets m (call it when m is closed).
+// flushes of projections of this process in Go: a Projection whose Redis
+// client connects to m's address (one node, no PerTenantWrites) uses it.
+// The read models are the same, byte for byte. release forgets m (call it
+// when m is closed).
 func ServeFlushNatively(m *miniredis.Miniredis) (release func(), err error) {
-	n := &nativeFlusher{srv: m.Server(), staged: map[string]*stagedFlush{}}
-	if err := m.Server().Register(nativeFlushCommand, n.command); err != nil {
+	n := &nativeFlusher{m: m, srv: m.Server(), states: map[int]any{}}
+	if err := m.Server().Register(nativeCaptureCommand, n.captureCommand); err != nil {
 		return nil, fmt.Errorf("projections: in-process Redis: %w", err)
 	}
 	addr := m.Addr()
@@ -52,81 +55,102 @@ func ServeFlushNatively(m *miniredis.Miniredis) (release func(), err error) {
 }
 
 // nativeFlusherFor returns the flusher of the in-process Redis rdb talks
-// to, or nil.
-func nativeFlusherFor(rdb redis.UniversalClient) *nativeFlusher {
+// to and rdb's database, if it has one and it works there.
+func nativeFlusherFor(rdb redis.UniversalClient) (*nativeFlusher, int) {
 	c, ok := rdb.(*redis.Client)
 	if !ok {
-		return nil
+		return nil, 0
 	}
-	n, _ := nativeFlushers.Load(c.Options().Addr)
-	f, _ := n.(*nativeFlusher)
-	return f
+	v, _ := nativeFlushers.Load(c.Options().Addr)
+	n, _ := v.(*nativeFlusher)
+	if n == nil || n.scriptState(c.Options().DB) == nil {
+		return nil, 0
+	}
+	return n, c.Options().DB
 }
 
 type nativeFlusher struct {
-	srv    *server.Server
-	mu     sync.Mutex
-	staged map[string]*stagedFlush // by token
-	// Buffers of apply; the script's lock serializes applies.
-	out  bytes.Buffer
-	w    *bufio.Writer
-	argv []string
+	m   *miniredis.Miniredis
+	srv *server.Server
+
+	mu     sync.Mutex  // one flush at a time: the buffers below
+	states map[int]any // a script run's connection state by database (nil: does not work)
+
+	capMu     sync.Mutex
+	capturing bool // scriptState is taking a script run's state
+	captured  any  // set by captureCommand
+	out       bytes.Buffer
+	w         *bufio.Writer
+	argv      []string
 }
 
-// stagedFlush is a flush's KEYS and ARGV as flushOnce builds them. mu is
-// held while it is applied, so that flush does not return (and reuse the
-// slices) while a late command still reads them.
-type stagedFlush struct {
-	mu   sync.Mutex
-	keys []string
-	args []any
-}
-
-// flush applies keys and args (flush.lua's) through the in-process Redis.
-func (n *nativeFlusher) flush(ctx context.Context, rdb redis.Scripter, keys []string, args []any) error {
-	var raw [16]byte
-	_, _ = crand.Read(raw[:])
-	token := hex.EncodeToString(raw[:]) // not guessable: only this call applies it
-	f := &stagedFlush{keys: keys, args: args}
+// scriptState returns the connection state of a script run on database
+// db, taken the first time, or nil if it cannot be had or does not behave
+// as a script's.
+func (n *nativeFlusher) scriptState(db int) any {
 	n.mu.Lock()
-	n.staged[token] = f
-	n.mu.Unlock()
-	err := nativeFlushScript.Run(ctx, rdb, nil, token).Err()
-	n.mu.Lock()
-	delete(n.staged, token)
-	n.mu.Unlock()
-	f.mu.Lock() // wait out an apply still running
-	f.mu.Unlock()
-	return err
-}
-
-// command is SEATLEDGER.FLUSH token, called by nativeFlushScript.
-func (n *nativeFlusher) command(c *server.Peer, cmd string, args []string) {
-	if len(args) != 1 {
-		c.WriteError("ERR wrong number of arguments for '" + cmd + "' command")
-		return
+	defer n.mu.Unlock()
+	if st, ok := n.states[db]; ok {
+		return st
 	}
-	n.mu.Lock()
-	f := n.staged[args[0]]
-	delete(n.staged, args[0])
-	if f != nil {
-		f.mu.Lock()
-	}
-	n.mu.Unlock()
-	if f == nil {
-		c.WriteError("ERR seatledger: no flush staged under this token")
-		return
-	}
-	defer f.mu.Unlock()
-	// The commands run as the script's own redis.calls: on the script's
-	// connection state (database, and no lock taken again).
+	// On a connection of our own (no socket): select db, then run a script
+	// that calls captureCommand.
 	p := server.NewPeer(n.writer())
-	p.Ctx = c.Ctx
-	if err := n.apply(p, f.keys, f.args); err != nil {
-		c.WriteError(err.Error())
-		return
+	n.capMu.Lock()
+	n.capturing, n.captured = true, nil
+	n.capMu.Unlock()
+	if _, err := n.reply(p, "SELECT", strconv.Itoa(db)); err == nil {
+		_, _ = n.reply(p, "EVAL", "return redis.call('"+nativeCaptureCommand+"')", "0")
 	}
+	n.capMu.Lock()
+	st := n.captured
+	n.capturing, n.captured = false, nil
+	n.capMu.Unlock()
+	if st != nil && !n.scriptLike(st) {
+		st = nil
+	}
+	n.states[db] = st
+	return st
+}
+
+// scriptLike reports whether connection state st is a script run's: it
+// refuses MULTI, where a connection's would start a transaction (which is
+// then discarded).
+func (n *nativeFlusher) scriptLike(st any) bool {
+	q := server.NewPeer(n.writer())
+	q.Ctx = st
+	if _, err := n.reply(q, "MULTI"); err == nil {
+		_, _ = n.reply(q, "DISCARD")
+		return false
+	}
+	return true
+}
+
+// captureCommand is nativeCaptureCommand: it keeps its caller's state
+// while scriptState asks for it (another client's call changes nothing).
+func (n *nativeFlusher) captureCommand(c *server.Peer, cmd string, args []string) {
+	n.capMu.Lock()
+	if n.capturing {
+		n.captured = c.Ctx
+	}
+	n.capMu.Unlock()
 	c.WriteInt(1)
+}
+
+// flush applies keys and args (flush.lua's) to database db as one script
+// run would.
+func (n *nativeFlusher) flush(db int, keys []string, args []any) error {
+	st := n.scriptState(db)
+	if st == nil {
+		return errors.New("projections: the in-process Redis cannot run the flush in Go")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.m.Lock() // as a script run holds it: no other command runs meanwhile
+	defer n.m.Unlock()
+	p := server.NewPeer(n.writer())
+	p.Ctx = st
+	return n.apply(p, keys, args)
 }
 
 func (n *nativeFlusher) writer() *bufio.Writer {

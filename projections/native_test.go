@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/alicebob/miniredis/v2/server"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -79,14 +80,14 @@ func strconv3or4(r *rand.Rand) string {
 
 // runFlushes applies the flushes through the Lua script (native nil) or
 // the native flusher and returns the error of each call ("" if none).
-func runFlushes(t *testing.T, rdb *redis.Client, native *nativeFlusher, flushes []flushCase) []string {
+func runFlushes(t *testing.T, rdb *redis.Client, native *nativeFlusher, db int, flushes []flushCase) []string {
 	t.Helper()
 	ctx := context.Background()
 	var errs []string
 	for _, f := range flushes {
 		var err error
 		if native != nil {
-			err = native.flush(ctx, rdb, f.keys, f.args)
+			err = native.flush(db, f.keys, f.args)
 		} else {
 			err = rdb.Eval(ctx, flushScript, f.keys, f.args...).Err()
 		}
@@ -113,18 +114,18 @@ func TestNativeFlushMatchesTheScript(t *testing.T) {
 
 	lua := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
 	defer lua.Close()
-	wantErrs := runFlushes(t, lua, nil, flushes)
+	wantErrs := runFlushes(t, lua, nil, 0, flushes)
 	want := dumpPrefix(t, lua, prefix)
 	if len(want) < 10 || wantErrs[len(wantErrs)-1] == "" {
 		t.Fatalf("the flushes wrote %d keys, last error %q: not a test", len(want), wantErrs[len(wantErrs)-1])
 	}
 
 	native := inProcessRedis(t)
-	n := nativeFlusherFor(native)
+	n, db := nativeFlusherFor(native)
 	if n == nil {
 		t.Fatal("StartEmbeddedRedis's Redis has no native flusher")
 	}
-	gotErrs := runFlushes(t, native, n, flushes)
+	gotErrs := runFlushes(t, native, n, db, flushes)
 	if got := dumpPrefix(t, native, prefix); !reflect.DeepEqual(got, want) {
 		for k, v := range want {
 			if got[k] != v {
@@ -140,7 +141,7 @@ func TestNativeFlushMatchesTheScript(t *testing.T) {
 	// The script on a real Redis, as the projection runs it there.
 	real, realPrefix := testRedis(t)
 	realFlushes := randomFlushes(realPrefix, 1, 300)
-	runFlushes(t, real, nil, realFlushes)
+	runFlushes(t, real, nil, 0, realFlushes)
 	gotReal := map[string]string{}
 	for k, v := range dumpPrefix(t, real, realPrefix) {
 		gotReal[prefix+strings.TrimPrefix(k, realPrefix)] = v
@@ -156,7 +157,7 @@ func TestNativeFlushMatchesTheScript(t *testing.T) {
 // writes together never sees one written and not the other.
 func TestNativeFlushIsAtomic(t *testing.T) {
 	rdb := inProcessRedis(t)
-	n := nativeFlusherFor(rdb)
+	n, db := nativeFlusherFor(rdb)
 	ctx := context.Background()
 	const a, b = "sl:{t}:meta", "sl:{t}:users"
 	read := redis.NewScript(`return {redis.call('HGET', KEYS[1], 'f') or '', redis.call('HGET', KEYS[2], 'f') or ''}`)
@@ -175,8 +176,14 @@ func TestNativeFlushIsAtomic(t *testing.T) {
 	}()
 	for i := 1; i <= 300; i++ {
 		val := []byte(fmt.Sprint(i))
-		args := []any{uint64(i), 1, 2, uint64(i), "t", 8, "hs", "1", "f", val, "hs", "2", "f", val}
-		if err := n.flush(ctx, rdb, []string{a, b, "sl:tenants", "sl:checkpoint:readmodels"}, args); err != nil {
+		// a's field, many others between (a wide window), b's field.
+		ops := []any{"hs", "1", "f", val}
+		for j := range 100 {
+			ops = append(ops, "hs", "2", fmt.Sprint("filler", j), val)
+		}
+		ops = append(ops, "hs", "2", "f", val)
+		args := append([]any{uint64(i), 1, 2, uint64(i), "t", len(ops)}, ops...)
+		if err := n.flush(db, []string{a, b, "sl:tenants", "sl:checkpoint:readmodels"}, args); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -184,5 +191,55 @@ func TestNativeFlushIsAtomic(t *testing.T) {
 	wg.Wait()
 	if torn.Load() > 0 {
 		t.Fatalf("%d reads saw one key of a flush written and not the other", torn.Load())
+	}
+}
+
+// TestNativeFlushUsesTheClientsDatabase: the flush writes where the
+// projection's client reads, and only a script run's state is used.
+func TestNativeFlushUsesTheClientsDatabase(t *testing.T) {
+	url, stop, err := StartEmbeddedRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	ctx := context.Background()
+	db3, err := OpenRedis(ctx, url+"/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db3.Close()
+	n, db := nativeFlusherFor(db3)
+	if n == nil || db != 3 {
+		t.Fatalf("flusher %v, database %d", n, db)
+	}
+	keys := []string{"sl:{t}:meta", "sl:{t}:users", "sl:tenants", "sl:checkpoint:readmodels"}
+	args := []any{uint64(7), 1, 2, uint64(1), "t", 4, "hs", "2", "u1", []byte(`{"id":"u1"}`)}
+	if err := n.flush(db, keys, args); err != nil {
+		t.Fatal(err)
+	}
+	if v := db3.HGet(ctx, "sl:{t}:users", "u1").Val(); v != `{"id":"u1"}` {
+		t.Fatalf("database 3 holds %q", v)
+	}
+	if ck := db3.Get(ctx, "sl:checkpoint:readmodels").Val(); ck != "7" {
+		t.Fatalf("checkpoint %q", ck)
+	}
+	db0, err := OpenRedis(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db0.Close()
+	if k := db0.Keys(ctx, "*").Val(); len(k) != 0 {
+		t.Fatalf("database 0 holds %v", k)
+	}
+
+	// A connection's state (not a script's) is refused: used as a
+	// script's, its commands would take the lock the flush holds.
+	conn := server.NewPeer(n.writer())
+	n.mu.Lock()
+	_, _ = n.reply(conn, "PING") // gives conn a connection state
+	connLike, scriptLike := n.scriptLike(conn.Ctx), n.scriptLike(n.states[3])
+	n.mu.Unlock()
+	if connLike || !scriptLike {
+		t.Fatalf("a connection's state taken for a script's: %v; a script's: %v", connLike, scriptLike)
 	}
 }

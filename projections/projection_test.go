@@ -61,7 +61,7 @@ func inProcessRedis(t testing.TB) *redis.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	if nativeFlusherFor(rdb) == nil {
+	if n, _ := nativeFlusherFor(rdb); n == nil {
 		t.Fatal("the in-process Redis does not run the flush in Go")
 	}
 	return rdb

@@ -136,6 +136,7 @@ type Projection struct {
 	ckSHA    string
 	flushSHA string
 	native   *nativeFlusher // the in-process Redis's, if set up (ServeFlushNatively)
+	nativeDB int
 	sub      *Subscriber
 	stopErr  *StoppedError
 	stopOnce sync.Once
@@ -253,9 +254,13 @@ func (p *Projection) Run(ctx context.Context) error { return p.run(ctx, p.cfg.Pr
 // ProfileLabel is the pprof label key of the projection's goroutines (every
 // goroutine a run starts inherits it), with the value ProfileProjection: a
 // CPU profile, and `seatledger bench`, tell the projection's CPU by it.
+// ProfileInProcessRedis is the value of the in-process Redis's work: its
+// server's goroutines (set by serve) and the flushes it runs in Go for the
+// projection (ServeFlushNatively).
 const (
-	ProfileLabel      = "seatledger"
-	ProfileProjection = "projection"
+	ProfileLabel          = "seatledger"
+	ProfileProjection     = "projection"
+	ProfileInProcessRedis = "redis"
 )
 
 // run is Run on prefix ("" = the active prefix, read now). Manager runs the
@@ -290,7 +295,7 @@ func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 	}
 	p.native = nil
 	if !p.cfg.PerTenantWrites {
-		p.native = nativeFlusherFor(p.cfg.Redis)
+		p.native, p.nativeDB = nativeFlusherFor(p.cfg.Redis)
 	}
 	ck, err := readmodel.ReadCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
 	if err != nil {
@@ -638,7 +643,9 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 	p.flushKey, p.flushArg = keys, args
 	var err error
 	if p.native != nil { // an in-process Redis: the flush in Go
-		err = p.native.flush(ctx, p.cfg.Redis, keys, args)
+		pprof.Do(ctx, pprof.Labels(ProfileLabel, ProfileInProcessRedis), func(context.Context) {
+			err = p.native.flush(p.nativeDB, keys, args)
+		})
 	} else {
 		err = p.evalFlush(ctx, "evalsha", p.flushSHA, keys, args)
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {

@@ -175,7 +175,7 @@ func printReadSide(w io.Writer, res benchResult, remote bool) {
 	if remote {
 		read += res.RedisCPU
 	} else {
-		read += time.Duration(res.Split[profileRedis] * float64(res.CPU))
+		read += time.Duration(res.Split[projections.ProfileInProcessRedis] * float64(res.CPU))
 	}
 	fmt.Fprintf(w, "  read side    %.0f µs per command, %.1f%% of the whole (projection and Redis server; the GC's background work not counted)\n",
 		perCommand(read, res.Commands), 100*read.Seconds()/whole.Seconds())

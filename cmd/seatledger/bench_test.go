@@ -92,7 +92,7 @@ func TestBenchRunsCommands(t *testing.T) {
 	}
 	// The server's parts carry their profile labels: the HTTP server, and
 	// the read side (the projection and the in-process Redis it writes).
-	if res.Split[profileHTTP] <= 0 || res.Split[projections.ProfileProjection]+res.Split[profileRedis] <= 0 || res.Split[profileClients] <= 0 {
+	if res.Split[profileHTTP] <= 0 || res.Split[projections.ProfileProjection]+res.Split[projections.ProfileInProcessRedis] <= 0 || res.Split[profileClients] <= 0 {
 		t.Fatalf("CPU split %v: want the HTTP server, the read side and the clients in it", res.Split)
 	}
 }

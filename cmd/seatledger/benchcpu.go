@@ -20,7 +20,6 @@ import (
 // Values of the profile label projections.ProfileLabel besides the
 // projection's own: every goroutine started under one carries it.
 const (
-	profileRedis   = "redis"   // the in-process Redis (serve)
 	profileHTTP    = "http"    // the HTTP server: requests, middleware, commands
 	profileClients = "clients" // the bench's load clients
 )
@@ -70,7 +69,7 @@ func splitCPU(r io.Reader) (cpuSplit, error) {
 // String lists the shares, largest first, with names a reader knows.
 func (s cpuSplit) String() string {
 	names := map[string]string{
-		projections.ProfileProjection: "projection", profileRedis: "in-process Redis", profileHTTP: "HTTP server",
+		projections.ProfileProjection: "projection", projections.ProfileInProcessRedis: "in-process Redis", profileHTTP: "HTTP server",
 		profileClients: "load clients", "": "other (GC, store, runtime)",
 	}
 	keys := make([]string, 0, len(s))

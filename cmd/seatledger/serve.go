@@ -195,7 +195,7 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 	if cfg.RedisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		var err error // its goroutines carry the profile label of the in-process Redis
-		pprof.Do(ctx, pprof.Labels(projections.ProfileLabel, profileRedis), func(context.Context) { err = mr.StartAddr("127.0.0.1:0") })
+		pprof.Do(ctx, pprof.Labels(projections.ProfileLabel, projections.ProfileInProcessRedis), func(context.Context) { err = mr.StartAddr("127.0.0.1:0") })
 		if err != nil {
 			return a, fmt.Errorf("start in-process Redis: %w", err)
 		}
