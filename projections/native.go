@@ -165,7 +165,7 @@ var errNativeArgs = errors.New("ERR seatledger: malformed flush arguments")
 
 // apply is flush.lua: for each tenant, if its meta hash's version is below
 // the new one, its ops and then the version; the tenant added to the
-// tenant set; then the checkpoint moved forward.
+// tenant set unless its id is empty; then the checkpoint moved forward.
 func (n *nativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 	argv := func(i int) (string, error) { // ARGV[i], 1-based
 		if i < 1 || i > len(args) {
@@ -281,8 +281,10 @@ func (n *nativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 			}
 		}
 		i = end + 1
-		if err := n.call(p, "SADD", tenants, tid); err != nil {
-			return err
+		if tid != "" {
+			if err := n.call(p, "SADD", tenants, tid); err != nil {
+				return err
+			}
 		}
 		kb += nkeys
 	}

@@ -61,7 +61,11 @@ func randomFlushes(prefix string, seed uint64, n int) []flushCase {
 				}
 			}
 			keys = append(keys, tkeys...)
-			args = append(args, len(tkeys), v, tid, len(ops))
+			add := tid
+			if r.IntN(3) == 0 {
+				add = "" // added to the tenant set before
+			}
+			args = append(args, len(tkeys), v, add, len(ops))
 			args = append(args, ops...)
 		}
 		args[1] = nt

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/readmodel"
@@ -77,6 +78,52 @@ func TestProjectionMatchesTheFold(t *testing.T) {
 		}
 		if st := rp.p.Status(); st.Status == StatusStopped || st.EventsApplied == 0 {
 			t.Fatalf("status %+v", st)
+		}
+	})
+}
+
+// TestTenantSetIsWrittenOncePerRun: a flush on one Redis node adds a
+// tenant to the tenant set only the first time the run writes it (the
+// per-tenant path adds it at every write); a new run adds it again.
+func TestTenantSetIsWrittenOncePerRun(t *testing.T) {
+	eachWritePath(t, 11, 12, func(t *testing.T, perTenant bool, store *embedded.Store, rdb *redis.Client, prefix string) {
+		ctx := context.Background()
+		tenants := readmodel.Keys{Prefix: prefix}.Tenants()
+		h := newHandler(store)
+		defer h.Close()
+		hold := false
+		assign := func() { // a write of contoso: its retention hold flipped
+			t.Helper()
+			before := store.LastPosition()
+			for range 2 {
+				hold = !hold
+				s := &scenario{t: t, h: h, tenant: "contoso", admin: domain.Actor{UserID: "admin"}}
+				s.do(&domain.SetRetentionHold{CommandMeta: s.meta(), UserID: "u02", Enabled: hold})
+				if store.LastPosition() > before {
+					return
+				}
+			}
+			t.Fatal("no write of contoso")
+		}
+		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix})
+		rp.waitFor(t, lastPosition(t, store))
+		if !rdb.SIsMember(ctx, tenants, "contoso").Val() {
+			t.Fatal("contoso is not in the tenant set")
+		}
+		rdb.SRem(ctx, tenants, "contoso")
+		assign()
+		rp.waitFor(t, lastPosition(t, store))
+		if got := rdb.SIsMember(ctx, tenants, "contoso").Val(); got != perTenant {
+			t.Fatalf("after a later write of the same run: contoso in the tenant set %v, want %v", got, perTenant)
+		}
+		if err := rp.shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		rp = startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix})
+		assign()
+		rp.waitFor(t, lastPosition(t, store))
+		if !rdb.SIsMember(ctx, tenants, "contoso").Val() {
+			t.Fatal("a new run's write did not add contoso to the tenant set")
 		}
 	})
 }

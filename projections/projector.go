@@ -125,7 +125,10 @@ type Projection struct {
 	keys   readmodel.Keys
 
 	// Handler state: touched only by the handler (messages are sequential).
-	cache    *lru.Cache[string, *domain.Tenant]
+	cache *lru.Cache[string, *domain.Tenant]
+	// inSet holds tenants this run added to the tenant set (a flush of one
+	// Redis node adds only the others).
+	inSet    *lru.Cache[string, struct{}]
 	pending  map[string]*pendingTenant
 	order    []string
 	nPending int
@@ -316,6 +319,7 @@ func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 		}
 	}
 	p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
+	p.inSet = lru.New[string, struct{}](4 * p.cfg.CacheSize)
 	p.resetPending()
 	p.staged = ck
 	p.flushed.Store(uint64(ck))
@@ -455,6 +459,7 @@ func (p *Projection) fail(msg *message.Message, err error) {
 			"checkpoint", p.flushed.Load(), "err", err)
 		// In-memory states may be ahead of Redis: a restart folds them again.
 		p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
+		p.inSet = lru.New[string, struct{}](4 * p.cfg.CacheSize)
 		p.resetPending()
 		p.staged = eventstore.Position(p.flushed.Load())
 		go p.sub.Close()
@@ -576,7 +581,8 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 var applyScript = luaScript("apply.lua")
 
 // flushScript is a whole flush in one call (one Redis node): for each
-// tenant what applyScript does, and its id added to the tenant set, then
+// tenant what applyScript does, and its id added to the tenant set (unless
+// the id is empty: the projection added it before), then
 // the checkpoint moved forward. A failing op aborts the script before the
 // checkpoint moves. KEYS: every tenant's keys, one tenant after the other
 // (its meta hash first), then the tenant set and the checkpoint key. ARGV[1]
@@ -630,13 +636,18 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 	p.views.reset()
 	keys := p.flushKey[:0]
 	// ARGV: the checkpoint's position, the tenant count, then per tenant
-	// its key count, version, id, op count and ops.
+	// its key count, version, id (empty: in the tenant set already), op
+	// count and ops.
 	args := p.flushArg[:0]
 	args = append(args, uint64(p.staged), len(p.order))
 	for _, tid := range p.order {
 		ss := p.render(tid)
 		keys = append(keys, ss.keys...)
-		args = append(args, len(ss.keys), p.pending[tid].st.Version, tid, len(ss.args))
+		add := tid
+		if _, ok := p.inSet.Peek(tid); ok {
+			add = ""
+		}
+		args = append(args, len(ss.keys), p.pending[tid].st.Version, add, len(ss.args))
 		args = append(args, ss.args...)
 	}
 	keys = append(keys, p.keys.Tenants(), p.keys.Checkpoint(p.cfg.Name))
@@ -655,6 +666,9 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 	p.releaseFlushBuffers()
 	if err != nil {
 		return fmt.Errorf("write read models: %w", err)
+	}
+	for _, tid := range p.order {
+		p.inSet.Put(tid, struct{}{})
 	}
 	return nil
 }
