@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,4 +147,50 @@ func (p *profileSink) Write(b []byte) (int, error) {
 		return p.file.Write(b)
 	}
 	return len(b), nil
+}
+
+// waitReadSide polls the nodes' GET /v1/projections until a projection
+// has written everything the store holds (it runs on one node, the holder
+// of its lease), so that the CPU the bench counts includes the read side's
+// work for every command of the load, however far behind it was when the
+// load ended. It returns how long that took.
+func waitReadSide(ctx context.Context, addrs []string, operatorToken string, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	client := &http.Client{Timeout: 5 * time.Second}
+	for {
+		for _, addr := range addrs {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/projections", nil)
+			if err != nil {
+				return 0, err
+			}
+			req.Header.Set("Authorization", "Bearer "+operatorToken)
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			var sts []struct {
+				Status    string `json:"status"`
+				Position  uint64 `json:"position"`
+				LagEvents uint64 `json:"lagEvents"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&sts)
+			resp.Body.Close()
+			if err != nil {
+				return 0, fmt.Errorf("GET /v1/projections: %d: %w", resp.StatusCode, err)
+			}
+			for _, st := range sts {
+				if st.Status != "idle" && st.Status != "stopped" && st.Position > 0 && st.LagEvents == 0 {
+					return time.Since(start), nil
+				}
+			}
+		}
+		if time.Since(start) > limit {
+			return 0, fmt.Errorf("the read side did not catch up within %v of the load's end", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,5 +70,35 @@ func TestSplitCPUByLabel(t *testing.T) {
 	}
 	if s := split.String(); !strings.Contains(s, "projection ") || !strings.Contains(s, "other (GC, store, runtime) ") {
 		t.Fatalf("split reads %q", s)
+	}
+}
+
+// TestWaitReadSideWaitsForTheProjection: the bench's CPU figure runs until
+// a projection reports it has written everything (idle ones, as on a node
+// without the lease, do not count), and gives up after its limit.
+func TestWaitReadSideWaitsForTheProjection(t *testing.T) {
+	var polls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/projections" || r.Header.Get("Authorization") != "Bearer op" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		lag := 0
+		if polls.Add(1) < 5 {
+			lag = 100
+		}
+		fmt.Fprintf(w, `[{"status":"idle","position":0,"lagEvents":0},{"status":"running","position":900,"lagEvents":%d}]`, lag)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	if _, err := waitReadSide(context.Background(), []string{addr}, "op", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := polls.Load(); n != 5 {
+		t.Fatalf("returned after %d polls, want 5 (the first without lag)", n)
+	}
+	polls.Store(-1000)
+	if _, err := waitReadSide(context.Background(), []string{addr}, "op", 100*time.Millisecond); err == nil {
+		t.Fatal("a projection that never catches up: no error")
 	}
 }
