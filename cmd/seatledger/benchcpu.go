@@ -24,12 +24,14 @@ import (
 const (
 	profileHTTP    = "http"    // the HTTP server: requests, middleware, commands
 	profileClients = "clients" // the bench's load clients
+	profileStore   = "store"   // not ours: Pebble's own label on its background work
 )
 
 // cpuSplit is the CPU of the profiled phase by the value of the profile
 // label projections.ProfileLabel ("" = no label: the garbage collector's
-// background work, the store's WAL writer and flushes, the scheduler, the
-// runtime). Shares, not times: the profile samples the process.
+// background work, the store's commit goroutine, the scheduler, the
+// runtime; profileStore: Pebble's background work, which Pebble labels
+// itself). Shares, not times: the profile samples the process.
 type cpuSplit map[string]float64
 
 // splitCPU reads a CPU profile (runtime/pprof's format) and returns each
@@ -56,6 +58,8 @@ func splitCPU(r io.Reader) (cpuSplit, error) {
 		side := ""
 		if l := s.Label[projections.ProfileLabel]; len(l) > 0 {
 			side = l[0]
+		} else if len(s.Label["pebble"]) > 0 { // Pebble labels its WAL writer, flushes and compactions
+			side = profileStore
 		}
 		by[side] += v
 	}
@@ -72,7 +76,7 @@ func splitCPU(r io.Reader) (cpuSplit, error) {
 func (s cpuSplit) String() string {
 	names := map[string]string{
 		projections.ProfileProjection: "projection", projections.ProfileInProcessRedis: "in-process Redis", profileHTTP: "HTTP server",
-		profileClients: "load clients", "": "other (GC, store, runtime)",
+		profileClients: "load clients", profileStore: "Pebble (WAL sync, flushes, compactions)", "": "other (GC, the store's commits, runtime)",
 	}
 	keys := make([]string, 0, len(s))
 	for k := range s {

@@ -68,7 +68,7 @@ func TestSplitCPUByLabel(t *testing.T) {
 	if split[projections.ProfileProjection] < 0.2 || split[""] < 0.2 || split[projections.ProfileProjection]+split[""] > 1.0001 {
 		t.Fatalf("split %v: want both spinners at a fair share", split)
 	}
-	if s := split.String(); !strings.Contains(s, "projection ") || !strings.Contains(s, "other (GC, store, runtime) ") {
+	if s := split.String(); !strings.Contains(s, "projection ") || !strings.Contains(s, "other (GC, the store's commits, runtime) ") {
 		t.Fatalf("split reads %q", s)
 	}
 }
