@@ -48,7 +48,8 @@ type benchOptions struct {
 	Profile    io.Writer // CPU profile of the load phase, if set
 	MemProfile io.Writer // allocation profile written after the load, if set
 	// Split profiles the load phase (in memory, unless Profile is set too)
-	// to split the process's CPU by profile label (benchResult.Split).
+	// to split the process's CPU by profile label (benchResult.Split; also
+	// done when Profile is set).
 	Split bool
 }
 
@@ -86,7 +87,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis of the read side (default: in-process, as the zero-setup run); the database must hold no seatledger keys (the bench refuses it otherwise) and the bench deletes the keys it wrote, e.g. redis://127.0.0.1:6379/12")
 	fs.StringVar(&o.EventStore, "eventstore", "embedded", "embedded, or a PostgreSQL server's URL (postgres://…): the bench makes a schema of its own there and drops it afterwards")
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the event store and Redis, the clients spread over them (more than 1 needs --eventstore postgres://… and --redis-url)")
-	fs.BoolVar(&o.Split, "cpu-split", true, "profile the load (in memory) to split this process's CPU by part: projection, in-process Redis, HTTP server, load clients, other")
+	fs.BoolVar(&o.Split, "cpu-split", false, "profile the load (in memory) to split this process's CPU by part (projection, in-process Redis, HTTP server, load clients, Pebble, other) and print the read side's share; the profiler adds ~5% to the CPU per command")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (set-up and load) to this file")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -374,10 +375,8 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	var split cpuSplit
 	if prof != nil {
 		pprof.StopCPUProfile()
-		if o.Split {
-			if split, err = splitCPU(&prof.buf); err != nil {
-				return benchResult{}, fmt.Errorf("CPU split: %w", err)
-			}
+		if split, err = splitCPU(&prof.buf); err != nil {
+			return benchResult{}, fmt.Errorf("CPU split: %w", err)
 		}
 	}
 	if o.MemProfile != nil {
