@@ -181,12 +181,11 @@ var importParams = []string{"dryRun", "importId"}
 
 // The statuses of an imported row.
 const (
-	rowValid          = "valid"          // dry run: would be created
-	rowCreated        = "created"        // created (with its licenses)
-	rowAlreadyDone    = "alreadyDone"    // this import id's row was done before: nothing written
-	rowFailed         = "failed"         // refused: nothing written for the row
-	rowLicensesFailed = "licensesFailed" // the user was created, their licenses refused
-	rowSkipped        = "skipped"        // every cell blank
+	rowValid       = "valid"       // dry run: would be created
+	rowCreated     = "created"     // created (with its licenses)
+	rowAlreadyDone = "alreadyDone" // this import id's row was done before: nothing written
+	rowFailed      = "failed"      // refused: nothing written for the row
+	rowSkipped     = "skipped"     // every cell blank
 )
 
 // ImportAnswer is the answer of POST /users/import.
@@ -534,34 +533,37 @@ func (run *importRun) rowKey(row int) string {
 	return "import:" + run.importID + ":row:" + strconv.Itoa(row)
 }
 
-// commands are a row's commands: the user's creation, and their licenses
-// (nil when the row gives none), each stamped with the row's derived key
-// and the hash of what the row asks (another file under the same import id
-// and row number is refused as idempotency_key_reused).
-func (run *importRun) commands(ir *importRow, now time.Time) (add *domain.AddUser, lic *domain.UpdateUserLicenses) {
-	path := run.c.Request.URL.Path
-	stampRow := func(cmd domain.Command, step string, v any) {
-		m := domain.Meta(cmd)
-		m.TenantID, m.Actor, m.CorrelationID, m.Now = run.tenant, run.actor, RequestIDOf(run.c), now
-		key := run.rowKey(ir.row) + step
-		if run.importID == "" {
-			key = "dry-run:" + key
-		}
-		m.CommandID = CommandID(run.tenant, run.actor, key)
-		b, _ := json.Marshal(v)
-		m.RequestHash = RequestHash(http.MethodPost, path+step, b)
+// command is a row's command: the user's creation with their licenses, all
+// or nothing (as POST /users with "licenses"), stamped with the row's
+// derived key and the hash of what the row asks (another file under the
+// same import id and row number is refused as idempotency_key_reused).
+func (run *importRun) command(ir *importRow, now time.Time) *domain.AddUser {
+	add := &domain.AddUser{User: ir.user.toDomain()}
+	for _, sku := range ir.skus {
+		add.Licenses = append(add.Licenses, domain.LicenseRequest{SkuID: sku, DisabledPlans: []string{}})
 	}
-	add = &domain.AddUser{User: ir.user.toDomain()}
-	stampRow(add, "", ir.user)
+	m := domain.Meta(add)
+	m.TenantID, m.Actor, m.CorrelationID, m.Now = run.tenant, run.actor, RequestIDOf(run.c), now
+	key := run.rowKey(ir.row)
+	if run.importID == "" {
+		key = "dry-run:" + key
+	}
+	m.CommandID = CommandID(run.tenant, run.actor, key)
+	b, _ := json.Marshal(struct {
+		User     any      `json:"user"`
+		Licenses []string `json:"licenses,omitempty"`
+	}{ir.user, ir.skus})
+	m.RequestHash = RequestHash(http.MethodPost, run.c.Request.URL.Path, b)
+	return add
+}
+
+// problemColumn is the column a row's refusal falls back to when its field
+// is none of the user's: the licenses, if the row asks for any.
+func problemColumn(ir *importRow) string {
 	if len(ir.skus) > 0 {
-		req := make([]domain.LicenseRequest, len(ir.skus))
-		for i, sku := range ir.skus {
-			req[i] = domain.LicenseRequest{SkuID: sku, DisabledPlans: []string{}}
-		}
-		lic = &domain.UpdateUserLicenses{UserID: ir.user.ID, Add: req}
-		stampRow(lic, ":licenses", ir.skus)
+		return colLicenses
 	}
-	return add, lic
+	return ""
 }
 
 // check is the dry run: each row's commands decided, in order, against a
@@ -596,22 +598,14 @@ func (run *importRun) check() (uint64, error) {
 			if res.Status != "" {
 				continue
 			}
-			add, lic := run.commands(ir, now)
-			addDone, err := decide(add)
-			if err != nil {
-				res.Status, res.Problem = rowFailed, rowProblem(err, "")
-				continue
-			}
-			licDone := true
-			if lic != nil {
-				if licDone, err = decide(lic); err != nil {
-					res.Status, res.Problem = rowFailed, rowProblem(err, colLicenses)
-					continue
-				}
-			}
-			res.Status = rowValid
-			if addDone && licDone {
+			done, err := decide(run.command(ir, now))
+			switch {
+			case err != nil:
+				res.Status, res.Problem = rowFailed, rowProblem(err, problemColumn(ir))
+			case done:
 				res.Status = rowAlreadyDone
+			default:
+				res.Status = rowValid
 			}
 		}
 		return nil
@@ -619,9 +613,9 @@ func (run *importRun) check() (uint64, error) {
 	return version, err
 }
 
-// apply is the real import: for each row, the user's creation and then their
-// licenses through the command handler, as POST /users and POST
-// /users/{u}/assignLicense with the row's derived Idempotency-Key would.
+// apply is the real import: for each row, the user's creation with their
+// licenses through the command handler, as POST /users with "licenses" and
+// the row's derived Idempotency-Key would: all or nothing per row.
 func (run *importRun) apply() (uint64, error) {
 	ctx := run.c.Request.Context()
 	var version uint64
@@ -644,25 +638,14 @@ func (run *importRun) apply() (uint64, error) {
 		if err := ctx.Err(); err != nil { // the client went away: stop
 			return 0, err
 		}
-		add, lic := run.commands(ir, time.Time{})
-		r, err := run.s.cfg.Commands.Handle(ctx, add)
+		r, err := run.s.cfg.Commands.Handle(ctx, run.command(ir, time.Time{}))
 		if err != nil {
-			res.Status, res.Problem = rowFailed, rowProblem(err, "")
+			res.Status, res.Problem = rowFailed, rowProblem(err, problemColumn(ir))
 			continue
 		}
 		version = max(version, r.Version)
-		done := r.Replayed
-		if lic != nil {
-			lr, err := run.s.cfg.Commands.Handle(ctx, lic)
-			if err != nil {
-				res.Status, res.Problem = rowLicensesFailed, rowProblem(err, colLicenses)
-				continue
-			}
-			version = max(version, lr.Version)
-			done = done && lr.Replayed
-		}
 		res.Status = rowCreated
-		if done {
+		if r.Replayed {
 			res.Status = rowAlreadyDone
 		}
 	}

@@ -302,7 +302,7 @@ func TestCSVImportCreatesPerRowAndResumesWithTheImportID(t *testing.T) {
 		"ann@contoso.example,Ann Lee,US,Microsoft 365 E3+Power BI Pro,\n" +
 		"bob@contoso.example,Bob,XX,,\n" + // bad usage location: refused, the others go on
 		"cy@contoso.example,Cy,GB,,cy\n" +
-		"dee@contoso.example,Dee,GB,Power BI Pro,dee\n" // Power BI's one license went to ann
+		"dee@contoso.example,Dee,GB,Power BI Pro,dee\n" // Power BI's one license went to ann: no dee either (all or nothing)
 	a := importAnswer(t, importCSV(e, admin, "importId=hr-2026-12", file))
 	statuses := func(a api.ImportAnswer) []string {
 		out := []string{}
@@ -311,7 +311,7 @@ func TestCSVImportCreatesPerRowAndResumesWithTheImportID(t *testing.T) {
 		}
 		return out
 	}
-	if got := statuses(a); !slices.Equal(got, []string{"created", "failed", "created", "licensesFailed"}) {
+	if got := statuses(a); !slices.Equal(got, []string{"created", "failed", "created", "failed"}) {
 		t.Fatalf("statuses %v: %s", got, mustJSON(a))
 	}
 	if p := a.Results[3].Problem; p.Code != "insufficient_licenses" || p.Column != "Licenses" {
@@ -319,6 +319,8 @@ func TestCSVImportCreatesPerRowAndResumesWithTheImportID(t *testing.T) {
 	}
 	ann := a.Results[0].ID
 	v := a.Version
+	// The refused row's user was not created without their licenses.
+	e.must(404, req{Method: "GET", Path: contoso + "/users/dee?minVersion=" + strconv.FormatUint(v, 10), Token: admin})
 	u := e.must(200, req{Method: "GET", Path: contoso + "/users/" + ann + "?minVersion=" + strconv.FormatUint(v, 10), Token: admin}).JSON(t)
 	if u["userPrincipalName"] != "ann@contoso.example" || len(u["licenses"].([]any)) != 2 {
 		t.Fatalf("ann: %v", u)
@@ -328,7 +330,7 @@ func TestCSVImportCreatesPerRowAndResumesWithTheImportID(t *testing.T) {
 
 	// The same file with the same import id: nothing is created again.
 	again := importAnswer(t, importCSV(e, admin, "importId=hr-2026-12", file))
-	if got := statuses(again); !slices.Equal(got, []string{"alreadyDone", "failed", "alreadyDone", "licensesFailed"}) {
+	if got := statuses(again); !slices.Equal(got, []string{"alreadyDone", "failed", "alreadyDone", "failed"}) {
 		t.Fatalf("re-run statuses %v", got)
 	}
 	if again.Results[0].ID != ann {
@@ -340,7 +342,7 @@ func TestCSVImportCreatesPerRowAndResumesWithTheImportID(t *testing.T) {
 	// The Idempotency-Key names the import as well as ?importId does.
 	keyed := e.do(req{Method: "POST", Path: contoso + "/users/import", Token: admin, Body: file,
 		Header: map[string]string{"Content-Type": "text/csv", "Idempotency-Key": "hr-2026-12"}})
-	if got := statuses(importAnswer(t, keyed)); !slices.Equal(got, []string{"alreadyDone", "failed", "alreadyDone", "licensesFailed"}) {
+	if got := statuses(importAnswer(t, keyed)); !slices.Equal(got, []string{"alreadyDone", "failed", "alreadyDone", "failed"}) {
 		t.Fatalf("keyed re-run statuses %v", got)
 	}
 	// A dry run with the import id says so too.
@@ -352,7 +354,7 @@ func TestCSVImportCreatesPerRowAndResumesWithTheImportID(t *testing.T) {
 	// Fixed, the refused row goes in; the done ones stay done.
 	fixed := strings.Replace(file, "Bob,XX", "Bob,DE", 1)
 	third := importAnswer(t, importCSV(e, admin, "importId=hr-2026-12", fixed))
-	if got := statuses(third); !slices.Equal(got, []string{"alreadyDone", "created", "alreadyDone", "licensesFailed"}) {
+	if got := statuses(third); !slices.Equal(got, []string{"alreadyDone", "created", "alreadyDone", "failed"}) {
 		t.Fatalf("fixed re-run statuses %v", got)
 	}
 	if n := countType(e.events("contoso"), domain.TypeUserAdded); n != added+1 {

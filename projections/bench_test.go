@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
@@ -85,6 +87,26 @@ func BenchmarkProjectAll(b *testing.B) {
 // over the tenants, flushed in batches of 48 events (the size a live
 // projection flushes at ~8,000 commands/s). Reported per command projected.
 func BenchmarkProjectLive(b *testing.B) {
+	projectLive(b, []liveTarget{
+		{string(redistest.Single), func(b *testing.B) redis.UniversalClient { rdb, _ := testRedisOn(b, redistest.Single); return rdb }},
+		{string(redistest.Cluster), func(b *testing.B) redis.UniversalClient { rdb, _ := testRedisOn(b, redistest.Cluster); return rdb }},
+	})
+}
+
+// BenchmarkProjectLiveInProcess is BenchmarkProjectLive into the in-process
+// Redis of the zero-setup run (the flush in Go, ServeFlushNatively): its
+// writes are in the time, where a Redis server's are not.
+func BenchmarkProjectLiveInProcess(b *testing.B) {
+	projectLive(b, []liveTarget{{"inProcess", func(b *testing.B) redis.UniversalClient { return inProcessRedis(b) }}})
+}
+
+// liveTarget is a Redis BenchmarkProjectLive projects into, a sub-benchmark.
+type liveTarget struct {
+	name string
+	open func(b *testing.B) redis.UniversalClient
+}
+
+func projectLive(b *testing.B, targets []liveTarget) {
 	const tenants, users, commands = 1000, 8, 40_000
 	store := openStore(b)
 	h := newHandler(store)
@@ -121,12 +143,12 @@ func BenchmarkProjectLive(b *testing.B) {
 		}
 	}
 	head := store.LastPosition()
-	// On one Redis server (one script call per flush) and on a Redis
-	// Cluster of three masters (one per tenant, pipelined by master; the
-	// build also lays the 16,384 slot markers).
-	for _, kind := range redistest.Kinds {
-		b.Run(string(kind), func(b *testing.B) {
-			rdb, _ := testRedisOn(b, kind)
+	// On one Redis server (one script call per flush), on a Redis Cluster
+	// of three masters (one per tenant, pipelined by master; the build also
+	// lays the 16,384 slot markers), or in-process.
+	for _, target := range targets {
+		b.Run(target.name, func(b *testing.B) {
+			rdb := target.open(b)
 			b.ReportAllocs()
 			projectFromStart(b, Config{Store: store, Redis: rdb, BatchSize: 48}, head)
 		})
@@ -134,10 +156,14 @@ func BenchmarkProjectLive(b *testing.B) {
 }
 
 // projectFromStart times b.N projections of the store up to head, each
-// into a fresh prefix (deleted outside the timer), and reports events/s.
+// into a fresh prefix (deleted outside the timer), and reports events/s and
+// the process's CPU time per event (less sensitive than the time to other
+// work on the machine; a Redis server's is not in it).
 func projectFromStart(b *testing.B, cfg Config, head eventstore.Position) {
 	b.ResetTimer()
+	var cpu time.Duration
 	for i := 0; i < b.N; i++ {
+		cpu0 := processCPU()
 		cfg.Prefix = fmt.Sprintf("sltest:bench%d-%d:", time.Now().UnixNano(), i)
 		p, err := New(cfg)
 		if err != nil {
@@ -151,9 +177,13 @@ func projectFromStart(b *testing.B, cfg Config, head eventstore.Position) {
 		}
 		cancel()
 		<-done
+		cpu += processCPU() - cpu0
 		b.StopTimer()
 		deletePrefix(cfg.Redis, cfg.Prefix)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(uint64(head)*uint64(b.N))/b.Elapsed().Seconds(), "events/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(uint64(head)*uint64(b.N)), "cpu-ns/event")
+	}
 }

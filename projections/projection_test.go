@@ -21,32 +21,47 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/commands"
+	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
-// bothWritePaths runs fn once with one script call per flush (one Redis
-// node) and once with one per tenant (Config.PerTenantWrites), and once on
-// the test Redis Cluster (where New forces per-tenant writes), each on a
-// fresh Redis prefix and a store holding contoso's and fabrikam's scenarios
-// with the given seeds: every path must write the same read models.
-func bothWritePaths(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string)) {
-	bothWritePathsWith(t, seedA, seedB, nil, fn)
+// eachWritePath runs fn once with one script call per flush (one Redis
+// node), once with one per tenant (Config.PerTenantWrites), once on the test
+// Redis Cluster (where New forces per-tenant writes), each on a fresh
+// prefix, and once on an in-process Redis that runs the flush in Go
+// (ServeFlushNatively), each with a store holding contoso's and fabrikam's
+// scenarios with the given seeds: every path must write the same read
+// models.
+func eachWritePath(t *testing.T, seedA, seedB uint64, fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string)) {
+	eachWritePathWith(t, seedA, seedB, nil, fn)
 }
 
-// bothWritePathsWith is bothWritePaths with more commands run on each
-// tenant after its scenario (nil: none).
-func bothWritePathsWith(t *testing.T, seedA, seedB uint64, more func(t testing.TB, h *commands.Handler, tenant string),
+// eachWritePathWith is eachWritePath with more commands run on each tenant
+// after its scenario (nil: none).
+func eachWritePathWith(t *testing.T, seedA, seedB uint64, more func(t testing.TB, h *commands.Handler, tenant string),
 	fn func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string)) {
 	for _, path := range []struct {
-		kind      redistest.Kind
+		name      string
+		kind      redistest.Kind // "": the in-process Redis
 		perTenant bool
-	}{{redistest.Single, false}, {redistest.Single, true}, {redistest.Cluster, true}} {
-		t.Run(fmt.Sprint(path.kind, "/perTenantWrites=", path.perTenant), func(t *testing.T) {
+	}{
+		{"single/oneCall", redistest.Single, false},
+		{"single/perTenant", redistest.Single, true},
+		{"cluster/perTenant", redistest.Cluster, true},
+		{"inProcessNative", "", false},
+	} {
+		t.Run(path.name, func(t *testing.T) {
 			perTenant := path.perTenant
-			rdb, prefix := testRedisOn(t, path.kind)
+			var rdb redis.UniversalClient
+			var prefix string
+			if path.kind == "" {
+				rdb, prefix = inProcessRedis(t), "sl:test:"
+			} else {
+				rdb, prefix = testRedisOn(t, path.kind)
+			}
 			store := openStore(t)
 			h := newHandler(store)
 			defer h.Close()
@@ -61,8 +76,27 @@ func bothWritePathsWith(t *testing.T, seedA, seedB uint64, more func(t testing.T
 	}
 }
 
+// inProcessRedis starts StartEmbeddedRedis's in-process Redis for the test.
+func inProcessRedis(t testing.TB) redis.UniversalClient {
+	t.Helper()
+	url, stop, err := StartEmbeddedRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	rdb, err := OpenRedis(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	if n, _ := nativeFlusherFor(rdb); n == nil {
+		t.Fatal("the in-process Redis does not run the flush in Go")
+	}
+	return rdb
+}
+
 func TestProjectionMatchesTheFold(t *testing.T) {
-	bothWritePaths(t, 1, 2, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
+	eachWritePath(t, 1, 2, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
 		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix})
 		rp.waitFor(t, lastPosition(t, store))
 		rep := verifyClean(t, store, rdb, prefix)
@@ -79,15 +113,61 @@ func TestProjectionMatchesTheFold(t *testing.T) {
 // batch of its own: what an event touches must be rendered by that event,
 // not by a later one of the same batch (a deleted group's members, say).
 func TestProjectionOneEventAtATimeMatchesTheFold(t *testing.T) {
-	bothWritePathsWith(t, 1, 2, runGroupLifecycle, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
+	eachWritePathWith(t, 1, 2, runGroupLifecycle, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
 		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix, BatchSize: 1})
 		rp.waitFor(t, lastPosition(t, store))
 		verifyClean(t, store, rdb, prefix)
 	})
 }
 
+// TestTenantSetIsWrittenOncePerRun: a flush on one Redis node adds a
+// tenant to the tenant set only the first time the run writes it (the
+// per-tenant path adds it at every write); a new run adds it again.
+func TestTenantSetIsWrittenOncePerRun(t *testing.T) {
+	eachWritePath(t, 11, 12, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
+		ctx := context.Background()
+		tenants := readmodel.Keys{Prefix: prefix}.Tenants()
+		h := newHandler(store)
+		defer h.Close()
+		hold := false
+		assign := func() { // a write of contoso: its retention hold flipped
+			t.Helper()
+			before := store.LastPosition()
+			for range 2 {
+				hold = !hold
+				s := &scenario{t: t, h: h, tenant: "contoso", admin: domain.Actor{UserID: "admin"}}
+				s.do(&domain.SetRetentionHold{CommandMeta: s.meta(), UserID: "u02", Enabled: hold})
+				if store.LastPosition() > before {
+					return
+				}
+			}
+			t.Fatal("no write of contoso")
+		}
+		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix})
+		rp.waitFor(t, lastPosition(t, store))
+		if !rdb.SIsMember(ctx, tenants, "contoso").Val() {
+			t.Fatal("contoso is not in the tenant set")
+		}
+		rdb.SRem(ctx, tenants, "contoso")
+		assign()
+		rp.waitFor(t, lastPosition(t, store))
+		if got := rdb.SIsMember(ctx, tenants, "contoso").Val(); got != perTenant {
+			t.Fatalf("after a later write of the same run: contoso in the tenant set %v, want %v", got, perTenant)
+		}
+		if err := rp.shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		rp = startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix})
+		assign()
+		rp.waitFor(t, lastPosition(t, store))
+		if !rdb.SIsMember(ctx, tenants, "contoso").Val() {
+			t.Fatal("a new run's write did not add contoso to the tenant set")
+		}
+	})
+}
+
 func TestRedeliveryChangesNothing(t *testing.T) {
-	bothWritePaths(t, 3, 4, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
+	eachWritePath(t, 3, 4, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
 		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Redis: rdb, Prefix: prefix, BatchSize: 16})
 		rp.waitFor(t, lastPosition(t, store))
 		if err := rp.shutdown(); err != nil {
@@ -670,7 +750,7 @@ func (h *refuseHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // the users list's indexes still match the fold (Verify compares them
 // member by member).
 func TestUsersIndexesFollowEachEvent(t *testing.T) {
-	bothWritePaths(t, 5, 6, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
+	eachWritePath(t, 5, 6, func(t *testing.T, perTenant bool, store *embedded.Store, rdb redis.UniversalClient, prefix string) {
 		rp := startProjection(t, Config{PerTenantWrites: perTenant, Store: store, Snapshots: store, Redis: rdb, Prefix: prefix, BatchSize: 1})
 		rp.waitFor(t, lastPosition(t, store))
 		verifyClean(t, store, rdb, prefix)

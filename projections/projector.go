@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -135,7 +136,10 @@ type Projection struct {
 	redisWaiting atomic.Bool
 
 	// Handler state: touched only by the handler (messages are sequential).
-	cache    *lru.Cache[string, *domain.Tenant]
+	cache *lru.Cache[string, *domain.Tenant]
+	// inSet holds tenants this run added to the tenant set (a flush of one
+	// Redis node adds only the others).
+	inSet    *lru.Cache[string, struct{}]
 	pending  map[string]*pendingTenant
 	order    []string
 	nPending int
@@ -145,6 +149,8 @@ type Projection struct {
 	applySHA string
 	ckSHA    string
 	flushSHA string
+	native   *nativeFlusher // the in-process Redis's, if set up (ServeFlushNatively)
+	nativeDB int
 	sub      *Subscriber
 	stopErr  *StoppedError
 	stopOnce sync.Once
@@ -259,9 +265,26 @@ func (p *Projection) Status() Status {
 // "stopped"). Run may be called again after it returned.
 func (p *Projection) Run(ctx context.Context) error { return p.run(ctx, p.cfg.Prefix) }
 
+// ProfileLabel is the pprof label key of the projection's goroutines (every
+// goroutine a run starts inherits it), with the value ProfileProjection: a
+// CPU profile, and `seatledger bench`, tell the projection's CPU by it.
+// ProfileInProcessRedis is the value of the in-process Redis's work: its
+// server's goroutines (set by serve) and the flushes it runs in Go for the
+// projection (ServeFlushNatively).
+const (
+	ProfileLabel          = "seatledger"
+	ProfileProjection     = "projection"
+	ProfileInProcessRedis = "redis"
+)
+
 // run is Run on prefix ("" = the active prefix, read now). Manager runs the
 // projection on the prefix it watches.
-func (p *Projection) run(ctx context.Context, prefix string) error {
+func (p *Projection) run(ctx context.Context, prefix string) (err error) {
+	pprof.Do(ctx, pprof.Labels(ProfileLabel, ProfileProjection), func(ctx context.Context) { err = p.runLabelled(ctx, prefix) })
+	return err
+}
+
+func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("projections: already running")
 	}
@@ -283,6 +306,10 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 	}
 	if p.flushSHA, err = p.cfg.Redis.ScriptLoad(ctx, flushScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
+	}
+	p.native = nil
+	if !p.cfg.PerTenantWrites {
+		p.native, p.nativeDB = nativeFlusherFor(p.cfg.Redis)
 	}
 	ck, err := readmodel.ReadCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
 	if err != nil {
@@ -313,6 +340,7 @@ func (p *Projection) run(ctx context.Context, prefix string) error {
 		}
 	}
 	p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
+	p.inSet = lru.New[string, struct{}](4 * p.cfg.CacheSize)
 	p.resetPending()
 	p.staged = ck
 	p.flushed.Store(uint64(ck))
@@ -507,6 +535,7 @@ func (p *Projection) fail(msg *message.Message, err error) {
 			"checkpoint", p.flushed.Load(), "err", err)
 		// In-memory states may be ahead of Redis: a restart folds them again.
 		p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
+		p.inSet = lru.New[string, struct{}](4 * p.cfg.CacheSize)
 		p.resetPending()
 		p.staged = eventstore.Position(p.flushed.Load())
 		go p.sub.Close()
@@ -628,7 +657,8 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 var applyScript = luaScript("apply.lua")
 
 // flushScript is a whole flush in one call (one Redis node): for each
-// tenant what applyScript does, and its id added to the tenant set, then
+// tenant what applyScript does, and its id added to the tenant set (unless
+// the id is empty: the projection added it before), then
 // the checkpoint moved forward. A failing op aborts the script before the
 // checkpoint moves. KEYS: every tenant's keys, one tenant after the other
 // (its meta hash first), then the tenant set and the checkpoint key. ARGV[1]
@@ -695,24 +725,39 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 	p.views.reset()
 	keys := p.flushKey[:0]
 	// ARGV: the checkpoint's position, the tenant count, then per tenant
-	// its key count, version, id, op count and ops.
+	// its key count, version, id (empty: in the tenant set already), op
+	// count and ops.
 	args := p.flushArg[:0]
 	args = append(args, uint64(p.staged), len(p.order))
 	for _, tid := range p.order {
 		ss := p.render(tid)
 		keys = append(keys, ss.keys...)
-		args = append(args, len(ss.keys), p.pending[tid].st.Version, tid, len(ss.args))
+		add := tid
+		if _, ok := p.inSet.Peek(tid); ok {
+			add = ""
+		}
+		args = append(args, len(ss.keys), p.pending[tid].st.Version, add, len(ss.args))
 		args = append(args, ss.args...)
 	}
 	keys = append(keys, p.keys.Tenants(), p.keys.Checkpoint(p.cfg.Name))
 	p.flushKey, p.flushArg = keys, args
-	err := p.evalFlush(ctx, "evalsha", p.flushSHA, keys, args)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		err = p.evalFlush(ctx, "eval", flushScript, keys, args)
+	var err error
+	if p.native != nil { // an in-process Redis: the flush in Go
+		pprof.Do(ctx, pprof.Labels(ProfileLabel, ProfileInProcessRedis), func(context.Context) {
+			err = p.native.flush(p.nativeDB, keys, args)
+		})
+	} else {
+		err = p.evalFlush(ctx, "evalsha", p.flushSHA, keys, args)
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			err = p.evalFlush(ctx, "eval", flushScript, keys, args)
+		}
 	}
 	p.releaseFlushBuffers()
 	if err != nil {
 		return fmt.Errorf("write read models: %w", err)
+	}
+	for _, tid := range p.order {
+		p.inSet.Put(tid, struct{}{})
 	}
 	return nil
 }

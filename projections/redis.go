@@ -11,14 +11,20 @@ import (
 )
 
 // StartEmbeddedRedis starts an in-process Redis (miniredis) for the
-// zero-setup run and returns its URL. It starts empty, so a projection over
+// zero-setup run, set up to run the projection's flushes in Go
+// (ServeFlushNatively), and returns its URL. It starts empty, so a projection over
 // it rebuilds from position 0. stop shuts it down.
 func StartEmbeddedRedis() (url string, stop func(), err error) {
 	m := miniredis.NewMiniRedis()
 	if err := m.Start(); err != nil {
 		return "", nil, fmt.Errorf("projections: start in-process redis: %w", err)
 	}
-	return "redis://" + m.Addr(), m.Close, nil
+	release, err := ServeFlushNatively(m)
+	if err != nil {
+		m.Close()
+		return "", nil, err
+	}
+	return "redis://" + m.Addr(), func() { release(); m.Close() }, nil
 }
 
 // OpenRedis connects to a redis:// (or rediss://) URL, one server or a

@@ -23,6 +23,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
@@ -42,6 +43,10 @@ type benchOptions struct {
 	Nodes      int
 	Profile    io.Writer // CPU profile of the load phase, if set
 	MemProfile io.Writer // allocation profile written after the load, if set
+	// Split profiles the load phase (in memory, unless Profile is set too)
+	// to split the process's CPU by profile label (benchResult.Split; also
+	// done when Profile is set).
+	Split bool
 }
 
 // benchResult is what one load run measured.
@@ -49,7 +54,10 @@ type benchResult struct {
 	Commands         int64
 	Errors           int64
 	Elapsed          time.Duration
-	CPU              time.Duration // CPU time of the process during the load
+	CPU              time.Duration // CPU time of the process during the load and until the read side caught up
+	CatchUp          time.Duration // how long after the load the read side had written every event
+	RedisCPU         time.Duration // CPU time of the Redis server (--redis-url) over the same span, from its INFO
+	Split            cpuSplit      // the process's CPU during the load by profile label (Split)
 	P50, P99, Max    time.Duration
 	StoreEventsPerS  float64
 	StoreAppendsPerS float64
@@ -75,6 +83,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis of the read side (default: in-process, as the zero-setup run); the database must hold no seatledger keys (the bench refuses it otherwise) and the bench deletes the keys it wrote, e.g. redis://127.0.0.1:6379/12")
 	fs.StringVar(&o.EventStore, "eventstore", "embedded", "embedded, or a PostgreSQL server's URL (postgres://…): the bench makes a schema of its own there and drops it afterwards")
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the event store and Redis, the clients spread over them (more than 1 needs --eventstore postgres://… and --redis-url)")
+	fs.BoolVar(&o.Split, "cpu-split", false, "profile the load (in memory) to split this process's CPU by part (projection, in-process Redis, HTTP server, load clients, Pebble, other) and print the read side's share; the profiler adds ~5% to the CPU per command")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (set-up and load) to this file")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -130,8 +139,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		100*float64(res.Errors)/float64(max(res.Commands+res.Errors, 1)))
 	fmt.Fprintf(stdout, "  latency      p50 %.2f ms   p99 %.2f ms   max %.2f ms\n", ms(res.P50), ms(res.P99), ms(res.Max))
 	if res.CPU > 0 && res.Commands > 0 {
-		fmt.Fprintf(stdout, "  CPU          %.0f µs per command (this process: server and load clients; %.2f cores busy)\n",
-			float64(res.CPU.Microseconds())/float64(res.Commands), res.CPU.Seconds()/res.Elapsed.Seconds())
+		fmt.Fprintf(stdout, "  CPU          %.0f µs per command (this process: server and load clients, until the read side caught up %v after the load; %.2f cores busy)\n",
+			perCommand(res.CPU, res.Commands), res.CatchUp.Round(time.Millisecond), res.CPU.Seconds()/(res.Elapsed+res.CatchUp).Seconds())
+		printReadSide(stdout, res, o.RedisURL != "")
 	}
 	if o.EventStore == "embedded" {
 		fmt.Fprintf(stdout, "  raw store    %.0f events/s (%d writers, 1 event per append, same machine, right after)\n", res.StoreEventsPerS, o.Clients)
@@ -140,6 +150,34 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// perCommand is d per command in µs.
+func perCommand(d time.Duration, commands int64) float64 {
+	return float64(d.Nanoseconds()) / 1000 / float64(commands)
+}
+
+// printReadSide prints the Redis server's CPU (remote) and the read side's
+// share of the whole: the projection and the Redis server, in-process or not.
+func printReadSide(w io.Writer, res benchResult, remote bool) {
+	whole := res.CPU
+	if remote {
+		whole += res.RedisCPU
+		fmt.Fprintf(w, "  Redis server %.0f µs per command (its INFO used_cpu_sys+used_cpu_user over the load; all of its clients); with this process %.0f µs\n",
+			perCommand(res.RedisCPU, res.Commands), perCommand(whole, res.Commands))
+	}
+	if res.Split == nil {
+		return
+	}
+	fmt.Fprintf(w, "  CPU split    %s (of this process, from a CPU profile of the load)\n", res.Split)
+	read := time.Duration(res.Split[projections.ProfileProjection] * float64(res.CPU))
+	if remote {
+		read += res.RedisCPU
+	} else {
+		read += time.Duration(res.Split[projections.ProfileInProcessRedis] * float64(res.CPU))
+	}
+	fmt.Fprintf(w, "  read side    %.0f µs per command, %.1f%% of the whole (projection and Redis server; the GC's background work not counted)\n",
+		perCommand(read, res.Commands), 100*read.Seconds()/whole.Seconds())
+}
 
 // benchHTTP runs the load against a fresh in-process server.
 func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any)) (benchResult, error) {
@@ -262,9 +300,24 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	for u := range bodies {
 		bodies[u] = fmt.Appendf(nil, `{"users":["u%d"]}`, u)
 	}
-	if o.Profile != nil {
-		if err := pprof.StartCPUProfile(o.Profile); err != nil {
+	var prof *profileSink
+	if o.Profile != nil || o.Split {
+		prof = &profileSink{file: o.Profile}
+		if err := pprof.StartCPUProfile(prof); err != nil {
 			return benchResult{}, err
+		}
+	}
+	var redisCPU0 time.Duration
+	var benchRedis *redis.Client
+	if o.RedisURL != "" {
+		opts, err := redis.ParseURL(o.RedisURL)
+		if err != nil {
+			return benchResult{}, err
+		}
+		benchRedis = redis.NewClient(opts)
+		defer benchRedis.Close()
+		if redisCPU0, err = redisServerCPU(ctx, benchRedis); err != nil {
+			return benchResult{}, fmt.Errorf("redis INFO cpu: %w", err)
 		}
 	}
 	var commands, errs atomic.Int64
@@ -273,7 +326,7 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	start, cpu0 := time.Now(), processCPU()
 	for c := 0; c < o.Clients; c++ {
 		wg.Add(1)
-		go func(c int) {
+		go pprof.Do(ctx, pprof.Labels(projections.ProfileLabel, profileClients), func(context.Context) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(c), 99))
 			wc := newWireClient(addrs[c%len(addrs)])
@@ -296,18 +349,39 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 				commands.Add(1)
 				slots[k].Store(1 - state)
 			}
-		}(c)
+		})
 	}
 	wg.Wait()
-	if o.Profile != nil {
+	elapsed := time.Since(start)
+	// The CPU counted is the load's and the read side's work for it,
+	// finished after the load if the projection was behind.
+	catchUp, err := waitReadSide(ctx, addrs, secrets.OperatorToken, time.Minute)
+	if err != nil {
+		return benchResult{}, err
+	}
+	cpu1 := processCPU()
+	var redisCPU time.Duration
+	if benchRedis != nil {
+		cpu, err := redisServerCPU(ctx, benchRedis)
+		if err != nil {
+			return benchResult{}, fmt.Errorf("redis INFO cpu: %w", err)
+		}
+		redisCPU = cpu - redisCPU0
+	}
+	var split cpuSplit
+	if prof != nil {
 		pprof.StopCPUProfile()
+		if split, err = splitCPU(&prof.buf); err != nil {
+			return benchResult{}, fmt.Errorf("CPU split: %w", err)
+		}
 	}
 	if o.MemProfile != nil {
 		if err := pprof.Lookup("allocs").WriteTo(o.MemProfile, 0); err != nil {
 			return benchResult{}, err
 		}
 	}
-	res := benchResult{Commands: commands.Load(), Errors: errs.Load(), Elapsed: time.Since(start), CPU: processCPU() - cpu0}
+	res := benchResult{Commands: commands.Load(), Errors: errs.Load(), Elapsed: elapsed, CPU: cpu1 - cpu0,
+		RedisCPU: redisCPU, Split: split, CatchUp: catchUp}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/projections"
 )
 
 // TestWireClient: the load generator's client reads the answers net/http
@@ -81,13 +82,18 @@ func TestBenchRunsCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	res, err := benchHTTP(context.Background(), benchOptions{Clients: 4, Tenants: 3, Users: 2, Duration: time.Second, NoSync: true},
+	res, err := benchHTTP(context.Background(), benchOptions{Clients: 4, Tenants: 3, Users: 2, Duration: 2 * time.Second, NoSync: true, Split: true},
 		func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Commands < 10 || res.Errors != 0 || res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 || res.StoreEventsPerS <= 0 {
 		t.Fatalf("bench: %+v", res)
+	}
+	// The server's parts carry their profile labels: the HTTP server, and
+	// the read side (the projection and the in-process Redis it writes).
+	if res.Split[profileHTTP] <= 0 || res.Split[projections.ProfileProjection]+res.Split[projections.ProfileInProcessRedis] <= 0 || res.Split[profileClients] <= 0 {
+		t.Fatalf("CPU split %v: want the HTTP server, the read side and the clients in it", res.Split)
 	}
 }
 
@@ -140,7 +146,7 @@ func TestBenchDrivesSeveralNodesOnAPostgreSQLStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Commands < 10 || res.Errors != 0 || res.P99 <= 0 {
+	if res.Commands < 10 || res.Errors != 0 || res.P99 <= 0 || res.RedisCPU <= 0 {
 		t.Fatalf("bench on two nodes: %+v", res)
 	}
 	if n, _ := rdb.DBSize(ctx).Result(); n != 0 {

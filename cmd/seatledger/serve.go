@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
 	"github.com/seatledger/seatledger/history"
+	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/tenantstream"
 )
@@ -181,10 +183,18 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 	var rdb redis.UniversalClient
 	if cfg.RedisURL == "" {
 		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+		var err error // its goroutines carry the profile label of the in-process Redis
+		pprof.Do(ctx, pprof.Labels(projections.ProfileLabel, projections.ProfileInProcessRedis), func(context.Context) { err = mr.StartAddr("127.0.0.1:0") })
+		if err != nil {
 			return a, fmt.Errorf("start in-process Redis: %w", err)
 		}
 		a.onClose(mr.Close)
+		// The projection's flushes run in Go there, not in its Lua.
+		release, err := projections.ServeFlushNatively(mr)
+		if err != nil {
+			return a, err
+		}
+		a.onClose(release)
 		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		logger.Info("redis: in-process (miniredis)", "addr", mr.Addr())
 	} else {
@@ -332,7 +342,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc, "gomemlimit", memLimit)
 
 	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
+	go pprof.Do(ctx, pprof.Labels(projections.ProfileLabel, profileHTTP), func(context.Context) { served <- httpSrv.Serve(ln) })
 	if ready != nil {
 		ready(addr)
 	}

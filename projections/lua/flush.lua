@@ -10,7 +10,7 @@ for t = 1, tonumber(ARGV[2]) do
     redis.call('HSET', KEYS[kb+1], 'version', vs)
   end
   i = n + 1
-  redis.call('SADD', tenants, tid)
+  if tid ~= '' then redis.call('SADD', tenants, tid) end
   kb = kb + nkeys
 end
 local pos = tonumber(ARGV[1])
