@@ -21,10 +21,10 @@
 //
 // Jobs, one file each: projector.go (the run loop, staging, flushing),
 // manager.go (the supervisor serve runs), subscriber.go (the store's log as
-// Watermill messages), render.go (state to read-model writes), lua/ (the
-// Redis scripts); the rebuild tools: replay.go and bulk.go (every tenant
-// into a new prefix, then the swap), rebuild.go (one tenant in place),
-// verify.go (read models against the fold of the log). The prefix tools
+// Watermill messages); the renderer (state to read-model writes) and the
+// Redis scripts are package render's; the rebuild tools: replay.go and
+// bulk.go (every tenant into a new prefix, then the swap), rebuild.go (one
+// tenant in place), verify.go (read models against the fold of the log). The prefix tools
 // (list, dump, compare, delete the keys of a prefix) are readmodel's.
 //
 // The key layout and the rows written under it are the readmodel package's

@@ -26,6 +26,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/render"
 )
 
 // eachWritePath runs fn once with one script call per flush (one Redis
@@ -89,7 +90,7 @@ func inProcessRedis(t testing.TB) redis.UniversalClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	if n, _ := nativeFlusherFor(rdb); n == nil {
+	if n, _ := render.NativeFlusherFor(rdb); n == nil {
 		t.Fatal("the in-process Redis does not run the flush in Go")
 	}
 	return rdb
@@ -635,30 +636,6 @@ func TestDecodeBatchReadsWhatWasFramed(t *testing.T) {
 	}
 	if _, err := DecodeBatch([]byte{0xff}, nil); !errors.Is(err, ErrBadBatch) {
 		t.Fatalf("garbage: %v, want ErrBadBatch", err)
-	}
-}
-
-// A reused touched set starts empty: reset clears every field.
-func TestTouchedResetClearsEverything(t *testing.T) {
-	tc := newTouched()
-	tc.meta = true
-	tc.added = append(tc.added, "u1")
-	for _, m := range []map[string]bool{tc.licenses, tc.subs, tc.apps, tc.users, tc.groups} {
-		m["x"] = true
-	}
-	for _, m := range []map[pair]bool{tc.userLic, tc.members, tc.held} {
-		m[pair{"a", "b"}] = true
-	}
-	tc.before["u1"] = indexedBefore{}
-	v := reflect.ValueOf(tc).Elem()
-	if v.NumField() != 11 {
-		t.Fatalf("touched has %d fields: set the new one above and clear it in reset", v.NumField())
-	}
-	tc.reset()
-	for i := 0; i < v.NumField(); i++ {
-		if f := v.Field(i); !f.IsZero() && f.Len() != 0 {
-			t.Errorf("field %s not cleared by reset", v.Type().Field(i).Name)
-		}
 	}
 }
 
