@@ -26,6 +26,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/rebuild"
 	"github.com/seatledger/seatledger/render"
 )
 
@@ -243,7 +244,7 @@ func testKilledMidBatchConverges(t *testing.T, kind redistest.Kind) {
 		if st.Status != StatusStopped || st.LastError == "" || st.ErrorPosition == 0 || st.Position >= uint64(lastPosition(t, store)) {
 			t.Fatalf("status after the crash: %+v", st)
 		}
-		if rep, _ := Verify(context.Background(), store, rdb, prefix, VerifyOptions{}); rep.OK() {
+		if rep, _ := rebuild.Verify(context.Background(), store, rdb, prefix, rebuild.VerifyOptions{}); rep.OK() {
 			t.Fatal("a half-written projection verifies clean: the test crashed nothing")
 		}
 	})
@@ -370,7 +371,7 @@ func testVerifyDetectsTampering(t *testing.T, kind redistest.Kind) {
 	rdb.HSet(ctx, lic, fields[0], `{"total":9999}`)
 	rdb.ZRem(ctx, k.Key("contoso", readmodel.UsersIndex), "u01")
 	rdb.HSet(ctx, k.Key("contoso", readmodel.Users), "ghost", `{}`)
-	rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{})
+	rep, err := rebuild.Verify(ctx, store, rdb, prefix, rebuild.VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,6 +224,10 @@ func New(cfg Config) (*Projection, error) {
 // Name is the projection's name.
 func (p *Projection) Name() string { return p.cfg.Name }
 
+// Written is the last position durably written (the checkpoint): every
+// event up to it is in the read models. Safe to call while Run runs.
+func (p *Projection) Written() eventstore.Position { return eventstore.Position(p.flushed.Load()) }
+
 // Prefix is the key prefix the projection writes (known once Run started;
 // before that, the configured one).
 func (p *Projection) Prefix() string {

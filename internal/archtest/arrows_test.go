@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"commands":    {"domain", "eventcodec", "eventstore", "tenantstream", "internal/lru"},
 	"render":      {"domain", "eventcodec", "readmodel"},
 	"projections": {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "render", "internal/lru"},
+	"rebuild":     {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "render"},
 	"queries":     {"domain", "eventstore", "readmodel"},
 	"history":     {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel"},
 
@@ -67,7 +68,7 @@ var testSupport = []string{"internal/benchdata", "internal/clustertest", "intern
 
 // readSide never imports the write side (commands) whatever the table says;
 // only its tests may, to write the events they read.
-var readSide = []string{"tenantstream", "readmodel", "render", "projections", "queries", "history"}
+var readSide = []string{"tenantstream", "readmodel", "render", "projections", "rebuild", "queries", "history"}
 
 // httpLayer are the packages whose non-test code may import the HTTP router:
 // api is the only HTTP layer (apitest is its test harness). A service

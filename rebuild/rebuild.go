@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -26,14 +26,14 @@ var rebuildScript = render.Script("rebuild.lua")
 
 var rebuildTenantScript = redis.NewScript(rebuildScript)
 
-// RebuildTenant rebuilds one tenant's read model (cfg.Tenant) in place under
+// Tenant rebuilds one tenant's read model (cfg.Tenant) in place under
 // the active prefix: it folds the tenant from its stream, then deletes every
 // key of the tenant and writes the rendered state with the stream version
 // as the applied version, in one script call (the tenant's keys share a
 // hash tag). The live projection continues from there: its later events
 // have higher versions, and a write of an older version is ignored. If the
 // live projection wrote the tenant meanwhile, the rebuild starts again.
-func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
+func Tenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	if cfg.Store == nil || cfg.Redis == nil || cfg.Tenant == "" {
 		return ReplayResult{}, errors.New("projections: rebuild: Store, Redis and Tenant are required")
 	}
