@@ -17,7 +17,7 @@ import (
 // ReadModels is the operator's handle on the read models, served at GET
 // /v1/projections, POST /v1/projections/rebuild and POST
 // /v1/projections/verify. The binary implements it over the projections
-// package; api answers what it returns as JSON and its errors as problems.
+// and rebuild packages; api answers what it returns as JSON and its errors as problems.
 type ReadModels interface {
 	// Status is each projection's state: position, lag, status.
 	Status() any

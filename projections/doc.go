@@ -15,17 +15,18 @@
 // recovery, Ack/Nack redelivery, and an orderly close. Its price is that
 // events reach the handler as messages: Subscriber packs a batch of the
 // store's log into one message payload and the handler decodes it in the
-// same process (DecodeBatch). The bulk pass of Replay does not go through
-// Watermill: it reads the log in large batches itself. Between nodes,
-// Watermill on Redis Streams carries the scheduler's purge commands.
+// same process (DecodeBatch). The bulk pass of a replay (package rebuild)
+// does not go through Watermill: it reads the log in large batches itself.
+// Between nodes, Watermill on Redis Streams carries the scheduler's purge commands.
 //
 // Jobs, one file each: projector.go (the run loop, staging, flushing),
 // manager.go (the supervisor serve runs), subscriber.go (the store's log as
-// Watermill messages), render.go (state to read-model writes), lua/ (the
-// Redis scripts); the rebuild tools: replay.go and bulk.go (every tenant
-// into a new prefix, then the swap), rebuild.go (one tenant in place),
-// verify.go (read models against the fold of the log). The prefix tools
-// (list, dump, compare, delete the keys of a prefix) are readmodel's.
+// Watermill messages), metrics.go, redis.go (OpenRedis, the in-process
+// Redis). The renderer (state to read-model writes) and the Redis scripts
+// are package render's; the rebuild tools (Replay, Tenant, Verify) are
+// package rebuild's, which runs this projector as a replay's tail without
+// importing it; the prefix tools (list, dump, compare, delete the keys of
+// a prefix) are readmodel's.
 //
 // The key layout and the rows written under it are the readmodel package's
 // (see docs/READMODELS.md): this package writes through it, and queries and

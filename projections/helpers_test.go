@@ -20,6 +20,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/rebuild"
 )
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
@@ -45,6 +46,27 @@ func testRedisOn(t testing.TB, k redistest.Kind) (redis.UniversalClient, string)
 // of a cluster.
 func deletePrefix(rdb redis.UniversalClient, prefix string) {
 	_ = redistest.Delete(context.Background(), rdb, readmodel.GlobEscape(prefix)+"*")
+}
+
+// managerDB is the Redis database of the Manager's tests, which read and
+// swap the active prefix (a single key, readmodel.ActivePrefixKey): its
+// own, as rebuild's replay tests have database 3.
+const managerDB = 5
+
+// testRedisReplayOn is testRedis on managerDB, on a Redis of kind k; the
+// active-prefix key and the replay lock are removed at the end too. On the
+// cluster, which has database 0 only, the test holds redistest.Exclusive.
+func testRedisReplayOn(t testing.TB, k redistest.Kind) (redis.UniversalClient, string) {
+	t.Helper()
+	rdb := redistest.Open(t, k, managerDB)
+	redistest.Exclusive(t, rdb)
+	prefix := redistest.Prefix("")
+	t.Cleanup(func() {
+		deletePrefix(rdb, prefix)
+		rdb.Del(context.Background(), readmodel.ActivePrefixKey)
+		rdb.Del(context.Background(), rebuild.ReplayLockKey)
+	})
+	return rdb, prefix
 }
 
 // dumpPrefix returns every key under prefix with a canonical text of its
@@ -250,9 +272,9 @@ func (rp *runningProjection) waitFor(t testing.TB, pos eventstore.Position) {
 	}
 }
 
-func verifyClean(t testing.TB, store eventstore.Store, rdb redis.UniversalClient, prefix string) Report {
+func verifyClean(t testing.TB, store eventstore.Store, rdb redis.UniversalClient, prefix string) rebuild.Report {
 	t.Helper()
-	rep, err := Verify(context.Background(), store, rdb, prefix, VerifyOptions{})
+	rep, err := rebuild.Verify(context.Background(), store, rdb, prefix, rebuild.VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

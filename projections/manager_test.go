@@ -11,6 +11,7 @@ import (
 
 	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/rebuild"
 )
 
 // TestManagerRebuildsWhatRedisLost: when the prefix it runs on loses every
@@ -51,7 +52,7 @@ func testManagerRebuildsWhatRedisLost(t *testing.T, kind redistest.Kind) {
 		if rdb.Exists(ctx, keys.Present()).Val() != 1 {
 			return false
 		}
-		rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{Tenants: []string{"contoso", "fabrikam"}})
+		rep, err := rebuild.Verify(ctx, store, rdb, prefix, rebuild.VerifyOptions{Tenants: []string{"contoso", "fabrikam"}})
 		return err == nil && rep.OK()
 	}
 	waitWhole := func(what string) {
@@ -112,7 +113,7 @@ func TestManagerRebuildsWhatOneMasterLost(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			if rdb.Exists(ctx, keys.Present()).Val() == 1 {
-				rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{Tenants: tenants})
+				rep, err := rebuild.Verify(ctx, store, rdb, prefix, rebuild.VerifyOptions{Tenants: tenants})
 				if err == nil && rep.OK() {
 					return
 				}
@@ -153,7 +154,7 @@ func TestManagerRebuildsWhatOneMasterLost(t *testing.T) {
 			deleted++
 		}
 	}
-	rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{Tenants: tenants})
+	rep, err := rebuild.Verify(ctx, store, rdb, prefix, rebuild.VerifyOptions{Tenants: tenants})
 	if err != nil || rep.OK() {
 		t.Fatalf("deleting %d keys of slots %d-%d lost nothing: %v", deleted, lost.Start, lost.End, err)
 	}
@@ -202,7 +203,7 @@ func testManagerWaitsOutAFormerWriterBeforeRebuilding(t *testing.T, kind rediste
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if rdb.Exists(ctx, keys.Present()).Val() == 1 {
-			rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{Tenants: []string{"contoso"}})
+			rep, err := rebuild.Verify(ctx, store, rdb, prefix, rebuild.VerifyOptions{Tenants: []string{"contoso"}})
 			if err == nil && rep.OK() {
 				return
 			}

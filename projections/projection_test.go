@@ -26,6 +26,8 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/redistest"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/rebuild"
+	"github.com/seatledger/seatledger/render"
 )
 
 // eachWritePath runs fn once with one script call per flush (one Redis
@@ -89,7 +91,7 @@ func inProcessRedis(t testing.TB) redis.UniversalClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	if n, _ := nativeFlusherFor(rdb); n == nil {
+	if n, _ := render.NativeFlusherFor(rdb); n == nil {
 		t.Fatal("the in-process Redis does not run the flush in Go")
 	}
 	return rdb
@@ -242,7 +244,7 @@ func testKilledMidBatchConverges(t *testing.T, kind redistest.Kind) {
 		if st.Status != StatusStopped || st.LastError == "" || st.ErrorPosition == 0 || st.Position >= uint64(lastPosition(t, store)) {
 			t.Fatalf("status after the crash: %+v", st)
 		}
-		if rep, _ := Verify(context.Background(), store, rdb, prefix, VerifyOptions{}); rep.OK() {
+		if rep, _ := rebuild.Verify(context.Background(), store, rdb, prefix, rebuild.VerifyOptions{}); rep.OK() {
 			t.Fatal("a half-written projection verifies clean: the test crashed nothing")
 		}
 	})
@@ -369,7 +371,7 @@ func testVerifyDetectsTampering(t *testing.T, kind redistest.Kind) {
 	rdb.HSet(ctx, lic, fields[0], `{"total":9999}`)
 	rdb.ZRem(ctx, k.Key("contoso", readmodel.UsersIndex), "u01")
 	rdb.HSet(ctx, k.Key("contoso", readmodel.Users), "ghost", `{}`)
-	rep, err := Verify(ctx, store, rdb, prefix, VerifyOptions{})
+	rep, err := rebuild.Verify(ctx, store, rdb, prefix, rebuild.VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,30 +637,6 @@ func TestDecodeBatchReadsWhatWasFramed(t *testing.T) {
 	}
 	if _, err := DecodeBatch([]byte{0xff}, nil); !errors.Is(err, ErrBadBatch) {
 		t.Fatalf("garbage: %v, want ErrBadBatch", err)
-	}
-}
-
-// A reused touched set starts empty: reset clears every field.
-func TestTouchedResetClearsEverything(t *testing.T) {
-	tc := newTouched()
-	tc.meta = true
-	tc.added = append(tc.added, "u1")
-	for _, m := range []map[string]bool{tc.licenses, tc.subs, tc.apps, tc.users, tc.groups} {
-		m["x"] = true
-	}
-	for _, m := range []map[pair]bool{tc.userLic, tc.members, tc.held} {
-		m[pair{"a", "b"}] = true
-	}
-	tc.before["u1"] = indexedBefore{}
-	v := reflect.ValueOf(tc).Elem()
-	if v.NumField() != 11 {
-		t.Fatalf("touched has %d fields: set the new one above and clear it in reset", v.NumField())
-	}
-	tc.reset()
-	for i := 0; i < v.NumField(); i++ {
-		if f := v.Field(i); !f.IsZero() && f.Len() != 0 {
-			t.Errorf("field %s not cleared by reset", v.Type().Field(i).Name)
-		}
 	}
 }
 

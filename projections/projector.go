@@ -25,6 +25,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/internal/lru"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/render"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -149,15 +150,15 @@ type Projection struct {
 	applySHA string
 	ckSHA    string
 	flushSHA string
-	native   *nativeFlusher // the in-process Redis's, if set up (ServeFlushNatively)
+	native   *render.NativeFlusher // the in-process Redis's, if set up (ServeFlushNatively)
 	nativeDB int
 	sub      *Subscriber
 	stopErr  *StoppedError
 	stopOnce sync.Once
 	failed   failedEvent                // the event the handler is (or was last) working on
 	batch    []eventstore.RecordedEvent // reused by handle
-	views    jsonArena                  // the encoded views of a flush
-	sink     scriptSink                 // one tenant's writes, reused by render
+	views    render.JSONArena           // the encoded views of a flush
+	sink     render.ScriptSink          // one tenant's writes, reused by render
 	flushKey []string                   // flushOnce's KEYS, reused
 	flushArg []any                      // flushOnce's ARGV, reused
 	flushCmd []any                      // flushOnce's command, reused
@@ -172,7 +173,7 @@ type failedEvent struct {
 
 type pendingTenant struct {
 	st *domain.Tenant
-	tc *touched
+	tc *render.Touched
 }
 
 // New returns a projection; Run starts it.
@@ -222,6 +223,10 @@ func New(cfg Config) (*Projection, error) {
 
 // Name is the projection's name.
 func (p *Projection) Name() string { return p.cfg.Name }
+
+// Written is the last position durably written (the checkpoint): every
+// event up to it is in the read models. Safe to call while Run runs.
+func (p *Projection) Written() eventstore.Position { return eventstore.Position(p.flushed.Load()) }
 
 // Prefix is the key prefix the projection writes (known once Run started;
 // before that, the configured one).
@@ -298,18 +303,18 @@ func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 	}
 	keys := readmodel.Keys{Prefix: prefix}
 	var err error
-	if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, applyScript).Result(); err != nil {
+	if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, render.ApplyScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
 	}
 	if p.ckSHA, err = p.cfg.Redis.ScriptLoad(ctx, checkpointScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
 	}
-	if p.flushSHA, err = p.cfg.Redis.ScriptLoad(ctx, flushScript).Result(); err != nil {
+	if p.flushSHA, err = p.cfg.Redis.ScriptLoad(ctx, render.FlushScript).Result(); err != nil {
 		return fmt.Errorf("projections: load script: %w", err)
 	}
 	p.native = nil
 	if !p.cfg.PerTenantWrites {
-		p.native, p.nativeDB = nativeFlusherFor(p.cfg.Redis)
+		p.native, p.nativeDB = render.NativeFlusherFor(p.cfg.Redis)
 	}
 	ck, err := readmodel.ReadCheckpoint(ctx, p.cfg.Redis, keys.Checkpoint(p.cfg.Name))
 	if err != nil {
@@ -433,7 +438,7 @@ func (p *Projection) resetPending() {
 	}
 	for _, pt := range p.pending { // reused by the next flushes
 		pt.st = nil
-		pt.tc.reset()
+		pt.tc.Reset()
 		p.spare = append(p.spare, pt)
 	}
 	clear(p.pending)
@@ -635,13 +640,13 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 		if n := len(p.spare); n > 0 {
 			pt, p.spare = p.spare[n-1], p.spare[:n-1]
 		} else {
-			pt = &pendingTenant{tc: newTouched()}
+			pt = &pendingTenant{tc: render.NewTouched()}
 		}
 		p.pending[tenantID] = pt
 		p.order = append(p.order, tenantID)
 	}
 	pt.st = st
-	pt.tc.event(st, e)
+	pt.tc.Event(st, e)
 	domain.Evolve(st, e)
 	p.cache.Put(tenantID, st)
 	p.staged = pos
@@ -649,26 +654,8 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 	return nil
 }
 
-// applyScript writes one tenant's changes and its applied version, unless
-// the tenant already applied that version (re-delivery: no-op).
-// KEYS[1] = the tenant's meta hash; ARGV[1] = version; then ops:
-// hs k field value | hd k field | za k score member | zr k member
-// (k = index into KEYS).
-var applyScript = luaScript("apply.lua")
-
-// flushScript is a whole flush in one call (one Redis node): for each
-// tenant what applyScript does, and its id added to the tenant set (unless
-// the id is empty: the projection added it before), then
-// the checkpoint moved forward. A failing op aborts the script before the
-// checkpoint moves. KEYS: every tenant's keys, one tenant after the other
-// (its meta hash first), then the tenant set and the checkpoint key. ARGV[1]
-// = the checkpoint position, ARGV[2] = the number of tenants; then per
-// tenant: its number of keys, version, id, number of op arguments, the ops
-// (k indexes the tenant's own keys).
-var flushScript = luaScript("flush.lua")
-
 // checkpointScript moves a checkpoint forward only.
-var checkpointScript = luaScript("checkpoint.lua")
+var checkpointScript = render.Script("checkpoint.lua")
 
 // flush writes every pending tenant and then moves the checkpoint: in one
 // script call on one Redis node, else one script call per tenant (in one
@@ -709,11 +696,11 @@ func (p *Projection) flush(ctx context.Context) error {
 // render renders tenant tid's pending changes as apply script arguments
 // into p.sink, which stays valid until the next render: copy out what is
 // kept (go-redis's EvalSha copies its keys and arguments).
-func (p *Projection) render(tid string) *scriptSink {
+func (p *Projection) render(tid string) *render.ScriptSink {
 	pt := p.pending[tid]
 	ss := &p.sink
-	ss.reset(func(suffix string) string { return p.keys.Key(tid, suffix) })
-	pt.tc.render(&renderer{cat: p.cfg.Catalog, t: pt.st, out: ss, buf: &p.views})
+	ss.Reset(func(suffix string) string { return p.keys.Key(tid, suffix) })
+	pt.tc.Render(render.NewRenderer(p.cfg.Catalog, pt.st, ss, &p.views))
 	return ss
 }
 
@@ -722,7 +709,7 @@ func (p *Projection) render(tid string) *scriptSink {
 // reused from flush to flush (they were a twentieth of the process's
 // allocations, twice over with go-redis's own copy in EvalSha).
 func (p *Projection) flushOnce(ctx context.Context) error {
-	p.views.reset()
+	p.views.Reset()
 	keys := p.flushKey[:0]
 	// ARGV: the checkpoint's position, the tenant count, then per tenant
 	// its key count, version, id (empty: in the tenant set already), op
@@ -731,25 +718,25 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 	args = append(args, uint64(p.staged), len(p.order))
 	for _, tid := range p.order {
 		ss := p.render(tid)
-		keys = append(keys, ss.keys...)
+		keys = append(keys, ss.Keys...)
 		add := tid
 		if _, ok := p.inSet.Peek(tid); ok {
 			add = ""
 		}
-		args = append(args, len(ss.keys), p.pending[tid].st.Version, add, len(ss.args))
-		args = append(args, ss.args...)
+		args = append(args, len(ss.Keys), p.pending[tid].st.Version, add, len(ss.Args))
+		args = append(args, ss.Args...)
 	}
 	keys = append(keys, p.keys.Tenants(), p.keys.Checkpoint(p.cfg.Name))
 	p.flushKey, p.flushArg = keys, args
 	var err error
 	if p.native != nil { // an in-process Redis: the flush in Go
 		pprof.Do(ctx, pprof.Labels(ProfileLabel, ProfileInProcessRedis), func(context.Context) {
-			err = p.native.flush(p.nativeDB, keys, args)
+			err = p.native.Flush(p.nativeDB, keys, args)
 		})
 	} else {
 		err = p.evalFlush(ctx, "evalsha", p.flushSHA, keys, args)
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			err = p.evalFlush(ctx, "eval", flushScript, keys, args)
+			err = p.evalFlush(ctx, "eval", render.FlushScript, keys, args)
 		}
 	}
 	p.releaseFlushBuffers()
@@ -764,7 +751,7 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 
 // releaseFlushBuffers lets go of what the last flush's buffers point to
 // (views in the arena, strings), and of the buffers themselves after a
-// rebuild-sized flush, as jsonArena.reset does.
+// rebuild-sized flush, as render.JSONArena.reset does.
 func (p *Projection) releaseFlushBuffers() {
 	clear(p.flushKey)
 	clear(p.flushArg)
@@ -796,11 +783,11 @@ func (p *Projection) flushPerTenant(ctx context.Context) error {
 		if len(p.order) == 0 {
 			break
 		}
-		p.views.reset() // the last attempt's pipeline is done with it
+		p.views.Reset() // the last attempt's pipeline is done with it
 		pipe := p.cfg.Redis.Pipeline()
 		for _, tid := range p.order {
 			ss := p.render(tid)
-			pipe.EvalSha(ctx, p.applySHA, ss.keys, ss.applyArgs(p.pending[tid].st.Version)...)
+			pipe.EvalSha(ctx, p.applySHA, ss.Keys, ss.ApplyArgs(p.pending[tid].st.Version)...)
 			pipe.SAdd(ctx, keys.Tenants(), tid)
 		}
 		_, err := pipe.Exec(ctx)
@@ -808,7 +795,7 @@ func (p *Projection) flushPerTenant(ctx context.Context) error {
 			break
 		}
 		if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, applyScript).Result(); err == nil {
+			if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, render.ApplyScript).Result(); err == nil {
 				continue
 			}
 		}
@@ -837,7 +824,7 @@ var ErrReadModelsLost = errors.New("projections: Redis lost the read models bein
 
 // markScript sets the Present marker (KEYS[2]) and removes the building
 // marker (KEYS[1]) if the building marker is still there; 0 if it is not.
-var markScript = luaScript("mark.lua")
+var markScript = render.Script("mark.lua")
 
 // markWhenCaughtUp marks the prefix being built complete (readmodel.Keys.Present) as
 // soon as the projection has written every event the store had at some

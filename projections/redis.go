@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/render"
 )
 
 // StartEmbeddedRedis starts an in-process Redis (miniredis) for the
@@ -19,7 +20,7 @@ func StartEmbeddedRedis() (url string, stop func(), err error) {
 	if err := m.Start(); err != nil {
 		return "", nil, fmt.Errorf("projections: start in-process redis: %w", err)
 	}
-	release, err := ServeFlushNatively(m)
+	release, err := render.ServeFlushNatively(m)
 	if err != nil {
 		m.Close()
 		return "", nil, err

@@ -141,7 +141,7 @@ type PrefixDifference struct {
 // ComparePrefixes compares the read models under two prefixes key by key
 // (type, fields or members and their values or scores, byte for byte),
 // ignoring the markers (IsMarker). It returns at most max differences (0: 1000).
-// An audit: replay into a scratch prefix (projections.ReplayConfig.NoSwap) and compare
+// An audit: replay into a scratch prefix (rebuild.ReplayConfig.NoSwap) and compare
 // it with the active one.
 func ComparePrefixes(ctx context.Context, rdb redis.UniversalClient, a, b string, max int) ([]PrefixDifference, error) {
 	if max <= 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/rebuild"
 )
 
 // startReadSide runs the projection of the event store into Redis, on the
@@ -99,10 +100,10 @@ func (a *readModelAdmin) Verify(ctx context.Context, progress func(any)) (any, e
 	}
 	logger := d.Logger.With("component", "verify")
 	var logged time.Time
-	return projections.Verify(ctx, d.Store, d.Redis, prefix, projections.VerifyOptions{
+	return rebuild.Verify(ctx, d.Store, d.Redis, prefix, rebuild.VerifyOptions{
 		Snapshots: d.Snapshots, Catalog: d.Decider.Catalog, ProgressInterval: verifyProgressInterval,
-		Progress: func(p projections.VerifyProgress) {
-			if time.Since(logged) >= 10*time.Second || p.Phase == projections.VerifyPhaseDone {
+		Progress: func(p rebuild.VerifyProgress) {
+			if time.Since(logged) >= 10*time.Second || p.Phase == rebuild.VerifyPhaseDone {
 				logged = time.Now()
 				logger.Info("verify progress", "phase", p.Phase, "tenants", p.Tenants, "total", p.Total,
 					"differences", p.Differences, "tenants_per_s", int(p.TenantsPerSec), "eta", p.ETA.Round(time.Second))
@@ -128,35 +129,42 @@ func headOf(d *serveDeps) eventstore.Position {
 // writing at most before it notices (it renews every third of it).
 const projectionLeaseTTL = 5 * time.Second
 
+// replayTail is the tail of a replay: the live projector on the new prefix,
+// until the replay swaps to it and the Manager's projection follows.
+func replayTail(cfg rebuild.ReplayConfig) (rebuild.Tail, error) {
+	return projections.New(projections.Config{Name: cfg.Name, Store: cfg.Store, Snapshots: cfg.Snapshots, Upcasters: cfg.Upcasters,
+		Catalog: cfg.Catalog, Redis: cfg.Redis, Prefix: cfg.NewPrefix, Logger: cfg.Logger})
+}
+
 // Rebuild replays every read model into a fresh prefix and swaps to it, or
 // rebuilds one tenant's in place.
 func (a *readModelAdmin) Rebuild(ctx context.Context, tenant string, progress func(any)) (any, error) {
 	d := a.d
 	newPrefix := fmt.Sprintf("sl:r%d:", time.Now().UnixNano())
 	marked := false
-	cfg := projections.ReplayConfig{Store: d.Store, Snapshots: d.Snapshots, Redis: d.Redis, Catalog: d.Decider.Catalog,
-		Tenant: tenant, Logger: d.Logger.With("component", "replay"),
-		Progress: func(p projections.ReplayProgress) {
+	cfg := rebuild.ReplayConfig{Store: d.Store, Snapshots: d.Snapshots, Redis: d.Redis, Catalog: d.Decider.Catalog,
+		Tenant: tenant, Logger: d.Logger.With("component", "replay"), NewTail: replayTail,
+		Progress: func(p rebuild.ReplayProgress) {
 			// The new prefix is complete up to its checkpoint from the tail
 			// phase on: mark it before the swap, so the live projection
 			// takes it over instead of rebuilding it.
-			if tenant == "" && !marked && p.Phase == projections.PhaseCatchUp {
+			if tenant == "" && !marked && p.Phase == rebuild.PhaseCatchUp {
 				marked = d.Redis.Set(ctx, readmodel.Keys{Prefix: newPrefix}.Present(), time.Now().UTC().Format(time.RFC3339), 0).Err() == nil
 			}
 			d.Logger.Info("replay progress", "phase", p.Phase, "events", p.Events, "events_per_s", int(p.EventsPerSec), "eta", p.ETA.Round(time.Second))
 			progress(p)
 		}}
 	var (
-		res projections.ReplayResult
+		res rebuild.ReplayResult
 		err error
 	)
 	if tenant != "" {
-		res, err = projections.RebuildTenant(ctx, cfg)
+		res, err = rebuild.Tenant(ctx, cfg)
 	} else {
 		cfg.NewPrefix = newPrefix
-		res, err = projections.Replay(ctx, cfg)
+		res, err = rebuild.Replay(ctx, cfg)
 	}
-	if errors.Is(err, projections.ErrReplayRunning) {
+	if errors.Is(err, rebuild.ErrReplayRunning) {
 		return nil, api.RebuildRunning(err)
 	}
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/seatledger/seatledger/history"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/render"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -190,7 +191,7 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 		}
 		a.onClose(mr.Close)
 		// The projection's flushes run in Go there, not in its Lua.
-		release, err := projections.ServeFlushNatively(mr)
+		release, err := render.ServeFlushNatively(mr)
 		if err != nil {
 			return a, err
 		}

@@ -288,7 +288,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // verifyProgressLine is a progress line of POST /v1/projections/verify
-// (projections.VerifyProgress).
+// (rebuild.VerifyProgress).
 type verifyProgressLine struct {
 	Phase         string  `json:"phase"`
 	Tenants       int     `json:"tenants"`

@@ -17,7 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/rebuild"
 )
 
 // server runs `serve` in-process on a fresh data directory.
@@ -423,14 +423,14 @@ func TestRebuildWhileAReplayRunsIsAConflict(t *testing.T) {
 	s.op = sec.OperatorToken
 	s.contoso()
 
-	if err := rdb.Set(ctx, projections.ReplayLockKey, "sl:r1:", time.Minute).Err(); err != nil {
+	if err := rdb.Set(ctx, rebuild.ReplayLockKey, "sl:r1:", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	code, body := s.call("POST", "/v1/projections/rebuild", s.op, "")
 	if code != http.StatusConflict || !strings.Contains(string(body), `"code":"replay_running"`) || !strings.Contains(string(body), "sl:r1:") {
 		t.Fatalf("rebuild during another replay: %d %s", code, body)
 	}
-	if err := rdb.Del(ctx, projections.ReplayLockKey).Err(); err != nil {
+	if err := rdb.Del(ctx, rebuild.ReplayLockKey).Err(); err != nil {
 		t.Fatal(err)
 	}
 	s.must(http.StatusOK, "POST", "/v1/projections/rebuild", s.op, "")

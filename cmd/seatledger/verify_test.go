@@ -24,6 +24,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/benchdata"
 	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/rebuild"
 )
 
 // slowStreams makes every ReadStream (a tenant's fold) take delay.
@@ -56,7 +57,7 @@ func TestVerifyOutlivesTheWriteTimeout(t *testing.T) {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
-	if _, err := projections.Replay(ctx, projections.ReplayConfig{Store: store, Redis: rdb, KeepOld: true}); err != nil {
+	if _, err := rebuild.Replay(ctx, rebuild.ReplayConfig{Store: store, Redis: rdb, KeepOld: true, NewTail: replayTail}); err != nil {
 		t.Fatal(err)
 	}
 	// Six folds of 150 ms: the verify takes about 0.9 s, thrice the timeout.
@@ -126,13 +127,13 @@ func TestVerifyOutlivesTheWriteTimeout(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("streamed answer: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	var progress []projections.VerifyProgress
+	var progress []rebuild.VerifyProgress
 	var result *report
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		var msg struct {
-			Progress *projections.VerifyProgress `json:"progress"`
-			Result   *report                     `json:"result"`
+			Progress *rebuild.VerifyProgress `json:"progress"`
+			Result   *report                 `json:"result"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil || (msg.Progress == nil) == (msg.Result == nil) || result != nil {
 			t.Fatalf("line %q of %s", sc.Text(), body)
@@ -146,7 +147,7 @@ func TestVerifyOutlivesTheWriteTimeout(t *testing.T) {
 		t.Fatalf("streamed answer: %s", body)
 	}
 	last := progress[len(progress)-1]
-	if last.Phase != projections.VerifyPhaseDone || last.Tenants != tenants || last.Total != tenants {
+	if last.Phase != rebuild.VerifyPhaseDone || last.Tenants != tenants || last.Total != tenants {
 		t.Fatalf("last progress line %+v", last)
 	}
 	if len(progress) < 2 {

@@ -36,7 +36,9 @@ var allowed = map[string][]string{
 
 	// The write side, the projector, the read side.
 	"commands":    {"domain", "eventcodec", "eventstore", "tenantstream", "internal/lru"},
-	"projections": {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "internal/lru"},
+	"render":      {"domain", "eventcodec", "readmodel"},
+	"projections": {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "render", "internal/lru"},
+	"rebuild":     {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "render"},
 	"queries":     {"domain", "eventstore", "readmodel"},
 	"history":     {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel"},
 
@@ -66,7 +68,7 @@ var testSupport = []string{"internal/benchdata", "internal/clustertest", "intern
 
 // readSide never imports the write side (commands) whatever the table says;
 // only its tests may, to write the events they read.
-var readSide = []string{"tenantstream", "readmodel", "projections", "queries", "history"}
+var readSide = []string{"tenantstream", "readmodel", "render", "projections", "rebuild", "queries", "history"}
 
 // httpLayer are the packages whose non-test code may import the HTTP router:
 // api is the only HTTP layer (apitest is its test harness). A service

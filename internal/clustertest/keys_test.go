@@ -22,6 +22,7 @@ import (
 	"github.com/seatledger/seatledger/lease"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
+	"github.com/seatledger/seatledger/rebuild"
 	"github.com/seatledger/seatledger/scheduler"
 )
 
@@ -244,7 +245,7 @@ func testEveryMultiKeyOperationStaysInOneHashTag(t *testing.T, kind redistest.Ki
 	if due, err := (scheduler.RedisSchedule{RDB: rdb, Prefix: prefix}).Due(ctx, clock(), 100); err != nil || len(due) == 0 {
 		t.Fatalf("due %v %v", due, err)
 	}
-	if rep, err := projections.Verify(ctx, store, rdb, prefix, projections.VerifyOptions{}); err != nil || !rep.OK() {
+	if rep, err := rebuild.Verify(ctx, store, rdb, prefix, rebuild.VerifyOptions{}); err != nil || !rep.OK() {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 	lctx, lcancel := context.WithTimeout(ctx, 300*time.Millisecond)

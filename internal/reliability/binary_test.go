@@ -20,7 +20,7 @@ import (
 
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/reliability"
-	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/rebuild"
 )
 
 var (
@@ -127,7 +127,7 @@ func (p *proc) signal(sig syscall.Signal) {
 }
 
 // verify asks the server to compare its read models with the log.
-func (p *proc) verify(t testing.TB) projections.Report {
+func (p *proc) verify(t testing.TB) rebuild.Report {
 	t.Helper()
 	for attempt := 0; ; attempt++ {
 		req, _ := http.NewRequest("POST", p.base+"/v1/projections/verify", nil)
@@ -139,7 +139,7 @@ func (p *proc) verify(t testing.TB) projections.Report {
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if res.StatusCode == http.StatusOK {
-			var rep projections.Report
+			var rep rebuild.Report
 			if err := json.Unmarshal(b, &rep); err != nil {
 				t.Fatal(err)
 			}

@@ -11,8 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/eventstore"
-	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/rebuild"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -58,7 +58,7 @@ const maxViolations = 50
 //     clients outside l wrote, e.g. the scheduler);
 //   - the ledger's answers never contradict each other (Ledger.Violations);
 //   - rs, if given, holds exactly what the fold renders
-//     (projections.Verify): call it when the projection has caught up
+//     (rebuild.Verify): call it when the projection has caught up
 //     (WaitProjection).
 //
 // l may be nil: only the fold and the read models are checked.
@@ -184,7 +184,7 @@ func Check(ctx context.Context, store eventstore.Store, l *Ledger, rs *ReadSide,
 	}
 
 	if rs != nil {
-		vr, err := projections.Verify(ctx, store, rs.Redis, rs.Prefix, projections.VerifyOptions{MaxDifferences: 20})
+		vr, err := rebuild.Verify(ctx, store, rs.Redis, rs.Prefix, rebuild.VerifyOptions{MaxDifferences: 20})
 		if err != nil {
 			return rep, fmt.Errorf("verify read models: %w", err)
 		}

@@ -20,7 +20,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/postgres"
 	"github.com/seatledger/seatledger/internal/reliability"
-	"github.com/seatledger/seatledger/projections"
+	"github.com/seatledger/seatledger/rebuild"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -133,7 +133,7 @@ func (c *cluster) check(withReadModels bool) {
 	if !withReadModels {
 		return
 	}
-	var last projections.Report
+	var last rebuild.Report
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		n := c.running()

@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -106,7 +106,7 @@ func benchVerifyReplay(b *testing.B, tenants, events int) {
 	b.Logf("wrote %d events of %d tenants in %s", store.LastPosition(), tenants, time.Since(start).Round(time.Millisecond))
 	const prefix = "vb:"
 	start = time.Now()
-	res, err := Replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: prefix, NoSwap: true})
+	res, err := replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: prefix, NoSwap: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func benchVerifyReplay(b *testing.B, tenants, events int) {
 		for i := 0; i < b.N; i++ {
 			p := fmt.Sprintf("vb%d:", i)
 			stop := watchHeap(b)
-			res, err := Replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: p, NoSwap: true})
+			res, err := replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: p, NoSwap: true})
 			stop()
 			if err != nil {
 				b.Fatal(err)

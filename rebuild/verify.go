@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"cmp"
@@ -19,6 +19,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/render"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -390,7 +391,7 @@ func (v *verifier) checkTenants(ctx context.Context, tenants []string, rep *Repo
 func (v *verifier) checkBatch(ctx context.Context, tenants []string) verifyOut {
 	type check struct {
 		tid      string
-		want     *mapSink
+		want     *render.MapSink
 		suffixes []string
 		reads    []redis.Cmder // HGETALL or ZRANGE WITHSCORES, as rendered
 	}
@@ -402,25 +403,25 @@ func (v *verifier) checkBatch(ctx context.Context, tenants []string) verifyOut {
 		if err != nil {
 			return verifyOut{err: fmt.Errorf("verify: tenant %s: %w", tid, err)}
 		}
-		want := newMapSink()
+		want := render.NewMapSink()
 		if st.Version > 0 {
-			(&renderer{cat: v.opts.Catalog, t: st, out: want}).all()
-			want.hset(readmodel.Meta, "version", []byte(strconv.FormatUint(st.Version, 10)))
+			render.NewRenderer(v.opts.Catalog, st, want, nil).All()
+			want.HSet(readmodel.Meta, "version", []byte(strconv.FormatUint(st.Version, 10)))
 		}
 		c := &checks[i]
 		c.tid, c.want = tid, want
-		for s := range want.hashes {
+		for s := range want.Hashes {
 			c.suffixes = append(c.suffixes, s)
 		}
-		for s := range want.zsets {
-			if _, dup := want.hashes[s]; !dup {
+		for s := range want.Zsets {
+			if _, dup := want.Hashes[s]; !dup {
 				c.suffixes = append(c.suffixes, s)
 			}
 		}
 		slices.Sort(c.suffixes)
 		for _, s := range c.suffixes {
 			key := v.keys.Key(tid, s)
-			if _, ok := want.hashes[s]; ok {
+			if _, ok := want.Hashes[s]; ok {
 				c.reads = append(c.reads, pipe.HGetAll(ctx, key))
 			} else {
 				c.reads = append(c.reads, pipe.ZRangeWithScores(ctx, key, 0, -1))
@@ -442,7 +443,7 @@ func (v *verifier) checkBatch(ctx context.Context, tenants []string) verifyOut {
 	}
 	for i := range checks {
 		c := &checks[i]
-		got := newMapSink()
+		got := render.NewMapSink()
 		var found keyTally
 		for j, s := range c.suffixes {
 			// An empty answer is a missing key (Redis keeps no empty hash
@@ -453,12 +454,12 @@ func (v *verifier) checkBatch(ctx context.Context, tenants []string) verifyOut {
 			case *redis.MapStringStringCmd:
 				var h map[string]string
 				if h, err = r.Result(); err == nil && len(h) > 0 {
-					got.hashes[s], n = h, 1
+					got.Hashes[s], n = h, 1
 				}
 			case *redis.ZSliceCmd:
 				var zs []redis.Z
 				if zs, err = r.Result(); err == nil && len(zs) > 0 {
-					got.zsets[s], n = zsetMap(zs), 1
+					got.Zsets[s], n = zsetMap(zs), 1
 				}
 			}
 			if err != nil && redis.HasErrorPrefix(err, "WRONGTYPE") {
@@ -478,7 +479,7 @@ func (v *verifier) checkBatch(ctx context.Context, tenants []string) verifyOut {
 				v.add(&found, s)
 			}
 		}
-		out.keys += len(got.hashes) + len(got.zsets)
+		out.keys += len(got.Hashes) + len(got.Zsets)
 		if found != v.tally[c.tid] {
 			out.strays = append(out.strays, strayCandidate{tenant: c.tid, suffixes: c.suffixes})
 		}
@@ -492,7 +493,7 @@ func (v *verifier) checkBatch(ctx context.Context, tenants []string) verifyOut {
 // readKey reads one key of type typ into got, as the comparison sees it:
 // hashes and sorted sets by content, any other type as a hash field
 // "<type>".
-func (v *verifier) readKey(ctx context.Context, tid, suffix, typ string, got *mapSink) error {
+func (v *verifier) readKey(ctx context.Context, tid, suffix, typ string, got *render.MapSink) error {
 	key := v.keys.Key(tid, suffix)
 	switch typ {
 	case "none": // gone meanwhile
@@ -501,15 +502,15 @@ func (v *verifier) readKey(ctx context.Context, tid, suffix, typ string, got *ma
 		if err != nil {
 			return fmt.Errorf("verify: %s: %w", key, err)
 		}
-		got.hashes[suffix] = h
+		got.Hashes[suffix] = h
 	case "zset":
 		zs, err := v.rdb.ZRangeWithScores(ctx, key, 0, -1).Result()
 		if err != nil {
 			return fmt.Errorf("verify: %s: %w", key, err)
 		}
-		got.zsets[suffix] = zsetMap(zs)
+		got.Zsets[suffix] = zsetMap(zs)
 	default:
-		got.hashes[suffix] = map[string]string{"<type>": typ}
+		got.Hashes[suffix] = map[string]string{"<type>": typ}
 	}
 	return nil
 }
@@ -564,14 +565,14 @@ func (v *verifier) checkStrays(ctx context.Context, strays []strayCandidate, rep
 		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("verify: tenant %s: %w", s.tenant, err)
 		}
-		got := newMapSink()
+		got := render.NewMapSink()
 		for i, suffix := range suffixes {
 			if err := v.readKey(ctx, s.tenant, suffix, types[i].Val(), got); err != nil {
 				return err
 			}
 		}
-		rep.Keys += len(got.hashes) + len(got.zsets)
-		if !compareTenant(s.tenant, v.keys, newMapSink(), got, add) {
+		rep.Keys += len(got.Hashes) + len(got.Zsets)
+		if !compareTenant(s.tenant, v.keys, render.NewMapSink(), got, add) {
 			break
 		}
 	}
@@ -619,16 +620,16 @@ func (v *verifier) progress() VerifyProgress {
 	return p
 }
 
-func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func(Difference) bool) bool {
+func compareTenant(tid string, keys readmodel.Keys, want, got *render.MapSink, add func(Difference) bool) bool {
 	hk := map[string]bool{}
-	for k := range want.hashes {
+	for k := range want.Hashes {
 		hk[k] = true
 	}
-	for k := range got.hashes {
+	for k := range got.Hashes {
 		hk[k] = true
 	}
 	for _, k := range slices.Sorted(maps.Keys(hk)) {
-		w, g := want.hashes[k], got.hashes[k]
+		w, g := want.Hashes[k], got.Hashes[k]
 		fields := map[string]bool{}
 		for f := range w {
 			fields[f] = true
@@ -645,14 +646,14 @@ func compareTenant(tid string, keys readmodel.Keys, want, got *mapSink, add func
 		}
 	}
 	zk := map[string]bool{}
-	for k := range want.zsets {
+	for k := range want.Zsets {
 		zk[k] = true
 	}
-	for k := range got.zsets {
+	for k := range got.Zsets {
 		zk[k] = true
 	}
 	for _, k := range slices.Sorted(maps.Keys(zk)) {
-		w, g := want.zsets[k], got.zsets[k]
+		w, g := want.Zsets[k], got.Zsets[k]
 		members := map[string]bool{}
 		for m := range w {
 			members[m] = true

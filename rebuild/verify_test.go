@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
@@ -25,7 +26,7 @@ func TestVerifyReportsKeysNoEventAccountsFor(t *testing.T) {
 	for i := range 3 {
 		runScenario(t, h, fmt.Sprintf("t%d", i), uint64(i+1))
 	}
-	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix})
+	rp := startProjection(t, projections.Config{Store: store, Redis: rdb, Prefix: prefix})
 	rp.waitFor(t, lastPosition(t, store))
 	rp.shutdown()
 	verifyClean(t, store, rdb, prefix)
@@ -131,7 +132,7 @@ func TestVerifyReportsProgress(t *testing.T) {
 	for i := range n {
 		runScenario(t, h, fmt.Sprintf("p%02d", i), uint64(i+1))
 	}
-	rp := startProjection(t, Config{Store: store, Redis: rdb, Prefix: prefix})
+	rp := startProjection(t, projections.Config{Store: store, Redis: rdb, Prefix: prefix})
 	rp.waitFor(t, lastPosition(t, store))
 	rp.shutdown()
 	ctx := context.Background()

@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/render"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -41,7 +42,7 @@ type bulkItem struct {
 
 type bulkTenant struct {
 	st *domain.Tenant
-	tc *touched // nil: never written, the whole state is written
+	tc *render.Touched // nil: never written, the whole state is written
 }
 
 type bulkWorker struct {
@@ -54,7 +55,7 @@ type bulkWorker struct {
 }
 
 func newBulk(ctx context.Context, cfg *ReplayConfig, keys readmodel.Keys) (*bulk, error) {
-	sha, err := cfg.Redis.ScriptLoad(ctx, applyScript).Result()
+	sha, err := cfg.Redis.ScriptLoad(ctx, render.ApplyScript).Result()
 	if err != nil {
 		return nil, fmt.Errorf("projections: replay: load script: %w", err)
 	}
@@ -283,7 +284,7 @@ func (w *bulkWorker) apply(ctx context.Context, it bulkItem) error {
 		if ts == nil {
 			ts = &bulkTenant{}
 			if w.written[it.tenant] {
-				ts.tc = newTouched() // what is in Redis is rewritten where it changed
+				ts.tc = render.NewTouched() // what is in Redis is rewritten where it changed
 			} else {
 				w.b.tenants.Add(1)
 			}
@@ -297,7 +298,7 @@ func (w *bulkWorker) apply(ctx context.Context, it bulkItem) error {
 	}
 	e.Version = v
 	if ts.tc != nil {
-		ts.tc.event(ts.st, e)
+		ts.tc.Event(ts.st, e)
 	}
 	domain.Evolve(ts.st, e)
 	return nil
@@ -337,15 +338,15 @@ func (w *bulkWorker) flush(ctx context.Context) error {
 		return nil
 	}
 	for tid, ts := range w.states {
-		ss := newScriptSink(func(suffix string) string { return b.keys.Key(tid, suffix) })
-		r := &renderer{cat: b.cfg.Catalog, t: ts.st, out: ss}
+		ss := render.NewScriptSink(func(suffix string) string { return b.keys.Key(tid, suffix) })
+		r := render.NewRenderer(b.cfg.Catalog, ts.st, ss, nil)
 		if ts.tc == nil {
-			r.all()
+			r.All()
 		} else {
-			ts.tc.render(r)
+			ts.tc.Render(r)
 		}
-		args := ss.applyArgs(ts.st.Version)
-		pipe.EvalSha(ctx, b.applySHA, ss.keys, args...)
+		args := ss.ApplyArgs(ts.st.Version)
+		pipe.EvalSha(ctx, b.applySHA, ss.Keys, args...)
 		pipe.SAdd(ctx, b.keys.Tenants(), tid)
 		batch = append(batch, tid)
 		n++

@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func BenchmarkReplay1M(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		res, err := Replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: p, NoSwap: true,
+		res, err := replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: p, NoSwap: true,
 			Progress: func(p ReplayProgress) {
 				b.Logf("%-8s events %8d position %8d/%d %8.0f events/s eta %s", p.Phase, p.Events, p.Position, p.Head, p.EventsPerSec, p.ETA.Round(time.Millisecond))
 			}})

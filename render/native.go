@@ -1,4 +1,4 @@
-package projections
+package render
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 // reply written and parsed back through new buffers. The flush script's
 // calls were a quarter of the zero-setup server's CPU. On an in-process
 // Redis set up with ServeFlushNatively a projection in the same process
-// runs a Go port of flush.lua (nativeFlusher.apply) on the KEYS and ARGV
+// runs a Go port of flush.lua (NativeFlusher.apply) on the KEYS and ARGV
 // it built, without a connection: holding miniredis's lock for the whole
 // flush (which every command takes, and a script holds for its whole
 // run), it dispatches each command as a script's redis.call would be
@@ -32,12 +32,12 @@ import (
 // MULTI); if it does not, the projection keeps to the Lua script.
 
 // nativeCaptureCommand hands its caller's connection state to
-// nativeFlusher.scriptState.
+// NativeFlusher.scriptState.
 const nativeCaptureCommand = "SEATLEDGER.SCRIPTSTATE"
 
 // nativeFlushers maps the address of each in-process Redis set up with
 // ServeFlushNatively to its flusher.
-var nativeFlushers sync.Map // string → *nativeFlusher
+var nativeFlushers sync.Map // string → *NativeFlusher
 
 // ServeFlushNatively sets up the in-process Redis m (started) to run the
 // flushes of projections of this process in Go: a Projection whose Redis
@@ -45,7 +45,7 @@ var nativeFlushers sync.Map // string → *nativeFlusher
 // The read models are the same, byte for byte. release forgets m (call it
 // when m is closed).
 func ServeFlushNatively(m *miniredis.Miniredis) (release func(), err error) {
-	n := &nativeFlusher{m: m, srv: m.Server(), states: map[int]any{}}
+	n := &NativeFlusher{m: m, srv: m.Server(), states: map[int]any{}}
 	if err := m.Server().Register(nativeCaptureCommand, n.captureCommand); err != nil {
 		return nil, fmt.Errorf("projections: in-process Redis: %w", err)
 	}
@@ -54,22 +54,22 @@ func ServeFlushNatively(m *miniredis.Miniredis) (release func(), err error) {
 	return func() { nativeFlushers.CompareAndDelete(addr, n) }, nil
 }
 
-// nativeFlusherFor returns the flusher of the in-process Redis rdb talks
+// NativeFlusherFor returns the flusher of the in-process Redis rdb talks
 // to and rdb's database, if it has one and it works there.
-func nativeFlusherFor(rdb redis.UniversalClient) (*nativeFlusher, int) {
+func NativeFlusherFor(rdb redis.UniversalClient) (*NativeFlusher, int) {
 	c, ok := rdb.(*redis.Client)
 	if !ok {
 		return nil, 0
 	}
 	v, _ := nativeFlushers.Load(c.Options().Addr)
-	n, _ := v.(*nativeFlusher)
+	n, _ := v.(*NativeFlusher)
 	if n == nil || n.scriptState(c.Options().DB) == nil {
 		return nil, 0
 	}
 	return n, c.Options().DB
 }
 
-type nativeFlusher struct {
+type NativeFlusher struct {
 	m   *miniredis.Miniredis
 	srv *server.Server
 
@@ -87,7 +87,7 @@ type nativeFlusher struct {
 // scriptState returns the connection state of a script run on database
 // db, taken the first time, or nil if it cannot be had or does not behave
 // as a script's.
-func (n *nativeFlusher) scriptState(db int) any {
+func (n *NativeFlusher) scriptState(db int) any {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if st, ok := n.states[db]; ok {
@@ -116,7 +116,7 @@ func (n *nativeFlusher) scriptState(db int) any {
 // scriptLike reports whether connection state st is a script run's: it
 // refuses MULTI, where a connection's would start a transaction (which is
 // then discarded).
-func (n *nativeFlusher) scriptLike(st any) bool {
+func (n *NativeFlusher) scriptLike(st any) bool {
 	q := server.NewPeer(n.writer())
 	q.Ctx = st
 	if _, err := n.reply(q, "MULTI"); err == nil {
@@ -128,7 +128,7 @@ func (n *nativeFlusher) scriptLike(st any) bool {
 
 // captureCommand is nativeCaptureCommand: it keeps its caller's state
 // while scriptState asks for it (another client's call changes nothing).
-func (n *nativeFlusher) captureCommand(c *server.Peer, cmd string, args []string) {
+func (n *NativeFlusher) captureCommand(c *server.Peer, cmd string, args []string) {
 	n.capMu.Lock()
 	if n.capturing {
 		n.captured = c.Ctx
@@ -139,7 +139,7 @@ func (n *nativeFlusher) captureCommand(c *server.Peer, cmd string, args []string
 
 // flush applies keys and args (flush.lua's) to database db as one script
 // run would.
-func (n *nativeFlusher) flush(db int, keys []string, args []any) error {
+func (n *NativeFlusher) Flush(db int, keys []string, args []any) error {
 	st := n.scriptState(db)
 	if st == nil {
 		return errors.New("projections: the in-process Redis cannot run the flush in Go")
@@ -153,7 +153,7 @@ func (n *nativeFlusher) flush(db int, keys []string, args []any) error {
 	return n.apply(p, keys, args)
 }
 
-func (n *nativeFlusher) writer() *bufio.Writer {
+func (n *NativeFlusher) writer() *bufio.Writer {
 	if n.w == nil {
 		n.w = bufio.NewWriter(&n.out)
 	}
@@ -166,7 +166,7 @@ var errNativeArgs = errors.New("ERR seatledger: malformed flush arguments")
 // apply is flush.lua: for each tenant, if its meta hash's version is below
 // the new one, its ops and then the version; the tenant added to the
 // tenant set unless its id is empty; then the checkpoint moved forward.
-func (n *nativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
+func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 	argv := func(i int) (string, error) { // ARGV[i], 1-based
 		if i < 1 || i > len(args) {
 			return "", errNativeArgs
@@ -308,14 +308,14 @@ func (n *nativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 
 // call runs one command as the script's redis.call would, and returns its
 // error reply as an error.
-func (n *nativeFlusher) call(p *server.Peer, args ...string) error {
+func (n *NativeFlusher) call(p *server.Peer, args ...string) error {
 	_, err := n.reply(p, args...)
 	return err
 }
 
 // number runs a command that answers a string or nil and reads the answer
 // as Lua's tonumber(reply or '0') does.
-func (n *nativeFlusher) number(p *server.Peer, args ...string) (float64, error) {
+func (n *NativeFlusher) number(p *server.Peer, args ...string) (float64, error) {
 	r, err := n.reply(p, args...)
 	if err != nil {
 		return 0, err
@@ -329,7 +329,7 @@ func (n *nativeFlusher) number(p *server.Peer, args ...string) (float64, error) 
 // reply dispatches a command and returns its bulk string reply (nil for a
 // nil or non-bulk reply) or its error reply. The bytes are valid until the
 // next command.
-func (n *nativeFlusher) reply(p *server.Peer, args ...string) ([]byte, error) {
+func (n *NativeFlusher) reply(p *server.Peer, args ...string) ([]byte, error) {
 	n.argv = append(n.argv[:0], args...)
 	n.out.Reset()
 	n.writer().Reset(&n.out)

@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -12,27 +12,28 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
 	"github.com/seatledger/seatledger/readmodel"
+	"github.com/seatledger/seatledger/render"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // rebuildScript replaces one tenant's read model: KEYS are the tenant's keys
-// (KEYS[1] its meta hash), all deleted, then the ops of applyScript are
+// (KEYS[1] its meta hash), all deleted, then the ops of render.ApplyScript are
 // applied and the version set. ARGV[1] is the applied version seen when the
 // keys were listed (nothing is done, -1, if it changed meanwhile: a key may
 // have appeared), ARGV[2] the version written, ARGV[3] "1" to overwrite a
 // read model ahead of it (else -2).
-var rebuildScript = luaScript("rebuild.lua")
+var rebuildScript = render.Script("rebuild.lua")
 
 var rebuildTenantScript = redis.NewScript(rebuildScript)
 
-// RebuildTenant rebuilds one tenant's read model (cfg.Tenant) in place under
+// Tenant rebuilds one tenant's read model (cfg.Tenant) in place under
 // the active prefix: it folds the tenant from its stream, then deletes every
 // key of the tenant and writes the rendered state with the stream version
 // as the applied version, in one script call (the tenant's keys share a
 // hash tag). The live projection continues from there: its later events
 // have higher versions, and a write of an older version is ignored. If the
 // live projection wrote the tenant meanwhile, the rebuild starts again.
-func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
+func Tenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	if cfg.Store == nil || cfg.Redis == nil || cfg.Tenant == "" {
 		return ReplayResult{}, errors.New("projections: rebuild: Store, Redis and Tenant are required")
 	}
@@ -54,7 +55,7 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 		return fail(err)
 	}
 	force := false
-	var ss *scriptSink
+	var ss *render.ScriptSink
 	for attempt := 0; ; attempt++ {
 		if attempt == 200 {
 			return fail(errors.New("the read model kept changing"))
@@ -63,9 +64,9 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 			return fail(err)
 		}
 		if ss == nil { // (re)render the state
-			ss = newScriptSink(func(suffix string) string { return keys.Key(tid, suffix) })
+			ss = render.NewScriptSink(func(suffix string) string { return keys.Key(tid, suffix) })
 			if st.Version > 0 {
-				(&renderer{cat: cfg.Catalog, t: st, out: ss}).all()
+				render.NewRenderer(cfg.Catalog, st, ss, nil).All()
 			}
 		}
 		// The applied version is read before the keys are listed: a write
@@ -81,9 +82,9 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 		if err != nil {
 			return res, err
 		}
-		ks := ss.keys
+		ks := ss.Keys
 		for _, k := range existing {
-			if _, ok := ss.index[strings.TrimPrefix(k, keys.Tenant(tid))]; !ok {
+			if !ss.Has(strings.TrimPrefix(k, keys.Tenant(tid))) {
 				ks = append(ks, k)
 			}
 		}
@@ -91,9 +92,9 @@ func RebuildTenant(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) 
 		if force {
 			f = "1"
 		}
-		args := make([]any, 0, len(ss.args)+3)
+		args := make([]any, 0, len(ss.Args)+3)
 		args = append(args, cur, st.Version, f)
-		args = append(args, ss.args...)
+		args = append(args, ss.Args...)
 		n, err := rebuildTenantScript.Run(ctx, rdb, ks, args...).Int()
 		if err != nil {
 			return fail(err)

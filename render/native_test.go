@@ -1,4 +1,4 @@
-package projections
+package render
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/alicebob/miniredis/v2/server"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // flushCase is one call of the flush script: its KEYS and ARGV as
@@ -84,16 +86,16 @@ func strconv3or4(r *rand.Rand) string {
 
 // runFlushes applies the flushes through the Lua script (native nil) or
 // the native flusher and returns the error of each call ("" if none).
-func runFlushes(t *testing.T, rdb redis.UniversalClient, native *nativeFlusher, db int, flushes []flushCase) []string {
+func runFlushes(t *testing.T, rdb redis.UniversalClient, native *NativeFlusher, db int, flushes []flushCase) []string {
 	t.Helper()
 	ctx := context.Background()
 	var errs []string
 	for _, f := range flushes {
 		var err error
 		if native != nil {
-			err = native.flush(db, f.keys, f.args)
+			err = native.Flush(db, f.keys, f.args)
 		} else {
-			err = rdb.Eval(ctx, flushScript, f.keys, f.args...).Err()
+			err = rdb.Eval(ctx, FlushScript, f.keys, f.args...).Err()
 		}
 		e := ""
 		if err != nil {
@@ -125,9 +127,9 @@ func TestNativeFlushMatchesTheScript(t *testing.T) {
 	}
 
 	native := inProcessRedis(t)
-	n, db := nativeFlusherFor(native)
+	n, db := NativeFlusherFor(native)
 	if n == nil {
-		t.Fatal("StartEmbeddedRedis's Redis has no native flusher")
+		t.Fatal("the in-process Redis has no native flusher")
 	}
 	gotErrs := runFlushes(t, native, n, db, flushes)
 	if got := dumpPrefix(t, native, prefix); !reflect.DeepEqual(got, want) {
@@ -161,7 +163,7 @@ func TestNativeFlushMatchesTheScript(t *testing.T) {
 // writes together never sees one written and not the other.
 func TestNativeFlushIsAtomic(t *testing.T) {
 	rdb := inProcessRedis(t)
-	n, db := nativeFlusherFor(rdb)
+	n, db := NativeFlusherFor(rdb)
 	ctx := context.Background()
 	const a, b = "sl:{t}:meta", "sl:{t}:users"
 	read := redis.NewScript(`return {redis.call('HGET', KEYS[1], 'f') or '', redis.call('HGET', KEYS[2], 'f') or ''}`)
@@ -187,7 +189,7 @@ func TestNativeFlushIsAtomic(t *testing.T) {
 		}
 		ops = append(ops, "hs", "2", "f", val)
 		args := append([]any{uint64(i), 1, 2, uint64(i), "t", len(ops)}, ops...)
-		if err := n.flush(db, []string{a, b, "sl:tenants", "sl:checkpoint:readmodels"}, args); err != nil {
+		if err := n.Flush(db, []string{a, b, "sl:tenants", "sl:checkpoint:readmodels"}, args); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,24 +203,20 @@ func TestNativeFlushIsAtomic(t *testing.T) {
 // TestNativeFlushUsesTheClientsDatabase: the flush writes where the
 // projection's client reads, and only a script run's state is used.
 func TestNativeFlushUsesTheClientsDatabase(t *testing.T) {
-	url, stop, err := StartEmbeddedRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	url := embeddedRedis(t)
 	ctx := context.Background()
-	db3, err := OpenRedis(ctx, url+"/3")
+	db3, err := readmodel.NewClient(url + "/3")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db3.Close()
-	n, db := nativeFlusherFor(db3)
+	n, db := NativeFlusherFor(db3)
 	if n == nil || db != 3 {
 		t.Fatalf("flusher %v, database %d", n, db)
 	}
 	keys := []string{"sl:{t}:meta", "sl:{t}:users", "sl:tenants", "sl:checkpoint:readmodels"}
 	args := []any{uint64(7), 1, 2, uint64(1), "t", 4, "hs", "2", "u1", []byte(`{"id":"u1"}`)}
-	if err := n.flush(db, keys, args); err != nil {
+	if err := n.Flush(db, keys, args); err != nil {
 		t.Fatal(err)
 	}
 	if v := db3.HGet(ctx, "sl:{t}:users", "u1").Val(); v != `{"id":"u1"}` {
@@ -227,7 +225,7 @@ func TestNativeFlushUsesTheClientsDatabase(t *testing.T) {
 	if ck := db3.Get(ctx, "sl:checkpoint:readmodels").Val(); ck != "7" {
 		t.Fatalf("checkpoint %q", ck)
 	}
-	db0, err := OpenRedis(ctx, url)
+	db0, err := readmodel.NewClient(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package projections
+package render
 
 import (
 	"maps"
@@ -11,32 +11,39 @@ import (
 	"github.com/seatledger/seatledger/readmodel"
 )
 
-// sink receives the writes that make the read model match the state. key is
+// Sink receives the writes that make the read model match the state. key is
 // a tenant key suffix.
-type sink interface {
-	hset(key, field string, value []byte)
-	hdel(key, field string)
-	zadd(key string, score float64, member string)
-	zrem(key, member string)
+type Sink interface {
+	HSet(key, field string, value []byte)
+	HDel(key, field string)
+	ZAdd(key string, score float64, member string)
+	ZRem(key, member string)
 }
 
-// renderer renders read model entities of one tenant from its state.
-type renderer struct {
+// Renderer renders read model entities of one tenant from its state.
+type Renderer struct {
 	cat *domain.Catalog
 	t   *domain.Tenant
-	out sink
-	buf *jsonArena // nil: every view encoded into its own allocation
+	out Sink
+	buf *JSONArena // nil: every view encoded into its own allocation
 }
 
-// jsonArena holds the encoded views of one write to Redis: a view's bytes
+// NewRenderer renders from t's state, with cat's products, into out. buf
+// holds the encoded views until its Reset; nil: each view in its own
+// allocation.
+func NewRenderer(cat *domain.Catalog, t *domain.Tenant, out Sink, buf *JSONArena) *Renderer {
+	return &Renderer{cat: cat, t: t, out: out, buf: buf}
+}
+
+// JSONArena holds the encoded views of one write to Redis: a view's bytes
 // are a slice of arena, valid until reset (after the write).
-type jsonArena struct {
+type JSONArena struct {
 	arena, scratch []byte
 }
 
-// reset makes the arena's space reusable; the views encoded so far must no
+// Reset makes the arena's space reusable; the views encoded so far must no
 // longer be in use.
-func (a *jsonArena) reset() {
+func (a *JSONArena) Reset() {
 	if cap(a.arena) > 8<<20 { // a rebuild's huge batch: don't keep it
 		a.arena = nil
 	}
@@ -44,7 +51,7 @@ func (a *jsonArena) reset() {
 }
 
 // json encodes a view with the bytes encoding/json gives (faster).
-func (r *renderer) json(v any) []byte {
+func (r *Renderer) json(v any) []byte {
 	if r.buf == nil {
 		b, err := eventcodec.Marshal(v)
 		if err != nil {
@@ -63,27 +70,27 @@ func (r *renderer) json(v any) []byte {
 	return b[start:len(b):len(b)]
 }
 
-func (r *renderer) product(sku string) (part, name string) {
+func (r *Renderer) product(sku string) (part, name string) {
 	if p, ok := r.cat.Product(r.t, sku); ok {
 		return p.SkuPartNumber, p.DisplayName
 	}
 	return "", ""
 }
 
-func (r *renderer) meta() {
-	r.out.hset(readmodel.Meta, "id", []byte(r.t.ID))
-	r.out.hset(readmodel.Meta, "name", []byte(r.t.Name))
+func (r *Renderer) meta() {
+	r.out.HSet(readmodel.Meta, "id", []byte(r.t.ID))
+	r.out.HSet(readmodel.Meta, "name", []byte(r.t.Name))
 }
 
 // license renders the Licenses page row of a product.
-func (r *renderer) license(sku string) {
+func (r *Renderer) license(sku string) {
 	p := r.t.Pools[sku]
 	if p == nil || (p.Subscriptions == 0 && p.Total == 0 && p.Assigned == 0 && p.SelfServiceTotal == 0 && p.SelfServiceAssigned == 0) {
-		r.out.hdel(readmodel.Licenses, sku)
+		r.out.HDel(readmodel.Licenses, sku)
 		return
 	}
 	part, name := r.product(sku)
-	r.out.hset(readmodel.Licenses, sku, r.json(readmodel.LicenseRow{
+	r.out.HSet(readmodel.Licenses, sku, r.json(readmodel.LicenseRow{
 		SkuID: sku, SkuPartNumber: part, ProductName: name,
 		Total: p.Total, Assigned: p.Assigned, Available: p.Available(), Subscriptions: p.Subscriptions,
 		SelfServiceTotal: p.SelfServiceTotal, SelfServiceAssigned: p.SelfServiceAssigned,
@@ -92,15 +99,15 @@ func (r *renderer) license(sku string) {
 
 // subscription renders a subscription's row and its place in the lifecycle
 // schedule (R17).
-func (r *renderer) subscription(id string) {
+func (r *Renderer) subscription(id string) {
 	s := r.t.Subscriptions[id]
 	if s == nil {
-		r.out.hdel(readmodel.Subscriptions, id)
-		r.out.zrem(readmodel.SubscriptionsDue, id)
+		r.out.HDel(readmodel.Subscriptions, id)
+		r.out.ZRem(readmodel.SubscriptionsDue, id)
 		return
 	}
 	part, name := r.product(s.SkuID)
-	r.out.hset(readmodel.Subscriptions, id, r.json(readmodel.SubscriptionRow{
+	r.out.HSet(readmodel.Subscriptions, id, r.json(readmodel.SubscriptionRow{
 		ID: s.ID, SkuID: s.SkuID, SkuPartNumber: part, ProductName: name, Quantity: s.Quantity,
 		Kind: s.Kind, Channel: s.Channel, Status: s.Status, PurchasedBy: s.PurchasedBy,
 		PurchasedAt: s.PurchasedAt.UTC(), TakenOver: s.TakenOver,
@@ -109,9 +116,9 @@ func (r *renderer) subscription(id string) {
 		DisableAt: utc(s.DisableAt), DeleteAt: utc(s.DeleteAt),
 	}))
 	if at, ok := s.NextLifecycle(); ok {
-		r.out.zadd(readmodel.SubscriptionsDue, float64(dueScore(at)), id)
+		r.out.ZAdd(readmodel.SubscriptionsDue, float64(dueScore(at)), id)
 	} else {
-		r.out.zrem(readmodel.SubscriptionsDue, id)
+		r.out.ZRem(readmodel.SubscriptionsDue, id)
 	}
 }
 
@@ -133,17 +140,17 @@ func utc(t time.Time) time.Time {
 	return t.UTC()
 }
 
-func (r *renderer) app(sku string) {
+func (r *Renderer) app(sku string) {
 	p := r.t.Apps[sku]
 	if p == nil {
-		r.out.hdel(readmodel.Apps, sku)
+		r.out.HDel(readmodel.Apps, sku)
 		return
 	}
 	n := r.t.Installs[sku]
-	r.out.hset(readmodel.Apps, sku, r.json(readmodel.AppRow{Product: *p, Installed: n > 0, Installs: n}))
+	r.out.HSet(readmodel.Apps, sku, r.json(readmodel.AppRow{Product: *p, Installed: n > 0, Installs: n}))
 }
 
-func (r *renderer) heldRow(u *domain.User, h *domain.Hold) readmodel.HeldRow {
+func (r *Renderer) heldRow(u *domain.User, h *domain.Hold) readmodel.HeldRow {
 	return readmodel.HeldRow{UserID: u.ID, Workload: h.Workload, HeldSince: h.HeldSince.UTC(), PurgeAfter: h.PurgeAfter.UTC(),
 		Retained: u.RetentionHold, Reason: h.Reason}
 }
@@ -171,7 +178,7 @@ func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) readmodel
 	for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
 		v.Licenses = append(v.Licenses, domain.ViewLicense(cat, t, u.Licenses[sku]))
 	}
-	r := renderer{cat: cat, t: t}
+	r := Renderer{cat: cat, t: t}
 	for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
 		v.HeldData = append(v.HeldData, r.heldRow(u, u.Holds[w]))
 	}
@@ -182,16 +189,16 @@ func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) readmodel
 // is set: a user once added stays in the state (deleted users are marked,
 // never removed), so the entry is written when the user is added and by
 // whole-tenant renders only.
-func (r *renderer) user(id string, index bool) {
+func (r *Renderer) user(id string, index bool) {
 	u := r.t.Users[id]
 	if u == nil {
-		r.out.hdel(readmodel.Users, id)
-		r.out.zrem(readmodel.UsersIndex, id)
+		r.out.HDel(readmodel.Users, id)
+		r.out.ZRem(readmodel.UsersIndex, id)
 		return
 	}
-	r.out.hset(readmodel.Users, id, r.json(UserViewOf(r.cat, r.t, u)))
+	r.out.HSet(readmodel.Users, id, r.json(UserViewOf(r.cat, r.t, u)))
 	if index {
-		r.out.zadd(readmodel.UsersIndex, 0, id)
+		r.out.ZAdd(readmodel.UsersIndex, 0, id)
 	}
 }
 
@@ -237,7 +244,7 @@ func sameIndexed(a, b readmodel.IndexedUser) bool {
 // filter and search sets, readmodel.IndexedUser): what the state now has
 // and before lacked is added, what before had and the state now lacks is
 // removed. A whole-tenant render passes a zero before.
-func (r *renderer) userIndexes(id string, before indexedBefore) {
+func (r *Renderer) userIndexes(id string, before indexedBefore) {
 	now, ok := indexedUser(r.t, id)
 	switch {
 	case before.ok && ok && sameIndexed(before.u, now):
@@ -248,14 +255,14 @@ func (r *renderer) userIndexes(id string, before indexedBefore) {
 		byName, byUPN, _ := now.Members()
 		for _, f := range was {
 			if !slices.Contains(is, f) {
-				r.out.zrem(readmodel.UsersByFilter(readmodel.OrderDisplayName, f), byName)
-				r.out.zrem(readmodel.UsersByFilter(readmodel.OrderUPN, f), byUPN)
+				r.out.ZRem(readmodel.UsersByFilter(readmodel.OrderDisplayName, f), byName)
+				r.out.ZRem(readmodel.UsersByFilter(readmodel.OrderUPN, f), byUPN)
 			}
 		}
 		for _, f := range is {
 			if !slices.Contains(was, f) {
-				r.out.zadd(readmodel.UsersByFilter(readmodel.OrderDisplayName, f), 0, byName)
-				r.out.zadd(readmodel.UsersByFilter(readmodel.OrderUPN, f), 0, byUPN)
+				r.out.ZAdd(readmodel.UsersByFilter(readmodel.OrderDisplayName, f), 0, byName)
+				r.out.ZAdd(readmodel.UsersByFilter(readmodel.OrderUPN, f), 0, byUPN)
 			}
 		}
 		return
@@ -269,29 +276,29 @@ func (r *renderer) userIndexes(id string, before indexedBefore) {
 	}
 	for _, e := range old {
 		if !slices.Contains(cur, e) {
-			r.out.zrem(e.Key, e.Member)
+			r.out.ZRem(e.Key, e.Member)
 		}
 	}
 	for _, e := range cur {
 		if !slices.Contains(old, e) {
-			r.out.zadd(e.Key, 0, e.Member)
+			r.out.ZAdd(e.Key, 0, e.Member)
 		}
 	}
 }
 
 // userLicense renders whether user id is in the product's user list.
-func (r *renderer) userLicense(id, sku string) {
+func (r *Renderer) userLicense(id, sku string) {
 	if u := r.t.Users[id]; u != nil && u.Licenses[sku] != nil {
-		r.out.zadd(readmodel.LicenseUsers(sku), 0, id)
+		r.out.ZAdd(readmodel.LicenseUsers(sku), 0, id)
 		return
 	}
-	r.out.zrem(readmodel.LicenseUsers(sku), id)
+	r.out.ZRem(readmodel.LicenseUsers(sku), id)
 }
 
-func (r *renderer) group(id string) {
+func (r *Renderer) group(id string) {
 	g := r.t.Groups[id]
 	if g == nil {
-		r.out.hdel(readmodel.Groups, id)
+		r.out.HDel(readmodel.Groups, id)
 		return
 	}
 	v := readmodel.GroupView{ID: g.ID, DisplayName: g.DisplayName, Licenses: []readmodel.GroupLicenseView{}, MemberCount: len(g.Members)}
@@ -300,16 +307,16 @@ func (r *renderer) group(id string) {
 		v.Licenses = append(v.Licenses, readmodel.GroupLicenseView{SkuID: sku, SkuPartNumber: part,
 			DisabledPlans: append([]string{}, g.Licenses[sku].DisabledPlans...)})
 	}
-	r.out.hset(readmodel.Groups, id, r.json(v))
+	r.out.HSet(readmodel.Groups, id, r.json(v))
 }
 
 // member renders user u's membership of group g and the licenses g could
 // not give u.
-func (r *renderer) member(g, u string) {
+func (r *Renderer) member(g, u string) {
 	if grp := r.t.Groups[g]; grp != nil && grp.Members[u] {
-		r.out.zadd(readmodel.GroupMembers(g), 0, u)
+		r.out.ZAdd(readmodel.GroupMembers(g), 0, u)
 	} else {
-		r.out.zrem(readmodel.GroupMembers(g), u)
+		r.out.ZRem(readmodel.GroupMembers(g), u)
 	}
 	var errs []readmodel.MemberError
 	if usr := r.t.Users[u]; usr != nil {
@@ -322,14 +329,14 @@ func (r *renderer) member(g, u string) {
 		}
 	}
 	if len(errs) == 0 {
-		r.out.hdel(readmodel.GroupErrors(g), u)
+		r.out.HDel(readmodel.GroupErrors(g), u)
 		return
 	}
-	r.out.hset(readmodel.GroupErrors(g), u, r.json(errs))
+	r.out.HSet(readmodel.GroupErrors(g), u, r.json(errs))
 }
 
 // held renders one piece of held data and its place in the purge schedule.
-func (r *renderer) held(u, w string) {
+func (r *Renderer) held(u, w string) {
 	m := readmodel.HeldMember(u, w)
 	usr := r.t.Users[u]
 	var h *domain.Hold
@@ -337,22 +344,22 @@ func (r *renderer) held(u, w string) {
 		h = usr.Holds[w]
 	}
 	if h == nil {
-		r.out.hdel(readmodel.Held, m)
-		r.out.zrem(readmodel.HeldIndex, m)
-		r.out.zrem(readmodel.HeldDue, m)
+		r.out.HDel(readmodel.Held, m)
+		r.out.ZRem(readmodel.HeldIndex, m)
+		r.out.ZRem(readmodel.HeldDue, m)
 		return
 	}
-	r.out.hset(readmodel.Held, m, r.json(r.heldRow(usr, h)))
-	r.out.zadd(readmodel.HeldIndex, 0, m)
+	r.out.HSet(readmodel.Held, m, r.json(r.heldRow(usr, h)))
+	r.out.ZAdd(readmodel.HeldIndex, 0, m)
 	if usr.RetentionHold {
-		r.out.zrem(readmodel.HeldDue, m)
+		r.out.ZRem(readmodel.HeldDue, m)
 	} else {
-		r.out.zadd(readmodel.HeldDue, float64(h.PurgeAfter.Unix()), m)
+		r.out.ZAdd(readmodel.HeldDue, float64(h.PurgeAfter.Unix()), m)
 	}
 }
 
 // all renders every entity of the tenant (a rebuild, or Verify's "want").
-func (r *renderer) all() {
+func (r *Renderer) All() {
 	r.meta()
 	for _, sku := range slices.Sorted(maps.Keys(r.t.Pools)) {
 		r.license(sku)
@@ -390,7 +397,7 @@ func (r *renderer) all() {
 type pair struct{ a, b string }
 
 // touched is the set of entities a run of events changed.
-type touched struct {
+type Touched struct {
 	meta                                bool     // the tenant's id or name
 	added                               []string // users added
 	licenses, subs, apps, users, groups map[string]bool
@@ -400,14 +407,14 @@ type touched struct {
 	before map[string]indexedBefore
 }
 
-func newTouched() *touched {
-	return &touched{licenses: map[string]bool{}, subs: map[string]bool{}, apps: map[string]bool{}, users: map[string]bool{},
+func NewTouched() *Touched {
+	return &Touched{licenses: map[string]bool{}, subs: map[string]bool{}, apps: map[string]bool{}, users: map[string]bool{},
 		groups: map[string]bool{}, userLic: map[pair]bool{}, members: map[pair]bool{}, held: map[pair]bool{},
 		before: map[string]indexedBefore{}}
 }
 
-// reset empties tc for another run of events.
-func (tc *touched) reset() {
+// Reset empties tc for another run of events.
+func (tc *Touched) Reset() {
 	tc.meta = false
 	tc.added = tc.added[:0]
 	clear(tc.licenses)
@@ -422,7 +429,7 @@ func (tc *touched) reset() {
 }
 
 // user marks a user and everything that hangs off it in state t.
-func (tc *touched) user(t *domain.Tenant, id string) {
+func (tc *Touched) user(t *domain.Tenant, id string) {
 	if !tc.users[id] {
 		if _, seen := tc.before[id]; !seen {
 			u, ok := indexedUser(t, id)
@@ -458,7 +465,7 @@ func (tc *touched) user(t *domain.Tenant, id string) {
 	}
 }
 
-func (tc *touched) source(userID, src string) {
+func (tc *Touched) source(userID, src string) {
 	if g, ok := domain.GroupOfSource(src); ok {
 		tc.groups[g] = true
 		tc.members[pair{g, userID}] = true
@@ -466,7 +473,7 @@ func (tc *touched) source(userID, src string) {
 }
 
 // event marks what e touches, reading the state before e is applied.
-func (tc *touched) event(t *domain.Tenant, e domain.Event) {
+func (tc *Touched) Event(t *domain.Tenant, e domain.Event) {
 	switch p := e.Payload.(type) {
 	case domain.TenantCreated:
 		tc.meta = true
@@ -553,7 +560,7 @@ func (tc *touched) event(t *domain.Tenant, e domain.Event) {
 	}
 }
 
-func (tc *touched) subscription(t *domain.Tenant, id, sku string) {
+func (tc *Touched) subscription(t *domain.Tenant, id, sku string) {
 	tc.subs[id] = true
 	if sku != "" {
 		tc.licenses[sku] = true
@@ -563,7 +570,7 @@ func (tc *touched) subscription(t *domain.Tenant, id, sku string) {
 	}
 }
 
-func (tc *touched) license(t *domain.Tenant, userID, sku, src string) {
+func (tc *Touched) license(t *domain.Tenant, userID, sku, src string) {
 	tc.user(t, userID)
 	tc.licenses[sku] = true
 	tc.userLic[pair{userID, sku}] = true
@@ -571,7 +578,7 @@ func (tc *touched) license(t *domain.Tenant, userID, sku, src string) {
 }
 
 // render writes every touched entity of state t (after the events) to r.
-func (tc *touched) render(r *renderer) {
+func (tc *Touched) Render(r *Renderer) {
 	// What hangs off a touched user now counts too (e.g. a restored user's
 	// groups); the state before each event was marked by event.
 	for id := range tc.users {
@@ -607,111 +614,117 @@ func (tc *touched) render(r *renderer) {
 	}
 }
 
-// mapSink collects the rendered read model of a tenant in memory.
-type mapSink struct {
-	hashes map[string]map[string]string
-	zsets  map[string]map[string]float64
+// MapSink collects the rendered read model of a tenant in memory.
+type MapSink struct {
+	Hashes map[string]map[string]string
+	Zsets  map[string]map[string]float64
 }
 
-func newMapSink() *mapSink {
-	return &mapSink{hashes: map[string]map[string]string{}, zsets: map[string]map[string]float64{}}
+func NewMapSink() *MapSink {
+	return &MapSink{Hashes: map[string]map[string]string{}, Zsets: map[string]map[string]float64{}}
 }
 
-func (m *mapSink) hset(key, field string, value []byte) {
-	h := m.hashes[key]
+func (m *MapSink) HSet(key, field string, value []byte) {
+	h := m.Hashes[key]
 	if h == nil {
 		h = map[string]string{}
-		m.hashes[key] = h
+		m.Hashes[key] = h
 	}
 	h[field] = string(value)
 }
 
-func (m *mapSink) hdel(key, field string) {
-	if h := m.hashes[key]; h != nil {
+func (m *MapSink) HDel(key, field string) {
+	if h := m.Hashes[key]; h != nil {
 		delete(h, field)
 		if len(h) == 0 {
-			delete(m.hashes, key)
+			delete(m.Hashes, key)
 		}
 	}
 }
 
-func (m *mapSink) zadd(key string, score float64, member string) {
-	z := m.zsets[key]
+func (m *MapSink) ZAdd(key string, score float64, member string) {
+	z := m.Zsets[key]
 	if z == nil {
 		z = map[string]float64{}
-		m.zsets[key] = z
+		m.Zsets[key] = z
 	}
 	z[member] = score
 }
 
-func (m *mapSink) zrem(key, member string) {
-	if z := m.zsets[key]; z != nil {
+func (m *MapSink) ZRem(key, member string) {
+	if z := m.Zsets[key]; z != nil {
 		delete(z, member)
 		if len(z) == 0 {
-			delete(m.zsets, key)
+			delete(m.Zsets, key)
 		}
 	}
 }
 
-// scriptSink encodes writes as arguments of the apply script.
-type scriptSink struct {
-	keys  []string
+// ScriptSink encodes writes as arguments of the apply script.
+type ScriptSink struct {
+	Keys  []string
 	index map[string]int
-	args  []any
+	Args  []any
 	keyOf func(suffix string) string
 }
 
-func newScriptSink(keyOf func(string) string) *scriptSink {
-	s := &scriptSink{}
-	s.reset(keyOf)
+func NewScriptSink(keyOf func(string) string) *ScriptSink {
+	s := &ScriptSink{}
+	s.Reset(keyOf)
 	return s
 }
 
-// reset empties s for another tenant's writes, keeping its memory.
-func (s *scriptSink) reset(keyOf func(string) string) {
+// Reset empties s for another tenant's writes, keeping its memory.
+func (s *ScriptSink) Reset(keyOf func(string) string) {
 	if s.index == nil || len(s.index) > maxKeptSinkKeys {
 		// A map does not shrink: after a tenant with thousands of keys,
 		// start a small one again.
 		s.index = map[string]int{}
 	}
 	clear(s.index)
-	clear(s.keys)
-	clear(s.args) // drop the last tenant's views and strings
-	if cap(s.args) > 16*maxKeptSinkKeys {
-		s.keys, s.args = nil, nil
+	clear(s.Keys)
+	clear(s.Args) // drop the last tenant's views and strings
+	if cap(s.Args) > 16*maxKeptSinkKeys {
+		s.Keys, s.Args = nil, nil
 	}
-	s.keys, s.args, s.keyOf = s.keys[:0], s.args[:0], keyOf
+	s.Keys, s.Args, s.keyOf = s.Keys[:0], s.Args[:0], keyOf
 	s.key(readmodel.Meta) // KEYS[1] holds the applied version
 }
 
-// maxKeptSinkKeys bounds what a reused scriptSink keeps between tenants.
+// maxKeptSinkKeys bounds what a reused ScriptSink keeps between tenants.
 const maxKeptSinkKeys = 1024
 
-func (s *scriptSink) key(suffix string) string {
+func (s *ScriptSink) key(suffix string) string {
 	i, ok := s.index[suffix]
 	if !ok {
-		s.keys = append(s.keys, s.keyOf(suffix))
-		i = len(s.keys)
+		s.Keys = append(s.Keys, s.keyOf(suffix))
+		i = len(s.Keys)
 		s.index[suffix] = i
 	}
 	return strconv.Itoa(i)
 }
 
-// applyArgs is ARGV of applyScript: the version the writes bring the
-// tenant to, then the ops.
-func (s *scriptSink) applyArgs(version uint64) []any {
-	return append(append(make([]any, 0, len(s.args)+1), version), s.args...)
+// Has reports whether s has a key for the tenant key suffix.
+func (s *ScriptSink) Has(suffix string) bool {
+	_, ok := s.index[suffix]
+	return ok
 }
 
-func (s *scriptSink) hset(key, field string, value []byte) {
-	s.args = append(s.args, "hs", s.key(key), field, value)
+// ApplyArgs is ARGV of ApplyScript: the version the writes bring the
+// tenant to, then the ops.
+func (s *ScriptSink) ApplyArgs(version uint64) []any {
+	return append(append(make([]any, 0, len(s.Args)+1), version), s.Args...)
 }
-func (s *scriptSink) hdel(key, field string) { s.args = append(s.args, "hd", s.key(key), field) }
-func (s *scriptSink) zadd(key string, score float64, member string) {
+
+func (s *ScriptSink) HSet(key, field string, value []byte) {
+	s.Args = append(s.Args, "hs", s.key(key), field, value)
+}
+func (s *ScriptSink) HDel(key, field string) { s.Args = append(s.Args, "hd", s.key(key), field) }
+func (s *ScriptSink) ZAdd(key string, score float64, member string) {
 	sc := "0" // every index but the purge and lifecycle schedules scores 0
 	if score != 0 {
 		sc = strconv.FormatFloat(score, 'f', -1, 64)
 	}
-	s.args = append(s.args, "za", s.key(key), sc, member)
+	s.Args = append(s.Args, "za", s.key(key), sc, member)
 }
-func (s *scriptSink) zrem(key, member string) { s.args = append(s.args, "zr", s.key(key), member) }
+func (s *ScriptSink) ZRem(key, member string) { s.Args = append(s.Args, "zr", s.key(key), member) }

@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -17,7 +17,18 @@ import (
 	"github.com/seatledger/seatledger/readmodel"
 )
 
-// ReplayConfig configures Replay. Store and Redis are required.
+// Tail is the live projector (a projections.Projection) on the prefix a
+// Replay built: it projects the events after the bulk pass. Replay runs it
+// until it has written the log's head, swaps the active prefix, then
+// stops it.
+type Tail interface {
+	Run(ctx context.Context) error
+	// Written is the last position durably written (its checkpoint).
+	Written() eventstore.Position
+}
+
+// ReplayConfig configures Replay. Store and Redis are required, and
+// NewTail for Replay.
 type ReplayConfig struct {
 	// Name of the projection whose checkpoint the replay writes under the
 	// new prefix (default "readmodels", the live projection's).
@@ -32,9 +43,14 @@ type ReplayConfig struct {
 	// not be the active prefix; read-model keys left under it are deleted
 	// first.
 	NewPrefix string
-	// Tenant is the tenant RebuildTenant rebuilds in place, under the
+	// Tenant is the tenant rebuild.Tenant rebuilds in place, under the
 	// active prefix (no new prefix, no swap). Replay refuses it.
 	Tenant string
+	// NewTail makes the Tail of a Replay: the live projector
+	// (projections.New) with this config's Name, Store, Snapshots,
+	// Upcasters, Catalog, Redis and Logger on the prefix NewPrefix. It is
+	// passed in so that the rebuild tools do not import the live projector.
+	NewTail func(cfg ReplayConfig) (Tail, error)
 	// NoSwap builds and catches up NewPrefix but leaves the active prefix
 	// alone (an audit: compare it with the active prefix, readmodel.ComparePrefixes).
 	NoSwap bool
@@ -124,15 +140,16 @@ type ReplayResult struct {
 // (tenants spread over Workers) and writes each tenant's final state once,
 // in pipelines, each tenant in one script call with its applied version. The
 // checkpoint of the new prefix is written at the bulk pass's last position,
-// and an ordinary Projection on the new prefix projects the tail from there.
+// and the live projector on the new prefix (cfg.NewTail) projects the tail
+// from there.
 //
-// cfg.Tenant must be empty: one tenant is rebuilt in place by RebuildTenant.
+// cfg.Tenant must be empty: one tenant is rebuilt in place by Tenant.
 func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
-	if cfg.Store == nil || cfg.Redis == nil {
-		return ReplayResult{}, errors.New("projections: replay: Store and Redis are required")
+	if cfg.Store == nil || cfg.Redis == nil || cfg.NewTail == nil {
+		return ReplayResult{}, errors.New("projections: replay: Store, Redis and NewTail are required")
 	}
 	if cfg.Tenant != "" {
-		return ReplayResult{}, fmt.Errorf("projections: replay rebuilds every tenant into a new prefix, but Tenant is %q: call RebuildTenant to rebuild one tenant in place", cfg.Tenant)
+		return ReplayResult{}, fmt.Errorf("projections: replay rebuilds every tenant into a new prefix, but Tenant is %q: call rebuild.Tenant to rebuild one tenant in place", cfg.Tenant)
 	}
 	cfg.defaults()
 	start := time.Now()
@@ -203,8 +220,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 		"position", uint64(res.BulkPosition), "seconds", res.BulkDuration.Seconds(), "events_per_s", res.EventsPerSec)
 
 	// Catch up the tail with an ordinary projection on the new prefix.
-	tail, err := New(Config{Name: cfg.Name, Store: cfg.Store, Snapshots: cfg.Snapshots, Upcasters: cfg.Upcasters,
-		Catalog: cfg.Catalog, Redis: rdb, Prefix: cfg.NewPrefix, Logger: cfg.Logger})
+	tail, err := cfg.NewTail(cfg)
 	if err != nil {
 		return res, err
 	}
@@ -228,7 +244,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 		stop()
 		return res, err
 	}
-	res.Position = eventstore.Position(tail.flushed.Load())
+	res.Position = tail.Written()
 
 	if cfg.NoSwap {
 		if err := stop(); err != nil {
@@ -249,7 +265,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
 	ok = true
 	res.Swapped = true
 	res.OldPrefix = old
-	res.Position = eventstore.Position(tail.flushed.Load())
+	res.Position = tail.Written()
 	cfg.Logger.Info("replay: active prefix swapped", "old", old, "new", cfg.NewPrefix, "position", uint64(res.Position))
 	if cfg.OnSwap != nil {
 		cfg.OnSwap(old, cfg.NewPrefix)
@@ -355,13 +371,13 @@ func (cfg *ReplayConfig) report(p ReplayProgress) {
 }
 
 // waitTail waits until the tail projection has written head, reporting progress.
-func (cfg *ReplayConfig) waitTail(ctx context.Context, tail *Projection, done <-chan error, events uint64, head eventstore.Position) error {
+func (cfg *ReplayConfig) waitTail(ctx context.Context, tail Tail, done <-chan error, events uint64, head eventstore.Position) error {
 	t := time.NewTicker(cfg.ProgressInterval)
 	defer t.Stop()
 	start := time.Now()
-	from := tail.flushed.Load()
+	from := uint64(tail.Written())
 	for {
-		pos := tail.flushed.Load()
+		pos := uint64(tail.Written())
 		if pos >= uint64(head) {
 			cfg.report(ReplayProgress{Phase: PhaseCatchUp, Events: events, Position: eventstore.Position(pos), Head: head})
 			return nil
@@ -408,4 +424,10 @@ func headPosition(ctx context.Context, store eventstore.Store, after eventstore.
 		}
 		after = evs[len(evs)-1].Position
 	}
+}
+
+// headPositioner is implemented by stores that know their last position
+// cheaply (the embedded store).
+type headPositioner interface {
+	LastPosition() eventstore.Position
 }

@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/internal/redistest"
+	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
@@ -147,7 +148,7 @@ func testReplayMatchesLiveByteForByte(t *testing.T, kind redistest.Kind) {
 		runScenario(t, h, fmt.Sprintf("t%02d", i), uint64(100+i))
 	}
 	a := prefix + "a:"
-	rp := startProjection(t, Config{Store: store, Snapshots: store, Redis: rdb, Prefix: a, BatchSize: 16, CacheSize: 2})
+	rp := startProjection(t, projections.Config{Store: store, Snapshots: store, Redis: rdb, Prefix: a, BatchSize: 16, CacheSize: 2})
 	// More random commands while the live projection runs (it sees them in
 	// small batches, the replay all at once).
 	churn(t, h, 6, 600, 42)
@@ -173,7 +174,7 @@ func testReplayMatchesLiveByteForByte(t *testing.T, kind redistest.Kind) {
 			if cfg.MaxHeap > 0 {
 				runtime.GC() // a live heap measured
 			}
-			res, err := Replay(ctx, cfg)
+			res, err := replay(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,7 +199,7 @@ func testReplayTailAndEmptyLog(t *testing.T, kind redistest.Kind) {
 	ctx := context.Background()
 	store := openStore(t)
 	b := prefix + "empty:"
-	res, err := Replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: b, NoSwap: true})
+	res, err := replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: b, NoSwap: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func testReplayTailAndEmptyLog(t *testing.T, kind redistest.Kind) {
 	if err := rdb.Set(ctx, ReplayLockKey, "someone", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: b, NoSwap: true}); !errors.Is(err, ErrReplayRunning) {
+	if _, err := replay(ctx, ReplayConfig{Store: store, Redis: rdb, NewPrefix: b, NoSwap: true}); !errors.Is(err, ErrReplayRunning) {
 		t.Fatalf("second replay: %v", err)
 	}
 	rdb.Del(ctx, ReplayLockKey)
@@ -220,7 +221,7 @@ func testReplayTailAndEmptyLog(t *testing.T, kind redistest.Kind) {
 	var once sync.Once
 	done := make(chan struct{})
 	b = prefix + "tail:"
-	res, err = Replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, NewPrefix: b, NoSwap: true, BatchSize: 16,
+	res, err = replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, NewPrefix: b, NoSwap: true, BatchSize: 16,
 		ProgressInterval: time.Millisecond,
 		Progress: func(p ReplayProgress) {
 			if p.Phase == PhaseBulk {
@@ -249,7 +250,7 @@ func testReplayTailAndEmptyLog(t *testing.T, kind redistest.Kind) {
 }
 
 // TestReplayRefusesOneTenant: Replay rebuilds everything into a new prefix;
-// a config naming one tenant is a mistake for RebuildTenant, refused
+// a config naming one tenant is a mistake for rebuild.Tenant, refused
 // without writing anything rather than quietly turned into an in-place
 // rebuild.
 func TestReplayRefusesOneTenant(t *testing.T) { redistest.Each(t, testReplayRefusesOneTenant) }
@@ -264,9 +265,9 @@ func testReplayRefusesOneTenant(t *testing.T, kind redistest.Kind) {
 	if err := readmodel.SetActivePrefix(ctx, rdb, prefix); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso"})
-	if err == nil || !strings.Contains(err.Error(), "RebuildTenant") {
-		t.Fatalf("Replay with Tenant set = %+v, %v; want an error naming RebuildTenant", res, err)
+	res, err := replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso"})
+	if err == nil || !strings.Contains(err.Error(), "rebuild.Tenant") {
+		t.Fatalf("Replay with Tenant set = %+v, %v; want an error naming rebuild.Tenant", res, err)
 	}
 	if keys := dumpPrefix(t, rdb, prefix); len(keys) != 0 {
 		t.Fatalf("Replay wrote %d keys under the active prefix: %v", len(keys), keys)
@@ -288,7 +289,7 @@ func testRebuildTenant(t *testing.T, kind redistest.Kind) {
 	if err := readmodel.SetActivePrefix(ctx, rdb, prefix); err != nil {
 		t.Fatal(err)
 	}
-	rp := startProjection(t, Config{Store: store, Snapshots: store, Redis: rdb})
+	rp := startProjection(t, projections.Config{Store: store, Snapshots: store, Redis: rdb})
 	rp.waitFor(t, lastPosition(t, store))
 	verifyClean(t, store, rdb, prefix)
 	k := readmodel.Keys{Prefix: prefix}
@@ -318,7 +319,7 @@ func testRebuildTenant(t *testing.T, kind redistest.Kind) {
 	}
 
 	var phases []string
-	res, err := RebuildTenant(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso",
+	res, err := Tenant(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, Tenant: "contoso",
 		Progress: func(p ReplayProgress) { phases = append(phases, p.Phase) }})
 	must(err)
 	v, _ := store.StreamVersion(ctx, "tenant-contoso")
@@ -371,7 +372,7 @@ func testRebuildTenant(t *testing.T, kind redistest.Kind) {
 		}
 	}()
 	for range 5 {
-		if _, err := RebuildTenant(ctx, ReplayConfig{Store: store, Redis: rdb, Tenant: "contoso"}); err != nil {
+		if _, err := Tenant(ctx, ReplayConfig{Store: store, Redis: rdb, Tenant: "contoso"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -398,7 +399,7 @@ func testReplaySwap(t *testing.T, kind redistest.Kind) {
 	if err := readmodel.SetActivePrefix(ctx, rdb, oldP); err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := NewManager(Config{Store: store, Snapshots: store, Redis: rdb}, 50*time.Millisecond)
+	mgr, err := projections.NewManager(projections.Config{Store: store, Snapshots: store, Redis: rdb}, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +480,7 @@ func testReplaySwap(t *testing.T, kind redistest.Kind) {
 
 	var during atomic.Int64
 	var wrong atomic.Value
-	res, err := Replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, NewPrefix: newP, BatchSize: 16,
+	res, err := replay(ctx, ReplayConfig{Store: store, Snapshots: store, Redis: rdb, NewPrefix: newP, BatchSize: 16,
 		DeleteOldAfter: 200 * time.Millisecond, OnSwap: func(_, _ string) { mgr.Refresh() }, ProgressInterval: time.Millisecond,
 		Progress: func(p ReplayProgress) {
 			if p.Phase == PhaseSwapped {

@@ -1,0 +1,49 @@
+package render
+
+import (
+	"embed"
+	"strings"
+)
+
+// The Redis scripts the projector, replay and rebuild run, one file each in
+// lua/. A line "-- ops.lua" in a script stands for lua/ops.lua, the loop
+// that applies a tenant's write ops (shared by apply, flush and rebuild).
+//
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+// ApplyScript writes one tenant's changes and its applied version, unless
+// the tenant already applied that version (re-delivery: no-op).
+// KEYS[1] = the tenant's meta hash; ARGV[1] = version; then ops:
+// hs k field value | hd k field | za k score member | zr k member
+// (k = index into KEYS).
+var ApplyScript = Script("apply.lua")
+
+// FlushScript is a whole flush in one call (one Redis node): for each
+// tenant what ApplyScript does, and its id added to the tenant set (unless
+// the id is empty: the projection added it before), then
+// the checkpoint moved forward. A failing op aborts the script before the
+// checkpoint moves. KEYS: every tenant's keys, one tenant after the other
+// (its meta hash first), then the tenant set and the checkpoint key. ARGV[1]
+// = the checkpoint position, ARGV[2] = the number of tenants; then per
+// tenant: its number of keys, version, id, number of op arguments, the ops
+// (k indexes the tenant's own keys).
+var FlushScript = Script("flush.lua")
+
+// Script returns the script lua/name with lua/ops.lua in place of its
+// "-- ops.lua" line. A missing file is a build mistake: it panics at init.
+func Script(name string) string {
+	src := mustReadLua(name)
+	if name == "ops.lua" {
+		return src
+	}
+	return strings.Replace(src, "-- ops.lua\n", mustReadLua("ops.lua"), 1)
+}
+
+func mustReadLua(name string) string {
+	b, err := luaFiles.ReadFile("lua/" + name)
+	if err != nil {
+		panic("render: " + err.Error())
+	}
+	return string(b)
+}
