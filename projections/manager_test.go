@@ -147,16 +147,23 @@ func TestManagerRebuildsWhatOneMasterLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deleted := 0
+	deleted, tenantKeys := 0, 0
 	for _, k := range all {
 		if s := readmodel.Slot(k); int(lost.Start) <= s && s <= int(lost.End) {
-			rdb.Del(ctx, k)
+			if err := rdb.Del(ctx, k).Err(); err != nil {
+				t.Fatal(err)
+			}
 			deleted++
+			if _, _, ok := keys.SplitTenantKey(k); ok {
+				tenantKeys++
+			}
 		}
 	}
-	rep, err := rebuild.Verify(ctx, store, rdb, prefix, rebuild.VerifyOptions{Tenants: tenants})
-	if err != nil || rep.OK() {
-		t.Fatalf("deleting %d keys of slots %d-%d lost nothing: %v", deleted, lost.Start, lost.End, err)
+	// The tenants' keys are gone: only a rebuild brings them back (no
+	// event is written meanwhile). The Manager, polling every 20 ms, may
+	// already be at it, so the loss is counted, not verified afterwards.
+	if tenantKeys == 0 {
+		t.Fatalf("deleting %d keys of slots %d-%d lost no tenant's read model", deleted, lost.Start, lost.End)
 	}
 	waitWhole("after a master lost its slots")
 }
