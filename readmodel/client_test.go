@@ -3,6 +3,7 @@ package readmodel_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -63,11 +64,19 @@ func TestParseURL(t *testing.T) {
 func TestCheckNotCluster(t *testing.T) {
 	ctx := context.Background()
 	cl := redistest.Open(t, redistest.Cluster, 0).(*redis.ClusterClient)
-	var node *redis.Client
-	if err := cl.ForEachMaster(ctx, func(_ context.Context, m *redis.Client) error { node = m; return nil }); err != nil {
+	var (
+		mu   sync.Mutex // ForEachMaster calls fn on every master at once
+		addr string
+	)
+	if err := cl.ForEachMaster(ctx, func(_ context.Context, m *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		addr = m.Options().Addr
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	plain := redis.NewClient(&redis.Options{Addr: node.Options().Addr})
+	plain := redis.NewClient(&redis.Options{Addr: addr})
 	defer plain.Close()
 	if err := readmodel.CheckNotCluster(ctx, plain); !errors.Is(err, readmodel.ErrClusterNode) {
 		t.Errorf("a plain client of a cluster node: %v", err)
