@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"eventcodec":           {"domain"},
 	"lease":                {},
 	"internal/lru":         {},
+	"i18n":                 {},
 
 	// The two contracts the write and read sides share.
 	"tenantstream": {"domain", "eventcodec", "eventstore"},
@@ -44,7 +45,7 @@ var allowed = map[string][]string{
 
 	// Drivers: they turn requests and due times into commands and queries.
 	"scheduler":   {"domain", "eventstore", "commands", "readmodel"},
-	"api":         {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "commands", "queries", "history"},
+	"api":         {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "commands", "queries", "history", "i18n"},
 	"api/apitest": {},
 
 	// The binary wires everything.
