@@ -57,6 +57,7 @@ var allowed = map[string][]string{
 	"internal/reliability": {"*"},
 	"internal/redistest":   {"readmodel"},
 	"internal/archtest":    {},
+	"internal/browsertest": {},
 }
 
 // exceptions are imports the arrows forbid that the code still has, each
@@ -65,7 +66,7 @@ var allowed = map[string][]string{
 var exceptions = map[[2]string]string{}
 
 // testSupport may be imported by tests only.
-var testSupport = []string{"internal/benchdata", "internal/clustertest", "internal/reliability", "internal/redistest", "api/apitest", "eventstore/storetest"}
+var testSupport = []string{"internal/benchdata", "internal/browsertest", "internal/clustertest", "internal/reliability", "internal/redistest", "api/apitest", "eventstore/storetest"}
 
 // readSide never imports the write side (commands) whatever the table says;
 // only its tests may, to write the events they read.
