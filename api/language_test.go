@@ -97,3 +97,30 @@ func TestProblemDetailsSpeakTheRequestsLanguage(t *testing.T) {
 		t.Fatal("no tenant")
 	}
 }
+
+// TestImportRowProblemsSpeakTheRequestsLanguage: the problems of a CSV
+// import's rows are problems too, in the language asked for.
+func TestImportRowProblemsSpeakTheRequestsLanguage(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	admin := token(t, "contoso", "admin")
+	file := "User principal name,Display name,Usage location\n,No Name,US\nann@contoso.example,Ann,US\nann@contoso.example,Ann again,US\n"
+	for lang, want := range map[string][]string{
+		"":           {"the user principal name is required", `row 2 already has user principal name "ann@contoso.example"`},
+		"fr":         {"le nom d'utilisateur principal est obligatoire", `la ligne 2 a déjà le nom d'utilisateur principal "ann@contoso.example"`},
+		"zh-Hant-TW": {"使用者主體名稱為必填", `第 2 列已有使用者主體名稱 "ann@contoso.example"`},
+	} {
+		r := e.do(req{Method: "POST", Path: "/v1/tenants/contoso/users/import?dryRun=true", Token: admin, Body: file,
+			Header: map[string]string{"Content-Type": "text/csv", "Accept-Language": lang}})
+		a := importAnswer(t, r)
+		var got []string
+		for _, res := range a.Results {
+			if res.Problem != nil {
+				got = append(got, res.Problem.Detail)
+			}
+		}
+		if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+			t.Errorf("Accept-Language %q: row problems %q, want %q", lang, got, want)
+		}
+	}
+}
