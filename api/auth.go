@@ -84,7 +84,7 @@ type principal struct {
 func unauthenticated(detail, wwwAuth string) *HTTPError {
 	h := http.Header{}
 	h.Set("WWW-Authenticate", wwwAuth)
-	return &HTTPError{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Detail: detail, Header: h}
+	return &HTTPError{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Detail: detail, Format: detail, Header: h}
 }
 
 func (a *authenticator) authenticate(header string) (principal, error) {
@@ -116,11 +116,10 @@ func (a *authenticator) authenticate(header string) (principal, error) {
 		err = strictToken(parsed)
 	}
 	if err != nil {
-		detail := "the token is not valid"
 		if errors.Is(err, jwt.ErrTokenExpired) {
-			detail = "the token has expired"
+			return principal{}, unauthenticated("the token has expired", invalidToken)
 		}
-		return principal{}, unauthenticated(detail, invalidToken)
+		return principal{}, unauthenticated("the token is not valid", invalidToken)
 	}
 	if !domain.ValidID(claims.Subject) || !domain.ValidID(claims.TenantID) {
 		return principal{}, unauthenticated("the token must carry sub and tid claims", invalidToken)

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 
@@ -232,9 +231,9 @@ func inTermsOfRequest(err error, key string, fields func(string) string) error {
 	out := *de // a copy: domain errors may be shared values
 	switch {
 	case de.Code == domain.CodeIdempotencyKeyReused:
-		out.Field = HeaderIdempotencyKey
-		out.Detail = fmt.Sprintf("Idempotency-Key %q was already used for another request (another method, path or body); "+
+		reused := domain.Errorf(de.Code, HeaderIdempotencyKey, "Idempotency-Key %q was already used for another request (another method, path or body); "+
 			"send a new key for a new request", bounded(key))
+		out.Field, out.Detail, out.Format, out.Args = reused.Field, reused.Detail, reused.Format, reused.Args
 	case fields != nil && de.Field != "":
 		out.Field = fields(de.Field)
 	default:

@@ -225,6 +225,16 @@ type ImportProblem struct {
 	Column  string `json:"column,omitempty"`
 	Rule    string `json:"rule,omitempty"`
 	Missing int    `json:"missing,omitempty"`
+
+	// format and args are Detail before formatting, for translation (as
+	// Problem's).
+	format string
+	args   []any
+}
+
+// importProblemf is a row's problem whose detail is format (a literal) with args.
+func importProblemf(code, column, format string, args ...any) *ImportProblem {
+	return &ImportProblem{Code: code, Column: column, Detail: fmt.Sprintf(format, args...), format: format, args: args}
 }
 
 // The columns an import reads, by their normalized header (lower case,
@@ -329,8 +339,12 @@ func (s *Server) importUsers(c *gin.Context) {
 		WriteProblem(c, err)
 		return
 	}
+	lang := requestLang(c)
 	for _, r := range ans.Results {
 		ans.Counts[r.Status]++
+		if r.Problem != nil {
+			r.Problem.Detail = localized(lang, r.Problem.Detail, r.Problem.format, r.Problem.args)
+		}
 	}
 	writeJSON(c, http.StatusOK, "application/json", ans)
 }
@@ -339,14 +353,12 @@ func (s *Server) importUsers(c *gin.Context) {
 func csvContentType(ct string) error {
 	media, params, _ := strings.Cut(ct, ";")
 	if !strings.EqualFold(strings.TrimSpace(media), "text/csv") {
-		return &HTTPError{Status: http.StatusUnsupportedMediaType, Code: domain.CodeInvalidRequest, Field: "Content-Type",
-			Detail: fmt.Sprintf("send the users as Content-Type: text/csv, not %q", bounded(ct))}
+		return httpErrorf(http.StatusUnsupportedMediaType, domain.CodeInvalidRequest, "Content-Type", "send the users as Content-Type: text/csv, not %q", bounded(ct))
 	}
 	for _, p := range strings.Split(params, ";") {
 		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
 		if strings.EqualFold(k, "charset") && !strings.EqualFold(strings.Trim(v, `"`), "utf-8") {
-			return &HTTPError{Status: http.StatusUnsupportedMediaType, Code: domain.CodeInvalidRequest, Field: "Content-Type",
-				Detail: fmt.Sprintf("the CSV must be UTF-8, not %q", bounded(v))}
+			return httpErrorf(http.StatusUnsupportedMediaType, domain.CodeInvalidRequest, "Content-Type", "the CSV must be UTF-8, not %q", bounded(v))
 		}
 	}
 	return nil
@@ -402,8 +414,7 @@ func readImport(body []byte) ([]importRow, []string, error) {
 		}
 		line, _ := r.FieldPos(0)
 		if len(rows) == MaxImportRows {
-			return nil, nil, &domain.Error{Code: domain.CodeTooManyUsers, Field: "body",
-				Detail: fmt.Sprintf("one import creates at most %d users; split the file", MaxImportRows)}
+			return nil, nil, domain.Errorf(domain.CodeTooManyUsers, "body", "one import creates at most %d users; split the file", MaxImportRows)
 		}
 		ir := importRow{row: len(rows) + 1, line: line, blank: true}
 		for _, v := range rec {
@@ -472,11 +483,9 @@ func (run *importRun) prepare(t *domain.Tenant) {
 		if ir.problem == nil {
 			upn := strings.ToLower(ir.user.UserPrincipalName)
 			if first, dup := upns[upn]; dup {
-				ir.problem = &ImportProblem{Code: codeDuplicateInFile, Column: colUPN,
-					Detail: fmt.Sprintf("row %d already has user principal name %q", first, bounded(ir.user.UserPrincipalName))}
+				ir.problem = importProblemf(codeDuplicateInFile, colUPN, "row %d already has user principal name %q", first, bounded(ir.user.UserPrincipalName))
 			} else if first, dup := ids[ir.user.ID]; dup {
-				ir.problem = &ImportProblem{Code: codeDuplicateInFile, Column: colID,
-					Detail: fmt.Sprintf("row %d already has id %q", first, bounded(ir.user.ID))}
+				ir.problem = importProblemf(codeDuplicateInFile, colID, "row %d already has id %q", first, bounded(ir.user.ID))
 			} else {
 				upns[upn], ids[ir.user.ID] = ir.row, ir.row
 			}
@@ -487,8 +496,7 @@ func (run *importRun) prepare(t *domain.Tenant) {
 			}
 			sku, ok := productSku(catalog, t, name)
 			if !ok {
-				ir.problem = &ImportProblem{Code: string(domain.CodeNotFound), Column: colLicenses,
-					Detail: fmt.Sprintf("%q is not a product of the catalog or of the tenant (give its name, skuPartNumber or skuId)", bounded(name))}
+				ir.problem = importProblemf(string(domain.CodeNotFound), colLicenses, "%q is not a product of the catalog or of the tenant (give its name, skuPartNumber or skuId)", bounded(name))
 				break
 			}
 			if !slices.Contains(ir.skus, sku) {
@@ -656,7 +664,7 @@ func (run *importRun) apply() (uint64, error) {
 // the file's column (fallback when the field is not a column's).
 func rowProblem(err error, fallback string) *ImportProblem {
 	p, _, _ := toProblem(err)
-	out := &ImportProblem{Code: p.Code, Detail: p.Detail, Rule: p.Rule, Missing: p.Missing}
+	out := &ImportProblem{Code: p.Code, Detail: p.Detail, Rule: p.Rule, Missing: p.Missing, format: p.format, args: p.args}
 	switch f := strings.TrimPrefix(p.Field, "user."); f {
 	case "userPrincipalName":
 		out.Column = colUPN
@@ -673,7 +681,7 @@ func rowProblem(err error, fallback string) *ImportProblem {
 	}
 	if p.Code == string(domain.CodeIdempotencyKeyReused) {
 		out.Column = ""
-		out.Detail = "this import id's row was already imported with other content; use a new importId for a changed file"
+		out.Detail, out.format, out.args = "this import id's row was already imported with other content; use a new importId for a changed file", "", nil
 	}
 	return out
 }

@@ -26,9 +26,10 @@ func bodyEncodings(h http.Header) ([]string, error) {
 			default:
 				hdr := http.Header{}
 				hdr.Set("Accept-Encoding", "gzip")
-				return nil, &HTTPError{Status: http.StatusUnsupportedMediaType, Code: domain.CodeInvalidRequest,
-					Field: "Content-Encoding", Header: hdr,
-					Detail: "Content-Encoding " + c + " is not supported: send the body as is or gzip-compressed"}
+				e := httpErrorf(http.StatusUnsupportedMediaType, domain.CodeInvalidRequest, "Content-Encoding",
+					"Content-Encoding %s is not supported: send the body as is or gzip-compressed", c)
+				e.Header = hdr
+				return nil, e
 			}
 		}
 	}

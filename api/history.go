@@ -225,7 +225,7 @@ func (h historyHandlers) state(c *gin.Context) {
 		return
 	}
 	if v == 0 {
-		WriteProblem(c, &domain.Error{Code: domain.CodeNotFound, Detail: "the tenant did not exist yet at " + at})
+		WriteProblem(c, domain.Errorf(domain.CodeNotFound, "", "the tenant did not exist yet at %s", at))
 		return
 	}
 	st, err := h.svc.StateAt(ctx, t, v)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
+	"github.com/seatledger/seatledger/i18n"
 	"github.com/seatledger/seatledger/queries"
 )
 
@@ -45,6 +47,11 @@ type Problem struct {
 	Plans   []string `json:"plans,omitempty"`
 	// RequestID lets a caller quote the request to an operator.
 	RequestID string `json:"requestId,omitempty"`
+
+	// format and args are Detail before formatting, in English: format is
+	// the key of the translation (empty: Detail is the key). See localize.
+	format string
+	args   []any
 }
 
 // HTTPError is an error of the HTTP layer itself (auth, body, routing) with
@@ -56,19 +63,29 @@ type HTTPError struct {
 	Detail string
 	// Header is added to the answer (e.g. WWW-Authenticate, Allow).
 	Header http.Header
+	// Format and Args are Detail before formatting, for translation (as
+	// domain.Error's): build an HTTPError with httpErrorf.
+	Format string
+	Args   []any
+}
+
+// httpErrorf is an HTTPError whose Detail is format (a literal: it is the
+// translation catalog's key) with args.
+func httpErrorf(status int, code domain.ErrorCode, field, format string, args ...any) *HTTPError {
+	return &HTTPError{Status: status, Code: code, Field: field, Detail: fmt.Sprintf(format, args...), Format: format, Args: args}
 }
 
 func (e *HTTPError) Error() string { return string(e.Code) + ": " + e.Detail }
 
 // invalidRequest is a 400 invalid_request naming the offending input.
 func invalidRequest(field, format string, args ...any) *HTTPError {
-	return &HTTPError{Status: http.StatusBadRequest, Code: domain.CodeInvalidRequest, Field: field, Detail: fmt.Sprintf(format, args...)}
+	return httpErrorf(http.StatusBadRequest, domain.CodeInvalidRequest, field, format, args...)
 }
 
 // TenantNotFound is the answer for a tenant that does not exist or that the
 // caller's token does not belong to: both look the same (no existence leak).
 func TenantNotFound(tenantID string) error {
-	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", bounded(tenantID))}
+	return domain.Errorf(domain.CodeNotFound, "", "tenant %q does not exist", bounded(tenantID))
 }
 
 var statusByCode = map[domain.ErrorCode]int{
@@ -159,12 +176,13 @@ func toProblem(err error) (Problem, http.Header, bool) {
 	)
 	switch {
 	case errors.As(err, &he):
-		p = Problem{Code: string(he.Code), Detail: he.Detail, Field: he.Field, Status: he.Status}
+		p = Problem{Code: string(he.Code), Detail: he.Detail, Field: he.Field, Status: he.Status, format: he.Format, args: he.Args}
 		hdr = he.Header
 	case errors.As(err, &qe):
 		p, hdr = queryProblem(qe)
 	case errors.As(err, &de):
-		p = Problem{Code: string(de.Code), Detail: de.Detail, Rule: de.Rule, Field: de.Field, Missing: de.Missing, Plans: de.Plans}
+		p = Problem{Code: string(de.Code), Detail: de.Detail, Rule: de.Rule, Field: de.Field, Missing: de.Missing, Plans: de.Plans,
+			format: de.Format, args: de.Args}
 	case errors.Is(err, commands.ErrConcurrencyConflict):
 		p = Problem{Code: string(CodeConcurrencyConflict), Detail: "the tenant kept changing while the command was decided; retry the request"}
 	case errors.Is(err, eventstore.ErrUnavailable), errors.Is(err, eventstore.ErrClosed):
@@ -190,7 +208,10 @@ func toProblem(err error) (Problem, http.Header, bool) {
 		p.Title = http.StatusText(p.Status)
 	}
 	if p.Detail == "" {
-		p.Detail = p.Title
+		p.Detail, p.format, p.args = p.Title, "", nil
+	}
+	if p.format == "" {
+		p.format = p.Detail
 	}
 	p.Detail = boundDetail(p.Detail)
 	p.Type = problemTypeBase + p.Code
@@ -231,6 +252,8 @@ func WriteProblem(c *gin.Context, err error) {
 		return
 	}
 	p, hdr, internal := toProblem(err)
+	lang := requestLang(c)
+	p.localize(lang)
 	p.RequestID = c.GetString(ctxRequestID)
 	if internal || p.Status >= 500 {
 		logger := loggerOf(c)
@@ -246,9 +269,55 @@ func WriteProblem(c *gin.Context, err error) {
 			c.Writer.Header().Add(k, v)
 		}
 	}
+	c.Writer.Header().Set("Content-Language", string(lang))
+	c.Writer.Header().Add("Vary", "Accept-Language")
 	_ = c.Error(err)
 	c.Abort()
 	writeJSON(c, p.Status, ProblemContentType, p)
+}
+
+// problemTexts holds the translations of every problem detail: the key is
+// the English format (or literal detail) the error was built with, the
+// texts are formats with the same arguments (%[2]s to reorder them).
+// locales_test.go fails when a detail the code can build has no French or
+// Chinese text.
+//
+//go:embed locales/problems.*.json
+var localesFS embed.FS
+
+var problemTexts = i18n.MustLoad(localesFS, "locales")
+
+// requestLang is the language of the person behind the request, from its
+// Accept-Language (English when it names none of ours).
+func requestLang(c *gin.Context) i18n.Lang {
+	return i18n.Negotiate(c.GetHeader("Accept-Language"))
+}
+
+// localize writes p's detail in lang: the translation of its format with
+// its arguments, a domain.Phrase argument translated too. English keeps the
+// detail as built, so English answers do not depend on the catalog. A key
+// the catalog lacks (a defect the tests catch) keeps the English text.
+func (p *Problem) localize(lang i18n.Lang) {
+	p.Detail = localized(lang, p.Detail, p.format, p.args)
+}
+
+// localized is detail, built in English from format (empty: detail is its
+// own format) and args, in lang.
+func localized(lang i18n.Lang, detail, format string, args []any) string {
+	if format == "" {
+		format = detail
+	}
+	if lang == i18n.English || !problemTexts.Has(lang, format) {
+		return detail
+	}
+	out := make([]any, len(args))
+	for i, a := range args {
+		if ph, ok := a.(domain.Phrase); ok {
+			a = problemTexts.T(lang, string(ph))
+		}
+		out[i] = a
+	}
+	return boundDetail(problemTexts.T(lang, format, out...))
 }
 
 // loggerOf returns the server's logger with the request's id, for the rare

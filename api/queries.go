@@ -129,5 +129,5 @@ func writeAnswer[T any](c *gin.Context, a queries.Answer[T], err error) {
 func queryProblem(e *queries.UnavailableError) (Problem, http.Header) {
 	h := http.Header{}
 	h.Set("Retry-After", strconv.Itoa(max(1, int(e.RetryAfter/time.Second))))
-	return Problem{Code: string(CodeUnavailable), Detail: e.Reason}, h
+	return Problem{Code: string(CodeUnavailable), Detail: e.Reason, format: e.Format, args: e.Args}, h
 }

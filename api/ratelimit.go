@@ -117,8 +117,9 @@ func (s *Server) rateLimit(c *gin.Context) {
 		secs := int(math.Ceil(d.Seconds()))
 		h := http.Header{}
 		h.Set("Retry-After", strconv.Itoa(max(1, secs)))
-		WriteProblem(c, &HTTPError{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Header: h,
-			Detail: "too many requests for this token; retry after " + strconv.Itoa(max(1, secs)) + " s"})
+		e := httpErrorf(http.StatusTooManyRequests, CodeRateLimited, "", "too many requests for this token; retry after %d s", max(1, secs))
+		e.Header = h
+		WriteProblem(c, e)
 		return
 	}
 	c.Next()

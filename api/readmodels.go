@@ -67,8 +67,8 @@ func (s *Server) rebuild(c *gin.Context) {
 		return s.cfg.ReadModels.Rebuild(c.Request.Context(), tenant, progress)
 	}, func(err error) error {
 		if errors.Is(err, ErrRebuildRunning) {
-			return &HTTPError{Status: http.StatusConflict, Code: CodeReplayRunning,
-				Detail: err.Error() + "; wait for it to finish (GET /v1/projections shows its progress) and try again"}
+			return httpErrorf(http.StatusConflict, CodeReplayRunning, "",
+				"%s; wait for it to finish (GET /v1/projections shows its progress) and try again", err.Error())
 		}
 		return err
 	})

@@ -80,8 +80,7 @@ func readBody(c *gin.Context) ([]byte, error) {
 const exactBodyBytes = 64 << 10
 
 func errBodyTooLarge() error {
-	return &HTTPError{Status: http.StatusRequestEntityTooLarge, Code: domain.CodeInvalidRequest, Field: "body",
-		Detail: fmt.Sprintf("the request body is larger than %d bytes (1 MiB)", MaxBodyBytes)}
+	return httpErrorf(http.StatusRequestEntityTooLarge, domain.CodeInvalidRequest, "body", "the request body is larger than %d bytes (1 MiB)", MaxBodyBytes)
 }
 
 // utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -12,7 +11,7 @@ import (
 // requireRoles admits the operator and the tenant's users holding one of
 // roles, as the tenant's own role events say (never the token). A tenant
 // that does not exist answers 404, the same as another tenant's path.
-func (s *Server) requireRoles(what string, roles ...domain.Role) gin.HandlerFunc {
+func (s *Server) requireRoles(what domain.Phrase, roles ...domain.Role) gin.HandlerFunc {
 	names := make([]string, len(roles))
 	for i, r := range roles {
 		names[i] = string(r)
@@ -26,8 +25,7 @@ func (s *Server) requireRoles(what string, roles ...domain.Role) gin.HandlerFunc
 				err = TenantNotFound(tenant)
 			case a.Operator:
 			case u == nil || u.Deleted || !u.HasRole(roles...):
-				err = &domain.Error{Code: domain.CodeNotAllowedForRole,
-					Detail: fmt.Sprintf("to %s you must be one of %s", what, strings.Join(names, ", "))}
+				err = domain.Errorf(domain.CodeNotAllowedForRole, "", "to %s you must be one of %s", what, strings.Join(names, ", "))
 			}
 			return nil
 		})

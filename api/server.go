@@ -180,8 +180,7 @@ func (s *Server) build() *gin.Engine {
 	e.ContextWithFallback = true
 	e.Use(s.requestID, s.observe, s.recover, markGraph)
 	e.NoRoute(func(c *gin.Context) {
-		WriteProblem(c, &HTTPError{Status: http.StatusNotFound, Code: domain.CodeNotFound,
-			Detail: "no such endpoint: " + methodOf(c) + " " + bounded(c.Request.URL.Path)})
+		WriteProblem(c, httpErrorf(http.StatusNotFound, domain.CodeNotFound, "", "no such endpoint: %s %s", methodOf(c), bounded(c.Request.URL.Path)))
 	})
 	e.NoMethod(func(c *gin.Context) {
 		// gin has set Allow (once); HEAD goes wherever GET does.
@@ -189,8 +188,7 @@ func (s *Server) build() *gin.Engine {
 		if allow := strings.Split(h.Get("Allow"), ", "); slices.Contains(allow, http.MethodGet) && !slices.Contains(allow, http.MethodHead) {
 			h.Set("Allow", strings.Join(append(allow, http.MethodHead), ", "))
 		}
-		WriteProblem(c, &HTTPError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
-			Detail: "method " + methodOf(c) + " is not allowed on " + bounded(c.Request.URL.Path)})
+		WriteProblem(c, httpErrorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", "method %s is not allowed on %s", methodOf(c), bounded(c.Request.URL.Path)))
 	})
 
 	s.routes(e)
@@ -203,8 +201,7 @@ func (s *Server) healthz(c *gin.Context) {
 	if s.cfg.Live != nil {
 		if err := s.cfg.Live(); err != nil {
 			loggerOf(c).Error("not live", "err", err)
-			WriteProblem(c, &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
-				Detail: "not live, restart the process: " + err.Error()})
+			WriteProblem(c, httpErrorf(http.StatusServiceUnavailable, CodeUnavailable, "", "not live, restart the process: %s", err.Error()))
 			return
 		}
 	}
@@ -217,8 +214,7 @@ func (s *Server) readyz(c *gin.Context) {
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
 			loggerOf(c).Warn("not ready", "err", err)
-			WriteProblem(c, &HTTPError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
-				Detail: "not ready: " + err.Error()})
+			WriteProblem(c, httpErrorf(http.StatusServiceUnavailable, CodeUnavailable, "", "not ready: %s", err.Error()))
 			return
 		}
 	}

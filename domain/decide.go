@@ -91,8 +91,7 @@ func (d *Decider) Decide(t *Tenant, cmd Command) ([]Event, error) {
 	}
 	if rec, ok := t.Commands[m.CommandID]; ok {
 		if rec.RequestHash != m.RequestHash {
-			return nil, &Error{Code: CodeIdempotencyKeyReused,
-				Detail: fmt.Sprintf("command id %q was already used for another request; use a new Idempotency-Key", m.CommandID)}
+			return nil, Errorf(CodeIdempotencyKeyReused, "", "command id %q was already used for another request; use a new Idempotency-Key", m.CommandID)
 		}
 		return nil, nil
 	}
@@ -375,17 +374,19 @@ func (dec *decision) checkCounts() error {
 			if avail < 0 {
 				avail = 0
 			}
-			return &Error{Code: CodeInsufficientLicenses, Rule: "R3", Missing: missing,
-				Detail: fmt.Sprintf("not enough licenses of %s: %d available, %d needed; buy %d more licenses or unassign some",
-					dec.d.productName(dec.t, sku), avail, avail+missing, missing)}
+			e := ruleErr(CodeInsufficientLicenses, "R3", "not enough licenses of %s: %d available, %d needed; buy %d more licenses or unassign some",
+				dec.d.productName(dec.t, sku), avail, avail+missing, missing)
+			e.Missing = missing
+			return e
 		}
 	}
 	for _, sku := range dec.selfAssigned.skus() {
 		p := dec.t.Pool(sku)
 		if d := dec.selfAssigned.get(sku); d > 0 && p.SelfServiceAssigned+d > p.SelfServiceTotal+dec.selfTotal.get(sku) {
 			missing := p.SelfServiceAssigned + d - p.SelfServiceTotal - dec.selfTotal.get(sku)
-			return &Error{Code: CodeInsufficientLicenses, Rule: "R3", Missing: missing,
-				Detail: fmt.Sprintf("not enough self-service licenses of %s", dec.d.productName(dec.t, sku))}
+			e := ruleErr(CodeInsufficientLicenses, "R3", "not enough self-service licenses of %s", dec.d.productName(dec.t, sku))
+			e.Missing = missing
+			return e
 		}
 	}
 	return nil
@@ -445,13 +446,15 @@ func (dec *decision) checkPlans(du *draftUser) error {
 		return nil
 	}
 	if pair, reason := dec.d.Catalog.exclusiveConflicts(names); pair != nil {
-		return &Error{Code: CodeMutuallyExclusivePlans, Rule: "R6", Plans: pair,
-			Detail: fmt.Sprintf("user %s cannot have both %s and %s enabled: %s; review the services included with each license and try again",
-				du.u.ID, pair[0], pair[1], reason)}
+		e := ruleErr(CodeMutuallyExclusivePlans, "R6", "user %s cannot have both %s and %s enabled: %s; review the services included with each license and try again",
+			du.u.ID, pair[0], pair[1], reason)
+		e.Plans = pair
+		return e
 	}
 	if dep, missing := dec.d.Catalog.missingDependency(names); missing {
-		return &Error{Code: CodeDependencyViolation, Rule: "R7", Plans: append([]string{dep.Plan}, dep.Requires...),
-			Detail: fmt.Sprintf("user %s: %s needs one of %s enabled (%s)", du.u.ID, dep.Plan, strings.Join(dep.Requires, ", "), dep.Reason)}
+		e := ruleErr(CodeDependencyViolation, "R7", "user %s: %s needs one of %s enabled (%s)", du.u.ID, dep.Plan, strings.Join(dep.Requires, ", "), dep.Reason)
+		e.Plans = append([]string{dep.Plan}, dep.Requires...)
+		return e
 	}
 	return nil
 }
@@ -581,7 +584,7 @@ func (dec *decision) retryErrored(user string) {
 var licenseAdmins = []Role{RoleGlobalAdmin, RoleLicenseAdmin, RoleUserAdmin}
 
 // authorize checks that the actor may run a command needing one of roles.
-func (dec *decision) authorize(rule, what string, roles ...Role) error {
+func (dec *decision) authorize(rule string, what Phrase, roles ...Role) error {
 	a := dec.m.Actor
 	if a.Operator {
 		return nil
@@ -651,8 +654,7 @@ func (dec *decision) resolve(field, skuOrPart string) (*Product, error) {
 	}
 	p, ok := dec.d.ResolveProduct(dec.t, skuOrPart)
 	if !ok {
-		return nil, &Error{Code: CodeNotFound, Field: field,
-			Detail: fmt.Sprintf("product %q is not in the catalog nor one of the tenant's apps; see GET /v1/catalog", skuOrPart)}
+		return nil, Errorf(CodeNotFound, field, "product %q is not in the catalog nor one of the tenant's apps; see GET /v1/catalog", skuOrPart)
 	}
 	return p, nil
 }
@@ -673,8 +675,7 @@ func (dec *decision) owned(field, skuOrPart string) (*Product, error) {
 		return nil, ruleErr(CodeSelfServiceSubscription, "R8",
 			"%s was bought through self-service purchase: take over the subscription before assigning its licenses", p.DisplayName)
 	}
-	return nil, &Error{Code: CodeNotFound, Field: field,
-		Detail: fmt.Sprintf("the tenant has no subscription of %s; buy one first", p.DisplayName)}
+	return nil, Errorf(CodeNotFound, field, "the tenant has no subscription of %s; buy one first", p.DisplayName)
 }
 
 // planIDs normalises disabled plans (ids or names) to sorted plan ids.
@@ -705,10 +706,10 @@ func (dec *decision) activeUser(field, id string) (*User, error) {
 	}
 	u := dec.t.Users[id]
 	if u == nil {
-		return nil, &Error{Code: CodeNotFound, Field: field, Detail: fmt.Sprintf("user %q does not exist", id)}
+		return nil, Errorf(CodeNotFound, field, "user %q does not exist", id)
 	}
 	if u.Deleted {
-		return nil, &Error{Code: CodeUserDeleted, Field: field, Detail: fmt.Sprintf("user %q is deleted; restore them first", id)}
+		return nil, Errorf(CodeUserDeleted, field, "user %q is deleted; restore them first", id)
 	}
 	return u, nil
 }
@@ -726,8 +727,9 @@ func (dec *decision) checkBulk(users []string) error {
 		return invalid("users", "name at least one user")
 	}
 	if len(users) > dec.d.Policy.BulkLimit {
-		return &Error{Code: CodeTooManyUsers, Rule: "R4", Field: "users",
-			Detail: fmt.Sprintf("%d users named; at most %d per request: use group-based licensing for more", len(users), dec.d.Policy.BulkLimit)}
+		e := Errorf(CodeTooManyUsers, "users", "%d users named; at most %d per request: use group-based licensing for more", len(users), dec.d.Policy.BulkLimit)
+		e.Rule = "R4"
+		return e
 	}
 	seen := make(map[string]bool, len(users))
 	for _, u := range users {

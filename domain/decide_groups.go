@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -13,7 +12,7 @@ func (dec *decision) group(id string) (*Group, error) {
 	}
 	g := dec.t.Groups[id]
 	if g == nil {
-		return nil, &Error{Code: CodeNotFound, Field: "groupId", Detail: fmt.Sprintf("group %q does not exist", id)}
+		return nil, Errorf(CodeNotFound, "groupId", "group %q does not exist", id)
 	}
 	return g, nil
 }
@@ -29,7 +28,7 @@ func (dec *decision) createGroup(c *CreateGroup) error {
 		return err
 	}
 	if dec.t.Groups[c.GroupID] != nil {
-		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("group %q already exists", c.GroupID)}
+		return Errorf(CodeAlreadyExists, "id", "group %q already exists", c.GroupID)
 	}
 	dec.emit(GroupCreated{GroupID: c.GroupID, DisplayName: c.DisplayName})
 	return nil

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -15,7 +14,7 @@ func (dec *decision) subscription(id string) (*Subscription, error) {
 	}
 	s := dec.t.Subscriptions[id]
 	if s == nil {
-		return nil, &Error{Code: CodeNotFound, Field: "subscriptionId", Detail: fmt.Sprintf("subscription %q does not exist", id)}
+		return nil, Errorf(CodeNotFound, "subscriptionId", "subscription %q does not exist", id)
 	}
 	return s, nil
 }
@@ -85,7 +84,7 @@ func (dec *decision) purchase(c *PurchaseSubscription) error {
 		return err
 	}
 	if dec.t.Subscriptions[c.SubscriptionID] != nil {
-		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("subscription %q already exists", c.SubscriptionID)}
+		return Errorf(CodeAlreadyExists, "id", "subscription %q already exists", c.SubscriptionID)
 	}
 	if err := dec.checkQuantity(c.Quantity); err != nil {
 		return err
@@ -223,9 +222,10 @@ func (dec *decision) changeQuantity(c *ChangeSubscriptionQuantity) error {
 	if s.counts() {
 		pool := dec.t.Pool(s.SkuID)
 		if newTotal := pool.Total - s.Quantity + c.Quantity; newTotal < pool.Assigned {
-			return &Error{Code: CodeQuantityBelowAssigned, Rule: "R13", Missing: pool.Assigned - newTotal,
-				Detail: fmt.Sprintf("%d licenses of %s are assigned; a total of %d would leave %d users without one: unassign %d licenses first",
-					pool.Assigned, dec.d.productName(dec.t, s.SkuID), newTotal, pool.Assigned-newTotal, pool.Assigned-newTotal)}
+			e := ruleErr(CodeQuantityBelowAssigned, "R13", "%d licenses of %s are assigned; a total of %d would leave %d users without one: unassign %d licenses first",
+				pool.Assigned, dec.d.productName(dec.t, s.SkuID), newTotal, pool.Assigned-newTotal, pool.Assigned-newTotal)
+			e.Missing = pool.Assigned - newTotal
+			return e
 		}
 		dec.total.add(s.SkuID, c.Quantity-s.Quantity)
 	}
@@ -277,9 +277,10 @@ func (dec *decision) changeStatus(c *ChangeSubscriptionStatus) error {
 			total, assigned = pool.SelfServiceTotal, pool.SelfServiceAssigned
 		}
 		if total-s.Quantity < assigned {
-			return &Error{Code: CodeQuantityBelowAssigned, Rule: "R13", Missing: assigned - (total - s.Quantity),
-				Detail: fmt.Sprintf("%d licenses of %s are assigned; without this subscription only %d would remain: unassign %d licenses first",
-					assigned, dec.d.productName(dec.t, s.SkuID), total-s.Quantity, assigned-(total-s.Quantity))}
+			e := ruleErr(CodeQuantityBelowAssigned, "R13", "%d licenses of %s are assigned; without this subscription only %d would remain: unassign %d licenses first",
+				assigned, dec.d.productName(dec.t, s.SkuID), total-s.Quantity, assigned-(total-s.Quantity))
+			e.Missing = assigned - (total - s.Quantity)
+			return e
 		}
 	}
 	dec.emit(SubscriptionStatusChanged{SubscriptionID: s.ID, SkuID: s.SkuID, Status: c.Status, Previous: s.Status})
@@ -331,17 +332,17 @@ func (dec *decision) takeOver(c *TakeOverSubscription) error {
 // vendorManaged refuses to change a subscription its vendor manages (R12):
 // an ISV app not bought through the Marketplace, or any subscription of the
 // Vendor channel (older streams may hold a catalog product bought so).
-func (dec *decision) vendorManaged(s *Subscription, what string) error {
+func (dec *decision) vendorManaged(s *Subscription, what Phrase) error {
 	app := dec.t.Apps[s.SkuID]
 	if s.Channel != ChannelVendor && (app == nil || s.Channel == ChannelMarketplace) {
 		return nil
 	}
-	vendor := "its vendor"
 	if app != nil && app.Publisher != "" {
-		vendor = "its vendor (" + app.Publisher + ")"
+		return ruleErr(CodeVendorManaged, "R12", "%s was bought through its vendor (%s): contact the vendor to %s",
+			dec.d.productName(dec.t, s.SkuID), app.Publisher, what)
 	}
-	return ruleErr(CodeVendorManaged, "R12", "%s was bought through %s: contact the vendor to %s",
-		dec.d.productName(dec.t, s.SkuID), vendor, what)
+	return ruleErr(CodeVendorManaged, "R12", "%s was bought through its vendor: contact the vendor to %s",
+		dec.d.productName(dec.t, s.SkuID), what)
 }
 
 // checkAppPlans refuses an app that declares a service plan of a Microsoft

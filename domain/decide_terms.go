@@ -8,7 +8,7 @@ import "time"
 const timeLayout = "2006-01-02T15:04:05Z07:00"
 
 // ended refuses a change to a subscription whose term is over (R17).
-func (dec *decision) ended(s *Subscription, what string) error {
+func (dec *decision) ended(s *Subscription, what Phrase) error {
 	switch s.Status {
 	case StatusExpired:
 		return invalid("subscriptionId", "subscription %s expired at the end of its term (%s) and is disabled at %s: turn recurring billing on to reactivate it before %s",
@@ -23,7 +23,7 @@ func (dec *decision) ended(s *Subscription, what string) error {
 // manageable refuses what the admins may not change of a subscription: one
 // its vendor bills (R12, unless the operator acts for the vendor), one a
 // user bought for themself (R8).
-func (dec *decision) manageable(s *Subscription, what string) error {
+func (dec *decision) manageable(s *Subscription, what Phrase) error {
 	if !dec.m.Actor.Operator {
 		if err := dec.vendorManaged(s, what); err != nil {
 			return err
@@ -73,13 +73,15 @@ func (dec *decision) cancel(c *CancelSubscription) error {
 	}
 	trial := s.Kind == KindTrial
 	if !trial && !dec.now.Before(s.CancellationWindowEnd) {
-		end := "turn off recurring billing to cancel the subscription at the end of its term"
+		days, closed, termEnd := int(CancellationWindow/(24*time.Hour)), s.CancellationWindowEnd.Format(timeLayout), s.TermEnd.Format(timeLayout)
 		if !s.RecurringBilling {
-			end = "recurring billing is already off: the subscription ends with its term"
+			return ruleErr(CodeCancellationWindowPassed, "R16",
+				"subscription %s can be cancelled only within %d days of buying or renewing it; its cancellation window closed at %s: recurring billing is already off: the subscription ends with its term, %s",
+				s.ID, days, closed, termEnd)
 		}
 		return ruleErr(CodeCancellationWindowPassed, "R16",
-			"subscription %s can be cancelled only within %d days of buying or renewing it; its cancellation window closed at %s: %s, %s",
-			s.ID, int(CancellationWindow/(24*time.Hour)), s.CancellationWindowEnd.Format(timeLayout), end, s.TermEnd.Format(timeLayout))
+			"subscription %s can be cancelled only within %d days of buying or renewing it; its cancellation window closed at %s: turn off recurring billing to cancel the subscription at the end of its term, %s",
+			s.ID, days, closed, termEnd)
 	}
 	// Cancelled, it skips Expired: Disabled at once. The licenses stay
 	// assigned (a reactivation gives the users their access back) but no

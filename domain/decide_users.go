@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"sort"
@@ -48,7 +47,7 @@ func (dec *decision) createTenant(c *CreateTenant) error {
 		return err
 	}
 	if dec.t.Exists() {
-		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("tenant %q already exists", dec.m.TenantID)}
+		return Errorf(CodeAlreadyExists, "id", "tenant %q already exists", dec.m.TenantID)
 	}
 	if err := checkText("name", c.Name, true); err != nil {
 		return err
@@ -74,7 +73,7 @@ func (dec *decision) addUser(c *AddUser) error {
 		return err
 	}
 	if dec.t.Users[nu.ID] != nil {
-		return &Error{Code: CodeAlreadyExists, Field: "id", Detail: fmt.Sprintf("user %q already exists", nu.ID)}
+		return Errorf(CodeAlreadyExists, "id", "user %q already exists", nu.ID)
 	}
 	if err := dec.upnTaken(nu.UserPrincipalName); err != nil {
 		return err
@@ -291,7 +290,7 @@ func (dec *decision) setAdminRoles(c *SetAdminRoles) error {
 // role they hold too (a User admin manages users and User admins, not a
 // License or Billing admin). Licenses are not concerned: license admins
 // assign them to every user, admins included.
-func (dec *decision) authorizeOver(u *User, what string) error {
+func (dec *decision) authorizeOver(u *User, what Phrase) error {
 	a := dec.m.Actor
 	if a.Operator || len(u.Roles) == 0 {
 		return nil
@@ -308,16 +307,16 @@ func (dec *decision) authorizeOver(u *User, what string) error {
 	return nil
 }
 
-func roleName(r Role) string {
+func roleName(r Role) any {
 	switch r {
 	case RoleGlobalAdmin:
-		return "Global admin"
+		return Phrase("Global admin")
 	case RoleLicenseAdmin:
-		return "License admin"
+		return Phrase("License admin")
 	case RoleUserAdmin:
-		return "User admin"
+		return Phrase("User admin")
 	case RoleBillingAdmin:
-		return "Billing admin"
+		return Phrase("Billing admin")
 	}
 	return string(r)
 }

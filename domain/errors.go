@@ -56,6 +56,27 @@ type Error struct {
 	Plans []string
 	// Field names the offending input (invalid_request).
 	Field string
+	// Format and Args are Detail before formatting: Detail is
+	// fmt.Sprintf(Format, Args...). The API translates Format (its catalog
+	// key) for the person's language and formats the same Args, so every
+	// detail is built by a constructor with a literal format (Errorf,
+	// invalid, notFound, ruleErr). Args of type Phrase are translated too.
+	// An Error written with a literal Detail and no Format is translated by
+	// its Detail.
+	Format string
+	Args   []any
+}
+
+// Phrase is a few English words of the domain that a detail's argument
+// carries ("assign licenses", "Global admin"): the API translates it with
+// the detail. Write it as a literal (Phrase("…") or an untyped constant
+// where a Phrase is expected) so the translation test finds it.
+type Phrase string
+
+// Errorf is an Error of code about field (may be empty) whose Detail is
+// format with args, keeping both for translation. format must be a literal.
+func Errorf(code ErrorCode, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Detail: fmt.Sprintf(format, args...), Format: format, Args: args}
 }
 
 func (e *Error) Error() string {
@@ -104,13 +125,15 @@ var (
 )
 
 func invalid(field, format string, args ...any) *Error {
-	return &Error{Code: CodeInvalidRequest, Field: field, Detail: fmt.Sprintf(format, args...)}
+	return Errorf(CodeInvalidRequest, field, format, args...)
 }
 
 func notFound(format string, args ...any) *Error {
-	return &Error{Code: CodeNotFound, Detail: fmt.Sprintf(format, args...)}
+	return Errorf(CodeNotFound, "", format, args...)
 }
 
 func ruleErr(code ErrorCode, rule, format string, args ...any) *Error {
-	return &Error{Code: code, Rule: rule, Detail: fmt.Sprintf(format, args...)}
+	e := Errorf(code, "", format, args...)
+	e.Rule = rule
+	return e
 }

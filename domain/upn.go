@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -17,34 +16,34 @@ func checkUPN(field, upn string) error {
 	if err := checkText(field, upn, true); err != nil {
 		return err
 	}
-	bad := func(why string) error {
+	badUPN := func(why Phrase) error {
 		return invalid(field, "userPrincipalName %q is not valid: %s", upn, why)
 	}
 	name, domain, ok := strings.Cut(upn, "@")
 	switch {
 	case !ok:
-		return bad("it must look like name@domain")
+		return badUPN("it must look like name@domain")
 	case strings.Contains(domain, "@"):
-		return bad("it holds more than one @")
+		return badUPN("it holds more than one @")
 	case name == "" || len(name) > 64:
-		return bad("the part before the @ must have 1 to 64 characters")
+		return badUPN("the part before the @ must have 1 to 64 characters")
 	case domain == "" || len(domain) > 48:
-		return bad("the domain must have 1 to 48 characters")
+		return badUPN("the domain must have 1 to 48 characters")
 	case name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, ".."):
-		return bad("the part before the @ cannot start or end with a period nor hold two in a row")
+		return badUPN("the part before the @ cannot start or end with a period nor hold two in a row")
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; !alnum(c) && !strings.ContainsRune("'.-_!#^~", rune(c)) {
-			return bad("the part before the @ may hold only A-Z a-z 0-9 and ' . - _ ! # ^ ~")
+			return badUPN("the part before the @ may hold only A-Z a-z 0-9 and ' . - _ ! # ^ ~")
 		}
 	}
 	for _, label := range strings.Split(domain, ".") {
 		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
-			return bad("each label of the domain needs letters or digits and cannot start or end with a hyphen")
+			return badUPN("each label of the domain needs letters or digits and cannot start or end with a hyphen")
 		}
 		for i := 0; i < len(label); i++ {
 			if c := label[i]; !alnum(c) && c != '-' {
-				return bad("the domain may hold only A-Z a-z 0-9, hyphens and periods")
+				return badUPN("the domain may hold only A-Z a-z 0-9, hyphens and periods")
 			}
 		}
 	}
@@ -108,10 +107,9 @@ func (dec *decision) upnTaken(upn string) error {
 	if u == nil || u.Deleted && dec.now.Sub(u.DeletedAt) > dec.d.Policy.RestoreWindow {
 		return nil
 	}
-	state := "user"
 	if u.Deleted {
-		state = "deleted user (restorable until " + u.DeletedAt.Add(dec.d.Policy.RestoreWindow).Format(time.DateOnly) + ")"
+		return Errorf(CodeAlreadyExists, "userPrincipalName", "userPrincipalName %q is already held by deleted user (restorable until %s) %s; choose another",
+			upn, u.DeletedAt.Add(dec.d.Policy.RestoreWindow).Format(time.DateOnly), u.ID)
 	}
-	return &Error{Code: CodeAlreadyExists, Field: "userPrincipalName",
-		Detail: fmt.Sprintf("userPrincipalName %q is already held by %s %s; choose another", upn, state, u.ID)}
+	return Errorf(CodeAlreadyExists, "userPrincipalName", "userPrincipalName %q is already held by user %s; choose another", upn, u.ID)
 }

@@ -96,7 +96,7 @@ func (s *Service) Audit(ctx context.Context, tenantID string, f Filter, cursorTe
 		return Page{}, err
 	}
 	if head == 0 {
-		return Page{}, &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenantID)}
+		return Page{}, domain.Errorf(domain.CodeNotFound, "", "tenant %q does not exist", tenantID)
 	}
 	// Times are version bounds: occurredAt never decreases within a stream.
 	lo, hi := uint64(1), head

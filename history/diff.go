@@ -3,7 +3,6 @@ package history
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -118,7 +117,7 @@ const maxDiffEvents = 1000
 // responsible for each change.
 func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uint64) (Diff, error) {
 	if from > to {
-		return Diff{}, &domain.Error{Code: domain.CodeInvalidRequest, Field: "from", Detail: fmt.Sprintf("from (version %d) is after to (version %d)", from, to)}
+		return Diff{}, domain.Errorf(domain.CodeInvalidRequest, "from", "from (version %d) is after to (version %d)", from, to)
 	}
 	a, err := s.StateAt(ctx, tenantID, from)
 	if err != nil {

@@ -92,8 +92,7 @@ func (s *Service) Resolve(ctx context.Context, tenantID string, p Point) (uint64
 		return s.VersionAt(ctx, tenantID, p.Time)
 	}
 	if p.Version > head {
-		return 0, &domain.Error{Code: domain.CodeNotFound, Field: "version",
-			Detail: fmt.Sprintf("tenant %s is at version %d; version %d does not exist yet", tenantID, head, p.Version)}
+		return 0, domain.Errorf(domain.CodeNotFound, "version", "tenant %s is at version %d; version %d does not exist yet", tenantID, head, p.Version)
 	}
 	if p.Version == 0 {
 		return head, nil

@@ -100,7 +100,9 @@ func (s *Service) Ping(ctx context.Context) error { return s.cfg.Redis.Ping(ctx)
 // errRebuilding says the active prefix has no Present marker: Redis lost the
 // read models (or never had them) and they are being rebuilt. fail turns it
 // into an UnavailableError.
-var errRebuilding = errors.New("the read models are being rebuilt (Redis lost its data); retry shortly")
+var errRebuilding = errors.New(rebuildingReason)
+
+const rebuildingReason = "the read models are being rebuilt (Redis lost its data); retry shortly"
 
 // Ready reports whether the read models can be served (for /readyz): Redis
 // answers and the active prefix is complete (its Present marker is set).
@@ -185,6 +187,10 @@ type UnavailableError struct {
 	RetryAfter time.Duration
 	// Err is the cause when it is Redis's error (nil otherwise).
 	Err error
+	// Format and Args are Reason before formatting, for the API to
+	// translate (as domain.Error's); empty Format: Reason is a literal.
+	Format string
+	Args   []any
 }
 
 func (e *UnavailableError) Error() string {
@@ -197,15 +203,15 @@ func (e *UnavailableError) Error() string {
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
 func notFound(format string, args ...any) error {
-	return &domain.Error{Code: domain.CodeNotFound, Detail: fmt.Sprintf(format, args...)}
+	return domain.Errorf(domain.CodeNotFound, "", format, args...)
 }
 
 func invalid(field, format string, args ...any) error {
-	return &domain.Error{Code: domain.CodeInvalidRequest, Field: field, Detail: fmt.Sprintf(format, args...)}
+	return domain.Errorf(domain.CodeInvalidRequest, field, format, args...)
 }
 
 func (s *Service) unavailable(format string, args ...any) error {
-	return &UnavailableError{Reason: fmt.Sprintf(format, args...), RetryAfter: s.cfg.RetryAfter}
+	return &UnavailableError{Reason: fmt.Sprintf(format, args...), RetryAfter: s.cfg.RetryAfter, Format: format, Args: args}
 }
 
 // fail gives a query's error its type: a *domain.Error (not found, invalid
@@ -220,7 +226,7 @@ func (s *Service) fail(err error) error {
 	case errors.As(err, &de), errors.As(err, &ue):
 		return err
 	case errors.Is(err, errRebuilding):
-		return s.unavailable("%s", errRebuilding.Error())
+		return &UnavailableError{Reason: rebuildingReason, RetryAfter: s.cfg.RetryAfter}
 	}
 	return &UnavailableError{Reason: "the read models cannot be reached; retry later", RetryAfter: s.cfg.RetryAfter, Err: err}
 }
