@@ -33,6 +33,9 @@ var assetFiles embed.FS
 // catalog is the console's words, in every language (locales/).
 var catalog = i18n.MustLoad(localeFiles, "locales")
 
+// maxFormBytes bounds a form's body.
+const maxFormBytes = 1 << 20
+
 // Config configures the console. API is required.
 type Config struct {
 	// API is the HTTP API the console is a client of: api.Config.Console
@@ -112,6 +115,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
 	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		if err := c.cross.Check(r); err != nil {
 			http.Error(w, "cross-site request refused", http.StatusForbidden)
 			return
