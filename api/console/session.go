@@ -108,7 +108,7 @@ func (c *Console) open(r *http.Request, token string) (*session, error) {
 	if tenant, user, ok := claims(token); ok {
 		s.Tenant, s.User = tenant, user
 		var me meAnswer
-		if _, err := c.get(r.Context(), s, "/v1/tenants/"+url.PathEscape(tenant)+"/me", &me); err != nil {
+		if _, err := c.get(r.Context(), s, "/v1/tenants/"+url.PathEscape(tenant)+"/me", &me); err != nil && !unavailable(err) {
 			return nil, err
 		}
 		s.Name, s.Roles = me.DisplayName, me.Roles
@@ -118,10 +118,20 @@ func (c *Console) open(r *http.Request, token string) (*session, error) {
 		return s, nil
 	}
 	s.Operator = true
-	if _, err := c.get(r.Context(), s, "/v1/tenants?limit=1", nil); err != nil {
+	if _, err := c.get(r.Context(), s, "/v1/tenants?limit=1", nil); err != nil && !unavailable(err) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// unavailable reports a 503 of the API: the token was accepted (auth runs
+// before the handler) but the read models are not ready yet, as at the
+// first seconds of a server. The session holds; its pages show the 503
+// until the read models catch up (without /me, a tenant user's roles are
+// unknown and the navigation shows only their own pages meanwhile).
+func unavailable(err error) bool {
+	p, ok := err.(*problem)
+	return ok && p.Status == http.StatusServiceUnavailable
 }
 
 // current is the request's session, checked with the API; nil when nobody
