@@ -23,6 +23,13 @@ func (s *Server) routes(e *gin.Engine) {
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
 	// The OpenAPI document (api/openapi.yaml): no token.
 	e.GET("/openapi.json", s.openAPIDoc)
+	// The web console (api/console, docs/ARCHITECTURE.md "Console"): HTML
+	// pages, a client of the routes below; its own sign-in, not a token.
+	// Not in api/openapi.yaml, which documents the JSON API.
+	if s.console != nil {
+		e.GET("/", gin.WrapH(s.console))
+		e.Any("/console/*path", gin.WrapH(s.console))
+	}
 
 	v1 := e.Group("/v1")
 	v1.GET("/catalog", s.catalog)

@@ -75,12 +75,17 @@ type Config struct {
 	// RateLimit bounds each token's requests (429 with Retry-After); the
 	// zero value is off. See RateLimit.
 	RateLimit RateLimit
+	// Console builds the web console (package api/console) over the server
+	// itself: New calls it with the Server, and the router serves what it
+	// answers at GET / and /console/*. nil: no console.
+	Console func(api http.Handler) http.Handler
 }
 
 // Server is the HTTP handler of seatledger.
 type Server struct {
 	cfg     Config
 	engine  *gin.Engine
+	console http.Handler // nil: no console
 	metrics *Metrics
 	auth    *authenticator
 	limiter *rateLimiter // nil: no rate limit
@@ -127,6 +132,11 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, metrics: cfg.Metrics, auth: newAuthenticator(cfg.JWTSecret, cfg.OperatorToken, cfg.Clock)}
 	if cfg.RateLimit.Enabled() {
 		s.limiter = newRateLimiter(cfg.RateLimit, cfg.Clock)
+	}
+	if cfg.Console != nil {
+		// The console calls s.ServeHTTP, which reads s.engine: only
+		// once a request comes, after build below.
+		s.console = cfg.Console(s)
 	}
 	s.engine = s.build()
 	return s

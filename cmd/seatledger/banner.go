@@ -39,6 +39,11 @@ func operatorTokenLine(file string) string {
 func printBanner(w io.Writer, b banner) {
 	base := "http://" + b.Addr
 	fmt.Fprintf(w, "seatledger listening on %s\n", base)
+	fmt.Fprintf(w, "Web console: %s/ (sign in with a token", base)
+	if d := b.Dev; d != nil && d.jwt && d.operator {
+		fmt.Fprintf(w, ", or with one click on these development secrets")
+	}
+	fmt.Fprintf(w, ")\n")
 	if d := b.Dev; d != nil {
 		if d.fresh != (devSecrets{}) {
 			fmt.Fprintf(w, "\nDEVELOPMENT SECRETS, generated now and kept in %s (mode 0600); printed this once:\n", d.file)

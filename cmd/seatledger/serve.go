@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatledger/seatledger/api"
+	"github.com/seatledger/seatledger/api/console"
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
@@ -268,6 +269,10 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 		Logger: logger.With("component", "http"), BulkLimit: cfg.BulkLimit,
 		Metrics: metrics, Gatherer: reg,
 		Queries: q, History: hist, ReadModels: readModels,
+		Console: func(h http.Handler) http.Handler {
+			return console.New(console.Config{API: h, DevSignIn: devSignIn(a.dev, cfg),
+				Logger: logger.With("component", "console")})
+		},
 		Live: func() error {
 			if h, ok := store.(eventstore.HealthReporter); ok {
 				if err := h.Health(); err != nil {
@@ -296,6 +301,26 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 		},
 	})
 	return a, nil
+}
+
+// devSignIn is the console's one-click sign-in (console.Config.DevSignIn):
+// only while both secrets are the data directory's generated ones, which
+// anyone who can read the directory holds anyway. It mints an 8-hour token
+// of the dev JWT secret, or with an empty tenant answers the operator token.
+func devSignIn(dev *devInUse, cfg serveConfig) func(tenant, user string) (string, error) {
+	if dev == nil || !dev.jwt || !dev.operator {
+		return nil
+	}
+	secret, operator := []byte(cfg.JWTSecret), cfg.OperatorToken
+	return func(tenant, user string) (string, error) {
+		if tenant == "" {
+			return operator, nil
+		}
+		if user == "" {
+			return "", errors.New("choose a user of the tenant")
+		}
+		return api.NewToken(secret, tenant, user, 8*time.Hour, time.Now())
+	}
 }
 
 // serve runs the server until ctx is done, then shuts down gracefully:

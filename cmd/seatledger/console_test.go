@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestServeConsole: serve answers / with the console, and offers the
+// one-click dev sign-in only while both secrets are the generated ones.
+func TestServeConsole(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		secret string // "": generated
+		picker bool
+	}{
+		{"generated secrets", "", true},
+		{"configured secrets", "configured-jwt-secret-0123456789", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testServeConfig(t.TempDir())
+			if tc.secret != "" {
+				cfg.JWTSecret, cfg.OperatorToken = tc.secret, "configured-operator-token-0123456789abcdef"
+			}
+			a, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = a.close() })
+
+			w := httptest.NewRecorder()
+			a.handler.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+			if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/console/signin" {
+				t.Fatalf("GET /: %d to %q", w.Code, w.Header().Get("Location"))
+			}
+			w = httptest.NewRecorder()
+			a.handler.ServeHTTP(w, httptest.NewRequest("GET", "/console/signin", nil))
+			body := w.Body.String()
+			if w.Code != http.StatusOK || strings.Contains(body, "/console/signin/dev") != tc.picker {
+				t.Fatalf("sign-in page: %d, picker %v, want %v", w.Code, strings.Contains(body, "/console/signin/dev"), tc.picker)
+			}
+			if !tc.picker {
+				return
+			}
+			csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+			r := httptest.NewRequest("POST", "/console/signin/dev", strings.NewReader("operator=1&csrf="+csrf[1]))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w = httptest.NewRecorder()
+			a.handler.ServeHTTP(w, r)
+			if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/console/tenants" {
+				t.Fatalf("sign in as the operator: %d to %q: %s", w.Code, w.Header().Get("Location"), w.Body)
+			}
+		})
+	}
+}
