@@ -22,6 +22,7 @@ import (
 	"github.com/seatledger/seatledger/commands"
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/history"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
 	"github.com/seatledger/seatledger/tenantstream"
@@ -63,6 +64,7 @@ func newEnv(t *testing.T, cfg console.Config) *env {
 	srv := api.New(api.Config{
 		Commands: cmds, Decider: decider, JWTSecret: secret, OperatorToken: operator,
 		Logger: slog.New(slog.DiscardHandler), Queries: queries.New(queries.Config{Redis: rdb}),
+		History: &history.Service{Store: st, Snapshots: st, Catalog: decider.Catalog},
 		Console: func(h http.Handler) http.Handler {
 			cfg.API = h
 			cfg.Logger = slog.New(slog.DiscardHandler)
