@@ -18,6 +18,14 @@ type problem struct {
 	Title  string `json:"title"`
 	Detail string `json:"detail"`
 	Field  string `json:"field"`
+	// Missing and Plans are the facts of insufficient_licenses and
+	// mutually_exclusive_plans a page's headline is built from
+	// (problemHeadline, licenses.go).
+	Missing int      `json:"missing"`
+	Plans   []string `json:"plans"`
+	// Headline is the console's own words for the problem, shown above
+	// its detail (render sets it: problemHeadline).
+	Headline string `json:"-"`
 }
 
 func (p *problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Code, p.Detail) }

@@ -102,6 +102,9 @@ func (c *Console) routes() {
 
 	// A tenant's pages (/console/t/{tenant}/<path>).
 	c.tenantPage("licenses", c.licenses)
+	c.tenantPage("licenses/{sku}", c.product)
+	c.tenantAction("licenses/{sku}/assign", c.assignProduct)
+	c.tenantAction("licenses/{sku}/unassign", c.unassignProduct)
 	c.tenantPage("me", c.me)
 }
 

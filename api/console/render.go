@@ -100,6 +100,9 @@ func (c *Console) newView(r *http.Request, s *session, title string) *view {
 
 // render writes the page called name with status.
 func (c *Console) render(w http.ResponseWriter, status int, name string, v *view) {
+	if v.Problem != nil && v.Problem.Headline == "" {
+		v.Problem.Headline = problemHeadline(v, v.Problem)
+	}
 	var buf bytes.Buffer
 	if err := c.template(name).t.ExecuteTemplate(&buf, "layout", v); err != nil {
 		c.cfg.Logger.Error("console: render", "page", name, "err", err)

@@ -1,0 +1,264 @@
+package console_test
+
+import (
+	"encoding/json"
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/seatledger/seatledger/api/console"
+)
+
+// apiJSON reads path from the JSON API with tok into out.
+func (e *env) apiJSON(path, tok string, out any) {
+	e.t.Helper()
+	r := httptest.NewRequest("GET", path, nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	w := httptest.NewRecorder()
+	e.api.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		e.t.Fatalf("GET %s: %d: %s", path, w.Code, w.Body)
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), out); err != nil {
+		e.t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// counts is the Licenses figures of SPE_E3 as the API answers them.
+func (e *env) counts(sku string) (total, assigned, available int) {
+	e.t.Helper()
+	e.caughtUp()
+	var p struct{ Total, Assigned, Available int }
+	e.apiJSON("/v1/tenants/contoso/licenses/"+sku, token(e.t, "contoso", "admin"), &p)
+	return p.Total, p.Assigned, p.Available
+}
+
+// addUsers adds users (ids, UPN id@contoso.example, usage location US).
+func (e *env) addUsers(ids ...string) {
+	e.t.Helper()
+	admin := token(e.t, "contoso", "admin")
+	for _, id := range ids {
+		e.apiMust(201, "POST", "/v1/tenants/contoso/users", admin, `{"id":"`+id+`","userPrincipalName":"`+id+`@contoso.example","displayName":"`+strings.ToUpper(id[:1])+id[1:]+`","usageLocation":"US"}`)
+	}
+	e.caughtUp()
+}
+
+var checkedRE = regexp.MustCompile(`<input type="checkbox"[^>]* name="([^"]*)" value="([^"]*)" checked>`)
+
+// submitForm posts the form of p to action as a browser does: its hidden
+// fields and checked checkboxes, then fields (which replace them by name).
+func (b *browser) submitForm(p page, action string, fields url.Values) page {
+	b.e.t.Helper()
+	form := hidden(b.e.t, p.Body, action)
+	for _, m := range formRE.FindAllStringSubmatch(p.Body, -1) {
+		if m[1] == action {
+			for _, c := range checkedRE.FindAllStringSubmatch(m[2], -1) {
+				form.Add(c[1], c[2])
+			}
+			break
+		}
+	}
+	for k, v := range fields {
+		form[k] = v
+	}
+	return b.do("POST", action, form)
+}
+
+const productPath = "/console/t/contoso/licenses/SPE_E3"
+
+// TestProductPage: the Licenses page links each product to its page,
+// which shows its counts and who holds it, directly or through a group.
+func TestProductPage(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	admin := token(t, "contoso", "admin")
+	e.addUsers("carol")
+	e.apiMust(201, "POST", "/v1/tenants/contoso/groups", admin, `{"id":"sales","displayName":"Sales team"}`)
+	e.apiMust(200, "PUT", "/v1/tenants/contoso/groups/sales/members/carol", admin, "")
+	e.apiMust(200, "POST", "/v1/tenants/contoso/groups/sales/assignLicense", admin, `{"addLicenses":[{"skuId":"SPE_E3","disabledPlans":[]}]}`)
+	e.caughtUp()
+
+	b := e.browser()
+	b.signIn(admin)
+	list := b.get("/console/t/contoso/licenses")
+	var skuID string
+	for _, m := range strings.Split(list.Body, `href="/console/t/contoso/licenses/`)[1:] {
+		skuID = m[:strings.Index(m, `"`)]
+	}
+	if skuID == "" {
+		t.Fatalf("the Licenses page links no product:\n%s", list.Body)
+	}
+	p := b.get("/console/t/contoso/licenses/" + skuID)
+	if p.Code != 200 {
+		t.Fatalf("product page: %d\n%s", p.Code, p.Body)
+	}
+	for _, want := range []string{"Microsoft 365 E3", `<dd class="count-total">5</dd>`, `<dd class="count-assigned">3</dd>`, `<dd class="count-available">2</dd>`,
+		"alice@contoso.example", "bob@contoso.example", "carol@contoso.example", "Inherited (sales)", "Sales team", `value="alice"`} {
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("the product page lacks %q", want)
+		}
+	}
+	if strings.Contains(p.Body, `name="users" value="carol"`) {
+		t.Error("carol holds the product only through a group, yet can be unassigned here")
+	}
+	if p := b.get("/console/t/contoso/licenses/NOPE"); p.Code != http.StatusNotFound || !strings.Contains(p.Body, `class="msg error"`) {
+		t.Errorf("an unknown product: %d, want 404 with the API's problem", p.Code)
+	}
+}
+
+// TestProductAssign: users found with the search box get the license with
+// the service plans left unchecked switched off; unassign takes it back.
+func TestProductAssign(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	admin := token(t, "contoso", "admin")
+	e.addUsers("carol", "dave", "carl")
+	b := e.browser()
+	b.signIn(admin)
+
+	page := b.get(productPath)
+	found := b.submitForm(page, productPath+"/assign", url.Values{"op": {"search"}, "q": {"car"}})
+	if found.Code != 200 || !strings.Contains(found.Body, `id="pick-carol"`) || !strings.Contains(found.Body, `id="pick-carl"`) || strings.Contains(found.Body, `id="pick-dave"`) {
+		t.Fatalf("search car: %d\n%s", found.Code, found.Body)
+	}
+	// Every plan of the product but TEAMS1 stays on.
+	var prod struct {
+		ServicePlans []struct{ ServicePlanID, ServicePlanName string }
+	}
+	e.apiJSON("/v1/tenants/contoso/licenses/SPE_E3", admin, &prod)
+	var on []string
+	teams := ""
+	for _, sp := range prod.ServicePlans {
+		if sp.ServicePlanName == "TEAMS1" {
+			teams = sp.ServicePlanID
+			continue
+		}
+		on = append(on, sp.ServicePlanID)
+	}
+	if teams == "" || !strings.Contains(found.Body, `id="plan-`+teams+`"`) {
+		t.Fatalf("no TEAMS1 checkbox (plan %q)", teams)
+	}
+	got := b.submitForm(found, productPath+"/assign", url.Values{"op": {"assign"}, "users": {"carol", "carl"}, "plan": on})
+	if got.Code != 200 || got.URL != productPath+"?ok=ok.licensesAssigned" || !strings.Contains(got.Body, "Licenses assigned.") {
+		t.Fatalf("assign: %d at %s\n%s", got.Code, got.URL, got.Body)
+	}
+	if _, assigned, _ := e.counts("SPE_E3"); assigned != 4 {
+		t.Errorf("assigned %d, want 4", assigned)
+	}
+	var carol struct {
+		Licenses []struct {
+			SkuID         string
+			DisabledPlans []string
+		}
+	}
+	e.apiJSON("/v1/tenants/contoso/users/carol", admin, &carol)
+	if len(carol.Licenses) != 1 || !slices.Equal(carol.Licenses[0].DisabledPlans, []string{teams}) {
+		t.Errorf("carol's licenses %+v, want SPE_E3 with TEAMS1 off", carol.Licenses)
+	}
+
+	// Unassign the checked holders.
+	page = b.get(productPath)
+	got = b.submitForm(page, productPath+"/unassign", url.Values{"users": {"carl", "alice"}})
+	if got.Code != 200 || !strings.Contains(got.Body, "Licenses unassigned.") {
+		t.Fatalf("unassign: %d at %s\n%s", got.Code, got.URL, got.Body)
+	}
+	if _, assigned, _ := e.counts("SPE_E3"); assigned != 2 {
+		t.Errorf("after unassign, assigned %d, want 2", assigned)
+	}
+	// A user without the license: the API's refusal, nothing changes.
+	got = b.submitForm(b.get(productPath), productPath+"/unassign", url.Values{"users": {"dave"}})
+	if got.Code != http.StatusBadRequest || !strings.Contains(got.Body, `class="msg error"`) || !strings.Contains(got.Body, "dave") {
+		t.Fatalf("unassign dave: %d\n%s", got.Code, got.Body)
+	}
+	if _, assigned, _ := e.counts("SPE_E3"); assigned != 2 {
+		t.Errorf("after a refused unassign, assigned %d, want 2", assigned)
+	}
+}
+
+// TestProductAssignRefusals: the admin center's headlines, from the
+// problem's code and facts, in each language, above the API's detail.
+func TestProductAssignRefusals(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	admin := token(t, "contoso", "admin")
+	e.addUsers("u1", "u2", "u3", "u4", "u5")
+	for _, tc := range []struct {
+		lang, users, one, many string
+	}{
+		{"en", "u1 u2 u3 u4", "You need to buy 1 more license.", "You need to buy 2 more licenses."},
+		{"fr", "u1 u2 u3 u4", "Vous devez acheter 1 licence supplémentaire.", "Vous devez acheter 2 licences supplémentaires."},
+		{"zh-TW", "u1 u2 u3 u4", "您需要再購買 1 個授權。", "您需要再購買 2 個授權。"},
+	} {
+		b := e.browser()
+		b.header.Set("Accept-Language", tc.lang)
+		b.signIn(admin)
+		p := b.submitForm(b.get(productPath), productPath+"/assign", url.Values{"op": {"assign"}, "users": strings.Fields(tc.users)})
+		if p.Code != http.StatusConflict || !strings.Contains(p.Body, `<strong class="headline">`+tc.one+`</strong>`) {
+			t.Errorf("%s: 4 users, 3 left: %d\n%s", tc.lang, p.Code, p.Body)
+		}
+		if !strings.Contains(p.Body, `checked`) || !strings.Contains(p.Body, `id="pick-u4"`) {
+			t.Errorf("%s: the refused form lost its users", tc.lang)
+		}
+		p = b.submitForm(b.get(productPath), productPath+"/assign", url.Values{"op": {"assign"}, "users": {"u1", "u2", "u3", "u4", "u5"}})
+		if !strings.Contains(p.Body, tc.many) {
+			t.Errorf("%s: 5 users, 3 left: no %q", tc.lang, tc.many)
+		}
+	}
+	if _, assigned, _ := e.counts("SPE_E3"); assigned != 2 {
+		t.Errorf("refusals assigned licenses: %d, want 2", assigned)
+	}
+
+	// alice holds E3 (Exchange Online Plan 2): Plan 1 conflicts.
+	e.apiMust(201, "POST", "/v1/tenants/contoso/subscriptions", admin, `{"id":"s2","skuId":"EXCHANGESTANDARD","quantity":5}`)
+	e.caughtUp()
+	for lang, want := range map[string]string{
+		"en":    "These services can't be assigned together: ",
+		"fr":    "Ces services ne peuvent pas être attribués ensemble : ",
+		"zh-TW": "這些服務無法一起指派：",
+	} {
+		b := e.browser()
+		b.header.Set("Accept-Language", lang)
+		b.signIn(admin)
+		path := "/console/t/contoso/licenses/EXCHANGESTANDARD"
+		p := b.submitForm(b.get(path), path+"/assign", url.Values{"op": {"assign"}, "users": {"alice"}})
+		p.Body = html.UnescapeString(p.Body)
+		i := strings.Index(p.Body, `<strong class="headline">`+want)
+		if p.Code != http.StatusConflict || i < 0 {
+			t.Fatalf("%s: exclusive plans: %d\n%s", lang, p.Code, p.Body)
+		}
+		head := p.Body[i:]
+		head = head[:strings.Index(head, "</strong>")]
+		if !strings.Contains(head, "EXCHANGE_S_STANDARD") || !strings.Contains(head, "EXCHANGE_S_ENTERPRISE") {
+			t.Errorf("%s: the headline does not name the plans: %s", lang, head)
+		}
+		// The API's translated detail follows the headline.
+		if rest := p.Body[i+len(head):]; !strings.Contains(rest[:strings.Index(rest, "</div>")], "alice") {
+			t.Errorf("%s: no detail after the headline: %s", lang, rest[:200])
+		}
+	}
+}
+
+// TestProductDoubleSubmitAssignsOnce: the same form posted twice (a
+// double click) assigns once.
+func TestProductDoubleSubmitAssignsOnce(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	e.addUsers("carol")
+	b := e.browser()
+	b.signIn(token(t, "contoso", "admin"))
+	page := b.get(productPath)
+	before := e.count("contoso", "LicenseAssigned")
+	for i := range 2 {
+		p := b.submitForm(page, productPath+"/assign", url.Values{"op": {"assign"}, "users": {"carol"}})
+		if p.Code != 200 || !strings.Contains(p.Body, `class="msg ok"`) {
+			t.Fatalf("submission %d: %d\n%s", i+1, p.Code, p.Body)
+		}
+	}
+	if n := e.count("contoso", "LicenseAssigned") - before; n != 1 {
+		t.Fatalf("LicenseAssigned %d times, want 1", n)
+	}
+	if _, assigned, _ := e.counts("SPE_E3"); assigned != 3 {
+		t.Errorf("assigned %d, want 3", assigned)
+	}
+}
