@@ -105,6 +105,12 @@ func (c *Console) routes() {
 	c.tenantPage("licenses/{sku}", c.product)
 	c.tenantAction("licenses/{sku}/assign", c.assignProduct)
 	c.tenantAction("licenses/{sku}/unassign", c.unassignProduct)
+	c.tenantPage("products", c.products)
+	c.tenantAction("products", c.buySubscription)
+	c.tenantAction("products/{sub}/quantity", c.changeQuantity)
+	c.tenantAction("products/{sub}/cancel", c.cancelSubscription)
+	c.tenantAction("products/{sub}/takeOver", c.takeOverSubscription)
+	c.tenantAction("products/{sub}/install", c.installApp)
 	c.tenantPage("me", c.me)
 }
 
