@@ -11,7 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp/kb"
+
 	"github.com/seatledger/seatledger/api/console"
+	"github.com/seatledger/seatledger/internal/browsertest"
 )
 
 // apiJSON reads path from the JSON API with tok into out.
@@ -261,4 +264,65 @@ func TestProductDoubleSubmitAssignsOnce(t *testing.T) {
 	if _, assigned, _ := e.counts("SPE_E3"); assigned != 3 {
 		t.Errorf("assigned %d, want 3", assigned)
 	}
+}
+
+// TestBrowserAssignsUpToTheLastLicense is the issue's scenario in a real
+// browser: the admin opens E3 from the Licenses page, picks users with the
+// search box (keyboard: type, Enter) until the last license is taken, then
+// one more, and reads the admin center's "You need to buy 1 more license";
+// the API's counts agree with the page at each step.
+func TestBrowserAssignsUpToTheLastLicense(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	e.addUsers("carol", "dave", "erin", "frank")
+	p := e.signedIn(token(t, "contoso", "admin"), browsertest.Laptop)
+	p.Go(e.srv.URL + "/console/t/contoso/licenses")
+	p.Click("table a[href*='/licenses/']")
+	p.WaitVisible("#assign")
+	if got := p.Text(".count-available"); got != "3" {
+		t.Fatalf("available on the page %q, want 3", got)
+	}
+	pick := func(name string) {
+		t.Helper()
+		browsertest.Eval[string](p, `document.getElementById('assign-q').value = ''`)
+		p.Type("#assign-q", name)
+		p.Key(kb.Enter) // the form's first button: Search
+		p.WaitVisible("#pick-" + name)
+		p.Click("#pick-" + name)
+	}
+	for _, u := range []string{"carol", "dave", "erin"} {
+		pick(u)
+	}
+	if n := browsertest.Eval[int](p, `document.querySelectorAll('#assign input[name=users]:checked').length`); n != 3 {
+		t.Fatalf("%d users checked after three searches, want 3", n)
+	}
+	p.Click("#assign button[value=assign]")
+	p.WaitVisible(".msg.ok")
+	total, assigned, available := e.counts("SPE_E3")
+	if total != 5 || assigned != 5 || available != 0 {
+		t.Fatalf("API counts %d/%d/%d, want 5 total, 5 assigned, 0 available", total, assigned, available)
+	}
+	if got := p.Text(".count-available"); got != "0" {
+		t.Errorf("available on the page %q, want 0", got)
+	}
+	for _, u := range []string{"carol", "dave", "erin"} {
+		if !p.Has("#holder-" + u) {
+			t.Errorf("%s is not listed as a holder", u)
+		}
+	}
+
+	pick("frank")
+	p.Click("#assign button[value=assign]")
+	p.WaitVisible(".msg.error")
+	if got := p.Text(".msg.error .headline"); got != "You need to buy 1 more license." {
+		t.Errorf("headline %q, want the admin center's", got)
+	}
+	if got := p.Text(".msg.error"); !strings.Contains(got, "frank") && !strings.Contains(got, "SPE_E3") && !strings.Contains(got, "E3") {
+		t.Errorf("no API detail under the headline: %q", got)
+	}
+	if _, assigned, available := e.counts("SPE_E3"); assigned != 5 || available != 0 {
+		t.Errorf("after the refusal the API counts %d assigned, %d available", assigned, available)
+	}
+	p.Screenshot("product")
+	p.Resize(browsertest.Narrow)
+	p.Screenshot("product-narrow")
 }

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp/kb"
+
 	"github.com/seatledger/seatledger/api/console"
+	"github.com/seatledger/seatledger/internal/browsertest"
 )
 
 const productsPath = "/console/t/contoso/products"
@@ -136,4 +139,30 @@ func TestProductsActions(t *testing.T) {
 	if _, status, _ := e.subscription(e5); status != "Disabled" {
 		t.Errorf("cancelled subscription is %s, want Disabled", status)
 	}
+}
+
+// TestBrowserProducts: Your products in a real browser: the subscriptions'
+// rows, a quantity changed with the keyboard, the API agreeing.
+func TestBrowserProducts(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	e.buyFixtures()
+	p := e.signedIn(token(t, "contoso", "admin"), browsertest.Laptop)
+	p.Go(e.srv.URL + productsPath)
+	p.WaitVisible("#sub-s1")
+	if n := p.Count("table.products tbody tr"); n != 4 {
+		t.Errorf("%d rows, want 4 subscriptions", n)
+	}
+	browsertest.Eval[string](p, `document.getElementById('q-s1').value = ''`)
+	p.Type("#q-s1", "8")
+	p.Key(kb.Enter)
+	p.WaitVisible(".msg.ok")
+	if q, _, _ := e.subscription("s1"); q != 8 {
+		t.Errorf("quantity %d after the change, want 8", q)
+	}
+	if got := p.Text("#sub-s1 td.num"); got != "8" {
+		t.Errorf("the page shows quantity %q, want 8", got)
+	}
+	p.Screenshot("products")
+	p.Resize(browsertest.Narrow)
+	p.Screenshot("products-narrow")
 }
