@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -208,6 +209,16 @@ func TestProductAssignRefusals(t *testing.T) {
 		if !strings.Contains(p.Body, tc.many) {
 			t.Errorf("%s: 5 users, 3 left: no %q", tc.lang, tc.many)
 		}
+	}
+	// More than 20 users: the API's refusal, no headline of the console's.
+	b := e.browser()
+	b.signIn(admin)
+	many := []string{}
+	for i := range 21 {
+		many = append(many, "x"+strconv.Itoa(i))
+	}
+	if p := b.submitForm(b.get(productPath), productPath+"/assign", url.Values{"op": {"assign"}, "users": many}); p.Code != http.StatusBadRequest || !strings.Contains(p.Body, `class="msg error"`) || strings.Contains(p.Body, `class="headline"`) {
+		t.Errorf("21 users: %d\n%s", p.Code, p.Body)
 	}
 	if _, assigned, _ := e.counts("SPE_E3"); assigned != 2 {
 		t.Errorf("refusals assigned licenses: %d, want 2", assigned)
