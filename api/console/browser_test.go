@@ -39,3 +39,42 @@ func TestBrowserSignsInAndSeesLicenses(t *testing.T) {
 	p.Resize(browsertest.Narrow)
 	p.Screenshot("licenses-narrow")
 }
+
+// TestBrowserSwitchesLanguage switches the console to French and then to
+// Traditional Chinese with the header's switcher, in a real browser: the
+// page's words and its lang attribute follow, the choice outlives a new
+// page, and an API refusal's detail comes back in the chosen language.
+func TestBrowserSwitchesLanguage(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	p := e.signedIn(token(t, "contoso", "admin"), browsertest.Laptop)
+	p.Go(e.srv.URL + "/console/t/contoso/licenses")
+	if got := p.Text("h1"); got != "Licenses" {
+		t.Fatalf("English heading = %q", got)
+	}
+	for _, c := range []struct{ lang, heading, nav, refusal string }{
+		{"fr", "Licences", "Vos produits", "laisserait 1 utilisateur(s) sans licence"},
+		{"zh-TW", "授權", "您的產品", "會讓 1 位使用者沒有授權"},
+	} {
+		p.Click(`nav.langs a[lang="` + c.lang + `"]`)
+		p.WaitVisible(`html[lang="` + c.lang + `"] h1`)
+		if got := p.Text("h1"); got != c.heading {
+			t.Errorf("%s: heading = %q, want %q", c.lang, got, c.heading)
+		}
+		p.Go(e.srv.URL + "/console/t/contoso/products")
+		if got := browsertest.Eval[string](p, "document.documentElement.lang"); got != c.lang {
+			t.Errorf("%s: the choice did not outlive a new page: lang=%q", c.lang, got)
+		}
+		if nav := p.Text("nav.side"); !strings.Contains(nav, c.nav) {
+			t.Errorf("%s: navigation %q lacks %q", c.lang, nav, c.nav)
+		}
+		// 2 of s1's licenses are assigned: a quantity of 1 is refused (R13),
+		// and the API's detail is in the person's language.
+		p.SetValue("#q-s1", "1")
+		p.Click(`form[action="/console/t/contoso/products/s1/quantity"] button[type=submit]`)
+		if got := p.Text(".msg.error"); !strings.Contains(got, c.refusal) {
+			t.Errorf("%s: refusal shown as %q, want it to say %q", c.lang, got, c.refusal)
+		}
+		p.Screenshot("products-" + c.lang)
+		p.Go(e.srv.URL + "/console/t/contoso/licenses")
+	}
+}
