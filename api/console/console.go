@@ -103,6 +103,16 @@ func (c *Console) routes() {
 	// A tenant's pages (/console/t/{tenant}/<path>).
 	c.tenantPage("licenses", c.licenses)
 	c.tenantPage("me", c.me)
+
+	// Active users (users.go): the list, a user's panel, their changes.
+	c.tenantPage("users", c.usersList)
+	c.tenantPage("users/{user}", c.userPanel)
+	c.tenantAction("users/add", c.addUser)
+	c.tenantAction("users/manageLicenses", c.manageLicenses)
+	c.tenantAction("users/{user}/licenses/{sku}", c.savePlans)
+	c.tenantAction("users/{user}/assignLicense", c.userLicenses)
+	c.tenantAction("users/{user}/delete", c.deleteUser)
+	c.tenantAction("users/{user}/restore", c.restoreUser)
 }
 
 // ServeHTTP serves a console request. Every POST must come from the
