@@ -70,6 +70,16 @@ type usersData struct {
 	Manage   bool              // open Manage product licenses (refused)
 	Adding   bool              // open Add a user (refused)
 	Form     map[string]string // Add a user's values, kept when refused
+	Names    map[string]string // product names by skuId
+}
+
+// productNames maps the skuIds of products to their names.
+func productNames(products []licenseRow) map[string]string {
+	out := make(map[string]string, len(products))
+	for _, p := range products {
+		out[p.SkuID] = p.ProductName
+	}
+	return out
 }
 
 // usersBase is the list's path for tenant.
@@ -148,6 +158,7 @@ func (c *Console) renderUsers(w http.ResponseWriter, r *http.Request, s *session
 		c.fail(w, r, "users", v, err)
 		return
 	}
+	d.Names = productNames(d.Products)
 	d.Loaded = true
 	v.Problem = p
 	c.render(w, status, "users", v)
@@ -323,6 +334,7 @@ type userData struct {
 	Licenses  []panelLicense
 	Available []licenseRow // products the user does not hold, to assign
 	Deleted   bool
+	Names     map[string]string // product names by skuId
 }
 
 // userPanel is GET /console/t/{t}/users/{u}.
@@ -367,6 +379,7 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session,
 			d.Available = append(d.Available, pr)
 		}
 	}
+	d.Names = productNames(products)
 	d.Deleted = strings.EqualFold(d.User.Status, "deleted")
 	d.Loaded = true
 	v.Title = msg("user.title")

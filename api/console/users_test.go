@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/seatledger/seatledger/api/console"
+	"github.com/seatledger/seatledger/internal/browsertest"
 )
 
 const (
@@ -427,5 +428,130 @@ func TestUsersPlainUser(t *testing.T) {
 	refused(t, b.do("POST", usersPath+"/bob/delete", form), 403, "")
 	if e.user("bob").Status != "Active" {
 		t.Error("a plain user deleted bob")
+	}
+}
+
+// submitted clicks sel (a submit button) and waits for the page the
+// browser lands on: the page before is marked, the next one is not.
+func submitted(p *browsertest.Page, sel string) {
+	browsertest.Eval[bool](p, "(document.body.dataset.before = '1') === '1'")
+	p.Click(sel)
+	p.WaitVisible("body:not([data-before])")
+}
+
+// TestBrowserUserLifecycle is the issue's scenario in a real browser: add a
+// user, find them with the search box, delete them (ticking "I
+// understand"), see them gone from Active users and restorable under
+// Deleted, and restore them.
+func TestBrowserUserLifecycle(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	p := e.signedIn(token(t, "contoso", "admin"), browsertest.Laptop)
+	p.Go(e.srv.URL + usersPath)
+	p.Click("#add > summary")
+	p.Type("#a-name", "Zed Zimmer")
+	p.Type("#a-upn", "zed@contoso.example")
+	p.Type("#a-loc", "US")
+	submitted(p, "#add-submit")
+	if got := p.Text(".msg.ok"); !strings.Contains(got, "User added") {
+		t.Fatalf("after Add: %q at %s", got, p.Location())
+	}
+	if got := p.Text("#user-status"); got != "Active" {
+		t.Errorf("the new user's status: %q", got)
+	}
+
+	p.Go(e.srv.URL + usersPath)
+	p.Type("#u-search", "zed")
+	submitted(p, "form.filters button[type=submit]")
+	if n := p.Count("table tbody input[name=u]"); n != 1 || !strings.Contains(p.Text("table tbody"), "zed@contoso.example") {
+		t.Fatalf("searching zed: %d rows: %s", n, p.Text("table tbody"))
+	}
+	p.Click("table tbody td:nth-child(2) a")
+	p.WaitVisible("#delete-submit")
+	p.Click("#delete-confirm")
+	submitted(p, "#delete-submit")
+	if got := p.Text(".msg.ok"); !strings.Contains(got, "User deleted") {
+		t.Fatalf("after Delete: %q at %s", got, p.Location())
+	}
+	if strings.Contains(p.Text("table tbody"), "zed@contoso.example") {
+		t.Error("the deleted user is still in Active users")
+	}
+
+	p.SetValue("#u-status", "deleted")
+	p.Type("#u-search", "zed")
+	submitted(p, "form.filters button[type=submit]")
+	if !strings.Contains(p.Text("table tbody"), "zed@contoso.example") {
+		t.Fatalf("the deleted user is not under Deleted: %s", p.Text("table tbody"))
+	}
+	p.Click("table tbody td:nth-child(2) a")
+	p.WaitVisible("#restore-submit")
+	if p.Has("#delete-submit") {
+		t.Error("a deleted user's panel offers delete")
+	}
+	submitted(p, "#restore-submit")
+	if got := p.Text("#user-status"); got != "Active" {
+		t.Errorf("after Restore the status is %q", got)
+	}
+}
+
+// TestBrowserSwitchPlanOff is the issue's scenario: switch a service plan
+// off on alice's E3 in the browser; the API says it is disabled. Takes the
+// screenshots of both pages.
+func TestBrowserSwitchPlanOff(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	p := e.signedIn(token(t, "contoso", "admin"), browsertest.Laptop)
+	p.Go(e.srv.URL + usersPath)
+	p.WaitVisible("table tbody")
+	p.Screenshot("users")
+	p.Resize(browsertest.Narrow)
+	p.Screenshot("users-narrow")
+	p.Resize(browsertest.Laptop)
+
+	p.Go(e.srv.URL + usersPath + "/alice")
+	box := "#plan-" + e3 + "-TEAMS1"
+	if !browsertest.Eval[bool](p, "document.querySelector('"+box+"').checked") {
+		t.Fatal("TEAMS1 is not ticked before the change")
+	}
+	p.Click(box)
+	submitted(p, "#save-"+e3)
+	if got := p.Text(".msg.ok"); !strings.Contains(got, "saved") {
+		t.Fatalf("after Save: %q", got)
+	}
+	if _, enabled := e.user("alice").plan(t, e3, "TEAMS1"); enabled {
+		t.Error("the API says TEAMS1 is still on")
+	}
+	if _, enabled := e.user("alice").plan(t, e3, "SHAREPOINTENTERPRISE"); !enabled {
+		t.Error("another plan went off")
+	}
+	if browsertest.Eval[bool](p, "document.querySelector('"+box+"').checked") {
+		t.Error("the panel still ticks TEAMS1")
+	}
+	p.Screenshot("user")
+	p.Resize(browsertest.Narrow)
+	p.Screenshot("user-narrow")
+}
+
+// TestBrowserPlainUserSeesNoAdminAction is the issue's scenario: alice,
+// without an admin role, has no Active users in her navigation, and a
+// direct visit to the admin pages shows the API's refusal and no form.
+func TestBrowserPlainUserSeesNoAdminAction(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	p := e.signedIn(token(t, "contoso", "alice"), browsertest.Laptop)
+	if p.Has("nav.side a[href$='/users']") {
+		t.Error("alice's navigation shows Active users")
+	}
+	for _, path := range []string{usersPath, usersPath + "/bob", usersPath + "/alice", "/console/t/contoso/me"} {
+		p.Go(e.srv.URL + path)
+		if p.Has("nav.side a[href$='/users']") {
+			t.Errorf("%s: the navigation shows Active users", path)
+		}
+		if n := p.Count("main form, main button, main input, main select"); n != 0 {
+			t.Errorf("%s: %d form controls for a plain user", path, n)
+		}
+		if path == "/console/t/contoso/me" {
+			continue
+		}
+		if got := p.Text(".msg.error"); !strings.Contains(got, "GlobalAdministrator") && !strings.Contains(strings.ToLower(got), "role") {
+			t.Errorf("%s: the refusal says %q", path, got)
+		}
 	}
 }
