@@ -318,7 +318,28 @@ type userDetail struct {
 // userPlan is a service plan of a license, as a checkbox.
 type userPlan struct {
 	ID, Name string
+	Title    string // the plan's display name ("Microsoft Teams"), if known
 	Enabled  bool
+}
+
+// planTitles are the display names of sku's service plans, by id, from
+// GET /licenses/{sku} (its first holder only: the plans are what is
+// read). A product the API no longer answers for keeps the plans' names.
+func (c *Console) planTitles(ctx context.Context, s *session, tenant, sku string) map[string]string {
+	var prod struct {
+		ServicePlans []struct {
+			ServicePlanID string `json:"servicePlanId"`
+			DisplayName   string `json:"displayName"`
+		} `json:"servicePlans"`
+	}
+	out := map[string]string{}
+	if _, err := c.get(ctx, s, "/v1/tenants/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku)+"?limit=1", &prod); err != nil {
+		return out
+	}
+	for _, sp := range prod.ServicePlans {
+		out[sp.ServicePlanID] = sp.DisplayName
+	}
+	return out
 }
 
 // panelLicense is a license of the panel with its plans.
@@ -363,10 +384,11 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session,
 	held := map[string]bool{}
 	for _, l := range d.User.Licenses {
 		pl := panelLicense{userLicense: l}
+		titles := c.planTitles(ctx, s, v.Tenant, l.SkuID)
 		var ids []string
 		for _, sp := range d.User.ServicePlans {
 			if sp.SkuID == l.SkuID {
-				pl.Plans = append(pl.Plans, userPlan{ID: sp.ServicePlanID, Name: sp.ServicePlanName, Enabled: sp.Enabled})
+				pl.Plans = append(pl.Plans, userPlan{ID: sp.ServicePlanID, Name: sp.ServicePlanName, Title: titles[sp.ServicePlanID], Enabled: sp.Enabled})
 				ids = append(ids, sp.ServicePlanID)
 			}
 		}
