@@ -636,3 +636,47 @@ func TestUsersPagesOn10kUsers(t *testing.T) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+var errorBarRE = regexp.MustCompile(`(?s)<div class="msg error" role="alert">(.*?)</div>`)
+
+// TestUsersPagesInFrenchAndChinese: the pages speak the person's language
+// with the admin center's terms, and a refusal shows the API's detail in
+// it.
+func TestUsersPagesInFrenchAndChinese(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	alice := e.user("alice")
+	var bars []string
+	for _, tc := range []struct{ lang, list, panel string }{
+		{"en", "Manage product licenses", "Licenses and apps"},
+		{"fr", "Gérer les licences de produits", "Licences et applications"},
+		{"zh-TW", "管理產品授權", "授權和應用程式"},
+	} {
+		b := e.browser()
+		b.header.Set("Accept-Language", tc.lang)
+		b.signIn(token(t, "contoso", "admin"))
+		if p := b.get(usersPath); !strings.Contains(p.Body, `<html lang="`+tc.lang+`">`) || !strings.Contains(p.Body, tc.list) {
+			t.Errorf("%s: the list does not say %q", tc.lang, tc.list)
+		}
+		panel := usersPath + "/alice"
+		p := b.get(panel)
+		if !strings.Contains(p.Body, tc.panel) {
+			t.Errorf("%s: the panel does not say %q", tc.lang, tc.panel)
+		}
+		// Every plan on but SharePoint (Plan 2): Office for the Web needs it.
+		on := url.Values{}
+		for _, sp := range alice.ServicePlans {
+			if sp.SkuID == e3 && sp.ServicePlanName != "SHAREPOINTENTERPRISE" && sp.ServicePlanID != "" {
+				on.Add("on", sp.ServicePlanID)
+			}
+		}
+		p = b.submit(p, panel+"/licenses/"+e3, on)
+		m := errorBarRE.FindStringSubmatch(p.Body)
+		if p.Code != 409 || m == nil {
+			t.Fatalf("%s: %d, no refusal", tc.lang, p.Code)
+		}
+		bars = append(bars, m[1])
+	}
+	if bars[0] == bars[1] || bars[0] == bars[2] || bars[1] == bars[2] {
+		t.Errorf("the refusal is not in each language: %q", bars)
+	}
+}
