@@ -142,7 +142,15 @@ func (c *Console) renderUsers(w http.ResponseWriter, r *http.Request, s *session
 	if mv := minVersion(r); mv != "" {
 		api.Set("minVersion", mv)
 	}
-	d.Query = q.Encode()
+	// The forms carry the list's filters and page back, not the message
+	// or version of the change before.
+	carry := url.Values{}
+	for k, vs := range q {
+		if k == "cursor" || slices.Contains(userFilters, k) {
+			carry[k] = vs
+		}
+	}
+	d.Query = carry.Encode()
 	ctx := r.Context()
 	base := "/v1/tenants/" + url.PathEscape(v.Tenant)
 	h, err := c.get(ctx, s, base+"/users?"+api.Encode(), &d.Rows)

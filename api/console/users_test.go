@@ -346,6 +346,14 @@ func TestManageProductLicenses(t *testing.T) {
 	if !strings.Contains(p.URL, "search=a") {
 		t.Errorf("after the change the list lost its search: %s", p.URL)
 	}
+	// From the page a change landed on, the next change says its own
+	// success, not the one before.
+	p = b.submit(b.get(usersPath+"?search=a&ok=ok.userDeleted&v=1"), action, with(url.Values{"u": {"alice"}}, "mode", "AssignMore", "sku", teamsE))
+	succeeded(t, p, usersPath, "Product licenses updated.")
+	if strings.Contains(p.Body, "User deleted") || strings.Count(p.URL, "ok=") != 1 {
+		t.Errorf("the message of an earlier change came back: %s", p.URL)
+	}
+	succeeded(t, b.submit(b.get(usersPath), action, with(url.Values{"u": {"alice"}}, "mode", "Replace", "sku", e3)), usersPath, "Product licenses updated.")
 	if got := e.user("alice").skus(); !slices.Equal(got, []string{e3}) {
 		t.Errorf("replace: alice holds %v", got)
 	}
