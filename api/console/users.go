@@ -50,7 +50,7 @@ type userRow struct {
 
 // userFilters are the list's search and filters, as the API names them.
 // status is the console's own default: "active" (the page is Active
-// users), "all" for no filter.
+// users), "all" for no filter; orderBy defaults to displayName.
 var userFilters = []string{"search", "userType", "status", "licensed", "skuId", "licenseState", "orderBy"}
 
 // usersPageSize is the list's page: the API pages, the console never
@@ -106,6 +106,9 @@ func filtersOf(q url.Values) map[string]string {
 	}
 	if f["status"] == "" {
 		f["status"] = "active"
+	}
+	if f["orderBy"] == "" {
+		f["orderBy"] = "displayName" // as the Sort by box says, also for status=all
 	}
 	return f
 }
