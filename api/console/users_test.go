@@ -685,3 +685,22 @@ func TestUsersPagesInFrenchAndChinese(t *testing.T) {
 		t.Errorf("the refusal is not in each language: %q", bars)
 	}
 }
+
+// TestUsersPanelUnknownUser: a user the tenant does not have is the API's
+// 404 on the panel, with no form of the panel.
+func TestUsersPanelUnknownUser(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	b := e.browser()
+	b.signIn(token(t, "contoso", "admin"))
+	p := b.get(usersPath + "/nobody")
+	refused(t, p, 404, "nobody")
+	if strings.Contains(p.Body, "/nobody/") {
+		t.Errorf("the panel of an unknown user offers changes:\n%s", p.Body)
+	}
+	// The operator reads the tenant's users as its admins do.
+	b = e.browser()
+	b.signIn(operator)
+	if got := rows(b.get(usersPath)); !slices.Equal(got, []string{"admin", "alice", "bob"}) {
+		t.Errorf("the operator's list: %v", got)
+	}
+}
