@@ -190,8 +190,8 @@ type commandAnswer struct {
 }
 
 // command runs a change with the form's idempotency key and answers the
-// API's answer, or the problem it refused the change with; err is for what
-// went wrong in the console itself (then logged and shown as internal).
+// API's answer, or the problem it refused the change with; what went
+// wrong in the console itself is logged and shown as an internal problem.
 func (c *Console) command(ctx context.Context, s *session, method, path string, body any, idem string) (commandAnswer, *problem) {
 	var ans commandAnswer
 	w, err := c.call(ctx, s, method, path, body, idem)
@@ -415,7 +415,6 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session,
 	d.Names = productNames(products)
 	d.Deleted = strings.EqualFold(d.User.Status, "deleted")
 	d.Loaded = true
-	v.Title = msg("user.title")
 	v.Problem = p
 	c.render(w, status, "user", v)
 }
