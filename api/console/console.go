@@ -112,6 +112,16 @@ func (c *Console) routes() {
 	c.tenantAction("products/{sub}/takeOver", c.takeOverSubscription)
 	c.tenantAction("products/{sub}/install", c.installApp)
 	c.tenantPage("me", c.me)
+
+	// Active users (users.go): the list, a user's panel, their changes.
+	c.tenantPage("users", c.usersList)
+	c.tenantPage("users/{user}", c.userPanel)
+	c.tenantAction("users/add", c.addUser)
+	c.tenantAction("users/manageLicenses", c.manageLicenses)
+	c.tenantAction("users/{user}/licenses/{sku}", c.savePlans)
+	c.tenantAction("users/{user}/assignLicense", c.userLicenses)
+	c.tenantAction("users/{user}/delete", c.deleteUser)
+	c.tenantAction("users/{user}/restore", c.restoreUser)
 }
 
 // ServeHTTP serves a console request. Every POST must come from the

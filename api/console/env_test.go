@@ -3,6 +3,7 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -218,7 +219,7 @@ func hidden(t testing.TB, body, action string) url.Values {
 		}
 		v := url.Values{}
 		for _, h := range hiddenRE.FindAllStringSubmatch(m[2], -1) {
-			v.Set(h[1], h[2])
+			v.Set(h[1], html.UnescapeString(h[2])) // as a browser reads the attribute
 		}
 		return v
 	}
