@@ -103,6 +103,14 @@ func (c *Console) routes() {
 	// A tenant's pages (/console/t/{tenant}/<path>).
 	c.tenantPage("licenses", c.licenses)
 	c.tenantPage("me", c.me)
+	c.tenantPage("groups", c.groups)
+	c.tenantAction("groups", c.createGroup)
+	c.tenantPage("groups/{group}", c.group)
+	c.tenantAction("groups/{group}/members", c.addGroupMember)
+	c.tenantAction("groups/{group}/members/{user}/remove", c.removeGroupMember)
+	c.tenantAction("groups/{group}/licenses", c.assignGroupLicense)
+	c.tenantAction("groups/{group}/licenses/{sku}/remove", c.removeGroupLicense)
+	c.tenantAction("groups/{group}/delete", c.deleteGroup)
 }
 
 // ServeHTTP serves a console request. Every POST must come from the
