@@ -26,6 +26,9 @@ type Record struct {
 	Data       json.RawMessage `json:"data"`
 	EventID    string          `json:"eventId"`
 	CommandID  string          `json:"commandId"`
+	// CorrelationID is the request id of the API request whose command
+	// wrote the event (X-Request-Id), when it came through one.
+	CorrelationID string `json:"correlationId,omitempty"`
 }
 
 // Target is what an event is about.
@@ -209,7 +212,7 @@ func (s *Service) record(e domain.Event, raw []byte) Record {
 	var d envelopeData
 	_ = eventcodec.Unmarshal(raw, &d)
 	return Record{Version: e.Version, OccurredAt: e.OccurredAt, Type: e.Type, Actor: e.Actor, Target: targetOf(e.Payload),
-		Summary: Summarize(s.Catalog, e), Data: d.Data, EventID: e.EventID, CommandID: e.CommandID}
+		Summary: Summarize(s.Catalog, e), Data: d.Data, EventID: e.EventID, CommandID: e.CommandID, CorrelationID: e.CorrelationID}
 }
 
 // targetOf says what an event is about, from its payload.
