@@ -111,6 +111,8 @@ func (c *Console) routes() {
 	c.tenantAction("groups/{group}/licenses", c.assignGroupLicense)
 	c.tenantAction("groups/{group}/licenses/{sku}/remove", c.removeGroupLicense)
 	c.tenantAction("groups/{group}/delete", c.deleteGroup)
+	c.tenantPage("heldData", c.heldDataPage)
+	c.tenantPage("audit", c.audit)
 }
 
 // ServeHTTP serves a console request. Every POST must come from the
