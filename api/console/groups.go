@@ -126,6 +126,16 @@ func (d *groupData) Unused() []licenseRow {
 	return out
 }
 
+// Product is the name of the tenant's product sku ("" when unknown).
+func (d *groupData) Product(sku string) string {
+	for _, p := range d.Products {
+		if p.SkuID == sku {
+			return p.ProductName
+		}
+	}
+	return ""
+}
+
 // group is a group's page: its licenses, a page of its members, the
 // members it could not license, and its actions.
 func (c *Console) group(w http.ResponseWriter, r *http.Request, s *session) {

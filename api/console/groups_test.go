@@ -56,7 +56,7 @@ func TestGroupActions(t *testing.T) {
 	g := b.get("/console/t/contoso/groups/sales")
 	mustHave(t, "the new group", g, 200, "This group assigns no licenses.", "This group has no members.", "No member has a license error.")
 	p = b.submit(g, "/console/t/contoso/groups/sales/licenses", url.Values{"sku": {"SPE_E3"}})
-	mustHave(t, "assign", p, 200, "The license was assigned to the group.", "<td>SPE_E3</td>")
+	mustHave(t, "assign", p, 200, "The license was assigned to the group.", "<span class=\"id\">SPE_E3</span></td>")
 
 	e.apiMust(201, "POST", "/v1/tenants/contoso/users", token(t, "contoso", "admin"), `{"id":"carol","userPrincipalName":"carol@contoso.example","displayName":"Carol"}`)
 	for _, u := range []string{"alice", "carol"} {
@@ -72,7 +72,7 @@ func TestGroupActions(t *testing.T) {
 
 	// Delete is refused while the group gives licenses.
 	q = b.submit(p, "/console/t/contoso/groups/sales/delete", nil)
-	mustHave(t, "delete with licenses", q, http.StatusConflict, `class="msg error"`, "<td>SPE_E3</td>")
+	mustHave(t, "delete with licenses", q, http.StatusConflict, `class="msg error"`, "<span class=\"id\">SPE_E3</span></td>")
 	if e.count("contoso", "GroupDeleted") != 0 {
 		t.Fatal("a refused delete deleted")
 	}
