@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -139,6 +140,7 @@ func (s *Service) Audit(ctx context.Context, tenantID string, f Filter, cursorTe
 	if c.backward && next > hi {
 		next = hi
 	}
+	needles := f.needles()
 	inRange := func(v uint64) bool { return v >= lo && v <= hi && v > 0 }
 	for scanned := 0; inRange(next) && len(page.Records) < limit && scanned < ScanBudget; {
 		from, n := next, min(hi-next+1, 512)
@@ -169,6 +171,9 @@ func (s *Service) Audit(ctx context.Context, tenantID string, f Filter, cursorTe
 			// (its summary): a rare filter reads ScanBudget events,
 			// most of which it need not decode or describe.
 			if f.Type != "" && r.Type != "" && !strings.EqualFold(f.Type, r.Type) {
+				continue
+			}
+			if !mayMatch(r.Data, needles) {
 				continue
 			}
 			e, err := eventcodec.Decode(r.Data, s.Upcasters)
@@ -210,6 +215,41 @@ func (f Filter) matches(r Record) bool {
 		return false
 	case f.Sku != "" && !strings.EqualFold(f.Sku, r.Target.SkuID):
 		return false
+	}
+	return true
+}
+
+// needles are strings an event's JSON must hold to match the actor
+// filter: the id it names, quoted. Ids are written without escapes
+// (docs/API.md: [A-Za-z0-9._@-]), and the actor is the envelope's, which
+// upcasters never change, so an event without the quoted id cannot match;
+// a value outside that alphabet gives no needle (the filter then decides
+// after decoding).
+func (f Filter) needles() [][]byte {
+	id := f.Actor
+	if rest, ok := strings.CutPrefix(id, "system:"); ok {
+		id = rest
+	} else if rest, ok := strings.CutPrefix(id, "user:"); ok {
+		id = rest
+	}
+	// "operator" is the key of the operator's actor: "operator":true.
+	if id == "" {
+		return nil
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._@-", c)) {
+			return nil
+		}
+	}
+	return [][]byte{[]byte(`"` + id + `"`)}
+}
+
+// mayMatch reports whether data holds every needle.
+func mayMatch(data []byte, needles [][]byte) bool {
+	for _, n := range needles {
+		if !bytes.Contains(data, n) {
+			return false
+		}
 	}
 	return true
 }
