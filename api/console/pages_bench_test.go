@@ -41,7 +41,8 @@ var benchPages = []struct{ name, path string }{
 	{"audit", "audit"},
 	{"audit-filtered", "audit?type=GroupCreated&actor=admin"},
 	{"audit-rare-type", "audit?type=TenantCreated"}, // reads the history service's ScanBudget
-	{"audit-rare-actor", "audit?actor=nobody"},      // the same, decoding each event
+	{"audit-rare-actor", "audit?actor=nobody"},      // the same, skipped before decoding
+	{"audit-rare-user", "audit?user=nobody"},        // the same, decoding each event
 	{"timeTravel", "timeTravel?v=20000"},
 	{"me", "me"},
 }
