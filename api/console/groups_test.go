@@ -49,6 +49,9 @@ func TestGroupActions(t *testing.T) {
 	mustHave(t, "the empty Groups page", list, 200, "No groups yet.", `href="/console/t/contoso/groups" aria-current="page"`)
 	p := b.submit(list, "/console/t/contoso/groups", url.Values{"id": {"sales"}, "displayName": {"Sales"}})
 	mustHave(t, "create", p, 200, "The group was added.", `href="/console/t/contoso/groups/sales">Sales</a>`)
+	if !strings.Contains(p.URL, "minVersion=") {
+		t.Errorf("the page after a change does not wait for it: %s", p.URL)
+	}
 	if e.count("contoso", "GroupCreated") != 1 {
 		t.Fatal("no GroupCreated")
 	}
