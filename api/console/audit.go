@@ -97,6 +97,7 @@ type auditData struct {
 	Order   string // desc (newest first, the default) or asc
 	// Next and Prev are the pages' links ("" on the last, first page).
 	Next, Prev string
+	Loaded     bool // the records were read (else only the filters show)
 }
 
 // audit is the audit log: the filters as a GET form, a page of records
@@ -161,7 +162,7 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		return "?" + l.Encode()
 	}
-	d.Next, d.Prev = link(next, false), link(prev, true)
+	d.Next, d.Prev, d.Loaded = link(next, false), link(prev, true), true
 	c.render(w, http.StatusOK, "audit", v)
 }
 

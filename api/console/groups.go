@@ -67,6 +67,7 @@ type groupsData struct {
 	Groups []groupRow
 	Next   string
 	Form   map[string]string // the create form's values, kept when refused
+	Loaded bool              // the list was read: the page offers its form
 }
 
 // groups is the admin center's Groups page: a page of groups with their
@@ -85,7 +86,7 @@ func (c *Console) renderGroups(w http.ResponseWriter, r *http.Request, s *sessio
 		c.fail(w, r, "groups", v, err)
 		return
 	}
-	d.Next = h.Get("X-Next-Cursor")
+	d.Next, d.Loaded = h.Get("X-Next-Cursor"), true
 	v.Problem = p
 	c.render(w, status, "groups", v)
 }

@@ -113,3 +113,24 @@ func TestGroupPageShowsMemberErrorsInFrench(t *testing.T) {
 	p = b.get("/console/t/contoso/groups")
 	mustHave(t, "the groups in French", p, 200, "Sales", "<td>SPE_E3</td>", `<td class="num">2</td>`)
 }
+
+// TestPlainUserGetsNoGroupsHeldDataOrAudit: a user without an admin role
+// sees none of these pages in the navigation, and the API refuses them.
+func TestPlainUserGetsNoGroupsHeldDataOrAudit(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	groupFixture(t, e)
+	alice := e.browser()
+	me := alice.signIn(token(t, "contoso", "alice"))
+	for _, path := range []string{"groups", "heldData", "audit"} {
+		if strings.Contains(me.Body, `href="/console/t/contoso/`+path+`"`) {
+			t.Errorf("a plain user's navigation links %s", path)
+		}
+		p := alice.get("/console/t/contoso/" + path)
+		if p.Code != http.StatusForbidden || !strings.Contains(p.Body, `class="msg error"`) || strings.Contains(p.Body, "<table") || strings.Contains(p.Body, `<form method="post" action="/console/t/contoso/groups"`) {
+			t.Errorf("a plain user's %s: %d", path, p.Code)
+		}
+	}
+	if p := alice.get("/console/t/contoso/groups/sales"); p.Code != http.StatusForbidden || strings.Contains(p.Body, "carol") {
+		t.Errorf("a plain user's group page: %d", p.Code)
+	}
+}

@@ -36,8 +36,9 @@ func (h heldRow) WorkloadKey() string {
 }
 
 type heldData struct {
-	Rows []heldRow
-	Next string
+	Rows   []heldRow
+	Next   string
+	Loaded bool // the rows were read (else the page shows only its problem)
 }
 
 // heldDataPage is the held data page: whose data is held, since when,
@@ -51,7 +52,7 @@ func (c *Console) heldDataPage(w http.ResponseWriter, r *http.Request, s *sessio
 		c.fail(w, r, "heldData", v, err)
 		return
 	}
-	d.Next = h.Get("X-Next-Cursor")
+	d.Next, d.Loaded = h.Get("X-Next-Cursor"), true
 	c.render(w, http.StatusOK, "heldData", v)
 }
 
