@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -26,6 +27,9 @@ type Record struct {
 	Data       json.RawMessage `json:"data"`
 	EventID    string          `json:"eventId"`
 	CommandID  string          `json:"commandId"`
+	// CorrelationID is the request id of the API request whose command
+	// wrote the event (X-Request-Id), when it came through one.
+	CorrelationID string `json:"correlationId,omitempty"`
 }
 
 // Target is what an event is about.
@@ -136,6 +140,7 @@ func (s *Service) Audit(ctx context.Context, tenantID string, f Filter, cursorTe
 	if c.backward && next > hi {
 		next = hi
 	}
+	needles := f.needles()
 	inRange := func(v uint64) bool { return v >= lo && v <= hi && v > 0 }
 	for scanned := 0; inRange(next) && len(page.Records) < limit && scanned < ScanBudget; {
 		from, n := next, min(hi-next+1, 512)
@@ -160,9 +165,23 @@ func (s *Service) Audit(ctx context.Context, tenantID string, f Filter, cursorTe
 			} else {
 				next = r.Version + 1
 			}
+			// A type filter is checked on the stored type, before
+			// decoding (upcasters change an event's data, never its
+			// type), and the other filters before the record is made
+			// (its summary): a rare filter reads ScanBudget events,
+			// most of which it need not decode or describe.
+			if f.Type != "" && r.Type != "" && !strings.EqualFold(f.Type, r.Type) {
+				continue
+			}
+			if !mayMatch(r.Data, needles) {
+				continue
+			}
 			e, err := eventcodec.Decode(r.Data, s.Upcasters)
 			if err != nil {
 				return Page{}, fmt.Errorf("%s version %d: %w", stream, r.Version, err)
+			}
+			if !f.matchesEvent(e) {
+				continue
 			}
 			if rec := s.record(e, r.Data); f.matches(rec) {
 				page.Records = append(page.Records, rec)
@@ -200,6 +219,49 @@ func (f Filter) matches(r Record) bool {
 	return true
 }
 
+// needles are strings an event's JSON must hold to match the actor
+// filter: the id it names, quoted. Ids are written without escapes
+// (docs/API.md: [A-Za-z0-9._@-]), and the actor is the envelope's, which
+// upcasters never change, so an event without the quoted id cannot match;
+// a value outside that alphabet gives no needle (the filter then decides
+// after decoding).
+func (f Filter) needles() [][]byte {
+	id := f.Actor
+	if rest, ok := strings.CutPrefix(id, "system:"); ok {
+		id = rest
+	} else if rest, ok := strings.CutPrefix(id, "user:"); ok {
+		id = rest
+	}
+	// "operator" is the key of the operator's actor: "operator":true.
+	if id == "" {
+		return nil
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._@-", c)) {
+			return nil
+		}
+	}
+	return [][]byte{[]byte(`"` + id + `"`)}
+}
+
+// mayMatch reports whether data holds every needle.
+func mayMatch(data []byte, needles [][]byte) bool {
+	for _, n := range needles {
+		if !bytes.Contains(data, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchesEvent is matches for an event, before its record is made.
+func (f Filter) matchesEvent(e domain.Event) bool {
+	if f.Type == "" && f.Actor == "" && f.User == "" && f.Sku == "" {
+		return true
+	}
+	return f.matches(Record{Type: e.Type, Actor: e.Actor, Target: targetOf(e.Payload)})
+}
+
 // Envelope is the raw JSON of an event's envelope with its data.
 type envelopeData struct {
 	Data json.RawMessage `json:"data"`
@@ -209,7 +271,7 @@ func (s *Service) record(e domain.Event, raw []byte) Record {
 	var d envelopeData
 	_ = eventcodec.Unmarshal(raw, &d)
 	return Record{Version: e.Version, OccurredAt: e.OccurredAt, Type: e.Type, Actor: e.Actor, Target: targetOf(e.Payload),
-		Summary: Summarize(s.Catalog, e), Data: d.Data, EventID: e.EventID, CommandID: e.CommandID}
+		Summary: Summarize(s.Catalog, e), Data: d.Data, EventID: e.EventID, CommandID: e.CommandID, CorrelationID: e.CorrelationID}
 }
 
 // targetOf says what an event is about, from its payload.

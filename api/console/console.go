@@ -122,6 +122,18 @@ func (c *Console) routes() {
 	c.tenantAction("users/{user}/assignLicense", c.userLicenses)
 	c.tenantAction("users/{user}/delete", c.deleteUser)
 	c.tenantAction("users/{user}/restore", c.restoreUser)
+
+	// Groups, held data, the audit log (groups.go, helddata.go, audit.go).
+	c.tenantPage("groups", c.groups)
+	c.tenantAction("groups", c.createGroup)
+	c.tenantPage("groups/{group}", c.group)
+	c.tenantAction("groups/{group}/members", c.addGroupMember)
+	c.tenantAction("groups/{group}/members/{user}/remove", c.removeGroupMember)
+	c.tenantAction("groups/{group}/licenses", c.assignGroupLicense)
+	c.tenantAction("groups/{group}/licenses/{sku}/remove", c.removeGroupLicense)
+	c.tenantAction("groups/{group}/delete", c.deleteGroup)
+	c.tenantPage("heldData", c.heldDataPage)
+	c.tenantPage("audit", c.audit)
 }
 
 // ServeHTTP serves a console request. Every POST must come from the

@@ -88,10 +88,11 @@ func usersBase(tenant string) string { return "/console/t/" + url.PathEscape(ten
 // userBase is a user's panel's path.
 func userBase(tenant, user string) string { return usersBase(tenant) + "/" + url.PathEscape(user) }
 
-// minVersion is the ?v= a change's redirect carries (the tenant version it
-// wrote), as the API's minVersion: the page then shows that change.
+// minVersion is the ?minVersion= a change's redirect carries (the tenant
+// version it wrote, doneAt), passed on to the API: the page then shows
+// that change.
 func minVersion(r *http.Request) string {
-	v := r.URL.Query().Get("v")
+	v := r.URL.Query().Get("minVersion")
 	if _, err := strconv.ParseUint(v, 10, 64); err != nil {
 		return ""
 	}
@@ -208,13 +209,18 @@ func (c *Console) command(ctx context.Context, s *session, method, path string, 
 }
 
 // doneAt ends a change that worked: to page (which may carry a query) with
-// the success message okKey, reading at the version the change wrote.
+// the success message okKey, reading at the version the change wrote
+// (?minVersion, which minVersion and pageQuery pass to the API).
 func doneAt(w http.ResponseWriter, r *http.Request, page, okKey string, version uint64) {
+	q := url.Values{"ok": {okKey}}
+	if version > 0 {
+		q.Set("minVersion", strconv.FormatUint(version, 10))
+	}
 	sep := "?"
 	if strings.Contains(page, "?") {
 		sep = "&"
 	}
-	http.Redirect(w, r, page+sep+url.Values{"ok": {okKey}, "v": {strconv.FormatUint(version, 10)}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, page+sep+q.Encode(), http.StatusSeeOther)
 }
 
 // formSet is the set of a form's values of name.
