@@ -19,6 +19,7 @@ import (
 //	GET events?fromVersion&limit
 //	GET state?at=<RFC 3339>|version=N
 //	GET state/diff?from=…&to=…   (times or versions)
+//	GET state/blame?at|version&path
 type historyHandlers struct{ svc *history.Service }
 
 func queryTime(c *gin.Context, name string) (time.Time, error) {
@@ -192,48 +193,85 @@ func (h historyHandlers) events(c *gin.Context) {
 	writeJSON(c, http.StatusOK, "application/json", evs)
 }
 
-func (h historyHandlers) state(c *gin.Context) {
-	t, ok := h.exists(c, "at", "version")
+// statePoint resolves /state's at or version (neither: the head) to a
+// version of an existing tenant; params are the route's other parameters.
+func (h historyHandlers) statePoint(c *gin.Context, params ...string) (string, uint64, bool) {
+	t, ok := h.exists(c, append([]string{"at", "version"}, params...)...)
 	if !ok {
-		return
+		return "", 0, false
 	}
 	at, version := c.Query("at"), c.Query("version")
 	var p history.Point
 	switch {
 	case at != "" && version != "":
 		WriteProblem(c, invalidRequest("at", "give at or version, not both"))
-		return
+		return "", 0, false
 	case version != "":
 		n, err := strconv.ParseUint(version, 10, 64)
 		if err != nil || n < 1 {
 			WriteProblem(c, invalidRequest("version", "version must be a version number from 1"))
-			return
+			return "", 0, false
 		}
 		p.Version = n
 	case at != "":
 		tm, err := queryTime(c, "at")
 		if err != nil {
 			WriteProblem(c, err)
-			return
+			return "", 0, false
 		}
 		p.Time = tm
 	}
-	ctx := c.Request.Context()
-	v, err := h.svc.Resolve(ctx, t, p)
+	v, err := h.svc.Resolve(c.Request.Context(), t, p)
 	if err != nil {
 		WriteProblem(c, err)
-		return
+		return "", 0, false
 	}
 	if v == 0 {
 		WriteProblem(c, &domain.Error{Code: domain.CodeNotFound, Detail: "the tenant did not exist yet at " + at})
+		return "", 0, false
+	}
+	return t, v, true
+}
+
+func (h historyHandlers) state(c *gin.Context) {
+	t, v, ok := h.statePoint(c)
+	if !ok {
 		return
 	}
-	st, err := h.svc.StateAt(ctx, t, v)
+	st, err := h.svc.StateAt(c.Request.Context(), t, v)
 	if err != nil {
 		WriteProblem(c, err)
 		return
 	}
 	writeJSON(c, http.StatusOK, "application/json", history.Render(h.svc.Catalog, st))
+}
+
+// blame answers which event last changed each value of the state at a
+// point (the same at or version as state), or the values at or under path.
+func (h historyHandlers) blame(c *gin.Context) {
+	path, given := c.GetQuery("path")
+	if given {
+		// Checked before the tenant is read: a malformed path is the
+		// request's fault whatever the tenant holds.
+		err := checkQuery(c, "at", "version", "path")
+		if err == nil {
+			_, err = h.svc.ParseBlamePath(path)
+		}
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+	}
+	t, v, ok := h.statePoint(c, "path")
+	if !ok {
+		return
+	}
+	b, err := h.svc.BlameAt(c.Request.Context(), t, v, path)
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, "application/json", b)
 }
 
 func (h historyHandlers) diff(c *gin.Context) {

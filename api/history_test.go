@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/history"
 )
 
@@ -94,4 +95,76 @@ func TestHistoryEndpoints(t *testing.T) {
 func itoa(v uint64) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestStateBlame(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	e.addUser("contoso", "admin", "alice", "US", "Member")
+	e.buy("contoso", "admin", "s1", "SPB", 5)
+	tok := token(t, "contoso", "admin")
+	spb, _ := domain.DefaultCatalog().Lookup("SPB")
+	var sway string
+	for _, sp := range spb.ServicePlans {
+		if sp.Name == "SWAY" {
+			sway = sp.ID
+		}
+	}
+	assigned := e.must(http.StatusOK, req{Method: "POST", Path: "/v1/tenants/contoso/licenses/SPB/assign", Token: tok, Body: map[string]any{"users": []string{"alice"}}}).answer(t).Version
+	off := e.must(http.StatusOK, req{Method: "PATCH", Path: "/v1/tenants/contoso/users/alice/licenses/SPB", Token: tok,
+		Header: map[string]string{"X-Request-Id": "req-plans"}, Body: map[string]any{"disabledPlans": []string{"SWAY"}}}).answer(t).Version
+
+	blame := func(query string) history.Blame {
+		t.Helper()
+		var b history.Blame
+		r := e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state/blame" + query, Token: tok})
+		if err := json.Unmarshal(r.Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	versionOf := func(b history.Blame, path string) uint64 {
+		for _, en := range b.Entries {
+			if en.Path == path {
+				return en.Version
+			}
+		}
+		return 0
+	}
+	lic := "users/alice/licenses/" + spb.SkuID
+	// The latest state: the license and the plan were last changed by the
+	// PATCH, with its command and the request's id.
+	b := blame("")
+	if b.Version != off || versionOf(b, lic) != off || versionOf(b, lic+"/disabledPlans/"+sway) != off ||
+		versionOf(b, "products/"+spb.SkuID) != assigned || versionOf(b, "subscriptions/s1/quantity") == 0 {
+		t.Fatalf("blame: %+v", b.Entries)
+	}
+	ev := b.Events[itoa(off)]
+	if ev.Type != domain.TypeLicensePlansChanged || ev.Actor.UserID != "admin" || ev.CommandID == "" || ev.CorrelationID != "req-plans" || ev.Summary == "" {
+		t.Fatalf("the plans' event: %+v", ev)
+	}
+	// At the assignment, by version: no plan was off yet.
+	b = blame("?version=" + itoa(assigned))
+	if versionOf(b, lic) != assigned || versionOf(b, lic+"/disabledPlans/"+sway) != 0 {
+		t.Fatalf("blame at %d: %+v", assigned, b.Entries)
+	}
+	// One value, named by part number.
+	b = blame("?path=users/alice/licenses/SPB/disabledPlans/" + sway)
+	if len(b.Entries) != 1 || b.Entries[0].Version != off || len(b.Events) != 1 {
+		t.Fatalf("one value: %+v", b)
+	}
+	p := problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?path=users/alice/colour", Token: tok}), 400, "invalid_request")
+	if p["field"] != "path" {
+		t.Fatalf("a malformed path names %v", p["field"])
+	}
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?path=users/bob", Token: tok}), 404, "not_found")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?version=" + itoa(assigned) + "&path=" + lic + "/disabledPlans/" + sway, Token: tok}), 404, "not_found")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?version=999", Token: tok}), 404, "not_found")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?colour=red", Token: tok}), 400, "invalid_request")
+
+	// Only Global admins (and the operator).
+	e.addUser("contoso", "admin", "lena", "US", "Member")
+	e.must(http.StatusOK, req{Method: "PUT", Path: "/v1/tenants/contoso/users/lena/roles", Token: tok, Body: map[string]any{"roles": []string{"LicenseAdministrator"}}})
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame", Token: token(t, "contoso", "lena")}), 403, "not_allowed_for_role")
+	e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?path=name", Token: testOperator})
 }
