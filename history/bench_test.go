@@ -28,6 +28,11 @@ import (
 //   - diff/read-x: the same diff ÷ only reading those 10,000 events from
 //     the store (no decoding, no folding): the "7×" of issue #21.
 //
+// blame-at-random-point blames the state at a random point of another
+// tenant, of 100,000 events (blame folds from the first event, so a point
+// of the long tenant would cost a second): blame/fold-x is its ratio to
+// reading and folding the same events from the first.
+
 // The ratios are of the summed times of the run (the mean ratio).
 func BenchmarkTimeTravel(b *testing.B) {
 	const n, k = 1_000_000, 1000
@@ -41,6 +46,10 @@ func BenchmarkTimeTravel(b *testing.B) {
 		b.Fatal(err)
 	}
 	if err := tenantstream.BackfillSnapshots(ctx, store, store, nil, "long", k, nil); err != nil {
+		b.Fatal(err)
+	}
+	const nb = 100_000
+	if err := benchdata.WriteLongTenant(ctx, store, "blame", nb, 200); err != nil {
 		b.Fatal(err)
 	}
 	svc := &Service{Store: store, Snapshots: store, Catalog: domain.DefaultCatalog()}
@@ -129,5 +138,25 @@ func BenchmarkTimeTravel(b *testing.B) {
 		b.ReportMetric(p99(ds), "p99-ms")
 		b.ReportMetric(ratio(ds, base), "diff/baseline-x")
 		b.ReportMetric(ratio(ds, reads), "diff/read-x")
+	})
+	b.Run("blame-at-random-point", func(b *testing.B) {
+		var ds, base []time.Duration
+		for i := 0; i < b.N; i++ {
+			v := 1 + uint64(r.Int63n(nb))
+			start := time.Now()
+			bl, err := svc.BlameAt(ctx, "blame", v, "")
+			if err != nil || bl.Version != v || len(bl.Entries) == 0 {
+				b.Fatal(err)
+			}
+			ds = append(ds, time.Since(start))
+			start = time.Now()
+			st := domain.NewTenant()
+			if err := tenantstream.FoldFrom(ctx, store, nil, st, "blame", v); err != nil || st.Version != v {
+				b.Fatal(err)
+			}
+			base = append(base, time.Since(start))
+		}
+		b.ReportMetric(p99(ds), "p99-ms")
+		b.ReportMetric(ratio(ds, base), "blame/fold-x")
 	})
 }

@@ -329,7 +329,7 @@ func (bf *blameFold) leaves(scope []item, out map[string]string) {
 			base := "users/" + seg(u.ID)
 			if it.skus == all || it.skus == "" {
 				out[base] = u.UserPrincipalName + "\x00" + u.DisplayName + "\x00" + u.UserType + "\x00" + u.UsageLocation
-				out[base+"/status"] = domain.UserStatus(u) + "\x00" + u.DeletedAt.String()
+				out[base+"/status"] = domain.UserStatus(u) + "\x00" + instant(u.DeletedAt)
 				out[base+"/roles"] = fmt.Sprint(u.Roles)
 				out[base+"/retentionHold"] = strconv.FormatBool(u.RetentionHold)
 				for g := range u.Groups {
@@ -337,7 +337,7 @@ func (bf *blameFold) leaves(scope []item, out map[string]string) {
 				}
 				for w, h := range u.Holds {
 					hp := "heldData/" + seg(u.ID) + "/" + seg(w)
-					out[hp] = h.HeldSince.String() + "\x00" + h.PurgeAfter.String() + "\x00" + h.Reason
+					out[hp] = instant(h.HeldSince) + "\x00" + instant(h.PurgeAfter) + "\x00" + h.Reason
 					out[hp+"/retained"] = strconv.FormatBool(u.RetentionHold)
 				}
 			}
@@ -404,7 +404,7 @@ func (bf *blameFold) leaves(scope []item, out map[string]string) {
 				out[base+"/quantity"] = strconv.Itoa(s.Quantity)
 				out[base+"/status"] = s.Status
 				out[base+"/recurringBilling"] = strconv.FormatBool(s.RecurringBilling)
-				out[base+"/termEnd"] = s.TermEnd.String()
+				out[base+"/termEnd"] = instant(s.TermEnd)
 			}
 		case 'a':
 			if a := t.Apps[it.id]; a != nil {
@@ -426,6 +426,11 @@ func licenseLeaves(c *domain.Catalog, t *domain.Tenant, userBase, sku string, l 
 	for _, p := range v.DisabledPlans {
 		out[lp+"/disabledPlans/"+seg(p)] = ""
 	}
+}
+
+// instant fingerprints a time (String would, ten times slower).
+func instant(t time.Time) string {
+	return strconv.FormatInt(t.Unix(), 36) + "." + strconv.Itoa(t.Nanosecond())
 }
 
 // seg escapes an id for a path segment.
