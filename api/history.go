@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 // log, raw events and time travel, under a tenant (/v1/tenants/:t):
 //
 //	GET audit?since&until&actor&user&sku&type&cursor&limit&order=asc|desc
-//	GET events?fromVersion&limit
+//	GET events?fromVersion|cursor|toVersion&limit
 //	GET state?at=<RFC 3339>|version=N
 //	GET state/diff?from=…&to=…   (times or versions)
 //	GET state/blame?at|version&path
@@ -149,11 +150,23 @@ func cursorHeaders(c *gin.Context, next, prev string) {
 }
 
 // events answers raw envelopes from fromVersion (or cursor: the same
-// number, as X-Next-Cursor gives it, so events page like every list).
+// number, as X-Next-Cursor gives it, so events page like every list), or
+// the page that ends at toVersion (a timeline scrolled back). Every page
+// says where the pages before and after it start: X-Prev-To-Version and
+// X-Next-From-Version, with Link rel="prev" and rel="next".
 func (h historyHandlers) events(c *gin.Context) {
-	t, ok := h.exists(c, "fromVersion", "cursor", "limit")
+	t, ok := h.exists(c, "fromVersion", "cursor", "toVersion", "limit")
 	if !ok {
 		return
+	}
+	version := func(name string) (uint64, bool) {
+		v := c.Query(name)
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < 1 {
+			WriteProblem(c, invalidRequest(name, "%s must be a version number from 1, not %q", name, bounded(v)))
+			return 0, false
+		}
+		return n, true
 	}
 	from := uint64(1)
 	name, v := "fromVersion", c.Query("fromVersion")
@@ -164,29 +177,59 @@ func (h historyHandlers) events(c *gin.Context) {
 		}
 		name, v = "cursor", cur
 	}
+	backward := c.Query("toVersion") != ""
+	if backward && v != "" {
+		WriteProblem(c, invalidRequest("toVersion", "give toVersion or %s, not both", name))
+		return
+	}
 	if v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || n < 1 {
-			WriteProblem(c, invalidRequest(name, "%s must be a version number from 1, not %q", name, bounded(v)))
+		if from, ok = version(name); !ok {
 			return
 		}
-		from = n
 	}
 	limit, err := queryInt(c, "limit", 100, 1000)
 	if err != nil {
 		WriteProblem(c, err)
 		return
 	}
-	evs, next, err := h.svc.Events(c.Request.Context(), t, from, limit)
+	ctx := c.Request.Context()
+	var evs []json.RawMessage
+	var next uint64 // the first version of the next page (0: none)
+	if backward {
+		to, ok := version("toVersion")
+		if !ok {
+			return
+		}
+		evs, from, err = h.svc.EventsBefore(ctx, t, to, limit)
+		if err == nil && from > 0 {
+			last := from + uint64(len(evs)) - 1
+			head, herr := h.svc.Head(ctx, t)
+			if err = herr; err == nil && last < head {
+				next = last + 1
+			}
+		}
+	} else {
+		evs, next, err = h.svc.Events(ctx, t, from, limit)
+	}
 	if err != nil {
 		WriteProblem(c, err)
 		return
+	}
+	if from > 1 {
+		p := strconv.FormatUint(from-1, 10)
+		c.Header("X-Prev-To-Version", p)
+		q := c.Request.URL.Query()
+		q.Del("fromVersion")
+		q.Del("cursor")
+		q.Set("toVersion", p)
+		c.Writer.Header().Add("Link", "<"+(&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String()+`>; rel="prev"`)
 	}
 	if next > 0 {
 		n := strconv.FormatUint(next, 10)
 		c.Header("X-Next-From-Version", n)
 		q := c.Request.URL.Query()
 		q.Del("fromVersion")
+		q.Del("toVersion")
 		q.Set("cursor", n)
 		setNextCursor(c, n, q)
 	}
