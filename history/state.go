@@ -124,7 +124,7 @@ func Render(c *domain.Catalog, t *domain.Tenant) State {
 			lv := domain.ViewLicense(c, t, u.Licenses[sku])
 			us.Licenses = append(us.Licenses, lv)
 		}
-		us.MailboxSearchable = mailbox(c, t, u)
+		us.MailboxSearchable = mailbox(c, t, us.Licenses)
 		s.Users = append(s.Users, us)
 		for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
 			h := u.Holds[w]
@@ -156,13 +156,13 @@ func Render(c *domain.Catalog, t *domain.Tenant) State {
 
 // mailbox reports whether the user has an Exchange plan enabled: after the
 // license goes, the mailbox is no longer searchable by eDiscovery (R10).
-func mailbox(c *domain.Catalog, t *domain.Tenant, u *domain.User) bool {
-	for _, l := range u.Licenses {
-		prod, ok := c.Product(t, l.SkuID)
+// views are the user's licenses as Render shows them.
+func mailbox(c *domain.Catalog, t *domain.Tenant, views []domain.LicenseView) bool {
+	for _, v := range views {
+		prod, ok := c.Product(t, v.SkuID)
 		if !ok {
 			continue
 		}
-		v := domain.ViewLicense(c, t, l)
 		for _, id := range v.EnabledPlans {
 			for _, sp := range prod.ServicePlans {
 				if sp.ID == id && sp.Workload == domain.WorkloadExchange {
