@@ -103,6 +103,9 @@ func (c *Console) routes() {
 	// A tenant's pages (/console/t/{tenant}/<path>).
 	c.tenantPage("licenses", c.licenses)
 	c.tenantPage("me", c.me)
+	c.tenantPage("timeTravel", c.timeTravel)
+	c.tenantPage("timeTravel/fragment", c.timeTravelFragment)
+	c.tenantPage("timeTravel/blame", c.timeTravelBlame)
 }
 
 // ServeHTTP serves a console request. Every POST must come from the
