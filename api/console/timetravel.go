@@ -322,7 +322,7 @@ func (c *Console) timeTravel(w http.ResponseWriter, r *http.Request, s *session)
 		var st struct {
 			Version uint64 `json:"version"`
 		}
-		if _, err := c.get(ctx, s, tenant+"/state?at="+queryEscape(tm.Format(time.RFC3339)), &st); err != nil {
+		if _, err := c.get(ctx, s, tenant+"/state?at="+queryEscape(tm.Format(time.RFC3339Nano)), &st); err != nil {
 			c.fail(w, r, "timetravel", v, err)
 			return
 		}
