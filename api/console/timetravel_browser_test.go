@@ -1,16 +1,22 @@
 package console_test
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/seatledger/seatledger/api/console"
+	"github.com/seatledger/seatledger/internal/benchdata"
 	"github.com/seatledger/seatledger/internal/browsertest"
+	"github.com/seatledger/seatledger/tenantstream"
 )
 
 // waitVersion waits until the state panel is painted at version v.
@@ -101,4 +107,76 @@ func TestBrowserTimeTravelKeyboard(t *testing.T) {
 	p.Screenshot("timetravel")
 	p.Resize(browsertest.Narrow)
 	p.Screenshot("timetravel-narrow")
+}
+
+// TestBrowserTimeTravelCursorLatency measures, in a real browser, how
+// long the time-travel cursor takes to move on a tenant of 100,000 events
+// (snapshots every 1,000): from the key press to the new state painted.
+// Issue #21 asks for < 150 ms; the figures are logged always and asserted
+// (p99) only without -short and without the race detector. Two measures:
+// in the page (the keydown's timestamp to the frame after the swap,
+// performance.measure "tt-step" in timetravel.js) and from the test (the
+// key sent until data-version shows the new cursor).
+func TestBrowserTimeTravelCursorLatency(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	ctx := context.Background()
+	const n = 100_000
+	start := time.Now()
+	if err := benchdata.WriteLongTenant(ctx, e.store, "long", n, 200); err != nil {
+		t.Fatal(err)
+	}
+	if err := tenantstream.BackfillSnapshots(ctx, e.store, e.store, nil, "long", 1000, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %d events with snapshots in %v", n, time.Since(start))
+	e.caughtUp() // the read models' catching up must not share the CPU with the measure
+	t.Logf("read models caught up after %v", time.Since(start))
+
+	p := e.signedIn(operator, browsertest.Laptop)
+	var harness, inPage, fetches []time.Duration
+	ms := func(expr string) []time.Duration {
+		var out []time.Duration
+		for _, m := range browsertest.Eval[[]float64](p, expr) {
+			out = append(out, time.Duration(m*float64(time.Millisecond)))
+		}
+		return out
+	}
+	// Three runs of ten presses, from points whose tails after their
+	// snapshot are long (990 events), medium and short; each run starts
+	// with one press not counted (the page just loaded).
+	for _, from := range []uint64{20_989, 50_499, 97_999} {
+		p.Go(e.srv.URL + fmt.Sprintf("/console/t/long/timeTravel?v=%d", from))
+		waitVersion(t, p, from)
+		browsertest.Eval[bool](p, `document.getElementById("tt-cursor").focus(), true`)
+		p.Key(kb.ArrowRight)
+		waitVersion(t, p, from+1)
+		for i := uint64(2); i <= 11; i++ {
+			harness = append(harness, p.Timed(func() {
+				p.Key(kb.ArrowRight)
+				waitVersion(t, p, from+i)
+			}))
+		}
+		if !strings.Contains(browsertest.Eval[string](p, `document.getElementById("tt-live").innerHTML`), `data-user="u0"`) {
+			t.Fatalf("the state at %d does not show the tenant's users", from+11)
+		}
+		// The page records each step once its frame is painted.
+		if err := chromedp.Do(p.Context(), chromedp.Poll[chromedp.Void](`performance.getEntriesByName("tt-step").length >= 11`)); err != nil {
+			t.Fatal(err)
+		}
+		inPage = append(inPage, ms(`performance.getEntriesByName("tt-step").slice(1).map(function(m){return m.duration})`)...)
+		fetches = append(fetches, ms(`performance.getEntriesByType("resource").filter(function(r){return r.name.indexOf("/fragment?")>0}).slice(1).map(function(r){return r.responseEnd-r.startTime})`)...)
+	}
+	report := func(name string, ds []time.Duration) time.Duration {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		p50, p99 := s[len(s)/2], s[int(math.Ceil(float64(len(s))*0.99))-1]
+		t.Logf("%s: %d presses, p50 %v, p99 %v, max %v", name, len(s), p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond), s[len(s)-1].Round(100*time.Microsecond))
+		return p99
+	}
+	p99 := report("in the page: keydown to the frame painted after the swap", inPage)
+	report("in the page: the fragment's fetch (server and network)", fetches)
+	report("from the test: key sent to data-version seen (CDP round trips included)", harness)
+	if !testing.Short() && !raceEnabled && p99 >= 150*time.Millisecond {
+		t.Errorf("the cursor takes %v (p99) from key press to the new state painted on a %d-event tenant, want < 150 ms", p99, n)
+	}
 }
