@@ -261,6 +261,19 @@ func (d *timeTravelData) Plan(id string) string {
 	return id
 }
 
+// Sku is a product's part number at the cursor (its skuId when the
+// state's products do not name it).
+func (d *timeTravelData) Sku(id string) string {
+	if d.State != nil {
+		for _, p := range d.State.Products {
+			if p.SkuID == id && p.SkuPartNumber != "" {
+				return p.SkuPartNumber
+			}
+		}
+	}
+	return id
+}
+
 // DiffFrom and DiffTo are the diff's points, oldest first.
 func (d *timeTravelData) DiffFrom() uint64 { return min(d.V, d.Cmp) }
 func (d *timeTravelData) DiffTo() uint64   { return max(d.V, d.Cmp) }

@@ -61,7 +61,9 @@ func TestBrowserTimeTravelKeyboard(t *testing.T) {
 	e.apiJSON(fmt.Sprintf("/v1/tenants/contoso/state?version=%d", plans), admin, &st)
 	l := st.Users[1].Licenses[0]
 	path := "users/alice/licenses/" + l.SkuID + "/disabledPlans/" + l.DisabledPlans[0]
-	p.Click(`a.blame[href*="` + url.QueryEscape(path) + `"]`)
+	// With the keyboard, as everything here: focus the link, Enter.
+	browsertest.Eval[bool](p, `document.querySelector('a.blame[href*="`+url.QueryEscape(path)+`"]').focus(), true`)
+	p.Key(kb.Enter)
 	p.WaitVisible(`.tt-blamepanel[data-version="` + fmt.Sprint(plans) + `"]`)
 	var bl apiBlame
 	e.apiJSON(fmt.Sprintf("/v1/tenants/contoso/state/blame?version=%d&path=%s", plans, url.QueryEscape(path)), admin, &bl)
@@ -103,7 +105,11 @@ func TestBrowserTimeTravelKeyboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitVersion(t, p, 1)
-	p.Go(e.srv.URL + fmt.Sprintf("/console/t/contoso/timeTravel?v=%d&cmp=5", plans))
+	p.Go(e.srv.URL + fmt.Sprintf("/console/t/contoso/timeTravel?v=%d&cmp=5&blame=%s", plans, url.QueryEscape(path)))
+	p.WaitVisible(".tt-blamepanel")
+	// A full-page capture is no scroll: draw the lists the browser skips
+	// off screen (content-visibility) as a reader scrolling sees them.
+	browsertest.Eval[bool](p, `document.querySelectorAll("#tt-live .scroll, #tt-live .tt-diff").forEach(function(e){e.style.contentVisibility="visible"}), true`)
 	p.Screenshot("timetravel")
 	p.Resize(browsertest.Narrow)
 	p.Screenshot("timetravel-narrow")
