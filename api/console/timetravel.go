@@ -414,7 +414,6 @@ func (c *Console) head(r *http.Request, s *session, tenant string) (uint64, erro
 
 // ttRead reads the cursor's window of events, state, change and diff.
 func (c *Console) ttRead(r *http.Request, s *session, tenant string, d *timeTravelData) error {
-	ctx := r.Context()
 	v, ok := uintParam(r, "v")
 	if !ok {
 		return &problem{Status: http.StatusBadRequest, Field: "v", Detail: catalog.T(language(r), "timetravel.badVersion")}
@@ -430,48 +429,101 @@ func (c *Console) ttRead(r *http.Request, s *session, tenant string, d *timeTrav
 	}
 	d.All = r.URL.Query().Get("all") == "1"
 	d.Plans = c.plans(r, s)
+	evs, more, err := c.ttReadAt(r, s, tenant, d, v)
+	if err != nil {
+		return err
+	}
+	if len(evs) == 0 || evs[len(evs)-1].Version < v && !more {
+		// Past the head (a fragment does not read it first): the last.
+		last := d.Head
+		if last == 0 || last >= v {
+			if last, err = c.head(r, s, tenant); err != nil {
+				return err
+			}
+		}
+		if last == 0 || last >= v {
+			return nil // no events
+		}
+		d.Event, d.State, d.Changes, d.Diff = nil, nil, nil, nil
+		if evs, more, err = c.ttReadAt(r, s, tenant, d, last); err != nil || len(evs) == 0 {
+			return err
+		}
+		v = last
+	}
+	d.V = v
+	d.navigate(evs, more)
+	d.mark()
+	return nil
+}
+
+// ttReadAt reads, at once, what the page shows at cursor v: the window
+// of events around it, the state, what its event changed and the diff
+// with the second cursor. The calls are independent: in parallel, the
+// cursor moves in the time of the slowest, not of their sum.
+func (c *Console) ttReadAt(r *http.Request, s *session, tenant string, d *timeTravelData, v uint64) ([]ttEvent, bool, error) {
+	ctx := r.Context()
 	from := uint64(1)
 	if v > ttWindow {
 		from = v - ttWindow
 	}
-	var evs []ttEvent
-	h, err := c.get(ctx, s, tenant+"/events?fromVersion="+strconv.FormatUint(from, 10)+"&limit="+strconv.Itoa(2*ttWindow+1), &evs)
-	if err != nil {
-		return err
+	var (
+		wg    sync.WaitGroup
+		errs  [4]error
+		evs   []ttEvent
+		more  bool
+		st    = &ttState{}
+		cd    ttDiff
+		vs    = strconv.FormatUint(v, 10)
+		diffs = d.Cmp > 0 && d.Cmp != v
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		h, err := c.get(ctx, s, tenant+"/events?fromVersion="+strconv.FormatUint(from, 10)+"&limit="+strconv.Itoa(2*ttWindow+1), &evs)
+		errs[0] = err
+		more = err == nil && h.Get("X-Next-From-Version") != ""
+	}()
+	go func() {
+		defer wg.Done()
+		_, errs[1] = c.get(ctx, s, tenant+"/state?version="+vs, st)
+	}()
+	if v > 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[2] = c.get(ctx, s, tenant+"/state/diff?from="+strconv.FormatUint(v-1, 10)+"&to="+vs, &cd)
+		}()
 	}
-	if len(evs) == 0 {
-		return nil
+	if diffs {
+		d.Diff = &ttDiff{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[3] = c.get(ctx, s, tenant+"/state/diff?from="+strconv.FormatUint(min(v, d.Cmp), 10)+"&to="+strconv.FormatUint(max(v, d.Cmp), 10), d.Diff)
+		}()
 	}
-	v = min(v, evs[len(evs)-1].Version)
-	d.V = v
-	d.navigate(evs, h.Get("X-Next-From-Version") != "")
-	st := &ttState{}
-	if _, err := c.get(ctx, s, tenant+"/state?version="+strconv.FormatUint(v, 10), st); err != nil {
-		return err
+	wg.Wait()
+	if errs[0] != nil {
+		return nil, false, errs[0]
+	}
+	if len(evs) == 0 || evs[len(evs)-1].Version < v && !more {
+		return evs, more, nil // past the head: the caller reads again
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, false, err
+		}
 	}
 	d.State = st
 	d.At = st.AsOf.UTC().Format("2006-01-02T15:04:05")
-	if v > 1 {
-		var cd ttDiff
-		if _, err := c.get(ctx, s, tenant+"/state/diff?from="+strconv.FormatUint(v-1, 10)+"&to="+strconv.FormatUint(v, 10), &cd); err != nil {
-			return err
-		}
-		d.Changes = cd.Changes
-		for _, e := range cd.Events {
-			if e.Version == v {
-				e.Current = true
-				d.Event = &e
-			}
+	d.Changes = cd.Changes
+	for _, e := range cd.Events {
+		if e.Version == v {
+			e.Current = true
+			d.Event = &e
 		}
 	}
-	d.mark()
-	if d.Cmp > 0 && d.Cmp != v {
-		d.Diff = &ttDiff{}
-		if _, err := c.get(ctx, s, tenant+"/state/diff?from="+strconv.FormatUint(d.DiffFrom(), 10)+"&to="+strconv.FormatUint(d.DiffTo(), 10), d.Diff); err != nil {
-			return err
-		}
-	}
-	return nil
+	return evs, more, nil
 }
 
 // navigate groups the window's events by command and finds the cursor's

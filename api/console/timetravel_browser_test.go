@@ -119,7 +119,7 @@ func TestBrowserTimeTravelKeyboard(t *testing.T) {
 // long the time-travel cursor takes to move on a tenant of 100,000 events
 // (snapshots every 1,000): from the key press to the new state painted.
 // Issue #21 asks for < 150 ms; the figures are logged always and asserted
-// (p99) only without -short and without the race detector. Two measures:
+// (p99) only without -short and without the race detector. Three measures:
 // in the page (the keydown's timestamp to the frame after the swap,
 // performance.measure "tt-step" in timetravel.js) and from the test (the
 // key sent until data-version shows the new cursor).
@@ -150,26 +150,29 @@ func TestBrowserTimeTravelCursorLatency(t *testing.T) {
 		}
 		return out
 	}
-	// Three runs of ten presses, from points whose tails after their
-	// snapshot are long (990 events), medium (500) and short (10); each run starts
-	// with one press not counted (the page just loaded).
-	for _, from := range []uint64{uint64(n)/5 + 989, uint64(n)/2 - 501, uint64(n) - 1990} {
+	// Four runs of 25 presses (100: so that the p99 is not just the
+	// slowest press of a shared machine), from points whose tails after
+	// their snapshot are long (980 events and more), medium (500, 300) and
+	// short (10); each run starts with one press not counted (the page
+	// just loaded).
+	const presses = 25
+	for _, from := range []uint64{uint64(n)/5 + 979, uint64(n)/2 - 501, uint64(n)*3/4 + 299, uint64(n) - 1990} {
 		p.Go(e.srv.URL + fmt.Sprintf("/console/t/long/timeTravel?v=%d", from))
 		waitVersion(t, p, from)
 		browsertest.Eval[bool](p, `document.getElementById("tt-cursor").focus(), true`)
 		p.Key(kb.ArrowRight)
 		waitVersion(t, p, from+1)
-		for i := uint64(2); i <= 11; i++ {
+		for i := uint64(2); i <= presses+1; i++ {
 			harness = append(harness, p.Timed(func() {
 				p.Key(kb.ArrowRight)
 				waitVersion(t, p, from+i)
 			}))
 		}
 		if !strings.Contains(browsertest.Eval[string](p, `document.getElementById("tt-live").innerHTML`), `data-user="u0"`) {
-			t.Fatalf("the state at %d does not show the tenant's users", from+11)
+			t.Fatalf("the state at %d does not show the tenant's users", from+presses+1)
 		}
 		// The page records each step once its frame is painted.
-		if err := chromedp.Do(p.Context(), chromedp.Poll[chromedp.Void](`performance.getEntriesByName("tt-step").length >= 11`)); err != nil {
+		if err := chromedp.Do(p.Context(), chromedp.Poll[chromedp.Void](`performance.getEntriesByName("tt-step").length >= `+fmt.Sprint(presses+1))); err != nil {
 			t.Fatal(err)
 		}
 		inPage = append(inPage, ms(`performance.getEntriesByName("tt-step").slice(1).map(function(m){return m.duration})`)...)

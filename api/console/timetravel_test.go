@@ -183,6 +183,9 @@ func TestTimeTravelPageAtVersion(t *testing.T) {
 		t.Fatalf("fragment: %d\n%s", f.Code, f.Body)
 	}
 	checkState(t, e, f.Body, plans.Version)
+	// Past the head: the last event.
+	checkState(t, e, b.get("/console/t/contoso/timeTravel?v=999").Body, last)
+	checkState(t, e, b.get("/console/t/contoso/timeTravel/fragment?v=999").Body, last)
 	if p := b.get("/console/t/contoso/timeTravel?v=x"); p.Code != 400 || !strings.Contains(p.Body, "An event number") {
 		t.Errorf("?v=x: %d", p.Code)
 	}
