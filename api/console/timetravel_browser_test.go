@@ -56,6 +56,10 @@ func TestBrowserTimeTravelKeyboard(t *testing.T) {
 			t.Errorf("after a step to %d the address is %s", v, p.Location())
 		}
 	}
+	// The range says which event it is on to a screen reader.
+	if got, want := browsertest.Eval[string](p, `document.getElementById("tt-cursor").getAttribute("aria-valuetext")`), fmt.Sprintf("Event %d LicensePlansChanged", plans); got != want {
+		t.Errorf("the cursor's aria-valuetext is %q, want %q", got, want)
+	}
 	// Blame of the plan alice has switched off, opened in place.
 	var st apiState
 	e.apiJSON(fmt.Sprintf("/v1/tenants/contoso/state?version=%d", plans), admin, &st)

@@ -52,6 +52,7 @@
         blame.innerHTML = "";
         var hidden = document.querySelectorAll("input[type=hidden][name=v]");
         for (var i = 0; i < hidden.length; i++) hidden[i].value = v;
+        range.setAttribute("aria-valuetext", state().getAttribute("data-valuetext"));
         var at = document.getElementById("tt-at");
         if (at) at.value = state().getAttribute("data-at");
         history.replaceState(null, "", url);
