@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,9 +17,10 @@ import (
 // log, raw events and time travel, under a tenant (/v1/tenants/:t):
 //
 //	GET audit?since&until&actor&user&sku&type&cursor&limit&order=asc|desc
-//	GET events?fromVersion&limit
+//	GET events?fromVersion|cursor|toVersion&limit
 //	GET state?at=<RFC 3339>|version=N
 //	GET state/diff?from=…&to=…   (times or versions)
+//	GET state/blame?at|version&path
 type historyHandlers struct{ svc *history.Service }
 
 func queryTime(c *gin.Context, name string) (time.Time, error) {
@@ -148,11 +150,23 @@ func cursorHeaders(c *gin.Context, next, prev string) {
 }
 
 // events answers raw envelopes from fromVersion (or cursor: the same
-// number, as X-Next-Cursor gives it, so events page like every list).
+// number, as X-Next-Cursor gives it, so events page like every list), or
+// the page that ends at toVersion (a timeline scrolled back). Every page
+// says where the pages before and after it start: X-Prev-To-Version and
+// X-Next-From-Version, with Link rel="prev" and rel="next".
 func (h historyHandlers) events(c *gin.Context) {
-	t, ok := h.exists(c, "fromVersion", "cursor", "limit")
+	t, ok := h.exists(c, "fromVersion", "cursor", "toVersion", "limit")
 	if !ok {
 		return
+	}
+	version := func(name string) (uint64, bool) {
+		v := c.Query(name)
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < 1 {
+			WriteProblem(c, invalidRequest(name, "%s must be a version number from 1, not %q", name, bounded(v)))
+			return 0, false
+		}
+		return n, true
 	}
 	from := uint64(1)
 	name, v := "fromVersion", c.Query("fromVersion")
@@ -163,77 +177,144 @@ func (h historyHandlers) events(c *gin.Context) {
 		}
 		name, v = "cursor", cur
 	}
+	backward := c.Query("toVersion") != ""
+	if backward && v != "" {
+		WriteProblem(c, invalidRequest("toVersion", "give toVersion or %s, not both", name))
+		return
+	}
 	if v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || n < 1 {
-			WriteProblem(c, invalidRequest(name, "%s must be a version number from 1, not %q", name, bounded(v)))
+		if from, ok = version(name); !ok {
 			return
 		}
-		from = n
 	}
 	limit, err := queryInt(c, "limit", 100, 1000)
 	if err != nil {
 		WriteProblem(c, err)
 		return
 	}
-	evs, next, err := h.svc.Events(c.Request.Context(), t, from, limit)
+	ctx := c.Request.Context()
+	var evs []json.RawMessage
+	var next uint64 // the first version of the next page (0: none)
+	if backward {
+		to, ok := version("toVersion")
+		if !ok {
+			return
+		}
+		evs, from, err = h.svc.EventsBefore(ctx, t, to, limit)
+		if err == nil && from > 0 {
+			last := from + uint64(len(evs)) - 1
+			head, herr := h.svc.Head(ctx, t)
+			if err = herr; err == nil && last < head {
+				next = last + 1
+			}
+		}
+	} else {
+		evs, next, err = h.svc.Events(ctx, t, from, limit)
+	}
 	if err != nil {
 		WriteProblem(c, err)
 		return
+	}
+	if from > 1 {
+		p := strconv.FormatUint(from-1, 10)
+		c.Header("X-Prev-To-Version", p)
+		q := c.Request.URL.Query()
+		q.Del("fromVersion")
+		q.Del("cursor")
+		q.Set("toVersion", p)
+		c.Writer.Header().Add("Link", "<"+(&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String()+`>; rel="prev"`)
 	}
 	if next > 0 {
 		n := strconv.FormatUint(next, 10)
 		c.Header("X-Next-From-Version", n)
 		q := c.Request.URL.Query()
 		q.Del("fromVersion")
+		q.Del("toVersion")
 		q.Set("cursor", n)
 		setNextCursor(c, n, q)
 	}
 	writeJSON(c, http.StatusOK, "application/json", evs)
 }
 
-func (h historyHandlers) state(c *gin.Context) {
-	t, ok := h.exists(c, "at", "version")
+// statePoint resolves /state's at or version (neither: the head) to a
+// version of an existing tenant; params are the route's other parameters.
+func (h historyHandlers) statePoint(c *gin.Context, params ...string) (string, uint64, bool) {
+	t, ok := h.exists(c, append([]string{"at", "version"}, params...)...)
 	if !ok {
-		return
+		return "", 0, false
 	}
 	at, version := c.Query("at"), c.Query("version")
 	var p history.Point
 	switch {
 	case at != "" && version != "":
 		WriteProblem(c, invalidRequest("at", "give at or version, not both"))
-		return
+		return "", 0, false
 	case version != "":
 		n, err := strconv.ParseUint(version, 10, 64)
 		if err != nil || n < 1 {
 			WriteProblem(c, invalidRequest("version", "version must be a version number from 1"))
-			return
+			return "", 0, false
 		}
 		p.Version = n
 	case at != "":
 		tm, err := queryTime(c, "at")
 		if err != nil {
 			WriteProblem(c, err)
-			return
+			return "", 0, false
 		}
 		p.Time = tm
 	}
-	ctx := c.Request.Context()
-	v, err := h.svc.Resolve(ctx, t, p)
+	v, err := h.svc.Resolve(c.Request.Context(), t, p)
 	if err != nil {
 		WriteProblem(c, err)
-		return
+		return "", 0, false
 	}
 	if v == 0 {
 		WriteProblem(c, domain.Errorf(domain.CodeNotFound, "", "the tenant did not exist yet at %s", at))
+		return "", 0, false
+	}
+	return t, v, true
+}
+
+func (h historyHandlers) state(c *gin.Context) {
+	t, v, ok := h.statePoint(c)
+	if !ok {
 		return
 	}
-	st, err := h.svc.StateAt(ctx, t, v)
+	st, err := h.svc.StateAt(c.Request.Context(), t, v)
 	if err != nil {
 		WriteProblem(c, err)
 		return
 	}
 	writeJSON(c, http.StatusOK, "application/json", history.Render(h.svc.Catalog, st))
+}
+
+// blame answers which event last changed each value of the state at a
+// point (the same at or version as state), or the values at or under path.
+func (h historyHandlers) blame(c *gin.Context) {
+	path, given := c.GetQuery("path")
+	if given {
+		// Checked before the tenant is read: a malformed path is the
+		// request's fault whatever the tenant holds.
+		err := checkQuery(c, "at", "version", "path")
+		if err == nil {
+			_, err = h.svc.ParseBlamePath(path)
+		}
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+	}
+	t, v, ok := h.statePoint(c, "path")
+	if !ok {
+		return
+	}
+	b, err := h.svc.BlameAt(c.Request.Context(), t, v, path)
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, "application/json", b)
 }
 
 func (h historyHandlers) diff(c *gin.Context) {

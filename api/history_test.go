@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/history"
 )
 
@@ -94,4 +95,150 @@ func TestHistoryEndpoints(t *testing.T) {
 func itoa(v uint64) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestStateBlame(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	e.addUser("contoso", "admin", "alice", "US", "Member")
+	e.buy("contoso", "admin", "s1", "SPB", 5)
+	tok := token(t, "contoso", "admin")
+	spb, _ := domain.DefaultCatalog().Lookup("SPB")
+	var sway string
+	for _, sp := range spb.ServicePlans {
+		if sp.Name == "SWAY" {
+			sway = sp.ID
+		}
+	}
+	assigned := e.must(http.StatusOK, req{Method: "POST", Path: "/v1/tenants/contoso/licenses/SPB/assign", Token: tok, Body: map[string]any{"users": []string{"alice"}}}).answer(t).Version
+	off := e.must(http.StatusOK, req{Method: "PATCH", Path: "/v1/tenants/contoso/users/alice/licenses/SPB", Token: tok,
+		Header: map[string]string{"X-Request-Id": "req-plans"}, Body: map[string]any{"disabledPlans": []string{"SWAY"}}}).answer(t).Version
+
+	blame := func(query string) history.Blame {
+		t.Helper()
+		var b history.Blame
+		r := e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state/blame" + query, Token: tok})
+		if err := json.Unmarshal(r.Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	versionOf := func(b history.Blame, path string) uint64 {
+		for _, en := range b.Entries {
+			if en.Path == path {
+				return en.Version
+			}
+		}
+		return 0
+	}
+	lic := "users/alice/licenses/" + spb.SkuID
+	// The latest state: the license and the plan were last changed by the
+	// PATCH, with its command and the request's id.
+	b := blame("")
+	if b.Version != off || versionOf(b, lic) != off || versionOf(b, lic+"/disabledPlans/"+sway) != off ||
+		versionOf(b, "products/"+spb.SkuID) != assigned || versionOf(b, "subscriptions/s1/quantity") == 0 {
+		t.Fatalf("blame: %+v", b.Entries)
+	}
+	ev := b.Events[itoa(off)]
+	if ev.Type != domain.TypeLicensePlansChanged || ev.Actor.UserID != "admin" || ev.CommandID == "" || ev.CorrelationID != "req-plans" || ev.Summary == "" {
+		t.Fatalf("the plans' event: %+v", ev)
+	}
+	var recs []history.Record
+	r := e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/audit?type=LicensePlansChanged", Token: tok})
+	if err := json.Unmarshal(r.Body, &recs); err != nil || len(recs) != 1 || recs[0].CorrelationID != "req-plans" {
+		t.Fatalf("the audit record of the plans: %s", r.Body)
+	}
+	// At the assignment, by version: no plan was off yet.
+	b = blame("?version=" + itoa(assigned))
+	if versionOf(b, lic) != assigned || versionOf(b, lic+"/disabledPlans/"+sway) != 0 {
+		t.Fatalf("blame at %d: %+v", assigned, b.Entries)
+	}
+	// One value, named by part number.
+	b = blame("?path=users/alice/licenses/SPB/disabledPlans/" + sway)
+	if len(b.Entries) != 1 || b.Entries[0].Version != off || len(b.Events) != 1 {
+		t.Fatalf("one value: %+v", b)
+	}
+	p := problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?path=users/alice/colour", Token: tok}), 400, "invalid_request")
+	if p["field"] != "path" {
+		t.Fatalf("a malformed path names %v", p["field"])
+	}
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?path=users/bob", Token: tok}), 404, "not_found")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?version=" + itoa(assigned) + "&path=" + lic + "/disabledPlans/" + sway, Token: tok}), 404, "not_found")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?version=999", Token: tok}), 404, "not_found")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?colour=red", Token: tok}), 400, "invalid_request")
+
+	// Only Global admins (and the operator).
+	e.addUser("contoso", "admin", "lena", "US", "Member")
+	e.must(http.StatusOK, req{Method: "PUT", Path: "/v1/tenants/contoso/users/lena/roles", Token: tok, Body: map[string]any{"roles": []string{"LicenseAdministrator"}}})
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame", Token: token(t, "contoso", "lena")}), 403, "not_allowed_for_role")
+	e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?path=name", Token: testOperator})
+}
+
+func TestEventsPageBackwardsFromAVersion(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	for _, u := range []string{"a1", "a2", "a3", "a4"} {
+		e.addUser("contoso", "admin", u, "US", "Member")
+	}
+	tok := token(t, "contoso", "admin")
+	head := e.version("contoso")
+	versions := func(r resp) []uint64 {
+		t.Helper()
+		var evs []struct {
+			Version   uint64 `json:"version"`
+			CommandID string `json:"commandId"`
+			Type      string `json:"type"`
+		}
+		if err := json.Unmarshal(r.Body, &evs); err != nil {
+			t.Fatal(err)
+		}
+		var vs []uint64
+		for _, ev := range evs {
+			if ev.CommandID == "" || ev.Type == "" {
+				t.Fatalf("an event without its command or type: %s", r.Body)
+			}
+			vs = append(vs, ev.Version)
+		}
+		return vs
+	}
+	// The page ending at head-1, oldest first, with both neighbours named.
+	r := e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/events?toVersion=" + itoa(head-1) + "&limit=2", Token: tok})
+	if got := versions(r); len(got) != 2 || got[0] != head-2 || got[1] != head-1 {
+		t.Fatalf("page ending at %d: %v", head-1, got)
+	}
+	if r.Header.Get("X-Prev-To-Version") != itoa(head-3) || r.Header.Get("X-Next-From-Version") != itoa(head) {
+		t.Fatalf("neighbours: prev %q next %q", r.Header.Get("X-Prev-To-Version"), r.Header.Get("X-Next-From-Version"))
+	}
+	// Following rel="prev" to the first event: pages cover every version once.
+	var all []uint64
+	for to := head; ; {
+		r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/events?limit=3&toVersion=" + itoa(to), Token: tok})
+		all = append(versions(r), all...)
+		p := r.Header.Get("X-Prev-To-Version")
+		if p == "" {
+			break
+		}
+		if err := json.Unmarshal([]byte(p), &to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, v := range all {
+		if v != uint64(i+1) {
+			t.Fatalf("backward pages: %v", all)
+		}
+	}
+	if uint64(len(all)) != head {
+		t.Fatalf("backward pages: %v, head %d", all, head)
+	}
+	// Past the head: the last page. A forward page names the one before it.
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/events?toVersion=999&limit=1", Token: tok})
+	if got := versions(r); len(got) != 1 || got[0] != head || r.Header.Get("X-Next-From-Version") != "" {
+		t.Fatalf("past the head: %v", got)
+	}
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/events?fromVersion=3&limit=1", Token: tok})
+	if r.Header.Get("X-Prev-To-Version") != "2" {
+		t.Fatalf("forward page's prev: %q", r.Header.Get("X-Prev-To-Version"))
+	}
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/events?toVersion=3&fromVersion=1", Token: tok}), 400, "invalid_request")
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/events?toVersion=0", Token: tok}), 400, "invalid_request")
 }

@@ -51,9 +51,9 @@ func TestProblemDetailsSpeakTheRequestsLanguage(t *testing.T) {
 		r:      req{Method: "GET", Path: "/v1/tenants/contoso/events?bogus=1", Token: admin},
 		status: http.StatusBadRequest, code: "invalid_request",
 		detail: map[string]string{
-			"en":    `unknown query parameter "bogus": this endpoint takes fromVersion, cursor, limit`,
-			"fr":    `paramètre de requête inconnu "bogus" : ce point de terminaison prend fromVersion, cursor, limit`,
-			"zh-TW": `未知的查詢參數 "bogus"：此端點接受 fromVersion, cursor, limit`,
+			"en":    `unknown query parameter "bogus": this endpoint takes fromVersion, cursor, toVersion, limit`,
+			"fr":    `paramètre de requête inconnu "bogus" : ce point de terminaison prend fromVersion, cursor, toVersion, limit`,
+			"zh-TW": `未知的查詢參數 "bogus"：此端點接受 fromVersion, cursor, toVersion, limit`,
 		},
 	}}
 	headers := []struct{ acceptLanguage, want string }{

@@ -120,5 +120,6 @@ func (s *Server) routes(e *gin.Engine) {
 		auditors.GET("/events", h.events)
 		auditors.GET("/state", h.state)
 		auditors.GET("/state/diff", h.diff)
+		auditors.GET("/state/blame", h.blame)
 	}
 }

@@ -27,8 +27,8 @@ type Record struct {
 	Data       json.RawMessage `json:"data"`
 	EventID    string          `json:"eventId"`
 	CommandID  string          `json:"commandId"`
-	// CorrelationID is the request id of the API request whose command
-	// wrote the event (X-Request-Id), when it came through one.
+	// CorrelationID is the id of the request that sent the command
+	// (X-Request-Id); absent for the scheduler's.
 	CorrelationID string `json:"correlationId,omitempty"`
 }
 
@@ -481,4 +481,38 @@ func (s *Service) Events(ctx context.Context, tenantID string, fromVersion uint6
 		next = 0
 	}
 	return out, next, nil
+}
+
+// EventsBefore reads the raw envelopes of the tenant's page of at most
+// limit events that ends at toVersion (bounded by the head), oldest first:
+// a timeline scrolled back from a version. first is the page's first
+// version (0: no events).
+func (s *Service) EventsBefore(ctx context.Context, tenantID string, toVersion uint64, limit int) ([]json.RawMessage, uint64, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	head, err := s.Head(ctx, tenantID)
+	if err != nil {
+		return nil, 0, err
+	}
+	toVersion = min(toVersion, head)
+	if toVersion == 0 {
+		return []json.RawMessage{}, 0, nil
+	}
+	from := uint64(1)
+	if toVersion > uint64(limit) {
+		from = toVersion - uint64(limit) + 1
+	}
+	recs, err := s.Store.ReadStream(ctx, tenantstream.Name(tenantID), from, int(toVersion-from+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]json.RawMessage, len(recs))
+	for i, r := range recs {
+		out[i] = json.RawMessage(r.Data)
+	}
+	if len(recs) == 0 {
+		return out, 0, nil
+	}
+	return out, recs[0].Version, nil
 }

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -58,25 +59,32 @@ func Entities(s State) map[string]any {
 	return out
 }
 
-// DiffStates compares two rendered states entity by entity.
+// DiffStates compares two rendered states entity by entity. Entities are
+// compared as typed values first (most are equal: no encoding), then, when
+// those differ, by their JSON, which is also what a change carries (a nil
+// and an empty list that JSON omits alike are no change).
 func DiffStates(a, b State) []Change {
 	ea, eb := Entities(a), Entities(b)
 	var changes []Change
 	for _, k := range slices.Sorted(maps.Keys(ea)) {
-		va, _ := json.Marshal(ea[k])
 		vb, ok := eb[k]
 		if !ok {
+			va, _ := eventcodec.Marshal(ea[k])
 			changes = append(changes, Change{Entity: k, Kind: "removed", Before: va, Events: []uint64{}})
 			continue
 		}
-		jb, _ := json.Marshal(vb)
-		if !jsonEqual(va, jb) {
+		if reflect.DeepEqual(ea[k], vb) {
+			continue
+		}
+		va, _ := eventcodec.Marshal(ea[k])
+		jb, _ := eventcodec.Marshal(vb)
+		if !bytes.Equal(va, jb) {
 			changes = append(changes, Change{Entity: k, Kind: "changed", Before: va, After: jb, Events: []uint64{}})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(eb)) {
 		if _, ok := ea[k]; !ok {
-			jb, _ := json.Marshal(eb[k])
+			jb, _ := eventcodec.Marshal(eb[k])
 			changes = append(changes, Change{Entity: k, Kind: "added", After: jb, Events: []uint64{}})
 		}
 	}
@@ -114,24 +122,24 @@ func Apply(entities map[string]json.RawMessage, changes []Change) map[string]jso
 const maxDiffEvents = 1000
 
 // DiffBetween compares the tenant at two points and names the events
-// responsible for each change.
+// responsible for each change. It folds once: to from (from the nearest
+// snapshot), renders that state, folds on to to and renders again.
 func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uint64) (Diff, error) {
 	if from > to {
 		return Diff{}, domain.Errorf(domain.CodeInvalidRequest, "from", "from (version %d) is after to (version %d)", from, to)
 	}
-	a, err := s.StateAt(ctx, tenantID, from)
-	if err != nil {
-		return Diff{}, err
+	t := domain.NewTenant()
+	if from > 0 {
+		var err error
+		if t, err = s.StateAt(ctx, tenantID, from); err != nil {
+			return Diff{}, err
+		}
 	}
-	// Fold on from a's state instead of from scratch: B = A + (from, to].
-	b, err := eventcodec.Clone(a)
-	if err != nil {
-		return Diff{}, err
-	}
-	if from == 0 {
-		b = domain.NewTenant()
-	}
-	touched := map[string][]uint64{}
+	// The rendered state shares nothing Evolve changes in place but the
+	// installs' counts, so B can be folded on A's tenant without a copy.
+	before := Render(s.Catalog, t)
+	before.Installs = maps.Clone(before.Installs)
+	touched := map[entityKey][]uint64{}
 	var userLifecycle []uint64 // deletions and restores: they free and retake licenses and memberships
 	d := Diff{From: from, To: to, Events: []Record{}}
 	stream := tenantstream.Name(tenantID)
@@ -149,10 +157,8 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 				return Diff{}, err
 			}
 			e.Version = r.Version
-			domain.Evolve(b, e)
-			for _, k := range touches(e.Type, targetOf(e.Payload)) {
-				touched[k] = append(touched[k], r.Version)
-			}
+			domain.Evolve(t, e)
+			touches(e.Type, targetOf(e.Payload), func(k entityKey) { touched[k] = append(touched[k], r.Version) })
 			if e.Type == domain.TypeUserDeleted || e.Type == domain.TypeUserRestored {
 				userLifecycle = append(userLifecycle, r.Version)
 			}
@@ -162,17 +168,15 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 			next = r.Version + 1
 		}
 	}
-	if from == 0 {
-		a = domain.NewTenant()
-	}
-	d.Changes = DiffStates(Render(s.Catalog, a), Render(s.Catalog, b))
+	d.Changes = DiffStates(before, Render(s.Catalog, t))
 	for i := range d.Changes {
 		c := &d.Changes[i]
-		if vs := touched[c.Entity]; vs != nil {
+		k := keyOf(c.Entity)
+		if vs := touched[k]; vs != nil {
 			c.Events = vs
-		} else if vs := touched[entityPrefix(c.Entity)]; vs != nil {
+		} else if vs := touched[entityKey{k.kind, heldUser(k)}]; k.kind == "held" && vs != nil {
 			c.Events = vs
-		} else if strings.HasPrefix(c.Entity, "product:") || strings.HasPrefix(c.Entity, "group:") {
+		} else if k.kind == "product" || k.kind == "group" {
 			// Counts and memberships also change when a user goes or comes back.
 			c.Events = append(c.Events, userLifecycle...)
 		}
@@ -180,38 +184,44 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 	return d, nil
 }
 
+// entityKey is Change.Entity split at its first colon: "user", "alice".
+// Events are indexed by it without building a string per event.
+type entityKey struct{ kind, id string }
+
+func keyOf(entity string) entityKey {
+	kind, id, _ := strings.Cut(entity, ":")
+	return entityKey{kind, id}
+}
+
+// heldUser is the user of a held data entity's id ("alice|Exchange").
+func heldUser(k entityKey) string {
+	if i := strings.LastIndexByte(k.id, '|'); i >= 0 {
+		return k.id[:i]
+	}
+	return k.id
+}
+
 // touches lists the entities an event may change. Held data entities are
 // matched through their user ("held:<user>" covers every workload).
-func touches(typ string, t Target) []string {
-	var out []string
+func touches(typ string, t Target, add func(entityKey)) {
 	if t.UserID != "" {
-		out = append(out, "user:"+t.UserID, "held:"+t.UserID)
+		add(entityKey{"user", t.UserID})
+		add(entityKey{"held", t.UserID})
 	}
 	if t.SkuID != "" {
-		out = append(out, "product:"+t.SkuID, "app:"+t.SkuID)
+		add(entityKey{"product", t.SkuID})
+		add(entityKey{"app", t.SkuID})
 	}
 	if t.GroupID != "" {
-		out = append(out, "group:"+t.GroupID)
+		add(entityKey{"group", t.GroupID})
 	}
 	if t.SubscriptionID != "" {
-		out = append(out, "subscription:"+t.SubscriptionID)
+		add(entityKey{"subscription", t.SubscriptionID})
 	}
 	switch typ {
 	case domain.TypeTenantCreated:
-		out = append(out, "tenant")
+		add(entityKey{"tenant", ""})
 	case domain.TypeAppInstalled:
-		out = append(out, "installs")
+		add(entityKey{"installs", ""})
 	}
-	return out
-}
-
-func entityPrefix(entity string) string {
-	if len(entity) > 5 && entity[:5] == "held:" {
-		for i := len(entity) - 1; i > 5; i-- {
-			if entity[i] == '|' {
-				return entity[:i]
-			}
-		}
-	}
-	return entity
 }

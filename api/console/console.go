@@ -1,7 +1,8 @@
 // Package console is seatledger's web console: HTML pages served by
 // `seatledger serve` at / and /console/, rendered on the server from the
 // embedded templates, with plain forms (POST, then redirect, then GET), one
-// small CSS file and no JavaScript library.
+// small CSS file and no JavaScript library (the time-travel page adds one
+// small hand-written script, assets/timetravel.js, for its cursor).
 //
 // The console is an in-process client of the HTTP API: every read and every
 // change is a request to Config.API carrying the signed-in person's bearer
@@ -134,6 +135,10 @@ func (c *Console) routes() {
 	c.tenantAction("groups/{group}/delete", c.deleteGroup)
 	c.tenantPage("heldData", c.heldDataPage)
 	c.tenantPage("audit", c.audit)
+
+	c.tenantPage("timeTravel", c.timeTravel)
+	c.tenantPage("timeTravel/fragment", c.timeTravelFragment)
+	c.tenantPage("timeTravel/blame", c.timeTravelBlame)
 }
 
 // ServeHTTP serves a console request. Every POST must come from the
