@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -41,13 +42,18 @@ func (c *Console) renderTenants(w http.ResponseWriter, r *http.Request, s *sessi
 	if cur := r.URL.Query().Get("cursor"); cur != "" {
 		path += "&cursor=" + queryEscape(cur)
 	}
+	q := r.URL.Query()
+	if created, mv := q.Get("created"), minVersion(r); created != "" && mv != "" {
+		// The list spans tenants (no ?minVersion): wait for the tenant
+		// just created to be in the read models, so that it shows.
+		_, _ = c.get(r.Context(), s, "/v1/tenants/"+url.PathEscape(created)+"?minVersion="+mv, nil)
+	}
 	h, err := c.get(r.Context(), s, path, &d.Tenants)
 	if err != nil {
 		c.fail(w, r, "tenants", v, err)
 		return
 	}
 	d.Next = h.Get("X-Next-Cursor")
-	q := r.URL.Query()
 	if c.cfg.DevSignIn != nil && q.Get("created") != "" && q.Get("admin") != "" {
 		d.Created = &createdTenant{ID: q.Get("created"), Admin: q.Get("admin"), AdminUPN: q.Get("upn")}
 	}
@@ -83,13 +89,15 @@ func (c *Console) createTenant(w http.ResponseWriter, r *http.Request, s *sessio
 }
 
 // createdQuery is the success message and, from the API's answer to POST
-// /v1/tenants (the tenant's id and its events), the tenant and its Global
-// admin (the user it added), for the page's "Sign in as its Global admin".
+// /v1/tenants (the tenant's id, version and events), the tenant with the
+// version it was written at (the list waits for it) and its Global admin
+// (the user it added), for the page's "Sign in as its Global admin".
 func createdQuery(answer []byte) url.Values {
 	q := url.Values{"ok": {msg("ok.tenantCreated")}}
 	var ans struct {
-		ID     string `json:"id"`
-		Events []struct {
+		ID      string `json:"id"`
+		Version uint64 `json:"version"`
+		Events  []struct {
 			Type string `json:"type"`
 			Data struct {
 				UserID            string `json:"userId"`
@@ -100,9 +108,10 @@ func createdQuery(answer []byte) url.Values {
 	if json.Unmarshal(answer, &ans) != nil || ans.ID == "" {
 		return q
 	}
+	q.Set("created", ans.ID)
+	q.Set("v", strconv.FormatUint(ans.Version, 10))
 	for _, e := range ans.Events {
 		if e.Type == "UserAdded" && e.Data.UserID != "" {
-			q.Set("created", ans.ID)
 			q.Set("admin", e.Data.UserID)
 			q.Set("upn", e.Data.UserPrincipalName)
 			break
