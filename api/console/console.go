@@ -122,6 +122,7 @@ func (c *Console) routes() {
 	c.tenantAction("users/{user}/assignLicense", c.userLicenses)
 	c.tenantAction("users/{user}/delete", c.deleteUser)
 	c.tenantAction("users/{user}/restore", c.restoreUser)
+	c.tenantAction("users/{user}/location", c.setLocation)
 }
 
 // ServeHTTP serves a console request. Every POST must come from the
