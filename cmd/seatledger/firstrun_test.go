@@ -73,6 +73,9 @@ func TestFirstRunConsole(t *testing.T) {
 	if got := p.Text(".msg.ok"); !strings.HasPrefix(got, "The subscription was bought.") {
 		t.Fatalf("after buying %s: %q", product, got)
 	}
+	if n := p.Count(`table.products a[href*="/licenses/"]`); n != 1 {
+		t.Fatalf("Your products after buying %s shows %d products to open, want the one bought", product, n)
+	}
 
 	// Active users: add a user, with the usage location the form asks for.
 	p.Click(`nav.side a[href$="/users"]`)
