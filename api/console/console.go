@@ -123,6 +123,7 @@ func (c *Console) routes() {
 	c.tenantAction("users/{user}/assignLicense", c.userLicenses)
 	c.tenantAction("users/{user}/delete", c.deleteUser)
 	c.tenantAction("users/{user}/restore", c.restoreUser)
+	c.tenantAction("users/{user}/location", c.setLocation)
 
 	// Groups, held data, the audit log (groups.go, helddata.go, audit.go).
 	c.tenantPage("groups", c.groups)

@@ -96,6 +96,9 @@ func (c *Console) renderProduct(w http.ResponseWriter, r *http.Request, s *sessi
 	d := &productData{Sku: sku, Action: "/console/t/" + url.PathEscape(v.Tenant) + "/licenses/" + url.PathEscape(sku)}
 	v.Data = d
 	path := "/v1/tenants/" + url.PathEscape(v.Tenant) + "/licenses/" + url.PathEscape(sku) + "?limit=50"
+	if mv := minVersion(r); mv != "" {
+		path += "&minVersion=" + mv // the change just made shows
+	}
 	if cur := r.URL.Query().Get("cursor"); cur != "" {
 		path += "&cursor=" + queryEscape(cur)
 	}
@@ -138,9 +141,14 @@ func (c *Console) renderProduct(w http.ResponseWriter, r *http.Request, s *sessi
 	if form != nil {
 		d.Search = strings.TrimSpace(form.Get("q"))
 	}
-	if d.Search != "" {
+	// An empty search lists the first users, so that a small tenant needs
+	// no name to type.
+	if d.Search != "" || form != nil && form.Get("op") == "search" {
 		var hits []userHit
-		q := "/v1/tenants/" + url.PathEscape(v.Tenant) + "/users?status=active&limit=" + strconv.Itoa(maxPicks) + "&search=" + queryEscape(d.Search)
+		q := "/v1/tenants/" + url.PathEscape(v.Tenant) + "/users?status=active&limit=" + strconv.Itoa(maxPicks)
+		if d.Search != "" {
+			q += "&search=" + queryEscape(d.Search)
+		}
 		if _, err := c.get(r.Context(), s, q, &hits); err != nil {
 			if sp, ok := err.(*problem); ok && p == nil && sp.Status != http.StatusUnauthorized {
 				p, status = sp, sp.Status // e.g. a search too broad: the API's words
@@ -213,8 +221,14 @@ func (c *Console) assignProduct(w http.ResponseWriter, r *http.Request, s *sessi
 		}
 	}
 	body := map[string]any{"users": users, "disabledPlans": disabled}
-	p, err := c.send(r.Context(), s, http.MethodPost, "/v1/tenants/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku)+"/assign", body, form.Get("idem"))
-	c.after(w, r, s, p, err, msg("ok.licensesAssigned"), form)
+	ans, p := c.command(r.Context(), s, http.MethodPost, "/v1/tenants/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku)+"/assign", body, form.Get("idem"))
+	if p == nil {
+		// The page shows the users just assigned: it reads at the
+		// version the assignment wrote.
+		doneAt(w, r, "/console/t/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku), msg("ok.licensesAssigned"), ans.Version)
+		return
+	}
+	c.after(w, r, s, p, nil, "", form)
 }
 
 // unassignProduct is the holders' form: POST /licenses/{sku}/unassign with

@@ -81,6 +81,9 @@ func (c *Console) renderProducts(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	v.Data = d
 	path := "/v1/tenants/" + url.PathEscape(v.Tenant) + "/subscriptions?limit=100"
+	if mv := minVersion(r); mv != "" {
+		path += "&minVersion=" + mv // the change just made shows
+	}
 	if cur := r.URL.Query().Get("cursor"); cur != "" {
 		path += "&cursor=" + queryEscape(cur)
 	}
@@ -136,20 +139,17 @@ func (c *Console) changeQuantity(w http.ResponseWriter, r *http.Request, s *sess
 		// Not a whole number: the API says so, in its words.
 		body = map[string]any{"quantity": strings.TrimSpace(r.PostFormValue("quantity"))}
 	}
-	p, err := c.send(r.Context(), s, http.MethodPatch, subscriptionPath(r), body, r.PostFormValue("idem"))
-	c.afterProducts(w, r, s, p, err, msg("ok.quantityChanged"), nil)
+	c.changeProducts(w, r, s, http.MethodPatch, subscriptionPath(r), body, msg("ok.quantityChanged"), nil)
 }
 
 // cancelSubscription: POST /subscriptions/{s}/cancel.
 func (c *Console) cancelSubscription(w http.ResponseWriter, r *http.Request, s *session) {
-	p, err := c.send(r.Context(), s, http.MethodPost, subscriptionPath(r)+"/cancel", nil, r.PostFormValue("idem"))
-	c.afterProducts(w, r, s, p, err, msg("ok.subscriptionCancelled"), nil)
+	c.changeProducts(w, r, s, http.MethodPost, subscriptionPath(r)+"/cancel", nil, msg("ok.subscriptionCancelled"), nil)
 }
 
 // takeOverSubscription: POST /subscriptions/{s}/takeOver.
 func (c *Console) takeOverSubscription(w http.ResponseWriter, r *http.Request, s *session) {
-	p, err := c.send(r.Context(), s, http.MethodPost, subscriptionPath(r)+"/takeOver", nil, r.PostFormValue("idem"))
-	c.afterProducts(w, r, s, p, err, msg("ok.subscriptionTakenOver"), nil)
+	c.changeProducts(w, r, s, http.MethodPost, subscriptionPath(r)+"/takeOver", nil, msg("ok.subscriptionTakenOver"), nil)
 }
 
 // installApp: POST /apps/{sku}/install for the subscription's product. The
@@ -196,8 +196,19 @@ func (c *Console) buySubscription(w http.ResponseWriter, r *http.Request, s *ses
 	if form["kind"] != "" {
 		body["kind"] = form["kind"]
 	}
-	p, err := c.send(r.Context(), s, http.MethodPost, "/v1/tenants/"+url.PathEscape(r.PathValue("tenant"))+"/subscriptions", body, r.PostFormValue("idem"))
-	c.afterProducts(w, r, s, p, err, msg("ok.subscriptionBought"), form)
+	c.changeProducts(w, r, s, http.MethodPost, "/v1/tenants/"+url.PathEscape(r.PathValue("tenant"))+"/subscriptions", body, msg("ok.subscriptionBought"), form)
+}
+
+// changeProducts runs a change of Your products with the form's
+// Idempotency-Key: back to the page, which reads at the version the change
+// wrote (so it shows it), with okKey; or the page again with the problem.
+func (c *Console) changeProducts(w http.ResponseWriter, r *http.Request, s *session, method, path string, body any, okKey string, form map[string]string) {
+	ans, p := c.command(r.Context(), s, method, path, body, r.PostFormValue("idem"))
+	if p == nil {
+		doneAt(w, r, "/console/t/"+url.PathEscape(r.PathValue("tenant"))+"/products", okKey, ans.Version)
+		return
+	}
+	c.afterProducts(w, r, s, p, nil, "", form)
 }
 
 // afterProducts ends a change of Your products: back to the page with

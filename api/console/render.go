@@ -55,7 +55,10 @@ type view struct {
 	CSRF    string
 	Problem *problem
 	OK      string // a success message, translated
-	Data    any
+	// Dev: serve runs on generated development secrets, so the sign-in
+	// page's one-click picker exists (the header links to it).
+	Dev  bool
+	Data any
 }
 
 // T answers key's text in the page's language (args as fmt.Sprintf).
@@ -80,7 +83,7 @@ var langNames = map[i18n.Lang]string{i18n.English: "English", i18n.French: "Fran
 
 // newView starts the view of a page for r.
 func (c *Console) newView(r *http.Request, s *session, title string) *view {
-	v := &view{Lang: language(r), Title: title, Sess: s, Tenant: r.PathValue("tenant"), CSRF: c.csrfToken(r)}
+	v := &view{Lang: language(r), Title: title, Sess: s, Tenant: r.PathValue("tenant"), CSRF: c.csrfToken(r), Dev: c.cfg.DevSignIn != nil}
 	if s != nil {
 		v.Nav = c.navFor(s, v.Tenant, r.URL.Path)
 	}

@@ -489,6 +489,14 @@ func (c *Console) deleteUser(w http.ResponseWriter, r *http.Request, s *session)
 	c.renderUser(w, r, s, p.Status, p)
 }
 
+// setLocation sets the user's usage location (PATCH /users/{u}), which
+// assigning them a license needs (R14).
+func (c *Console) setLocation(w http.ResponseWriter, r *http.Request, s *session) {
+	body := map[string]any{"usageLocation": strings.TrimSpace(r.PostFormValue("usageLocation"))}
+	ans, p := c.command(r.Context(), s, http.MethodPatch, userAPI(r), body, r.PostFormValue("idem"))
+	c.userChanged(w, r, s, ans, p, msg("ok.locationSet"))
+}
+
 // restoreUser restores a deleted user (POST /users/{u}/restore).
 func (c *Console) restoreUser(w http.ResponseWriter, r *http.Request, s *session) {
 	ans, p := c.command(r.Context(), s, http.MethodPost, userAPI(r)+"/restore", nil, r.PostFormValue("idem"))

@@ -32,18 +32,21 @@ func operatorTokenLine(file string) string {
 	return `export OP=$(sed -n 's/.*"operatorToken": "\(.*\)".*/\1/p' ` + shellQuote(file) + `)`
 }
 
-// printBanner prints where the server listens, the development secrets
+// printBanner prints the web console's address (first: where a newcomer
+// starts), where the server listens, the development secrets
 // when this start generated them (else only where they are kept), and
 // example commands that work as printed, in another terminal in the
 // directory the server was started in.
 func printBanner(w io.Writer, b banner) {
 	base := "http://" + b.Addr
-	fmt.Fprintf(w, "seatledger listening on %s\n", base)
-	fmt.Fprintf(w, "Web console: %s/ (sign in with a token", base)
+	// The console first: it is where a newcomer starts.
+	fmt.Fprintf(w, "Web console: %s/ (open it in a browser)\n", base)
 	if d := b.Dev; d != nil && d.jwt && d.operator {
-		fmt.Fprintf(w, ", or with one click on these development secrets")
+		fmt.Fprintf(w, "  On these development secrets one click signs you in: as the operator to create a\n  tenant, then as its Global admin to buy subscriptions and assign licenses.\n")
+	} else {
+		fmt.Fprintf(w, "  Sign in with a user's token of a tenant, or the operator token.\n")
 	}
-	fmt.Fprintf(w, ")\n")
+	fmt.Fprintf(w, "seatledger listening on %s\n", base)
 	if d := b.Dev; d != nil {
 		if d.fresh != (devSecrets{}) {
 			fmt.Fprintf(w, "\nDEVELOPMENT SECRETS, generated now and kept in %s (mode 0600); printed this once:\n", d.file)
