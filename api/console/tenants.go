@@ -109,7 +109,7 @@ func createdQuery(answer []byte) url.Values {
 		return q
 	}
 	q.Set("created", ans.ID)
-	q.Set("v", strconv.FormatUint(ans.Version, 10))
+	q.Set("minVersion", strconv.FormatUint(ans.Version, 10))
 	for _, e := range ans.Events {
 		if e.Type == "UserAdded" && e.Data.UserID != "" {
 			q.Set("admin", e.Data.UserID)
