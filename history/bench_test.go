@@ -31,7 +31,8 @@ import (
 // blame-at-random-point blames the state at a random point of another
 // tenant, of 100,000 events (blame folds from the first event, so a point
 // of the long tenant would cost a second): blame/fold-x is its ratio to
-// reading and folding the same events from the first.
+// reading and folding the same events from the first. blame-one-user asks
+// for one user's values (path=users/u7), which the fold fingerprints alone.
 
 // Each baseline runs right after its query, on the same events; a ratio is
 // the median over the run of query ÷ its baseline. Before each query, its
@@ -174,6 +175,27 @@ func BenchmarkTimeTravel(b *testing.B) {
 			start := time.Now()
 			bl, err := svc.BlameAt(ctx, "blame", v, "")
 			if err != nil || bl.Version != v || len(bl.Entries) == 0 {
+				b.Fatal(err)
+			}
+			ds = append(ds, time.Since(start))
+			start = time.Now()
+			st := domain.NewTenant()
+			if err := tenantstream.FoldFrom(ctx, store, nil, st, "blame", v); err != nil || st.Version != v {
+				b.Fatal(err)
+			}
+			base = append(base, time.Since(start))
+		}
+		b.ReportMetric(p99(ds), "p99-ms")
+		b.ReportMetric(ratio(ds, base), "blame/fold-x")
+	})
+	b.Run("blame-one-user", func(b *testing.B) {
+		var ds, base []time.Duration
+		for i := 0; i < b.N; i++ {
+			v := 1000 + uint64(r.Int63n(nb-1000))
+			readRange(b, "blame", 0, v)
+			start := time.Now()
+			bl, err := svc.BlameAt(ctx, "blame", v, "users/u7")
+			if err != nil || len(bl.Entries) == 0 {
 				b.Fatal(err)
 			}
 			ds = append(ds, time.Since(start))

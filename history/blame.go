@@ -89,6 +89,7 @@ func (s *Service) BlameAt(ctx context.Context, tenantID string, version uint64, 
 		}
 	}
 	bf := newBlameFold(s.Catalog, false)
+	bf.only = want
 	stream := tenantstream.Name(tenantID)
 	for next := uint64(1); next <= version; {
 		recs, err := s.Store.ReadStream(ctx, stream, next, int(min(version-next+1, 4096)))
@@ -132,6 +133,9 @@ type blameFold struct {
 	before     map[string]string
 	after      map[string]string
 	scope      []item
+	// only, when set, is the path (its segments) the answer is about: the
+	// fold then fingerprints only what may be at or under it.
+	only []string
 }
 
 // blameRef is an event that changed a value (its payload is summarized
@@ -158,13 +162,13 @@ func newBlameFold(c *domain.Catalog, everything bool) *blameFold {
 }
 
 func (bf *blameFold) apply(e domain.Event) {
-	bf.scope = bf.scopeOf(e, bf.scope[:0])
+	bf.scope = bf.wanted(bf.scopeOf(e, bf.scope[:0]))
 	clear(bf.before)
 	clear(bf.after)
 	bf.leaves(bf.scope, bf.before)
 	domain.Evolve(bf.t, e)
 	if bf.everything {
-		bf.scope = bf.everythingScope(bf.scope[:0]) // with what e created
+		bf.scope = bf.wanted(bf.everythingScope(bf.scope[:0])) // with what e created
 	}
 	bf.leaves(bf.scope, bf.after)
 	var ref *blameRef
@@ -186,6 +190,9 @@ func (bf *blameFold) apply(e domain.Event) {
 	}
 	// Products' counts change with licenses and subscriptions alike: they
 	// are few, so every event compares them all.
+	if len(bf.only) > 0 && bf.only[0] != "products" {
+		return
+	}
 	for sku, p := range bf.t.Pools {
 		path := "products/" + seg(sku)
 		if p.Subscriptions == 0 {
@@ -200,6 +207,31 @@ func (bf *blameFold) apply(e domain.Event) {
 			blameIt(path)
 		}
 	}
+}
+
+// wanted keeps the items whose values may be at or under bf.only.
+func (bf *blameFold) wanted(scope []item) []item {
+	if len(bf.only) == 0 {
+		return scope
+	}
+	var kind byte
+	switch bf.only[0] {
+	case "users", "heldData":
+		kind = 'u'
+	case "groups":
+		kind = 'g'
+	case "subscriptions":
+		kind = 's'
+	case "apps":
+		kind = 'a'
+	case "installs":
+		kind = 'i'
+	case "name":
+		kind = 'n'
+	}
+	return slices.DeleteFunc(scope, func(it item) bool {
+		return it.kind != kind || (len(bf.only) > 1 && kind != 'n' && seg(it.id) != bf.only[1])
+	})
 }
 
 // scopeOf lists what e may change, read from the state before e.

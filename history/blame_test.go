@@ -265,18 +265,34 @@ func TestProperty_BlameIsTheLastEventThatChangedEachValue(t *testing.T) {
 	for seed := int64(1); seed <= 20; seed++ {
 		r := rand.New(rand.NewSource(seed))
 		fast, slow := newBlameFold(cat, false), newBlameFold(cat, true)
+		// Folds that keep only what may be under a path, to compare with
+		// the whole blame at the end.
+		paths := []string{"users/ann", "heldData/ben", "groups/g1", "users", "products", "subscriptions/s2", "name", "installs"}
+		only := make([]*blameFold, len(paths))
+		for i, p := range paths {
+			only[i] = newBlameFold(cat, false)
+			only[i].only = strings.Split(p, "/")
+		}
 		for v := uint64(1); v <= 400; v++ {
 			e := domain.Event{Envelope: domain.Envelope{Version: v, OccurredAt: blameStart.Add(time.Duration(v) * time.Minute)},
 				Payload: randomPayload(r, v)}
 			e.Type = e.Payload.EventType()
 			fast.apply(e)
 			slow.apply(e)
+			for _, o := range only {
+				o.apply(e)
+			}
 			if got, want := fast.result(cat, nil), slow.result(cat, nil); !slices.Equal(got.Entries, want.Entries) {
 				t.Fatalf("seed %d, version %d (%s): blame differs from the reference:\n got %v\nwant %v", seed, v, e.Type, got.Entries, want.Entries)
 			} else {
 				for _, e := range got.Entries {
 					seen[pathShape(e.Path)] = true
 				}
+			}
+		}
+		for i, o := range only {
+			if got, want := o.result(cat, o.only), fast.result(cat, o.only); !slices.Equal(got.Entries, want.Entries) {
+				t.Fatalf("seed %d, path %s: a fold for the path blames otherwise:\n got %v\nwant %v", seed, paths[i], got.Entries, want.Entries)
 			}
 		}
 	}
