@@ -41,7 +41,7 @@ func printBanner(w io.Writer, b banner) {
 	base := "http://" + b.Addr
 	// The console first: it is where a newcomer starts.
 	fmt.Fprintf(w, "Web console: %s/ (open it in a browser)\n", base)
-	if d := b.Dev; d != nil && d.jwt && d.operator {
+	if d := b.Dev; d != nil && d.jwt && d.operator && loopbackAddr(b.Addr) { // as devSignIn
 		fmt.Fprintf(w, "  On these development secrets one click signs you in: as the operator to create a\n  tenant, then as its Global admin to buy subscriptions and assign licenses.\n")
 	} else {
 		fmt.Fprintf(w, "  Sign in with a user's token of a tenant, or the operator token.\n")

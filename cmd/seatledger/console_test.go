@@ -11,18 +11,28 @@ import (
 )
 
 // TestServeConsole: serve answers / with the console, and offers the
-// one-click dev sign-in only while both secrets are the generated ones.
+// one-click dev sign-in only while both secrets are the generated ones and
+// the server listens on a loopback address (elsewhere anyone who reaches
+// it would be the operator in one click).
 func TestServeConsole(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		secret string // "": generated
+		addr   string // "": testServeConfig's (loopback)
 		picker bool
 	}{
-		{"generated secrets", "", true},
-		{"configured secrets", "configured-jwt-secret-0123456789", false},
+		{"generated secrets", "", "", true},
+		{"generated secrets on localhost", "", "localhost:0", true},
+		{"configured secrets", "configured-jwt-secret-0123456789", "", false},
+		{"generated secrets on every interface", "", "0.0.0.0:0", false},
+		{"generated secrets on every interface, no host", "", ":0", false},
+		{"generated secrets on an external address", "", "192.0.2.10:8080", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testServeConfig(t.TempDir())
+			if tc.addr != "" {
+				cfg.Addr = tc.addr
+			}
 			if tc.secret != "" {
 				cfg.JWTSecret, cfg.OperatorToken = tc.secret, "configured-operator-token-0123456789abcdef"
 			}
@@ -44,6 +54,15 @@ func TestServeConsole(t *testing.T) {
 				t.Fatalf("sign-in page: %d, picker %v, want %v", w.Code, strings.Contains(body, "/console/signin/dev"), tc.picker)
 			}
 			if !tc.picker {
+				// Nor does the dev sign-in answer a direct POST.
+				csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+				r := httptest.NewRequest("POST", "/console/signin/dev", strings.NewReader("operator=1&csrf="+csrf[1]))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				w = httptest.NewRecorder()
+				a.handler.ServeHTTP(w, r)
+				if w.Code != http.StatusNotFound || len(w.Result().Cookies()) != 0 {
+					t.Fatalf("dev sign-in without the picker: %d, cookies %v", w.Code, w.Result().Cookies())
+				}
 				return
 			}
 			csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -305,10 +306,13 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 
 // devSignIn is the console's one-click sign-in (console.Config.DevSignIn):
 // only while both secrets are the data directory's generated ones, which
-// anyone who can read the directory holds anyway. It mints an 8-hour token
-// of the dev JWT secret, or with an empty tenant answers the operator token.
+// anyone who can read the directory holds anyway, and the server listens
+// on a loopback address: on any other (the container image's 0.0.0.0)
+// whoever reaches the port would be the operator in one click. It mints an
+// 8-hour token of the dev JWT secret, or with an empty tenant answers the
+// operator token.
 func devSignIn(dev *devInUse, cfg serveConfig) func(tenant, user string) (string, error) {
-	if dev == nil || !dev.jwt || !dev.operator {
+	if dev == nil || !dev.jwt || !dev.operator || !loopbackAddr(cfg.Addr) {
 		return nil
 	}
 	secret, operator := []byte(cfg.JWTSecret), cfg.OperatorToken
@@ -321,6 +325,21 @@ func devSignIn(dev *devInUse, cfg serveConfig) func(tenant, user string) (string
 		}
 		return api.NewToken(secret, tenant, user, 8*time.Hour, time.Now())
 	}
+}
+
+// loopbackAddr reports whether the listen address addr (host:port) only
+// accepts connections from this machine: a loopback IP or localhost. An
+// empty host (":8080") listens on every interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // serve runs the server until ctx is done, then shuts down gracefully:
