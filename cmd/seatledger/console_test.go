@@ -76,3 +76,39 @@ func TestServeConsole(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleFormsAcrossNodes: nodes configured with the same secrets
+// accept each other's console forms. docker/ runs two nodes behind one
+// round-robin proxy: a form drawn by one node is often posted to the
+// other, which must not refuse its CSRF token.
+func TestConsoleFormsAcrossNodes(t *testing.T) {
+	const op = "configured-operator-token-0123456789abcdef"
+	var nodes [2]*app
+	for i := range nodes {
+		cfg := testServeConfig(t.TempDir())
+		cfg.JWTSecret, cfg.OperatorToken = "configured-jwt-secret-0123456789", op
+		a, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = a.close() })
+		nodes[i] = a
+	}
+	session := &http.Cookie{Name: "seatledger_session", Value: op}
+	r := httptest.NewRequest("GET", "/console/signin", nil)
+	r.AddCookie(session)
+	w := httptest.NewRecorder()
+	nodes[0].handler.ServeHTTP(w, r)
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(w.Body.String())
+	if csrf == nil {
+		t.Fatalf("no csrf field on node 1's sign-in page: %d %s", w.Code, w.Body)
+	}
+	r = httptest.NewRequest("POST", "/console/signout", strings.NewReader("csrf="+csrf[1]))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.AddCookie(session)
+	w = httptest.NewRecorder()
+	nodes[1].handler.ServeHTTP(w, r)
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("node 2 answered node 1's form with %d: %s", w.Code, w.Body)
+	}
+}

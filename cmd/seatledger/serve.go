@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -272,7 +274,7 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 		Queries: q, History: hist, ReadModels: readModels,
 		Console: func(h http.Handler) http.Handler {
 			return console.New(console.Config{API: h, DevSignIn: devSignIn(a.dev, cfg),
-				Logger: logger.With("component", "console")})
+				CSRFKey: consoleCSRFKey(cfg.JWTSecret), Logger: logger.With("component", "console")})
 		},
 		Live: func() error {
 			if h, ok := store.(eventstore.HealthReporter); ok {
@@ -325,6 +327,17 @@ func devSignIn(dev *devInUse, cfg serveConfig) func(tenant, user string) (string
 		}
 		return api.NewToken(secret, tenant, user, 8*time.Hour, time.Now())
 	}
+}
+
+// consoleCSRFKey is the key of the console's CSRF tokens, derived from the
+// JWT secret: every node of a deployment holds the same, so a form drawn by
+// one node is accepted by another behind a load balancer (docker/ runs two
+// round robin), and forms survive a restart. Knowing the key forges a token
+// only for a session cookie one already holds.
+func consoleCSRFKey(jwtSecret string) []byte {
+	m := hmac.New(sha256.New, []byte(jwtSecret))
+	m.Write([]byte("seatledger console csrf key"))
+	return m.Sum(nil)
 }
 
 // loopbackAddr reports whether the listen address addr (host:port) only
