@@ -72,6 +72,35 @@ func TestSessionCookie(t *testing.T) {
 	}
 }
 
+// TestSessionCookieBehindTLSProxy: seatledger serves plain HTTP, so HTTPS
+// is a proxy's (X-Forwarded-Proto: https, as the Graph routes read it):
+// there too the token's cookie, and its removal, are Secure, so that the
+// browser never sends the bearer token over plain HTTP.
+func TestSessionCookieBehindTLSProxy(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	target := "http://console.test/console/signin"
+	for _, tc := range []struct{ path, body, session string }{
+		{"/console/signin", url.Values{"token": {operator}, "csrf": {csrfOf(t, e, target, "")}}.Encode(), ""},
+		{"/console/signout", url.Values{"csrf": {csrfOf(t, e, target, operator)}}.Encode(), operator},
+	} {
+		r := httptest.NewRequest("POST", "http://console.test"+tc.path, strings.NewReader(tc.body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("X-Forwarded-Proto", "https")
+		if tc.session != "" {
+			r.AddCookie(&http.Cookie{Name: "seatledger_session", Value: tc.session})
+		}
+		w := httptest.NewRecorder()
+		e.api.ServeHTTP(w, r)
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("%s: %d: %s", tc.path, w.Code, w.Body)
+		}
+		cookies := w.Result().Cookies()
+		if len(cookies) != 1 || !cookies[0].Secure {
+			t.Errorf("%s behind a TLS proxy: cookies %v, want one Secure", tc.path, cookies)
+		}
+	}
+}
+
 // csrfOf reads the csrf field the sign-in page renders for a session
 // cookie value.
 func csrfOf(t *testing.T, e *env, target, session string) string {

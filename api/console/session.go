@@ -150,12 +150,20 @@ func (c *Console) current(r *http.Request) *session {
 
 func setSession(w http.ResponseWriter, r *http.Request, token string) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: overHTTPS(r)})
 }
 
 func clearSession(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: overHTTPS(r)})
+}
+
+// overHTTPS reports whether the browser reached the console over HTTPS:
+// TLS here, or a proxy's (X-Forwarded-Proto: https, as api/graph.go reads
+// it; serve has no TLS of its own). A forged header only makes the
+// cookie stricter.
+func overHTTPS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 // csrfToken is the CSRF token of the forms of a page: HMAC-SHA256 of the
@@ -193,7 +201,7 @@ func language(r *http.Request) i18n.Lang {
 func (c *Console) setLang(w http.ResponseWriter, r *http.Request) {
 	if l, ok := i18n.Parse(r.URL.Query().Get("to")); ok {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: string(l), Path: "/", MaxAge: 365 * 24 * 3600,
-			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: overHTTPS(r)})
 	}
 	http.Redirect(w, r, localPath(r.URL.Query().Get("back")), http.StatusSeeOther)
 }
