@@ -369,6 +369,7 @@ type panelLicense struct {
 type userData struct {
 	Loaded    bool
 	User      userDetail
+	Location  string // the usage location form's value (a refused one kept)
 	Licenses  []panelLicense
 	Available []licenseRow // products the user does not hold, to assign
 	Deleted   bool
@@ -398,6 +399,19 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session,
 		c.fail(w, r, "user", v, err)
 		return
 	}
+	// A refused change keeps what the person chose: the apps of the
+	// license they saved (savePlans), the location they typed.
+	d.Location = d.User.UsageLocation
+	var keptSku string
+	var keptOn map[string]bool
+	if r.Method == http.MethodPost && p != nil {
+		if _, typed := r.PostForm["usageLocation"]; typed {
+			d.Location = strings.TrimSpace(r.PostFormValue("usageLocation"))
+		}
+		if _, saved := r.PostForm["plans"]; saved {
+			keptSku, keptOn = r.PathValue("sku"), formSet(r, "on")
+		}
+	}
 	held := map[string]bool{}
 	for _, l := range d.User.Licenses {
 		pl := panelLicense{userLicense: l}
@@ -405,7 +419,11 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session,
 		var ids []string
 		for _, sp := range d.User.ServicePlans {
 			if sp.SkuID == l.SkuID {
-				pl.Plans = append(pl.Plans, userPlan{ID: sp.ServicePlanID, Name: sp.ServicePlanName, Title: titles[sp.ServicePlanID], Enabled: sp.Enabled})
+				enabled := sp.Enabled
+				if keptOn != nil && l.SkuID == keptSku {
+					enabled = keptOn[sp.ServicePlanID]
+				}
+				pl.Plans = append(pl.Plans, userPlan{ID: sp.ServicePlanID, Name: sp.ServicePlanName, Title: titles[sp.ServicePlanID], Enabled: enabled})
 				ids = append(ids, sp.ServicePlanID)
 			}
 		}

@@ -626,3 +626,35 @@ func TestUsersPanelUnknownUser(t *testing.T) {
 		t.Errorf("the operator's list: %v", got)
 	}
 }
+
+// TestUserPanelRefusalKeepsInput: a refused change of the panel draws it
+// again with what the person had chosen, not the stored values: the apps
+// they switched on and off, the usage location they typed.
+func TestUserPanelRefusalKeepsInput(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	b := e.browser()
+	b.signIn(token(t, "contoso", "admin"))
+	alice := e.user("alice")
+	panel := usersPath + "/alice"
+	on := url.Values{}
+	for _, sp := range alice.ServicePlans {
+		if sp.SkuID == e3 && sp.ServicePlanName != "SHAREPOINTENTERPRISE" {
+			on.Add("on", sp.ServicePlanID)
+		}
+	}
+	p := b.submit(b.get(panel), panel+"/licenses/"+e3, on)
+	refused(t, p, 409, "SharePoint")
+	box := regexp.MustCompile(`<input type="checkbox" name="on" value="[^"]*" id="plan-` + regexp.QuoteMeta(e3) + `-SHAREPOINTENTERPRISE"( checked)?`)
+	if m := box.FindStringSubmatch(p.Body); m == nil || m[1] != "" {
+		t.Errorf("after the refusal SharePoint shows %q, want it unchecked as submitted:\n%s", m, p.Body)
+	}
+	if m := regexp.MustCompile(`id="plan-` + regexp.QuoteMeta(e3) + `-TEAMS1"( checked)?`).FindStringSubmatch(p.Body); m == nil || m[1] == "" {
+		t.Errorf("after the refusal TEAMS1 shows %q, want it checked as submitted", m)
+	}
+
+	p = b.submit(b.get(panel), panel+"/location", url.Values{"usageLocation": {"France"}})
+	refused(t, p, 400, "")
+	if !strings.Contains(p.Body, `name="usageLocation" value="France"`) {
+		t.Errorf("after the refusal the location typed is gone:\n%s", p.Body)
+	}
+}
