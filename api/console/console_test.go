@@ -1,9 +1,11 @@
 package console_test
 
 import (
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -98,6 +100,41 @@ func TestSessionCookieBehindTLSProxy(t *testing.T) {
 		if len(cookies) != 1 || !cookies[0].Secure {
 			t.Errorf("%s behind a TLS proxy: cookies %v, want one Secure", tc.path, cookies)
 		}
+	}
+}
+
+// TestLanguageSwitchAfterRefusal: a page drawn in answer to a refused
+// POST links the language switcher back to the page the form was on (the
+// Referer), not to the form's action, which answers no GET (405, or
+// another page's 404).
+func TestLanguageSwitchAfterRefusal(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	b := e.browser()
+	b.signIn(token(t, "contoso", "admin"))
+	langRE := regexp.MustCompile(`href="(/console/lang\?[^"]*to=fr[^"]*)"`)
+	for _, tc := range []struct {
+		page, action string
+		form         url.Values
+	}{
+		{"/console/t/contoso/users/alice", "/console/t/contoso/users/alice/location", url.Values{"usageLocation": {"France"}}},
+		{"/console/t/contoso/users?search=a", "/console/t/contoso/users/add", url.Values{"userPrincipalName": {"not an address"}}},
+	} {
+		from := b.get(tc.page)
+		b.header.Set("Referer", e.srv.URL+tc.page)
+		p := b.submit(from, tc.action, tc.form)
+		b.header.Del("Referer")
+		if p.Code < 400 {
+			t.Fatalf("%s: %d, want a refusal", tc.action, p.Code)
+		}
+		m := langRE.FindStringSubmatch(p.Body)
+		if m == nil {
+			t.Fatalf("%s: no French link in:\n%s", tc.action, p.Body)
+		}
+		back := b.get(html.UnescapeString(m[1]))
+		if back.Code != 200 || back.URL != tc.page || !strings.Contains(back.Body, `lang="fr"`) {
+			t.Errorf("French after a refused %s: %d at %s, want 200 at %s", tc.action, back.Code, back.URL, tc.page)
+		}
+		b.get("/console/lang?to=en&back=/console/")
 	}
 }
 

@@ -91,6 +91,18 @@ func (c *Console) newView(r *http.Request, s *session, title string) *view {
 	if r.URL.RawQuery != "" {
 		back += "?" + r.URL.RawQuery
 	}
+	if r.Method != http.MethodGet {
+		// A refused change is drawn at its form's action, which answers
+		// no GET: go back to the page the form was on (setLang keeps it
+		// to the console's paths), else to the start page.
+		back = "/"
+		if ref, err := url.Parse(r.Referer()); err == nil && ref.Path != "" {
+			back = ref.Path
+			if ref.RawQuery != "" {
+				back += "?" + ref.RawQuery
+			}
+		}
+	}
 	for _, l := range i18n.Supported {
 		v.Langs = append(v.Langs, langLink{Lang: l, Name: langNames[l], Current: l == v.Lang,
 			Href: "/console/lang?" + url.Values{"to": {string(l)}, "back": {back}}.Encode()})
