@@ -50,6 +50,16 @@ type productsData struct {
 	Catalog    []catalogProduct
 	Form       map[string]string // the buy form's values, kept when refused
 	InstallURL string            // where an app just installed goes on
+	Quantity   map[string]string // a refused new quantity, by subscription
+}
+
+// QuantityOf is the value of row's quantity field: the quantity typed, if
+// its change was refused, else the subscription's.
+func (d *productsData) QuantityOf(row productRow) string {
+	if q, ok := d.Quantity[row.ID]; ok {
+		return q
+	}
+	return strconv.Itoa(row.Quantity)
 }
 
 // Words for the API's values; another value shows as the API gives it.
@@ -80,6 +90,9 @@ func (c *Console) renderProducts(w http.ResponseWriter, r *http.Request, s *sess
 		d.Form = map[string]string{"quantity": "1", "kind": "Paid"}
 	}
 	v.Data = d
+	if sub := r.PathValue("sub"); p != nil && sub != "" && r.Method == http.MethodPost && r.PostForm.Has("quantity") {
+		d.Quantity = map[string]string{sub: strings.TrimSpace(r.PostFormValue("quantity"))}
+	}
 	path := "/v1/tenants/" + url.PathEscape(v.Tenant) + "/subscriptions?limit=100"
 	if mv := minVersion(r); mv != "" {
 		path += "&minVersion=" + mv // the change just made shows

@@ -92,7 +92,11 @@ func TestProductsActions(t *testing.T) {
 	if q, _, _ := e.subscription("s1"); q != 7 {
 		t.Errorf("quantity %d, want 7", q)
 	}
-	refused("quantity 1", b.submit(b.get(productsPath), productsPath+"/s1/quantity", url.Values{"quantity": {"1"}}), http.StatusConflict, "s1")
+	p := b.submit(b.get(productsPath), productsPath+"/s1/quantity", url.Values{"quantity": {"1"}})
+	refused("quantity 1", p, http.StatusConflict, "s1")
+	if !strings.Contains(p.Body, `id="q-s1" name="quantity" type="number" min="1" value="1"`) {
+		t.Errorf("a refused quantity is not kept in its field:\n%s", p.Body)
+	}
 	refused("quantity abc", b.submit(b.get(productsPath), productsPath+"/s1/quantity", url.Values{"quantity": {"abc"}}), http.StatusBadRequest, "quantity")
 	if q, _, _ := e.subscription("s1"); q != 7 {
 		t.Errorf("refusals changed the quantity to %d", q)
@@ -111,7 +115,7 @@ func TestProductsActions(t *testing.T) {
 	refused("take over s1", b.do("POST", productsPath+"/s1/takeOver", hidden(t, b.get(productsPath).Body, productsPath+"/s1/cancel")), http.StatusBadRequest, "s1")
 
 	// Install: the vendor's page as a link; an app without one is refused.
-	p := b.submit(b.get(productsPath), productsPath+"/app1/install", nil)
+	p = b.submit(b.get(productsPath), productsPath+"/app1/install", nil)
 	if p.Code != 200 || !strings.Contains(p.Body, `href="https://crm.fabrikam.example/install"`) || !strings.Contains(p.Body, "The app was installed.") {
 		t.Fatalf("install: %d\n%s", p.Code, p.Body)
 	}
