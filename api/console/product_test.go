@@ -337,3 +337,42 @@ func TestBrowserAssignsUpToTheLastLicense(t *testing.T) {
 	p.Resize(browsertest.Narrow)
 	p.Screenshot("product-narrow")
 }
+
+// TestPagesAfterRefusalLinkTheirNextPage: a page drawn in answer to a
+// refused change (at the form's action URL) links its next page to the
+// page itself, not to "?cursor=" under the action, which answers no GET.
+func TestPagesAfterRefusalLinkTheirNextPage(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	admin := token(t, "contoso", "admin")
+	var ids []string
+	for i := range 51 {
+		ids = append(ids, "h"+strconv.Itoa(i))
+	}
+	e.addUsers(ids...)
+	e.apiMust(201, "POST", "/v1/tenants/contoso/subscriptions", admin, `{"id":"s9","skuId":"SPE_E3","quantity":60}`)
+	for len(ids) > 0 {
+		n := min(20, len(ids))
+		users, _ := json.Marshal(ids[:n])
+		e.apiMust(200, "POST", "/v1/tenants/contoso/licenses/SPE_E3/assign", admin, `{"users":`+string(users)+`}`)
+		ids = ids[n:]
+	}
+	e.caughtUp()
+	b := e.browser()
+	b.signIn(admin)
+	// An unknown user: refused, the page drawn at …/assign.
+	p := b.submitForm(b.get(productPath), productPath+"/assign", url.Values{"op": {"assign"}, "users": {"nobody"}})
+	if p.Code < 400 {
+		t.Fatalf("assign nobody: %d, want a refusal", p.Code)
+	}
+	m := regexp.MustCompile(`<a href="([^"]*)">Next page</a>`).FindStringSubmatch(p.Body)
+	if m == nil {
+		t.Fatalf("no next page on the refused product page:\n%s", p.Body)
+	}
+	next := html.UnescapeString(m[1])
+	if !strings.HasPrefix(next, "/") {
+		next = productPath + "/assign" + next // as the browser resolves it
+	}
+	if q := b.get(next); q.Code != 200 || !strings.HasPrefix(q.URL, productPath+"?cursor=") {
+		t.Errorf("the next page after a refusal: %d at %s", q.Code, q.URL)
+	}
+}
