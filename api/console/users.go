@@ -370,6 +370,7 @@ type userData struct {
 	Loaded    bool
 	User      userDetail
 	Location  string // the usage location form's value (a refused one kept)
+	Add       string // the product of a refused assignment, chosen again
 	Licenses  []panelLicense
 	Available []licenseRow // products the user does not hold, to assign
 	Deleted   bool
@@ -408,6 +409,7 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session,
 		if _, typed := r.PostForm["usageLocation"]; typed {
 			d.Location = strings.TrimSpace(r.PostFormValue("usageLocation"))
 		}
+		d.Add = strings.TrimSpace(r.PostFormValue("add"))
 		if _, saved := r.PostForm["plans"]; saved {
 			keptSku, keptOn = r.PathValue("sku"), formSet(r, "on")
 		}

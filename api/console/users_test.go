@@ -658,3 +658,40 @@ func TestUserPanelRefusalKeepsInput(t *testing.T) {
 		t.Errorf("after the refusal the location typed is gone:\n%s", p.Body)
 	}
 }
+
+// TestUserAssignRefusalKeepsProduct: a refused assignment from the panel
+// keeps the product chosen in its list, so that trying again (or reading
+// the refusal) is about that product, not the list's first.
+func TestUserAssignRefusalKeepsProduct(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	admin := token(t, "contoso", "admin")
+	e.apiMust(201, "POST", "/v1/tenants/contoso/subscriptions", admin, `{"id":"s5","skuId":"SPE_E5","quantity":1}`)
+	e.apiMust(201, "POST", "/v1/tenants/contoso/subscriptions", admin, `{"id":"s6","skuId":"VISIOCLIENT","quantity":1}`)
+	e.apiMust(200, "POST", "/v1/tenants/contoso/licenses/SPE_E5/assign", admin, `{"users":["bob"]}`)
+	e.caughtUp()
+	var products []struct{ SkuID, SkuPartNumber string }
+	e.apiJSON("/v1/tenants/contoso/licenses", admin, &products)
+	for _, part := range []string{"SPE_E5", "VISIOCLIENT"} {
+		sku := ""
+		for _, p := range products {
+			if p.SkuPartNumber == part {
+				sku = p.SkuID
+			}
+		}
+		b := e.browser()
+		b.signIn(admin)
+		panel := usersPath + "/alice"
+		if part == "VISIOCLIENT" {
+			// Its one license goes to bob first: alice's is refused too.
+			e.apiMust(200, "POST", "/v1/tenants/contoso/licenses/VISIOCLIENT/assign", admin, `{"users":["bob"]}`)
+			e.caughtUp()
+		}
+		p := b.submit(b.get(panel), panel+"/assignLicense", url.Values{"add": {sku}})
+		if p.Code < 400 {
+			t.Fatalf("%s: %d, want a refusal", part, p.Code)
+		}
+		if !strings.Contains(p.Body, `<option value="`+sku+`" selected>`) {
+			t.Errorf("%s: the refused product is not the one chosen in the list:\n%s", part, p.Body)
+		}
+	}
+}
