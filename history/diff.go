@@ -11,6 +11,7 @@ import (
 
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
+	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -203,9 +204,11 @@ func (s *Service) diffShort(ctx context.Context, tenantID string, from, to uint6
 	if err != nil {
 		return Diff{}, false, err
 	}
-	recs, err := s.Store.ReadStream(ctx, tenantstream.Name(tenantID), from+1, int(to-from))
-	if err != nil {
-		return Diff{}, false, err
+	var recs []eventstore.RecordedEvent
+	if to > from {
+		if recs, err = s.Store.ReadStream(ctx, tenantstream.Name(tenantID), from+1, int(to-from)); err != nil {
+			return Diff{}, false, err
+		}
 	}
 	evs := make([]domain.Event, len(recs))
 	users, groups := map[string]bool{}, map[string]bool{}

@@ -40,6 +40,7 @@ func sameDiffs(t *testing.T, name string, svc *Service, head uint64, r *rand.Ran
 	for v := uint64(2); v <= head; v++ {
 		check(v-1, v)
 	}
+	check(head/2, head/2) // no event: no change
 	for range 40 {
 		from := 1 + uint64(r.Int63n(int64(head-1)))
 		check(from, min(head, from+1+uint64(r.Intn(shortDiff))))
