@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -18,7 +20,7 @@ import (
 //
 //	GET audit?since&until&actor&user&sku&type&cursor&limit&order=asc|desc
 //	GET events?fromVersion|cursor|toVersion&limit
-//	GET state?at=<RFC 3339>|version=N
+//	GET state?at=<RFC 3339>|version=N[&usersLimit=N][&users=id,…]
 //	GET state/diff?from=…&to=…   (times or versions)
 //	GET state/blame?at|version&path
 type historyHandlers struct{ svc *history.Service }
@@ -276,14 +278,51 @@ func (h historyHandlers) statePoint(c *gin.Context, params ...string) (string, u
 	return t, v, true
 }
 
+// maxStateUsers bounds /state's users= list.
+const maxStateUsers = 100
+
+// state answers the whole state at a point or, with usersLimit or users,
+// a page of its users (the first usersLimit in the state's order and
+// those named) with their held data and the whole state's counts.
 func (h historyHandlers) state(c *gin.Context) {
-	t, v, ok := h.statePoint(c)
+	// Checked before the tenant is read, like blame's path.
+	var page history.UserPage
+	_, limited := c.GetQuery("usersLimit")
+	named, hasUsers := c.GetQuery("users")
+	paged := limited || hasUsers
+	if paged {
+		err := checkQuery(c, "at", "version", "usersLimit", "users")
+		if err == nil && limited {
+			raw := c.Query("usersLimit")
+			page.Limit, err = strconv.Atoi(raw)
+			if err != nil || page.Limit < 0 || page.Limit > 1000 {
+				err = invalidRequest("usersLimit", "usersLimit must be an integer from 0 to 1000, not %q", bounded(raw))
+			}
+		}
+		if err == nil && hasUsers {
+			page.IDs = strings.Split(named, ",")
+			if len(page.IDs) > maxStateUsers {
+				err = invalidRequest("users", "users names at most %d users, not %d", maxStateUsers, len(page.IDs))
+			} else if slices.Contains(page.IDs, "") {
+				err = invalidRequest("users", "users is a comma-separated list of user ids, without empty ones: %q", bounded(named))
+			}
+		}
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+	}
+	t, v, ok := h.statePoint(c, "usersLimit", "users")
 	if !ok {
 		return
 	}
 	st, err := h.svc.StateAt(c.Request.Context(), t, v)
 	if err != nil {
 		WriteProblem(c, err)
+		return
+	}
+	if paged {
+		writeJSON(c, http.StatusOK, "application/json", history.RenderPage(h.svc.Catalog, st, page))
 		return
 	}
 	writeJSON(c, http.StatusOK, "application/json", history.Render(h.svc.Catalog, st))

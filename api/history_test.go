@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,4 +243,67 @@ func TestEventsPageBackwardsFromAVersion(t *testing.T) {
 	}
 	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/events?toVersion=3&fromVersion=1", Token: tok}), 400, "invalid_request")
 	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/events?toVersion=0", Token: tok}), 400, "invalid_request")
+}
+
+// TestStatePagesUsers: /state with usersLimit and users answers the first
+// users in the state's order and the named ones, with their held data and
+// the whole state's counts; without them, the whole state as before; bad
+// values are 400s naming the field.
+func TestStatePagesUsers(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		e.addUser("contoso", "admin", u, "US", "Member")
+	}
+	tok := token(t, "contoso", "admin")
+	var whole history.State
+	if err := json.Unmarshal(e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state", Token: tok}).Body, &whole); err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.Users) != 5 {
+		t.Fatalf("the whole state has %d users, want 5", len(whole.Users))
+	}
+	var raw map[string]any
+	_ = json.Unmarshal(e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state", Token: tok}).Body, &raw)
+	if _, ok := raw["usersTotal"]; ok {
+		t.Fatalf("the whole state answers usersTotal")
+	}
+	var p history.Paged
+	r := e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state?usersLimit=2&users=dave,nobody,alice", Token: tok})
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, u := range p.Users {
+		ids = append(ids, u.ID)
+	}
+	// Users sort by id: admin, alice, bob, carol, dave.
+	if got := fmt.Sprint(ids); got != "[admin alice dave]" || p.UsersTotal != 5 || p.Version != whole.Version {
+		t.Fatalf("a page of 2 and dave, alice: users %s of %d at %d: %s", got, p.UsersTotal, p.Version, r.Body)
+	}
+	if asJSON(t, p.Users[2]) != asJSON(t, whole.Users[4]) {
+		t.Fatalf("a paged user differs from the whole state's:\n%s\n%s", asJSON(t, p.Users[2]), asJSON(t, whole.Users[4]))
+	}
+	r = e.must(http.StatusOK, req{Method: "GET", Path: "/v1/tenants/contoso/state?version=1&usersLimit=0", Token: tok})
+	if err := json.Unmarshal(r.Body, &p); err != nil || len(p.Users) != 0 || p.UsersTotal != 0 {
+		t.Fatalf("no user at version 1: %s", r.Body)
+	}
+	for _, q := range []struct{ query, field string }{
+		{"usersLimit=-1", "usersLimit"}, {"usersLimit=1001", "usersLimit"}, {"usersLimit=many", "usersLimit"},
+		{"users=alice,,bob", "users"}, {"users=", "users"}, {"users=" + strings.Repeat("u,", 100) + "u", "users"},
+	} {
+		m := problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state?" + q.query, Token: tok}), 400, "invalid_request")
+		if m["field"] != q.field {
+			t.Errorf("%s: field %v, want %s", q.query, m["field"], q.field)
+		}
+	}
+}
+
+func asJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

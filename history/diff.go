@@ -11,6 +11,7 @@ import (
 
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
+	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/tenantstream"
 )
 
@@ -121,13 +122,32 @@ func Apply(entities map[string]json.RawMessage, changes []Change) map[string]jso
 // whatever the distance).
 const maxDiffEvents = 1000
 
+// shortDiff is the longest span that DiffBetween compares entity by
+// entity (diffShort): the time-travel cursor's diff is of one event.
+const shortDiff = 16
+
 // DiffBetween compares the tenant at two points and names the events
-// responsible for each change. It folds once: to from (from the nearest
-// snapshot), renders that state, folds on to to and renders again.
+// responsible for each change. A short span (at most shortDiff events)
+// renders only the entities its events can reach (diffShort); a longer
+// one, or a short one that reaches further than it could tell beforehand,
+// renders the whole state at both points (diffWhole). Both answer the
+// same diff.
 func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uint64) (Diff, error) {
 	if from > to {
 		return Diff{}, domain.Errorf(domain.CodeInvalidRequest, "from", "from (version %d) is after to (version %d)", from, to)
 	}
+	if from > 0 && to-from <= shortDiff {
+		d, ok, err := s.diffShort(ctx, tenantID, from, to)
+		if err != nil || ok {
+			return d, err
+		}
+	}
+	return s.diffWhole(ctx, tenantID, from, to)
+}
+
+// diffWhole folds once: to from (from the nearest snapshot), renders that
+// state, folds on to to and renders again.
+func (s *Service) diffWhole(ctx context.Context, tenantID string, from, to uint64) (Diff, error) {
 	t := domain.NewTenant()
 	if from > 0 {
 		var err error
@@ -169,8 +189,124 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 		}
 	}
 	d.Changes = DiffStates(before, Render(s.Catalog, t))
-	for i := range d.Changes {
-		c := &d.Changes[i]
+	attribute(d.Changes, touched, userLifecycle)
+	return d, nil
+}
+
+// diffShort is DiffBetween of a few events (from > 0): it reads and
+// decodes them first, renders at from only the users and groups they can
+// reach (reach), folds them and renders the same entities again. Products,
+// subscriptions, apps, installs and the tenant are few: always compared.
+// When the events reach, at to, an entity they did not reach at from,
+// it answers ok false and the caller compares whole states.
+func (s *Service) diffShort(ctx context.Context, tenantID string, from, to uint64) (Diff, bool, error) {
+	t, err := s.StateAt(ctx, tenantID, from)
+	if err != nil {
+		return Diff{}, false, err
+	}
+	var recs []eventstore.RecordedEvent
+	if to > from {
+		if recs, err = s.Store.ReadStream(ctx, tenantstream.Name(tenantID), from+1, int(to-from)); err != nil {
+			return Diff{}, false, err
+		}
+	}
+	evs := make([]domain.Event, len(recs))
+	users, groups := map[string]bool{}, map[string]bool{}
+	for i, r := range recs {
+		if evs[i], err = eventcodec.Decode(r.Data, s.Upcasters); err != nil {
+			return Diff{}, false, err
+		}
+		evs[i].Version = r.Version
+		reach(t, evs[i], users, groups)
+	}
+	before := render(s.Catalog, t, present(t, users), groups)
+	before.Installs = maps.Clone(before.Installs)
+	touched := map[entityKey][]uint64{}
+	var userLifecycle []uint64
+	d := Diff{From: from, To: to, Events: []Record{}}
+	for i, e := range evs {
+		domain.Evolve(t, e)
+		touches(e.Type, targetOf(e.Payload), func(k entityKey) { touched[k] = append(touched[k], e.Version) })
+		if e.Type == domain.TypeUserDeleted || e.Type == domain.TypeUserRestored {
+			userLifecycle = append(userLifecycle, e.Version)
+		}
+		d.Events = append(d.Events, s.record(e, recs[i].Data))
+	}
+	afterUsers, afterGroups := map[string]bool{}, map[string]bool{}
+	for _, e := range evs {
+		reach(t, e, afterUsers, afterGroups)
+	}
+	for id := range afterUsers {
+		if !users[id] {
+			return Diff{}, false, nil
+		}
+	}
+	for id := range afterGroups {
+		if !groups[id] {
+			return Diff{}, false, nil
+		}
+	}
+	d.Changes = DiffStates(before, render(s.Catalog, t, present(t, users), groups))
+	attribute(d.Changes, touched, userLifecycle)
+	return d, true, nil
+}
+
+// reach adds to users and groups those whose rendering event e can change
+// in tenant t: its user and the groups the user is in (or was in, for a
+// restore), its group and the group's members, and for a product's
+// registration or an app's install (which rename a product) every holder
+// of the product. A user's held data is rendered with the user.
+func reach(t *domain.Tenant, e domain.Event, users, groups map[string]bool) {
+	tg := targetOf(e.Payload)
+	addUser := func(id string) {
+		users[id] = true
+		if u := t.Users[id]; u != nil {
+			for g := range u.Groups {
+				groups[g] = true
+			}
+			if u.Stash != nil {
+				for _, g := range u.Stash.Groups {
+					groups[g] = true
+				}
+			}
+		}
+	}
+	if tg.UserID != "" {
+		addUser(tg.UserID)
+	}
+	if tg.GroupID != "" {
+		groups[tg.GroupID] = true
+		if g := t.Groups[tg.GroupID]; g != nil {
+			for m := range g.Members {
+				addUser(m)
+			}
+		}
+	}
+	if tg.SkuID != "" && (e.Type == domain.TypeProductRegistered || e.Type == domain.TypeAppInstalled) {
+		for id, u := range t.Users {
+			if u.Licenses[tg.SkuID] != nil {
+				addUser(id)
+			}
+		}
+	}
+}
+
+// present is the ids of users that t has, sorted.
+func present(t *domain.Tenant, users map[string]bool) []string {
+	ids := make([]string, 0, len(users))
+	for id := range users {
+		if t.Users[id] != nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// attribute names the events responsible for each change.
+func attribute(changes []Change, touched map[entityKey][]uint64, userLifecycle []uint64) {
+	for i := range changes {
+		c := &changes[i]
 		k := keyOf(c.Entity)
 		if vs := touched[k]; vs != nil {
 			c.Events = vs
@@ -181,7 +317,6 @@ func (s *Service) DiffBetween(ctx context.Context, tenantID string, from, to uin
 			c.Events = append(c.Events, userLifecycle...)
 		}
 	}
-	return d, nil
 }
 
 // entityKey is Change.Entity split at its first colon: "user", "alice".

@@ -87,9 +87,57 @@ type HeldData struct {
 // are never nil (an empty one is [] in JSON, not null), hence the appends
 // to []string{} of the sorted keys.
 func Render(c *domain.Catalog, t *domain.Tenant) State {
+	return render(c, t, sortedKeys(t.Users), nil)
+}
+
+// UserPage bounds the users of a rendered state: the first Limit users in the
+// state's order (by id) and the users named in IDs (ids the tenant does
+// not have are left out). Limit 0 with no IDs is no user.
+type UserPage struct {
+	Limit int
+	IDs   []string
+}
+
+// Paged is a state with some of its users: those of a UserPage, with only
+// their held data; UsersTotal and HeldDataTotal count the whole state's.
+type Paged struct {
+	State
+	UsersTotal    int `json:"usersTotal"`
+	HeldDataTotal int `json:"heldDataTotal"`
+}
+
+// RenderPage renders t with the users of p only (and their held data): it
+// costs what those users cost, whatever the tenant's size, but the
+// sorting of ids. Its users are rendered exactly as Render renders them.
+func RenderPage(c *domain.Catalog, t *domain.Tenant, p UserPage) Paged {
+	ids := sortedKeys(t.Users)
+	held := 0
+	for _, u := range t.Users {
+		held += len(u.Holds)
+	}
+	sel := ids[:min(p.Limit, len(ids))]
+	var extra []string
+	for _, id := range p.IDs {
+		if _, ok := t.Users[id]; ok {
+			if _, found := slices.BinarySearch(sel, id); !found {
+				extra = append(extra, id)
+			}
+		}
+	}
+	if len(extra) > 0 {
+		sel = append(slices.Clone(sel), extra...)
+		slices.Sort(sel)
+		sel = slices.Compact(sel)
+	}
+	return Paged{State: render(c, t, sel, nil), UsersTotal: len(ids), HeldDataTotal: held}
+}
+
+// render renders t with the users of ids (sorted, existing) and the
+// groups in groups (nil: every group).
+func render(c *domain.Catalog, t *domain.Tenant, ids []string, groups map[string]bool) State {
 	s := State{TenantID: t.ID, Name: t.Name, Version: t.Version, AsOf: t.LastOccurredAt,
 		Products: make([]readmodel.LicenseRow, 0, len(t.Pools)), Subscriptions: make([]domain.Subscription, 0, len(t.Subscriptions)),
-		Users: make([]UserState, 0, len(t.Users)), Groups: make([]GroupState, 0, len(t.Groups)),
+		Users: make([]UserState, 0, len(ids)), Groups: make([]GroupState, 0, len(t.Groups)),
 		HeldData: []HeldData{}, Apps: make([]domain.Product, 0, len(t.Apps)), Installs: t.Installs}
 	for _, sku := range sortedKeys(t.Pools) {
 		p := t.Pools[sku]
@@ -107,7 +155,7 @@ func Render(c *domain.Catalog, t *domain.Tenant) State {
 		s.Subscriptions = append(s.Subscriptions, *t.Subscriptions[id])
 	}
 	auto := c.AutoAssignedPlans()
-	for _, id := range sortedKeys(t.Users) {
+	for _, id := range ids {
 		u := t.Users[id]
 		us := UserState{
 			UserProfile: readmodel.UserProfile{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
@@ -133,6 +181,9 @@ func Render(c *domain.Catalog, t *domain.Tenant) State {
 		}
 	}
 	for _, id := range sortedKeys(t.Groups) {
+		if groups != nil && !groups[id] {
+			continue
+		}
 		g := t.Groups[id]
 		gs := GroupState{ID: g.ID, DisplayName: g.DisplayName, Members: append([]string{}, sortedKeys(g.Members)...),
 			Licenses: []domain.GroupLicense{}, MembersWithLicenseErrors: []readmodel.MemberError{}}

@@ -38,14 +38,14 @@ var secret = []byte("console-test-secret-0123456789abcdef")
 // Tenant contoso has Global admin "admin", plain user "alice" and SPE_E3
 // bought 5 times, 2 assigned.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	store *embedded.Store
 	srv   *httptest.Server
 	api   http.Handler
 	proj  *projections.Projection
 }
 
-func newEnv(t *testing.T, cfg console.Config) *env {
+func newEnv(t testing.TB, cfg console.Config) *env {
 	t.Helper()
 	st, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

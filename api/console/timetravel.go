@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,17 +145,25 @@ type ttState struct {
 		} `json:"membersWithLicenseErrors"`
 		Changed bool `json:"-"`
 	} `json:"groups"`
-	HeldData []struct {
-		UserID     string    `json:"userId"`
-		Workload   string    `json:"workload"`
-		HeldSince  time.Time `json:"heldSince"`
-		PurgeAfter time.Time `json:"purgeAfter"`
-		Reason     string    `json:"reason"`
-		Retained   bool      `json:"retained"`
-		Changed    bool      `json:"-"`
-	} `json:"heldData"`
-	// MoreUsers counts the users not shown (beyond ttRows, unchanged).
+	HeldData []ttHeld `json:"heldData"`
+	// UsersTotal and HeldDataTotal count the whole state's (the page
+	// reads ttRows users and their held data: /state?usersLimit).
+	UsersTotal    int `json:"usersTotal"`
+	HeldDataTotal int `json:"heldDataTotal"`
+	// MoreUsers and MoreHeld count the rows not shown.
 	MoreUsers int `json:"-"`
+	MoreHeld  int `json:"-"`
+	paged     bool
+}
+
+type ttHeld struct {
+	UserID     string    `json:"userId"`
+	Workload   string    `json:"workload"`
+	HeldSince  time.Time `json:"heldSince"`
+	PurgeAfter time.Time `json:"purgeAfter"`
+	Reason     string    `json:"reason"`
+	Retained   bool      `json:"retained"`
+	Changed    bool      `json:"-"`
 }
 
 // ttChange is a change of GET …/state/diff.
@@ -485,7 +494,14 @@ func (c *Console) ttReadAt(r *http.Request, s *session, tenant string, d *timeTr
 	}()
 	go func() {
 		defer wg.Done()
-		_, errs[1] = c.get(ctx, s, tenant+"/state?version="+vs, st)
+		// A page of users unless every one is asked for: those the
+		// cursor's event changed come with its diff (mark).
+		q := tenant + "/state?version=" + vs
+		if !d.All {
+			q += "&usersLimit=" + strconv.Itoa(ttRows)
+			st.paged = true
+		}
+		_, errs[1] = c.get(ctx, s, q, st)
 	}()
 	if v > 1 {
 		wg.Add(1)
@@ -584,7 +600,9 @@ func (d *timeTravelData) navigate(evs []ttEvent, more bool) {
 }
 
 // mark flags what the cursor's event changed, for the state's highlight,
-// and bounds the user rows shown.
+// and bounds the user rows shown. A paged state (the first ttRows users
+// and their held data) gets the users and held data the event changed
+// from the diff's after sides: they are the whole state's rows.
 func (d *timeTravelData) mark() {
 	if d.State == nil {
 		return
@@ -594,6 +612,9 @@ func (d *timeTravelData) mark() {
 		changed[ch.Entity] = ch
 	}
 	st := d.State
+	if st.paged {
+		d.addChanged(changed)
+	}
 	for i := range st.Products {
 		_, st.Products[i].Changed = changed["product:"+st.Products[i].SkuID]
 	}
@@ -624,13 +645,61 @@ func (d *timeTravelData) mark() {
 				u.Licenses[j].Changed = was[u.Licenses[j].SkuID] != string(b)
 			}
 		}
-		if d.All || i < ttRows || ok {
+		if d.All || st.paged || i < ttRows || ok {
 			users = append(users, u)
 		} else {
 			st.MoreUsers++
 		}
 	}
 	st.Users = users
+	if st.paged {
+		st.MoreUsers = max(0, st.UsersTotal-len(st.Users))
+		st.MoreHeld = max(0, st.HeldDataTotal-len(st.HeldData))
+	}
+}
+
+// addChanged adds to a paged state the users and held data that changed
+// and that it does not have, in the state's order (by id; held data by
+// user and workload).
+func (d *timeTravelData) addChanged(changed map[string]ttChange) {
+	st := d.State
+	users, held := map[string]bool{}, map[string]bool{}
+	for _, u := range st.Users {
+		users[u.ID] = true
+	}
+	for _, h := range st.HeldData {
+		held[h.UserID+"|"+h.Workload] = true
+	}
+	addedUsers, addedHeld := false, false
+	for _, ch := range d.Changes {
+		if ch.Kind == "removed" || len(ch.After) == 0 {
+			continue
+		}
+		kind, id, _ := strings.Cut(ch.Entity, ":")
+		switch {
+		case kind == "user" && !users[id]:
+			var u ttUser
+			if json.Unmarshal(ch.After, &u) == nil {
+				st.Users, addedUsers = append(st.Users, u), true
+			}
+		case kind == "held" && !held[id]:
+			var h ttHeld
+			if json.Unmarshal(ch.After, &h) == nil {
+				st.HeldData, addedHeld = append(st.HeldData, h), true
+			}
+		}
+	}
+	if addedUsers {
+		slices.SortStableFunc(st.Users, func(a, b ttUser) int { return strings.Compare(a.ID, b.ID) })
+	}
+	if addedHeld {
+		slices.SortStableFunc(st.HeldData, func(a, b ttHeld) int {
+			if c := strings.Compare(a.UserID, b.UserID); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Workload, b.Workload)
+		})
+	}
 }
 
 // parseLocalTime reads a datetime-local input's value, taken as UTC (with

@@ -20,7 +20,7 @@ import (
 )
 
 // waitVersion waits until the state panel is painted at version v.
-func waitVersion(t *testing.T, p *browsertest.Page, v uint64) {
+func waitVersion(t testing.TB, p *browsertest.Page, v uint64) {
 	t.Helper()
 	p.WaitVisible(fmt.Sprintf(`#tt-state[data-version="%d"]`, v))
 }
@@ -119,34 +119,51 @@ func TestBrowserTimeTravelKeyboard(t *testing.T) {
 	p.Screenshot("timetravel-narrow")
 }
 
-// TestBrowserTimeTravelCursorLatency measures, in a real browser, how
-// long the time-travel cursor takes to move on a tenant of 100,000 events
-// (snapshots every 1,000): from the key press to the new state painted.
-// Issue #21 asks for < 150 ms; the figures are logged always and asserted
-// (p99) only without -short and without the race detector. Three measures:
-// in the page (the keydown's timestamp to the frame after the swap,
-// performance.measure "tt-step" in timetravel.js) and from the test (the
-// key sent until data-version shows the new cursor).
-func TestBrowserTimeTravelCursorLatency(t *testing.T) {
-	e := newEnv(t, console.Config{})
-	ctx := context.Background()
-	n := 100_000
-	if raceEnabled {
-		n = 10_000 // building 100,000 takes a minute under -race, and nothing is asserted
-	}
+// cursorTenant writes tenant "long" of n events (200 users licensed,
+// unlicensed, held and released over and over) with snapshots every
+// 1,000, and waits for the read models to catch up (they must not share
+// the CPU with a measure).
+func cursorTenant(tb testing.TB, e *env, n int) {
+	tb.Helper()
 	start := time.Now()
+	ctx := context.Background()
 	if err := benchdata.WriteLongTenant(ctx, e.store, "long", n, 200); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := tenantstream.BackfillSnapshots(ctx, e.store, e.store, nil, "long", 1000, nil); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Logf("wrote %d events with snapshots in %v", n, time.Since(start))
-	e.caughtUp() // the read models' catching up must not share the CPU with the measure
-	t.Logf("read models caught up after %v", time.Since(start))
+	e.caughtUp()
+	tb.Logf("wrote %d events with snapshots, read models caught up, in %v", n, time.Since(start))
+}
 
-	p := e.signedIn(operator, browsertest.Laptop)
-	var harness, inPage, fetches []time.Duration
+// cursorTimes are a run's figures of the time-travel cursor, from the key
+// press to the new state painted: in the page (the keydown's timestamp to
+// the frame after the swap, performance.measure "tt-step" in
+// timetravel.js), the fragment's fetch, and from the test (the key sent
+// until data-version shows the new cursor, CDP round trips included).
+type cursorTimes struct{ inPage, fetches, harness []time.Duration }
+
+// pressRight loads the page at cursor from, presses → once (not counted:
+// the page just loaded) then presses more times, each time waiting for
+// the state at the next version, and adds the figures to ct.
+func (ct *cursorTimes) pressRight(tb testing.TB, e *env, p *browsertest.Page, from uint64, presses int) {
+	tb.Helper()
+	p.Go(e.srv.URL + fmt.Sprintf("/console/t/long/timeTravel?v=%d", from))
+	waitVersion(tb, p, from)
+	browsertest.Eval[bool](p, `document.getElementById("tt-cursor").focus(), true`)
+	p.Key(kb.ArrowRight)
+	waitVersion(tb, p, from+1)
+	for i := uint64(2); i <= uint64(presses)+1; i++ {
+		ct.harness = append(ct.harness, p.Timed(func() {
+			p.Key(kb.ArrowRight)
+			waitVersion(tb, p, from+i)
+		}))
+	}
+	// The page records each step once its frame is painted.
+	if err := chromedp.Do(p.Context(), chromedp.Poll[chromedp.Void](`performance.getEntriesByName("tt-step").length >= `+fmt.Sprint(presses+1))); err != nil {
+		tb.Fatal(err)
+	}
 	ms := func(expr string) []time.Duration {
 		var out []time.Duration
 		for _, m := range browsertest.Eval[[]float64](p, expr) {
@@ -154,45 +171,97 @@ func TestBrowserTimeTravelCursorLatency(t *testing.T) {
 		}
 		return out
 	}
-	// Four runs of 25 presses (100: so that the p99 is not just the
-	// slowest press of a shared machine), from points whose tails after
-	// their snapshot are long (980 events and more), medium (500, 300) and
-	// short (10); each run starts with one press not counted (the page
-	// just loaded).
+	ct.inPage = append(ct.inPage, ms(`performance.getEntriesByName("tt-step").slice(1).map(function(m){return m.duration})`)...)
+	ct.fetches = append(ct.fetches, ms(`performance.getEntriesByType("resource").filter(function(r){return r.name.indexOf("/fragment?")>0}).slice(1).map(function(r){return r.responseEnd-r.startTime})`)...)
+}
+
+// percentiles answers the p50 and p99 of ds.
+func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2], s[int(math.Ceil(float64(len(s))*0.99))-1]
+}
+
+// cursorStarts are points of an n-event tenant whose tails after their
+// snapshot are long (980 events and more), medium (500, 300) and short
+// (10).
+func cursorStarts(n int) []uint64 {
+	return []uint64{uint64(n)/5 + 979, uint64(n)/2 - 501, uint64(n)*3/4 + 299, uint64(n) - 1990}
+}
+
+// TestBrowserTimeTravelCursorLatency: in a real browser, on a tenant of
+// 100,000 events (snapshots every 1,000), the time-travel cursor moves one
+// event per key press and paints the state at each new version, the same
+// state the API answers. It logs how long each step takes but asserts no
+// time: speed is BenchmarkTimeTravelCursor's to prove (issue #21 asks
+// < 150 ms from key press to the new state painted).
+func TestBrowserTimeTravelCursorLatency(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	n := 100_000
+	if raceEnabled {
+		n = 10_000 // building 100,000 takes a minute under -race
+	}
+	cursorTenant(t, e, n)
+	p := e.signedIn(operator, browsertest.Laptop)
+	var ct cursorTimes
 	const presses = 25
-	for _, from := range []uint64{uint64(n)/5 + 979, uint64(n)/2 - 501, uint64(n)*3/4 + 299, uint64(n) - 1990} {
-		p.Go(e.srv.URL + fmt.Sprintf("/console/t/long/timeTravel?v=%d", from))
-		waitVersion(t, p, from)
-		browsertest.Eval[bool](p, `document.getElementById("tt-cursor").focus(), true`)
-		p.Key(kb.ArrowRight)
-		waitVersion(t, p, from+1)
-		for i := uint64(2); i <= presses+1; i++ {
-			harness = append(harness, p.Timed(func() {
-				p.Key(kb.ArrowRight)
-				waitVersion(t, p, from+i)
-			}))
+	for _, from := range cursorStarts(n) {
+		ct.pressRight(t, e, p, from, presses)
+		// The state painted is the API's at the cursor: its first users,
+		// each with the licenses the API gives them.
+		v := from + presses + 1
+		var st apiState
+		e.apiJSON(fmt.Sprintf("/v1/tenants/long/state?version=%d&usersLimit=100", v), operator, &st)
+		rows, _ := userRows(browsertest.Eval[string](p, `document.getElementById("tt-live").innerHTML`))
+		if len(st.Users) == 0 || len(rows) < len(st.Users) {
+			t.Fatalf("the state at %d shows %d users, the API %d", v, len(rows), len(st.Users))
 		}
-		if !strings.Contains(browsertest.Eval[string](p, `document.getElementById("tt-live").innerHTML`), `data-user="u0"`) {
-			t.Fatalf("the state at %d does not show the tenant's users", from+presses+1)
+		for _, u := range st.Users {
+			if n := strings.Count(rows[u.ID], `data-sku="`); n != len(u.Licenses) {
+				t.Errorf("at %d user %s shows %d licenses, the API %d", v, u.ID, n, len(u.Licenses))
+			}
 		}
-		// The page records each step once its frame is painted.
-		if err := chromedp.Do(p.Context(), chromedp.Poll[chromedp.Void](`performance.getEntriesByName("tt-step").length >= `+fmt.Sprint(presses+1))); err != nil {
-			t.Fatal(err)
-		}
-		inPage = append(inPage, ms(`performance.getEntriesByName("tt-step").slice(1).map(function(m){return m.duration})`)...)
-		fetches = append(fetches, ms(`performance.getEntriesByType("resource").filter(function(r){return r.name.indexOf("/fragment?")>0}).slice(1).map(function(r){return r.responseEnd-r.startTime})`)...)
 	}
-	report := func(name string, ds []time.Duration) time.Duration {
-		s := slices.Clone(ds)
-		slices.Sort(s)
-		p50, p99 := s[len(s)/2], s[int(math.Ceil(float64(len(s))*0.99))-1]
-		t.Logf("%s: %d presses, p50 %v, p99 %v, max %v", name, len(s), p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond), s[len(s)-1].Round(100*time.Microsecond))
-		return p99
+	for _, m := range []struct {
+		name string
+		ds   []time.Duration
+	}{
+		{"in the page: keydown to the frame painted after the swap", ct.inPage},
+		{"in the page: the fragment's fetch (server and network)", ct.fetches},
+		{"from the test: key sent to data-version seen (CDP round trips included)", ct.harness},
+	} {
+		p50, p99 := percentiles(m.ds)
+		t.Logf("%s: %d presses, p50 %v, p99 %v", m.name, len(m.ds), p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
 	}
-	p99 := report("in the page: keydown to the frame painted after the swap", inPage)
-	report("in the page: the fragment's fetch (server and network)", fetches)
-	report("from the test: key sent to data-version seen (CDP round trips included)", harness)
-	if !testing.Short() && !raceEnabled && p99 >= 150*time.Millisecond {
-		t.Errorf("the cursor takes %v (p99) from key press to the new state painted on a %d-event tenant, want < 150 ms", p99, n)
+}
+
+// BenchmarkTimeTravelCursor: issue #21's "the time-travel cursor on a
+// 100,000-event tenant moves in < 150 ms from key press to the new state
+// painted", measured in a real browser: p50-ms and p99-ms of the page's
+// own measure (keydown's timestamp to the frame after the swap), and
+// fetch-p99-ms of the fragment's fetch. Each iteration is one press of →;
+// the page is reloaded every 25 presses at the next of cursorStarts'
+// points (not timed).
+func BenchmarkTimeTravelCursor(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds a 100,000-event tenant and drives a browser")
 	}
+	e := newEnv(b, console.Config{})
+	const n = 100_000
+	cursorTenant(b, e, n)
+	p := e.signedIn(operator, browsertest.Laptop)
+	var ct cursorTimes
+	starts := cursorStarts(n)
+	b.ResetTimer()
+	for i, done := 0, 0; done < b.N; i++ {
+		k := min(25, b.N-done)
+		ct.pressRight(b, e, p, starts[i%len(starts)]+uint64(i/len(starts))*30, k)
+		done += k
+	}
+	b.StopTimer()
+	p50, p99 := percentiles(ct.inPage)
+	_, fetch99 := percentiles(ct.fetches)
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(fetch99.Microseconds())/1000, "fetch-p99-ms")
 }
