@@ -42,8 +42,14 @@ func (errLeaveToDecoder) Error() string { return "malformed JSON" }
 // element's comma, a string's syntax before its UTF-8, and a number too
 // large for a float64 is malformed (Token fails to convert it).
 func checkStrict(body []byte, t reflect.Type) error {
-	s := strictScanner{b: body}
+	s := strictScanners.Get().(*strictScanner)
+	s.b, s.i = body, 0
+	s.keys, s.seen = s.keyBuf[:0], s.seenBuf[:0]
 	err := s.value(t, 0)
+	clear(s.keys[:cap(s.keys)]) // hold no pieces of the body while pooled
+	clear(s.seen[:cap(s.seen)])
+	s.b, s.keys, s.seen = nil, nil, nil
+	strictScanners.Put(s)
 	if _, ok := err.(errLeaveToDecoder); ok {
 		return nil
 	}
@@ -68,12 +74,17 @@ func orBody(path string) string {
 // the objects it is in (to name a field only when there is a problem) and
 // the keys seen so far in each of them.
 type strictScanner struct {
-	b    []byte
-	i    int
-	keys [][]byte // the key of each enclosing member, outermost first
-	seen [][]byte // the keys of the open objects, innermost last
-	buf  [8][]byte
+	b       []byte
+	i       int
+	keys    [][]byte // the key of each enclosing member, outermost first
+	seen    [][]byte // the keys of the open objects, innermost last
+	keyBuf  [8][]byte
+	seenBuf [16][]byte
 }
+
+// strictScanners keeps scanners between requests: a scanner escapes (its
+// walk recurses), and a body's check then allocates nothing.
+var strictScanners = sync.Pool{New: func() any { return new(strictScanner) }}
 
 // path is the JSON path of the value being walked, as the walk named it:
 // a.b.c, and an empty key names the object it is in.
@@ -292,9 +303,6 @@ func (s *strictScanner) object(t reflect.Type, depth int) error {
 	var fields map[string]reflect.Type
 	if t != nil && t.Kind() == reflect.Struct {
 		fields = jsonFields(t)
-	}
-	if s.seen == nil {
-		s.seen = s.buf[:0]
 	}
 	mark := len(s.seen)
 	defer func() { s.seen = s.seen[:mark] }()

@@ -118,7 +118,7 @@ func BenchmarkStrictJSON(b *testing.B) {
 	}{{"old", checkStrictOld}, {"new", checkStrict}} {
 		for _, c := range cases {
 			body := []byte(bodies[c.name])
-			b.Run(c.name+"/"+impl.name, func(b *testing.B) {
+			b.Run(c.name+"/impl="+impl.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(body)))
 				for b.Loop() {
