@@ -22,8 +22,10 @@ type strictEmbedded struct {
 	Skip  string         `json:"-"`
 }
 
-// strictTypes are the types FuzzStrictScanner checks bodies against: every
-// command body with fields, and types without names to compare.
+// strictTypes are the types FuzzStrictScanner checks bodies against: the
+// command bodies of every shape (nested objects and arrays, pointers,
+// quantity's own UnmarshalJSON, no body), and types without names to
+// compare.
 var strictTypes = []reflect.Type{
 	reflect.TypeOf(&assignLicenseRequest{}), reflect.TypeOf(&manageLicensesRequest{}), reflect.TypeOf(&addUserRequest{}),
 	reflect.TypeOf(&createTenantRequest{}), reflect.TypeOf(&purchaseRequest{}), reflect.TypeOf(&patchSubscriptionRequest{}),
@@ -83,6 +85,23 @@ func TestStrictScannerSeeds(t *testing.T) {
 	for _, s := range strictSeeds() {
 		for _, typ := range strictTypes {
 			strictSame(t, []byte(s), typ)
+		}
+	}
+}
+
+// TestStrictScannerAllocatesNothing: the check of an accepted command body
+// allocates nothing (the walk over Token allocated per token: 64 times
+// for assignLicense).
+func TestStrictScannerAllocatesNothing(t *testing.T) {
+	bodies := strictBodies()
+	for name, typ := range map[string]reflect.Type{"assignLicense": reflect.TypeOf(&assignLicenseRequest{}),
+		"manageLicenses": reflect.TypeOf(&manageLicensesRequest{}), "addUser": reflect.TypeOf(&addUserRequest{})} {
+		body := []byte(bodies[name])
+		if err := checkStrict(body, typ); err != nil {
+			t.Fatalf("%s refused: %v", name, err)
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = checkStrict(body, typ) }); n >= 1 {
+			t.Errorf("%s: %v allocations per check, want 0", name, n)
 		}
 	}
 }
