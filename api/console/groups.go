@@ -3,7 +3,6 @@ package console
 import (
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 )
 
@@ -97,10 +96,8 @@ func pageQuery(r *http.Request) string {
 	if cur := r.URL.Query().Get("cursor"); cur != "" {
 		q += "&cursor=" + queryEscape(cur)
 	}
-	if mv := r.URL.Query().Get("minVersion"); mv != "" {
-		if _, err := strconv.ParseUint(mv, 10, 64); err == nil {
-			q += "&minVersion=" + mv
-		}
+	if mv := minVersion(r); mv != "" {
+		q += "&minVersion=" + mv
 	}
 	return q
 }
@@ -159,13 +156,6 @@ func (c *Console) renderGroup(w http.ResponseWriter, r *http.Request, s *session
 	c.render(w, status, "group", v)
 }
 
-// sendVersion runs a change with the form's idempotency key and answers
-// the tenant version it wrote (command, users.go).
-func (c *Console) sendVersion(r *http.Request, s *session, method, path string, body any) (uint64, *problem) {
-	ans, p := c.command(r.Context(), s, method, path, body, r.PostFormValue("idem"))
-	return ans.Version, p
-}
-
 func groupsPath(r *http.Request) string {
 	return "/console/t/" + url.PathEscape(r.PathValue("tenant")) + "/groups"
 }
@@ -185,9 +175,9 @@ func (c *Console) createGroup(w http.ResponseWriter, r *http.Request, s *session
 	if form["id"] != "" {
 		body["id"] = form["id"]
 	}
-	ver, p := c.sendVersion(r, s, http.MethodPost, "/v1/tenants/"+url.PathEscape(r.PathValue("tenant"))+"/groups", body)
+	ans, p := c.command(r.Context(), s, http.MethodPost, "/v1/tenants/"+url.PathEscape(r.PathValue("tenant"))+"/groups", body, r.PostFormValue("idem"))
 	if p == nil {
-		doneAt(w, r, groupsPath(r), msg("ok.groupCreated"), ver)
+		doneAt(w, r, groupsPath(r), msg("ok.groupCreated"), ans.Version)
 		return
 	}
 	c.renderGroups(w, r, s, p.Status, p, form)
@@ -196,9 +186,9 @@ func (c *Console) createGroup(w http.ResponseWriter, r *http.Request, s *session
 // groupChange runs one change of a group's page and shows the page again:
 // with the success message, or with the problem and the form's values.
 func (c *Console) groupChange(w http.ResponseWriter, r *http.Request, s *session, method, path string, body any, okKey string, form map[string]string) {
-	ver, p := c.sendVersion(r, s, method, path, body)
+	ans, p := c.command(r.Context(), s, method, path, body, r.PostFormValue("idem"))
 	if p == nil {
-		doneAt(w, r, groupPath(r), okKey, ver)
+		doneAt(w, r, groupPath(r), okKey, ans.Version)
 		return
 	}
 	c.renderGroup(w, r, s, p.Status, p, form)
@@ -233,9 +223,9 @@ func (c *Console) removeGroupLicense(w http.ResponseWriter, r *http.Request, s *
 // deleteGroup: DELETE /v1/tenants/{t}/groups/{g}; refused while the group
 // gives licenses (group_has_licenses), which the group's page shows.
 func (c *Console) deleteGroup(w http.ResponseWriter, r *http.Request, s *session) {
-	ver, p := c.sendVersion(r, s, http.MethodDelete, apiGroup(r), nil)
+	ans, p := c.command(r.Context(), s, http.MethodDelete, apiGroup(r), nil, r.PostFormValue("idem"))
 	if p == nil {
-		doneAt(w, r, groupsPath(r), msg("ok.groupDeleted"), ver)
+		doneAt(w, r, groupsPath(r), msg("ok.groupDeleted"), ans.Version)
 		return
 	}
 	c.renderGroup(w, r, s, p.Status, p, nil)
