@@ -32,8 +32,12 @@ func TestBrowserSignsInAndSeesLicenses(t *testing.T) {
 	e := newEnv(t, console.Config{})
 	p := e.signedIn(token(t, "contoso", "admin"), browsertest.Laptop)
 	p.Go(e.srv.URL + "/console/t/contoso/licenses")
-	if got := p.Text("main"); !strings.Contains(got, "SPE_E3") && !strings.Contains(got, "E3") {
-		t.Errorf("the Licenses page does not show E3:\n%s", got)
+	if got := p.Text("main tbody .id"); got != "SPE_E3" {
+		t.Errorf("the Licenses page's product is %q, want SPE_E3", got)
+	}
+	counts := browsertest.Eval[string](p, `[...document.querySelectorAll("main tbody td.num")].map(td => td.textContent).join(" ")`)
+	if counts != "5 2 3" {
+		t.Errorf("the Licenses page's total, assigned, available read %q, want 5 2 3", counts)
 	}
 	p.Screenshot("licenses")
 	p.Resize(browsertest.Narrow)
