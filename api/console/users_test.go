@@ -1,15 +1,12 @@
 package console_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/seatledger/seatledger/api/console"
 	"github.com/seatledger/seatledger/internal/browsertest"
@@ -40,17 +37,8 @@ type apiUser struct {
 func (e *env) user(id string) apiUser {
 	e.t.Helper()
 	e.caughtUp()
-	r := httptest.NewRequest("GET", "/v1/tenants/contoso/users/"+id, nil)
-	r.Header.Set("Authorization", "Bearer "+token(e.t, "contoso", "admin"))
-	w := httptest.NewRecorder()
-	e.api.ServeHTTP(w, r)
-	if w.Code != 200 {
-		e.t.Fatalf("GET user %s: %d %s", id, w.Code, w.Body)
-	}
 	var u apiUser
-	if err := json.Unmarshal(w.Body.Bytes(), &u); err != nil {
-		e.t.Fatal(err)
-	}
+	e.apiJSON("/v1/tenants/contoso/users/"+id, token(e.t, "contoso", "admin"), &u)
 	return u
 }
 
@@ -561,8 +549,6 @@ func TestBrowserPlainUserSeesNoAdminAction(t *testing.T) {
 		}
 	}
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 var errorBarRE = regexp.MustCompile(`(?s)<div class="msg error" role="alert">(.*?)</div>`)
 
