@@ -240,8 +240,14 @@ func (c *Console) unassignProduct(w http.ResponseWriter, r *http.Request, s *ses
 		return
 	}
 	body := map[string]any{"users": cleanIDs(r.PostForm["users"])}
-	p, err := c.send(r.Context(), s, http.MethodPost, "/v1/tenants/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku)+"/unassign", body, r.PostForm.Get("idem"))
-	c.after(w, r, s, p, err, msg("ok.licensesUnassigned"), nil)
+	ans, p := c.command(r.Context(), s, http.MethodPost, "/v1/tenants/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku)+"/unassign", body, r.PostForm.Get("idem"))
+	if p == nil {
+		// As after assign: the page reads at the version the change
+		// wrote, so the users just unassigned are gone from it.
+		doneAt(w, r, "/console/t/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku), msg("ok.licensesUnassigned"), ans.Version)
+		return
+	}
+	c.after(w, r, s, p, nil, "", nil)
 }
 
 // after ends a change of the product page: back to it with okKey, or the

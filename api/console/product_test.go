@@ -166,8 +166,13 @@ func TestProductAssign(t *testing.T) {
 	// Unassign the checked holders.
 	page = b.get(productPath)
 	got = b.submitForm(page, productPath+"/unassign", url.Values{"users": {"carl", "alice"}})
-	if got.Code != 200 || !strings.Contains(got.Body, "Licenses unassigned.") {
+	// Back to the product at the version the change wrote, as after
+	// assign: the holders shown are those after it.
+	if got.Code != 200 || !strings.HasPrefix(got.URL, productPath+"?minVersion=") || !strings.Contains(got.Body, "Licenses unassigned.") {
 		t.Fatalf("unassign: %d at %s\n%s", got.Code, got.URL, got.Body)
+	}
+	if strings.Contains(got.Body, "carl@contoso.example") {
+		t.Errorf("after unassign the product page still shows carl:\n%s", got.Body)
 	}
 	if _, assigned, _ := e.counts("SPE_E3"); assigned != 2 {
 		t.Errorf("after unassign, assigned %d, want 2", assigned)
