@@ -117,17 +117,3 @@ func (c *Console) get(ctx context.Context, s *session, path string, out any) (ht
 	}
 	return w.header, nil
 }
-
-// send runs a change (a command) with the form's idempotency key. An
-// answer of the API that is not 2xx is a problem to show; err is for what
-// went wrong in the console itself.
-func (c *Console) send(ctx context.Context, s *session, method, path string, body any, idemKey string) (*problem, error) {
-	w, err := c.call(ctx, s, method, path, body, idemKey)
-	if err != nil {
-		return nil, err
-	}
-	if err := answerError(w); err != nil {
-		return err.(*problem), nil
-	}
-	return nil, nil
-}
