@@ -196,6 +196,12 @@ func cursorStarts(n int) []uint64 {
 // time: speed is BenchmarkTimeTravelCursor's to prove (issue #21 asks
 // < 150 ms from key press to the new state painted).
 func TestBrowserTimeTravelCursorLatency(t *testing.T) {
+	if testing.Short() {
+		// About 10 s on two cores, most of it the 100 presses in the
+		// browser; TestBrowserTimeTravelKeyboard steps the cursor in
+		// the short suite.
+		t.Skip("builds a 100,000-event tenant and presses → 100 times in a browser")
+	}
 	e := newEnv(t, console.Config{})
 	n := 100_000
 	if raceEnabled {
