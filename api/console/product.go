@@ -254,7 +254,7 @@ func (c *Console) unassignProduct(w http.ResponseWriter, r *http.Request, s *ses
 // page again with the problem (and the assign form's values).
 func (c *Console) after(w http.ResponseWriter, r *http.Request, s *session, p *problem, err error, okKey string, form url.Values) {
 	if err == nil && p == nil {
-		done(w, r, "/console/t/"+url.PathEscape(r.PathValue("tenant"))+"/licenses/"+url.PathEscape(r.PathValue("sku")), okKey)
+		doneAt(w, r, "/console/t/"+url.PathEscape(r.PathValue("tenant"))+"/licenses/"+url.PathEscape(r.PathValue("sku")), okKey, 0)
 		return
 	}
 	if p == nil {

@@ -228,7 +228,7 @@ func (c *Console) changeProducts(w http.ResponseWriter, r *http.Request, s *sess
 // okKey, or the page again with the problem (and the buy form's values).
 func (c *Console) afterProducts(w http.ResponseWriter, r *http.Request, s *session, p *problem, err error, okKey string, form map[string]string) {
 	if err == nil && p == nil {
-		done(w, r, "/console/t/"+url.PathEscape(r.PathValue("tenant"))+"/products", okKey)
+		doneAt(w, r, "/console/t/"+url.PathEscape(r.PathValue("tenant"))+"/products", okKey, 0)
 		return
 	}
 	if p == nil {

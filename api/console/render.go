@@ -149,9 +149,3 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, name string, v *v
 	v.Problem = p
 	c.render(w, p.Status, name, v)
 }
-
-// done ends a change that worked: back to the page (POST, redirect, GET)
-// with the success message okKey.
-func done(w http.ResponseWriter, r *http.Request, path, okKey string) {
-	http.Redirect(w, r, path+"?"+url.Values{"ok": {okKey}}.Encode(), http.StatusSeeOther)
-}
