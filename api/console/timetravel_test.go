@@ -304,6 +304,11 @@ func checkBlame(t *testing.T, path, panel string, want apiBlame) {
 	}
 	for _, en := range want.Entries {
 		ev := want.Events[fmt.Sprint(en.Version)]
+		// An empty field would be "shown" by any panel: the API's event
+		// must have each one the panel is checked for.
+		if ev.Type == "" || ev.CommandID == "" || ev.CorrelationID == "" || ev.Summary == "" || ev.Actor.UserID == "" {
+			t.Errorf("%s: the API's event %d lacks a field to look for: %+v", path, en.Version, ev)
+		}
 		if !strings.Contains(panel, fmt.Sprintf(`data-path="%s" data-blame-version="%d"`, en.Path, en.Version)) {
 			t.Errorf("%s: entry %s → %d missing", path, en.Path, en.Version)
 		}
