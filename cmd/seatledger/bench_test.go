@@ -82,19 +82,31 @@ func TestBenchRunsCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	res, err := benchHTTP(context.Background(), benchOptions{Clients: 4, Tenants: 3, Users: 2, Duration: 2 * time.Second, NoSync: true, Split: true},
-		func(string, ...any) {})
-	if err != nil {
-		t.Fatal(err)
+	// The split comes from a CPU profile, a sample at 100 Hz: under the
+	// race detector on a loaded machine a 2 s run of 4 clients can take
+	// no sample of the clients at all (seen in CI). A part missing from
+	// one run is retried once with a longer run; a label that is never
+	// set fails both.
+	var split cpuSplit
+	for _, d := range []time.Duration{2 * time.Second, 6 * time.Second} {
+		res, err := benchHTTP(context.Background(), benchOptions{Clients: 4, Tenants: 3, Users: 2, Duration: d, NoSync: true, Split: true},
+			func(string, ...any) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Commands < 10 || res.Errors != 0 || res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 || res.StoreEventsPerS <= 0 {
+			t.Fatalf("bench: %+v", res)
+		}
+		split = res.Split
+		// The server's parts carry their profile labels: the HTTP server,
+		// and the read side (the projection and the in-process Redis it
+		// writes); the load clients theirs.
+		if split[profileHTTP] > 0 && split[projections.ProfileProjection]+split[projections.ProfileInProcessRedis] > 0 && split[profileClients] > 0 {
+			return
+		}
+		t.Logf("CPU split of a %v run %v: a part has no sample; again, longer", d, split)
 	}
-	if res.Commands < 10 || res.Errors != 0 || res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 || res.StoreEventsPerS <= 0 {
-		t.Fatalf("bench: %+v", res)
-	}
-	// The server's parts carry their profile labels: the HTTP server, and
-	// the read side (the projection and the in-process Redis it writes).
-	if res.Split[profileHTTP] <= 0 || res.Split[projections.ProfileProjection]+res.Split[projections.ProfileInProcessRedis] <= 0 || res.Split[profileClients] <= 0 {
-		t.Fatalf("CPU split %v: want the HTTP server, the read side and the clients in it", res.Split)
-	}
+	t.Fatalf("CPU split %v: want the HTTP server, the read side and the clients in it", split)
 }
 
 // TestBenchRefusesARedisWithSeatledgerKeys: an earlier run's checkpoint

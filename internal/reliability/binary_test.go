@@ -145,9 +145,14 @@ func (p *proc) verify(t testing.TB) rebuild.Report {
 			}
 			return rep
 		}
-		if attempt >= 3 {
+		// A 503 is the server saying "not now" (a store or a Redis that
+		// just came back, its connections being redialled): wait as it
+		// asks, for up to ten seconds, rather than hammer it four times
+		// within a millisecond.
+		if res.StatusCode != http.StatusServiceUnavailable || attempt >= 40 {
 			t.Fatalf("verify: %d %s", res.StatusCode, b)
 		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
