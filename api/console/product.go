@@ -228,7 +228,7 @@ func (c *Console) assignProduct(w http.ResponseWriter, r *http.Request, s *sessi
 		doneAt(w, r, "/console/t/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku), msg("ok.licensesAssigned"), ans.Version)
 		return
 	}
-	c.after(w, r, s, p, nil, "", form)
+	c.refusedProduct(w, r, s, p, form)
 }
 
 // unassignProduct is the holders' form: POST /licenses/{sku}/unassign with
@@ -247,20 +247,13 @@ func (c *Console) unassignProduct(w http.ResponseWriter, r *http.Request, s *ses
 		doneAt(w, r, "/console/t/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku), msg("ok.licensesUnassigned"), ans.Version)
 		return
 	}
-	c.after(w, r, s, p, nil, "", nil)
+	c.refusedProduct(w, r, s, p, nil)
 }
 
-// after ends a change of the product page: back to it with okKey, or the
-// page again with the problem (and the assign form's values).
-func (c *Console) after(w http.ResponseWriter, r *http.Request, s *session, p *problem, err error, okKey string, form url.Values) {
-	if err == nil && p == nil {
-		doneAt(w, r, "/console/t/"+url.PathEscape(r.PathValue("tenant"))+"/licenses/"+url.PathEscape(r.PathValue("sku")), okKey, 0)
-		return
-	}
-	if p == nil {
-		c.cfg.Logger.Error("console: product change", "path", r.URL.Path, "err", err)
-		p = &problem{Status: http.StatusInternalServerError, Detail: err.Error()}
-	}
+// refusedProduct shows the product page again with the problem of a
+// refused change and the form's values (nil: none kept); a 401 goes to
+// sign-in.
+func (c *Console) refusedProduct(w http.ResponseWriter, r *http.Request, s *session, p *problem, form url.Values) {
 	if p.Status == http.StatusUnauthorized {
 		c.fail(w, r, "product", c.newView(r, s, msg("product.title")), p)
 		return

@@ -170,18 +170,17 @@ func (c *Console) takeOverSubscription(w http.ResponseWriter, r *http.Request, s
 func (c *Console) installApp(w http.ResponseWriter, r *http.Request, s *session) {
 	var sub subscriptionRow
 	if _, err := c.get(r.Context(), s, subscriptionPath(r), &sub); err != nil {
-		c.afterProducts(w, r, s, asProblem(err), nil, "", nil)
+		c.refusedProducts(w, r, s, asProblem(err), nil)
 		return
 	}
 	rec, err := c.call(r.Context(), s, http.MethodPost, "/v1/tenants/"+url.PathEscape(r.PathValue("tenant"))+"/apps/"+url.PathEscape(sub.SkuID)+"/install", nil, r.PostFormValue("idem"))
-	if err == nil {
-		if perr := answerError(rec); perr != nil {
-			c.afterProducts(w, r, s, perr.(*problem), nil, "", nil)
-			return
-		}
-	}
 	if err != nil {
-		c.afterProducts(w, r, s, nil, err, "", nil)
+		c.cfg.Logger.Error("console: products change", "path", r.URL.Path, "err", err)
+		c.refusedProducts(w, r, s, asProblem(err), nil)
+		return
+	}
+	if perr := answerError(rec); perr != nil {
+		c.refusedProducts(w, r, s, perr.(*problem), nil)
 		return
 	}
 	var ans struct {
@@ -221,20 +220,13 @@ func (c *Console) changeProducts(w http.ResponseWriter, r *http.Request, s *sess
 		doneAt(w, r, "/console/t/"+url.PathEscape(r.PathValue("tenant"))+"/products", okKey, ans.Version)
 		return
 	}
-	c.afterProducts(w, r, s, p, nil, "", form)
+	c.refusedProducts(w, r, s, p, form)
 }
 
-// afterProducts ends a change of Your products: back to the page with
-// okKey, or the page again with the problem (and the buy form's values).
-func (c *Console) afterProducts(w http.ResponseWriter, r *http.Request, s *session, p *problem, err error, okKey string, form map[string]string) {
-	if err == nil && p == nil {
-		doneAt(w, r, "/console/t/"+url.PathEscape(r.PathValue("tenant"))+"/products", okKey, 0)
-		return
-	}
-	if p == nil {
-		c.cfg.Logger.Error("console: products change", "path", r.URL.Path, "err", err)
-		p = &problem{Status: http.StatusInternalServerError, Detail: err.Error()}
-	}
+// refusedProducts shows Your products again with the problem of a refused
+// change and the buy form's values (nil: none kept); a 401 goes to
+// sign-in.
+func (c *Console) refusedProducts(w http.ResponseWriter, r *http.Request, s *session, p *problem, form map[string]string) {
 	if p.Status == http.StatusUnauthorized {
 		c.fail(w, r, "products", c.newView(r, s, msg("products.title")), p)
 		return

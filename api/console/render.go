@@ -118,9 +118,16 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, v *view
 	if v.Problem != nil && v.Problem.Headline == "" {
 		v.Problem.Headline = problemHeadline(v, v.Problem)
 	}
+	c.execute(w, status, name, "layout", v)
+}
+
+// execute writes the template block of page (its "layout": the whole page)
+// with status, or a 500 when it cannot be drawn; nothing is written before
+// the block is drawn whole.
+func (c *Console) execute(w http.ResponseWriter, status int, page, block string, v *view) {
 	var buf bytes.Buffer
-	if err := c.template(name).t.ExecuteTemplate(&buf, "layout", v); err != nil {
-		c.cfg.Logger.Error("console: render", "page", name, "err", err)
+	if err := c.template(page).t.ExecuteTemplate(&buf, block, v); err != nil {
+		c.cfg.Logger.Error("console: render", "page", page, "block", block, "err", err)
 		http.Error(w, "the page could not be drawn", http.StatusInternalServerError)
 		return
 	}

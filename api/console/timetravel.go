@@ -716,17 +716,7 @@ func parseLocalTime(s string) (time.Time, bool) {
 // renderFragment writes the template block name of page alone (no
 // layout): a part of a page that a script swaps in.
 func (c *Console) renderFragment(w http.ResponseWriter, page, name string, v *view) {
-	var buf bytes.Buffer
-	if err := c.template(page).t.ExecuteTemplate(&buf, name, v); err != nil {
-		c.cfg.Logger.Error("console: render fragment", "page", page, "block", name, "err", err)
-		http.Error(w, "the page could not be drawn", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Language", string(v.Lang))
-	_, _ = w.Write(buf.Bytes())
+	c.execute(w, http.StatusOK, page, name, v)
 }
 
 // fragmentError answers a fragment's failure with its status; the script
