@@ -162,6 +162,7 @@ type Projection struct {
 	flushKey []string                   // flushOnce's KEYS, reused
 	flushArg []any                      // flushOnce's ARGV, reused
 	flushCmd []any                      // flushOnce's command, reused
+	applies  []*redis.Cmd               // flushPerTenant's script calls, reused
 	spare    []*pendingTenant           // emptied by resetPending, for reuse
 }
 
@@ -707,13 +708,37 @@ func (p *Projection) render(tid string) *render.ScriptSink {
 // flushOnce writes every pending tenant and the checkpoint with one call of
 // the flush script. Its keys, arguments and command are built in buffers
 // reused from flush to flush (they were a twentieth of the process's
-// allocations, twice over with go-redis's own copy in EvalSha).
+// allocations, twice over with go-redis's own copy in EvalSha). A tenant
+// whose read model is off its pending changes' base refuses the whole
+// call: it is rebased and the call made again.
 func (p *Projection) flushOnce(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := p.flushOnceCall(ctx)
+		be, ok := render.AsBaseError(err)
+		if !ok || attempt == maxRebases {
+			return err
+		}
+		for _, s := range be.Stale {
+			if s.Place < 1 || s.Place > len(p.order) {
+				return fmt.Errorf("write read models: %w (no tenant at place %d)", err, s.Place)
+			}
+			if err := p.rebase(ctx, p.order[s.Place-1], s.Version); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// maxRebases bounds the rebases of one flush: a tenant rebased once is on
+// its read model's version, which only this projection moves.
+const maxRebases = 3
+
+func (p *Projection) flushOnceCall(ctx context.Context) error {
 	p.views.Reset()
 	keys := p.flushKey[:0]
 	// ARGV: the checkpoint's position, the tenant count, then per tenant
-	// its key count, version, id (empty: in the tenant set already), op
-	// count and ops.
+	// its key count, version, base, id (empty: in the tenant set already),
+	// op count and ops.
 	args := p.flushArg[:0]
 	args = append(args, uint64(p.staged), len(p.order))
 	for _, tid := range p.order {
@@ -723,7 +748,8 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 		if _, ok := p.inSet.Peek(tid); ok {
 			add = ""
 		}
-		args = append(args, len(ss.Keys), p.pending[tid].st.Version, add, len(ss.Args))
+		pt := p.pending[tid]
+		args = append(args, len(ss.Keys), pt.st.Version, pt.tc.Base(), add, len(ss.Args))
 		args = append(args, ss.Args...)
 	}
 	keys = append(keys, p.keys.Tenants(), p.keys.Checkpoint(p.cfg.Name))
@@ -745,6 +771,56 @@ func (p *Projection) flushOnce(ctx context.Context) error {
 	}
 	for _, tid := range p.order {
 		p.inSet.Put(tid, struct{}{})
+	}
+	return nil
+}
+
+// rebase makes tenant tid's pending changes a diff from version from, the
+// version its read model holds, rather than from the state before the
+// pending events: it folds the tenant to from and marks again what each
+// event after it touches, up to the pending state's version. Needed when
+// a write failed after some tenants were written (their read models are
+// past the checkpoint the events are staged again from) or when Redis
+// lost a tenant's keys (version 0).
+func (p *Projection) rebase(ctx context.Context, tid string, from uint64) error {
+	pt := p.pending[tid]
+	to := pt.st.Version
+	p.cfg.Logger.Info("projection: a tenant's read model is not at the version its pending changes start from; writing them from its version",
+		"projection", p.cfg.Name, "tenant", tid, "read_model_version", from, "base", pt.tc.Base(), "version", to)
+	st := domain.NewTenant()
+	if from > 0 {
+		var err error
+		st, err = tenantstream.Fold(ctx, p.cfg.Store, p.cfg.Snapshots, p.cfg.Upcasters, tid, from)
+		if err != nil {
+			return fmt.Errorf("fold tenant %s to version %d: %w", tid, from, err)
+		}
+		if st.Version != from {
+			return fmt.Errorf("fold tenant %s: got version %d, want %d", tid, st.Version, from)
+		}
+	}
+	pt.tc.Reset()
+	stream := tenantstream.Name(tid)
+	for st.Version < to {
+		recs, err := p.cfg.Store.ReadStream(ctx, stream, st.Version+1, int(min(to-st.Version, 512)))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		if len(recs) == 0 {
+			return fmt.Errorf("read %s: it ends at version %d, the projection staged %d", stream, st.Version, to)
+		}
+		for i := range recs {
+			r := &recs[i]
+			if r.Version != st.Version+1 {
+				return fmt.Errorf("read %s: expected version %d, got %d: the stream has a gap", stream, st.Version+1, r.Version)
+			}
+			e, err := eventcodec.Decode(r.Data, p.cfg.Upcasters)
+			if err != nil {
+				return fmt.Errorf("%s version %d: %w", stream, r.Version, err)
+			}
+			e.Version = r.Version
+			pt.tc.Event(st, e)
+			domain.Evolve(st, e)
+		}
 	}
 	return nil
 }
@@ -785,12 +861,15 @@ func (p *Projection) flushPerTenant(ctx context.Context) error {
 		}
 		p.views.Reset() // the last attempt's pipeline is done with it
 		pipe := p.cfg.Redis.Pipeline()
+		applies := p.applies[:0]
 		for _, tid := range p.order {
 			ss := p.render(tid)
-			pipe.EvalSha(ctx, p.applySHA, ss.Keys, ss.ApplyArgs(p.pending[tid].st.Version)...)
+			pt := p.pending[tid]
+			applies = append(applies, pipe.EvalSha(ctx, p.applySHA, ss.Keys, ss.ApplyArgs(pt.st.Version, pt.tc.Base())...))
 			pipe.SAdd(ctx, keys.Tenants(), tid)
 		}
-		_, err := pipe.Exec(ctx)
+		p.applies = applies
+		cmds, err := pipe.Exec(ctx)
 		if err == nil {
 			break
 		}
@@ -798,6 +877,23 @@ func (p *Projection) flushPerTenant(ctx context.Context) error {
 			if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, render.ApplyScript).Result(); err == nil {
 				continue
 			}
+		}
+		// Tenants off their base are rebased and written again (the others
+		// were written, or are skipped as written); any other error fails
+		// the flush.
+		rebased := false
+		for i, c := range applies {
+			be, ok := render.AsBaseError(c.Err())
+			if !ok || attempt >= maxRebases || len(be.Stale) != 1 {
+				continue
+			}
+			if rerr := p.rebase(ctx, p.order[i], be.Stale[0].Version); rerr != nil {
+				return rerr
+			}
+			rebased = true
+		}
+		if rebased && !pipelineFailed(cmds) {
+			continue
 		}
 		return fmt.Errorf("write read models: %w", err)
 	}
@@ -809,6 +905,19 @@ func (p *Projection) flushPerTenant(ctx context.Context) error {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil
+}
+
+// pipelineFailed reports whether a command of a flush's pipeline failed
+// for another reason than a tenant's base.
+func pipelineFailed(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			if _, ok := render.AsBaseError(err); !ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // headPositioner is implemented by stores that know their last position

@@ -340,12 +340,14 @@ func (w *bulkWorker) flush(ctx context.Context) error {
 	for tid, ts := range w.states {
 		ss := render.NewScriptSink(func(suffix string) string { return b.keys.Key(tid, suffix) })
 		r := render.NewRenderer(b.cfg.Catalog, ts.st, ss, nil)
+		var base uint64 // never written: nothing in Redis
 		if ts.tc == nil {
 			r.All()
 		} else {
 			ts.tc.Render(r)
+			base = ts.tc.Base()
 		}
-		args := ss.ApplyArgs(ts.st.Version)
+		args := ss.ApplyArgs(ts.st.Version, base)
 		pipe.EvalSha(ctx, b.applySHA, ss.Keys, args...)
 		pipe.SAdd(ctx, b.keys.Tenants(), tid)
 		batch = append(batch, tid)

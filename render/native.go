@@ -82,6 +82,7 @@ type NativeFlusher struct {
 	out       bytes.Buffer
 	w         *bufio.Writer
 	argv      []string
+	cur       []float64 // the tenants' versions in apply
 }
 
 // scriptState returns the connection state of a script run on database
@@ -163,9 +164,11 @@ func (n *NativeFlusher) writer() *bufio.Writer {
 // errNativeArgs is a KEYS/ARGV layout flush.lua would fail on.
 var errNativeArgs = errors.New("ERR seatledger: malformed flush arguments")
 
-// apply is flush.lua: for each tenant, if its meta hash's version is below
-// the new one, its ops and then the version; the tenant added to the
-// tenant set unless its id is empty; then the checkpoint moved forward.
+// apply is flush.lua: first each tenant's version, refusing the whole
+// flush with a *BaseError if one is neither at its ops' base nor past
+// their version; then for each tenant, if its version is below the new
+// one, its ops and then the version; the tenant added to the tenant set
+// unless its id is empty; then the checkpoint moved forward.
 func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 	argv := func(i int) (string, error) { // ARGV[i], 1-based
 		if i < 1 || i > len(args) {
@@ -190,6 +193,13 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 		}
 		return v, nil
 	}
+	luaArg := func(i int) (float64, error) {
+		s, err := argv(i)
+		if err != nil {
+			return 0, err
+		}
+		return luaNumber(s)
+	}
 	if len(keys) < 2 {
 		return errNativeArgs
 	}
@@ -198,8 +208,48 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 	if err != nil {
 		return err
 	}
+	// The versions first, as flush.lua reads them.
+	cur := n.cur[:0]
+	var stale []StaleTenant
 	i, kb := 3, 0
-	for range nt {
+	for t := range nt {
+		meta, err := key(kb + 1)
+		if err != nil {
+			return err
+		}
+		c, err := n.number(p, "HGET", meta, "version")
+		if err != nil {
+			return err
+		}
+		cur = append(cur, c)
+		v, err := luaArg(i + 1)
+		if err != nil {
+			return err
+		}
+		base, err := luaArg(i + 2)
+		if err != nil {
+			return err
+		}
+		if c < v && c != base {
+			stale = append(stale, StaleTenant{Place: t + 1, Version: uint64(c)})
+		}
+		nkeys, err := num(i)
+		if err != nil {
+			return err
+		}
+		nops, err := num(i + 4)
+		if err != nil {
+			return err
+		}
+		kb += nkeys
+		i += 5 + nops
+	}
+	n.cur = cur
+	if len(stale) > 0 {
+		return &BaseError{Stale: stale}
+	}
+	i, kb = 3, 0
+	for t := range nt {
 		nkeys, err := num(i)
 		if err != nil {
 			return err
@@ -208,21 +258,17 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 		if err != nil {
 			return err
 		}
-		tid, err := argv(i + 2)
+		tid, err := argv(i + 3)
 		if err != nil {
 			return err
 		}
-		nops, err := num(i + 3)
+		nops, err := num(i + 4)
 		if err != nil {
 			return err
 		}
-		end := i + 3 + nops
-		i += 4
+		end := i + 4 + nops
+		i += 5
 		meta, err := key(kb + 1)
-		if err != nil {
-			return err
-		}
-		cur, err := n.number(p, "HGET", meta, "version")
 		if err != nil {
 			return err
 		}
@@ -230,7 +276,7 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 		if err != nil {
 			return err
 		}
-		if cur < v {
+		if cur[t] < v {
 			for i <= end {
 				op, err := argv(i)
 				if err != nil {
@@ -296,11 +342,11 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 	if err != nil {
 		return err
 	}
-	cur, err := n.number(p, "GET", ck)
+	c, err := n.number(p, "GET", ck)
 	if err != nil {
 		return err
 	}
-	if pv > cur {
+	if pv > c {
 		return n.call(p, "SET", ck, pos)
 	}
 	return nil

@@ -3,8 +3,10 @@ package render
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,24 +28,37 @@ type flushCase struct {
 
 // randomFlushes builds flushes over a few tenants of prefix: each with
 // random ops (hs/hd/za/zr) on the tenant's keys, and versions that are
-// sometimes stale (the ops must then be skipped), and checkpoints that
-// sometimes go back (they must not move).
+// sometimes stale (the ops must then be skipped), bases that are sometimes
+// off the version written (the flush must then be refused), and
+// checkpoints that sometimes go back (they must not move). applied models
+// the versions the flushes leave, so that most bases are right.
 func randomFlushes(prefix string, seed uint64, n int) []flushCase {
 	r := rand.New(rand.NewPCG(seed, 3))
-	version := map[string]uint64{}
+	version, applied := map[string]uint64{}, map[string]uint64{}
+	type entry struct {
+		tid     string
+		v, base uint64
+	}
 	var out []flushCase
 	for f := 0; f < n; f++ {
+		var entries []entry
 		var keys []string
 		args := []any{uint64(r.IntN(100) + 1), 0}
 		nt := r.IntN(4) + 1
 		for range nt {
 			tid := fmt.Sprint("t", r.IntN(5))
 			tkeys := []string{prefix + "{" + tid + "}:meta", prefix + "{" + tid + "}:users", prefix + "{" + tid + "}:users:index", prefix + "{" + tid + "}:held:due"}
-			v := version[tid] + 1
+			prev := version[tid]
+			v := prev + 1
 			if r.IntN(4) == 0 && v > 2 {
 				v -= 2 // a re-delivery: stale
 			}
+			base := applied[tid]
+			if r.IntN(12) == 0 {
+				base = uint64(r.IntN(int(v))) // off the read model's version: refused unless stale
+			}
 			version[tid] = max(version[tid], v)
+			entries = append(entries, entry{tid, v, base})
 			var ops []any
 			for range r.IntN(6) {
 				field := fmt.Sprint("u", r.IntN(4))
@@ -67,10 +82,19 @@ func randomFlushes(prefix string, seed uint64, n int) []flushCase {
 			if r.IntN(3) == 0 {
 				add = "" // added to the tenant set before
 			}
-			args = append(args, len(tkeys), v, add, len(ops))
+			args = append(args, len(tkeys), v, base, add, len(ops))
 			args = append(args, ops...)
 		}
 		args[1] = nt
+		refused := slices.ContainsFunc(entries, func(e entry) bool { return applied[e.tid] < e.v && applied[e.tid] != e.base })
+		if !refused {
+			was := maps.Clone(applied)
+			for _, e := range entries {
+				if was[e.tid] < e.v {
+					applied[e.tid] = e.v
+				}
+			}
+		}
 		keys = append(keys, prefix+"tenants", prefix+"checkpoint:readmodels")
 		out = append(out, flushCase{keys: keys, args: args})
 	}
@@ -85,7 +109,8 @@ func strconv3or4(r *rand.Rand) string {
 }
 
 // runFlushes applies the flushes through the Lua script (native nil) or
-// the native flusher and returns the error of each call ("" if none).
+// the native flusher and returns the error of each call ("" if none, a
+// BaseError's text for a tenant off its base, else "error").
 func runFlushes(t *testing.T, rdb redis.UniversalClient, native *NativeFlusher, db int, flushes []flushCase) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -98,7 +123,9 @@ func runFlushes(t *testing.T, rdb redis.UniversalClient, native *NativeFlusher, 
 			err = rdb.Eval(ctx, FlushScript, f.keys, f.args...).Err()
 		}
 		e := ""
-		if err != nil {
+		if be, ok := AsBaseError(err); ok {
+			e = be.Error()
+		} else if err != nil {
 			e = "error"
 		}
 		errs = append(errs, e)
@@ -115,15 +142,24 @@ func TestNativeFlushMatchesTheScript(t *testing.T) {
 	flushes := randomFlushes(prefix, 1, 300)
 	// A key of the wrong type: the op fails, the flush stops there.
 	bad := flushCase{keys: []string{prefix + "{t9}:meta", prefix + "tenants", prefix + "tenants", prefix + "checkpoint:readmodels"},
-		args: []any{uint64(500), 1, 2, uint64(1), "t9", 4, "hs", "2", "f", []byte("v")}}
+		args: []any{uint64(500), 1, 2, uint64(1), uint64(0), "t9", 4, "hs", "2", "f", []byte("v")}}
 	flushes = append(flushes, bad)
 
 	lua := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
 	defer lua.Close()
 	wantErrs := runFlushes(t, lua, nil, 0, flushes)
 	want := dumpPrefix(t, lua, prefix)
-	if len(want) < 10 || wantErrs[len(wantErrs)-1] == "" {
+	if len(want) < 10 || wantErrs[len(wantErrs)-1] != "error" {
 		t.Fatalf("the flushes wrote %d keys, last error %q: not a test", len(want), wantErrs[len(wantErrs)-1])
+	}
+	refused := 0
+	for _, e := range wantErrs {
+		if strings.HasPrefix(e, "SLBASE ") {
+			refused++
+		}
+	}
+	if refused == 0 || refused > len(flushes)/2 {
+		t.Fatalf("%d of %d flushes refused for a tenant off its base: not a test of both outcomes", refused, len(flushes))
 	}
 
 	native := inProcessRedis(t)
@@ -188,7 +224,7 @@ func TestNativeFlushIsAtomic(t *testing.T) {
 			ops = append(ops, "hs", "2", fmt.Sprint("filler", j), val)
 		}
 		ops = append(ops, "hs", "2", "f", val)
-		args := append([]any{uint64(i), 1, 2, uint64(i), "t", len(ops)}, ops...)
+		args := append([]any{uint64(i), 1, 2, uint64(i), uint64(i - 1), "t", len(ops)}, ops...)
 		if err := n.Flush(db, []string{a, b, "sl:tenants", "sl:checkpoint:readmodels"}, args); err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +251,7 @@ func TestNativeFlushUsesTheClientsDatabase(t *testing.T) {
 		t.Fatalf("flusher %v, database %d", n, db)
 	}
 	keys := []string{"sl:{t}:meta", "sl:{t}:users", "sl:tenants", "sl:checkpoint:readmodels"}
-	args := []any{uint64(7), 1, 2, uint64(1), "t", 4, "hs", "2", "u1", []byte(`{"id":"u1"}`)}
+	args := []any{uint64(7), 1, 2, uint64(1), uint64(0), "t", 4, "hs", "2", "u1", []byte(`{"id":"u1"}`)}
 	if err := n.Flush(db, keys, args); err != nil {
 		t.Fatal(err)
 	}

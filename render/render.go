@@ -405,6 +405,10 @@ type Touched struct {
 	// before holds the index entries of each touched user in the state
 	// before the run's first event that touched them.
 	before map[string]indexedBefore
+	// base is the tenant's version before the run's first event (based:
+	// there was one): the version the rendered diff starts from.
+	base  uint64
+	based bool
 }
 
 func NewTouched() *Touched {
@@ -426,7 +430,13 @@ func (tc *Touched) Reset() {
 	clear(tc.members)
 	clear(tc.held)
 	clear(tc.before)
+	tc.base, tc.based = 0, false
 }
+
+// Base is the tenant's version before the first event of the run: what
+// its read model must hold for the run's render to be written on it
+// (ApplyScript's base). 0 before any event.
+func (tc *Touched) Base() uint64 { return tc.base }
 
 // user marks a user and everything that hangs off it in state t.
 func (tc *Touched) user(t *domain.Tenant, id string) {
@@ -474,6 +484,9 @@ func (tc *Touched) source(userID, src string) {
 
 // event marks what e touches, reading the state before e is applied.
 func (tc *Touched) Event(t *domain.Tenant, e domain.Event) {
+	if !tc.based {
+		tc.base, tc.based = t.Version, true
+	}
 	switch p := e.Payload.(type) {
 	case domain.TenantCreated:
 		tc.meta = true
@@ -711,9 +724,9 @@ func (s *ScriptSink) Has(suffix string) bool {
 }
 
 // ApplyArgs is ARGV of ApplyScript: the version the writes bring the
-// tenant to, then the ops.
-func (s *ScriptSink) ApplyArgs(version uint64) []any {
-	return append(append(make([]any, 0, len(s.Args)+1), version), s.Args...)
+// tenant to, the base version they are a diff from, then the ops.
+func (s *ScriptSink) ApplyArgs(version, base uint64) []any {
+	return append(append(make([]any, 0, len(s.Args)+2), version, base), s.Args...)
 }
 
 func (s *ScriptSink) HSet(key, field string, value []byte) {

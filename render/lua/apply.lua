@@ -1,7 +1,8 @@
-local v = tonumber(ARGV[1])
+local v, base = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if cur >= v then return 0 end
-local i, n, kb = 2, #ARGV, 0
+if cur ~= base then return redis.error_reply('SLBASE ' .. cur) end
+local i, n, kb = 3, #ARGV, 0
 -- ops.lua
 redis.call('HSET', KEYS[1], 'version', ARGV[1])
 return 1
