@@ -73,6 +73,7 @@ type holder struct {
 	ID, Name, UPN string
 	Paths         []string // Direct, Inherited (group), Self-service
 	Direct        bool     // holds it directly: can be unassigned here
+	Ticked        bool     // checked in a refused unassign: stays checked
 	Error         string
 	Off           int // service plans switched off
 }
@@ -89,7 +90,8 @@ func (c *Console) product(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // renderProduct draws the product page; form is the assign form's values
-// kept (a search, or a refused assignment), nil for a fresh form.
+// kept (a search, or a refused assignment), or the holders a refused
+// unassign had checked (under "unassign"), nil for a fresh form.
 func (c *Console) renderProduct(w http.ResponseWriter, r *http.Request, s *session, status int, p *problem, form url.Values) {
 	v := c.newView(r, s, msg("product.title"))
 	sku := r.PathValue("sku")
@@ -111,8 +113,10 @@ func (c *Console) renderProduct(w http.ResponseWriter, r *http.Request, s *sessi
 	if d.Product.DisplayName != "" {
 		v.Title = d.Product.DisplayName // the h1: a name, which T answers as it is
 	}
+	ticked := cleanIDs(form["unassign"]) // a refused unassign's users
 	for _, u := range d.Product.Users {
-		hd := holder{ID: u.ID, Name: u.DisplayName, UPN: u.UserPrincipalName, Error: u.Error, Off: len(u.DisabledPlans)}
+		hd := holder{ID: u.ID, Name: u.DisplayName, UPN: u.UserPrincipalName, Error: u.Error, Off: len(u.DisabledPlans),
+			Ticked: slices.Contains(ticked, u.ID)}
 		for _, src := range u.Sources {
 			switch {
 			case src == "direct":
@@ -247,7 +251,7 @@ func (c *Console) unassignProduct(w http.ResponseWriter, r *http.Request, s *ses
 		doneAt(w, r, "/console/t/"+url.PathEscape(tenant)+"/licenses/"+url.PathEscape(sku), msg("ok.licensesUnassigned"), ans.Version)
 		return
 	}
-	c.refusedProduct(w, r, s, p, nil)
+	c.refusedProduct(w, r, s, p, url.Values{"unassign": r.PostForm["users"]})
 }
 
 // refusedProduct shows the product page again with the problem of a

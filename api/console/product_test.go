@@ -185,6 +185,12 @@ func TestProductAssign(t *testing.T) {
 	if _, assigned, _ := e.counts("SPE_E3"); assigned != 2 {
 		t.Errorf("after a refused unassign, assigned %d, want 2", assigned)
 	}
+	// The holders checked stay checked on the refused form, to fix and
+	// send again.
+	got = b.submitForm(b.get(productPath), productPath+"/unassign", url.Values{"users": {"carol", "dave"}})
+	if got.Code != http.StatusBadRequest || !regexp.MustCompile(`id="holder-carol"[^>]* checked`).MatchString(got.Body) {
+		t.Fatalf("refused unassign of carol and dave: %d, carol not checked\n%s", got.Code, got.Body)
+	}
 }
 
 // TestProductAssignRefusals: the admin center's headlines, from the
