@@ -43,8 +43,8 @@ func TestProblemDetailsSpeakTheRequestsLanguage(t *testing.T) {
 		status: http.StatusForbidden, code: "not_allowed_for_role",
 		detail: map[string]string{
 			"en":    "to assign licenses you must be one of GlobalAdministrator, LicenseAdministrator, UserAdministrator; ask a Global admin for the role",
-			"fr":    "pour attribuer des licences, vous devez avoir l'un de ces rôles : GlobalAdministrator, LicenseAdministrator, UserAdministrator ; demandez le rôle à un administrateur général",
-			"zh-TW": "若要指派授權，您必須是下列其中一個角色：GlobalAdministrator, LicenseAdministrator, UserAdministrator；請向全域系統管理員要求此角色",
+			"fr":    "pour attribuer des licences, vous devez avoir l'un de ces rôles : GlobalAdministrator (administrateur général), LicenseAdministrator (administrateur de licences), UserAdministrator (administrateur d'utilisateurs) ; demandez le rôle à un administrateur général",
+			"zh-TW": "若要指派授權，您必須是下列其中一個角色：GlobalAdministrator（全域系統管理員）, LicenseAdministrator（授權系統管理員）, UserAdministrator（使用者系統管理員）；請向全域系統管理員要求此角色",
 		},
 	}, {
 		name:   "an unknown query parameter (the HTTP layer, a field)",

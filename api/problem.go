@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -294,7 +295,8 @@ func requestLang(c *gin.Context) i18n.Lang {
 }
 
 // localize writes p's detail in lang: the translation of its format with
-// its arguments, a domain.Phrase argument translated too. English keeps the
+// its arguments, a domain.Phrase argument (or each of domain.Phrases)
+// translated too. English keeps the
 // detail as built, so English answers do not depend on the catalog. A key
 // the catalog lacks (a defect the tests catch) keeps the English text.
 func (p *Problem) localize(lang i18n.Lang) {
@@ -312,8 +314,15 @@ func localized(lang i18n.Lang, detail, format string, args []any) string {
 	}
 	out := make([]any, len(args))
 	for i, a := range args {
-		if ph, ok := a.(domain.Phrase); ok {
+		switch ph := a.(type) {
+		case domain.Phrase:
 			a = problemTexts.T(lang, string(ph))
+		case domain.Phrases:
+			words := make([]string, len(ph))
+			for j, p := range ph {
+				words[j] = problemTexts.T(lang, string(p))
+			}
+			a = strings.Join(words, ", ")
 		}
 		out[i] = a
 	}

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"strings"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/seatledger/seatledger/domain"
@@ -12,10 +10,7 @@ import (
 // roles, as the tenant's own role events say (never the token). A tenant
 // that does not exist answers 404, the same as another tenant's path.
 func (s *Server) requireRoles(what domain.Phrase, roles ...domain.Role) gin.HandlerFunc {
-	names := make([]string, len(roles))
-	for i, r := range roles {
-		names[i] = string(r)
-	}
+	names := domain.RolePhrases(roles)
 	return func(c *gin.Context) {
 		a, tenant := ActorOf(c), TenantOf(c)
 		var err error
@@ -25,7 +20,7 @@ func (s *Server) requireRoles(what domain.Phrase, roles ...domain.Role) gin.Hand
 				err = TenantNotFound(tenant)
 			case a.Operator:
 			case u == nil || u.Deleted || !u.HasRole(roles...):
-				err = domain.Errorf(domain.CodeNotAllowedForRole, "", "to %s you must be one of %s", what, strings.Join(names, ", "))
+				err = domain.Errorf(domain.CodeNotAllowedForRole, "", "to %s you must be one of %s", what, names)
 			}
 			return nil
 		})

@@ -594,11 +594,7 @@ func (dec *decision) authorize(rule string, what Phrase, roles ...Role) error {
 		return ruleErr(CodeNotAllowedForRole, rule, "%s is not an active user of this tenant and cannot %s", a, what)
 	}
 	if !u.HasRole(roles...) {
-		names := make([]string, len(roles))
-		for i, r := range roles {
-			names[i] = string(r)
-		}
-		return ruleErr(CodeNotAllowedForRole, rule, "to %s you must be one of %s; ask a Global admin for the role", what, strings.Join(names, ", "))
+		return ruleErr(CodeNotAllowedForRole, rule, "to %s you must be one of %s; ask a Global admin for the role", what, RolePhrases(roles))
 	}
 	return nil
 }

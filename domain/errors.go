@@ -137,3 +137,38 @@ func ruleErr(code ErrorCode, rule, format string, args ...any) *Error {
 	e.Rule = rule
 	return e
 }
+
+// Phrases is a list of Phrases in a detail: English joins them with ", ",
+// and the API translates each.
+type Phrases []Phrase
+
+func (ps Phrases) String() string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(p))
+	}
+	return b.String()
+}
+
+// rolePhrases names each role in a detail by its id (what SetAdminRoles
+// takes), which the API translates to the id with the admin center's name
+// of the role.
+var rolePhrases = map[Role]Phrase{
+	RoleGlobalAdmin:  Phrase("GlobalAdministrator"),
+	RoleLicenseAdmin: Phrase("LicenseAdministrator"),
+	RoleUserAdmin:    Phrase("UserAdministrator"),
+	RoleBillingAdmin: Phrase("BillingAdministrator"),
+}
+
+// RolePhrases names roles in a detail ("to assign licenses you must be
+// one of …"), in the order given.
+func RolePhrases(roles []Role) Phrases {
+	out := make(Phrases, len(roles))
+	for i, r := range roles {
+		out[i] = rolePhrases[r] // every Role is one of the four
+	}
+	return out
+}
