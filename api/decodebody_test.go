@@ -68,12 +68,25 @@ var decodeTypes = append(append([]reflect.Type{}, strictTypes...),
 	}{}), reflect.TypeOf(&struct {
 		NewUserRequest
 		ID int `json:"id"`
+	}{}), reflect.TypeOf(&struct {
+		S string     `json:"s,string"`
+		B *bool      `json:"b"`
+		V bool       `json:"v"`
+		L [][]string `json:"l"`
+		I any        `json:"i"`
+		P *[]string  `json:"p"`
+		N *struct {
+			X []bool `json:"x"`
+		} `json:"n"`
 	}{}))
 
 func decodeSeeds() []string {
 	return append(strictSeeds(), `{"m":{"k":[{"skuId":"a","bogus":1}]}}`, `{"k":{"skuId":"a","SKUID":1}}`, `{"id":1}`,
 		`{"id":"x"}`, `{"users":["a"]} {}`, `{"users":["a"]}{`, `{"users":[1]}`, `{"users":"a","bogus":1}`, `{"enabled":"yes"}`,
-		`{"quantity":"1"}`, `{"quantity":1.5}`, `{"product":{"servicePlans":[{"workload":7}]}}`, `{"users":["\ud800"]}`, "{\"users\":[\"a\"]}\u00a0")
+		`{"quantity":"1"}`, `{"quantity":1.5}`, `{"product":{"servicePlans":[{"workload":7}]}}`, `{"users":["\ud800"]}`, "{\"users\":[\"a\"]}\u00a0",
+		`{"s":"\"x\"","b":true,"v":false,"l":[[],["a","b"],null],"i":{"a":1},"p":["x"],"n":{"x":[true,false]}}`, `{"s":"x"}`,
+		`{"b":null,"v":null,"l":null,"p":null,"n":null}`, `{"users":["a","b","c","d","e","f"],"disabledPlans":[]}`, `{"users":[null,"a"]}`,
+		`{"users":["a\"b"]}`, `{"n":{"x":[1]}}`, `{"v":"true"}`)
 }
 
 func TestDecodeBodySeeds(t *testing.T) {
@@ -141,6 +154,22 @@ func BenchmarkDecodeBody(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestDecodeCheckedTakesCommandBodies: the usual command bodies are
+// decoded in one pass, not left to json.Unmarshal.
+func TestDecodeCheckedTakesCommandBodies(t *testing.T) {
+	bodies := strictBodies()
+	for _, c := range []struct {
+		body string
+		v    any
+	}{{`{"users":["u3"]}`, new(bulkAssignRequest)}, {`{"users":["u3"]}`, new(bulkUnassignRequest)},
+		{bodies["assignLicense"], new(assignLicenseRequest)}, {bodies["manageLicenses"], new(manageLicensesRequest)},
+		{bodies["addUser"], new(addUserRequest)}, {`{"roles":["GlobalAdmin"]}`, new(rolesRequest)}} {
+		if !decodeChecked([]byte(c.body), c.v) {
+			t.Errorf("%T %s: left to json.Unmarshal", c.v, c.body)
 		}
 	}
 }

@@ -112,7 +112,11 @@ func decodeBody(body []byte, v any, required bool) error {
 	if whole && fieldsChecked(t) {
 		// The scanner proved the body well formed, alone, and without an
 		// unknown field: one plain decode gives what the checking decoder
-		// below would, without copying the body into a decoder's buffer.
+		// below would, without copying the body into a decoder's buffer;
+		// the usual command body takes one pass over its bytes.
+		if decodeChecked(trimmed, v) {
+			return nil
+		}
 		if err := json.Unmarshal(trimmed, v); err != nil {
 			return jsonError(err)
 		}
