@@ -42,18 +42,122 @@ func (errLeaveToDecoder) Error() string { return "malformed JSON" }
 // element's comma, a string's syntax before its UTF-8, and a number too
 // large for a float64 is malformed (Token fails to convert it).
 func checkStrict(body []byte, t reflect.Type) error {
+	_, err := scanStrict(body, t)
+	return err
+}
+
+// scanStrict is checkStrict, and says whether the body is one well-formed
+// JSON value with nothing but white space after it (whole): then the
+// decoder has no syntax error to report.
+func scanStrict(body []byte, t reflect.Type) (whole bool, err error) {
 	s := strictScanners.Get().(*strictScanner)
 	s.b, s.i = body, 0
 	s.keys, s.seen = s.keyBuf[:0], s.seenBuf[:0]
-	err := s.value(t, 0)
+	err = s.value(t, 0)
+	if err == nil {
+		_, more := s.peek()
+		whole = !more
+	}
 	clear(s.keys[:cap(s.keys)]) // hold no pieces of the body while pooled
 	clear(s.seen[:cap(s.seen)])
 	s.b, s.keys, s.seen = nil, nil, nil
 	strictScanners.Put(s)
 	if _, ok := err.(errLeaveToDecoder); ok {
-		return nil
+		return false, nil
 	}
-	return err
+	return whole, err
+}
+
+var fieldsCheckedCache sync.Map // reflect.Type -> bool
+
+// fieldsChecked reports whether checkStrict, accepting a body for t,
+// proves that encoding/json's DisallowUnknownFields would find no unknown
+// field in it either: every struct the decoder can reach in t is one the
+// scanner walks with its fields (not under a map, whose values the scanner
+// walks untyped), with plain fields whose names are what jsonFields says
+// (no embedding, no name given twice, tags of plain characters). The
+// decoder then need not look for unknown fields again.
+func fieldsChecked(t reflect.Type) bool {
+	if t == nil {
+		return false
+	}
+	if ok, found := fieldsCheckedCache.Load(t); found {
+		return ok.(bool)
+	}
+	ok := fieldsCheckedIn(t, map[reflect.Type]bool{})
+	fieldsCheckedCache.Store(t, ok)
+	return ok
+}
+
+var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+func fieldsCheckedIn(t reflect.Type, visiting map[reflect.Type]bool) bool {
+	if visiting[t] { // a type that contains itself: decided where it started
+		return true
+	}
+	visiting[t] = true
+	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || t.Implements(jsonUnmarshaler) {
+		return true // decodes itself: DisallowUnknownFields does not reach it
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return fieldsCheckedIn(t.Elem(), visiting)
+	case reflect.Map:
+		return !hasStruct(t.Elem(), map[reflect.Type]bool{})
+	case reflect.Struct:
+		names := map[string]bool{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous {
+				return false
+			}
+			if !f.IsExported() {
+				continue
+			}
+			tag := f.Tag.Get("json")
+			if tag == "-" {
+				continue
+			}
+			name, _, _ := strings.Cut(tag, ",")
+			if !plainName(name) {
+				return false
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if names[name] || !fieldsCheckedIn(f.Type, visiting) {
+				return false
+			}
+			names[name] = true
+		}
+	}
+	return true
+}
+
+// hasStruct reports whether decoding into t can fill a struct's fields.
+func hasStruct(t reflect.Type, visiting map[reflect.Type]bool) bool {
+	if visiting[t] {
+		return false
+	}
+	visiting[t] = true
+	switch t.Kind() {
+	case reflect.Struct:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		return hasStruct(t.Elem(), visiting)
+	}
+	return false
+}
+
+// plainName: a tag's name of letters, digits, '_' and '-' (or none), taken
+// by encoding/json as written.
+func plainName(name string) bool {
+	for _, c := range name {
+		if !(c == '_' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func joinPath(path, key string) string {
