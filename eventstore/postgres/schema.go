@@ -227,8 +227,16 @@ BEGIN
 			EXIT attempt;
 		END IF;
 
-		IF (p_expected >= 0 AND p_expected <> cur_v)
-			OR EXISTS (SELECT 1 FROM {events} e WHERE e.id = ANY (p_ids[from_id:n])) THEN
+		-- Not EXISTS: its generic plan (cached after five calls, while
+		-- the table is small) stops at the first match, so the planner
+		-- picks a sequential scan of the events, which reads the whole
+		-- table when no ID matches. count(*) has no early stop: an index
+		-- scan. With a single event the INSERT checks its ID.
+		found_n := 0;
+		IF from_id <= n THEN
+			SELECT count(*) INTO found_n FROM {events} e WHERE e.id = ANY (p_ids[from_id:n]);
+		END IF;
+		IF (p_expected >= 0 AND p_expected <> cur_v) OR found_n > 0 THEN
 			-- A retry is recognised when every event is already stored,
 			-- in this stream, in this order, right after the expected
 			-- version (any place with Any); anything else is a conflict.
@@ -481,6 +489,6 @@ func migrate(ctx context.Context, conn interface {
 // migrationMarkV1 is v1's: an older seatledger skips its DDL when it finds
 // it, so the v1 stub carries it.
 const (
-	migrationMark   = "-- seatledger schema v2"
+	migrationMark   = "-- seatledger schema v2, revision 2"
 	migrationMarkV1 = "-- seatledger schema v1"
 )

@@ -1,0 +1,76 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// TestAppendEventsReadsNoWholeTable: append_events looks up stored event
+// IDs on every call. PL/pgSQL caches a generic plan of that lookup after
+// five calls; written as EXISTS, whose plan stops at the first match, the
+// planner chose a sequential scan, which reads the whole events table when
+// no ID is stored (every fresh append): half the server's CPU under load.
+// The lookups must go through the indexes, whatever the call count.
+func TestAppendEventsReadsNoWholeTable(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	n := newNames(schema)
+	q := "SELECT o_outcome FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)"
+	idx := 0
+	seqScans := func() int64 {
+		var scans int64
+		if err := tx.QueryRow(ctx, "SELECT coalesce((SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = $1::regclass), 0)", n.events).Scan(&scans); err != nil {
+			t.Fatal(err)
+		}
+		return scans
+	}
+	var before int64
+	for call := range 24 {
+		if call == 12 {
+			// The plans are cached (made on an empty table); the table
+			// grows, as a fresh schema's does under load.
+			if _, err := tx.Exec(ctx, "INSERT INTO "+n.events+" (position, stream, version, id, type, recorded_at, data)"+
+				" SELECT -g, 'filler-' || g, 1, gen_random_uuid(), 'T', now(), '' FROM generate_series(1, 20000) g"); err != nil {
+				t.Fatal(err)
+			}
+			before = seqScans()
+		}
+		events := 1 + call%2 // one event (the INSERT checks its ID) or two
+		ids := make([]pgtype.UUID, events)
+		types := make([]string, events)
+		data := make([][]byte, events)
+		for i := range ids {
+			ids[i] = pgtype.UUID{Bytes: uuid.New(), Valid: true}
+			types[i], data[i] = "T", payload
+		}
+		var outcome int32
+		if err := tx.QueryRow(ctx, q, fmt.Sprintf("fresh-%d", call), int64(-1), ids, types, data, int32(idx)).Scan(&outcome); err != nil {
+			t.Fatal(err)
+		}
+		if outcome != outcomeWritten {
+			t.Fatalf("call %d: outcome %d, want %d (written)", call, outcome, outcomeWritten)
+		}
+		idx += events
+	}
+	if scans := seqScans() - before; scans != 0 {
+		t.Fatalf("12 calls of append_events on 20,000 events made %d sequential scans of them, want none", scans)
+	}
+}
