@@ -219,10 +219,11 @@ type answer struct {
 	version, position int64
 	xid               int64
 	clear             bool
+	xmin              int64 // the horizon when the statement began
 }
 
 func (a *answer) dest() []any {
-	return []any{&a.outcome, &a.version, &a.position, &a.xid, &a.clear}
+	return []any{&a.outcome, &a.version, &a.position, &a.xid, &a.clear, &a.xmin}
 }
 
 // result turns append_events' answer into r's result.
@@ -254,6 +255,7 @@ func (s *Store) appendOne(r *appendReq) {
 		}
 	}
 	r.result(a)
+	s.seeHorizon(a.xmin)
 	s.settle([]*appendReq{r}, a.xid, a.clear)
 }
 
@@ -282,15 +284,16 @@ func (s *Store) appendGroup(group []*appendReq) {
 	var (
 		outcomes            []int32
 		versions, positions []int64
-		xid                 int64
+		xid, xmin           int64
 		clear               bool
 	)
 	err := s.pool.QueryRow(ctx, s.qBatch, streams, expected, counts, ids, types, data).
-		Scan(&outcomes, &versions, &positions, &xid, &clear)
+		Scan(&outcomes, &versions, &positions, &xid, &clear, &xmin)
 	if err == nil && (len(outcomes) != len(group) || len(versions) != len(group) || len(positions) != len(group)) {
 		err = fmt.Errorf("append_batch answered %d outcomes for %d appends", len(outcomes), len(group))
 	}
 	if err == nil {
+		s.seeHorizon(xmin)
 		var done, again []*appendReq
 		for i, r := range group {
 			if outcomes[i] == outcomeAgain {
@@ -345,6 +348,9 @@ func (s *Store) settle(reqs []*appendReq, xid int64, clear bool) {
 		return
 	}
 	if clear {
+		// No older transaction was running at its end, and it has
+		// committed: every transaction id up to its own has ended.
+		s.seeHorizon(xid + 1)
 		for _, r := range reqs {
 			close(r.done)
 		}
@@ -379,6 +385,7 @@ func (s *Store) visibility() {
 	defer close(s.visDone)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var lastPoll time.Time
 	for {
 		s.visMu.Lock()
 		n := len(s.pending)
@@ -391,39 +398,23 @@ func (s *Store) visibility() {
 				return
 			}
 		}
-		var horizon int64
-		err := s.pool.QueryRow(s.rootCtx, s.qHorizon).Scan(&horizon)
-		now := time.Now()
 		stopping := false
 		select {
 		case <-s.visStop:
 			stopping = true
 		default:
 		}
-		published := false
-		s.visMu.Lock()
-		keep := s.pending[:0]
-		for _, p := range s.pending {
-			if err == nil && p.xid < horizon {
-				release(p.reqs)
-				published = true
-				continue
+		// What this Store's append statements saw of the horizon releases
+		// most waiting appends under load; the server is asked at most
+		// once per visiblePoll for the others.
+		left := s.releaseBelow(s.seenXmin.Load(), false)
+		if left > 0 && (stopping || time.Since(lastPoll) >= visiblePoll) {
+			lastPoll = time.Now()
+			var h int64
+			if err := s.pool.QueryRow(s.rootCtx, s.qHorizon).Scan(&h); err == nil {
+				s.seeHorizon(h)
 			}
-			if stopping {
-				release(p.reqs)
-				continue
-			}
-			if p.reqs != nil && now.After(p.deadline) {
-				release(p.reqs)
-				p.reqs = nil
-			}
-			keep = append(keep, p)
-		}
-		clear(s.pending[len(keep):])
-		s.pending = keep
-		s.visMu.Unlock()
-		if published {
-			s.published()
+			s.releaseBelow(s.seenXmin.Load(), stopping)
 		}
 		if stopping {
 			return
@@ -435,6 +426,51 @@ func (s *Store) visibility() {
 		case <-s.visStop:
 		}
 		timer.Stop()
+	}
+}
+
+// releaseBelow completes the pending appends whose transactions are below
+// horizon (and announces them), those past their VisibleWait, and all of
+// them if the Store is stopping. It returns how many transactions are
+// still waiting to enter the global log.
+func (s *Store) releaseBelow(horizon int64, stopping bool) int {
+	now := time.Now()
+	published := false
+	s.visMu.Lock()
+	keep := s.pending[:0]
+	for _, p := range s.pending {
+		if p.xid < horizon {
+			release(p.reqs)
+			published = true
+			continue
+		}
+		if stopping {
+			release(p.reqs)
+			continue
+		}
+		if p.reqs != nil && now.After(p.deadline) {
+			release(p.reqs)
+			p.reqs = nil
+		}
+		keep = append(keep, p)
+	}
+	clear(s.pending[len(keep):])
+	s.pending = keep
+	s.visMu.Unlock()
+	if published {
+		s.published()
+	}
+	return len(keep)
+}
+
+// seeHorizon records a horizon (every transaction id below it has ended)
+// for the visibility waiter. Horizons only grow.
+func (s *Store) seeHorizon(xmin int64) {
+	for {
+		cur := s.seenXmin.Load()
+		if xmin <= cur || s.seenXmin.CompareAndSwap(cur, xmin) {
+			return
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -72,5 +73,31 @@ func TestAppendEventsReadsNoWholeTable(t *testing.T) {
 	}
 	if scans := seqScans() - before; scans != 0 {
 		t.Fatalf("12 calls of append_events on 20,000 events made %d sequential scans of them, want none", scans)
+	}
+}
+
+// TestACommittedClearGroupReleasesOlderWaiters: a group that commits with
+// no older transaction running (clear) shows that every transaction id up
+// to its own has ended, so appends of this Store waiting for an older
+// transaction to enter the global log are released on the spot, without
+// asking the server. (The waiting transaction's id here is one the server
+// will not reach: only that knowledge can release it before VisibleWait.)
+func TestACommittedClearGroupReleasesOlderWaiters(t *testing.T) {
+	requirePG(t)
+	s := openSchema(t, freshSchema(t), Options{VisibleWait: time.Hour})
+	defer s.Close()
+	const far = int64(1) << 40
+	waiting := &appendReq{done: make(chan struct{})}
+	s.settle([]*appendReq{waiting}, far, false)
+	select {
+	case <-waiting.done:
+		t.Fatal("released before any transaction at or after its own ended")
+	default:
+	}
+	s.settle([]*appendReq{{done: make(chan struct{})}}, far+1, true)
+	select {
+	case <-waiting.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a clear commit of a later transaction did not release the waiting append")
 	}
 }

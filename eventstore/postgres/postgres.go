@@ -121,6 +121,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -193,9 +194,14 @@ type Store struct {
 
 	visMu   sync.Mutex
 	pending []pendingVis
-	visKick chan struct{}
-	visStop chan struct{}
-	visDone chan struct{}
+	// seenXmin is the largest horizon (a pg_snapshot_xmin: every
+	// transaction id below it has ended) this Store has seen, mostly from
+	// its append statements: under load the visibility waiter need not
+	// ask the server.
+	seenXmin atomic.Int64
+	visKick  chan struct{}
+	visStop  chan struct{}
+	visDone  chan struct{}
 
 	notifyKick   chan struct{}
 	notifierDone chan struct{}
@@ -301,14 +307,14 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		notifyKick:   make(chan struct{}, 1),
 		notifierDone: make(chan struct{}),
 
-		qAppend:  "SELECT o_outcome, o_version, o_position, o_xid, o_clear FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)",
+		qAppend:  "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)",
 		qReadFwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
 		qReadBwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
 		qVersion: "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
 		qReadAll: "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 AND position < (SELECT " +
 			horizonSQL + " FROM " + n.meta + " m) ORDER BY position LIMIT $2",
-		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6)",
-		qHorizon:    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6)",
+		qHorizon:    "SELECT " + xminSQL,
 		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
 		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
 		qSnapDel:    "DELETE FROM " + n.snaps + " WHERE stream = $1",
@@ -535,6 +541,12 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error
 	}
 	return uint64(v), nil
 }
+
+// xminSQL is the oldest transaction id running when the statement's
+// snapshot was taken: every transaction with a smaller id has ended. In an
+// append statement it is taken before the append runs, so it never passes
+// the append's own transaction.
+const xminSQL = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 // horizonSQL is the first position not yet in the global log: the
 // positions of the oldest running transaction (m is the meta row). Every
