@@ -25,6 +25,8 @@ const (
 	// visiblePoll is how often the visibility waiter asks for the horizon
 	// while appends wait for it and no local commit prompts it sooner.
 	visiblePoll = time.Millisecond
+	// notifyGap is the least time between two NOTIFYs of one Store.
+	notifyGap = 2 * time.Millisecond
 )
 
 // Outcomes of append_events.
@@ -503,7 +505,17 @@ func (s *Store) notifier() {
 		case <-s.closedCh:
 			return
 		}
-		// Best effort: subscribers poll if a notification is lost.
-		_, _ = s.pool.Exec(s.rootCtx, "SELECT pg_notify($1, '')", s.n.channel)
+		// Best effort: subscribers poll if a notification is lost. The
+		// payload names this Store, whose own listener ignores it.
+		_, _ = s.pool.Exec(s.rootCtx, "SELECT pg_notify($1, $2)", s.n.channel, s.token)
+		// Under load a Store publishes after every group commit; every
+		// notification wakes every listening process (its subscriptions
+		// read, its visibility waiter may ask for the horizon). One per
+		// notifyGap carries the same news for far less of the server.
+		select {
+		case <-time.After(notifyGap):
+		case <-s.closedCh:
+			return
+		}
 	}
 }

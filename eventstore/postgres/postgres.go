@@ -205,6 +205,8 @@ type Store struct {
 
 	notifyKick   chan struct{}
 	notifierDone chan struct{}
+	// token is the payload of this Store's notifications.
+	token string
 }
 
 var (
@@ -306,6 +308,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		visDone:      make(chan struct{}),
 		notifyKick:   make(chan struct{}, 1),
 		notifierDone: make(chan struct{}),
+		token:        uuid.NewString(),
 
 		qAppend:  "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)",
 		qReadFwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",

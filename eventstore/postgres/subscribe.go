@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/seatledger/seatledger/eventstore"
 )
@@ -57,8 +58,12 @@ func (s *Store) listen() {
 				backoff = 100 * time.Millisecond
 				s.wake() // events committed before LISTEN took effect
 				for {
-					if _, err = conn.WaitForNotification(s.rootCtx); err != nil {
+					var nt *pgconn.Notification
+					if nt, err = conn.WaitForNotification(s.rootCtx); err != nil {
 						break
+					}
+					if nt.Payload == s.token {
+						continue // this Store's own: it woke its own already
 					}
 					s.wake()
 					// Another process's events entered the global log:
