@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/seatledger/seatledger/eventstore"
 )
 
 // TestAppendEventsReadsNoWholeTable: append_events looks up stored event
@@ -99,5 +102,58 @@ func TestACommittedClearGroupReleasesOlderWaiters(t *testing.T) {
 	case <-waiting.done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("a clear commit of a later transaction did not release the waiting append")
+	}
+}
+
+// TestGroupWithStoredIDs: the group statement does not look up stored
+// event IDs; an append that reuses one (a retry with Any, an ID of another
+// stream, the same new ID twice in the group) makes the group fail on the
+// unique index and run again one append at a time. Each append still gets
+// the answer it would get alone.
+func TestGroupWithStoredIDs(t *testing.T) {
+	requirePG(t)
+	s := openSchema(t, freshSchema(t), Options{})
+	defer s.Close()
+	ctx := t.Context()
+	old := events(2, "Old")
+	first, err := s.Append(ctx, "tenant-old", eventstore.NoStream, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice := events(1, "Twice")
+	group := []*appendReq{
+		newReq(ctx, "tenant-a", eventstore.NoStream, events(2, "A")), // 0 written
+		newReq(ctx, "tenant-old", eventstore.Any, old),               // 1 retry
+		newReq(ctx, "tenant-other", eventstore.Any, old[1:]),         // 2 conflict: another stream's ID
+		newReq(ctx, "tenant-t1", eventstore.NoStream, twice),         // 3 written
+		newReq(ctx, "tenant-t2", eventstore.NoStream, twice),         // 4 conflict: 3 took the ID
+		newReq(ctx, "tenant-b", eventstore.Any, events(1, "B")),      // 5 written
+	}
+	s.appendGroup(group)
+	for _, r := range group {
+		<-r.done
+	}
+	for i, want := range []struct {
+		conflict bool
+		version  uint64
+	}{{false, 2}, {false, 2}, {true, 0}, {false, 1}, {true, 0}, {false, 1}} {
+		r := group[i]
+		if want.conflict {
+			var ce *eventstore.ConflictError
+			if !errors.As(r.err, &ce) || ce.Actual != want.version {
+				t.Fatalf("append %d: %v, want a conflict at version %d", i, r.err, want.version)
+			}
+			continue
+		}
+		if r.err != nil || r.res.Version != want.version {
+			t.Fatalf("append %d: %+v %v, want version %d", i, r.res, r.err, want.version)
+		}
+	}
+	if group[1].res != first {
+		t.Fatalf("retry answered %+v, the original %+v", group[1].res, first)
+	}
+	all, err := s.ReadAll(ctx, first.Position, 0)
+	if err != nil || len(all) != 2+1+1 {
+		t.Fatalf("ReadAll after the group: %d events %v, want 4", len(all), err)
 	}
 }
