@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -170,6 +171,12 @@ func (s *Store) writer() {
 		}
 		group = append(group[:0], first)
 		events := len(first.ids)
+		// Appends released together (a group's callers, woken by its
+		// commit) come back together, but the first of them reaches this
+		// writer before the others have run: let them queue up, or the
+		// group is that one append, a transaction and WAL flush of its
+		// own. Costs a pass of the scheduler when nothing else waits.
+		runtime.Gosched()
 	fill:
 		for len(group) < maxGroup {
 			select {
