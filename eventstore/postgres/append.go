@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -513,8 +514,11 @@ func (s *Store) notifier() {
 			return
 		}
 		// Best effort: subscribers poll if a notification is lost. The
-		// payload names this Store, whose own listener ignores it.
-		_, _ = s.pool.Exec(s.rootCtx, "SELECT pg_notify($1, $2)", s.n.channel, s.token)
+		// payload names this Store, whose own listener ignores it, and the
+		// horizon it knows, which may release other Stores' waiting
+		// appends without asking the server.
+		payload := s.token + " " + strconv.FormatInt(s.seenXmin.Load(), 10)
+		_, _ = s.pool.Exec(s.rootCtx, "SELECT pg_notify($1, $2)", s.n.channel, payload)
 		// Under load a Store publishes after every group commit; every
 		// notification wakes every listening process (its subscriptions
 		// read, its visibility waiter may ask for the horizon). One per

@@ -157,3 +157,38 @@ func TestGroupWithStoredIDs(t *testing.T) {
 		t.Fatalf("ReadAll after the group: %d events %v, want 4", len(all), err)
 	}
 }
+
+// TestANotifiedHorizonReleasesWaiters: a Store's notification carries the
+// horizon it knows; another Store's appends waiting for that horizon are
+// released by it, without asking the server.
+func TestANotifiedHorizonReleasesWaiters(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	s := openSchema(t, schema, Options{VisibleWait: time.Hour})
+	defer s.Close()
+	ctx := t.Context()
+	const far = int64(1) << 40
+	waiting := &appendReq{done: make(chan struct{})}
+	s.settle([]*appendReq{waiting}, far, false) // starts the listener
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Again until the listener, started in the background, hears one.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+	for {
+		if _, err := conn.Exec(ctx, "SELECT pg_notify($1, $2)", newNames(schema).channel, fmt.Sprintf("another-store %d", far+1)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-waiting.done:
+			return
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("a notified horizon past the waiting transaction did not release it")
+		}
+	}
+}

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,8 +64,12 @@ func (s *Store) listen() {
 					if nt, err = conn.WaitForNotification(s.rootCtx); err != nil {
 						break
 					}
-					if nt.Payload == s.token {
+					from, horizon, _ := strings.Cut(nt.Payload, " ")
+					if from == s.token {
 						continue // this Store's own: it woke its own already
+					}
+					if h, err := strconv.ParseInt(horizon, 10, 64); err == nil {
+						s.seeHorizon(h)
 					}
 					s.wake()
 					// Another process's events entered the global log:
