@@ -79,11 +79,22 @@
 //
 // Appends of one Store are committed by Options.Writers goroutines (default
 // 2), each taking up to 64 concurrent appends per transaction (group
-// commit): one statement, append_batch, which reads the heads and stored
-// IDs of the whole group at once and inserts the appends that need nothing
-// more in one INSERT; the others go through append_events in the same
-// transaction. Groups sort their appends by stream, so two groups wait for
-// each other in one order and cannot deadlock.
+// commit): one statement, append_batch, which reads the heads of the whole
+// group at once and inserts the appends that need nothing more in one
+// INSERT (arbitrated on (stream, version) only); the others go through
+// append_events in the same transaction. Stored event IDs are not looked
+// up for the group: the unique index on id refuses a reused one, and the
+// group is then run again one append at a time, where append_events tells
+// an idempotent retry from a conflict. Groups sort their appends by
+// stream, so two groups wait for each other in one order and cannot
+// deadlock.
+//
+// An append returns once its transaction is below the horizon. The Store
+// learns the horizon mostly without asking: every append statement
+// returns the horizon of its snapshot, a group that commits with no older
+// transaction running shows that every id up to its own has ended, and
+// other Stores' notifications carry what they know. It asks the server
+// (at most once a millisecond) only for what that leaves waiting.
 //
 // # Subscriptions
 //
@@ -91,10 +102,11 @@
 // for a wake-up or a poll interval (200 ms by default), so a lost
 // notification only delays delivery. A Store wakes its own subscriptions
 // when its appends enter the log, and tells other processes with one
-// NOTIFY at a time sent outside the append transactions (a transaction
-// that notifies holds a database-wide lock through its commit, which would
-// make appends commit one at a time again); each Store LISTENs on one
-// connection once something subscribes or waits for visibility.
+// NOTIFY at a time, at most one per 2 ms, sent outside the append
+// transactions (a transaction that notifies holds a database-wide lock
+// through its commit, which would make appends commit one at a time
+// again); each Store LISTENs on one connection once something subscribes
+// or waits for visibility, and ignores its own notifications.
 //
 // # Migration
 //
