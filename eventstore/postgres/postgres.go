@@ -79,11 +79,22 @@
 //
 // Appends of one Store are committed by Options.Writers goroutines (default
 // 2), each taking up to 64 concurrent appends per transaction (group
-// commit): one statement, append_batch, which reads the heads and stored
-// IDs of the whole group at once and inserts the appends that need nothing
-// more in one INSERT; the others go through append_events in the same
-// transaction. Groups sort their appends by stream, so two groups wait for
-// each other in one order and cannot deadlock.
+// commit): one statement, append_batch, which reads the heads of the whole
+// group at once and inserts the appends that need nothing more in one
+// INSERT (arbitrated on (stream, version) only); the others go through
+// append_events in the same transaction. Stored event IDs are not looked
+// up for the group: the unique index on id refuses a reused one, and the
+// group is then run again one append at a time, where append_events tells
+// an idempotent retry from a conflict. Groups sort their appends by
+// stream, so two groups wait for each other in one order and cannot
+// deadlock.
+//
+// An append returns once its transaction is below the horizon. The Store
+// learns the horizon mostly without asking: every append statement
+// returns the horizon of its snapshot, a group that commits with no older
+// transaction running shows that every id up to its own has ended, and
+// other Stores' notifications carry what they know. It asks the server
+// (at most once a millisecond) only for what that leaves waiting.
 //
 // # Subscriptions
 //
@@ -91,10 +102,11 @@
 // for a wake-up or a poll interval (200 ms by default), so a lost
 // notification only delays delivery. A Store wakes its own subscriptions
 // when its appends enter the log, and tells other processes with one
-// NOTIFY at a time sent outside the append transactions (a transaction
-// that notifies holds a database-wide lock through its commit, which would
-// make appends commit one at a time again); each Store LISTENs on one
-// connection once something subscribes or waits for visibility.
+// NOTIFY at a time, at most one per 2 ms, sent outside the append
+// transactions (a transaction that notifies holds a database-wide lock
+// through its commit, which would make appends commit one at a time
+// again); each Store LISTENs on one connection once something subscribes
+// or waits for visibility, and ignores its own notifications.
 //
 // # Migration
 //
@@ -121,6 +133,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -193,12 +206,19 @@ type Store struct {
 
 	visMu   sync.Mutex
 	pending []pendingVis
-	visKick chan struct{}
-	visStop chan struct{}
-	visDone chan struct{}
+	// seenXmin is the largest horizon (a pg_snapshot_xmin: every
+	// transaction id below it has ended) this Store has seen, mostly from
+	// its append statements: under load the visibility waiter need not
+	// ask the server.
+	seenXmin atomic.Int64
+	visKick  chan struct{}
+	visStop  chan struct{}
+	visDone  chan struct{}
 
 	notifyKick   chan struct{}
 	notifierDone chan struct{}
+	// token is the payload of this Store's notifications.
+	token string
 }
 
 var (
@@ -300,15 +320,16 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		visDone:      make(chan struct{}),
 		notifyKick:   make(chan struct{}, 1),
 		notifierDone: make(chan struct{}),
+		token:        uuid.NewString(),
 
-		qAppend:  "SELECT o_outcome, o_version, o_position, o_xid, o_clear FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)",
+		qAppend:  "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)",
 		qReadFwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
 		qReadBwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
 		qVersion: "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
 		qReadAll: "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 AND position < (SELECT " +
 			horizonSQL + " FROM " + n.meta + " m) ORDER BY position LIMIT $2",
-		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6)",
-		qHorizon:    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6)",
+		qHorizon:    "SELECT " + xminSQL,
 		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
 		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
 		qSnapDel:    "DELETE FROM " + n.snaps + " WHERE stream = $1",
@@ -535,6 +556,12 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error
 	}
 	return uint64(v), nil
 }
+
+// xminSQL is the oldest transaction id running when the statement's
+// snapshot was taken: every transaction with a smaller id has ended. In an
+// append statement it is taken before the append runs, so it never passes
+// the append's own transaction.
+const xminSQL = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 // horizonSQL is the first position not yet in the global log: the
 // positions of the oldest running transaction (m is the meta row). Every

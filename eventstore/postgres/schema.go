@@ -227,8 +227,16 @@ BEGIN
 			EXIT attempt;
 		END IF;
 
-		IF (p_expected >= 0 AND p_expected <> cur_v)
-			OR EXISTS (SELECT 1 FROM {events} e WHERE e.id = ANY (p_ids[from_id:n])) THEN
+		-- Not EXISTS: its generic plan (cached after five calls, while
+		-- the table is small) stops at the first match, so the planner
+		-- picks a sequential scan of the events, which reads the whole
+		-- table when no ID matches. count(*) has no early stop: an index
+		-- scan. With a single event the INSERT checks its ID.
+		found_n := 0;
+		IF from_id <= n THEN
+			SELECT count(*) INTO found_n FROM {events} e WHERE e.id = ANY (p_ids[from_id:n]);
+		END IF;
+		IF (p_expected >= 0 AND p_expected <> cur_v) OR found_n > 0 THEN
 			-- A retry is recognised when every event is already stored,
 			-- in this stream, in this order, right after the expected
 			-- version (any place with Any); anything else is a conflict.
@@ -318,7 +326,6 @@ DECLARE
 	hs      text[];
 	hv      bigint[];
 	hp      bigint[];
-	seen    uuid[];
 	used    text[] := '{}';
 	fast    boolean[];
 	pos0    bigint[];
@@ -342,22 +349,25 @@ BEGIN
 		nxt := nxt + p_counts[i];
 	END LOOP;
 
-	-- The heads of the group's streams and the IDs already stored, read
-	-- before this transaction takes its id.
+	-- The heads of the group's streams, read before this transaction
+	-- takes its id.
 	SELECT array_agg(d.s), array_agg(coalesce(x.version, 0)), array_agg(coalesce(x.position, 0))
 		INTO hs, hv, hp
 		FROM (SELECT DISTINCT unnest(p_streams) AS s) d
 		LEFT JOIN LATERAL (SELECT e.version, e.position FROM {events} e
 			WHERE e.stream = d.s ORDER BY e.version DESC LIMIT 1) x ON true;
-	SELECT coalesce(array_agg(e.id), '{}') INTO seen FROM {events} e WHERE e.id = ANY (p_ids);
 
 	-- Fast: the first append of its stream in the group, expected version
-	-- right, no ID stored. Everything else goes through append_events.
+	-- right. Everything else goes through append_events. Stored IDs are
+	-- not looked up: the unique index on id refuses them, and the whole
+	-- group, which then fails, is run again one append at a time (the
+	-- store does that), where append_events tells retries from conflicts.
+	-- That is rare (a retry after a lost answer); a lookup per group was
+	-- an index probe per event.
 	FOR i IN 1..k LOOP
 		h := array_position(hs, p_streams[i]);
 		IF p_counts[i] > 0 AND NOT (p_streams[i] = ANY (used))
-			AND (p_expected[i] < 0 OR p_expected[i] = hv[h])
-			AND NOT (p_ids[starts[i]:starts[i] + p_counts[i] - 1] && seen) THEN
+			AND (p_expected[i] < 0 OR p_expected[i] = hv[h]) THEN
 			fast[i] := true;
 		END IF;
 		used := used || p_streams[i];
@@ -380,13 +390,16 @@ BEGIN
 			END IF;
 		END LOOP;
 		-- Claim each stream's next version with the append's first event.
+		-- Only (stream, version) arbitrates: a speculative insertion
+		-- probes each arbiter index before inserting, and the other two
+		-- cannot conflict but through a stored ID (see above).
 		WITH ins AS (
 			INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
 				SELECT pos0[i], p_streams[i], hv[array_position(hs, p_streams[i])] + 1,
 					p_ids[starts[i]], p_types[starts[i]], ts, p_data[starts[i]]
 				FROM generate_subscripts(p_streams, 1) AS i
 				WHERE fast[i] ORDER BY i
-				ON CONFLICT DO NOTHING
+				ON CONFLICT (stream, version) DO NOTHING
 				RETURNING stream)
 		SELECT coalesce(array_agg(ins.stream), '{}') INTO claimed FROM ins;
 		INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
@@ -481,6 +494,6 @@ func migrate(ctx context.Context, conn interface {
 // migrationMarkV1 is v1's: an older seatledger skips its DDL when it finds
 // it, so the v1 stub carries it.
 const (
-	migrationMark   = "-- seatledger schema v2"
+	migrationMark   = "-- seatledger schema v2, revision 3"
 	migrationMarkV1 = "-- seatledger schema v1"
 )

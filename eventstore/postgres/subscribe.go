@@ -2,10 +2,13 @@ package postgres
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/seatledger/seatledger/eventstore"
 )
@@ -57,8 +60,16 @@ func (s *Store) listen() {
 				backoff = 100 * time.Millisecond
 				s.wake() // events committed before LISTEN took effect
 				for {
-					if _, err = conn.WaitForNotification(s.rootCtx); err != nil {
+					var nt *pgconn.Notification
+					if nt, err = conn.WaitForNotification(s.rootCtx); err != nil {
 						break
+					}
+					from, horizon, _ := strings.Cut(nt.Payload, " ")
+					if from == s.token {
+						continue // this Store's own: it woke its own already
+					}
+					if h, err := strconv.ParseInt(horizon, 10, 64); err == nil {
+						s.seeHorizon(h)
 					}
 					s.wake()
 					// Another process's events entered the global log:
