@@ -422,6 +422,19 @@ func TestConnectionsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(ctx)
+	// The subscription may have read the event by polling before its
+	// LISTEN connection was up (it connects on its own): wait for both
+	// connections, so that the kill takes the listener too.
+	for i := 0; ; i++ {
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n >= 2 || i == 100 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	var killed int
 	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE application_name = $1`, schema).Scan(&killed); err != nil {
