@@ -1,9 +1,7 @@
 package domain
 
 import (
-	"maps"
 	"slices"
-	"sort"
 )
 
 // Views derive what the admin center shows from the state. They are pure
@@ -41,8 +39,9 @@ func ViewLicense(c *Catalog, t *Tenant, l *UserLicense) LicenseView {
 	if prod != nil {
 		v.SkuPartNumber = prod.SkuPartNumber
 	}
-	enabled := map[string]bool{}
-	active, errored := 0, 0
+	// The active sources' disabled plans (a user has few sources: no map).
+	var activeBuf [4][]string
+	active, errored := activeBuf[:0], 0
 	for _, name := range v.Sources {
 		s := l.Sources[name]
 		if !s.Active() {
@@ -55,31 +54,31 @@ func ViewLicense(c *Catalog, t *Tenant, l *UserLicense) LicenseView {
 			}
 			continue
 		}
-		active++
-		if prod == nil {
-			continue
-		}
-		for _, sp := range prod.ServicePlans {
-			if !contains(s.DisabledPlans, sp.ID) {
-				enabled[sp.ID] = true
-			}
-		}
+		active = append(active, s.DisabledPlans)
 	}
 	if prod != nil {
+		// A plan is enabled when some active source does not disable it.
 		for _, sp := range prod.ServicePlans {
-			if enabled[sp.ID] {
+			on := false
+			for _, disabled := range active {
+				if !contains(disabled, sp.ID) {
+					on = true
+					break
+				}
+			}
+			if on {
 				v.EnabledPlans = append(v.EnabledPlans, sp.ID)
-			} else if active > 0 {
+			} else if len(active) > 0 {
 				v.DisabledPlans = append(v.DisabledPlans, sp.ID)
 			}
 		}
 	}
-	sort.Strings(v.EnabledPlans)
-	sort.Strings(v.DisabledPlans)
+	slices.Sort(v.EnabledPlans)
+	slices.Sort(v.DisabledPlans)
 	switch {
 	case errored == 0:
 		v.State = "Active"
-	case active > 0:
+	case len(active) > 0:
 		v.State = "ActiveWithError"
 	default:
 		v.State = "Error"
@@ -94,10 +93,9 @@ func EnabledServices(c *Catalog, t *Tenant, u *User) []string {
 	if u == nil || u.Deleted {
 		return []string{}
 	}
-	set := map[string]bool{}
-	for _, n := range c.AutoAssigned {
-		set[n] = true
-	}
+	// The names of every plan on, sorted and each once (a slice: a map per
+	// user cost more than the names' sort).
+	out := append(make([]string, 0, len(c.AutoAssigned)+16), c.AutoAssigned...) // never nil: a view encodes [] not null
 	for _, l := range u.Licenses {
 		prod, ok := c.Product(t, l.SkuID)
 		if !ok {
@@ -109,14 +107,13 @@ func EnabledServices(c *Catalog, t *Tenant, u *User) []string {
 			}
 			for _, sp := range prod.ServicePlans {
 				if !contains(s.DisabledPlans, sp.ID) {
-					set[sp.Name] = true
+					out = append(out, sp.Name)
 				}
 			}
 		}
 	}
-	out := slices.AppendSeq(make([]string, 0, len(set)), maps.Keys(set)) // never nil: a view encodes [] not null
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // UserStatus is "Active" or "Deleted".
