@@ -70,6 +70,25 @@ func (r *Renderer) json(v any) []byte {
 	return b[start:len(b):len(b)]
 }
 
+// userJSON encodes a user view as json does, without reflection
+// (appendUserView).
+func (r *Renderer) userJSON(v *readmodel.UserView) []byte {
+	if r.buf == nil {
+		if b, ok := appendUserView(nil, v); ok {
+			return b
+		}
+		return r.json(v)
+	}
+	start := len(r.buf.arena)
+	b, ok := appendUserView(r.buf.arena, v)
+	if !ok {
+		return r.json(v)
+	}
+	// As in json: views encoded before keep the old array if it moved.
+	r.buf.arena = b
+	return b[start:len(b):len(b)]
+}
+
 func (r *Renderer) product(sku string) (part, name string) {
 	if p, ok := r.cat.Product(r.t, sku); ok {
 		return p.SkuPartNumber, p.DisplayName
@@ -196,7 +215,8 @@ func (r *Renderer) user(id string, index bool) {
 		r.out.ZRem(readmodel.UsersIndex, id)
 		return
 	}
-	r.out.HSet(readmodel.Users, id, r.json(UserViewOf(r.cat, r.t, u)))
+	v := UserViewOf(r.cat, r.t, u)
+	r.out.HSet(readmodel.Users, id, r.userJSON(&v))
 	if index {
 		r.out.ZAdd(readmodel.UsersIndex, 0, id)
 	}
