@@ -58,7 +58,8 @@ func ViewLicense(c *Catalog, t *Tenant, l *UserLicense) LicenseView {
 	}
 	if prod != nil {
 		// A plan is enabled when some active source does not disable it.
-		for _, sp := range prod.ServicePlans {
+		// The plans by id: the lists come out sorted.
+		for _, sp := range c.planOrderOf(prod).byID {
 			on := false
 			for _, disabled := range active {
 				if !contains(disabled, sp.ID) {
@@ -73,8 +74,6 @@ func ViewLicense(c *Catalog, t *Tenant, l *UserLicense) LicenseView {
 			}
 		}
 	}
-	slices.Sort(v.EnabledPlans)
-	slices.Sort(v.DisabledPlans)
 	switch {
 	case errored == 0:
 		v.State = "Active"
@@ -93,9 +92,12 @@ func EnabledServices(c *Catalog, t *Tenant, u *User) []string {
 	if u == nil || u.Deleted {
 		return []string{}
 	}
-	// The names of every plan on, sorted and each once (a slice: a map per
-	// user cost more than the names' sort).
-	out := append(make([]string, 0, len(c.AutoAssigned)+16), c.AutoAssigned...) // never nil: a view encodes [] not null
+	// The names of every plan on, sorted and each once: the licenses'
+	// plans by name (each source's come sorted: one source, the most
+	// common case, needs no sort), then merged with the auto-assigned
+	// ones. Slices: a map per user cost more.
+	var buf [32]string
+	names, runs := buf[:0], 0
 	for _, l := range u.Licenses {
 		prod, ok := c.Product(t, l.SkuID)
 		if !ok {
@@ -105,15 +107,36 @@ func EnabledServices(c *Catalog, t *Tenant, u *User) []string {
 			if !s.Active() {
 				continue
 			}
-			for _, sp := range prod.ServicePlans {
+			runs++
+			for _, sp := range c.planOrderOf(prod).byName {
 				if !contains(s.DisabledPlans, sp.ID) {
-					out = append(out, sp.Name)
+					names = append(names, sp.Name)
 				}
 			}
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	if runs > 1 {
+		slices.Sort(names)
+	}
+	names = slices.Compact(names)
+	auto := c.autoAssignedSorted()
+	out := make([]string, 0, len(auto)+len(names)) // never nil: a view encodes [] not null
+	i, j := 0, 0
+	for i < len(auto) && j < len(names) {
+		switch {
+		case auto[i] < names[j]:
+			out = append(out, auto[i])
+			i++
+		case auto[i] > names[j]:
+			out = append(out, names[j])
+			j++
+		default:
+			out = append(out, auto[i])
+			i, j = i+1, j+1
+		}
+	}
+	out = append(out, auto[i:]...)
+	return append(out, names[j:]...)
 }
 
 // UserStatus is "Active" or "Deleted".

@@ -9,11 +9,11 @@ import (
 	"testing"
 )
 
-// oldViewLicense and oldEnabledServices are the views as they were with a
+// oldViewLicense, oldSourceNames and oldEnabledServices are the views as they were with a
 // map per call (before 2026-12-07): the oracle of
 // TestViewsMatchTheMapVersions.
 func oldViewLicense(c *Catalog, t *Tenant, l *UserLicense) LicenseView {
-	v := LicenseView{SkuID: l.SkuID, Sources: l.SourceNames(), DisabledPlans: []string{}, EnabledPlans: []string{}}
+	v := LicenseView{SkuID: l.SkuID, Sources: oldSourceNames(l), DisabledPlans: []string{}, EnabledPlans: []string{}}
 	prod, _ := c.Product(t, l.SkuID)
 	if prod != nil {
 		v.SkuPartNumber = prod.SkuPartNumber
@@ -64,6 +64,13 @@ func oldViewLicense(c *Catalog, t *Tenant, l *UserLicense) LicenseView {
 	return v
 }
 
+func oldSourceNames(l *UserLicense) []string {
+	out := slices.AppendSeq(make([]string, 0, len(l.Sources)), maps.Keys(l.Sources))
+	slices.Sort(out)
+	sort.SliceStable(out, func(i, j int) bool { return sourceRank(out[i]) < sourceRank(out[j]) })
+	return out
+}
+
 func oldEnabledServices(c *Catalog, t *Tenant, u *User) []string {
 	if u == nil || u.Deleted {
 		return []string{}
@@ -99,7 +106,14 @@ func oldEnabledServices(c *Catalog, t *Tenant, u *User) []string {
 // unknown sku; one to four sources, active or in error, with random
 // disabled plans (some not in the product).
 func TestViewsMatchTheMapVersions(t *testing.T) {
-	c := DefaultCatalog()
+	// The catalog, and one not made by ParseCatalog (no sorted orders
+	// kept; auto-assigned names unsorted and repeated).
+	for _, c := range []*Catalog{DefaultCatalog(), {AutoAssigned: []string{"SWAY", "Alpha", "SWAY", "Beta"}}} {
+		checkViewsMatchTheMapVersions(t, c)
+	}
+}
+
+func checkViewsMatchTheMapVersions(t *testing.T, c *Catalog) {
 	rng := rand.New(rand.NewPCG(22, 7))
 	app := &Product{SkuID: "isv-app", SkuPartNumber: "ISV", DisplayName: "App",
 		ServicePlans: []ServicePlan{{ID: "p1", Name: "Zeta"}, {ID: "p2", Name: "Alpha"}, {ID: "p1", Name: "Zeta"}, {ID: "p3", Name: "SWAY"}}}
@@ -120,7 +134,7 @@ func TestViewsMatchTheMapVersions(t *testing.T) {
 		}
 		return ids
 	}
-	sources := []string{SourceDirect, SourceSelfService, GroupSource("g1"), GroupSource("g2"), GroupSource("g3")}
+	sources := []string{SourceDirect, SourceSelfService, GroupSource("g1"), GroupSource("g2"), GroupSource("g3"), GroupSource(""), "other"}
 	for i := range 20000 {
 		ten := NewTenant()
 		if rng.IntN(2) == 0 {
