@@ -89,6 +89,24 @@ func (r *Renderer) userJSON(v *readmodel.UserView) []byte {
 	return b[start:len(b):len(b)]
 }
 
+// heldJSON encodes a held row as json does, without reflection
+// (appendHeldRow).
+func (r *Renderer) heldJSON(h *readmodel.HeldRow) []byte {
+	if r.buf == nil {
+		if b, ok := appendHeldRow(nil, h); ok {
+			return b
+		}
+		return r.json(h)
+	}
+	start := len(r.buf.arena)
+	b, ok := appendHeldRow(r.buf.arena, h)
+	if !ok {
+		return r.json(h)
+	}
+	r.buf.arena = b
+	return b[start:len(b):len(b)]
+}
+
 func (r *Renderer) product(sku string) (part, name string) {
 	if p, ok := r.cat.Product(r.t, sku); ok {
 		return p.SkuPartNumber, p.DisplayName
@@ -384,7 +402,8 @@ func (r *Renderer) held(u, w string) {
 		r.out.ZRem(readmodel.HeldDue, m)
 		return
 	}
-	r.out.HSet(readmodel.Held, m, r.json(r.heldRow(usr, h)))
+	row := r.heldRow(usr, h)
+	r.out.HSet(readmodel.Held, m, r.heldJSON(&row))
 	r.out.ZAdd(readmodel.HeldIndex, 0, m)
 	if usr.RetentionHold {
 		r.out.ZRem(readmodel.HeldDue, m)

@@ -124,19 +124,21 @@ func appendLicenseView(b []byte, l *domain.LicenseView) []byte {
 	return append(b, '}')
 }
 
-// appendHeldRow appends a readmodel.HeldRow as encoding/json does.
+// appendHeldRow appends a readmodel.HeldRow as eventcodec does (ok false,
+// b unchanged: a time it cannot write).
 func appendHeldRow(b []byte, h *readmodel.HeldRow) (_ []byte, ok bool) {
+	n0 := len(b)
 	b = append(b, `{"userId":`...)
 	b = appendJSONString(b, h.UserID)
 	b = append(b, `,"workload":`...)
 	b = appendJSONString(b, h.Workload)
 	b = append(b, `,"heldSince":`...)
 	if b, ok = appendJSONTime(b, h.HeldSince); !ok {
-		return b, false
+		return b[:n0], false
 	}
 	b = append(b, `,"purgeAfter":`...)
 	if b, ok = appendJSONTime(b, h.PurgeAfter); !ok {
-		return b, false
+		return b[:n0], false
 	}
 	b = append(b, `,"retained":`...)
 	b = strconv.AppendBool(b, h.Retained)

@@ -114,6 +114,9 @@ func checkUserViewJSON(t *testing.T, v *readmodel.UserView) {
 	if (err == nil) != (stdErr == nil) {
 		t.Fatalf("eventcodec.Marshal: %v, encoding/json: %v", err, stdErr)
 	}
+	for i := range v.HeldData { // the purge list's rows (Renderer.held)
+		checkHeldRowJSON(t, &v.HeldData[i])
+	}
 	prefix := []byte("prefix")
 	got, ok := appendUserView(append([]byte(nil), prefix...), v)
 	if err != nil {
@@ -141,6 +144,23 @@ func checkUserViewJSON(t *testing.T, v *readmodel.UserView) {
 	}
 }
 
+// checkHeldRowJSON is checkUserViewJSON for a held row alone.
+func checkHeldRowJSON(t *testing.T, h *readmodel.HeldRow) {
+	t.Helper()
+	want, err := eventcodec.Marshal(h)
+	prefix := []byte("prefix")
+	got, ok := appendHeldRow(append([]byte(nil), prefix...), h)
+	if err != nil {
+		if ok || !bytes.Equal(got, prefix) {
+			t.Fatalf("eventcodec fails (%v) but appendHeldRow gave %q, %v", err, got, ok)
+		}
+		return
+	}
+	if !ok || !bytes.Equal(got[len(prefix):], want) {
+		t.Fatalf("appendHeldRow: %s, %v\nwant %s", got, ok, want)
+	}
+}
+
 // TestUserViewJSONMatches: the hand-written encoding of the user view is
 // encoding/json's, byte for byte, on 20,000 random views and on the views
 // of the benchmark's tenant.
@@ -158,7 +178,8 @@ func TestUserViewJSONMatches(t *testing.T) {
 }
 
 // TestRendererWritesTheUserViewAsBefore: the projection's renderer writes
-// the user view with the bytes of encoding/json, into its arena or not,
+// the user view and the held rows with the bytes of encoding/json, into
+// its arena or not,
 // and a view encoding/json cannot encode still panics as before.
 func TestRendererWritesTheUserViewAsBefore(t *testing.T) {
 	cat, ten := domain.DefaultCatalog(), benchTenant()
@@ -174,6 +195,18 @@ func TestRendererWritesTheUserViewAsBefore(t *testing.T) {
 			if got := sink.Hashes[readmodel.Users][id]; got != string(want) {
 				t.Fatalf("arena %v, %s:\n got %s\nwant %s", arena != nil, id, got, want)
 			}
+		}
+	}
+	for _, arena := range []*JSONArena{nil, {}} {
+		sink := NewMapSink()
+		NewRenderer(cat, ten, sink, arena).held("rich", "Exchange")
+		want, err := json.Marshal(readmodel.HeldRow{UserID: "rich", Workload: "Exchange", HeldSince: ten.Users["rich"].Holds["Exchange"].HeldSince,
+			PurgeAfter: ten.Users["rich"].Holds["Exchange"].PurgeAfter, Reason: "licenseRemoved"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sink.Hashes[readmodel.Held][readmodel.HeldMember("rich", "Exchange")]; got != string(want) {
+			t.Fatalf("held row, arena %v:\n got %s\nwant %s", arena != nil, got, want)
 		}
 	}
 	ten.Users["gone"].DeletedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
