@@ -87,6 +87,41 @@ type Catalog struct {
 	related    map[string]bool // plans named by an exclusive group or a dependency
 	planIDs    map[string]bool // service plan ids, lower case
 	planNames  map[string]bool // service plan names, upper case
+	// orders holds each catalog product's plans sorted, for the views
+	// (planOrderOf); autoSorted is AutoAssigned sorted, each name once.
+	orders     map[*Product]*planOrder
+	autoSorted []string
+}
+
+// planOrder is a product's service plans sorted by id and by name: the
+// orders of the views' lists (ViewLicense, EnabledServices).
+type planOrder struct {
+	byID, byName []ServicePlan
+}
+
+func newPlanOrder(p *Product) *planOrder {
+	o := &planOrder{byID: slices.Clone(p.ServicePlans), byName: slices.Clone(p.ServicePlans)}
+	slices.SortFunc(o.byID, func(a, b ServicePlan) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(o.byName, func(a, b ServicePlan) int { return strings.Compare(a.Name, b.Name) })
+	return o
+}
+
+// planOrderOf returns p's plans sorted: kept for the catalog's products,
+// computed for others (an ISV app, a catalog not made by ParseCatalog).
+func (c *Catalog) planOrderOf(p *Product) *planOrder {
+	if o := c.orders[p]; o != nil {
+		return o
+	}
+	return newPlanOrder(p)
+}
+
+// autoAssignedSorted is AutoAssigned sorted, each name once; not to be
+// modified.
+func (c *Catalog) autoAssignedSorted() []string {
+	if c.orders != nil { // made by ParseCatalog
+		return c.autoSorted
+	}
+	return slices.Compact(slices.Sorted(slices.Values(c.AutoAssigned)))
 }
 
 //go:embed catalog.json
@@ -190,6 +225,11 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 			return nil, err
 		}
 		c.autoByName[n] = true
+	}
+	c.autoSorted = slices.Compact(slices.Sorted(slices.Values(c.AutoAssigned)))
+	c.orders = make(map[*Product]*planOrder, len(c.Products))
+	for i := range c.Products {
+		c.orders[&c.Products[i]] = newPlanOrder(&c.Products[i])
 	}
 	return &c, nil
 }

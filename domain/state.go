@@ -1,10 +1,10 @@
 package domain
 
 import (
+	"cmp"
 	"encoding/json"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -265,8 +265,14 @@ func (l *UserLicense) Consumes() bool { return l.pool() != "" }
 // SourceNames lists the sources in a stable order: direct, selfService, groups.
 func (l *UserLicense) SourceNames() []string {
 	out := slices.AppendSeq(make([]string, 0, len(l.Sources)), maps.Keys(l.Sources)) // never nil: a view encodes [] not null
-	slices.Sort(out)
-	sort.SliceStable(out, func(i, j int) bool { return sourceRank(out[i]) < sourceRank(out[j]) })
+	if len(out) > 1 {
+		slices.SortFunc(out, func(a, b string) int {
+			if c := cmp.Compare(sourceRank(a), sourceRank(b)); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+	}
 	return out
 }
 

@@ -1,9 +1,7 @@
 package domain
 
 import (
-	"maps"
 	"slices"
-	"sort"
 )
 
 // Views derive what the admin center shows from the state. They are pure
@@ -41,8 +39,9 @@ func ViewLicense(c *Catalog, t *Tenant, l *UserLicense) LicenseView {
 	if prod != nil {
 		v.SkuPartNumber = prod.SkuPartNumber
 	}
-	enabled := map[string]bool{}
-	active, errored := 0, 0
+	// The active sources' disabled plans (a user has few sources: no map).
+	var activeBuf [4][]string
+	active, errored := activeBuf[:0], 0
 	for _, name := range v.Sources {
 		s := l.Sources[name]
 		if !s.Active() {
@@ -55,31 +54,30 @@ func ViewLicense(c *Catalog, t *Tenant, l *UserLicense) LicenseView {
 			}
 			continue
 		}
-		active++
-		if prod == nil {
-			continue
-		}
-		for _, sp := range prod.ServicePlans {
-			if !contains(s.DisabledPlans, sp.ID) {
-				enabled[sp.ID] = true
-			}
-		}
+		active = append(active, s.DisabledPlans)
 	}
 	if prod != nil {
-		for _, sp := range prod.ServicePlans {
-			if enabled[sp.ID] {
+		// A plan is enabled when some active source does not disable it.
+		// The plans by id: the lists come out sorted.
+		for _, sp := range c.planOrderOf(prod).byID {
+			on := false
+			for _, disabled := range active {
+				if !contains(disabled, sp.ID) {
+					on = true
+					break
+				}
+			}
+			if on {
 				v.EnabledPlans = append(v.EnabledPlans, sp.ID)
-			} else if active > 0 {
+			} else if len(active) > 0 {
 				v.DisabledPlans = append(v.DisabledPlans, sp.ID)
 			}
 		}
 	}
-	sort.Strings(v.EnabledPlans)
-	sort.Strings(v.DisabledPlans)
 	switch {
 	case errored == 0:
 		v.State = "Active"
-	case active > 0:
+	case len(active) > 0:
 		v.State = "ActiveWithError"
 	default:
 		v.State = "Error"
@@ -94,10 +92,12 @@ func EnabledServices(c *Catalog, t *Tenant, u *User) []string {
 	if u == nil || u.Deleted {
 		return []string{}
 	}
-	set := map[string]bool{}
-	for _, n := range c.AutoAssigned {
-		set[n] = true
-	}
+	// The names of every plan on, sorted and each once: the licenses'
+	// plans by name (each source's come sorted: one source, the most
+	// common case, needs no sort), then merged with the auto-assigned
+	// ones. Slices: a map per user cost more.
+	var buf [32]string
+	names, runs := buf[:0], 0
 	for _, l := range u.Licenses {
 		prod, ok := c.Product(t, l.SkuID)
 		if !ok {
@@ -107,16 +107,36 @@ func EnabledServices(c *Catalog, t *Tenant, u *User) []string {
 			if !s.Active() {
 				continue
 			}
-			for _, sp := range prod.ServicePlans {
+			runs++
+			for _, sp := range c.planOrderOf(prod).byName {
 				if !contains(s.DisabledPlans, sp.ID) {
-					set[sp.Name] = true
+					names = append(names, sp.Name)
 				}
 			}
 		}
 	}
-	out := slices.AppendSeq(make([]string, 0, len(set)), maps.Keys(set)) // never nil: a view encodes [] not null
-	slices.Sort(out)
-	return out
+	if runs > 1 {
+		slices.Sort(names)
+	}
+	names = slices.Compact(names)
+	auto := c.autoAssignedSorted()
+	out := make([]string, 0, len(auto)+len(names)) // never nil: a view encodes [] not null
+	i, j := 0, 0
+	for i < len(auto) && j < len(names) {
+		switch {
+		case auto[i] < names[j]:
+			out = append(out, auto[i])
+			i++
+		case auto[i] > names[j]:
+			out = append(out, names[j])
+			j++
+		default:
+			out = append(out, auto[i])
+			i, j = i+1, j+1
+		}
+	}
+	out = append(out, auto[i:]...)
+	return append(out, names[j:]...)
 }
 
 // UserStatus is "Active" or "Deleted".

@@ -45,7 +45,7 @@ type Keys struct{ Prefix string }
 func (k Keys) Tenant(t string) string { return k.Prefix + "{" + t + "}:" }
 
 // Key returns the full key of a tenant key suffix (e.g. Users).
-func (k Keys) Key(t, suffix string) string { return k.Tenant(t) + suffix }
+func (k Keys) Key(t, suffix string) string { return k.Prefix + "{" + t + "}:" + suffix } // one allocation
 
 // Tenants is the set of tenant ids the projection has seen.
 func (k Keys) Tenants() string { return k.Prefix + "tenants" }

@@ -53,7 +53,33 @@ func UsersBy(order string) string {
 
 // UsersByFilter is the key suffix of the sorted set of the users in order
 // that pass filter.
-func UsersByFilter(order, filter string) string { return UsersBy(order) + ":" + filter }
+func UsersByFilter(order, filter string) string {
+	// The fixed filters' keys are made once: the projection names several
+	// per user it writes.
+	o := 0
+	if order == OrderUPN {
+		o = 1
+	}
+	for i, f := range fixedFilters {
+		if f == filter {
+			return fixedFilterKeys[o][i]
+		}
+	}
+	return UsersBy(order) + ":" + filter
+}
+
+var fixedFilters = [...]string{FilterMember, FilterGuest, FilterActive, FilterDeleted, FilterLicensed, FilterUnlicensed, FilterError}
+
+// fixedFilterKeys are the keys of fixedFilters by order (display name,
+// UPN).
+var fixedFilterKeys = func() (k [2][len(fixedFilters)]string) {
+	for o, order := range []string{OrderDisplayName, OrderUPN} {
+		for i, f := range fixedFilters {
+			k[o][i] = UsersBy(order) + ":" + f
+		}
+	}
+	return k
+}()
 
 // UsersDiverging is the key suffix of the sorted set, in order, of the
 // users whose two folded fields share their first k bytes and differ at

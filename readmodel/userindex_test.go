@@ -40,3 +40,16 @@ func TestIndexedUserEntries(t *testing.T) {
 		t.Errorf("OtherMember(%q) = %q", name, OtherMember(name))
 	}
 }
+
+// TestUsersByFilterKeys: the keys made once for the fixed filters are the
+// ones built for any filter.
+func TestUsersByFilterKeys(t *testing.T) {
+	for _, order := range []string{OrderDisplayName, OrderUPN} {
+		for _, f := range []string{FilterMember, FilterGuest, FilterActive, FilterDeleted, FilterLicensed, FilterUnlicensed, FilterError,
+			FilterSku("SPB"), "other"} {
+			if got, want := UsersByFilter(order, f), UsersBy(order)+":"+f; got != want {
+				t.Errorf("UsersByFilter(%s, %s) = %s, want %s", order, f, got, want)
+			}
+		}
+	}
+}

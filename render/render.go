@@ -70,6 +70,43 @@ func (r *Renderer) json(v any) []byte {
 	return b[start:len(b):len(b)]
 }
 
+// userJSON encodes a user view as json does, without reflection
+// (appendUserView).
+func (r *Renderer) userJSON(v *readmodel.UserView) []byte {
+	if r.buf == nil {
+		if b, ok := appendUserView(nil, v); ok {
+			return b
+		}
+		return r.json(v)
+	}
+	start := len(r.buf.arena)
+	b, ok := appendUserView(r.buf.arena, v)
+	if !ok {
+		return r.json(v)
+	}
+	// As in json: views encoded before keep the old array if it moved.
+	r.buf.arena = b
+	return b[start:len(b):len(b)]
+}
+
+// heldJSON encodes a held row as json does, without reflection
+// (appendHeldRow).
+func (r *Renderer) heldJSON(h *readmodel.HeldRow) []byte {
+	if r.buf == nil {
+		if b, ok := appendHeldRow(nil, h); ok {
+			return b
+		}
+		return r.json(h)
+	}
+	start := len(r.buf.arena)
+	b, ok := appendHeldRow(r.buf.arena, h)
+	if !ok {
+		return r.json(h)
+	}
+	r.buf.arena = b
+	return b[start:len(b):len(b)]
+}
+
 func (r *Renderer) product(sku string) (part, name string) {
 	if p, ok := r.cat.Product(r.t, sku); ok {
 		return p.SkuPartNumber, p.DisplayName
@@ -172,17 +209,32 @@ func UserViewOf(cat *domain.Catalog, t *domain.Tenant, u *domain.User) readmodel
 	} else {
 		v.AutoAssignedServices = cat.AutoAssignedPlans()
 	}
-	for _, g := range slices.Sorted(maps.Keys(u.Groups)) {
-		v.Groups = append(v.Groups, g)
+	if len(u.Groups) > 0 {
+		v.Groups = slices.AppendSeq(make([]string, 0, len(u.Groups)), maps.Keys(u.Groups))
+		slices.Sort(v.Groups)
 	}
-	for _, sku := range slices.Sorted(maps.Keys(u.Licenses)) {
-		v.Licenses = append(v.Licenses, domain.ViewLicense(cat, t, u.Licenses[sku]))
+	var buf [8]string // the keys below, sorted, without an allocation mostly
+	if len(u.Licenses) > 0 {
+		v.Licenses = make([]domain.LicenseView, 0, len(u.Licenses))
+		for _, sku := range sortedKeys(buf[:0], u.Licenses) {
+			v.Licenses = append(v.Licenses, domain.ViewLicense(cat, t, u.Licenses[sku]))
+		}
 	}
-	r := Renderer{cat: cat, t: t}
-	for _, w := range slices.Sorted(maps.Keys(u.Holds)) {
-		v.HeldData = append(v.HeldData, r.heldRow(u, u.Holds[w]))
+	if len(u.Holds) > 0 {
+		r := Renderer{cat: cat, t: t}
+		v.HeldData = make([]readmodel.HeldRow, 0, len(u.Holds))
+		for _, w := range sortedKeys(buf[:0], u.Holds) {
+			v.HeldData = append(v.HeldData, r.heldRow(u, u.Holds[w]))
+		}
 	}
 	return v
+}
+
+// sortedKeys appends m's keys to buf, sorted.
+func sortedKeys[V any](buf []string, m map[string]V) []string {
+	buf = slices.AppendSeq(buf, maps.Keys(m))
+	slices.Sort(buf)
+	return buf
 }
 
 // user renders a user's view, and its entry in the users index when index
@@ -196,7 +248,8 @@ func (r *Renderer) user(id string, index bool) {
 		r.out.ZRem(readmodel.UsersIndex, id)
 		return
 	}
-	r.out.HSet(readmodel.Users, id, r.json(UserViewOf(r.cat, r.t, u)))
+	v := UserViewOf(r.cat, r.t, u)
+	r.out.HSet(readmodel.Users, id, r.userJSON(&v))
 	if index {
 		r.out.ZAdd(readmodel.UsersIndex, 0, id)
 	}
@@ -349,7 +402,8 @@ func (r *Renderer) held(u, w string) {
 		r.out.ZRem(readmodel.HeldDue, m)
 		return
 	}
-	r.out.HSet(readmodel.Held, m, r.json(r.heldRow(usr, h)))
+	row := r.heldRow(usr, h)
+	r.out.HSet(readmodel.Held, m, r.heldJSON(&row))
 	r.out.ZAdd(readmodel.HeldIndex, 0, m)
 	if usr.RetentionHold {
 		r.out.ZRem(readmodel.HeldDue, m)
@@ -409,6 +463,14 @@ type Touched struct {
 	// there was one): the version the rendered diff starts from.
 	base  uint64
 	based bool
+	keys  []string // Render's buffer of sorted keys
+}
+
+// sorted returns m's keys sorted, in tc's buffer (valid until the next
+// call).
+func (tc *Touched) sorted(m map[string]bool) []string {
+	tc.keys = sortedKeys(tc.keys[:0], m)
+	return tc.keys
 }
 
 func NewTouched() *Touched {
@@ -431,6 +493,8 @@ func (tc *Touched) Reset() {
 	clear(tc.held)
 	clear(tc.before)
 	tc.base, tc.based = 0, false
+	clear(tc.keys)
+	tc.keys = tc.keys[:0]
 }
 
 // Base is the tenant's version before the first event of the run: what
@@ -600,22 +664,25 @@ func (tc *Touched) Render(r *Renderer) {
 	if tc.meta {
 		r.meta()
 	}
-	for _, sku := range slices.Sorted(maps.Keys(tc.licenses)) {
+	// The keys sorted in one buffer, reused: each loop ends before the
+	// next sorts.
+	for _, sku := range tc.sorted(tc.licenses) {
 		r.license(sku)
 	}
-	for _, id := range slices.Sorted(maps.Keys(tc.subs)) {
+	for _, id := range tc.sorted(tc.subs) {
 		r.subscription(id)
 	}
-	for _, sku := range slices.Sorted(maps.Keys(tc.apps)) {
+	for _, sku := range tc.sorted(tc.apps) {
 		r.app(sku)
 	}
-	for _, id := range slices.Sorted(maps.Keys(tc.users)) {
+	for _, id := range tc.sorted(tc.users) {
 		r.user(id, slices.Contains(tc.added, id))
 		r.userIndexes(id, tc.before[id])
 	}
-	for _, g := range slices.Sorted(maps.Keys(tc.groups)) {
+	for _, g := range tc.sorted(tc.groups) {
 		r.group(g)
 	}
+	clear(tc.keys) // hold no strings of this tenant
 	for p := range tc.userLic {
 		r.userLicense(p.a, p.b)
 	}
@@ -707,15 +774,32 @@ func (s *ScriptSink) Reset(keyOf func(string) string) {
 // maxKeptSinkKeys bounds what a reused ScriptSink keeps between tenants.
 const maxKeptSinkKeys = 1024
 
-func (s *ScriptSink) key(suffix string) string {
+// key returns the KEYS index of a tenant key suffix, as an argument.
+func (s *ScriptSink) key(suffix string) any {
 	i, ok := s.index[suffix]
 	if !ok {
 		s.Keys = append(s.Keys, s.keyOf(suffix))
 		i = len(s.Keys)
 		s.index[suffix] = i
 	}
+	if i < len(boxedIndexes) {
+		return boxedIndexes[i]
+	}
 	return strconv.Itoa(i)
 }
+
+// boxedIndexes are the first KEYS indexes as arguments, made once: a
+// string put in an interface is an allocation, three per op before (the
+// index, the score, the member).
+var boxedIndexes = func() (b [256]any) {
+	for i := range b {
+		b[i] = strconv.Itoa(i)
+	}
+	return b
+}()
+
+// zeroScore is the score of every index but the schedules, as an argument.
+var zeroScore any = "0"
 
 // Has reports whether s has a key for the tenant key suffix.
 func (s *ScriptSink) Has(suffix string) bool {
@@ -734,7 +818,7 @@ func (s *ScriptSink) HSet(key, field string, value []byte) {
 }
 func (s *ScriptSink) HDel(key, field string) { s.Args = append(s.Args, "hd", s.key(key), field) }
 func (s *ScriptSink) ZAdd(key string, score float64, member string) {
-	sc := "0" // every index but the purge and lifecycle schedules scores 0
+	sc := zeroScore // every index but the purge and lifecycle schedules scores 0
 	if score != 0 {
 		sc = strconv.FormatFloat(score, 'f', -1, 64)
 	}

@@ -18,8 +18,9 @@ func TestTouchedResetClearsEverything(t *testing.T) {
 	}
 	tc.before["u1"] = indexedBefore{}
 	tc.base, tc.based = 7, true
+	tc.keys = append(tc.keys, "k")
 	v := reflect.ValueOf(tc).Elem()
-	if v.NumField() != 13 {
+	if v.NumField() != 14 {
 		t.Fatalf("touched has %d fields: set the new one above and clear it in reset", v.NumField())
 	}
 	tc.Reset()
