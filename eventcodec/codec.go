@@ -186,9 +186,12 @@ var (
 	stdNoHTML = sonic.Config{SortMapKeys: true, CompactMarshaler: true, CopyString: true, ValidateString: true}.Froze()
 )
 
-// Marshal encodes v byte for byte as encoding/json.Marshal does (HTML
-// escaped, map keys sorted, Marshaler output compacted), faster. Read models
-// are written with it, so stores written before it compare equal.
+// Marshal encodes v as encoding/json.Marshal does (HTML escaped, map keys
+// sorted, Marshaler output compacted), faster, and byte for byte but for
+// one difference: U+0008 and U+000C are written \u0008 and \u000c, where
+// encoding/json writes \b and \f since Go 1.22. Read models are written
+// with it (and render's hand encoders copy it), so they compare equal with
+// what earlier builds wrote.
 func Marshal(v any) ([]byte, error) { return std.Marshal(v) }
 
 // MarshalNoEscapeHTML encodes v as a json.Encoder with SetEscapeHTML(false)
