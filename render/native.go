@@ -82,7 +82,8 @@ type NativeFlusher struct {
 	out       bytes.Buffer
 	w         *bufio.Writer
 	argv      []string
-	cur       []float64 // the tenants' versions in apply
+	cur       []float64          // the tenants' versions in apply
+	after     map[string]float64 // apply's versions by meta key, as each place leaves them
 }
 
 // scriptState returns the connection state of a script run on database
@@ -164,9 +165,10 @@ func (n *NativeFlusher) writer() *bufio.Writer {
 // errNativeArgs is a KEYS/ARGV layout flush.lua would fail on.
 var errNativeArgs = errors.New("ERR seatledger: malformed flush arguments")
 
-// apply is flush.lua: first each tenant's version, refusing the whole
-// flush with a *BaseError if one is neither at its ops' base nor past
-// their version; then for each tenant, if its version is below the new
+// apply is flush.lua: first each tenant's version (for a tenant given
+// again, the version its earlier place leaves), refusing the whole flush
+// with a *BaseError if one is neither at its ops' base nor past their
+// version; then for each tenant, if its version is below the new
 // one, its ops and then the version; the tenant added to the tenant set
 // unless its id is empty; then the checkpoint moved forward.
 func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
@@ -211,15 +213,22 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 	// The versions first, as flush.lua reads them.
 	cur := n.cur[:0]
 	var stale []StaleTenant
+	if n.after == nil {
+		n.after = map[string]float64{}
+	}
+	after := n.after
+	defer clear(after)
 	i, kb := 3, 0
 	for t := range nt {
 		meta, err := key(kb + 1)
 		if err != nil {
 			return err
 		}
-		c, err := n.number(p, "HGET", meta, "version")
-		if err != nil {
-			return err
+		c, seen := after[meta]
+		if !seen {
+			if c, err = n.number(p, "HGET", meta, "version"); err != nil {
+				return err
+			}
 		}
 		cur = append(cur, c)
 		v, err := luaArg(i + 1)
@@ -233,6 +242,7 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 		if c < v && c != base {
 			stale = append(stale, StaleTenant{Place: t + 1, Version: uint64(c)})
 		}
+		after[meta] = max(c, v) // a tenant given again: what this place leaves
 		nkeys, err := num(i)
 		if err != nil {
 			return err

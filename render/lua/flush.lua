@@ -2,15 +2,20 @@ local tenants, ck = KEYS[#KEYS-1], KEYS[#KEYS]
 local nt = tonumber(ARGV[2])
 -- First every tenant's version: a tenant whose read model is neither at
 -- its ops' base nor past their version refuses the whole flush, named by
--- its place in the flush (1-based) and its version.
-local cur, stale = {}, {}
+-- its place in the flush (1-based) and its version. A tenant given again
+-- is checked (and later written) against the version its earlier place
+-- leaves, as ApplyScript calls in turn would see it.
+local cur, stale, after = {}, {}, {}
 local i, kb = 3, 0
 for t = 1, nt do
-  local c = tonumber(redis.call('HGET', KEYS[kb+1], 'version') or '0')
+  local meta = KEYS[kb+1]
+  local c = after[meta] or tonumber(redis.call('HGET', meta, 'version') or '0')
   cur[t] = c
-  if c < tonumber(ARGV[i+1]) and c ~= tonumber(ARGV[i+2]) then
+  local v = tonumber(ARGV[i+1])
+  if c < v and c ~= tonumber(ARGV[i+2]) then
     stale[#stale+1] = t .. ' ' .. c
   end
+  if c < v then after[meta] = v else after[meta] = c end
   kb = kb + tonumber(ARGV[i])
   i = i + 5 + tonumber(ARGV[i+4])
 end
