@@ -13,6 +13,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
+	"github.com/seatledger/seatledger/internal/cputime"
 	"github.com/seatledger/seatledger/internal/redistest"
 )
 
@@ -163,7 +164,7 @@ func projectFromStart(b *testing.B, cfg Config, head eventstore.Position) {
 	b.ResetTimer()
 	var cpu time.Duration
 	for i := 0; i < b.N; i++ {
-		cpu0 := processCPU()
+		cpu0 := cputime.Process()
 		cfg.Prefix = fmt.Sprintf("sltest:bench%d-%d:", time.Now().UnixNano(), i)
 		p, err := New(cfg)
 		if err != nil {
@@ -177,7 +178,7 @@ func projectFromStart(b *testing.B, cfg Config, head eventstore.Position) {
 		}
 		cancel()
 		<-done
-		cpu += processCPU() - cpu0
+		cpu += cputime.Process() - cpu0
 		b.StopTimer()
 		deletePrefix(cfg.Redis, cfg.Prefix)
 		b.StartTimer()

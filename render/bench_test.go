@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/internal/cputime"
 )
 
 // discardSink drops every write (a benchmark of rendering alone).
@@ -58,12 +59,12 @@ func BenchmarkUserView(b *testing.B) {
 			var arena JSONArena
 			r := NewRenderer(cat, t, discardSink{}, &arena)
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				r.user(id, false)
 				arena.Reset()
 			}
-			reportCPU(b, processCPU()-cpu0)
+			reportCPU(b, cputime.Process()-cpu0)
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
+	"github.com/seatledger/seatledger/internal/cputime"
 	"github.com/seatledger/seatledger/readmodel"
 )
 
@@ -246,20 +247,20 @@ func benchUserViewJSON(b *testing.B, id string, v readmodel.UserView) {
 	b.Run(id+"/hand", func(b *testing.B) {
 		var buf []byte
 		b.ReportAllocs()
-		cpu0 := processCPU()
+		cpu0 := cputime.Process()
 		for b.Loop() {
 			buf, _ = appendUserView(buf[:0], &v)
 		}
-		reportCPU(b, processCPU()-cpu0)
+		reportCPU(b, cputime.Process()-cpu0)
 	})
 	b.Run(id+"/eventcodec", func(b *testing.B) {
 		var buf, scratch []byte
 		b.ReportAllocs()
-		cpu0 := processCPU()
+		cpu0 := cputime.Process()
 		for b.Loop() {
 			buf, _ = eventcodec.AppendMarshal(buf[:0], &scratch, &v)
 		}
-		reportCPU(b, processCPU()-cpu0)
+		reportCPU(b, cputime.Process()-cpu0)
 	})
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/eventstore/postgres"
+	"github.com/seatledger/seatledger/internal/cputime"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
 )
@@ -323,7 +324,7 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	var commands, errs atomic.Int64
 	lat := make([][]time.Duration, o.Clients)
 	deadline := time.Now().Add(o.Duration)
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), cputime.Process()
 	for c := 0; c < o.Clients; c++ {
 		wg.Add(1)
 		go pprof.Do(ctx, pprof.Labels(projections.ProfileLabel, profileClients), func(context.Context) {
@@ -359,7 +360,7 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	if err != nil {
 		return benchResult{}, err
 	}
-	cpu1 := processCPU()
+	cpu1 := cputime.Process()
 	var redisCPU time.Duration
 	if benchRedis != nil {
 		cpu, err := redisServerCPU(ctx, benchRedis)

@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"eventcodec":           {"domain"},
 	"lease":                {},
 	"internal/lru":         {},
+	"internal/cputime":     {},
 	"i18n":                 {},
 
 	// The two contracts the write and read sides share.

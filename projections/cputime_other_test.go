@@ -1,8 +1,0 @@
-//go:build !unix
-
-package projections
-
-import "time"
-
-// processCPU is unknown here: 0.
-func processCPU() time.Duration { return 0 }
