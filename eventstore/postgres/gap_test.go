@@ -530,3 +530,28 @@ func TestGroupMixed(t *testing.T) {
 		t.Fatalf("ReadAll after the group: %d events %v, want 7", len(all), err)
 	}
 }
+
+// TestEarlierRevisionsFindTheirMark: nodes of earlier v2 revisions may run
+// beside this one on the same schema. Each checks the batch function for
+// its own mark before running its DDL, so the current function must carry
+// theirs, or every such node would put its own functions back on open.
+func TestEarlierRevisionsFindTheirMark(t *testing.T) {
+	requirePG(t)
+	ctx := context.Background()
+	schema := freshSchema(t)
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	n := newNames(schema)
+	for _, mark := range []string{migrationMark, "-- seatledger schema v2, revision 3", "-- seatledger schema v2"} {
+		var found bool
+		if err := conn.QueryRow(ctx, `SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)`,
+			n.batchFn+batchSig, mark).Scan(&found); err != nil || !found {
+			t.Errorf("append_batch does not carry the mark %q (%v): nodes of that revision would replace it", mark, err)
+		}
+	}
+}

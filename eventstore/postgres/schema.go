@@ -126,6 +126,7 @@ func (n names) migration() string {
 		"{idxbits}", fmt.Sprint(idxBits),
 		"{v1mark}", migrationMarkV1,
 		"{mark}", migrationMark,
+		"{oldmarks}", compatMarks,
 	)
 	return r.Replace(`
 CREATE SCHEMA IF NOT EXISTS {schema};
@@ -320,118 +321,108 @@ CREATE OR REPLACE FUNCTION {batch}(
 	OUT o_xid bigint, OUT o_clear boolean)
 LANGUAGE plpgsql AS $seatledger$
 {mark}
+{oldmarks}
 DECLARE
 	k       integer := coalesce(array_length(p_streams, 1), 0);
-	starts  integer[] := '{}';
-	hs      text[];
-	hv      bigint[];
-	hp      bigint[];
-	used    text[] := '{}';
+	starts  integer[]; -- index of each append's first event in p_ids
+	hv      bigint[];  -- each append's stream head (version)
 	fast    boolean[];
-	pos0    bigint[];
-	claimed text[];
-	h       integer;
-	nxt     integer := 1;
-	idx     integer := 0;
+	offs    integer[]; -- each fast append's first index in the transaction
+	won     boolean[];
+	anyfast boolean;
+	multi   boolean;
+	maxhp   bigint;
+	idx     integer;
 	base    bigint;
 	a_out   integer;
 	a_ver   bigint;
 	a_pos   bigint;
+	r       integer;
 	ts      timestamptz := clock_timestamp();
 BEGIN
-	o_outcome := array_fill(0, ARRAY[k]);
-	o_version := array_fill(0::bigint, ARRAY[k]);
-	o_position := array_fill(0::bigint, ARRAY[k]);
-	fast := array_fill(false, ARRAY[k]);
-	pos0 := array_fill(0::bigint, ARRAY[k]);
-	FOR i IN 1..k LOOP
-		starts := starts || nxt;
-		nxt := nxt + p_counts[i];
-	END LOOP;
+	-- Set-based, no loop per append: one statement reads the heads of the
+	-- group's streams (before this transaction takes its id) and decides
+	-- which appends are fast: the first append of its stream in the group,
+	-- with events, expected version right. Everything else goes through
+	-- append_events below. Stored IDs are not looked up: the unique index
+	-- on id refuses them, and the whole group, which then fails, is run
+	-- again one append at a time (the store does that), where
+	-- append_events tells retries from conflicts.
+	SELECT array_agg(b.st ORDER BY b.i), array_agg(b.hv ORDER BY b.i),
+		array_agg(b.fast ORDER BY b.i), array_agg(b.off ORDER BY b.i),
+		coalesce(bool_or(b.fast), false), coalesce(bool_or(b.fast AND b.c > 1), false),
+		max(b.hp - b.off) FILTER (WHERE b.fast),
+		coalesce(sum(b.c) FILTER (WHERE b.fast), 0)
+		INTO starts, hv, fast, offs, anyfast, multi, maxhp, idx
+		FROM (SELECT f.*, (sum(CASE WHEN f.fast THEN f.c ELSE 0 END)
+				OVER (ORDER BY f.i ROWS UNBOUNDED PRECEDING)
+				- CASE WHEN f.fast THEN f.c ELSE 0 END)::integer AS off
+			FROM (SELECT a.i, a.c, a.st, coalesce(x.version, 0) AS hv, coalesce(x.position, 0) AS hp,
+					a.c > 0 AND a.rn = 1 AND (p_expected[a.i] < 0 OR p_expected[a.i] = coalesce(x.version, 0)) AS fast
+				FROM (SELECT i, p_counts[i] AS c,
+						(sum(p_counts[i]) OVER (ORDER BY i ROWS UNBOUNDED PRECEDING) - p_counts[i] + 1)::integer AS st,
+						row_number() OVER (PARTITION BY p_streams[i] ORDER BY i) AS rn
+					FROM generate_subscripts(p_streams, 1) AS i) a
+				LEFT JOIN LATERAL (SELECT e.version, e.position FROM {events} e
+					WHERE e.stream = p_streams[a.i] ORDER BY e.version DESC LIMIT 1) x ON true) f) b;
 
-	-- The heads of the group's streams, read before this transaction
-	-- takes its id.
-	SELECT array_agg(d.s), array_agg(coalesce(x.version, 0)), array_agg(coalesce(x.position, 0))
-		INTO hs, hv, hp
-		FROM (SELECT DISTINCT unnest(p_streams) AS s) d
-		LEFT JOIN LATERAL (SELECT e.version, e.position FROM {events} e
-			WHERE e.stream = d.s ORDER BY e.version DESC LIMIT 1) x ON true;
-
-	-- Fast: the first append of its stream in the group, expected version
-	-- right. Everything else goes through append_events. Stored IDs are
-	-- not looked up: the unique index on id refuses them, and the whole
-	-- group, which then fails, is run again one append at a time (the
-	-- store does that), where append_events tells retries from conflicts.
-	-- That is rare (a retry after a lost answer); a lookup per group was
-	-- an index probe per event.
-	FOR i IN 1..k LOOP
-		h := array_position(hs, p_streams[i]);
-		IF p_counts[i] > 0 AND NOT (p_streams[i] = ANY (used))
-			AND (p_expected[i] < 0 OR p_expected[i] = hv[h]) THEN
-			fast[i] := true;
-		END IF;
-		used := used || p_streams[i];
-	END LOOP;
-
-	IF true = ANY (fast) THEN
+	IF anyfast THEN
 		SELECT pg_current_xact_id()::text::bigint + m.tx_offset INTO base FROM {meta} m;
 		IF base >= (1::bigint << (63 - {idxbits})) THEN
 			RAISE EXCEPTION 'seatledger: transaction ids exhausted the position space of schema %', '{schema}';
 		END IF;
 		base := base << {idxbits};
-		FOR i IN 1..k LOOP
-			IF fast[i] THEN
-				pos0[i] := base + idx;
-				idx := idx + p_counts[i];
-				IF pos0[i] <= hp[array_position(hs, p_streams[i])] THEN
-					RAISE EXCEPTION 'seatledger: transaction ids of this server are behind the positions of schema % (restored into another cluster?): reopen the store', '{schema}'
-						USING ERRCODE = 'object_not_in_prerequisite_state';
-				END IF;
-			END IF;
-		END LOOP;
+		IF base <= maxhp THEN
+			RAISE EXCEPTION 'seatledger: transaction ids of this server are behind the positions of schema % (restored into another cluster?): reopen the store', '{schema}'
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
 		-- Claim each stream's next version with the append's first event.
 		-- Only (stream, version) arbitrates: a speculative insertion
 		-- probes each arbiter index before inserting, and the other two
-		-- cannot conflict but through a stored ID (see above).
+		-- cannot conflict but through a stored ID (see above). An append
+		-- that lost the race (no row back) goes to append_events.
 		WITH ins AS (
 			INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
-				SELECT pos0[i], p_streams[i], hv[array_position(hs, p_streams[i])] + 1,
+				SELECT base + offs[i], p_streams[i], hv[i] + 1,
 					p_ids[starts[i]], p_types[starts[i]], ts, p_data[starts[i]]
 				FROM generate_subscripts(p_streams, 1) AS i
 				WHERE fast[i] ORDER BY i
 				ON CONFLICT (stream, version) DO NOTHING
-				RETURNING stream)
-		SELECT coalesce(array_agg(ins.stream), '{}') INTO claimed FROM ins;
-		INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
-			SELECT pos0[a.i] + (a.j - starts[a.i]), p_streams[a.i],
-				hv[array_position(hs, p_streams[a.i])] + 1 + (a.j - starts[a.i]),
-				p_ids[a.j], p_types[a.j], ts, p_data[a.j]
-			FROM (SELECT i, generate_series(starts[i] + 1, starts[i] + p_counts[i] - 1) AS j
-				FROM generate_subscripts(p_streams, 1) AS i
-				WHERE fast[i] AND p_streams[i] = ANY (claimed)) a
-			ORDER BY a.j;
-		FOR i IN 1..k LOOP
-			IF fast[i] THEN
-				IF p_streams[i] = ANY (claimed) THEN
-					o_version[i] := hv[array_position(hs, p_streams[i])] + p_counts[i];
-					o_position[i] := pos0[i] + p_counts[i] - 1;
-				ELSE
-					fast[i] := false; -- lost a race: append_events sorts it out
-				END IF;
-			END IF;
-		END LOOP;
-	END IF;
-
-	FOR i IN 1..k LOOP
-		IF NOT fast[i] THEN
-			SELECT a.o_outcome, a.o_version, a.o_position INTO a_out, a_ver, a_pos
-				FROM {append}(p_streams[i], p_expected[i],
-					p_ids[starts[i]:starts[i] + p_counts[i] - 1],
-					p_types[starts[i]:starts[i] + p_counts[i] - 1],
-					p_data[starts[i]:starts[i] + p_counts[i] - 1], idx) a;
-			o_outcome[i] := a_out; o_version[i] := a_ver; o_position[i] := a_pos;
-			idx := idx + p_counts[i];
+				RETURNING position)
+		SELECT array_agg(ins.position IS NOT NULL ORDER BY g.i),
+			array_agg(CASE WHEN ins.position IS NOT NULL THEN hv[g.i] + p_counts[g.i] ELSE 0 END ORDER BY g.i),
+			array_agg(CASE WHEN ins.position IS NOT NULL THEN ins.position + p_counts[g.i] - 1 ELSE 0 END ORDER BY g.i)
+			INTO won, o_version, o_position
+			FROM generate_subscripts(p_streams, 1) AS g(i)
+			LEFT JOIN ins ON fast[g.i] AND ins.position = base + offs[g.i];
+		IF multi THEN
+			INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
+				SELECT base + offs[a.i] + (a.j - starts[a.i]), p_streams[a.i],
+					hv[a.i] + 1 + (a.j - starts[a.i]),
+					p_ids[a.j], p_types[a.j], ts, p_data[a.j]
+				FROM (SELECT i, generate_series(starts[i] + 1, starts[i] + p_counts[i] - 1) AS j
+					FROM generate_subscripts(p_streams, 1) AS i
+					WHERE won[i] AND p_counts[i] > 1) a
+				ORDER BY a.j;
 		END IF;
+	ELSE
+		won := array_fill(false, ARRAY[k]);
+		o_version := array_fill(0::bigint, ARRAY[k]);
+		o_position := array_fill(0::bigint, ARRAY[k]);
+	END IF;
+	o_outcome := array_fill(0, ARRAY[k]);
+
+	-- The rest (rare: a stream twice in the group, an expected version
+	-- that does not match, a lost race), one by one after the fast
+	-- appends' indexes.
+	FOR r IN SELECT g FROM generate_subscripts(p_streams, 1) AS g WHERE NOT won[g] ORDER BY g LOOP
+		SELECT a.o_outcome, a.o_version, a.o_position INTO a_out, a_ver, a_pos
+			FROM {append}(p_streams[r], p_expected[r],
+				p_ids[starts[r]:starts[r] + p_counts[r] - 1],
+				p_types[starts[r]:starts[r] + p_counts[r] - 1],
+				p_data[starts[r]:starts[r] + p_counts[r] - 1], idx) a;
+		o_outcome[r] := a_out; o_version[r] := a_ver; o_position[r] := a_pos;
+		idx := idx + p_counts[r];
 	END LOOP;
 
 	o_xid := coalesce(pg_current_xact_id_if_assigned()::text::bigint, 0);
@@ -494,6 +485,11 @@ func migrate(ctx context.Context, conn interface {
 // migrationMarkV1 is v1's: an older seatledger skips its DDL when it finds
 // it, so the v1 stub carries it.
 const (
-	migrationMark   = "-- seatledger schema v2, revision 3"
+	migrationMark   = "-- seatledger schema v2, revision 4"
 	migrationMarkV1 = "-- seatledger schema v1"
 )
+
+// compatMarks are the marks of earlier v2 revisions whose builds may run
+// beside this one: the functions answer as theirs do, so those builds find
+// their mark and neither rerun their DDL nor downgrade the functions.
+const compatMarks = "-- seatledger schema v2, revision 3 (compatible: same signatures and answers)"
