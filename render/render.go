@@ -72,36 +72,26 @@ func (r *Renderer) json(v any) []byte {
 
 // userJSON encodes a user view as json does, without reflection
 // (appendUserView).
-func (r *Renderer) userJSON(v *readmodel.UserView) []byte {
-	if r.buf == nil {
-		if b, ok := appendUserView(nil, v); ok {
-			return b
-		}
-		return r.json(v)
-	}
-	start := len(r.buf.arena)
-	b, ok := appendUserView(r.buf.arena, v)
-	if !ok {
-		return r.json(v)
-	}
-	// As in json: views encoded before keep the old array if it moved.
-	r.buf.arena = b
-	return b[start:len(b):len(b)]
-}
+func (r *Renderer) userJSON(v *readmodel.UserView) []byte { return handJSON(r, v, appendUserView) }
 
 // heldJSON encodes a held row as json does, without reflection
 // (appendHeldRow).
-func (r *Renderer) heldJSON(h *readmodel.HeldRow) []byte {
+func (r *Renderer) heldJSON(h *readmodel.HeldRow) []byte { return handJSON(r, h, appendHeldRow) }
+
+// handJSON encodes v with a hand-written appender into r's arena (or a
+// fresh slice without one), and with json where the appender declines.
+// As in json: views encoded before keep the old array if the arena moved.
+func handJSON[T any](r *Renderer, v *T, appendV func([]byte, *T) ([]byte, bool)) []byte {
 	if r.buf == nil {
-		if b, ok := appendHeldRow(nil, h); ok {
+		if b, ok := appendV(nil, v); ok {
 			return b
 		}
-		return r.json(h)
+		return r.json(v)
 	}
 	start := len(r.buf.arena)
-	b, ok := appendHeldRow(r.buf.arena, h)
+	b, ok := appendV(r.buf.arena, v)
 	if !ok {
-		return r.json(h)
+		return r.json(v)
 	}
 	r.buf.arena = b
 	return b[start:len(b):len(b)]
