@@ -490,26 +490,7 @@ func TestGroupMixed(t *testing.T) {
 		newReq(ctx, "tenant-old", eventstore.Exactly(2), nil),                                               // 6 empty: version 2
 		newReq(ctx, "tenant-any", eventstore.Any, events(1, "Any")),                                         // 7 written
 	}
-	s.appendGroup(group)
-	for _, r := range group {
-		<-r.done
-	}
-	for i, want := range []struct {
-		conflict bool
-		version  uint64
-	}{{false, 3}, {false, 2}, {false, 3}, {true, 2}, {false, 2}, {true, 2}, {false, 2}, {false, 1}} {
-		r := group[i]
-		if want.conflict {
-			var ce *eventstore.ConflictError
-			if !errors.As(r.err, &ce) || ce.Actual != want.version {
-				t.Fatalf("append %d: %v, want a conflict at version %d", i, r.err, want.version)
-			}
-			continue
-		}
-		if r.err != nil || r.res.Version != want.version {
-			t.Fatalf("append %d: %+v %v, want version %d", i, r.res, r.err, want.version)
-		}
-	}
+	runGroup(t, s, group, []groupOutcome{{false, 3}, {false, 2}, {false, 3}, {true, 2}, {false, 2}, {true, 2}, {false, 2}, {false, 1}})
 	if group[4].res != first {
 		t.Fatalf("retry answered %+v, the original %+v", group[4].res, first)
 	}
@@ -552,6 +533,35 @@ func TestEarlierRevisionsFindTheirMark(t *testing.T) {
 		if err := conn.QueryRow(ctx, `SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)`,
 			n.batchFn+batchSig, mark).Scan(&found); err != nil || !found {
 			t.Errorf("append_batch does not carry the mark %q (%v): nodes of that revision would replace it", mark, err)
+		}
+	}
+}
+
+// groupOutcome is what an append of a group should get: a conflict at
+// version, or success at version.
+type groupOutcome struct {
+	conflict bool
+	version  uint64
+}
+
+// runGroup runs group as one group and checks each append's answer.
+func runGroup(t *testing.T, s *Store, group []*appendReq, want []groupOutcome) {
+	t.Helper()
+	s.appendGroup(group)
+	for _, r := range group {
+		<-r.done
+	}
+	for i, w := range want {
+		r := group[i]
+		if w.conflict {
+			var ce *eventstore.ConflictError
+			if !errors.As(r.err, &ce) || ce.Actual != w.version {
+				t.Fatalf("append %d: %v, want a conflict at version %d", i, r.err, w.version)
+			}
+			continue
+		}
+		if r.err != nil || r.res.Version != w.version {
+			t.Fatalf("append %d: %+v %v, want version %d", i, r.res, r.err, w.version)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -129,26 +128,7 @@ func TestGroupWithStoredIDs(t *testing.T) {
 		newReq(ctx, "tenant-t2", eventstore.NoStream, twice),         // 4 conflict: 3 took the ID
 		newReq(ctx, "tenant-b", eventstore.Any, events(1, "B")),      // 5 written
 	}
-	s.appendGroup(group)
-	for _, r := range group {
-		<-r.done
-	}
-	for i, want := range []struct {
-		conflict bool
-		version  uint64
-	}{{false, 2}, {false, 2}, {true, 0}, {false, 1}, {true, 0}, {false, 1}} {
-		r := group[i]
-		if want.conflict {
-			var ce *eventstore.ConflictError
-			if !errors.As(r.err, &ce) || ce.Actual != want.version {
-				t.Fatalf("append %d: %v, want a conflict at version %d", i, r.err, want.version)
-			}
-			continue
-		}
-		if r.err != nil || r.res.Version != want.version {
-			t.Fatalf("append %d: %+v %v, want version %d", i, r.res, r.err, want.version)
-		}
-	}
+	runGroup(t, s, group, []groupOutcome{{false, 2}, {false, 2}, {true, 0}, {false, 1}, {true, 0}, {false, 1}})
 	if group[1].res != first {
 		t.Fatalf("retry answered %+v, the original %+v", group[1].res, first)
 	}
