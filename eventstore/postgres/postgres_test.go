@@ -25,6 +25,17 @@ const urlEnv = "SEATLEDGER_POSTGRES_URL"
 
 const defaultTestURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
+// prefixEnv sets the prefix of the tests' schema names (default "slt_"),
+// for a database whose users may only touch schemas of a given prefix.
+const prefixEnv = "SEATLEDGER_POSTGRES_SCHEMA_PREFIX"
+
+func schemaPrefix() string {
+	if p := os.Getenv(prefixEnv); p != "" {
+		return p
+	}
+	return "slt_"
+}
+
 func testURL() string {
 	if u := os.Getenv(urlEnv); u != "" {
 		return u
@@ -62,7 +73,7 @@ func freshSchema(tb testing.TB) string {
 	tb.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	schema := "slt_" + hex.EncodeToString(b[:])
+	schema := schemaPrefix() + hex.EncodeToString(b[:])
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
