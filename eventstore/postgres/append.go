@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -236,13 +237,64 @@ func (a *answer) dest() []any {
 	return []any{&a.outcome, &a.version, &a.position, &a.xid, &a.clear, &a.xmin}
 }
 
-// result turns append_events' answer into r's result.
-func (r *appendReq) result(a answer) {
+// result turns append_events' answer into r's result, and remembers the
+// stream's last event.
+func (s *Store) result(r *appendReq, a answer) {
 	if a.outcome == outcomeConflict {
 		r.err = &eventstore.ConflictError{Stream: r.stream, Expected: r.expected, Actual: uint64(a.version)}
 		return
 	}
 	r.res = eventstore.AppendResult{Version: uint64(a.version), Position: eventstore.Position(a.position)}
+	if len(r.ids) > 0 {
+		s.heads.saw(r.stream, a.version, a.position)
+	}
+}
+
+// maxKnownHeads bounds how many streams' last events a Store remembers.
+const maxKnownHeads = 1 << 16
+
+// knownHeads remembers, per stream, the version and position of the last
+// event this Store appended to it (or found stored by an idempotent
+// retry). Events are never removed, so each entry stays true: version v
+// of the stream exists at that position. An append expecting exactly v
+// then needs no read of the stream's head: its INSERT of version v+1
+// succeeds only if v is still the head, and its transaction, which takes
+// its id after that event committed, gets larger positions.
+type knownHeads struct {
+	mu sync.Mutex
+	m  map[string]knownHead
+}
+
+type knownHead struct{ version, position int64 }
+
+func (k *knownHeads) saw(stream string, version, position int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if h, ok := k.m[stream]; ok && h.version >= version {
+		return
+	}
+	if len(k.m) >= maxKnownHeads {
+		clear(k.m)
+	}
+	k.m[stream] = knownHead{version, position}
+}
+
+// known is the position of the stream's event at the expected version, if
+// this Store knows it (version 0: the stream's start, position 0).
+func (k *knownHeads) known(stream string, expected eventstore.ExpectedVersion) pgtype.Int8 {
+	if expected == eventstore.NoStream {
+		return pgtype.Int8{Int64: 0, Valid: true}
+	}
+	if expected < 0 {
+		return pgtype.Int8{}
+	}
+	k.mu.Lock()
+	h, ok := k.m[stream]
+	k.mu.Unlock()
+	if !ok || h.version != int64(expected) {
+		return pgtype.Int8{}
+	}
+	return pgtype.Int8{Int64: h.position, Valid: true}
 }
 
 // appendOne runs one append as a single statement (its own transaction),
@@ -264,7 +316,7 @@ func (s *Store) appendOne(r *appendReq) {
 			return
 		}
 	}
-	r.result(a)
+	s.result(r, a)
 	s.seeHorizon(a.xmin)
 	s.settle([]*appendReq{r}, a.xid, a.clear)
 }
@@ -281,12 +333,14 @@ func (s *Store) appendGroup(group []*appendReq) {
 		streams  = make([]string, len(group))
 		expected = make([]int64, len(group))
 		counts   = make([]int32, len(group))
+		known    = make([]pgtype.Int8, len(group))
 		ids      []pgtype.UUID
 		types    []string
 		data     [][]byte
 	)
 	for i, r := range group {
 		streams[i], expected[i], counts[i] = r.stream, int64(r.expected), int32(len(r.ids))
+		known[i] = s.heads.known(r.stream, r.expected)
 		ids = append(ids, r.ids...)
 		types = append(types, r.types...)
 		data = append(data, r.data...)
@@ -297,7 +351,7 @@ func (s *Store) appendGroup(group []*appendReq) {
 		xid, xmin           int64
 		clear               bool
 	)
-	err := s.pool.QueryRow(ctx, s.qBatch, streams, expected, counts, ids, types, data).
+	err := s.pool.QueryRow(ctx, s.qBatch, streams, expected, counts, ids, types, data, known).
 		Scan(&outcomes, &versions, &positions, &xid, &clear, &xmin)
 	if err == nil && (len(outcomes) != len(group) || len(versions) != len(group) || len(positions) != len(group)) {
 		err = fmt.Errorf("append_batch answered %d outcomes for %d appends", len(outcomes), len(group))
@@ -310,7 +364,7 @@ func (s *Store) appendGroup(group []*appendReq) {
 				again = append(again, r)
 				continue
 			}
-			r.result(answer{outcome: outcomes[i], version: versions[i], position: positions[i]})
+			s.result(r, answer{outcome: outcomes[i], version: versions[i], position: positions[i]})
 			done = append(done, r)
 		}
 		s.settle(done, xid, clear)

@@ -528,11 +528,16 @@ func TestEarlierRevisionsFindTheirMark(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	n := newNames(schema)
-	for _, mark := range []string{migrationMark, "-- seatledger schema v2, revision 3", "-- seatledger schema v2"} {
+	for _, c := range []struct{ sig, mark string }{
+		{batchSig, migrationMark},
+		{batchSigRev4, "-- seatledger schema v2, revision 4"},
+		{batchSigRev4, "-- seatledger schema v2, revision 3"},
+		{batchSigRev4, "-- seatledger schema v2"},
+	} {
 		var found bool
-		if err := conn.QueryRow(ctx, `SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)`,
-			n.batchFn+batchSig, mark).Scan(&found); err != nil || !found {
-			t.Errorf("append_batch does not carry the mark %q (%v): nodes of that revision would replace it", mark, err)
+		if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)), false)`,
+			n.batchFn+c.sig, c.mark).Scan(&found); err != nil || !found {
+			t.Errorf("append_batch%s does not carry the mark %q (%v): nodes of that revision would replace it", c.sig, c.mark, err)
 		}
 	}
 }
@@ -563,5 +568,92 @@ func runGroup(t *testing.T, s *Store, group []*appendReq, want []groupOutcome) {
 		if r.err != nil || r.res.Version != w.version {
 			t.Fatalf("append %d: %+v %v, want version %d", i, r.res, r.err, w.version)
 		}
+	}
+}
+
+// TestMigrateRevision4: a schema made by a node of revision 4 (its DDL in
+// testdata) is brought to this revision when this build opens it, keeps
+// its events, and a revision 4 node still running beside it (which calls
+// append_batch with six arguments) gets the answers it got before.
+func TestMigrateRevision4(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	ctx := t.Context()
+	ddl, err := os.ReadFile("testdata/schema_v2_rev4.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNames(schema)
+	rev4 := strings.NewReplacer("{schema}", n.schema, "{v1lock}", fmt.Sprint(n.v1LockKey)).Replace(string(ddl))
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, rev4, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	// A revision 4 node's group: two streams.
+	rev4Batch := "SELECT o_outcome, o_version, o_position FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6)"
+	batch := func(streams []string, expected []int64) ([]int32, []int64, []int64) {
+		t.Helper()
+		counts := make([]int32, len(streams))
+		var ids []pgtype.UUID
+		var types []string
+		var data [][]byte
+		for i := range streams {
+			counts[i] = 1
+			ids = append(ids, pgtype.UUID{Bytes: uuid.New(), Valid: true})
+			types, data = append(types, "Rev4"), append(data, []byte{})
+		}
+		var (
+			outcomes            []int32
+			versions, positions []int64
+		)
+		if err := conn.QueryRow(ctx, rev4Batch, streams, expected, counts, ids, types, data).Scan(&outcomes, &versions, &positions); err != nil {
+			t.Fatal(err)
+		}
+		return outcomes, versions, positions
+	}
+	if out, ver, _ := batch([]string{"a", "b"}, []int64{0, 0}); out[0] != 0 || out[1] != 0 || ver[0] != 1 || ver[1] != 1 {
+		t.Fatalf("revision 4 group on its own schema: %v %v", out, ver)
+	}
+
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	var current bool
+	if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)), false)`,
+		n.batchFn+batchSig, migrationMark).Scan(&current); err != nil || !current {
+		t.Fatalf("after open, append_batch%s with this revision's mark: %v %v", batchSig, current, err)
+	}
+	r, err := s.Append(ctx, "a", eventstore.Exactly(1), events(1, "New"))
+	if err != nil || r.Version != 2 {
+		t.Fatalf("append after migration: %+v %v", r, err)
+	}
+	// This Store knows a's head now; a group through the new signature.
+	runGroup(t, s, []*appendReq{
+		newReq(ctx, "a", eventstore.Exactly(2), events(1, "New")),
+		newReq(ctx, "b", eventstore.Exactly(1), events(1, "New")),
+	}, []groupOutcome{{false, 3}, {false, 2}})
+
+	// The revision 4 node, still running: right answers, conflicts too.
+	out, ver, pos := batch([]string{"a", "b", "c"}, []int64{3, 1, 0})
+	if out[0] != 0 || ver[0] != 4 || out[1] != 2 || ver[1] != 2 || out[2] != 0 || ver[2] != 1 {
+		t.Fatalf("revision 4 group after the migration: outcomes %v versions %v", out, ver)
+	}
+	all, err := s.ReadStream(ctx, "a", 1, 0)
+	if err != nil || len(all) != 4 || all[3].Position != eventstore.Position(pos[0]) {
+		t.Fatalf("stream a: %d events %v", len(all), err)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Position <= all[i-1].Position {
+			t.Fatal("positions of one stream do not grow with its versions")
+		}
+	}
+	// Opening again runs no DDL and changes nothing.
+	s2 := openSchema(t, schema, Options{})
+	defer s2.Close()
+	if v, err := s2.StreamVersion(ctx, "c"); err != nil || v != 1 {
+		t.Fatalf("after a second open: c at %d %v", v, err)
 	}
 }

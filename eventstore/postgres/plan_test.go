@@ -172,3 +172,141 @@ func TestANotifiedHorizonReleasesWaiters(t *testing.T) {
 		}
 	}
 }
+
+// TestKnownHeadsAreNotRead: append_batch reads no head of a stream whose
+// event at the expected version the caller knows (revision 5). The same
+// group of appends, once with unknown heads and once with known ones, each
+// in its own transaction: the known heads save one index scan each (the
+// INSERT's arbiter probe stays).
+func TestKnownHeadsAreNotRead(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	ctx := t.Context()
+	const k = 8
+	streams := make([]string, k)
+	for i := range streams {
+		streams[i] = fmt.Sprintf("known-%d", i)
+		if _, err := s.Append(ctx, streams[i], eventstore.NoStream, events(1, "First")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	n := newNames(schema)
+	// A table of some size, so that the planner reads heads through the
+	// index (it scans a tiny table whole).
+	if _, err := conn.Exec(ctx, "INSERT INTO "+n.events+" (position, stream, version, id, type, recorded_at, data)"+
+		" SELECT -g, 'filler-' || g, 1, gen_random_uuid(), 'T', now(), '' FROM generate_series(1, 20000) g; ANALYZE "+n.events); err != nil {
+		t.Fatal(err)
+	}
+	q := "SELECT o_outcome, o_version, o_position FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6, $7)"
+	// Index scans of the events table counted by this backend (the
+	// counts of earlier transactions not yet sent to the statistics
+	// included: compare before and after).
+	scans := func(tx pgx.Tx) int64 {
+		var n64 int64
+		if err := tx.QueryRow(ctx, "SELECT coalesce((SELECT idx_scan FROM pg_stat_xact_user_tables WHERE relid = $1::regclass), 0)", n.events).Scan(&n64); err != nil {
+			t.Fatal(err)
+		}
+		return n64
+	}
+	// group appends one event to every stream expecting version v, with
+	// the given known positions, and returns the index scans of the
+	// events table its transaction made and the positions written.
+	group := func(v int64, known []pgtype.Int8) (int64, []int64) {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(context.Background())
+		expected := make([]int64, k)
+		counts := make([]int32, k)
+		ids := make([]pgtype.UUID, k)
+		types := make([]string, k)
+		data := make([][]byte, k)
+		for i := range k {
+			expected[i], counts[i] = v, 1
+			ids[i] = pgtype.UUID{Bytes: uuid.New(), Valid: true}
+			types[i], data[i] = "T", payload
+		}
+		var (
+			outcomes            []int32
+			versions, positions []int64
+		)
+		before := scans(tx)
+		if err := tx.QueryRow(ctx, q, streams, expected, counts, ids, types, data, known).Scan(&outcomes, &versions, &positions); err != nil {
+			t.Fatal(err)
+		}
+		for i := range k {
+			if outcomes[i] != outcomeWritten || versions[i] != v+1 {
+				t.Fatalf("append %d expecting %d: outcome %d version %d", i, v, outcomes[i], versions[i])
+			}
+		}
+		made := scans(tx) - before
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return made, positions
+	}
+	unknownScans, positions := group(1, make([]pgtype.Int8, k))
+	known := make([]pgtype.Int8, k)
+	for i, p := range positions {
+		known[i] = pgtype.Int8{Int64: p, Valid: true}
+	}
+	knownScans, _ := group(2, known)
+	t.Logf("index scans of a group of %d: %d with unknown heads, %d with known ones", k, unknownScans, knownScans)
+	if unknownScans-knownScans < k {
+		t.Fatalf("a group of %d appends made %d index scans with unknown heads, %d with known ones: want at least %d fewer", k, unknownScans, knownScans, k)
+	}
+}
+
+// TestStaleKnownHead: a Store remembers the last event it appended to a
+// stream, and another Store appends to the stream since. An append of the
+// first Store expecting the version it remembers must still conflict at
+// the stream's real version, and one expecting that version succeeds with
+// positions above the other Store's.
+func TestStaleKnownHead(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	a := openSchema(t, schema, Options{})
+	defer a.Close()
+	b := openSchema(t, schema, Options{})
+	defer b.Close()
+	ctx := t.Context()
+	if _, err := a.Append(ctx, "stale", eventstore.NoStream, events(1, "A")); err != nil {
+		t.Fatal(err)
+	}
+	if !a.heads.known("stale", eventstore.Exactly(1)).Valid {
+		t.Fatal("the Store does not remember the event it appended")
+	}
+	other, err := b.Append(ctx, "stale", eventstore.Exactly(1), events(1, "B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runGroup(t, a, []*appendReq{
+		newReq(ctx, "stale", eventstore.Exactly(1), events(1, "Stale")),
+		newReq(ctx, "fresh", eventstore.NoStream, events(1, "Fresh")),
+	}, []groupOutcome{{true, 2}, {false, 1}})
+	group := []*appendReq{
+		newReq(ctx, "stale", eventstore.Exactly(2), events(2, "Next")),
+		newReq(ctx, "fresh", eventstore.Exactly(1), events(1, "Fresh")),
+	}
+	runGroup(t, a, group, []groupOutcome{{false, 4}, {false, 2}})
+	if group[0].res.Position <= other.Position {
+		t.Fatalf("appended at %d after the other Store's event at %d", group[0].res.Position, other.Position)
+	}
+	evs, err := a.ReadStream(ctx, "stale", 1, 0)
+	if err != nil || len(evs) != 4 || evs[1].Type != "B" || evs[2].Type != "Next" {
+		t.Fatalf("stream: %d events %v", len(evs), err)
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Position <= evs[i-1].Position {
+			t.Fatal("positions of one stream do not grow with its versions")
+		}
+	}
+}

@@ -82,7 +82,14 @@
 // commit): one statement, append_batch, which reads the heads of the whole
 // group at once and inserts the appends that need nothing more in one
 // INSERT (arbitrated on (stream, version) only); the others go through
-// append_events in the same transaction. Stored event IDs are not looked
+// append_events in the same transaction. A Store remembers, per stream,
+// the version and position of the last event it appended (up to 65,536
+// streams): an append that expects that version (or version 0) does not
+// read its stream's head. Its INSERT of the next version succeeds only if
+// that version was the head; if another append has taken it, the append
+// goes through append_events, which reads the head. Events are never
+// removed, so what a Store remembers stays true, unless the schema is
+// restored from an older backup: restart every node after a restore. Stored event IDs are not looked
 // up for the group: the unique index on id refuses a reused one, and the
 // group is then run again one append at a time, where append_events tells
 // an idempotent retry from a conflict. Groups sort their appends by
@@ -217,6 +224,9 @@ type Store struct {
 
 	notifyKick   chan struct{}
 	notifierDone chan struct{}
+
+	// heads: see knownHeads.
+	heads knownHeads
 	// token is the payload of this Store's notifications.
 	token string
 }
@@ -321,6 +331,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		notifyKick:   make(chan struct{}, 1),
 		notifierDone: make(chan struct{}),
 		token:        uuid.NewString(),
+		heads:        knownHeads{m: make(map[string]knownHead)},
 
 		qAppend:  "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)",
 		qReadFwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
@@ -328,7 +339,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		qVersion: "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
 		qReadAll: "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 AND position < (SELECT " +
 			horizonSQL + " FROM " + n.meta + " m) ORDER BY position LIMIT $2",
-		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6)",
+		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6, $7)",
 		qHorizon:    "SELECT " + xminSQL,
 		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
 		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",

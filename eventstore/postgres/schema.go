@@ -69,7 +69,10 @@ const (
 const (
 	appendSigV1 = "(text,bigint,uuid[],text[],bytea[])"
 	appendSig   = "(text,bigint,uuid[],text[],bytea[],integer)"
-	batchSig    = "(text[],bigint[],integer[],uuid[],text[],bytea[])"
+	// batchSig is append_batch's since revision 5 (known heads);
+	// batchSigRev4 the signature revisions 3 and 4 call, kept for them.
+	batchSig     = "(text[],bigint[],integer[],uuid[],text[],bytea[],bigint[])"
+	batchSigRev4 = "(text[],bigint[],integer[],uuid[],text[],bytea[])"
 )
 
 // migration returns the idempotent DDL of a schema (schema v2), which also
@@ -98,10 +101,17 @@ const (
 // 3: run it again alone, in a new transaction.
 //
 // append_batch does a group in one statement (and so one transaction of
-// its own): it reads the heads and stored IDs of the whole group before the
-// transaction takes its id, inserts every append that is the first of its
-// stream in the group, expects the right version and has no stored ID, and
-// hands the others to append_events with the next free idx. The position
+// its own): it reads the heads of the whole group before the transaction
+// takes its id, inserts every append that is the first of its stream in
+// the group and expects the right version, and hands the others to
+// append_events with the next free idx. p_known (revision 5) gives, per
+// append, the position of the stream's event at the expected version when
+// the caller knows it (it appended that event itself, or the expected
+// version is 0): such an append's head is not read; its INSERT at the next
+// version either succeeds (the expected version was the head) or meets
+// the stream's next version and goes to append_events, which reads the
+// head. The six-argument append_batch of revisions 3 and 4 calls it with
+// no known heads. The position
 // indexes start at 0 in each call: neither function may be called twice
 // in one transaction except as append_batch does.
 //
@@ -316,12 +326,11 @@ $seatledger$;
 
 CREATE OR REPLACE FUNCTION {batch}(
 	p_streams text[], p_expected bigint[], p_counts integer[],
-	p_ids uuid[], p_types text[], p_data bytea[],
+	p_ids uuid[], p_types text[], p_data bytea[], p_known bigint[],
 	OUT o_outcome integer[], OUT o_version bigint[], OUT o_position bigint[],
 	OUT o_xid bigint, OUT o_clear boolean)
 LANGUAGE plpgsql AS $seatledger$
 {mark}
-{oldmarks}
 DECLARE
 	k       integer := coalesce(array_length(p_streams, 1), 0);
 	starts  integer[]; -- index of each append's first event in p_ids
@@ -357,14 +366,20 @@ BEGIN
 		FROM (SELECT f.*, (sum(CASE WHEN f.fast THEN f.c ELSE 0 END)
 				OVER (ORDER BY f.i ROWS UNBOUNDED PRECEDING)
 				- CASE WHEN f.fast THEN f.c ELSE 0 END)::integer AS off
-			FROM (SELECT a.i, a.c, a.st, coalesce(x.version, 0) AS hv, coalesce(x.position, 0) AS hp,
-					a.c > 0 AND a.rn = 1 AND (p_expected[a.i] < 0 OR p_expected[a.i] = coalesce(x.version, 0)) AS fast
+			FROM (SELECT a.i, a.c, a.st,
+					CASE WHEN a.known IS NULL THEN coalesce(x.version, 0) ELSE p_expected[a.i] END AS hv,
+					coalesce(a.known, x.position, 0) AS hp,
+					a.c > 0 AND a.rn = 1 AND (a.known IS NOT NULL OR p_expected[a.i] < 0
+						OR p_expected[a.i] = coalesce(x.version, 0)) AS fast
 				FROM (SELECT i, p_counts[i] AS c,
+						CASE WHEN p_expected[i] >= 0 THEN p_known[i] END AS known,
 						(sum(p_counts[i]) OVER (ORDER BY i ROWS UNBOUNDED PRECEDING) - p_counts[i] + 1)::integer AS st,
 						row_number() OVER (PARTITION BY p_streams[i] ORDER BY i) AS rn
 					FROM generate_subscripts(p_streams, 1) AS i) a
+				-- A one-time filter: no index scan for a known head.
 				LEFT JOIN LATERAL (SELECT e.version, e.position FROM {events} e
-					WHERE e.stream = p_streams[a.i] ORDER BY e.version DESC LIMIT 1) x ON true) f) b;
+					WHERE a.known IS NULL AND e.stream = p_streams[a.i]
+					ORDER BY e.version DESC LIMIT 1) x ON true) f) b;
 
 	IF anyfast THEN
 		SELECT pg_current_xact_id()::text::bigint + m.tx_offset INTO base FROM {meta} m;
@@ -429,6 +444,23 @@ BEGIN
 	o_clear := o_xid = 0 OR pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= o_xid;
 END
 $seatledger$;
+
+-- The signature of revisions 3 and 4, for their nodes: the same answers,
+-- every head read. It carries their marks.
+CREATE OR REPLACE FUNCTION {batch}(
+	p_streams text[], p_expected bigint[], p_counts integer[],
+	p_ids uuid[], p_types text[], p_data bytea[],
+	OUT o_outcome integer[], OUT o_version bigint[], OUT o_position bigint[],
+	OUT o_xid bigint, OUT o_clear boolean)
+LANGUAGE plpgsql AS $seatledger$
+{mark}
+{oldmarks}
+BEGIN
+	SELECT b.o_outcome, b.o_version, b.o_position, b.o_xid, b.o_clear
+		INTO o_outcome, o_version, o_position, o_xid, o_clear
+		FROM {batch}(p_streams, p_expected, p_counts, p_ids, p_types, p_data, NULL::bigint[]) b;
+END
+$seatledger$;
 `)
 }
 
@@ -485,11 +517,14 @@ func migrate(ctx context.Context, conn interface {
 // migrationMarkV1 is v1's: an older seatledger skips its DDL when it finds
 // it, so the v1 stub carries it.
 const (
-	migrationMark   = "-- seatledger schema v2, revision 4"
+	migrationMark   = "-- seatledger schema v2, revision 5"
 	migrationMarkV1 = "-- seatledger schema v1"
 )
 
 // compatMarks are the marks of earlier v2 revisions whose builds may run
-// beside this one: the functions answer as theirs do, so those builds find
-// their mark and neither rerun their DDL nor downgrade the functions.
-const compatMarks = "-- seatledger schema v2, revision 3 (compatible: same signatures and answers)"
+// beside this one, carried by the function they check (append_batch of
+// their signature, batchSigRev4): it answers as theirs does, so those
+// builds find their mark and neither rerun their DDL nor downgrade the
+// functions.
+const compatMarks = "-- seatledger schema v2, revision 4 (compatible: same signatures and answers)\n" +
+	"-- seatledger schema v2, revision 3 (compatible: same signatures and answers)"
