@@ -80,8 +80,10 @@
 // Appends of one Store are committed by Options.Writers goroutines (default
 // 2), each taking up to 64 concurrent appends per transaction (group
 // commit): one statement, append_batch, which reads the heads of the whole
-// group at once and inserts the appends that need nothing more in one
-// INSERT (arbitrated on (stream, version) only); the others go through
+// group at once and inserts the events of the appends that need nothing
+// more with one plain INSERT (no arbiter probe; if a version is taken or
+// an ID stored, it fails, and those appends claim their streams with an
+// INSERT arbitrated on (stream, version) only); the others go through
 // append_events in the same transaction. A Store remembers, per stream,
 // the version and position of the last event it appended (up to 65,536
 // streams): an append that expects that version (or version 0) does not
