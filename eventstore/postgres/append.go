@@ -351,7 +351,7 @@ func (s *Store) appendGroup(group []*appendReq) {
 		xid, xmin           int64
 		clear               bool
 	)
-	err := s.pool.QueryRow(ctx, s.qBatch, streams, expected, counts, ids, types, data, known).
+	err := s.pool.QueryRow(ctx, s.qBatch, streams, expected, counts, ids, types, data, known, s.eventsRel).
 		Scan(&outcomes, &versions, &positions, &xid, &clear, &xmin)
 	if err == nil && (len(outcomes) != len(group) || len(versions) != len(group) || len(positions) != len(group)) {
 		err = fmt.Errorf("append_batch answered %d outcomes for %d appends", len(outcomes), len(group))

@@ -205,7 +205,7 @@ func TestKnownHeadsAreNotRead(t *testing.T) {
 		" SELECT -g, 'filler-' || g, 1, gen_random_uuid(), 'T', now(), '' FROM generate_series(1, 20000) g; ANALYZE "+n.events); err != nil {
 		t.Fatal(err)
 	}
-	q := "SELECT o_outcome, o_version, o_position FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6, $7)"
+	q := "SELECT o_outcome, o_version, o_position FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6, $7, $8)"
 	// Index scans of the events table counted by this backend (the
 	// counts of earlier transactions not yet sent to the statistics
 	// included: compare before and after).
@@ -240,7 +240,7 @@ func TestKnownHeadsAreNotRead(t *testing.T) {
 			versions, positions []int64
 		)
 		before := scans(tx)
-		if err := tx.QueryRow(ctx, q, streams, expected, counts, ids, types, data, known).Scan(&outcomes, &versions, &positions); err != nil {
+		if err := tx.QueryRow(ctx, q, streams, expected, counts, ids, types, data, known, s.eventsRel).Scan(&outcomes, &versions, &positions); err != nil {
 			t.Fatal(err)
 		}
 		for i := range k {
@@ -330,5 +330,42 @@ func TestGroupStatementsAreNotCompiled(t *testing.T) {
 	}
 	if !slices.Contains(config, "jit=off") {
 		t.Fatalf("append_batch runs with settings %v, want jit=off", config)
+	}
+}
+
+// TestRestoredTableIgnoresKnownHeads: a Store remembers the last event it
+// appended to a stream; then an older backup of the schema is restored
+// (the events table is recreated with fewer events). An append expecting
+// the version the Store remembers must not write after a version that no
+// longer exists: it gets a conflict at the restored stream's version.
+func TestRestoredTableIgnoresKnownHeads(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	ctx := t.Context()
+	for v := range 3 {
+		if _, err := s.Append(ctx, "restored", eventstore.Exactly(uint64(v)), events(1, "Before")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := newNames(schema)
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// The backup held version 1 only; pg_restore recreates the table.
+	if _, err := conn.Exec(ctx, "CREATE TABLE "+n.schema+".older (LIKE "+n.events+" INCLUDING ALL);"+
+		" INSERT INTO "+n.schema+".older SELECT * FROM "+n.events+" WHERE version <= 1;"+
+		" DROP TABLE "+n.events+"; ALTER TABLE "+n.schema+".older RENAME TO events", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	runGroup(t, s, []*appendReq{
+		newReq(ctx, "other", eventstore.NoStream, events(1, "After")),
+		newReq(ctx, "restored", eventstore.Exactly(3), events(1, "After")),
+	}, []groupOutcome{{false, 1}, {true, 1}})
+	if v, err := s.StreamVersion(ctx, "restored"); err != nil || v != 1 {
+		t.Fatalf("restored stream at version %d (%v), want 1", v, err)
 	}
 }

@@ -91,7 +91,9 @@
 // that version was the head; if another append has taken it, the append
 // goes through append_events, which reads the head. Events are never
 // removed, so what a Store remembers stays true, unless the schema is
-// restored from an older backup: restart every node after a restore. Stored event IDs are not looked
+// restored from an older backup: a restore that recreates the events
+// table (pg_restore) makes append_batch ignore what Stores opened before
+// it remember; restart every node after a restore anyway. Stored event IDs are not looked
 // up for the group: the unique index on id refuses a reused one, and the
 // group is then run again one append at a time, where append_events tells
 // an idempotent retry from a conflict. Groups sort their appends by
@@ -227,8 +229,11 @@ type Store struct {
 	notifyKick   chan struct{}
 	notifierDone chan struct{}
 
-	// heads: see knownHeads.
-	heads knownHeads
+	// heads: see knownHeads. eventsRel is the events table's oid when
+	// the Store opened: append_batch ignores the known heads if the
+	// table was replaced since (a backup restored).
+	heads     knownHeads
+	eventsRel uint32
 	// token is the payload of this Store's notifications.
 	token string
 }
@@ -314,6 +319,14 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		}
 		return nil, classify("migrate schema "+opts.Schema, err)
 	}
+	var eventsRel uint32
+	if err := pool.QueryRow(ctx, "SELECT $1::regclass::oid", n.events).Scan(&eventsRel); err != nil {
+		pool.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, classify("open schema "+opts.Schema, err)
+	}
 	root, cancel := context.WithCancel(context.Background())
 	cols := "position, stream, version, id, type, recorded_at, data"
 	s := &Store{
@@ -334,6 +347,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		notifierDone: make(chan struct{}),
 		token:        uuid.NewString(),
 		heads:        knownHeads{m: make(map[string]knownHead)},
+		eventsRel:    eventsRel,
 
 		qAppend:  "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.appendFn + "($1, $2, $3, $4, $5, $6)",
 		qReadFwd: "SELECT " + cols + " FROM " + n.events + " WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
@@ -341,7 +355,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		qVersion: "SELECT coalesce(max(version), 0) FROM " + n.events + " WHERE stream = $1",
 		qReadAll: "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 AND position < (SELECT " +
 			horizonSQL + " FROM " + n.meta + " m) ORDER BY position LIMIT $2",
-		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6, $7)",
+		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6, $7, $8)",
 		qHorizon:    "SELECT " + xminSQL,
 		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
 		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",

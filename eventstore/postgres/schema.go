@@ -71,7 +71,7 @@ const (
 	appendSig   = "(text,bigint,uuid[],text[],bytea[],integer)"
 	// batchSig is append_batch's since revision 5 (known heads);
 	// batchSigRev4 the signature revisions 3 and 4 call, kept for them.
-	batchSig     = "(text[],bigint[],integer[],uuid[],text[],bytea[],bigint[])"
+	batchSig     = "(text[],bigint[],integer[],uuid[],text[],bytea[],bigint[],oid)"
 	batchSigRev4 = "(text[],bigint[],integer[],uuid[],text[],bytea[])"
 )
 
@@ -110,8 +110,10 @@ const (
 // version is 0): such an append's head is not read; its INSERT at the next
 // version either succeeds (the expected version was the head) or meets
 // the stream's next version and goes to append_events, which reads the
-// head. The six-argument append_batch of revisions 3 and 4 calls it with
-// no known heads. The position
+// head. p_rel is the events table's oid when the caller learnt those
+// positions: if the table was replaced since (a backup restored), they
+// are ignored. The six-argument append_batch of revisions 3 and 4 calls
+// it with no known heads. The position
 // indexes start at 0 in each call: neither function may be called twice
 // in one transaction except as append_batch does.
 //
@@ -326,7 +328,7 @@ $seatledger$;
 
 CREATE OR REPLACE FUNCTION {batch}(
 	p_streams text[], p_expected bigint[], p_counts integer[],
-	p_ids uuid[], p_types text[], p_data bytea[], p_known bigint[],
+	p_ids uuid[], p_types text[], p_data bytea[], p_known bigint[], p_rel oid,
 	OUT o_outcome integer[], OUT o_version bigint[], OUT o_position bigint[],
 	OUT o_xid bigint, OUT o_clear boolean)
 -- The planner guesses 1,000 rows for each set-returning function over the
@@ -376,7 +378,7 @@ BEGIN
 					a.c > 0 AND a.rn = 1 AND (a.known IS NOT NULL OR p_expected[a.i] < 0
 						OR p_expected[a.i] = coalesce(x.version, 0)) AS fast
 				FROM (SELECT i, p_counts[i] AS c,
-						CASE WHEN p_expected[i] >= 0 THEN p_known[i] END AS known,
+						CASE WHEN p_expected[i] >= 0 AND p_rel = '{events}'::regclass THEN p_known[i] END AS known,
 						(sum(p_counts[i]) OVER (ORDER BY i ROWS UNBOUNDED PRECEDING) - p_counts[i] + 1)::integer AS st,
 						row_number() OVER (PARTITION BY p_streams[i] ORDER BY i) AS rn
 					FROM generate_subscripts(p_streams, 1) AS i) a
@@ -484,7 +486,7 @@ LANGUAGE plpgsql AS $seatledger$
 BEGIN
 	SELECT b.o_outcome, b.o_version, b.o_position, b.o_xid, b.o_clear
 		INTO o_outcome, o_version, o_position, o_xid, o_clear
-		FROM {batch}(p_streams, p_expected, p_counts, p_ids, p_types, p_data, NULL::bigint[]) b;
+		FROM {batch}(p_streams, p_expected, p_counts, p_ids, p_types, p_data, NULL::bigint[], NULL::oid) b;
 END
 $seatledger$;
 `)
