@@ -93,10 +93,11 @@
 // removed, so what a Store remembers stays true, unless the schema is
 // restored from an older backup: a restore that recreates the events
 // table (pg_restore) makes append_batch ignore what Stores opened before
-// it remember; restart every node after a restore anyway. Stored event IDs are not looked
-// up for the group: the unique index on id refuses a reused one, and the
-// group is then run again one append at a time, where append_events tells
-// an idempotent retry from a conflict. Groups sort their appends by
+// it remember; restart every node after a restore anyway.
+//
+// Stored event IDs are not looked up for the group: the unique index on id
+// refuses a reused one, and the group is then run again one append at a
+// time, where append_events tells an idempotent retry from a conflict. Groups sort their appends by
 // stream, so two groups wait for each other in one order and cannot
 // deadlock.
 //
