@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 )
 
 // HeaderRequestID carries the request id (taken from the client if sane,
@@ -34,10 +33,9 @@ func validRequestID(s string) bool {
 func (s *Server) requestID(c *gin.Context) {
 	id := c.GetHeader(HeaderRequestID)
 	if !validRequestID(id) {
-		id = uuid.NewString()
+		id = newUUID()
 	}
-	c.Set(ctxRequestID, id)
-	c.Set(ctxLogger, s.cfg.Logger) // loggerOf adds the request id
+	c.Set(ctxState, &requestState{id: id, logger: s.cfg.Logger}) // loggerOf adds the request id
 	c.Writer.Header().Set(HeaderRequestID, id)
 	c.Next()
 }
