@@ -16,6 +16,7 @@ import (
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/cputime"
+	"github.com/seatledger/seatledger/internal/textlog"
 )
 
 // discardResponse is an http.ResponseWriter that keeps nothing but the
@@ -48,7 +49,7 @@ func BenchmarkCommandPath(b *testing.B) {
 	defer cmds.Close()
 	srv := api.New(api.Config{
 		Commands: cmds, Decider: decider, JWTSecret: testSecret, OperatorToken: testOperator,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics, Gatherer: reg,
+		Logger: slog.New(textlog.New(io.Discard, nil)), Metrics: metrics, Gatherer: reg,
 	})
 	send := func(method, path, tok string, body []byte) int {
 		r, _ := http.NewRequest(method, path, bytes.NewReader(body))
