@@ -49,7 +49,7 @@ func BenchmarkCommandPath(b *testing.B) {
 	defer cmds.Close()
 	srv := api.New(api.Config{
 		Commands: cmds, Decider: decider, JWTSecret: testSecret, OperatorToken: testOperator,
-		Logger: slog.New(textlog.New(io.Discard, nil)), Metrics: metrics, Gatherer: reg,
+		Logger: slog.New(textlog.New(io.Discard, nil)).With("component", "http"), Metrics: metrics, Gatherer: reg,
 	})
 	send := func(method, path, tok string, body []byte) int {
 		r, _ := http.NewRequest(method, path, bytes.NewReader(body))

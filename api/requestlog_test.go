@@ -98,6 +98,9 @@ func TestRequestLineSameThroughTextlog(t *testing.T) {
 		for _, l := range lines {
 			l.log(context.Background(), slog.New(textlog.New(&got, opts)))
 			l.log(context.Background(), slog.New(slog.NewTextHandler(&want, opts)))
+			// serve's: the http component's logger
+			l.log(context.Background(), slog.New(textlog.New(&got, opts)).With("component", "http"))
+			l.log(context.Background(), slog.New(slog.NewTextHandler(&want, opts)).With("component", "http"))
 		}
 		if g, w := stripTime(got.String()), stripTime(want.String()); g != w || !strings.HasPrefix(got.String(), "time=") && got.Len() > 0 {
 			t.Errorf("level %v:\n got %s\nwant %s", level, got.String(), want.String())
@@ -123,7 +126,7 @@ func BenchmarkRequestLog(b *testing.B) {
 		})
 	}
 	// serve's handler since: slog's TextHandler writing request lines itself.
-	direct := slog.New(textlog.New(discardWriter{}, nil))
+	direct := slog.New(textlog.New(discardWriter{}, nil)).With("component", "http")
 	b.Run("impl=textlog", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

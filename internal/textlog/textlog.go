@@ -18,7 +18,33 @@ import (
 type Handler struct {
 	*slog.TextHandler
 	w    *lockedWriter
-	fast bool // no ReplaceAttr and no AddSource: WriteAttrs may write
+	fast bool   // no ReplaceAttr, no AddSource, no group, plain With attributes: WriteAttrs may write
+	pre  []byte // the With attributes, as the TextHandler writes them (each after a space)
+}
+
+// WithAttrs is the TextHandler's; the handler it returns still writes
+// directly when the attributes are plain.
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	th, ok := h.TextHandler.WithAttrs(attrs).(*slog.TextHandler)
+	if !ok {
+		return h.TextHandler.WithAttrs(attrs)
+	}
+	n := &Handler{TextHandler: th, w: h.w, fast: h.fast}
+	if n.fast {
+		pre, ok := appendAttrs(append([]byte(nil), h.pre...), attrs)
+		n.pre, n.fast = pre, ok
+	}
+	return n
+}
+
+// WithGroup is the TextHandler's; the handler it returns leaves every line
+// to slog.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	th, ok := h.TextHandler.WithGroup(name).(*slog.TextHandler)
+	if !ok || name == "" {
+		return h.TextHandler.WithGroup(name)
+	}
+	return &Handler{TextHandler: th, w: h.w}
 }
 
 // lockedWriter serializes the TextHandler's writes and WriteAttrs's: one
@@ -58,7 +84,7 @@ func (h *Handler) WriteAttrs(t time.Time, level slog.Level, msg string, attrs []
 		return false
 	}
 	bp := bufs.Get().(*[]byte)
-	b, ok := appendLine((*bp)[:0], t, level, msg, attrs)
+	b, ok := appendLine((*bp)[:0], t, level, msg, h.pre, attrs)
 	if ok {
 		_, _ = h.w.Write(b)
 	}
@@ -70,7 +96,7 @@ func (h *Handler) WriteAttrs(t time.Time, level slog.Level, msg string, attrs []
 }
 
 // appendLine appends the TextHandler's line, or reports false.
-func appendLine(b []byte, t time.Time, level slog.Level, msg string, attrs []slog.Attr) ([]byte, bool) {
+func appendLine(b []byte, t time.Time, level slog.Level, msg string, pre []byte, attrs []slog.Attr) ([]byte, bool) {
 	if !t.IsZero() {
 		b = append(b, "time="...)
 		b = appendRFC3339Millis(b, t.Round(0))
@@ -90,6 +116,17 @@ func appendLine(b []byte, t time.Time, level slog.Level, msg string, attrs []slo
 	} else {
 		return b, false
 	}
+	b = append(b, pre...)
+	b, ok := appendAttrs(b, attrs)
+	if !ok {
+		return b, false
+	}
+	return append(b, '\n'), true
+}
+
+// appendAttrs appends each attribute after a space as key=value, or
+// reports false for one the TextHandler might write otherwise.
+func appendAttrs(b []byte, attrs []slog.Attr) ([]byte, bool) {
 	for _, a := range attrs {
 		if a.Key == "" || !plain(a.Key) {
 			return b, false
@@ -112,7 +149,7 @@ func appendLine(b []byte, t time.Time, level slog.Level, msg string, attrs []slo
 			return b, false
 		}
 	}
-	return append(b, '\n'), true
+	return b, true
 }
 
 // plain reports whether the TextHandler writes s as it is: not empty, and

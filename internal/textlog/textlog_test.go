@@ -14,12 +14,16 @@ import (
 )
 
 // slogLine is what slog's TextHandler writes for the record.
-func slogLine(t *testing.T, tm time.Time, level slog.Level, msg string, attrs []slog.Attr) string {
+func slogLine(t *testing.T, tm time.Time, level slog.Level, msg string, with, attrs []slog.Attr) string {
 	t.Helper()
 	var buf bytes.Buffer
 	r := slog.NewRecord(tm, level, msg, 0)
 	r.AddAttrs(attrs...)
-	if err := slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}).Handle(context.Background(), r); err != nil {
+	var h slog.Handler = slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if with != nil {
+		h = h.WithAttrs(with)
+	}
+	if err := h.Handle(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
 	return buf.String()
@@ -79,11 +83,21 @@ func TestWriteAttrsMatchesTextHandler(t *testing.T) {
 				attrs = append(attrs, slog.Bool(key, true), slog.Duration(key, time.Second))
 			}
 		}
+		var with []slog.Attr
+		if r.IntN(3) == 0 {
+			with = append(with, slog.String("component", "http"))
+			if r.IntN(3) == 0 {
+				with = append(with, slog.String(randString(r), randString(r)), slog.Int("n", r.IntN(9)))
+			}
+		}
 		var buf bytes.Buffer
 		h := New(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
+		if with != nil {
+			h = h.WithAttrs(with).(*Handler)
+		}
 		if h.WriteAttrs(tm, level, msg, attrs) {
 			wrote++
-			if want := slogLine(t, tm, level, msg, attrs); buf.String() != want {
+			if want := slogLine(t, tm, level, msg, with, attrs); buf.String() != want {
 				t.Fatalf("wrote\n%q\nslog writes\n%q", buf.String(), want)
 			}
 		} else if buf.Len() != 0 {
@@ -100,11 +114,24 @@ func TestWriteAttrsMatchesTextHandler(t *testing.T) {
 		slog.Int("status", 200), slog.Float64("latency_ms", 1.234), slog.String("tenant", "bench-1"), slog.String("actor", "admin")}
 	var buf bytes.Buffer
 	tm := time.Now()
-	if !New(&buf, nil).WriteAttrs(tm, slog.LevelInfo, "http request", attrs) {
+	with := []slog.Attr{slog.String("component", "http")} // serve's api logger
+	if !New(&buf, nil).WithAttrs(with).(*Handler).WriteAttrs(tm, slog.LevelInfo, "http request", attrs) {
 		t.Fatal("a request line was not written directly")
 	}
-	if want := slogLine(t, tm, slog.LevelInfo, "http request", attrs); buf.String() != want {
+	if want := slogLine(t, tm, slog.LevelInfo, "http request", with, attrs); buf.String() != want {
 		t.Fatalf("wrote %q, slog writes %q", buf.String(), want)
+	}
+}
+
+// After WithGroup every line goes through slog (its keys are qualified).
+func TestWithGroupLeavesLinesToSlog(t *testing.T) {
+	var buf bytes.Buffer
+	h := New(&buf, nil).WithGroup("g")
+	if d, ok := h.(*Handler); ok && d.WriteAttrs(time.Now(), slog.LevelInfo, "m", []slog.Attr{slog.String("k", "v")}) {
+		t.Fatalf("wrote %q directly", buf.String())
+	}
+	if d, ok := h.WithAttrs([]slog.Attr{slog.String("a", "b")}).(*Handler); ok && d.WriteAttrs(time.Now(), slog.LevelInfo, "m", nil) {
+		t.Fatalf("wrote %q directly", buf.String())
 	}
 }
 
