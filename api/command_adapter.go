@@ -168,7 +168,10 @@ func (s *Server) runCommand(r *commandRequest, call commandCall) {
 		WriteProblem(c, err)
 		return
 	}
-	c.Writer.Header().Set("Content-Type", "application/json")
+	// One value shared by every answer (Header.Set makes a slice each time);
+	// net/http and gin only read it, and Set or Add by a later writer
+	// replace or grow a copy.
+	c.Writer.Header()["Content-Type"] = jsonContentType
 	c.Writer.WriteHeader(status)
 	_, _ = c.Writer.Write(b)
 }
@@ -191,6 +194,8 @@ func stamp(c *gin.Context, cmd domain.Command, tenant string, actor domain.Actor
 		m.CommandID = newID("command", "", domain.Actor{}, "")
 	}
 }
+
+var jsonContentType = []string{"application/json"}
 
 // appendJSON appends the answer as writeJSON would encode it, without
 // re-scanning the events: they are the compact JSON the event encoder wrote

@@ -49,7 +49,8 @@ func (s *Server) graphTenant(c *gin.Context) {
 			"Insufficient privileges to complete the operation. /v1.0 takes a user's token: its tid claim names the tenant; the operator token names none."))
 		return
 	}
-	c.Set(ctxTenant, c.GetString(ctxTokenTID))
+	st := stateFor(c)
+	st.tenant = st.tokenTID
 	c.Next()
 }
 

@@ -22,10 +22,6 @@ import (
 // details[0] carries its code, detail and field, and the error object its
 // rule, missing and plans.
 
-// ctxGraph marks a request to /v1.0: WriteProblem answers it in Graph's
-// error shape.
-const ctxGraph = "seatledger.graph"
-
 // ctxGraphSkus holds the skuIds a Graph assignLicense adds, to name them
 // in a license error as Graph does.
 const ctxGraphSkus = "seatledger.graphSkus"
@@ -76,7 +72,7 @@ func graphUnsupported(format string, args ...any) *graphError {
 // answer, from auth to routing, takes Graph's shape.
 func markGraph(c *gin.Context) {
 	if p := c.Request.URL.Path; p == graphPrefix || strings.HasPrefix(p, graphPrefix+"/") {
-		c.Set(ctxGraph, true)
+		stateFor(c).graph = true // WriteProblem answers in Graph's error shape
 	}
 	c.Next()
 }

@@ -248,14 +248,14 @@ func boundDetail(d string) string {
 // WriteProblem answers err as application/problem+json and aborts the gin
 // chain: every route's errors become problems here, and nowhere else.
 func WriteProblem(c *gin.Context, err error) {
-	if c.GetBool(ctxGraph) { // the Graph surface answers Graph's error shape
+	if st := stateOf(c); st != nil && st.graph { // the Graph surface answers Graph's error shape
 		writeGraphError(c, err)
 		return
 	}
 	p, hdr, internal := toProblem(err)
 	lang := requestLang(c)
 	p.localize(lang)
-	p.RequestID = c.GetString(ctxRequestID)
+	p.RequestID = RequestIDOf(c)
 	if internal || p.Status >= 500 {
 		logger := loggerOf(c)
 		level := slog.LevelWarn
@@ -333,10 +333,8 @@ func localized(lang i18n.Lang, detail, format string, args []any) string {
 // lines a handler logs (failures, panics).
 func loggerOf(c *gin.Context) *slog.Logger {
 	l := slog.Default()
-	if v, ok := c.Get(ctxLogger); ok {
-		if sl, ok := v.(*slog.Logger); ok {
-			l = sl
-		}
+	if st := stateOf(c); st != nil && st.logger != nil {
+		l = st.logger
 	}
 	if id := RequestIDOf(c); id != "" {
 		l = l.With("request_id", id)

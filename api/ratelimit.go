@@ -102,7 +102,8 @@ func (s *Server) rateLimit(c *gin.Context) {
 		c.Next()
 		return
 	}
-	a := ActorOf(c)
+	st := stateFor(c)
+	a := st.actor
 	var key string
 	switch {
 	case a.Operator && !s.cfg.RateLimit.Operator:
@@ -111,7 +112,7 @@ func (s *Server) rateLimit(c *gin.Context) {
 	case a.Operator:
 		key = "operator"
 	default:
-		key = c.GetString(ctxTokenTID) + "/" + a.UserID
+		key = st.tokenTID + "/" + a.UserID
 	}
 	if d := s.limiter.reserve(key); d > 0 {
 		secs := int(math.Ceil(d.Seconds()))

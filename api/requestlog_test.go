@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/seatledger/seatledger/internal/textlog"
 )
 
 // logOld is the request's log line as observe wrote it before requestLine:
@@ -72,6 +75,39 @@ func TestRequestLineSame(t *testing.T) {
 	}
 }
 
+// TestRequestLineSameThroughTextlog: serve's text handler (textlog, which
+// writes a plain request line itself) gives slog's TextHandler's line, the
+// time aside, at every level.
+func TestRequestLineSameThroughTextlog(t *testing.T) {
+	stripTime := func(s string) string {
+		var out []string
+		for _, line := range strings.Split(s, "\n") {
+			if strings.HasPrefix(line, "time=") {
+				_, line, _ = strings.Cut(line, " ")
+			}
+			out = append(out, line)
+		}
+		return strings.Join(out, "\n")
+	}
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError, slog.LevelError + 1} {
+		opts := &slog.HandlerOptions{Level: level}
+		var got, want bytes.Buffer
+		lines := requestLines()
+		lines = append(lines, requestLine{id: "3f0c8a52-5d8e-4a55-9a55-0c1a1b2c3d4e", method: "POST", route: "/v1/tenants/:t/licenses/:sku/unassign",
+			path: "/v1/tenants/bench-7/licenses/SPB/unassign", status: 200, latency: 987 * time.Microsecond, tenant: "bench-7", actor: "admin"})
+		for _, l := range lines {
+			l.log(context.Background(), slog.New(textlog.New(&got, opts)))
+			l.log(context.Background(), slog.New(slog.NewTextHandler(&want, opts)))
+			// serve's: the http component's logger
+			l.log(context.Background(), slog.New(textlog.New(&got, opts)).With("component", "http"))
+			l.log(context.Background(), slog.New(slog.NewTextHandler(&want, opts)).With("component", "http"))
+		}
+		if g, w := stripTime(got.String()), stripTime(want.String()); g != w || !strings.HasPrefix(got.String(), "time=") && got.Len() > 0 {
+			t.Errorf("level %v:\n got %s\nwant %s", level, got.String(), want.String())
+		}
+	}
+}
+
 // BenchmarkRequestLog measures a command's log line through a text
 // handler (as serve's default) to a discarding writer: old (key-value
 // pairs) against new (slog.Attrs).
@@ -89,6 +125,14 @@ func BenchmarkRequestLog(b *testing.B) {
 			}
 		})
 	}
+	// serve's handler since: slog's TextHandler writing request lines itself.
+	direct := slog.New(textlog.New(discardWriter{}, nil)).With("component", "http")
+	b.Run("impl=textlog", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			l.log(context.Background(), direct)
+		}
+	})
 }
 
 type discardWriter struct{}

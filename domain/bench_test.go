@@ -70,3 +70,52 @@ func BenchmarkDecideAssignLicense(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecideBench decides and applies the commands of `seatledger
+// bench` on a tenant as its set-up leaves it (an admin, eight users, a
+// subscription of SPB): a user assigned SPB, then unassigned, in turn.
+func BenchmarkDecideBench(b *testing.B) {
+	d := NewDecider(DefaultCatalog(), DefaultPolicy())
+	t := NewTenant()
+	apply := func(evs ...Event) {
+		for _, e := range evs {
+			Evolve(t, e)
+		}
+	}
+	decide := func(c Command) []Event {
+		evs, err := d.Decide(t, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return evs
+	}
+	meta := func(id string) CommandMeta {
+		return CommandMeta{TenantID: "bench-1", CommandID: id, Actor: Actor{UserID: "admin"}, Now: day0.Add(time.Hour)}
+	}
+	apply(decide(&CreateTenant{CommandMeta: CommandMeta{TenantID: "bench-1", CommandID: "c0", Actor: Actor{Operator: true}, Now: day0},
+		Name: "Bench", GlobalAdmin: NewUser{ID: "admin", UserPrincipalName: "admin@bench.example", UsageLocation: "US"}})...)
+	apply(decide(&PurchaseSubscription{CommandMeta: meta("c1"), SubscriptionID: "s", SkuID: "SPB", Quantity: 1000})...)
+	for u := range 8 {
+		apply(decide(&AddUser{CommandMeta: meta(fmt.Sprint("u-", u)), User: NewUser{ID: fmt.Sprint("u", u), UserPrincipalName: fmt.Sprint("u", u, "@bench.example"), UsageLocation: "US"}})...)
+	}
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = fmt.Sprint("bench-", i)
+	}
+	users := make([][]string, 8)
+	for u := range users {
+		users[u] = []string{fmt.Sprint("u", u)}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		m := meta(ids[i%len(ids)])
+		u := users[(i/2)%8]
+		var c Command
+		if i%2 == 0 {
+			c = &AssignLicenses{CommandMeta: m, SkuID: "SPB", Users: u}
+		} else {
+			c = &UnassignLicenses{CommandMeta: m, SkuID: "SPB", Users: u}
+		}
+		apply(decide(c)...)
+	}
+}

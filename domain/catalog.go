@@ -4,7 +4,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -263,14 +262,14 @@ func (c *Catalog) AutoAssignedPlans() []string {
 	return out
 }
 
-// exclusiveConflicts returns the first pair of plans in enabled that belong
-// to one mutually exclusive group, with the group's reason.
-func (c *Catalog) exclusiveConflicts(enabled map[string]bool) ([]string, string) {
-	names := slices.Sorted(maps.Keys(enabled))
-	for _, n := range names {
+// exclusiveConflicts returns the first pair of plans in enabled (plan
+// names, sorted, without repeats) that belong to one mutually exclusive
+// group, with the group's reason.
+func (c *Catalog) exclusiveConflicts(enabled []string) ([]string, string) {
+	for _, n := range enabled {
 		for _, gi := range c.exclusive[n] {
 			for _, other := range c.MutuallyExclusive[gi].Plans {
-				if other != n && enabled[other] {
+				if other != n && sortedHas(enabled, other) {
 					pair := []string{n, other}
 					sort.Strings(pair)
 					return pair, c.MutuallyExclusive[gi].Reason
@@ -281,16 +280,17 @@ func (c *Catalog) exclusiveConflicts(enabled map[string]bool) ([]string, string)
 	return nil, ""
 }
 
-// missingDependency returns a plan of enabled whose requirement is not met.
-func (c *Catalog) missingDependency(enabled map[string]bool) (*Dependency, bool) {
-	for _, n := range slices.Sorted(maps.Keys(enabled)) {
+// missingDependency returns a plan of enabled (plan names, sorted, without
+// repeats) whose requirement is not met.
+func (c *Catalog) missingDependency(enabled []string) (*Dependency, bool) {
+	for _, n := range enabled {
 		d := c.dependsOn[n]
 		if d == nil {
 			continue
 		}
 		met := false
 		for _, r := range d.Requires {
-			if enabled[r] {
+			if sortedHas(enabled, r) {
 				met = true
 				break
 			}
@@ -300,4 +300,10 @@ func (c *Catalog) missingDependency(enabled map[string]bool) (*Dependency, bool)
 		}
 	}
 	return nil, false
+}
+
+// sortedHas reports whether the sorted names hold name.
+func sortedHas(names []string, name string) bool {
+	_, ok := slices.BinarySearch(names, name)
+	return ok
 }

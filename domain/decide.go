@@ -275,14 +275,13 @@ func (c *counts) add(sku string, d int) {
 
 func (c *counts) set(sku string, n int) { c.add(sku, n-c.get(sku)) }
 
-// skus lists the products with a change, sorted.
-func (c counts) skus() []string {
-	out := make([]string, 0, len(c))
+// skus appends the products with a change to buf, sorted.
+func (c counts) skus(buf []string) []string {
 	for _, x := range c {
-		out = append(out, x.sku)
+		buf = append(buf, x.sku)
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(buf)
+	return buf
 }
 
 func (dec *decision) emit(p ...Payload) { dec.out = append(dec.out, p...) }
@@ -296,7 +295,7 @@ func (dec *decision) draft(u *User) *draftUser {
 	for sku, l := range u.Licenses {
 		du.lic[sku] = l.clone()
 	}
-	_, du.hadMailbox, du.hadOneDrive = dec.planState(du)
+	_, du.hadMailbox, du.hadOneDrive = dec.planState(du, nil, false)
 	dec.users[u.ID] = du
 	dec.order = append(dec.order, u.ID)
 	return du
@@ -367,7 +366,8 @@ func (dec *decision) over(sku string) int {
 // checkCounts refuses a decision that assigns more licenses than a product
 // has available (R3).
 func (dec *decision) checkCounts() error {
-	for _, sku := range dec.assigned.skus() {
+	var buf [8]string
+	for _, sku := range dec.assigned.skus(buf[:0]) {
 		if missing := dec.over(sku); missing > 0 {
 			p := dec.t.Pool(sku)
 			avail := p.Total + dec.total.get(sku) - p.Assigned
@@ -380,7 +380,7 @@ func (dec *decision) checkCounts() error {
 			return e
 		}
 	}
-	for _, sku := range dec.selfAssigned.skus() {
+	for _, sku := range dec.selfAssigned.skus(buf[:0]) {
 		p := dec.t.Pool(sku)
 		if d := dec.selfAssigned.get(sku); d > 0 && p.SelfServiceAssigned+d > p.SelfServiceTotal+dec.selfTotal.get(sku) {
 			missing := p.SelfServiceAssigned + d - p.SelfServiceTotal - dec.selfTotal.get(sku)
@@ -394,13 +394,16 @@ func (dec *decision) checkCounts() error {
 
 // planState walks the plans a draft user has enabled (the union over
 // licenses and their active sources of the product's plans minus the
-// source's disabled plans) and returns those that take part in a relation
-// of the catalog (R6, R7), and whether a mailbox (Exchange) or OneDrive
-// (SharePoint) plan is among them (R10). It allocates only for related plans.
-func (dec *decision) planState(du *draftUser) (related map[string]bool, mailbox, oneDrive bool) {
+// source's disabled plans) and returns whether a mailbox (Exchange) or
+// OneDrive (SharePoint) plan is among them (R10). With want, it also
+// appends to related the names of those that take part in a relation of
+// the catalog (R6, R7), sorted and without repeats, and returns it; a
+// caller that needs only the workloads collects nothing.
+func (dec *decision) planState(du *draftUser, related []string, want bool) (_ []string, mailbox, oneDrive bool) {
 	if du.deleted {
-		return nil, false, false
+		return related, false, false
 	}
+	start := len(related)
 	for sku, l := range du.lic {
 		prod := dec.d.product(dec.t, sku)
 		if prod == nil {
@@ -421,27 +424,30 @@ func (dec *decision) planState(du *draftUser) (related map[string]bool, mailbox,
 				case WorkloadSharePoint, WorkloadOneDrive:
 					oneDrive = true
 				}
-				if dec.d.Catalog.related[sp.Name] {
-					if related == nil {
-						related = map[string]bool{}
-					}
-					related[sp.Name] = true
+				if want && dec.d.Catalog.related[sp.Name] {
+					related = append(related, sp.Name)
 				}
 			}
 		}
+	}
+	if want {
+		names := related[start:]
+		slices.Sort(names)
+		related = related[:start+len(slices.Compact(names))]
 	}
 	return related, mailbox, oneDrive
 }
 
 func (dec *decision) hasMailbox(du *draftUser) bool {
-	_, mailbox, _ := dec.planState(du)
+	_, mailbox, _ := dec.planState(du, nil, false)
 	return mailbox
 }
 
 // checkPlans refuses a user whose enabled plans conflict (R6) or miss a
 // dependency (R7).
 func (dec *decision) checkPlans(du *draftUser) error {
-	names, _, _ := dec.planState(du)
+	var buf [32]string
+	names, _, _ := dec.planState(du, buf[:0], true)
 	if len(names) == 0 {
 		return nil
 	}

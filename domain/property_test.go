@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -136,10 +137,7 @@ func checkInvariants(t *testing.T, c *Catalog, s *Tenant) {
 			}
 			counted[sku] = n
 		}
-		enabled := map[string]bool{}
-		for _, n := range EnabledServices(c, s, u) {
-			enabled[n] = true
-		}
+		enabled := slices.Compact(slices.Sorted(slices.Values(EnabledServices(c, s, u))))
 		if pair, _ := c.exclusiveConflicts(enabled); pair != nil {
 			t.Fatalf("user %s has mutually exclusive plans %v enabled", u.ID, pair)
 		}

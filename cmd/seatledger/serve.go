@@ -34,6 +34,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/kurrentdb"
 	"github.com/seatledger/seatledger/eventstore/postgres"
 	"github.com/seatledger/seatledger/history"
+	"github.com/seatledger/seatledger/internal/textlog"
 	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/readmodel"
 	"github.com/seatledger/seatledger/render"
@@ -89,7 +90,7 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(textlog.New(w, opts)) // slog's TextHandler, request lines written directly
 }
 
 // app is what serve runs, as newApp builds it: the HTTP handler and what it

@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"lease":                {},
 	"internal/lru":         {},
 	"internal/cputime":     {},
+	"internal/textlog":     {},
 	"i18n":                 {},
 
 	// The two contracts the write and read sides share.
@@ -46,7 +47,7 @@ var allowed = map[string][]string{
 
 	// Drivers: they turn requests and due times into commands and queries.
 	"scheduler":   {"domain", "eventstore", "commands", "readmodel"},
-	"api":         {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "commands", "queries", "history", "i18n"},
+	"api":         {"domain", "eventcodec", "eventstore", "tenantstream", "readmodel", "commands", "queries", "history", "i18n", "internal/textlog"},
 	"api/apitest": {},
 	// The web console: an in-process client of api's routes (it gets the
 	// api handler as an http.Handler), so it imports none of api's services.
