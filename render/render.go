@@ -900,32 +900,48 @@ func (s *ScriptSink) Finish() {
 	if len(s.ops) == 0 {
 		return
 	}
-	// By key and field or member, the writes to each in the order given.
-	slices.SortStableFunc(s.ops, func(x, y sinkOp) int {
-		if x.key != y.key {
-			return cmp.Compare(x.key, y.key)
+	// By key and field or member, the writes to each in the order given
+	// (mostly so already: a render writes key after key).
+	if !slices.IsSortedFunc(s.ops, compareSinkOps) {
+		slices.SortStableFunc(s.ops, compareSinkOps)
+	}
+	ops := s.ops
+	for i := 1; i < len(ops); i++ {
+		if ops[i].key == ops[i-1].key && ops[i].a == ops[i-1].a { // (rare)
+			ops = ops[:0]
+			for i, o := range s.ops {
+				if i+1 < len(s.ops) && s.ops[i+1].key == o.key && s.ops[i+1].a == o.a {
+					continue // a later write to the same field or member decides
+				}
+				ops = append(ops, o)
+			}
+			break
 		}
-		return strings.Compare(x.a, y.a)
-	})
-	ops := s.ops[:0]
-	for i, o := range s.ops {
-		if i+1 < len(s.ops) && s.ops[i+1].key == o.key && s.ops[i+1].a == o.a {
-			continue // a later write to the same field or member decides
-		}
-		ops = append(ops, o)
 	}
 	for start := 0; start < len(ops); {
 		end := start + 1
 		for end < len(ops) && ops[end].key == ops[start].key {
 			end++
 		}
-		for kind := range numOpKinds {
-			s.encode(kind, ops[start:end])
+		if end == start+1 { // one write to the key (most)
+			s.encode(ops[start].kind, ops[start:end])
+		} else {
+			for kind := range numOpKinds {
+				s.encode(kind, ops[start:end])
+			}
 		}
 		start = end
 	}
 	clear(s.ops) // hold no views or strings of this tenant
 	s.ops = s.ops[:0]
+}
+
+// compareSinkOps orders writes by key, then field or member.
+func compareSinkOps(x, y sinkOp) int {
+	if x.key != y.key {
+		return cmp.Compare(x.key, y.key)
+	}
+	return strings.Compare(x.a, y.a)
 }
 
 // encode appends the ops of kind among ops (all on one key) to Args:
