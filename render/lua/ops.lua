@@ -19,22 +19,22 @@ while i <= n do
   elseif op == '>za' then x = x + 1; redis.call('ZADD', KEYS[kb + x], ARGV[i+1], ARGV[i+2]); i = i + 3
   elseif op == '>hd' then x = x + 1; redis.call('HDEL', KEYS[kb + x], ARGV[i+1]); i = i + 2
   else
-    local cmd, per, several, next
+    local cmd, per, several, follows
     if op == 'hs' then cmd, per = 'HSET', 2
     elseif op == 'za' then cmd, per = 'ZADD', 2
     elseif op == 'zr' then cmd, per = 'ZREM', 1
     elseif op == 'hd' then cmd, per = 'HDEL', 1
-    elseif op == '>za*' then cmd, per, several, next = 'ZADD', 2, true, true
-    elseif op == '>zr*' then cmd, per, several, next = 'ZREM', 1, true, true
-    elseif op == '>hs*' then cmd, per, several, next = 'HSET', 2, true, true
-    elseif op == '>hd*' then cmd, per, several, next = 'HDEL', 1, true, true
+    elseif op == '>za*' then cmd, per, several, follows = 'ZADD', 2, true, true
+    elseif op == '>zr*' then cmd, per, several, follows = 'ZREM', 1, true, true
+    elseif op == '>hs*' then cmd, per, several, follows = 'HSET', 2, true, true
+    elseif op == '>hd*' then cmd, per, several, follows = 'HDEL', 1, true, true
     elseif op == 'za*' then cmd, per, several = 'ZADD', 2, true
     elseif op == 'zr*' then cmd, per, several = 'ZREM', 1, true
     elseif op == 'hs*' then cmd, per, several = 'HSET', 2, true
     elseif op == 'hd*' then cmd, per, several = 'HDEL', 1, true
     else return redis.error_reply('projections: unknown op ' .. tostring(op)) end
     local j, c = i + 1, 1
-    if next then x = x + 1 else
+    if follows then x = x + 1 else
       local a = ARGV[j]
       x = ix[a]
       if x == nil then x = tonumber(a); ix[a] = x end
