@@ -19,8 +19,12 @@ var luaFiles embed.FS
 // model is at another version below the new one, nothing is written and
 // the script fails with "SLBASE <its version>" (see BaseError).
 // KEYS[1] = the tenant's meta hash; ARGV[1] = version, ARGV[2] = base;
-// then ops: hs k field value | hd k field | za k score member |
-// zr k member (k = index into KEYS).
+// then ops (lua/ops.lua, docs/READMODELS.md): hs k field value |
+// hd k field | za k score member | zr k member (k = index into KEYS), the
+// same of c items in one command (hs* k c field value ..., hd*, za*, zr*),
+// and each prefixed '>' without k: on the key after the last op's (1 before
+// the first), with >z0 member (ZADD scored 0). A script that runs the ops
+// declares ix, their cache of parsed numbers.
 var ApplyScript = Script("apply.lua")
 
 // FlushScript is a whole flush in one call (one Redis node): for each

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/alicebob/miniredis/v2"
@@ -82,6 +83,8 @@ type NativeFlusher struct {
 	out       bytes.Buffer
 	w         *bufio.Writer
 	argv      []string
+	cmd       []string           // apply's command of an op
+	commands  int                // commands dispatched (tests count them)
 	cur       []float64          // the tenants' versions in apply
 	after     map[string]float64 // apply's versions by meta key, as each place leaves them
 }
@@ -287,50 +290,52 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 			return err
 		}
 		if cur[t] < v {
+			x := 1 // the last op's key (ops.lua)
 			for i <= end {
 				op, err := argv(i)
 				if err != nil {
 					return err
 				}
-				ki, err := num(i + 1)
-				if err != nil {
-					return err
-				}
-				k, err := key(kb + ki)
-				if err != nil {
-					return err
-				}
-				a, err := argv(i + 2)
-				if err != nil {
-					return err
-				}
-				switch op {
-				case "hs", "za":
-					b, err := argv(i + 3)
-					if err != nil {
-						return err
-					}
-					name := "HSET"
-					if op == "za" {
-						name = "ZADD"
-					}
-					err = n.call(p, name, k, a, b)
-					if err != nil {
-						return err
-					}
-					i += 4
-				case "hd", "zr":
-					name := "HDEL"
-					if op == "zr" {
-						name = "ZREM"
-					}
-					if err := n.call(p, name, k, a); err != nil {
-						return err
-					}
-					i += 3
-				default:
+				name, per, several, next := nativeOp(op)
+				if name == "" {
 					return fmt.Errorf("projections: unknown op %s", op)
 				}
+				j := i + 1
+				if next {
+					x++
+				} else {
+					if x, err = num(j); err != nil {
+						return err
+					}
+					j++
+				}
+				k, err := key(kb + x)
+				if err != nil {
+					return err
+				}
+				items := 1
+				if several {
+					if items, err = num(j); err != nil {
+						return err
+					}
+					j++
+				}
+				cmd := append(n.cmd[:0], name, k)
+				if op == ">z0" {
+					cmd = append(cmd, "0")
+				}
+				for end := j + per*items; j < end; j++ {
+					a, err := argv(j)
+					if err != nil {
+						return err
+					}
+					cmd = append(cmd, a)
+				}
+				n.cmd = cmd
+				if err := n.call(p, cmd...); err != nil {
+					return err
+				}
+				i = j
 			}
 			if err := n.call(p, "HSET", meta, "version", vs); err != nil {
 				return err
@@ -362,6 +367,35 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 	return nil
 }
 
+// nativeOp is the command of an op of ops.lua, the arguments of each of
+// its items (of its member only for >z0: the score is 0), whether it is an
+// op of several (its count first) and whether it is on the key after the
+// last op's (it names no key).
+func nativeOp(op string) (name string, per int, several, next bool) {
+	next = strings.HasPrefix(op, ">")
+	base := strings.TrimPrefix(op, ">")
+	several = strings.HasSuffix(base, "*")
+	base = strings.TrimSuffix(base, "*")
+	switch base {
+	case "hs":
+		name, per = "HSET", 2
+	case "hd":
+		name, per = "HDEL", 1
+	case "za":
+		name, per = "ZADD", 2
+	case "zr":
+		name, per = "ZREM", 1
+	case "z0":
+		if !next || several {
+			return "", 0, false, false
+		}
+		name, per = "ZADD", 1
+	default:
+		return "", 0, false, false
+	}
+	return name, per, several, next
+}
+
 // call runs one command as the script's redis.call would, and returns its
 // error reply as an error.
 func (n *NativeFlusher) call(p *server.Peer, args ...string) error {
@@ -386,6 +420,7 @@ func (n *NativeFlusher) number(p *server.Peer, args ...string) (float64, error) 
 // nil or non-bulk reply) or its error reply. The bytes are valid until the
 // next command.
 func (n *NativeFlusher) reply(p *server.Peer, args ...string) ([]byte, error) {
+	n.commands++
 	n.argv = append(n.argv[:0], args...)
 	n.out.Reset()
 	n.writer().Reset(&n.out)

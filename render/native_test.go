@@ -26,7 +26,8 @@ type flushCase struct {
 }
 
 // randomFlushes builds flushes over a few tenants of prefix: each with
-// random ops (hs/hd/za/zr) on the tenant's keys, and versions that are
+// random ops on the tenant's keys (hs/hd/za/zr, or as a ScriptSink groups
+// random writes: ops of several items, ops on the next key), and versions that are
 // sometimes stale (the ops must then be skipped), bases that are sometimes
 // off the version written (the flush must then be refused), and
 // checkpoints that sometimes go back (they must not move). applied models
@@ -77,6 +78,12 @@ func randomFlushes(prefix string, seed uint64, n int) []flushCase {
 				case 3:
 					ops = append(ops, "zr", strconv3or4(r), field)
 				}
+			}
+			if r.IntN(2) == 0 { // the ops as a ScriptSink groups them
+				ss := NewScriptSink(func(s string) string { return prefix + "{" + tid + "}:" + s })
+				randomWrites(r, r.IntN(12), ss)
+				ss.Finish()
+				tkeys, ops = ss.Keys, ss.Args
 			}
 			keys = append(keys, tkeys...)
 			add := tid

@@ -1,9 +1,11 @@
 package render
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seatledger/seatledger/domain"
@@ -402,7 +404,8 @@ func (r *Renderer) held(u, w string) {
 	}
 }
 
-// all renders every entity of the tenant (a rebuild, or Verify's "want").
+// All renders every entity of the tenant (a rebuild, or Verify's "want"),
+// and ends the render (a ScriptSink's Finish).
 func (r *Renderer) All() {
 	r.meta()
 	for _, sku := range slices.Sorted(maps.Keys(r.t.Pools)) {
@@ -436,6 +439,7 @@ func (r *Renderer) All() {
 			r.held(id, w)
 		}
 	}
+	r.finish()
 }
 
 type pair struct{ a, b string }
@@ -644,7 +648,8 @@ func (tc *Touched) license(t *domain.Tenant, userID, sku, src string) {
 	tc.source(userID, src)
 }
 
-// render writes every touched entity of state t (after the events) to r.
+// Render writes every touched entity of state t (after the events) to r,
+// and ends the render (a ScriptSink's Finish).
 func (tc *Touched) Render(r *Renderer) {
 	// What hangs off a touched user now counts too (e.g. a restored user's
 	// groups); the state before each event was marked by event.
@@ -682,6 +687,7 @@ func (tc *Touched) Render(r *Renderer) {
 	for p := range tc.held {
 		r.held(p.a, p.b)
 	}
+	r.finish()
 }
 
 // MapSink collects the rendered read model of a tenant in memory.
@@ -730,13 +736,58 @@ func (m *MapSink) ZRem(key, member string) {
 	}
 }
 
-// ScriptSink encodes writes as arguments of the apply script.
+// ScriptSink encodes writes as arguments of the apply script. The writes
+// are kept as they come and encoded into Args when the render ends
+// (Renderer.All, Touched.Render, ApplyArgs: Finish): of the writes to one
+// key and one field or member only the last is kept (the others change
+// nothing it leaves), and the writes of one kind to one key go in one
+// variadic command (an op of several items, "hs*" etc.: ops.lua). A key's
+// writes are independent of other keys', so their order across keys and
+// within a key (one per field or member) leaves the same read model as
+// the writes one by one in the order given.
 type ScriptSink struct {
 	Keys  []string
 	index map[string]int
 	Args  []any
 	keyOf func(suffix string) string
+	ops   []sinkOp // the writes since the last Finish, in order
+	last  int      // the KEYS index of the last op encoded (1 before any)
 }
+
+// The kinds of write, in the order a key's ops are encoded.
+const (
+	opHSet = iota
+	opHDel
+	opZAdd
+	opZRem
+	numOpKinds
+)
+
+// opNames are the ops by kind, of one item and of several, naming their
+// key and on the key after the last op's (ops.lua).
+var opNames = [numOpKinds][2][2]any{
+	{{"hs", "hs*"}, {">hs", ">hs*"}},
+	{{"hd", "hd*"}, {">hd", ">hd*"}},
+	{{"za", "za*"}, {">za", ">za*"}},
+	{{"zr", "zr*"}, {">zr", ">zr*"}},
+}
+
+// opZAdd0 is ZADD of one member scored 0 on the key after the last op's.
+const opZAdd0 = ">z0"
+
+// sinkOp is one write: kind on KEYS[key] of field or member a, with a
+// value (HSET) or a score (ZADD, as an argument).
+type sinkOp struct {
+	kind  int
+	key   int
+	a     string
+	value []byte
+	score any
+}
+
+// MaxOpItems is the most items an op of several carries: the script
+// unpacks them onto Lua's stack, which holds a few thousand values.
+const MaxOpItems = 512
 
 func NewScriptSink(keyOf func(string) string) *ScriptSink {
 	s := &ScriptSink{}
@@ -754,24 +805,34 @@ func (s *ScriptSink) Reset(keyOf func(string) string) {
 	clear(s.index)
 	clear(s.Keys)
 	clear(s.Args) // drop the last tenant's views and strings
+	clear(s.ops)
 	if cap(s.Args) > 16*maxKeptSinkKeys {
 		s.Keys, s.Args = nil, nil
 	}
-	s.Keys, s.Args, s.keyOf = s.Keys[:0], s.Args[:0], keyOf
-	s.key(readmodel.Meta) // KEYS[1] holds the applied version
+	if cap(s.ops) > 4*maxKeptSinkKeys {
+		s.ops = nil
+	}
+	s.Keys, s.Args, s.ops, s.keyOf, s.last = s.Keys[:0], s.Args[:0], s.ops[:0], keyOf, 1
+	s.keyIndex(readmodel.Meta) // KEYS[1] holds the applied version
 }
 
 // maxKeptSinkKeys bounds what a reused ScriptSink keeps between tenants.
 const maxKeptSinkKeys = 1024
 
-// key returns the KEYS index of a tenant key suffix, as an argument.
-func (s *ScriptSink) key(suffix string) any {
+// keyIndex returns the KEYS index of a tenant key suffix.
+func (s *ScriptSink) keyIndex(suffix string) int {
 	i, ok := s.index[suffix]
 	if !ok {
 		s.Keys = append(s.Keys, s.keyOf(suffix))
 		i = len(s.Keys)
 		s.index[suffix] = i
 	}
+	return i
+}
+
+// smallArg returns a small number (a KEYS index, an item count) as an
+// argument.
+func smallArg(i int) any {
 	if i < len(boxedIndexes) {
 		return boxedIndexes[i]
 	}
@@ -781,7 +842,7 @@ func (s *ScriptSink) key(suffix string) any {
 // boxedIndexes are the first KEYS indexes as arguments, made once: a
 // string put in an interface is an allocation, three per op before (the
 // index, the score, the member).
-var boxedIndexes = func() (b [256]any) {
+var boxedIndexes = func() (b [MaxOpItems + 1]any) {
 	for i := range b {
 		b[i] = strconv.Itoa(i)
 	}
@@ -800,18 +861,150 @@ func (s *ScriptSink) Has(suffix string) bool {
 // ApplyArgs is ARGV of ApplyScript: the version the writes bring the
 // tenant to, the base version they are a diff from, then the ops.
 func (s *ScriptSink) ApplyArgs(version, base uint64) []any {
+	s.Finish()
 	return append(append(make([]any, 0, len(s.Args)+2), version, base), s.Args...)
 }
 
 func (s *ScriptSink) HSet(key, field string, value []byte) {
-	s.Args = append(s.Args, "hs", s.key(key), field, value)
+	s.ops = append(s.ops, sinkOp{kind: opHSet, key: s.keyIndex(key), a: field, value: value})
 }
-func (s *ScriptSink) HDel(key, field string) { s.Args = append(s.Args, "hd", s.key(key), field) }
+func (s *ScriptSink) HDel(key, field string) {
+	s.ops = append(s.ops, sinkOp{kind: opHDel, key: s.keyIndex(key), a: field})
+}
 func (s *ScriptSink) ZAdd(key string, score float64, member string) {
 	sc := zeroScore // every index but the purge and lifecycle schedules scores 0
 	if score != 0 {
 		sc = strconv.FormatFloat(score, 'f', -1, 64)
 	}
-	s.Args = append(s.Args, "za", s.key(key), sc, member)
+	s.ops = append(s.ops, sinkOp{kind: opZAdd, key: s.keyIndex(key), a: member, score: sc})
 }
-func (s *ScriptSink) ZRem(key, member string) { s.Args = append(s.Args, "zr", s.key(key), member) }
+func (s *ScriptSink) ZRem(key, member string) {
+	s.ops = append(s.ops, sinkOp{kind: opZRem, key: s.keyIndex(key), a: member})
+}
+
+// finisher is a Sink that encodes its writes when a render ends.
+type finisher interface{ Finish() }
+
+// finish ends a render into r's sink.
+func (r *Renderer) finish() {
+	if f, ok := r.out.(finisher); ok {
+		f.Finish()
+	}
+}
+
+// Finish encodes the writes given since the last Finish (or Reset) onto
+// Args: key by key in the order of their KEYS indexes, for each key its
+// HSETs, HDELs, ZADDs and ZREMs, each kind in one op (several when more
+// than MaxOpItems), of the last write of each field or member.
+func (s *ScriptSink) Finish() {
+	if len(s.ops) == 0 {
+		return
+	}
+	// By key and field or member, the writes to each in the order given
+	// (mostly so already: a render writes key after key).
+	if !slices.IsSortedFunc(s.ops, compareSinkOps) {
+		slices.SortStableFunc(s.ops, compareSinkOps)
+	}
+	ops := s.ops
+	for i := 1; i < len(ops); i++ {
+		if ops[i].key == ops[i-1].key && ops[i].a == ops[i-1].a { // (rare)
+			ops = ops[:0]
+			for i, o := range s.ops {
+				if i+1 < len(s.ops) && s.ops[i+1].key == o.key && s.ops[i+1].a == o.a {
+					continue // a later write to the same field or member decides
+				}
+				ops = append(ops, o)
+			}
+			break
+		}
+	}
+	for start := 0; start < len(ops); {
+		end := start + 1
+		for end < len(ops) && ops[end].key == ops[start].key {
+			end++
+		}
+		if end == start+1 { // one write to the key (most)
+			s.encode(ops[start].kind, ops[start:end])
+		} else {
+			for kind := range numOpKinds {
+				s.encode(kind, ops[start:end])
+			}
+		}
+		start = end
+	}
+	clear(s.ops) // hold no views or strings of this tenant
+	s.ops = s.ops[:0]
+}
+
+// compareSinkOps orders writes by key, then field or member.
+func compareSinkOps(x, y sinkOp) int {
+	if x.key != y.key {
+		return cmp.Compare(x.key, y.key)
+	}
+	return strings.Compare(x.a, y.a)
+}
+
+// encode appends the ops of kind among ops (all on one key) to Args:
+// without the key's index when it is the one after the last op's (the
+// ops are encoded in the order of their keys, and each key but the meta
+// hash has some), and a member scored 0 without its score.
+func (s *ScriptSink) encode(kind int, ops []sinkOp) {
+	n := 0
+	for _, o := range ops {
+		if o.kind == kind {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	key := ops[0].key
+	names := &opNames[kind]
+	op := func(several int) {
+		if key == s.last+1 {
+			s.Args = append(s.Args, names[1][several])
+		} else {
+			s.Args = append(s.Args, names[0][several], smallArg(key))
+		}
+		s.last = key
+	}
+	item := func(o sinkOp) {
+		switch kind {
+		case opHSet:
+			s.Args = append(s.Args, o.a, o.value)
+		case opZAdd:
+			s.Args = append(s.Args, o.score, o.a)
+		default:
+			s.Args = append(s.Args, o.a)
+		}
+	}
+	if n == 1 {
+		for _, o := range ops {
+			if o.kind != kind {
+				continue
+			}
+			if kind == opZAdd && o.score == zeroScore && key == s.last+1 {
+				s.Args = append(s.Args, opZAdd0, o.a)
+				s.last = key
+				return
+			}
+			op(0)
+			item(o)
+		}
+		return
+	}
+	left := 0 // items left in the current op
+	for _, o := range ops {
+		if o.kind != kind {
+			continue
+		}
+		if left == 0 {
+			left = min(n, MaxOpItems)
+			n -= left
+			op(1)
+			s.Args = append(s.Args, smallArg(left))
+		}
+		item(o)
+		left--
+	}
+}

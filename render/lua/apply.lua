@@ -3,6 +3,7 @@ local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if cur >= v then return 0 end
 if cur ~= base then return redis.error_reply('SLBASE ' .. cur) end
 local i, n, kb = 3, #ARGV, 0
+local ix = {}
 -- ops.lua
 redis.call('HSET', KEYS[1], 'version', ARGV[1])
 return 1

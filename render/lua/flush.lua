@@ -5,27 +5,35 @@ local nt = tonumber(ARGV[2])
 -- its place in the flush (1-based) and its version. A tenant given again
 -- is checked (and later written) against the version its earlier place
 -- leaves, as ApplyScript calls in turn would see it.
-local cur, stale, after = {}, {}, {}
+-- The key and op counts are parsed once (ix: ops.lua), kept by place
+-- with the versions for the writes.
+local cur, ver, nks, nas, stale, after, ix = {}, {}, {}, {}, {}, {}, {}
 local i, kb = 3, 0
 for t = 1, nt do
   local meta = KEYS[kb+1]
   local c = after[meta] or tonumber(redis.call('HGET', meta, 'version') or '0')
   cur[t] = c
   local v = tonumber(ARGV[i+1])
+  ver[t] = v
   if c < v and c ~= tonumber(ARGV[i+2]) then
     stale[#stale+1] = t .. ' ' .. c
   end
   if c < v then after[meta] = v else after[meta] = c end
-  kb = kb + tonumber(ARGV[i])
-  i = i + 5 + tonumber(ARGV[i+4])
+  local a, b = ARGV[i], ARGV[i+4]
+  local nk, na = ix[a], ix[b]
+  if nk == nil then nk = tonumber(a); ix[a] = nk end
+  if na == nil then na = tonumber(b); ix[b] = na end
+  nks[t], nas[t] = nk, na
+  kb = kb + nk
+  i = i + 5 + na
 end
 if #stale > 0 then return redis.error_reply('SLBASE ' .. table.concat(stale, ' ')) end
 i, kb = 3, 0
 for t = 1, nt do
-  local nkeys, vs, tid = tonumber(ARGV[i]), ARGV[i+1], ARGV[i+3]
-  local n = i + 4 + tonumber(ARGV[i+4])
+  local nkeys, vs, tid = nks[t], ARGV[i+1], ARGV[i+3]
+  local n = i + 4 + nas[t]
   i = i + 5
-  if cur[t] < tonumber(vs) then
+  if cur[t] < ver[t] then
 -- ops.lua
     redis.call('HSET', KEYS[kb+1], 'version', vs)
   end
