@@ -157,13 +157,18 @@ type Projection struct {
 	stopOnce sync.Once
 	failed   failedEvent                // the event the handler is (or was last) working on
 	batch    []eventstore.RecordedEvent // reused by handle
-	views    render.JSONArena           // the encoded views of a flush
 	sink     render.ScriptSink          // one tenant's writes, reused by render
-	flushKey []string                   // flushOnce's KEYS, reused
-	flushArg []any                      // flushOnce's ARGV, reused
-	flushCmd []any                      // flushOnce's command, reused
-	applies  []*redis.Cmd               // flushPerTenant's script calls, reused
 	spare    []*pendingTenant           // emptied by resetPending, for reuse
+	// The flush in the air (nil: none) and the two buffers flushes are
+	// rendered into, one for it and one for the next (see flight).
+	inflight *flight
+	bufs     [2]flushBuf
+	refusals int               // flights refused by Redis in a row
+	toRebase map[string]uint64 // merged back, to rebase from that version (mergeBack)
+	remerged bool              // land gave a refused flight's tenants back: render again
+	// A landed flight's map and order, for the next flight.
+	spareMap   map[string]*pendingTenant
+	spareOrder []string
 }
 
 type failedEvent struct {
@@ -347,6 +352,7 @@ func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 	}
 	p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
 	p.inSet = lru.New[string, struct{}](4 * p.cfg.CacheSize)
+	p.inflight, p.refusals = nil, 0
 	p.resetPending()
 	p.staged = ck
 	p.flushed.Store(uint64(ck))
@@ -409,6 +415,11 @@ func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 	cancel()
 	sub.Close()
 	sub.Wait()
+	if f := p.inflight; f != nil { // the last flush, if the run ended while it ran
+		<-f.done
+		p.inflight = nil
+		f.buf.release()
+	}
 	<-monitorDone
 	<-markDone
 	if cause := context.Cause(runCtx); errors.Is(cause, ErrReadModelsLost) {
@@ -445,6 +456,10 @@ func (p *Projection) resetPending() {
 	clear(p.pending)
 	p.order = p.order[:0]
 	p.nPending = 0
+	if p.toRebase == nil {
+		p.toRebase = map[string]uint64{}
+	}
+	clear(p.toRebase)
 }
 
 // stopOnFailure is the outermost middleware: an error that survived the
@@ -550,7 +565,17 @@ func (p *Projection) fail(msg *message.Message, err error) {
 
 // handle folds a batch of events in memory and writes them when the
 // subscriber has nothing more waiting or the pending events fill BatchSize.
+// The write runs while the next batch is staged (see flight); a handler
+// that fails has landed it first, so that no flight outlives a failure.
 func (p *Projection) handle(msg *message.Message) error {
+	err := p.handleBatch(msg)
+	if err != nil {
+		_ = p.land(msg.Context()) // its error is err's, or the retry's
+	}
+	return err
+}
+
+func (p *Projection) handleBatch(msg *message.Message) error {
 	p.mu.Lock()
 	stopErr := p.stopErr
 	p.mu.Unlock()
@@ -587,8 +612,14 @@ func (p *Projection) handle(msg *message.Message) error {
 	}
 	// At the end of what is waiting, or when a retry found the batch
 	// full (its flush failed), write.
-	if p.nPending > 0 && (msg.Metadata.Get(MetaMore) != "1" || p.nPending >= p.cfg.BatchSize) {
-		return p.flush(ctx)
+	end := msg.Metadata.Get(MetaMore) != "1"
+	if p.nPending > 0 && (end || p.nPending >= p.cfg.BatchSize) {
+		if err := p.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if end {
+		return p.settle(ctx)
 	}
 	return nil
 }
@@ -658,22 +689,260 @@ func (p *Projection) stage(ctx context.Context, ev *eventstore.RecordedEvent) er
 // checkpointScript moves a checkpoint forward only.
 var checkpointScript = render.Script("checkpoint.lua")
 
-// flush writes every pending tenant and then moves the checkpoint: in one
-// script call on one Redis node, else one script call per tenant (in one
-// pipeline) and the checkpoint after them (Config.PerTenantWrites).
+// A flush is rendered and sent by the handler, and runs in a goroutine of
+// its own (a flight) while the handler stages the next batch: a flush
+// script runs for milliseconds in Redis (or in Go in-process), and a
+// projection that waited for each one fell seconds behind under a full
+// load (issue #22). At most one flight is in the air, so the writes, and
+// the checkpoints, keep the log's order. The next flush is rendered while
+// the flight runs, into the other of two buffers, and sent once the flight
+// landed.
+//
+// A tenant staged again while its flight runs starts its pending changes
+// from the version the flight writes (its base). A flight that fails, or
+// that Redis refuses (a tenant off its base, NOSCRIPT), gives its tenants
+// back to the pending ones (mergeBack): a tenant staged again meanwhile is
+// rebased to the flight's base, a refused one to its read model's version,
+// a tenant the flight did write stays as it is; then the whole is written
+// again with the checkpoint of the latest event staged.
+
+// flight is a flush in the air: its pending tenants (the handler's no
+// longer), its buffers, and, once done is closed, its outcome.
+type flight struct {
+	pending  map[string]*pendingTenant
+	order    []string
+	nPending int
+	staged   eventstore.Position // the checkpoint it writes
+	buf      *flushBuf
+	start    time.Time
+	done     chan struct{}
+	// Set by the flight before done is closed.
+	err     error
+	refused bool              // Redis refused it (a tenant off its base, NOSCRIPT): written again at once
+	stale   map[string]uint64 // refused tenants: the version their read model holds
+	written []bool            // per-tenant writes: which tenants' script calls succeeded
+}
+
+// flushBuf is what one flush is rendered into; a projection has two, one
+// for the flight, one for the flush rendered meanwhile.
+type flushBuf struct {
+	views   render.JSONArena // the encoded views of the flush
+	key     []string         // the flush script's KEYS
+	arg     []any            // its ARGV
+	cmd     []any            // its command
+	pipe    redis.Pipeliner  // the per-tenant writes' pipeline
+	applies []*redis.Cmd     // their script calls
+	sadds   []*redis.IntCmd  // and their tenants' SADDs
+}
+
+// flush renders the pending tenants and sends them, once the flight in
+// the air (if any) has landed, as a flight of their own; it does not wait
+// for it. An error is the earlier flight's: its tenants are pending again.
 func (p *Projection) flush(ctx context.Context) error {
-	start := time.Now()
-	var err error
-	if p.cfg.PerTenantWrites {
-		err = p.flushPerTenant(ctx)
-	} else {
-		err = p.flushOnce(ctx)
+	if err := p.rebaseMerged(ctx); err != nil {
+		return err
 	}
-	if err != nil {
+	if p.inflight == nil {
+		p.send(ctx, p.prepare(ctx))
+		return nil
+	}
+	// Render meanwhile, into the other buffer.
+	buf := p.prepare(ctx)
+	if err := p.land(ctx); err != nil {
+		buf.release()
+		return err
+	}
+	if p.nPending == 0 { // an earlier flight's checkpoint only: written
+		buf.release()
+		return nil
+	}
+	if p.remerged {
+		// The earlier flight came back (refused): render again, its
+		// tenants with the others.
+		buf.release()
+		buf = p.prepare(ctx)
+	}
+	p.send(ctx, buf)
+	return nil
+}
+
+// settle waits for the flight in the air to land, or for the subscriber
+// to have events waiting (the next message then stages them while the
+// flight runs, and its flush lands it). Called at the end of what was
+// waiting, so that a flight is landed, and its error returned, even if no
+// event follows.
+func (p *Projection) settle(ctx context.Context) error {
+	for p.inflight != nil {
+		if p.sub != nil && p.sub.Waiting() > 0 {
+			return nil
+		}
+		var arrived <-chan struct{}
+		if p.sub != nil {
+			arrived = p.sub.Arrived()
+		}
+		select {
+		case <-p.inflight.done:
+			if err := p.land(ctx); err != nil {
+				return err
+			}
+			if p.nPending > 0 { // a refused flight's tenants: send them again
+				if err := p.flush(ctx); err != nil {
+					return err
+				}
+			}
+		case <-arrived:
+		}
+	}
+	return nil
+}
+
+// land waits for the flight in the air (if any) and takes its outcome in:
+// its buffers and tenants back for reuse if it succeeded; else its tenants
+// pending again (mergeBack), and its error unless Redis only refused it
+// (then p.remerged is set and the caller writes them again).
+func (p *Projection) land(ctx context.Context) error {
+	p.remerged = false
+	f := p.inflight
+	if f == nil {
+		return nil
+	}
+	<-f.done
+	p.inflight = nil
+	f.buf.release()
+	if f.err == nil {
+		if !p.cfg.PerTenantWrites {
+			for _, tid := range f.order {
+				p.inSet.Put(tid, struct{}{})
+			}
+		}
+		p.refusals = 0
+		p.recycle(f)
+		return nil
+	}
+	refused := f.refused && p.refusals < maxRebases
+	if err := p.mergeBack(ctx, f); err != nil {
+		return err
+	}
+	if !refused {
+		err := f.err
 		if redisUnavailable(err) {
 			err = &redisUnavailableError{err}
 		}
 		return err
+	}
+	p.refusals++
+	if p.cfg.PerTenantWrites { // the script calls may have met NOSCRIPT
+		var err error
+		if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, render.ApplyScript).Result(); err != nil {
+			return fmt.Errorf("projections: load script: %w", err)
+		}
+	}
+	p.remerged = true
+	return nil
+}
+
+// mergeBack makes a failed flight's tenants pending again, with the
+// tenants staged since it left, so that the next flush writes both.
+func (p *Projection) mergeBack(ctx context.Context, f *flight) error {
+	for i, tid := range f.order {
+		pt := f.pending[tid]
+		if f.written != nil && f.written[i] {
+			// Its read model is at the flight's version, which is where
+			// a tenant staged again meanwhile starts from.
+			p.recycleTenant(pt)
+			continue
+		}
+		from, stale := f.stale[tid]
+		if cur := p.pending[tid]; cur != nil {
+			// Staged again meanwhile, as a diff from the version the
+			// flight did not write: make it one from the flight's base.
+			if !stale {
+				from = pt.tc.Base()
+			}
+			p.recycleTenant(pt)
+			p.toRebase[tid] = from
+			continue
+		}
+		p.pending[tid] = pt
+		p.order = append(p.order, tid)
+		if stale {
+			p.toRebase[tid] = from
+		}
+	}
+	p.nPending += f.nPending
+	clear(f.pending)
+	p.spareMap, p.spareOrder = f.pending, f.order[:0]
+	return p.rebaseMerged(ctx)
+}
+
+// rebaseMerged rebases the tenants mergeBack left to rebase. A tenant
+// stays to rebase until its rebase succeeded (a retry of the handler, or
+// its next flush, does it again).
+func (p *Projection) rebaseMerged(ctx context.Context) error {
+	for tid, from := range p.toRebase {
+		if err := p.rebase(ctx, tid, from); err != nil {
+			return err
+		}
+		delete(p.toRebase, tid)
+	}
+	return nil
+}
+
+// recycle keeps a landed flight's tenants, map and order for reuse.
+func (p *Projection) recycle(f *flight) {
+	for _, pt := range f.pending {
+		p.recycleTenant(pt)
+	}
+	clear(f.pending)
+	clear(f.order)
+	p.spareMap, p.spareOrder = f.pending, f.order[:0]
+}
+
+func (p *Projection) recycleTenant(pt *pendingTenant) {
+	pt.st = nil
+	pt.tc.Reset()
+	p.spare = append(p.spare, pt)
+}
+
+// prepare renders the pending tenants into the free buffer: the flush
+// script's KEYS and ARGV, or the per-tenant writes' pipeline.
+func (p *Projection) prepare(ctx context.Context) *flushBuf {
+	buf := &p.bufs[0]
+	if p.inflight != nil && p.inflight.buf == buf {
+		buf = &p.bufs[1]
+	}
+	buf.views.Reset()
+	if p.cfg.PerTenantWrites {
+		p.preparePerTenant(ctx, buf)
+	} else {
+		p.prepareOnce(buf)
+	}
+	return buf
+}
+
+// send hands the pending tenants, rendered into buf, to a flight.
+func (p *Projection) send(ctx context.Context, buf *flushBuf) {
+	f := &flight{pending: p.pending, order: p.order, nPending: p.nPending, staged: p.staged, buf: buf,
+		start: time.Now(), done: make(chan struct{})}
+	p.pending, p.order, p.nPending = p.spareMap, p.spareOrder, 0
+	if p.pending == nil {
+		p.pending = map[string]*pendingTenant{}
+	}
+	p.spareMap, p.spareOrder = nil, nil
+	p.inflight = f
+	go p.fly(ctx, f)
+}
+
+// fly writes a flight and, if it succeeded, moves the written position.
+func (p *Projection) fly(ctx context.Context, f *flight) {
+	defer close(f.done)
+	if p.cfg.PerTenantWrites {
+		f.err = p.flyPerTenant(ctx, f)
+	} else {
+		f.err = p.flyOnce(ctx, f)
+	}
+	if f.err != nil {
+		return
 	}
 	if p.redisWaiting.Load() {
 		p.redisWaiting.Store(false)
@@ -685,92 +954,168 @@ func (p *Projection) flush(ctx context.Context) error {
 		p.mu.Unlock()
 		p.cfg.Logger.Info("projection: Redis answers again", "projection", p.cfg.Name)
 	}
-	p.applied.Add(uint64(p.nPending))
-	p.metrics.events.WithLabelValues(p.cfg.Name).Add(float64(p.nPending))
-	p.metrics.flush.WithLabelValues(p.cfg.Name).Observe(time.Since(start).Seconds())
-	p.flushed.Store(uint64(p.staged))
-	p.metrics.position.WithLabelValues(p.cfg.Name).Set(float64(p.staged))
-	p.resetPending()
-	return nil
+	p.applied.Add(uint64(f.nPending))
+	p.metrics.events.WithLabelValues(p.cfg.Name).Add(float64(f.nPending))
+	p.metrics.flush.WithLabelValues(p.cfg.Name).Observe(time.Since(f.start).Seconds())
+	p.flushed.Store(uint64(f.staged))
+	p.metrics.position.WithLabelValues(p.cfg.Name).Set(float64(f.staged))
 }
 
 // render renders tenant tid's pending changes as apply script arguments
-// into p.sink, which stays valid until the next render: copy out what is
-// kept (go-redis's EvalSha copies its keys and arguments).
-func (p *Projection) render(tid string) *render.ScriptSink {
+// into p.sink, which stays valid until the next render (views into
+// views): copy out what is kept (go-redis's EvalSha copies its keys and
+// arguments).
+func (p *Projection) render(tid string, views *render.JSONArena) *render.ScriptSink {
 	pt := p.pending[tid]
 	ss := &p.sink
 	ss.Reset(func(suffix string) string { return p.keys.Key(tid, suffix) })
-	pt.tc.Render(render.NewRenderer(p.cfg.Catalog, pt.st, ss, &p.views))
+	pt.tc.Render(render.NewRenderer(p.cfg.Catalog, pt.st, ss, views))
 	return ss
 }
 
-// flushOnce writes every pending tenant and the checkpoint with one call of
-// the flush script. Its keys, arguments and command are built in buffers
-// reused from flush to flush (they were a twentieth of the process's
-// allocations, twice over with go-redis's own copy in EvalSha). A tenant
-// whose read model is off its pending changes' base refuses the whole
-// call: it is rebased and the call made again.
-func (p *Projection) flushOnce(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		err := p.flushOnceCall(ctx)
-		be, ok := render.AsBaseError(err)
-		if !ok || attempt == maxRebases {
-			return err
-		}
-		for _, s := range be.Stale {
-			if s.Place < 1 || s.Place > len(p.order) {
-				return fmt.Errorf("write read models: %w (no tenant at place %d)", err, s.Place)
-			}
-			if err := p.rebase(ctx, p.order[s.Place-1], s.Version); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// maxRebases bounds the rebases of one flush: a tenant rebased once is on
-// its read model's version, which only this projection moves.
-const maxRebases = 3
-
-func (p *Projection) flushOnceCall(ctx context.Context) error {
-	p.views.Reset()
-	keys := p.flushKey[:0]
+// prepareOnce renders the pending tenants and the checkpoint as KEYS and
+// ARGV of one call of the flush script, in buffers reused from flush to
+// flush (they were a twentieth of the process's allocations, twice over
+// with go-redis's own copy in EvalSha).
+func (p *Projection) prepareOnce(buf *flushBuf) {
+	keys := buf.key[:0]
 	// ARGV: the checkpoint's position, the tenant count, then per tenant
 	// its key count, version, base, id (empty: in the tenant set already),
 	// op count and ops.
-	args := p.flushArg[:0]
+	args := buf.arg[:0]
 	args = append(args, uint64(p.staged), len(p.order))
 	for _, tid := range p.order {
-		ss := p.render(tid)
+		ss := p.render(tid, &buf.views)
 		keys = append(keys, ss.Keys...)
 		add := tid
 		if _, ok := p.inSet.Peek(tid); ok {
 			add = ""
+		} else if f := p.inflight; f != nil && f.pending[tid] != nil {
+			add = "" // the flight adds it (if it fails, this flush is rendered again)
 		}
 		pt := p.pending[tid]
 		args = append(args, len(ss.Keys), pt.st.Version, pt.tc.Base(), add, len(ss.Args))
 		args = append(args, ss.Args...)
 	}
 	keys = append(keys, p.keys.Tenants(), p.keys.Checkpoint(p.cfg.Name))
-	p.flushKey, p.flushArg = keys, args
+	buf.key, buf.arg = keys, args
+}
+
+// flyOnce writes a flight with one call of the flush script. A tenant
+// whose read model is off its pending changes' base refuses the whole
+// call (f.stale says which).
+func (p *Projection) flyOnce(ctx context.Context, f *flight) error {
+	keys, args := f.buf.key, f.buf.arg
 	var err error
 	if p.native != nil { // an in-process Redis: the flush in Go
 		pprof.Do(ctx, pprof.Labels(ProfileLabel, ProfileInProcessRedis), func(context.Context) {
 			err = p.native.Flush(p.nativeDB, keys, args)
 		})
 	} else {
-		err = p.evalFlush(ctx, "evalsha", p.flushSHA, keys, args)
+		err = p.evalFlush(ctx, f.buf, "evalsha", p.flushSHA, keys, args)
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			err = p.evalFlush(ctx, "eval", render.FlushScript, keys, args)
+			err = p.evalFlush(ctx, f.buf, "eval", render.FlushScript, keys, args)
 		}
 	}
-	p.releaseFlushBuffers()
-	if err != nil {
-		return fmt.Errorf("write read models: %w", err)
+	if err == nil {
+		return nil
 	}
+	if be, ok := render.AsBaseError(err); ok {
+		stale := map[string]uint64{}
+		for _, s := range be.Stale {
+			if s.Place < 1 || s.Place > len(f.order) {
+				return fmt.Errorf("write read models: %w (no tenant at place %d)", err, s.Place)
+			}
+			stale[f.order[s.Place-1]] = s.Version
+		}
+		f.stale, f.refused = stale, true
+	}
+	return fmt.Errorf("write read models: %w", err)
+}
+
+// release lets go of what a flush's buffers point to (views in the arena,
+// strings, commands), and of the buffers themselves after a rebuild-sized
+// flush, as render.JSONArena.reset does.
+func (b *flushBuf) release() {
+	clear(b.key)
+	clear(b.arg)
+	clear(b.cmd)
+	clear(b.applies)
+	clear(b.sadds)
+	b.applies, b.sadds = b.applies[:0], b.sadds[:0]
+	b.pipe = nil
+	if cap(b.cmd) > maxKeptFlushArgs || cap(b.arg) > maxKeptFlushArgs {
+		b.key, b.arg, b.cmd = nil, nil, nil
+	}
+}
+
+// maxKeptFlushArgs bounds the flush buffers kept between flushes (a live
+// flush of 512 events has a few thousand arguments).
+const maxKeptFlushArgs = 1 << 16
+
+// maxRebases bounds the refusals of flushes in a row: a tenant rebased
+// once is on its read model's version, which only this projection moves.
+const maxRebases = 3
+
+// evalFlush sends `verb script len(keys) keys... args...` (EVALSHA or EVAL)
+// built in buf.cmd.
+func (p *Projection) evalFlush(ctx context.Context, buf *flushBuf, verb, script string, keys []string, args []any) error {
+	cmd := append(buf.cmd[:0], verb, script, len(keys))
+	for _, k := range keys {
+		cmd = append(cmd, k)
+	}
+	cmd = append(cmd, args...)
+	buf.cmd = cmd
+	return p.cfg.Redis.Do(ctx, cmd...).Err()
+}
+
+// preparePerTenant queues one apply script call per pending tenant (and
+// its SADD to the tenant set) in a pipeline of buf.
+func (p *Projection) preparePerTenant(ctx context.Context, buf *flushBuf) {
+	pipe := p.cfg.Redis.Pipeline()
+	applies, sadds := buf.applies[:0], buf.sadds[:0]
+	tenants := p.keys.Tenants()
 	for _, tid := range p.order {
-		p.inSet.Put(tid, struct{}{})
+		ss := p.render(tid, &buf.views)
+		pt := p.pending[tid]
+		applies = append(applies, pipe.EvalSha(ctx, p.applySHA, ss.Keys, ss.ApplyArgs(pt.st.Version, pt.tc.Base())...))
+		sadds = append(sadds, pipe.SAdd(ctx, tenants, tid))
+	}
+	buf.pipe, buf.applies, buf.sadds = pipe, applies, sadds
+}
+
+// flyPerTenant writes a flight's tenants, one script call each in one
+// pipeline, then its checkpoint. If the pipeline fails, f.written says
+// which tenants were written, f.stale which were refused.
+func (p *Projection) flyPerTenant(ctx context.Context, f *flight) error {
+	if len(f.order) > 0 {
+		if _, err := f.buf.pipe.Exec(ctx); err != nil {
+			f.written = make([]bool, len(f.order))
+			f.refused = true
+			for i, c := range f.buf.applies {
+				cerr := c.Err()
+				f.written[i] = cerr == nil && f.buf.sadds[i].Err() == nil
+				be, ok := render.AsBaseError(cerr)
+				switch {
+				case ok && len(be.Stale) == 1:
+					if f.stale == nil {
+						f.stale = map[string]uint64{}
+					}
+					f.stale[f.order[i]] = be.Stale[0].Version
+				case cerr != nil && !redis.HasErrorPrefix(cerr, "NOSCRIPT"), f.buf.sadds[i].Err() != nil:
+					f.refused = false // a failure, not only a refusal
+				}
+			}
+			return fmt.Errorf("write read models: %w", err)
+		}
+	}
+	keys := p.keys
+	err := p.cfg.Redis.EvalSha(ctx, p.ckSHA, []string{keys.Checkpoint(p.cfg.Name)}, uint64(f.staged)).Err()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = p.cfg.Redis.Eval(ctx, checkpointScript, []string{keys.Checkpoint(p.cfg.Name)}, uint64(f.staged)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil
 }
@@ -823,101 +1168,6 @@ func (p *Projection) rebase(ctx context.Context, tid string, from uint64) error 
 		}
 	}
 	return nil
-}
-
-// releaseFlushBuffers lets go of what the last flush's buffers point to
-// (views in the arena, strings), and of the buffers themselves after a
-// rebuild-sized flush, as render.JSONArena.reset does.
-func (p *Projection) releaseFlushBuffers() {
-	clear(p.flushKey)
-	clear(p.flushArg)
-	clear(p.flushCmd)
-	if cap(p.flushCmd) > maxKeptFlushArgs {
-		p.flushKey, p.flushArg, p.flushCmd = nil, nil, nil
-	}
-}
-
-// maxKeptFlushArgs bounds the flush buffers kept between flushes (a live
-// flush of 512 events has a few thousand arguments).
-const maxKeptFlushArgs = 1 << 16
-
-// evalFlush sends `verb script len(keys) keys... args...` (EVALSHA or EVAL)
-// built in p.flushCmd.
-func (p *Projection) evalFlush(ctx context.Context, verb, script string, keys []string, args []any) error {
-	cmd := append(p.flushCmd[:0], verb, script, len(keys))
-	for _, k := range keys {
-		cmd = append(cmd, k)
-	}
-	cmd = append(cmd, args...)
-	p.flushCmd = cmd
-	return p.cfg.Redis.Do(ctx, cmd...).Err()
-}
-
-func (p *Projection) flushPerTenant(ctx context.Context) error {
-	keys := p.keys
-	for attempt := 0; ; attempt++ {
-		if len(p.order) == 0 {
-			break
-		}
-		p.views.Reset() // the last attempt's pipeline is done with it
-		pipe := p.cfg.Redis.Pipeline()
-		applies := p.applies[:0]
-		for _, tid := range p.order {
-			ss := p.render(tid)
-			pt := p.pending[tid]
-			applies = append(applies, pipe.EvalSha(ctx, p.applySHA, ss.Keys, ss.ApplyArgs(pt.st.Version, pt.tc.Base())...))
-			pipe.SAdd(ctx, keys.Tenants(), tid)
-		}
-		p.applies = applies
-		cmds, err := pipe.Exec(ctx)
-		if err == nil {
-			break
-		}
-		if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if p.applySHA, err = p.cfg.Redis.ScriptLoad(ctx, render.ApplyScript).Result(); err == nil {
-				continue
-			}
-		}
-		// Tenants off their base are rebased and written again (the others
-		// were written, or are skipped as written); any other error fails
-		// the flush.
-		rebased := false
-		for i, c := range applies {
-			be, ok := render.AsBaseError(c.Err())
-			if !ok || attempt >= maxRebases || len(be.Stale) != 1 {
-				continue
-			}
-			if rerr := p.rebase(ctx, p.order[i], be.Stale[0].Version); rerr != nil {
-				return rerr
-			}
-			rebased = true
-		}
-		if rebased && !pipelineFailed(cmds) {
-			continue
-		}
-		return fmt.Errorf("write read models: %w", err)
-	}
-	err := p.cfg.Redis.EvalSha(ctx, p.ckSHA, []string{keys.Checkpoint(p.cfg.Name)}, uint64(p.staged)).Err()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		err = p.cfg.Redis.Eval(ctx, checkpointScript, []string{keys.Checkpoint(p.cfg.Name)}, uint64(p.staged)).Err()
-	}
-	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	return nil
-}
-
-// pipelineFailed reports whether a command of a flush's pipeline failed
-// for another reason than a tenant's base.
-func pipelineFailed(cmds []redis.Cmder) bool {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil {
-			if _, ok := render.AsBaseError(err); !ok {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // headPositioner is implemented by stores that know their last position

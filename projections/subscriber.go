@@ -74,6 +74,11 @@ type Subscriber struct {
 	wg      sync.WaitGroup
 
 	seen atomic.Uint64 // highest position read from the store
+
+	// buf is the read-ahead of the last subscription (guarded by mu);
+	// arrived gets a token when an event enters it.
+	buf     chan eventstore.RecordedEvent
+	arrived chan struct{}
 }
 
 // NewSubscriber returns a Subscriber over store.
@@ -90,8 +95,21 @@ func NewSubscriber(store eventstore.Store, cfg SubscriberConfig) *Subscriber {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Subscriber{store: store, cfg: cfg}
+	return &Subscriber{store: store, cfg: cfg, arrived: make(chan struct{}, 1)}
 }
+
+// Waiting is the number of events read ahead and not yet sent in a
+// message: while the handler works on a message, events that the next
+// message will carry once this one is Acked.
+func (s *Subscriber) Waiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.buf)
+}
+
+// Arrived gets a token when an event is read ahead (at most one waits: a
+// token may be older than the last look at Waiting).
+func (s *Subscriber) Arrived() <-chan struct{} { return s.arrived }
 
 // Seen is the highest global position the subscriber has read from the store.
 func (s *Subscriber) Seen() eventstore.Position { return eventstore.Position(s.seen.Load()) }
@@ -118,6 +136,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		after = p
 	}
 	buf := make(chan eventstore.RecordedEvent, s.cfg.Prefetch)
+	s.mu.Lock()
+	s.buf = buf
+	s.mu.Unlock()
 	out := make(chan *message.Message)
 	s.wg.Add(2)
 	go s.read(ctx, after, buf)
@@ -145,6 +166,10 @@ func (s *Subscriber) read(ctx context.Context, after eventstore.Position, buf ch
 					after = ev.Position
 					if uint64(ev.Position) > s.seen.Load() {
 						s.seen.Store(uint64(ev.Position))
+					}
+					select {
+					case s.arrived <- struct{}{}:
+					default:
 					}
 				case <-ctx.Done():
 				}
