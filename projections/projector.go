@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -936,6 +937,16 @@ func (p *Projection) send(ctx context.Context, buf *flushBuf) {
 // fly writes a flight and, if it succeeded, moves the written position.
 func (p *Projection) fly(ctx context.Context, f *flight) {
 	defer close(f.done)
+	defer func() {
+		// A panic in the write (the client, a hook, the flush in Go) is
+		// the flight's error, as Watermill's Recoverer made it the
+		// handler's when the handler wrote: not a crash of the process.
+		// What it wrote is unknown: its tenants are all pending again.
+		if r := recover(); r != nil {
+			f.err = fmt.Errorf("write read models: panic: %v\n%s", r, debug.Stack())
+			f.refused, f.written = false, nil
+		}
+	}()
 	if p.cfg.PerTenantWrites {
 		f.err = p.flyPerTenant(ctx, f)
 	} else {
