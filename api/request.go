@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/seatledger/seatledger/domain"
 )
@@ -320,19 +321,9 @@ func checkQuery(c *gin.Context, allowed ...string) error {
 // form, as uuid.NewString does, with one allocation where it makes two
 // (the UUID read through an io.Reader escapes, then the string).
 func newUUID() string {
-	var u [16]byte
+	var u uuid.UUID
 	_, _ = rand.Read(u[:])  // never fails (crypto/rand: Go 1.24+)
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
-	var buf [36]byte
-	hex.Encode(buf[0:8], u[0:4])
-	buf[8] = '-'
-	hex.Encode(buf[9:13], u[4:6])
-	buf[13] = '-'
-	hex.Encode(buf[14:18], u[6:8])
-	buf[18] = '-'
-	hex.Encode(buf[19:23], u[8:10])
-	buf[23] = '-'
-	hex.Encode(buf[24:], u[10:])
-	return string(buf[:])
+	return u.String()
 }
