@@ -25,9 +25,10 @@ type Handler struct {
 // WithAttrs is the TextHandler's; the handler it returns still writes
 // directly when the attributes are plain.
 func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	th, ok := h.TextHandler.WithAttrs(attrs).(*slog.TextHandler)
+	next := h.TextHandler.WithAttrs(attrs)
+	th, ok := next.(*slog.TextHandler)
 	if !ok {
-		return h.TextHandler.WithAttrs(attrs)
+		return next
 	}
 	n := &Handler{TextHandler: th, w: h.w, fast: h.fast}
 	if n.fast {
@@ -40,9 +41,10 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 // WithGroup is the TextHandler's; the handler it returns leaves every line
 // to slog.
 func (h *Handler) WithGroup(name string) slog.Handler {
-	th, ok := h.TextHandler.WithGroup(name).(*slog.TextHandler)
+	next := h.TextHandler.WithGroup(name)
+	th, ok := next.(*slog.TextHandler)
 	if !ok || name == "" {
-		return h.TextHandler.WithGroup(name)
+		return next
 	}
 	return &Handler{TextHandler: th, w: h.w}
 }
