@@ -26,21 +26,6 @@ import (
 // decided on, at the stream's head): a read after a write, by any token,
 // sees that write, with no minVersion to send.
 
-// graphRoutes adds the Graph surface to e.
-func (s *Server) graphRoutes(e *gin.Engine) {
-	g := e.Group(graphPrefix, s.authenticate, s.rateLimit, s.graphTenant)
-	g.GET("/users", s.graphListUsers)
-	g.GET("/users/:id", s.graphGetUser)
-	g.GET("/users/:id/licenseDetails", s.graphLicenseDetails)
-	g.POST("/users/:id/assignLicense", s.graphAssignUserLicense)
-	g.POST("/users/:id/reprocessLicenseAssignment", s.graphReprocess)
-	g.GET("/groups/:id", s.graphGetGroup)
-	g.GET("/groups/:id/membersWithLicenseErrors", s.graphMembersWithLicenseErrors)
-	g.POST("/groups/:id/assignLicense", s.graphAssignGroupLicense)
-	g.GET("/subscribedSkus", s.graphSubscribedSkus)
-	g.GET("/subscribedSkus/:id", s.graphSubscribedSku)
-}
-
 // graphTenant takes the tenant from the token's tid. The operator token
 // names no tenant and is refused here.
 func (s *Server) graphTenant(c *gin.Context) {

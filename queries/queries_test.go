@@ -33,12 +33,6 @@ var seq atomic.Int64
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
-// newFixture is newFixtureOn one Redis server.
-func newFixture(t *testing.T, cfg Config) *fixture {
-	t.Helper()
-	return newFixtureOn(t, redistest.Single, cfg)
-}
-
 // newFixtureOn runs a store, the command side, a projection into a fresh
 // prefix of a Redis of kind k and the query service on it.
 func newFixtureOn(t *testing.T, k redistest.Kind, cfg Config) *fixture {

@@ -54,8 +54,6 @@ type world struct {
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
-func newWorld(t *testing.T) *world { return newWorldWith(t, worldOpts{}) }
-
 // newWorldOn makes a world on a Redis of kind k.
 func newWorldOn(t *testing.T, k redistest.Kind) *world { return newWorldWith(t, worldOpts{kind: k}) }
 

@@ -133,7 +133,6 @@ type Store struct {
 	groupEvs   []groupEvent       // events of the group, by position
 	groupIdx   []indexEntry       // index entries of the group's appends
 	batch      *pebble.Batch
-	kbuf       []byte
 }
 
 var (
