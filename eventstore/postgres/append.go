@@ -329,6 +329,12 @@ func (s *Store) appendOne(r *appendReq) {
 func (s *Store) appendGroup(group []*appendReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
+	if done, err := s.appendKnown(ctx, group); done {
+		return
+	} else if err != nil {
+		s.failGroup(group, err)
+		return
+	}
 	var (
 		streams  = make([]string, len(group))
 		expected = make([]int64, len(group))
@@ -388,10 +394,7 @@ func (s *Store) appendGroup(group []*appendReq) {
 		err = classify("append", err)
 	}
 	if err != nil && (errors.Is(err, eventstore.ErrUnavailable) || errors.Is(err, eventstore.ErrClosed)) {
-		for _, r := range group {
-			r.err = err
-			close(r.done)
-		}
+		s.failGroup(group, err)
 		return
 	}
 	// Something in the group was refused by the server: nothing was
@@ -399,6 +402,87 @@ func (s *Store) appendGroup(group []*appendReq) {
 	for _, r := range group {
 		s.appendOne(r)
 	}
+}
+
+// failGroup completes every append of a group with err.
+func (s *Store) failGroup(group []*appendReq, err error) {
+	for _, r := range group {
+		r.err = err
+		close(r.done)
+	}
+}
+
+// appendKnown commits a group through append_known if every append in it
+// has a known head and a stream of its own (the group is sorted by
+// stream): one INSERT, nothing read or decided. done reports that the
+// group is complete; a non-nil err that the server cannot be reached
+// (the group fails); neither, that the group must go through
+// append_batch (a version taken by another Store, a stored ID, a replaced
+// table: nothing was written).
+func (s *Store) appendKnown(ctx context.Context, group []*appendReq) (done bool, err error) {
+	var (
+		n    int
+		maxp int64
+	)
+	for i, r := range group {
+		if len(r.ids) == 0 || (i > 0 && group[i-1].stream == r.stream) {
+			return false, nil
+		}
+		k := s.heads.known(r.stream, r.expected)
+		if !k.Valid {
+			return false, nil
+		}
+		maxp = max(maxp, k.Int64)
+		n += len(r.ids)
+	}
+	var (
+		streams  = make([]string, 0, n)
+		versions = make([]int64, 0, n)
+		ids      = make([]pgtype.UUID, 0, n)
+		types    = make([]string, 0, n)
+		data     = make([][]byte, 0, n)
+	)
+	for _, r := range group {
+		for j := range r.ids {
+			streams = append(streams, r.stream)
+			versions = append(versions, int64(r.expected)+1+int64(j))
+		}
+		ids = append(ids, r.ids...)
+		types = append(types, r.types...)
+		data = append(data, r.data...)
+	}
+	var (
+		base      pgtype.Int8
+		xid, xmin int64
+		clear     bool
+	)
+	err = s.pool.QueryRow(ctx, s.qKnown, streams, versions, ids, types, data, maxp, s.eventsRel).Scan(&base, &xid, &clear, &xmin)
+	if err != nil {
+		var pe *pgconn.PgError
+		switch {
+		case s.isClosed():
+			return false, eventstore.ErrClosed
+		case ctx.Err() != nil:
+			return false, fmt.Errorf("%w: postgres append: no answer within %v: %v", eventstore.ErrUnavailable, groupTimeout, err)
+		case errors.As(err, &pe):
+			return false, nil
+		}
+		if err = classify("append", err); errors.Is(err, eventstore.ErrUnavailable) {
+			return false, err
+		}
+		return false, nil
+	}
+	s.seeHorizon(xmin)
+	if !base.Valid {
+		return false, nil
+	}
+	pos := base.Int64
+	for _, r := range group {
+		pos += int64(len(r.ids))
+		s.result(r, answer{version: int64(r.expected) + int64(len(r.ids)), position: pos - 1})
+	}
+	s.settle(group, xid, clear)
+	return true, nil
 }
 
 // settle completes committed appends: at once if their transaction (xid,

@@ -1,0 +1,159 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/seatledger/seatledger/eventstore"
+)
+
+// knownGroup runs group through appendKnown and reports whether it was
+// committed there; an error fails the test.
+func knownGroup(t *testing.T, s *Store, group []*appendReq) bool {
+	t.Helper()
+	done, err := s.appendKnown(t.Context(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done {
+		for _, r := range group {
+			<-r.done
+		}
+	}
+	return done
+}
+
+// TestKnownGroupIsOneInsert: a group whose every append has a head the
+// Store knows, one per stream, is committed by append_known (revision 6):
+// each append gets the next version, the group's events are contiguous
+// in group order, and the Store then knows the new heads.
+func TestKnownGroupIsOneInsert(t *testing.T) {
+	requirePG(t)
+	s := openSchema(t, freshSchema(t), Options{})
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.Append(ctx, "a", eventstore.NoStream, events(1, "First")); err != nil {
+		t.Fatal(err)
+	}
+	group := []*appendReq{
+		newReq(ctx, "a", eventstore.Exactly(1), events(2, "Known")),
+		newReq(ctx, "b", eventstore.NoStream, events(1, "Known")),
+		newReq(ctx, "c", eventstore.NoStream, events(3, "Known")),
+	}
+	if !knownGroup(t, s, group) {
+		t.Fatal("a group of known heads was not committed by append_known")
+	}
+	wantVersion := []uint64{3, 1, 3}
+	for i, r := range group {
+		if r.err != nil || r.res.Version != wantVersion[i] {
+			t.Fatalf("append %d: %+v %v, want version %d", i, r.res, r.err, wantVersion[i])
+		}
+		if !s.heads.known(r.stream, eventstore.Exactly(r.res.Version)).Valid {
+			t.Fatalf("the Store does not know %s's new head", r.stream)
+		}
+	}
+	if group[1].res.Position != group[0].res.Position+1 || group[2].res.Position != group[1].res.Position+3 {
+		t.Fatalf("positions %d %d %d: not contiguous in group order", group[0].res.Position, group[1].res.Position, group[2].res.Position)
+	}
+	all, err := s.ReadAll(ctx, eventstore.Start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range all[1:] {
+		got = append(got, e.Stream)
+	}
+	if want := []string{"a", "a", "b", "c", "c", "c"}; !slices.Equal(got, want) {
+		t.Fatalf("global log after the first event: %v, want %v", got, want)
+	}
+	evs, err := s.ReadStream(ctx, "a", 1, 0)
+	if err != nil || len(evs) != 3 || evs[1].Type != "Known" || evs[1].Position != group[0].res.Position-1 {
+		t.Fatalf("stream a: %d events %v", len(evs), err)
+	}
+}
+
+// TestKnownGroupRefused: groups append_known must not commit, and then
+// writes nothing of: a stream twice, a head the Store does not know, a
+// version another Store took since, an event ID already stored, a
+// replaced events table. The group then goes through append_batch and
+// every append gets the answer it would get alone.
+func TestKnownGroupRefused(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	other := openSchema(t, schema, Options{})
+	defer other.Close()
+	ctx := t.Context()
+	for _, st := range []string{"a", "b"} {
+		if _, err := s.Append(ctx, st, eventstore.NoStream, events(1, "First")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := func(what string, group []*appendReq) {
+		t.Helper()
+		if knownGroup(t, s, group) {
+			t.Fatalf("%s: committed by append_known", what)
+		}
+		for _, st := range []string{"a", "b"} {
+			if v, err := s.StreamVersion(ctx, st); err != nil || v != 1 {
+				t.Fatalf("%s: stream %s at version %d (%v): append_known wrote something", what, st, v, err)
+			}
+		}
+	}
+	refused("a stream twice", []*appendReq{
+		newReq(ctx, "a", eventstore.Exactly(1), events(1, "Twice")),
+		newReq(ctx, "a", eventstore.Exactly(2), events(1, "Twice")),
+	})
+	refused("any version", []*appendReq{
+		newReq(ctx, "a", eventstore.Any, events(1, "Any")),
+		newReq(ctx, "b", eventstore.Exactly(1), events(1, "Any")),
+	})
+	stored := events(1, "Stored")
+	if _, err := s.Append(ctx, "d", eventstore.NoStream, stored); err != nil {
+		t.Fatal(err)
+	}
+	retry := newReq(ctx, "b", eventstore.Exactly(1), stored)
+	refused("a stored ID", []*appendReq{newReq(ctx, "a", eventstore.Exactly(1), events(1, "ID")), retry})
+
+	// Another Store takes b's next version: s's knowledge is stale.
+	if _, err := other.Append(ctx, "b", eventstore.Exactly(1), events(1, "Other")); err != nil {
+		t.Fatal(err)
+	}
+	group := []*appendReq{
+		newReq(ctx, "a", eventstore.Exactly(1), events(1, "Stale")),
+		newReq(ctx, "b", eventstore.Exactly(1), events(1, "Stale")),
+	}
+	if knownGroup(t, s, group) {
+		t.Fatal("a stale head: committed by append_known")
+	}
+	if v, err := s.StreamVersion(ctx, "a"); err != nil || v != 1 {
+		t.Fatalf("a stale head: stream a at version %d (%v): append_known wrote something", v, err)
+	}
+	runGroup(t, s, group, []groupOutcome{{false, 2}, {true, 2}})
+
+	// A restored backup: the events table is another one.
+	n := newNames(schema)
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE TABLE "+n.schema+".older (LIKE "+n.events+" INCLUDING ALL);"+
+		" INSERT INTO "+n.schema+".older SELECT * FROM "+n.events+";"+
+		" DROP TABLE "+n.events+"; ALTER TABLE "+n.schema+".older RENAME TO events", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	if !s.heads.known("a", eventstore.Exactly(2)).Valid {
+		t.Fatal("the Store does not know a's head")
+	}
+	if knownGroup(t, s, []*appendReq{newReq(ctx, "a", eventstore.Exactly(2), events(1, "Restored"))}) {
+		t.Fatal("a replaced table: committed by append_known")
+	}
+	if v, err := s.StreamVersion(ctx, "a"); err != nil || v != 2 {
+		t.Fatalf("a replaced table: stream a at version %d (%v)", v, err)
+	}
+}
