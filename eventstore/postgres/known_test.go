@@ -2,8 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -156,4 +160,113 @@ func TestKnownGroupRefused(t *testing.T) {
 	if v, err := s.StreamVersion(ctx, "a"); err != nil || v != 2 {
 		t.Fatalf("a replaced table: stream a at version %d (%v)", v, err)
 	}
+}
+
+// TestKnownHeadsContended: writers of two Stores append to the same
+// streams (one writer of each Store per stream), each expecting the version it last saw (its own result, or
+// the actual version of a conflict), so that the Stores' known heads go
+// stale all the time and groups of known heads race each other and the
+// other Store's. Every acknowledged event must be stored exactly once, at
+// the version it was acknowledged with, each stream's versions
+// contiguous with growing positions, and the global log in strictly
+// increasing positions.
+func TestKnownHeadsContended(t *testing.T) {
+	requirePG(t)
+	rounds := 40
+	if testing.Short() {
+		rounds = 10
+	}
+	schema := freshSchema(t)
+	stores := []*Store{openSchema(t, schema, Options{}), openSchema(t, schema, Options{})}
+	defer stores[0].Close()
+	defer stores[1].Close()
+	ctx := t.Context()
+	const streams = 16
+	type ack struct {
+		stream  string
+		version uint64
+	}
+	var (
+		mu    sync.Mutex
+		acked = map[string]ack{}
+	)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := stores[w%2]
+			stream := fmt.Sprintf("contended-%d", w/2%streams)
+			var v uint64
+			for done := 0; done < rounds; {
+				evs := events(1+w%2, "Contended")
+				r, err := s.Append(ctx, stream, eventstore.Exactly(v), evs)
+				var ce *eventstore.ConflictError
+				if errors.As(err, &ce) {
+					v = ce.Actual
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for i, e := range evs {
+					acked[e.ID] = ack{stream, r.Version - uint64(len(evs)-1-i)}
+				}
+				mu.Unlock()
+				v = r.Version
+				done++
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	stored := 0
+	for i := range streams {
+		stream := fmt.Sprintf("contended-%d", i)
+		evs, err := stores[0].ReadStream(ctx, stream, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, e := range evs {
+			if e.Version != uint64(j+1) {
+				t.Fatalf("%s: version %d at index %d", stream, e.Version, j)
+			}
+			if j > 0 && e.Position <= evs[j-1].Position {
+				t.Fatalf("%s: version %d at position %d after %d", stream, e.Version, e.Position, evs[j-1].Position)
+			}
+			a, ok := acked[e.ID]
+			if !ok || a.stream != stream || a.version != e.Version {
+				t.Fatalf("%s version %d: event %s acknowledged as %+v (%v)", stream, e.Version, e.ID, a, ok)
+			}
+		}
+		stored += len(evs)
+	}
+	if stored != len(acked) {
+		t.Fatalf("%d events stored, %d acknowledged", stored, len(acked))
+	}
+	// The global log holds them all once older transactions of the
+	// server (other tests, other applications) have ended.
+	var all []eventstore.RecordedEvent
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if all, err = stores[1].ReadAll(ctx, eventstore.Start, 0); err != nil {
+			t.Fatal(err)
+		}
+		if len(all) >= stored || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(all) != stored {
+		t.Fatalf("global log: %d events, %d stored", len(all), stored)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Position <= all[i-1].Position {
+			t.Fatalf("global log: position %d after %d", all[i].Position, all[i-1].Position)
+		}
+	}
+	t.Logf("%d events on %d streams from 32 writers on two Stores", stored, streams)
 }
