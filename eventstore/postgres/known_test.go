@@ -270,3 +270,113 @@ func TestKnownHeadsContended(t *testing.T) {
 	}
 	t.Logf("%d events on %d streams from 32 writers on two Stores", stored, streams)
 }
+
+// TestOwnEndsReleaseWaiters: a transaction that told which older
+// transactions were running at its end enters the global log as soon as
+// this Store has seen each of them end (its own commits), whether they
+// ended before or after it; one that did not tell waits for the horizon.
+// (The ids are ones the server will not reach: nothing else releases
+// them before VisibleWait.)
+func TestOwnEndsReleaseWaiters(t *testing.T) {
+	requirePG(t)
+	s := openSchema(t, freshSchema(t), Options{VisibleWait: time.Hour})
+	defer s.Close()
+	const far = int64(1) << 40
+	released := func(r *appendReq) bool {
+		select {
+		case <-r.done:
+			return true
+		default:
+			return false
+		}
+	}
+	req := func() *appendReq { return &appendReq{done: make(chan struct{})} }
+
+	waiting := req()
+	s.settleOlder([]*appendReq{waiting}, far, false, []int64{far - 2, far - 1})
+	untold := req()
+	s.settle([]*appendReq{untold}, far+1, false)
+	if released(waiting) {
+		t.Fatal("released while both older transactions run")
+	}
+	s.settle([]*appendReq{req()}, far-2, false)
+	if released(waiting) {
+		t.Fatal("released while one older transaction runs")
+	}
+	s.settle([]*appendReq{req()}, far-1, false)
+	if !released(waiting) {
+		t.Fatal("not released when the last older transaction ended")
+	}
+
+	// An older transaction that ended before.
+	s.settle([]*appendReq{req()}, far+10, false)
+	later := req()
+	s.settleOlder([]*appendReq{later}, far+11, false, []int64{far + 10})
+	if !released(later) {
+		t.Fatal("not released though its older transaction had ended")
+	}
+	if released(untold) {
+		t.Fatal("an append that did not tell its older transactions was released by this Store's commits")
+	}
+}
+
+// TestKnownGroupTellsOlderTransactions: append_known names the older
+// transactions still running at its end; the group waits for them, and
+// enters the global log once they end.
+func TestKnownGroupTellsOlderTransactions(t *testing.T) {
+	requirePG(t)
+	s := openSchema(t, freshSchema(t), Options{VisibleWait: time.Hour})
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.Append(ctx, "a", eventstore.NoStream, events(1, "First")); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	var held int64
+	if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text::bigint").Scan(&held); err != nil {
+		t.Fatal(err)
+	}
+	group := []*appendReq{
+		newReq(ctx, "a", eventstore.Exactly(1), events(1, "Known")),
+		newReq(ctx, "b", eventstore.NoStream, events(1, "Known")),
+	}
+	if done, err := s.appendKnown(ctx, group); !done || err != nil {
+		t.Fatalf("appendKnown: %v %v", done, err)
+	}
+	s.visMu.Lock()
+	var older []int64
+	for _, p := range s.pending {
+		if len(p.reqs) > 0 && p.reqs[0] == group[0] {
+			older = slices.Clone(p.older)
+		}
+	}
+	s.visMu.Unlock()
+	if !slices.Contains(older, held) {
+		t.Fatalf("the group waits for %v, not for the held transaction %d", older, held)
+	}
+	select {
+	case <-group[0].done:
+		t.Fatal("released while an older transaction runs")
+	default:
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-group[0].done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("not released after the older transaction ended")
+	}
+	if group[0].err != nil || group[1].err != nil {
+		t.Fatal(group[0].err, group[1].err)
+	}
+}

@@ -115,8 +115,12 @@
 // learns the horizon mostly without asking: every append statement
 // returns the horizon of its snapshot, a group that commits with no older
 // transaction running shows that every id up to its own has ended, and
-// other Stores' notifications carry what they know. It asks the server
-// (at most once a millisecond) only for what that leaves waiting.
+// other Stores' notifications carry what they know. A group committed by
+// append_known also names the older transactions still running at its
+// end; when those are this Store's own (its other writer's group, the
+// usual case), it enters the log as soon as they have committed. The
+// Store asks the server (at most once a millisecond) only for what that
+// leaves waiting.
 //
 // # Subscriptions
 //
@@ -233,9 +237,14 @@ type Store struct {
 	// its append statements: under load the visibility waiter need not
 	// ask the server.
 	seenXmin atomic.Int64
-	visKick  chan struct{}
-	visStop  chan struct{}
-	visDone  chan struct{}
+	// ended holds the ids of this Store's transactions that ended last
+	// (a ring; endedNext is the next slot): a pending transaction that
+	// waits only for them is in the global log.
+	ended     [64]int64
+	endedNext int
+	visKick   chan struct{}
+	visStop   chan struct{}
+	visDone   chan struct{}
 
 	notifyKick   chan struct{}
 	notifierDone chan struct{}
@@ -367,7 +376,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		qReadAll: "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 AND position < (SELECT " +
 			horizonSQL + " FROM " + n.meta + " m) ORDER BY position LIMIT $2",
 		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6, $7, $8)",
-		qKnown:      "SELECT o_base, o_xid, o_clear, " + xminSQL + " FROM " + n.knownFn + "($1, $2, $3, $4, $5, $6, $7)",
+		qKnown:      "SELECT o_base, o_xid, o_clear, o_older, " + xminSQL + " FROM " + n.knownFn + "($1, $2, $3, $4, $5, $6, $7)",
 		qHorizon:    "SELECT " + xminSQL,
 		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
 		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",

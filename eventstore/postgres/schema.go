@@ -497,15 +497,17 @@ $seatledger$;
 -- fails the statement (unique_violation): the caller runs the group
 -- again through append_batch, which tells them apart. Answers o_base
 -- NULL, writing nothing, if the events table was replaced since the
--- caller learnt the heads (p_rel).
+-- caller learnt the heads (p_rel). o_older: the transactions with smaller
+-- ids still running when it ended (NULL if none: o_clear).
 CREATE OR REPLACE FUNCTION {known}(
 	p_streams text[], p_versions bigint[], p_ids uuid[], p_types text[], p_data bytea[],
 	p_maxp bigint, p_rel oid,
-	OUT o_base bigint, OUT o_xid bigint, OUT o_clear boolean)
+	OUT o_base bigint, OUT o_xid bigint, OUT o_clear boolean, OUT o_older bigint[])
 LANGUAGE plpgsql SET jit = off AS $seatledger$
 {mark}
 DECLARE
-	ts timestamptz := clock_timestamp();
+	ts   timestamptz := clock_timestamp();
+	snap pg_snapshot;
 BEGIN
 	IF p_rel <> '{events}'::regclass THEN
 		o_xid := 0; o_clear := true;
@@ -526,7 +528,18 @@ BEGIN
 			WITH ORDINALITY AS u(stream, version, id, type, data, ord)
 		ORDER BY u.ord;
 	o_xid := pg_current_xact_id()::text::bigint;
-	o_clear := pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= o_xid;
+	snap := pg_current_snapshot();
+	o_clear := pg_snapshot_xmin(snap)::text::bigint >= o_xid;
+	IF NOT o_clear THEN
+		-- The snapshot's running ids below its xmax, and every id from
+		-- xmax (none of them had ended) to this transaction's own: any
+		-- other transaction with a smaller id has ended, and no later one
+		-- can get a smaller id.
+		o_older := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(snap) x
+				WHERE x::text::bigint < o_xid
+			UNION ALL
+			SELECT generate_series(pg_snapshot_xmax(snap)::text::bigint, o_xid - 1));
+	END IF;
 END
 $seatledger$;
 
