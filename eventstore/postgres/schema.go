@@ -128,8 +128,12 @@ const (
 // fails the call (nothing is written; the caller runs the group through
 // append_batch), and so do positions behind p_maxp, the largest known
 // head position. It writes nothing and answers o_base NULL if the events
-// table is not p_rel. The 8-argument append_batch carries revision 5's
-// mark: revision 5 nodes neither rerun their DDL nor drop append_known.
+// table is not p_rel. Besides o_xid and o_clear it answers o_older, the
+// transactions with smaller ids still running at its end (NULL when
+// clear), so that the caller can tell when it enters the global log from
+// the ends of its own transactions. The 8-argument append_batch carries
+// revision 5's mark: revision 5 nodes neither rerun their DDL nor drop
+// append_known.
 //
 // outcome is 0 (written, or nothing to write), 1 (idempotent retry: the
 // events are already there; version/position are the original result),
