@@ -329,6 +329,12 @@ func (s *Store) appendOne(r *appendReq) {
 func (s *Store) appendGroup(group []*appendReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
+	if done, err := s.appendKnown(ctx, group); done {
+		return
+	} else if err != nil {
+		s.failGroup(group, err)
+		return
+	}
 	var (
 		streams  = make([]string, len(group))
 		expected = make([]int64, len(group))
@@ -388,10 +394,7 @@ func (s *Store) appendGroup(group []*appendReq) {
 		err = classify("append", err)
 	}
 	if err != nil && (errors.Is(err, eventstore.ErrUnavailable) || errors.Is(err, eventstore.ErrClosed)) {
-		for _, r := range group {
-			r.err = err
-			close(r.done)
-		}
+		s.failGroup(group, err)
 		return
 	}
 	// Something in the group was refused by the server: nothing was
@@ -401,31 +404,136 @@ func (s *Store) appendGroup(group []*appendReq) {
 	}
 }
 
+// failGroup completes every append of a group with err.
+func (s *Store) failGroup(group []*appendReq, err error) {
+	for _, r := range group {
+		r.err = err
+		close(r.done)
+	}
+}
+
+// appendKnown commits a group through append_known if every append in it
+// has a known head and a stream of its own (the group is sorted by
+// stream): one INSERT, nothing read or decided. done reports that the
+// group is complete; a non-nil err that the server cannot be reached
+// (the group fails); neither, that the group must go through
+// append_batch (a version taken by another Store, a stored ID, a replaced
+// table: nothing was written).
+func (s *Store) appendKnown(ctx context.Context, group []*appendReq) (done bool, err error) {
+	var (
+		n    int
+		maxp int64
+	)
+	for i, r := range group {
+		if len(r.ids) == 0 || (i > 0 && group[i-1].stream == r.stream) {
+			return false, nil
+		}
+		k := s.heads.known(r.stream, r.expected)
+		if !k.Valid {
+			return false, nil
+		}
+		maxp = max(maxp, k.Int64)
+		n += len(r.ids)
+	}
+	var (
+		streams  = make([]string, 0, n)
+		versions = make([]int64, 0, n)
+		ids      = make([]pgtype.UUID, 0, n)
+		types    = make([]string, 0, n)
+		data     = make([][]byte, 0, n)
+	)
+	for _, r := range group {
+		for j := range r.ids {
+			streams = append(streams, r.stream)
+			versions = append(versions, int64(r.expected)+1+int64(j))
+		}
+		ids = append(ids, r.ids...)
+		types = append(types, r.types...)
+		data = append(data, r.data...)
+	}
+	var (
+		base      pgtype.Int8
+		xid, xmin int64
+		clear     bool
+		older     []int64
+	)
+	err = s.pool.QueryRow(ctx, s.qKnown, streams, versions, ids, types, data, maxp, s.eventsRel).Scan(&base, &xid, &clear, &older, &xmin)
+	if err != nil {
+		var pe *pgconn.PgError
+		switch {
+		case s.isClosed():
+			return false, eventstore.ErrClosed
+		case ctx.Err() != nil:
+			return false, fmt.Errorf("%w: postgres append: no answer within %v: %v", eventstore.ErrUnavailable, groupTimeout, err)
+		case errors.As(err, &pe):
+			return false, nil
+		}
+		if err = classify("append", err); errors.Is(err, eventstore.ErrUnavailable) {
+			return false, err
+		}
+		return false, nil
+	}
+	s.seeHorizon(xmin)
+	if !base.Valid {
+		return false, nil
+	}
+	pos := base.Int64
+	for _, r := range group {
+		pos += int64(len(r.ids))
+		s.result(r, answer{version: int64(r.expected) + int64(len(r.ids)), position: pos - 1})
+	}
+	if older == nil {
+		older = []int64{} // known: none (clear)
+	}
+	s.settleOlder(group, xid, clear, older)
+	return true, nil
+}
+
 // settle completes committed appends: at once if their transaction (xid,
 // 0 if it wrote nothing) is already below the visibility horizon (clear),
 // else once it is, or after Options.VisibleWait.
 func (s *Store) settle(reqs []*appendReq, xid int64, clear bool) {
+	s.settleOlder(reqs, xid, clear, nil)
+}
+
+// settleOlder is settle for a transaction that also told which older
+// transactions were still running at its end (older; nil if it did not
+// tell): it enters the global log once those have ended, and this Store
+// sees the ends of its own transactions without asking the server.
+func (s *Store) settleOlder(reqs []*appendReq, xid int64, clear bool, older []int64) {
 	if xid == 0 {
-		for _, r := range reqs {
-			close(r.done)
-		}
+		release(reqs)
 		return
 	}
 	if clear {
 		// No older transaction was running at its end, and it has
 		// committed: every transaction id up to its own has ended.
 		s.seeHorizon(xid + 1)
-		for _, r := range reqs {
-			close(r.done)
+	}
+	s.visMu.Lock()
+	ready, entered := s.endedLocked(xid)
+	waiting := false
+	if !clear {
+		if older = s.stillRunningLocked(older); older != nil && len(older) == 0 {
+			ready, entered = append(ready, reqs...), true
+		} else {
+			waiting = true
+			// reqs may be the writer's buffer, reused for its next group.
+			s.pending = append(s.pending, pendingVis{xid: xid, reqs: slices.Clone(reqs), older: older,
+				deadline: time.Now().Add(s.opts.VisibleWait)})
 		}
+	}
+	s.visMu.Unlock()
+	if clear {
+		release(reqs)
+	}
+	release(ready)
+	if clear || entered {
 		s.published()
-	} else {
+	}
+	if waiting {
 		// Notifications of other processes' appends prompt the waiter.
 		s.startListener()
-		s.visMu.Lock()
-		// reqs may be the writer's buffer, reused for its next group.
-		s.pending = append(s.pending, pendingVis{xid: xid, reqs: slices.Clone(reqs), deadline: time.Now().Add(s.opts.VisibleWait)})
-		s.visMu.Unlock()
 	}
 	// A commit may be what pending appends wait for.
 	select {
@@ -434,12 +542,52 @@ func (s *Store) settle(reqs []*appendReq, xid int64, clear bool) {
 	}
 }
 
+// endedLocked records that this Store's transaction xid has ended
+// (committed), and returns the appends of pending transactions that
+// waited for nothing else, and whether any such transaction entered the
+// global log. s.visMu is held.
+func (s *Store) endedLocked(xid int64) (ready []*appendReq, entered bool) {
+	s.ended[s.endedNext] = xid
+	s.endedNext = (s.endedNext + 1) % len(s.ended)
+	keep := s.pending[:0]
+	for _, p := range s.pending {
+		if i := slices.Index(p.older, xid); i >= 0 {
+			p.older = slices.Delete(p.older, i, i+1)
+			if len(p.older) == 0 {
+				ready, entered = append(ready, p.reqs...), true
+				continue
+			}
+		}
+		keep = append(keep, p)
+	}
+	clear(s.pending[len(keep):])
+	s.pending = keep
+	return ready, entered
+}
+
+// stillRunningLocked removes from older the transactions known to have
+// ended: below the horizon seen, or this Store's own that ended lately.
+// nil stays nil (not known). s.visMu is held.
+func (s *Store) stillRunningLocked(older []int64) []int64 {
+	if older == nil {
+		return nil
+	}
+	h := s.seenXmin.Load()
+	return slices.DeleteFunc(older, func(x int64) bool {
+		return x < h || slices.Contains(s.ended[:], x)
+	})
+}
+
 // pendingVis is a committed transaction whose events are not yet in the
 // global log: a transaction with a smaller id was still running.
 type pendingVis struct {
 	xid      int64
 	reqs     []*appendReq // nil once released after VisibleWait
 	deadline time.Time
+	// older are the transactions with smaller ids that were running when
+	// it ended and have not been seen to end since (nil: not known, wait
+	// for the horizon).
+	older []int64
 }
 
 // visibility is the goroutine that completes pending appends when the

@@ -528,16 +528,18 @@ func TestEarlierRevisionsFindTheirMark(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	n := newNames(schema)
-	for _, c := range []struct{ sig, mark string }{
-		{batchSig, migrationMark},
-		{batchSigRev4, "-- seatledger schema v2, revision 4"},
-		{batchSigRev4, "-- seatledger schema v2, revision 3"},
-		{batchSigRev4, "-- seatledger schema v2"},
+	for _, c := range []struct{ fn, sig, mark string }{
+		{"append_known", knownSig, migrationMark},
+		{"append_batch", batchSig, migrationMark},
+		{"append_batch", batchSig, "-- seatledger schema v2, revision 5"},
+		{"append_batch", batchSigRev4, "-- seatledger schema v2, revision 4"},
+		{"append_batch", batchSigRev4, "-- seatledger schema v2, revision 3"},
+		{"append_batch", batchSigRev4, "-- seatledger schema v2"},
 	} {
 		var found bool
 		if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)), false)`,
-			n.batchFn+c.sig, c.mark).Scan(&found); err != nil || !found {
-			t.Errorf("append_batch%s does not carry the mark %q (%v): nodes of that revision would replace it", c.sig, c.mark, err)
+			n.schema+"."+c.fn+c.sig, c.mark).Scan(&found); err != nil || !found {
+			t.Errorf("%s%s does not carry the mark %q (%v): nodes of that revision would replace it", c.fn, c.sig, c.mark, err)
 		}
 	}
 }
@@ -656,4 +658,101 @@ func TestMigrateRevision4(t *testing.T) {
 	if v, err := s2.StreamVersion(ctx, "c"); err != nil || v != 1 {
 		t.Fatalf("after a second open: c at %d %v", v, err)
 	}
+}
+
+// TestMigrateRevision5: a schema made by revision 5's DDL (append_batch
+// with known heads, no append_known) is migrated when a node of this
+// revision opens it; that node commits groups of known heads through
+// append_known, and a revision 5 node still running gets the same answers
+// from append_batch, conflicts included, with positions that grow with
+// every stream's versions.
+func TestMigrateRevision5(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	ctx := t.Context()
+	ddl, err := os.ReadFile("testdata/schema_v2_rev5.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNames(schema)
+	rev5 := strings.NewReplacer("{schema}", n.schema, "{v1lock}", fmt.Sprint(n.v1LockKey)).Replace(string(ddl))
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, rev5, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	var rel uint32
+	if err := conn.QueryRow(ctx, "SELECT $1::regclass::oid", n.events).Scan(&rel); err != nil {
+		t.Fatal(err)
+	}
+	// A revision 5 node's group, every head unknown to it.
+	rev5Batch := "SELECT o_outcome, o_version, o_position FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6, $7, $8)"
+	batch := func(streams []string, expected []int64) ([]int32, []int64, []int64) {
+		t.Helper()
+		counts := make([]int32, len(streams))
+		known := make([]pgtype.Int8, len(streams))
+		var ids []pgtype.UUID
+		var types []string
+		var data [][]byte
+		for i := range streams {
+			counts[i] = 1
+			ids = append(ids, pgtype.UUID{Bytes: uuid.New(), Valid: true})
+			types, data = append(types, "Rev5"), append(data, []byte{})
+		}
+		var (
+			outcomes            []int32
+			versions, positions []int64
+		)
+		if err := conn.QueryRow(ctx, rev5Batch, streams, expected, counts, ids, types, data, known, rel).Scan(&outcomes, &versions, &positions); err != nil {
+			t.Fatal(err)
+		}
+		return outcomes, versions, positions
+	}
+	if out, ver, _ := batch([]string{"a", "b"}, []int64{0, 0}); out[0] != 0 || out[1] != 0 || ver[0] != 1 || ver[1] != 1 {
+		t.Fatalf("revision 5 group on its own schema: %v %v", out, ver)
+	}
+
+	s := openSchema(t, schema, Options{})
+	defer s.Close()
+	var current bool
+	if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)), false)`,
+		n.knownFn+knownSig, migrationMark).Scan(&current); err != nil || !current {
+		t.Fatalf("after open, append_known%s with this revision's mark: %v %v", knownSig, current, err)
+	}
+	for _, st := range []string{"a", "b"} {
+		if r, err := s.Append(ctx, st, eventstore.Exactly(1), events(1, "New")); err != nil || r.Version != 2 {
+			t.Fatalf("append to %s after migration: %+v %v", st, r, err)
+		}
+	}
+	group := []*appendReq{
+		newReq(ctx, "a", eventstore.Exactly(2), events(1, "New")),
+		newReq(ctx, "b", eventstore.Exactly(2), events(1, "New")),
+	}
+	if !knownGroup(t, s, group) || group[0].res.Version != 3 || group[1].res.Version != 3 {
+		t.Fatalf("a group of known heads after migration: %+v %v, %+v %v", group[0].res, group[0].err, group[1].res, group[1].err)
+	}
+
+	// The revision 5 node, still running: right answers, conflicts too.
+	out, ver, pos := batch([]string{"a", "b", "c"}, []int64{3, 1, 0})
+	if out[0] != 0 || ver[0] != 4 || out[1] != 2 || ver[1] != 3 || out[2] != 0 || ver[2] != 1 {
+		t.Fatalf("revision 5 group after the migration: outcomes %v versions %v", out, ver)
+	}
+	all, err := s.ReadStream(ctx, "a", 1, 0)
+	if err != nil || len(all) != 4 || all[3].Position != eventstore.Position(pos[0]) {
+		t.Fatalf("stream a: %d events %v", len(all), err)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Position <= all[i-1].Position {
+			t.Fatal("positions of one stream do not grow with its versions")
+		}
+	}
+	// This node's stale head of a (the revision 5 node appended since):
+	// a conflict at the real version.
+	runGroup(t, s, []*appendReq{
+		newReq(ctx, "a", eventstore.Exactly(3), events(1, "Stale")),
+		newReq(ctx, "b", eventstore.Exactly(3), events(1, "New")),
+	}, []groupOutcome{{true, 4}, {false, 4}})
 }

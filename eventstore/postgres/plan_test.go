@@ -316,20 +316,23 @@ func TestStaleKnownHead(t *testing.T) {
 // set-returning function over append_batch's arrays, so the INSERT of a
 // group's events looked costly enough for JIT compilation, which took
 // hundreds of microseconds of the server on every call (jit is on by
-// default). append_batch runs with jit off.
+// default). append_batch and append_known run with jit off.
 func TestGroupStatementsAreNotCompiled(t *testing.T) {
 	requirePG(t)
 	schema := freshSchema(t)
 	s := openSchema(t, schema, Options{})
 	defer s.Close()
 	ctx := t.Context()
-	var config []string
-	if err := s.pool.QueryRow(ctx, "SELECT coalesce(proconfig, '{}') FROM pg_proc WHERE oid = to_regprocedure($1)",
-		newNames(schema).batchFn+batchSig).Scan(&config); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Contains(config, "jit=off") {
-		t.Fatalf("append_batch runs with settings %v, want jit=off", config)
+	n := newNames(schema)
+	for _, fn := range []string{n.batchFn + batchSig, n.knownFn + knownSig} {
+		var config []string
+		if err := s.pool.QueryRow(ctx, "SELECT coalesce(proconfig, '{}') FROM pg_proc WHERE oid = to_regprocedure($1)",
+			fn).Scan(&config); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(config, "jit=off") {
+			t.Fatalf("%s runs with settings %v, want jit=off", fn, config)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@
 //	snapshots(stream, version, schema, data, PK (stream, version))
 //	append_events(...)             one append, in PL/pgSQL
 //	append_batch(...)              a group of appends, set-based
+//	append_known(...)              a group of appends to known heads
 //
 // # Positions
 //
@@ -92,8 +93,17 @@
 // goes through append_events, which reads the head. Events are never
 // removed, so what a Store remembers stays true, unless the schema is
 // restored from an older backup: a restore that recreates the events
-// table (pg_restore) makes append_batch ignore what Stores opened before
-// it remember; restart every node after a restore anyway.
+// table (pg_restore) makes append_batch and append_known ignore what
+// Stores opened before it remember; restart every node after a restore
+// anyway.
+//
+// A group whose every append has a known head, one append per stream (the
+// common case under load: each append continues what this Store appended),
+// skips even that: append_known inserts its events with one INSERT,
+// reading and deciding nothing (the Store computes the versions and
+// positions). If another Store took a version or an ID is stored, the
+// INSERT fails, nothing is written, and the group goes through
+// append_batch.
 //
 // Stored event IDs are not looked up for the group: the unique index on id
 // refuses a reused one, and the group is then run again one append at a
@@ -105,8 +115,12 @@
 // learns the horizon mostly without asking: every append statement
 // returns the horizon of its snapshot, a group that commits with no older
 // transaction running shows that every id up to its own has ended, and
-// other Stores' notifications carry what they know. It asks the server
-// (at most once a millisecond) only for what that leaves waiting.
+// other Stores' notifications carry what they know. A group committed by
+// append_known also names the older transactions still running at its
+// end; when those are this Store's own (its other writer's group, the
+// usual case), it enters the log as soon as they have committed. The
+// Store asks the server (at most once a millisecond) only for what that
+// leaves waiting.
 //
 // # Subscriptions
 //
@@ -197,8 +211,8 @@ type Store struct {
 	n         names
 	opts      Options
 
-	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll, qHorizon, qBatch string
-	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll                       string
+	qAppend, qReadFwd, qReadBwd, qVersion, qReadAll, qHorizon, qBatch, qKnown string
+	qSnapSave, qSnapLoad, qSnapDel, qSnapDelAll                               string
 
 	rootCtx context.Context
 	cancel  context.CancelFunc
@@ -223,16 +237,21 @@ type Store struct {
 	// its append statements: under load the visibility waiter need not
 	// ask the server.
 	seenXmin atomic.Int64
-	visKick  chan struct{}
-	visStop  chan struct{}
-	visDone  chan struct{}
+	// ended holds the ids of this Store's transactions that ended last
+	// (a ring; endedNext is the next slot): a pending transaction that
+	// waits only for them is in the global log.
+	ended     [64]int64
+	endedNext int
+	visKick   chan struct{}
+	visStop   chan struct{}
+	visDone   chan struct{}
 
 	notifyKick   chan struct{}
 	notifierDone chan struct{}
 
 	// heads: see knownHeads. eventsRel is the events table's oid when
-	// the Store opened: append_batch ignores the known heads if the
-	// table was replaced since (a backup restored).
+	// the Store opened: append_batch and append_known ignore the known
+	// heads if the table was replaced since (a backup restored).
 	heads     knownHeads
 	eventsRel uint32
 	// token is the payload of this Store's notifications.
@@ -357,6 +376,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		qReadAll: "SELECT " + cols + " FROM " + n.events + " WHERE position > $1 AND position < (SELECT " +
 			horizonSQL + " FROM " + n.meta + " m) ORDER BY position LIMIT $2",
 		qBatch:      "SELECT o_outcome, o_version, o_position, o_xid, o_clear, " + xminSQL + " FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6, $7, $8)",
+		qKnown:      "SELECT o_base, o_xid, o_clear, o_older, " + xminSQL + " FROM " + n.knownFn + "($1, $2, $3, $4, $5, $6, $7)",
 		qHorizon:    "SELECT " + xminSQL,
 		qSnapSave:   "INSERT INTO " + n.snaps + " (stream, version, schema, data) VALUES ($1, $2, $3, $4) ON CONFLICT (stream, version) DO UPDATE SET schema = EXCLUDED.schema, data = EXCLUDED.data",
 		qSnapLoad:   "SELECT version, schema, data FROM " + n.snaps + " WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",

@@ -84,9 +84,17 @@ func freshSchema(tb testing.TB) string {
 	return schema
 }
 
+// writersEnv sets Options.Writers of the Stores that tests and
+// benchmarks open with none (paired runs of Writers 1 and 2 from one
+// binary; docs/BENCHMARKS.md).
+const writersEnv = "SEATLEDGER_POSTGRES_WRITERS"
+
 func openSchema(tb testing.TB, schema string, opts Options) *Store {
 	tb.Helper()
 	opts.Schema = schema
+	if w, err := strconv.Atoi(os.Getenv(writersEnv)); err == nil && opts.Writers == 0 {
+		opts.Writers = w
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// A per-schema application_name lets tests find the store's backends.

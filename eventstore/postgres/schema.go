@@ -32,6 +32,7 @@ type names struct {
 	snaps    string
 	appendFn string
 	batchFn  string
+	knownFn  string
 	channel  string // LISTEN/NOTIFY channel (plain)
 	// v1LockKey is the pg_advisory_xact_lock key that schema v1's appends
 	// took; the migration to v2 takes it to wait for them.
@@ -50,6 +51,7 @@ func newNames(schema string) names {
 		snaps:     q + ".snapshots",
 		appendFn:  q + ".append_events",
 		batchFn:   q + ".append_batch",
+		knownFn:   q + ".append_known",
 		channel:   fmt.Sprintf("seatledger_events_%016x", sum),
 		v1LockKey: int64(sum &^ (1 << 63)),
 	}
@@ -73,6 +75,8 @@ const (
 	// batchSigRev4 the signature revisions 3 and 4 call, kept for them.
 	batchSig     = "(text[],bigint[],integer[],uuid[],text[],bytea[],bigint[],oid)"
 	batchSigRev4 = "(text[],bigint[],integer[],uuid[],text[],bytea[])"
+	// knownSig is append_known's (revision 6).
+	knownSig = "(text[],bigint[],uuid[],text[],bytea[],bigint,oid)"
 )
 
 // migration returns the idempotent DDL of a schema (schema v2), which also
@@ -117,6 +121,20 @@ const (
 // indexes start at 0 in each call: neither function may be called twice
 // in one transaction except as append_batch does.
 //
+// append_known (revision 6) does a group whose every append has a known
+// head and a stream of its own: the caller gives each event's stream and
+// version, the function takes the transaction's id and inserts the events
+// at base + 0, 1, ... in one plain INSERT. A taken version or a stored ID
+// fails the call (nothing is written; the caller runs the group through
+// append_batch), and so do positions behind p_maxp, the largest known
+// head position. It writes nothing and answers o_base NULL if the events
+// table is not p_rel. Besides o_xid and o_clear it answers o_older, the
+// transactions with smaller ids still running at its end (NULL when
+// clear), so that the caller can tell when it enters the global log from
+// the ends of its own transactions. The 8-argument append_batch carries
+// revision 5's mark: revision 5 nodes neither rerun their DDL nor drop
+// append_known.
+//
 // outcome is 0 (written, or nothing to write), 1 (idempotent retry: the
 // events are already there; version/position are the original result),
 // 2 (conflict: version is the stream's current version) or 3 (run again in
@@ -134,11 +152,13 @@ func (n names) migration() string {
 		"{snaps}", n.snaps,
 		"{append}", n.appendFn,
 		"{batch}", n.batchFn,
+		"{known}", n.knownFn,
 		"{v1lock}", fmt.Sprint(n.v1LockKey),
 		"{idxbits}", fmt.Sprint(idxBits),
 		"{v1mark}", migrationMarkV1,
 		"{mark}", migrationMark,
 		"{oldmarks}", compatMarks,
+		"{rev5mark}", compatMarkRev5,
 	)
 	return r.Replace(`
 CREATE SCHEMA IF NOT EXISTS {schema};
@@ -337,6 +357,7 @@ CREATE OR REPLACE FUNCTION {batch}(
 -- for a few dozen rows.
 LANGUAGE plpgsql SET jit = off AS $seatledger$
 {mark}
+{rev5mark}
 DECLARE
 	k       integer := coalesce(array_length(p_streams, 1), 0);
 	starts  integer[]; -- index of each append's first event in p_ids
@@ -473,6 +494,59 @@ BEGIN
 END
 $seatledger$;
 
+-- A group whose every append has a known head, one per stream (the
+-- common case): no head to read, nothing to decide, one INSERT. Event j of
+-- the group gets position base + j - 1 and version p_versions[j]; p_maxp
+-- is the largest known head position. A taken version or a stored ID
+-- fails the statement (unique_violation): the caller runs the group
+-- again through append_batch, which tells them apart. Answers o_base
+-- NULL, writing nothing, if the events table was replaced since the
+-- caller learnt the heads (p_rel). o_older: the transactions with smaller
+-- ids still running when it ended (NULL if none: o_clear).
+CREATE OR REPLACE FUNCTION {known}(
+	p_streams text[], p_versions bigint[], p_ids uuid[], p_types text[], p_data bytea[],
+	p_maxp bigint, p_rel oid,
+	OUT o_base bigint, OUT o_xid bigint, OUT o_clear boolean, OUT o_older bigint[])
+LANGUAGE plpgsql SET jit = off AS $seatledger$
+{mark}
+DECLARE
+	ts   timestamptz := clock_timestamp();
+	snap pg_snapshot;
+BEGIN
+	IF p_rel <> '{events}'::regclass THEN
+		o_xid := 0; o_clear := true;
+		RETURN;
+	END IF;
+	SELECT pg_current_xact_id()::text::bigint + m.tx_offset INTO o_base FROM {meta} m;
+	IF o_base >= (1::bigint << (63 - {idxbits})) THEN
+		RAISE EXCEPTION 'seatledger: transaction ids exhausted the position space of schema %', '{schema}';
+	END IF;
+	o_base := o_base << {idxbits};
+	IF o_base <= p_maxp THEN
+		RAISE EXCEPTION 'seatledger: transaction ids of this server are behind the positions of schema % (restored into another cluster?): reopen the store', '{schema}'
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
+		SELECT o_base + u.ord - 1, u.stream, u.version, u.id, u.type, ts, u.data
+		FROM unnest(p_streams, p_versions, p_ids, p_types, p_data)
+			WITH ORDINALITY AS u(stream, version, id, type, data, ord)
+		ORDER BY u.ord;
+	o_xid := pg_current_xact_id()::text::bigint;
+	snap := pg_current_snapshot();
+	o_clear := pg_snapshot_xmin(snap)::text::bigint >= o_xid;
+	IF NOT o_clear THEN
+		-- The snapshot's running ids below its xmax, and every id from
+		-- xmax (none of them had ended) to this transaction's own: any
+		-- other transaction with a smaller id has ended, and no later one
+		-- can get a smaller id.
+		o_older := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(snap) x
+				WHERE x::text::bigint < o_xid
+			UNION ALL
+			SELECT generate_series(pg_snapshot_xmax(snap)::text::bigint, o_xid - 1));
+	END IF;
+END
+$seatledger$;
+
 -- The signature of revisions 3 and 4, for their nodes: the same answers,
 -- every head read. It carries their marks.
 CREATE OR REPLACE FUNCTION {batch}(
@@ -523,7 +597,7 @@ func migrate(ctx context.Context, conn interface {
 	}
 	var current bool
 	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT strpos(prosrc, $2) > 0 FROM pg_proc WHERE oid = to_regprocedure($1)), false)`,
-		n.batchFn+batchSig, migrationMark).Scan(&current); err != nil {
+		n.knownFn+knownSig, migrationMark).Scan(&current); err != nil {
 		return err
 	}
 	if !current {
@@ -545,7 +619,7 @@ func migrate(ctx context.Context, conn interface {
 // migrationMarkV1 is v1's: an older seatledger skips its DDL when it finds
 // it, so the v1 stub carries it.
 const (
-	migrationMark   = "-- seatledger schema v2, revision 5"
+	migrationMark   = "-- seatledger schema v2, revision 6"
 	migrationMarkV1 = "-- seatledger schema v1"
 )
 
@@ -554,5 +628,7 @@ const (
 // their signature, batchSigRev4): it answers as theirs does, so those
 // builds find their mark and neither rerun their DDL nor downgrade the
 // functions.
+const compatMarkRev5 = "-- seatledger schema v2, revision 5 (compatible: same signatures and answers)"
+
 const compatMarks = "-- seatledger schema v2, revision 4 (compatible: same signatures and answers)\n" +
 	"-- seatledger schema v2, revision 3 (compatible: same signatures and answers)"
