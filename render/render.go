@@ -296,7 +296,8 @@ func (r *Renderer) userIndexes(id string, before indexedBefore) {
 		return
 	case before.ok && ok && before.u.DisplayName == now.DisplayName && before.u.UserPrincipalName == now.UserPrincipalName:
 		// The same members: only the filters that changed move.
-		was, is := before.u.Filters(), now.Filters()
+		var wasBuf, isBuf [8]string
+		was, is := before.u.AppendFilters(wasBuf[:0]), now.AppendFilters(isBuf[:0])
 		byName, byUPN, _ := now.Members()
 		for _, f := range was {
 			if !slices.Contains(is, f) {
