@@ -156,11 +156,11 @@ type Projection struct {
 	sub      *Subscriber
 	stopErr  *StoppedError
 	stopOnce sync.Once
-	failed   failedEvent                // the event the handler is (or was last) working on
-	batch    []eventstore.RecordedEvent // reused by handle
-	sink     render.ScriptSink          // one tenant's writes, reused by render
-	tkeys    *lru.Cache[string, *tenantKeys]
-	spare    []*pendingTenant           // emptied by resetPending, for reuse
+	failed   failedEvent                     // the event the handler is (or was last) working on
+	batch    []eventstore.RecordedEvent      // reused by handle
+	sink     render.ScriptSink               // one tenant's writes, reused by render
+	tkeys    *lru.Cache[string, *tenantKeys] // render's keys of recent tenants
+	spare    []*pendingTenant                // emptied by resetPending, for reuse
 	// The flush in the air (nil: none) and the two buffers flushes are
 	// rendered into, one for it and one for the next (see flight).
 	inflight *flight
