@@ -995,7 +995,9 @@ func (p *Projection) render(tid string, views *render.JSONArena) *render.ScriptS
 // flushes name them: a bench command names about twelve, each a
 // concatenation and an allocation (a tenth of a live flush's) when it
 // was made anew by every render. The projection keeps them for its
-// CacheSize most recently rendered tenants.
+// CacheSize most recently rendered tenants: as many as the tenant states
+// it keeps, so a tenant whose keys were dropped was, mostly, folded from
+// the store again too, which costs far more than making its keys anew.
 type tenantKeys struct {
 	tenant string // Keys.Tenant: what every key begins with
 	keys   map[string]string
