@@ -156,10 +156,11 @@ type Projection struct {
 	sub      *Subscriber
 	stopErr  *StoppedError
 	stopOnce sync.Once
-	failed   failedEvent                // the event the handler is (or was last) working on
-	batch    []eventstore.RecordedEvent // reused by handle
-	sink     render.ScriptSink          // one tenant's writes, reused by render
-	spare    []*pendingTenant           // emptied by resetPending, for reuse
+	failed   failedEvent                     // the event the handler is (or was last) working on
+	batch    []eventstore.RecordedEvent      // reused by handle
+	sink     render.ScriptSink               // one tenant's writes, reused by render
+	tkeys    *lru.Cache[string, *tenantKeys] // render's keys of recent tenants
+	spare    []*pendingTenant                // emptied by resetPending, for reuse
 	// The flush in the air (nil: none) and the two buffers flushes are
 	// rendered into, one for it and one for the next (see flight).
 	inflight *flight
@@ -353,6 +354,7 @@ func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 	}
 	p.cache = lru.New[string, *domain.Tenant](p.cfg.CacheSize)
 	p.inSet = lru.New[string, struct{}](4 * p.cfg.CacheSize)
+	p.tkeys = lru.New[string, *tenantKeys](p.cfg.CacheSize)
 	p.inflight, p.refusals = nil, 0
 	p.resetPending()
 	p.staged = ck
@@ -979,9 +981,49 @@ func (p *Projection) fly(ctx context.Context, f *flight) {
 func (p *Projection) render(tid string, views *render.JSONArena) *render.ScriptSink {
 	pt := p.pending[tid]
 	ss := &p.sink
-	ss.Reset(func(suffix string) string { return p.keys.Key(tid, suffix) })
+	tk, ok := p.tkeys.Get(tid)
+	if !ok {
+		tk = newTenantKeys(p.keys, tid)
+		p.tkeys.Put(tid, tk)
+	}
+	ss.Reset(tk.of)
 	pt.tc.Render(render.NewRenderer(p.cfg.Catalog, pt.st, ss, views))
 	return ss
+}
+
+// tenantKeys are a tenant's Redis keys by suffix, as the renders of its
+// flushes name them: a bench command names about twelve, each a
+// concatenation and an allocation (a tenth of a live flush's) when it
+// was made anew by every render. The projection keeps them for its
+// CacheSize most recently rendered tenants: as many as the tenant states
+// it keeps, so a tenant whose keys were dropped was, mostly, folded from
+// the store again too, which costs far more than making its keys anew.
+type tenantKeys struct {
+	tenant string // Keys.Tenant: what every key begins with
+	keys   map[string]string
+	of     func(suffix string) string // key, for ScriptSink.Reset
+}
+
+// maxTenantKeys bounds the keys kept per tenant (a tenant has keys per
+// group and per product; past the bound they are made anew each time).
+const maxTenantKeys = 64
+
+func newTenantKeys(k readmodel.Keys, tid string) *tenantKeys {
+	tk := &tenantKeys{tenant: k.Tenant(tid), keys: map[string]string{}}
+	tk.of = tk.key
+	return tk
+}
+
+// key is Keys.Key of the tenant and suffix.
+func (tk *tenantKeys) key(suffix string) string {
+	if k, ok := tk.keys[suffix]; ok {
+		return k
+	}
+	k := tk.tenant + suffix
+	if len(tk.keys) < maxTenantKeys {
+		tk.keys[suffix] = k
+	}
+	return k
 }
 
 // prepareOnce renders the pending tenants and the checkpoint as KEYS and

@@ -3,6 +3,7 @@ package readmodel
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"unicode/utf8"
@@ -41,7 +42,59 @@ const (
 
 // FilterSku is the filter of the holders of a product (any source, errored
 // ones included, like LicenseUsers).
-func FilterSku(sku string) string { return "sku:" + sku }
+func FilterSku(sku string) string {
+	if f := skuFilterOf(sku); f != nil {
+		return f.filter
+	}
+	return skuFilterPrefix + sku
+}
+
+const skuFilterPrefix = "sku:"
+
+// skuFilter is a product's filter and its keys in the two orders.
+type skuFilter struct {
+	filter string
+	keys   [2]string // display name, UPN
+}
+
+// skuFilters interns the filters of products and their keys: the
+// projection names them for every user whose licenses change (two
+// concatenations each before). Products are the catalog's and the apps
+// tenants register; past maxSkuFilters of them the others are made anew
+// each time.
+var skuFilters struct {
+	sync.RWMutex
+	m map[string]*skuFilter // by SKU id
+}
+
+const maxSkuFilters = 4096
+
+// skuFilterOf returns sku's interned filter, nil past maxSkuFilters.
+func skuFilterOf(sku string) *skuFilter {
+	skuFilters.RLock()
+	f := skuFilters.m[sku]
+	skuFilters.RUnlock()
+	if f != nil {
+		return f
+	}
+	skuFilters.Lock()
+	defer skuFilters.Unlock()
+	if f = skuFilters.m[sku]; f != nil {
+		return f
+	}
+	if len(skuFilters.m) >= maxSkuFilters {
+		return nil
+	}
+	if skuFilters.m == nil {
+		skuFilters.m = map[string]*skuFilter{}
+	}
+	f = &skuFilter{filter: skuFilterPrefix + sku}
+	for o, order := range []string{OrderDisplayName, OrderUPN} {
+		f.keys[o] = UsersBy(order) + ":" + f.filter
+	}
+	skuFilters.m[sku] = f
+	return f
+}
 
 // UsersBy is the key suffix of the sorted set of every user in order.
 func UsersBy(order string) string {
@@ -63,6 +116,11 @@ func UsersByFilter(order, filter string) string {
 	for i, f := range fixedFilters {
 		if f == filter {
 			return fixedFilterKeys[o][i]
+		}
+	}
+	if sku, ok := strings.CutPrefix(filter, skuFilterPrefix); ok {
+		if f := skuFilterOf(sku); f != nil {
+			return f.keys[o]
 		}
 	}
 	return UsersBy(order) + ":" + filter
@@ -109,7 +167,12 @@ type IndexEntry struct{ Key, Member string }
 
 // Filters returns the filters u passes (the <filter> of UsersByFilter).
 func (u IndexedUser) Filters() []string {
-	filters := make([]string, 0, 4+len(u.Skus))
+	return u.AppendFilters(make([]string, 0, 4+len(u.Skus)))
+}
+
+// AppendFilters appends the filters u passes to filters (Filters into a
+// caller's buffer).
+func (u IndexedUser) AppendFilters(filters []string) []string {
 	if u.UserType == "Guest" {
 		filters = append(filters, FilterGuest)
 	} else {

@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -51,5 +52,27 @@ func TestUsersByFilterKeys(t *testing.T) {
 				t.Errorf("UsersByFilter(%s, %s) = %s, want %s", order, f, got, want)
 			}
 		}
+	}
+}
+
+// The interned filters of products and their keys are the ones built
+// for any filter, for as many products as are interned and past that.
+func TestSkuFiltersInternedAndPast(t *testing.T) {
+	for i := range maxSkuFilters + 10 {
+		sku := "sku-" + strconv.Itoa(i)
+		if got, want := FilterSku(sku), "sku:"+sku; got != want {
+			t.Fatalf("FilterSku(%s) = %s, want %s", sku, got, want)
+		}
+		for _, order := range []string{OrderDisplayName, OrderUPN} {
+			if got, want := UsersByFilter(order, FilterSku(sku)), UsersBy(order)+":sku:"+sku; got != want {
+				t.Fatalf("UsersByFilter(%s, %s) = %s, want %s", order, FilterSku(sku), got, want)
+			}
+		}
+	}
+	u := IndexedUser{ID: "u", Licensed: true, Skus: []string{"a", "b"}}
+	var buf [2]string
+	if got := u.AppendFilters(buf[:0]); !slices.Equal(got, u.Filters()) ||
+		!slices.Equal(got, []string{FilterMember, FilterActive, FilterLicensed, "sku:a", "sku:b"}) {
+		t.Fatalf("AppendFilters = %q, Filters = %q", got, u.Filters())
 	}
 }

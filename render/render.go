@@ -296,7 +296,8 @@ func (r *Renderer) userIndexes(id string, before indexedBefore) {
 		return
 	case before.ok && ok && before.u.DisplayName == now.DisplayName && before.u.UserPrincipalName == now.UserPrincipalName:
 		// The same members: only the filters that changed move.
-		was, is := before.u.Filters(), now.Filters()
+		var wasBuf, isBuf [8]string
+		was, is := before.u.AppendFilters(wasBuf[:0]), now.AppendFilters(isBuf[:0])
 		byName, byUPN, _ := now.Members()
 		for _, f := range was {
 			if !slices.Contains(is, f) {
@@ -448,11 +449,13 @@ type pair struct{ a, b string }
 type Touched struct {
 	meta                                bool     // the tenant's id or name
 	added                               []string // users added
-	licenses, subs, apps, users, groups map[string]bool
-	userLic, members, held              map[pair]bool // (user, sku), (group, user), (user, workload)
-	// before holds the index entries of each touched user in the state
-	// before the run's first event that touched them.
-	before map[string]indexedBefore
+	licenses, subs, apps, users, groups set[string]
+	userLic, members, held              set[pair] // (user, sku), (group, user), (user, workload)
+	// befores holds the index entries of each touched user in the state
+	// before the run's first event that touched them (beforeIDs[i]'s is
+	// befores[i]).
+	beforeIDs set[string]
+	befores   []indexedBefore
 	// base is the tenant's version before the run's first event (based:
 	// there was one): the version the rendered diff starts from.
 	base  uint64
@@ -460,32 +463,34 @@ type Touched struct {
 	keys  []string // Render's buffer of sorted keys
 }
 
-// sorted returns m's keys sorted, in tc's buffer (valid until the next
+// sorted returns s's elements sorted, in tc's buffer (valid until the next
 // call).
-func (tc *Touched) sorted(m map[string]bool) []string {
-	tc.keys = sortedKeys(tc.keys[:0], m)
+func (tc *Touched) sorted(s *set[string]) []string {
+	tc.keys = append(tc.keys[:0], s.list...)
+	slices.Sort(tc.keys)
 	return tc.keys
 }
 
-func NewTouched() *Touched {
-	return &Touched{licenses: map[string]bool{}, subs: map[string]bool{}, apps: map[string]bool{}, users: map[string]bool{},
-		groups: map[string]bool{}, userLic: map[pair]bool{}, members: map[pair]bool{}, held: map[pair]bool{},
-		before: map[string]indexedBefore{}}
-}
+func NewTouched() *Touched { return &Touched{} }
 
 // Reset empties tc for another run of events.
 func (tc *Touched) Reset() {
 	tc.meta = false
 	tc.added = tc.added[:0]
-	clear(tc.licenses)
-	clear(tc.subs)
-	clear(tc.apps)
-	clear(tc.users)
-	clear(tc.groups)
-	clear(tc.userLic)
-	clear(tc.members)
-	clear(tc.held)
-	clear(tc.before)
+	tc.licenses.reset()
+	tc.subs.reset()
+	tc.apps.reset()
+	tc.users.reset()
+	tc.groups.reset()
+	tc.userLic.reset()
+	tc.members.reset()
+	tc.held.reset()
+	tc.beforeIDs.reset()
+	clear(tc.befores)
+	tc.befores = tc.befores[:0]
+	if cap(tc.befores) > maxKeptSet {
+		tc.befores = nil
+	}
 	tc.base, tc.based = 0, false
 	clear(tc.keys)
 	tc.keys = tc.keys[:0]
@@ -496,47 +501,54 @@ func (tc *Touched) Reset() {
 // (ApplyScript's base). 0 before any event.
 func (tc *Touched) Base() uint64 { return tc.base }
 
+// before returns user id's index entries before the run (zero if the run
+// marked the user without them: a deleted group's members).
+func (tc *Touched) before(id string) indexedBefore {
+	if i := tc.beforeIDs.find(id); i >= 0 {
+		return tc.befores[i]
+	}
+	return indexedBefore{}
+}
+
 // user marks a user and everything that hangs off it in state t.
 func (tc *Touched) user(t *domain.Tenant, id string) {
-	if !tc.users[id] {
-		if _, seen := tc.before[id]; !seen {
-			u, ok := indexedUser(t, id)
-			tc.before[id] = indexedBefore{u, ok}
-		}
+	if tc.users.add(id) && !tc.beforeIDs.has(id) {
+		u, ok := indexedUser(t, id)
+		tc.beforeIDs.add(id)
+		tc.befores = append(tc.befores, indexedBefore{u, ok})
 	}
-	tc.users[id] = true
 	u := t.Users[id]
 	if u == nil {
 		return
 	}
 	for sku, l := range u.Licenses {
-		tc.licenses[sku] = true
-		tc.userLic[pair{id, sku}] = true
+		tc.licenses.add(sku)
+		tc.userLic.add(pair{id, sku})
 		for src := range l.Sources {
 			if g, ok := domain.GroupOfSource(src); ok {
-				tc.members[pair{g, id}] = true
+				tc.members.add(pair{g, id})
 			}
 		}
 	}
 	for g := range u.Groups {
-		tc.groups[g] = true
-		tc.members[pair{g, id}] = true
+		tc.groups.add(g)
+		tc.members.add(pair{g, id})
 	}
 	if u.Stash != nil {
 		for _, g := range u.Stash.Groups {
-			tc.groups[g] = true
-			tc.members[pair{g, id}] = true
+			tc.groups.add(g)
+			tc.members.add(pair{g, id})
 		}
 	}
 	for w := range u.Holds {
-		tc.held[pair{id, w}] = true
+		tc.held.add(pair{id, w})
 	}
 }
 
 func (tc *Touched) source(userID, src string) {
 	if g, ok := domain.GroupOfSource(src); ok {
-		tc.groups[g] = true
-		tc.members[pair{g, userID}] = true
+		tc.groups.add(g)
+		tc.members.add(pair{g, userID})
 	}
 }
 
@@ -563,43 +575,43 @@ func (tc *Touched) Event(t *domain.Tenant, e domain.Event) {
 		tc.user(t, p.UserID)
 	case domain.DataHeld:
 		tc.user(t, p.UserID)
-		tc.held[pair{p.UserID, p.Workload}] = true
+		tc.held.add(pair{p.UserID, p.Workload})
 	case domain.DataHoldReleased:
 		tc.user(t, p.UserID)
-		tc.held[pair{p.UserID, p.Workload}] = true
+		tc.held.add(pair{p.UserID, p.Workload})
 	case domain.HeldDataPurged:
 		tc.user(t, p.UserID)
-		tc.held[pair{p.UserID, p.Workload}] = true
+		tc.held.add(pair{p.UserID, p.Workload})
 	case domain.GroupCreated:
-		tc.groups[p.GroupID] = true
+		tc.groups.add(p.GroupID)
 	case domain.GroupRenamed:
-		tc.groups[p.GroupID] = true
+		tc.groups.add(p.GroupID)
 	case domain.GroupDeleted:
 		// The members' views list their groups; the member set and its
 		// errors go with the group.
-		tc.groups[p.GroupID] = true
+		tc.groups.add(p.GroupID)
 		if g := t.Groups[p.GroupID]; g != nil {
 			for uid := range g.Members {
-				tc.users[uid] = true
-				tc.members[pair{p.GroupID, uid}] = true
+				tc.users.add(uid)
+				tc.members.add(pair{p.GroupID, uid})
 			}
 		}
 	case domain.GroupMemberAdded:
 		tc.user(t, p.UserID)
-		tc.groups[p.GroupID] = true
-		tc.members[pair{p.GroupID, p.UserID}] = true
+		tc.groups.add(p.GroupID)
+		tc.members.add(pair{p.GroupID, p.UserID})
 	case domain.GroupMemberRemoved:
 		tc.user(t, p.UserID)
-		tc.groups[p.GroupID] = true
-		tc.members[pair{p.GroupID, p.UserID}] = true
+		tc.groups.add(p.GroupID)
+		tc.members.add(pair{p.GroupID, p.UserID})
 	case domain.ProductRegistered:
-		tc.apps[p.Product.SkuID] = true
-		tc.licenses[p.Product.SkuID] = true
+		tc.apps.add(p.Product.SkuID)
+		tc.licenses.add(p.Product.SkuID)
 	case domain.AppInstalled:
-		tc.apps[p.SkuID] = true
+		tc.apps.add(p.SkuID)
 	case domain.SubscriptionPurchased:
-		tc.subs[p.SubscriptionID] = true
-		tc.licenses[p.SkuID] = true
+		tc.subs.add(p.SubscriptionID)
+		tc.licenses.add(p.SkuID)
 	case domain.SubscriptionQuantityChanged:
 		tc.subscription(t, p.SubscriptionID, p.SkuID)
 	case domain.SubscriptionTakenOver:
@@ -625,26 +637,26 @@ func (tc *Touched) Event(t *domain.Tenant, e domain.Event) {
 	case domain.GroupLicenseErrored:
 		tc.license(t, p.UserID, p.SkuID, domain.GroupSource(p.GroupID))
 	case domain.GroupLicenseAssigned:
-		tc.groups[p.GroupID] = true
+		tc.groups.add(p.GroupID)
 	case domain.GroupLicenseUnassigned:
-		tc.groups[p.GroupID] = true
+		tc.groups.add(p.GroupID)
 	}
 }
 
 func (tc *Touched) subscription(t *domain.Tenant, id, sku string) {
-	tc.subs[id] = true
+	tc.subs.add(id)
 	if sku != "" {
-		tc.licenses[sku] = true
+		tc.licenses.add(sku)
 	}
 	if s := t.Subscriptions[id]; s != nil {
-		tc.licenses[s.SkuID] = true
+		tc.licenses.add(s.SkuID)
 	}
 }
 
 func (tc *Touched) license(t *domain.Tenant, userID, sku, src string) {
 	tc.user(t, userID)
-	tc.licenses[sku] = true
-	tc.userLic[pair{userID, sku}] = true
+	tc.licenses.add(sku)
+	tc.userLic.add(pair{userID, sku})
 	tc.source(userID, src)
 }
 
@@ -653,7 +665,7 @@ func (tc *Touched) license(t *domain.Tenant, userID, sku, src string) {
 func (tc *Touched) Render(r *Renderer) {
 	// What hangs off a touched user now counts too (e.g. a restored user's
 	// groups); the state before each event was marked by event.
-	for id := range tc.users {
+	for _, id := range tc.users.list {
 		tc.user(r.t, id)
 	}
 	if tc.meta {
@@ -661,30 +673,30 @@ func (tc *Touched) Render(r *Renderer) {
 	}
 	// The keys sorted in one buffer, reused: each loop ends before the
 	// next sorts.
-	for _, sku := range tc.sorted(tc.licenses) {
+	for _, sku := range tc.sorted(&tc.licenses) {
 		r.license(sku)
 	}
-	for _, id := range tc.sorted(tc.subs) {
+	for _, id := range tc.sorted(&tc.subs) {
 		r.subscription(id)
 	}
-	for _, sku := range tc.sorted(tc.apps) {
+	for _, sku := range tc.sorted(&tc.apps) {
 		r.app(sku)
 	}
-	for _, id := range tc.sorted(tc.users) {
+	for _, id := range tc.sorted(&tc.users) {
 		r.user(id, slices.Contains(tc.added, id))
-		r.userIndexes(id, tc.before[id])
+		r.userIndexes(id, tc.before(id))
 	}
-	for _, g := range tc.sorted(tc.groups) {
+	for _, g := range tc.sorted(&tc.groups) {
 		r.group(g)
 	}
 	clear(tc.keys) // hold no strings of this tenant
-	for p := range tc.userLic {
+	for _, p := range tc.userLic.list {
 		r.userLicense(p.a, p.b)
 	}
-	for p := range tc.members {
+	for _, p := range tc.members.list {
 		r.member(p.a, p.b)
 	}
-	for p := range tc.held {
+	for _, p := range tc.held.list {
 		r.held(p.a, p.b)
 	}
 	r.finish()
