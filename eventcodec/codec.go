@@ -156,19 +156,33 @@ func plainStrings(ss ...string) bool {
 // writes it as it is.
 func plainString(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plainByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
 
+// plainByte[c]: c may stand in a plain string (see plainString).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // plainTime: t is written by time.Time's MarshalJSON as RFC3339Nano
 // formats it: a year of four digits and a zone offset of whole minutes
 // within a day.
 func plainTime(t time.Time) bool {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return false
+	}
+	if t.Location() == time.UTC { // the events' own: no zone to look up
+		return true
+	}
 	_, offset := t.Zone()
-	return t.Year() >= 0 && t.Year() <= 9999 && offset%60 == 0 && offset > -24*3600 && offset < 24*3600
+	return offset%60 == 0 && offset > -24*3600 && offset < 24*3600
 }
 
 // compactJSON: data holds no white space outside strings (a marshaller's
