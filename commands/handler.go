@@ -228,10 +228,11 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command) (Result, error
 // Outcome names the result of a command for metrics: "ok", a domain error
 // code, "conflict", "unavailable" or "error".
 func Outcome(err error) string {
+	if err == nil {
+		return "ok" // without the allocation of de below, which escapes
+	}
 	var de *domain.Error
 	switch {
-	case err == nil:
-		return "ok"
 	case errors.As(err, &de):
 		return string(de.Code)
 	case errors.Is(err, ErrConcurrencyConflict):
@@ -331,13 +332,25 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 // not because another writer got in first.
 func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender, cmd domain.Command, m *domain.CommandMeta) (Result, error) {
 	tl := h.locks.acquire(m.TenantID)
-	defer h.locks.release(m.TenantID, tl)
 	tl.Lock()
 	locked := true
+	// p is the attempt's queued append, pst the state it was decided on.
+	// Whatever happens below (even a panic), p ends, or every later
+	// command of the tenant would wait for it forever. (An attempt ends
+	// its p before the next one queues; one deferred call, rather than a
+	// defer per attempt, keeps the function's defers open-coded.)
+	var (
+		p   *pendingAppend
+		pst *domain.Tenant
+	)
 	defer func() {
+		if p != nil {
+			p.end(tl, h.cache, m.TenantID, pst, errAbandoned)
+		}
 		if locked {
 			tl.Unlock()
 		}
+		h.locks.release(m.TenantID, tl)
 	}()
 	for attempt := 0; ; attempt++ {
 		st, err := h.current(ctx, tl, m.TenantID)
@@ -377,10 +390,8 @@ func (h *Handler) handleQueued(ctx context.Context, qa eventstore.AsyncAppender,
 		if prev != nil {
 			after = prev.q
 		}
-		p := &pendingAppend{q: qa.QueueAppend(ctx, tenantstream.Name(m.TenantID), eventstore.Exactly(st.Version), data, after), done: make(chan struct{})}
-		// Whatever happens below (even a panic), p ends, or every later
-		// command of the tenant would wait for it forever.
-		defer p.end(tl, h.cache, m.TenantID, st, errAbandoned)
+		p = &pendingAppend{q: qa.QueueAppend(ctx, tenantstream.Name(m.TenantID), eventstore.Exactly(st.Version), data, after), done: make(chan struct{})}
+		pst = st
 		for _, e := range events {
 			domain.Evolve(st, e)
 		}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Workloads a service plan belongs to. Exchange and OneDrive data is held
@@ -235,11 +236,35 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 
 // Lookup finds a catalog product by skuId or skuPartNumber (case-insensitive).
 func (c *Catalog) Lookup(skuOrPart string) (*Product, bool) {
-	if p := c.bySku[strings.ToLower(skuOrPart)]; p != nil {
+	var buf [64]byte // most names fit: look them up without a new string
+	if p := c.bySku[string(appendCase(buf[:0], skuOrPart, false))]; p != nil {
 		return p, true
 	}
-	p := c.byPart[strings.ToUpper(skuOrPart)]
+	p := c.byPart[string(appendCase(buf[:0], skuOrPart, true))]
 	return p, p != nil
+}
+
+// appendCase appends s in upper (or lower) case to b, as strings.ToUpper
+// (strings.ToLower) would write it.
+func appendCase(b []byte, s string, upper bool) []byte {
+	from, to := byte('A'), byte('a')
+	if upper {
+		from, to = 'a', 'A'
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf { // not ASCII: leave it to strings
+			if upper {
+				return append(b[:0], strings.ToUpper(s)...)
+			}
+			return append(b[:0], strings.ToLower(s)...)
+		}
+		if from <= c && c < from+26 {
+			c += to - from
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // HasPlanID reports whether a catalog product has a service plan of this id

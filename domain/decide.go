@@ -179,7 +179,7 @@ func (dec *decision) stamp() []Event {
 	actor := m.Actor
 	actor.Roles = nil
 	if u := t.Users[actor.UserID]; u != nil && !actor.Operator && actor.System == "" {
-		actor.Roles = append([]Role(nil), u.Roles...)
+		actor.Roles = slices.Clip(u.Roles) // shared: see User.Roles
 	}
 	tenantID := t.ID
 	if tenantID == "" {
@@ -221,8 +221,17 @@ type decision struct {
 	m   *CommandMeta
 	now time.Time
 
-	users map[string]*draftUser
-	order []string // touched users, in first-touch order
+	// drafts are the touched users, in first-touch order; byID indexes
+	// them once there are more than a few (most decisions touch one user,
+	// and a search of a short slice beats a map made per decision).
+	drafts []*draftUser
+	byID   map[string]*draftUser
+
+	// Inline room for the common decision, so that it allocates neither:
+	// its first user's draft and the slots of its first drafts and payloads.
+	first    draftUser
+	draftBuf [2]*draftUser
+	outBuf   [4]Payload
 
 	// Changes of the products' counts, by skuId: admin-pool assigned and
 	// total, self-service assigned and total.
@@ -238,11 +247,32 @@ type draftUser struct {
 	// workloads in use when the decision started (R10), then as the last
 	// holds run left them
 	hadMailbox, hadOneDrive bool
-	exchangeHeld            *bool // nil: as the state says
+	// exchangeHeld is whether the user's Exchange data is held, once a
+	// holds run decided it (exchangeDecided); before, the state says.
+	exchangeDecided, exchangeHeld bool
 }
 
 func newDecision(d *Decider, t *Tenant, m *CommandMeta) *decision {
-	return &decision{d: d, t: t, m: m, now: m.Now.UTC(), users: make(map[string]*draftUser, 1)}
+	dec := &decision{d: d, t: t, m: m, now: m.Now.UTC()}
+	dec.drafts, dec.out = dec.draftBuf[:0], dec.outBuf[:0]
+	return dec
+}
+
+// draftIndexAt is how many drafts a decision searches one by one before it
+// indexes them by user id.
+const draftIndexAt = 8
+
+// drafted returns the draft of user id made by this decision, or nil.
+func (dec *decision) drafted(id string) *draftUser {
+	if dec.byID != nil {
+		return dec.byID[id]
+	}
+	for _, du := range dec.drafts {
+		if du.u.ID == id {
+			return du
+		}
+	}
+	return nil
 }
 
 // counts is a small map from skuId to a count change. Most decisions touch
@@ -288,16 +318,28 @@ func (dec *decision) emit(p ...Payload) { dec.out = append(dec.out, p...) }
 
 // draft returns the working copy of a user's licenses.
 func (dec *decision) draft(u *User) *draftUser {
-	if du := dec.users[u.ID]; du != nil {
+	if du := dec.drafted(u.ID); du != nil {
 		return du
 	}
-	du := &draftUser{u: u, lic: make(map[string]*UserLicense, len(u.Licenses)), deleted: u.Deleted}
+	du := &dec.first
+	if len(dec.drafts) > 0 {
+		du = new(draftUser)
+	}
+	*du = draftUser{u: u, lic: make(map[string]*UserLicense, len(u.Licenses)), deleted: u.Deleted}
 	for sku, l := range u.Licenses {
 		du.lic[sku] = l.clone()
 	}
 	_, du.hadMailbox, du.hadOneDrive = dec.planState(du, nil, false)
-	dec.users[u.ID] = du
-	dec.order = append(dec.order, u.ID)
+	dec.drafts = append(dec.drafts, du)
+	switch {
+	case dec.byID != nil:
+		dec.byID[u.ID] = du
+	case len(dec.drafts) > draftIndexAt:
+		dec.byID = make(map[string]*draftUser, 2*len(dec.drafts))
+		for _, d := range dec.drafts {
+			dec.byID[d.u.ID] = d
+		}
+	}
 	return du
 }
 
@@ -470,15 +512,15 @@ func (dec *decision) checkPlans(du *draftUser) error {
 // hold released. It may run several times in one decision: each run
 // compares with what the previous one left.
 func (dec *decision) holds() {
-	for _, id := range dec.order {
-		du := dec.users[id]
+	for _, du := range dec.drafts {
 		if du.deleted {
 			continue
 		}
+		id := du.u.ID
 		now := dec.hasMailbox(du)
 		held := du.u.Holds[WorkloadExchange] != nil
-		if du.exchangeHeld != nil {
-			held = *du.exchangeHeld
+		if du.exchangeDecided {
+			held = du.exchangeHeld
 		}
 		switch {
 		case du.hadMailbox && !now && !held:
@@ -488,7 +530,7 @@ func (dec *decision) holds() {
 			dec.emit(DataHoldReleased{UserID: id, Workload: WorkloadExchange, Reason: "licenseAssigned"})
 			held = false
 		}
-		du.hadMailbox, du.exchangeHeld = now, &held
+		du.hadMailbox, du.exchangeDecided, du.exchangeHeld = now, true, held
 	}
 }
 
@@ -554,6 +596,9 @@ func (dec *decision) attemptGroup(du *draftUser, groupID, sku string, disabled [
 // still refused for another one. Only members of user (or all when user is
 // "") are retried.
 func (dec *decision) retryErrored(user string) {
+	if len(dec.t.Errored) == 0 {
+		return // nothing to retry (the common case): sort nothing
+	}
 	for _, sku := range slices.Sorted(maps.Keys(dec.t.Errored)) {
 		for _, key := range slices.Sorted(maps.Keys(dec.t.Errored[sku])) {
 			uid, src, _ := strings.Cut(key, "\x00")

@@ -57,8 +57,8 @@ func (dec *decision) takeDirect(du *draftUser, p *Product, field string) (bool, 
 // then decides holds (R10) and, when licenses were freed, retries members
 // in error (R11).
 func (dec *decision) finish(freed bool) error {
-	for _, id := range dec.order {
-		if du := dec.users[id]; !du.deleted {
+	for _, du := range dec.drafts {
+		if !du.deleted {
 			if err := dec.checkPlans(du); err != nil {
 				return err
 			}

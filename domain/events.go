@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -442,45 +443,73 @@ func (u UnknownPayload) MarshalJSON() ([]byte, error) {
 	return u.Raw, nil
 }
 
-var payloadFactories = map[string]func() Payload{
-	TypeTenantCreated:               func() Payload { return &TenantCreated{} },
-	TypeUserAdded:                   func() Payload { return &UserAdded{} },
-	TypeUserUpdated:                 func() Payload { return &UserUpdated{} },
-	TypeUserDeleted:                 func() Payload { return &UserDeleted{} },
-	TypeUserRestored:                func() Payload { return &UserRestored{} },
-	TypeAdminRolesChanged:           func() Payload { return &AdminRolesChanged{} },
-	TypeGroupCreated:                func() Payload { return &GroupCreated{} },
-	TypeGroupRenamed:                func() Payload { return &GroupRenamed{} },
-	TypeGroupDeleted:                func() Payload { return &GroupDeleted{} },
-	TypeGroupMemberAdded:            func() Payload { return &GroupMemberAdded{} },
-	TypeGroupMemberRemoved:          func() Payload { return &GroupMemberRemoved{} },
-	TypeProductRegistered:           func() Payload { return &ProductRegistered{} },
-	TypeSubscriptionPurchased:       func() Payload { return &SubscriptionPurchased{} },
-	TypeSubscriptionQuantityChanged: func() Payload { return &SubscriptionQuantityChanged{} },
-	TypeSubscriptionTakenOver:       func() Payload { return &SubscriptionTakenOver{} },
-	TypeSubscriptionStatusChanged:   func() Payload { return &SubscriptionStatusChanged{} },
-	TypeLicenseAssigned:             func() Payload { return &LicenseAssigned{} },
-	TypeLicenseUnassigned:           func() Payload { return &LicenseUnassigned{} },
-	TypeLicensePlansChanged:         func() Payload { return &LicensePlansChanged{} },
-	TypeGroupLicenseAssigned:        func() Payload { return &GroupLicenseAssigned{} },
-	TypeGroupLicenseUnassigned:      func() Payload { return &GroupLicenseUnassigned{} },
-	TypeGroupLicenseErrored:         func() Payload { return &GroupLicenseErrored{} },
-	TypeDataHeld:                    func() Payload { return &DataHeld{} },
-	TypeDataHoldReleased:            func() Payload { return &DataHoldReleased{} },
-	TypeHeldDataPurged:              func() Payload { return &HeldDataPurged{} },
-	TypeRetentionHoldSet:            func() Payload { return &RetentionHoldSet{} },
-	TypeAppInstalled:                func() Payload { return &AppInstalled{} },
-	TypeNothingChanged:              func() Payload { return &NothingChanged{} },
+// payloadTypes are the event types this build knows, each with how to
+// decode its data.
+var payloadTypes = map[string]payloadType{
+	TypeTenantCreated:                   payloadOf[TenantCreated](),
+	TypeUserAdded:                       payloadOf[UserAdded](),
+	TypeUserUpdated:                     payloadOf[UserUpdated](),
+	TypeUserDeleted:                     payloadOf[UserDeleted](),
+	TypeUserRestored:                    payloadOf[UserRestored](),
+	TypeAdminRolesChanged:               payloadOf[AdminRolesChanged](),
+	TypeGroupCreated:                    payloadOf[GroupCreated](),
+	TypeGroupRenamed:                    payloadOf[GroupRenamed](),
+	TypeGroupDeleted:                    payloadOf[GroupDeleted](),
+	TypeGroupMemberAdded:                payloadOf[GroupMemberAdded](),
+	TypeGroupMemberRemoved:              payloadOf[GroupMemberRemoved](),
+	TypeProductRegistered:               payloadOf[ProductRegistered](),
+	TypeSubscriptionPurchased:           payloadOf[SubscriptionPurchased](),
+	TypeSubscriptionQuantityChanged:     payloadOf[SubscriptionQuantityChanged](),
+	TypeSubscriptionTakenOver:           payloadOf[SubscriptionTakenOver](),
+	TypeSubscriptionStatusChanged:       payloadOf[SubscriptionStatusChanged](),
+	TypeLicenseAssigned:                 payloadOf[LicenseAssigned](),
+	TypeLicenseUnassigned:               payloadOf[LicenseUnassigned](),
+	TypeLicensePlansChanged:             payloadOf[LicensePlansChanged](),
+	TypeGroupLicenseAssigned:            payloadOf[GroupLicenseAssigned](),
+	TypeGroupLicenseUnassigned:          payloadOf[GroupLicenseUnassigned](),
+	TypeGroupLicenseErrored:             payloadOf[GroupLicenseErrored](),
+	TypeDataHeld:                        payloadOf[DataHeld](),
+	TypeDataHoldReleased:                payloadOf[DataHoldReleased](),
+	TypeHeldDataPurged:                  payloadOf[HeldDataPurged](),
+	TypeRetentionHoldSet:                payloadOf[RetentionHoldSet](),
+	TypeAppInstalled:                    payloadOf[AppInstalled](),
+	TypeNothingChanged:                  payloadOf[NothingChanged](),
+	TypeSubscriptionRecurringBillingSet: payloadOf[SubscriptionRecurringBillingSet](),
+	TypeSubscriptionCancelled:           payloadOf[SubscriptionCancelled](),
+	TypeSubscriptionRenewed:             payloadOf[SubscriptionRenewed](),
+	TypeSubscriptionExpired:             payloadOf[SubscriptionExpired](),
+	TypeSubscriptionDisabled:            payloadOf[SubscriptionDisabled](),
+}
 
-	TypeSubscriptionRecurringBillingSet: func() Payload { return &SubscriptionRecurringBillingSet{} },
-	TypeSubscriptionCancelled:           func() Payload { return &SubscriptionCancelled{} },
-	TypeSubscriptionRenewed:             func() Payload { return &SubscriptionRenewed{} },
-	TypeSubscriptionExpired:             func() Payload { return &SubscriptionExpired{} },
-	TypeSubscriptionDisabled:            func() Payload { return &SubscriptionDisabled{} },
+// payloadType is one event type's data: new makes the *T the JSON decoder
+// fills; decode reads a whole event of the type in one pass of unmarshal.
+type payloadType struct {
+	new    func() Payload
+	decode func(b []byte, unmarshal func([]byte, any) error) (Envelope, Payload, error)
+}
+
+func payloadOf[T Payload]() payloadType {
+	return payloadType{
+		new: func() Payload { return any(new(T)).(Payload) },
+		decode: func(b []byte, unmarshal func([]byte, any) error) (Envelope, Payload, error) {
+			var w wireOf[T]
+			if err := unmarshal(b, &w); err != nil {
+				return Envelope{}, nil, err
+			}
+			return w.Envelope, w.Data, nil
+		},
+	}
+}
+
+// wireOf is wireEvent with its data decoded as T in the same pass (a
+// missing or null "data" leaves it zero, as DecodeEventWith does).
+type wireOf[T any] struct {
+	Envelope
+	Data T `json:"data"`
 }
 
 // EventTypes lists every event type this build knows.
-func EventTypes() []string { return slices.Sorted(maps.Keys(payloadFactories)) }
+func EventTypes() []string { return slices.Sorted(maps.Keys(payloadTypes)) }
 
 // wireEvent is the JSON form of an event: the envelope fields and "data".
 type wireEvent struct {
@@ -520,6 +549,16 @@ var Registered Upcasters
 // its chain reaches.
 type Upcasters []Upcaster
 
+// upgrades reports whether the chain has a step for eventType at schema.
+func (us Upcasters) upgrades(eventType string, schema int) bool {
+	for _, u := range us {
+		if u.Type == eventType && u.From == schema {
+			return true
+		}
+	}
+	return false
+}
+
 // Apply upgrades data of eventType from schema to the newest schema the chain
 // reaches, returning the new data and schema.
 func (us Upcasters) Apply(eventType string, schema int, data json.RawMessage) (json.RawMessage, int, error) {
@@ -556,6 +595,18 @@ func DecodeEventWith(b []byte, upcasters Upcasters, unmarshal func([]byte, any) 
 	if upcasters == nil {
 		upcasters = Registered
 	}
+	// The common event, written by this build's encoders, decodes in one
+	// pass: its type is known from its first fields (eventId, then type),
+	// and nothing upgrades its data. The pass must find the same type (a
+	// later "type" key wins, as below), else the event decodes as below.
+	if typ, ok := peekType(b); ok {
+		if pt, ok := payloadTypes[string(typ)]; ok {
+			env, p, err := pt.decode(b, unmarshal)
+			if err == nil && env.Type == string(typ) && !upcasters.upgrades(env.Type, env.Schema) {
+				return Event{Envelope: env, Payload: p}, nil
+			}
+		}
+	}
 	var w wireEvent
 	if err := unmarshal(b, &w); err != nil {
 		return Event{}, fmt.Errorf("decode event: %w", err)
@@ -568,17 +619,40 @@ func DecodeEventWith(b []byte, upcasters Upcasters, unmarshal func([]byte, any) 
 		return Event{}, err
 	}
 	w.Schema = schema
-	mk, ok := payloadFactories[w.Type]
+	pt, ok := payloadTypes[w.Type]
 	if !ok {
 		return Event{Envelope: w.Envelope, Payload: UnknownPayload{TypeName: w.Type, Raw: data}}, nil
 	}
-	p := mk()
+	p := pt.new()
 	if len(data) > 0 && string(data) != "null" {
 		if err := unmarshal(data, p); err != nil {
 			return Event{}, fmt.Errorf("decode %s event data: %w", w.Type, err)
 		}
 	}
 	return Event{Envelope: w.Envelope, Payload: deref(p)}, nil
+}
+
+// peekType returns the type of an event whose JSON starts as the encoders
+// write it, {"eventId":"…","type":"…", with neither string escaped.
+func peekType(b []byte) ([]byte, bool) {
+	const (
+		head = `{"eventId":"`
+		mid  = `","type":"`
+	)
+	if !bytes.HasPrefix(b, []byte(head)) {
+		return nil, false
+	}
+	b = b[len(head):]
+	i := bytes.IndexByte(b, '"')
+	if i < 0 || bytes.IndexByte(b[:i], '\\') >= 0 || !bytes.HasPrefix(b[i:], []byte(mid)) {
+		return nil, false
+	}
+	b = b[i+len(mid):]
+	j := bytes.IndexByte(b, '"')
+	if j <= 0 || bytes.IndexByte(b[:j], '\\') >= 0 {
+		return nil, false
+	}
+	return b[:j], true
 }
 
 // deref turns the *T a factory made into the T value Evolve switches on.

@@ -415,7 +415,7 @@ func TestCatalogIsRealAndConsistent(t *testing.T) {
 
 func TestEveryEventTypeRoundTrips(t *testing.T) {
 	for _, typ := range EventTypes() {
-		p := payloadFactories[typ]()
+		p := payloadTypes[typ].new()
 		b, err := EncodeEvent(Event{Envelope: Envelope{Type: typ, Version: 1}, Payload: deref(p)})
 		if err != nil {
 			t.Fatal(err)

@@ -187,18 +187,20 @@ func (s *Subscription) selfServiceBought() bool { return s.SelfService || s.Kind
 
 // User is a member or guest of the tenant.
 type User struct {
-	ID                string                  `json:"id"`
-	UserPrincipalName string                  `json:"userPrincipalName"`
-	DisplayName       string                  `json:"displayName"`
-	UserType          string                  `json:"userType"`
-	UsageLocation     string                  `json:"usageLocation,omitempty"`
-	Roles             []Role                  `json:"roles,omitempty"`
-	Deleted           bool                    `json:"deleted,omitempty"`
-	DeletedAt         time.Time               `json:"deletedAt,omitempty"`
-	Licenses          map[string]*UserLicense `json:"licenses"`
-	Groups            map[string]bool         `json:"groups,omitempty"`
-	Holds             map[string]*Hold        `json:"holds,omitempty"` // by workload
-	RetentionHold     bool                    `json:"retentionHold,omitempty"`
+	ID                string `json:"id"`
+	UserPrincipalName string `json:"userPrincipalName"`
+	DisplayName       string `json:"displayName"`
+	UserType          string `json:"userType"`
+	UsageLocation     string `json:"usageLocation,omitempty"`
+	// Roles is never changed in place (Evolve replaces the slice): the
+	// events a decision stamps share it as their actor's roles.
+	Roles         []Role                  `json:"roles,omitempty"`
+	Deleted       bool                    `json:"deleted,omitempty"`
+	DeletedAt     time.Time               `json:"deletedAt,omitempty"`
+	Licenses      map[string]*UserLicense `json:"licenses"`
+	Groups        map[string]bool         `json:"groups,omitempty"`
+	Holds         map[string]*Hold        `json:"holds,omitempty"` // by workload
+	RetentionHold bool                    `json:"retentionHold,omitempty"`
 	// Stash is what a restore gives back while the user is deleted.
 	Stash *UserStash `json:"stash,omitempty"`
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/bytedance/sonic"
@@ -23,18 +24,37 @@ var api = sonic.Config{}.Froze() // like encoding/json: unknown fields ignored
 // with other escaping of the same strings): the bytes of
 // domain.EncodeEventWith(e, api.Marshal).
 func Encode(e domain.Event) ([]byte, error) {
-	data, err := api.Marshal(e.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", e.Type, err)
-	}
-	if b, ok := appendEnvelope(make([]byte, 0, len(data)+envelopeRoom), &e.Envelope, data); ok {
-		return b, nil
+	if plainEnvelope(&e.Envelope) {
+		// The envelope and the data are encoded into one pooled buffer,
+		// then copied out once: sonic's Marshal would encode the data into
+		// a pooled buffer and copy it out, for the envelope to copy it again.
+		bp := encodeBufs.Get().(*[]byte)
+		defer func() {
+			if cap(*bp) <= maxEncodeBuf {
+				encodeBufs.Put(bp)
+			}
+		}()
+		*bp = appendEnvelopeHead((*bp)[:0], &e.Envelope)
+		start := len(*bp)
+		if err := encoder.EncodeInto(bp, e.Payload, encodeOpts); err != nil {
+			return nil, fmt.Errorf("encode %s event: %w", e.Type, err)
+		}
+		if b := *bp; compactJSON(b[start:]) {
+			return append(append(make([]byte, 0, len(b)+1), b...), '}'), nil
+		}
 	}
 	return domain.EncodeEventWith(e, api.Marshal)
 }
 
-// envelopeRoom is room enough for an envelope of usual ids around the data.
-const envelopeRoom = 512
+// encodeOpts are api's encoder options (sonic.Config{}: none), with which
+// encoder.EncodeInto appends what api.Marshal returns.
+const encodeOpts encoder.Options = 0
+
+// encodeBufs are Encode's buffers; one that grew past maxEncodeBuf (for an
+// event of a large payload) is left to the collector.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxEncodeBuf = 64 << 10
 
 // appendEnvelope appends the JSON of an event, envelope and data, as sonic
 // writes domain's wireEvent: the envelope's fields in order, then "data".
@@ -44,15 +64,29 @@ const envelopeRoom = 512
 // escaping, the time is not one encoding/json writes as RFC 3339, or the
 // data is not compact JSON as sonic would copy it.
 func appendEnvelope(b []byte, e *domain.Envelope, data []byte) ([]byte, bool) {
-	if !plainStrings(e.EventID, e.Type, e.TenantID, e.CommandID, e.CorrelationID, e.RequestHash, e.Actor.UserID, e.Actor.System) ||
-		!plainTime(e.OccurredAt) || !compactJSON(data) {
+	if !plainEnvelope(e) || !compactJSON(data) {
 		return b, false
+	}
+	return append(append(appendEnvelopeHead(b, e), data...), '}'), true
+}
+
+// plainEnvelope: every string of e is written as it is and its time as
+// RFC 3339 (see appendEnvelope).
+func plainEnvelope(e *domain.Envelope) bool {
+	if !plainStrings(e.EventID, e.Type, e.TenantID, e.CommandID, e.CorrelationID, e.RequestHash, e.Actor.UserID, e.Actor.System) ||
+		!plainTime(e.OccurredAt) {
+		return false
 	}
 	for _, r := range e.Actor.Roles {
 		if !plainString(string(r)) {
-			return b, false
+			return false
 		}
 	}
+	return true
+}
+
+// appendEnvelopeHead appends a plain envelope up to its data: {…,"data":
+func appendEnvelopeHead(b []byte, e *domain.Envelope) []byte {
 	b = appendStringField(append(b, '{'), "eventId", e.EventID)
 	b = appendStringField(append(b, ','), "type", e.Type)
 	b = appendStringField(append(b, ','), "tenantId", e.TenantID)
@@ -67,8 +101,7 @@ func appendEnvelope(b []byte, e *domain.Envelope, data []byte) ([]byte, bool) {
 		b = appendStringField(append(b, ','), "requestHash", e.RequestHash)
 	}
 	b = strconv.AppendInt(append(b, `,"schema":`...), int64(e.Schema), 10)
-	b = append(append(append(b, `,"data":`...), data...), '}')
-	return b, true
+	return append(b, `,"data":`...)
 }
 
 func appendActor(b []byte, a *domain.Actor) []byte {
@@ -123,19 +156,33 @@ func plainStrings(ss ...string) bool {
 // writes it as it is.
 func plainString(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plainByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
 
+// plainByte[c]: c may stand in a plain string (see plainString).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // plainTime: t is written by time.Time's MarshalJSON as RFC3339Nano
 // formats it: a year of four digits and a zone offset of whole minutes
 // within a day.
 func plainTime(t time.Time) bool {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return false
+	}
+	if t.Location() == time.UTC { // the events' own: no zone to look up
+		return true
+	}
 	_, offset := t.Zone()
-	return t.Year() >= 0 && t.Year() <= 9999 && offset%60 == 0 && offset > -24*3600 && offset < 24*3600
+	return offset%60 == 0 && offset > -24*3600 && offset < 24*3600
 }
 
 // compactJSON: data holds no white space outside strings (a marshaller's

@@ -2,6 +2,7 @@ package eventcodec
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -86,5 +87,22 @@ func BenchmarkEncode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestEncodeLargeEvents: an event larger than the pooled buffers keep
+// encodes the same, and so do the small ones after it.
+func TestEncodeLargeEvents(t *testing.T) {
+	big := sample()[4]
+	p := big.Payload.(domain.ProductRegistered)
+	for i := range 3000 {
+		p.Product.ServicePlans = append(p.Product.ServicePlans, domain.ServicePlan{ID: fmt.Sprint("plan-", i), Name: fmt.Sprint("PLAN_", i), Workload: "Other"})
+	}
+	big.Payload = p
+	for range 3 {
+		encodeSame(t, big)
+		for _, e := range sample() {
+			encodeSame(t, e)
+		}
 	}
 }

@@ -23,9 +23,10 @@ type appendReq struct {
 	expected       eventstore.ExpectedVersion
 	events         []eventstore.EventData
 	ids            [][16]byte
-	after          *appendReq // fail unless this one was committed (cleared once checked)
-	accepted       bool       // wrote events into the current group
-	dependsOnGroup bool       // outcome depends on earlier appends of the current group
+	idBuf          [2][16]byte // room for ids: most appends carry one or two events
+	after          *appendReq  // fail unless this one was committed (cleared once checked)
+	accepted       bool        // wrote events into the current group
+	dependsOnGroup bool        // outcome depends on earlier appends of the current group
 
 	res  eventstore.AppendResult
 	err  error
@@ -110,7 +111,11 @@ func (s *Store) queue(ctx context.Context, stream string, expected eventstore.Ex
 	}
 	r := &appendReq{ctx: ctx, stream: stream, expected: expected, events: events, after: after, done: make(chan struct{})}
 	if len(events) > 0 {
-		r.ids = make([][16]byte, len(events))
+		r.ids = r.idBuf[:0]
+		if len(events) > len(r.idBuf) {
+			r.ids = make([][16]byte, 0, len(events))
+		}
+		r.ids = r.ids[:len(events)]
 		for i, e := range events {
 			id, err := parseID(e.ID)
 			if err != nil {
