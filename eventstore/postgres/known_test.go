@@ -380,3 +380,53 @@ func TestKnownGroupTellsOlderTransactions(t *testing.T) {
 		t.Fatal(group[0].err, group[1].err)
 	}
 }
+
+// TestOwnEndsForgottenOrAborted: a transaction waits for older ones of
+// this Store that it cannot see end (one that committed so long ago that
+// 64 later commits pushed it out of the ring, one that aborted and was
+// never recorded): it is not released by the Store's later commits, and
+// is released once the horizon passes it (not VisibleWait: an hour).
+// The ids are ones the server will not reach.
+func TestOwnEndsForgottenOrAborted(t *testing.T) {
+	requirePG(t)
+	s := openSchema(t, freshSchema(t), Options{VisibleWait: time.Hour})
+	defer s.Close()
+	const far = int64(1) << 40
+	req := func() *appendReq { return &appendReq{done: make(chan struct{})} }
+	released := func(r *appendReq) bool {
+		select {
+		case <-r.done:
+			return true
+		default:
+			return false
+		}
+	}
+	s.settle([]*appendReq{req()}, far, false) // committed, then forgotten
+	for i := range int64(len(s.ended)) {
+		s.settle([]*appendReq{req()}, far+1+i, false)
+	}
+	const aborted = far + 100 // took an id, never committed
+	forgotten := req()
+	s.settleOlder([]*appendReq{forgotten}, far+200, false, []int64{far})
+	abortedOlder := req()
+	s.settleOlder([]*appendReq{abortedOlder}, far+201, false, []int64{aborted})
+	for i := range int64(len(s.ended)) {
+		s.settle([]*appendReq{req()}, far+300+i, false)
+	}
+	if released(forgotten) || released(abortedOlder) {
+		t.Fatal("released by commits that are not the older transactions it waits for")
+	}
+	// Every id up to both has ended.
+	s.seeHorizon(far + 202)
+	select {
+	case s.visKick <- struct{}{}:
+	default:
+	}
+	for _, r := range []*appendReq{forgotten, abortedOlder} {
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("not released once the horizon passed it")
+		}
+	}
+}
