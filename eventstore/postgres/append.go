@@ -435,29 +435,7 @@ func (s *Store) appendKnown(ctx context.Context, group []*appendReq) (done bool,
 		maxp = max(maxp, k.Int64)
 		n += len(r.ids)
 	}
-	var (
-		streams  = make([]string, 0, n)
-		versions = make([]int64, 0, n)
-		ids      = make([]pgtype.UUID, 0, n)
-		types    = make([]string, 0, n)
-		data     = make([][]byte, 0, n)
-	)
-	for _, r := range group {
-		for j := range r.ids {
-			streams = append(streams, r.stream)
-			versions = append(versions, int64(r.expected)+1+int64(j))
-		}
-		ids = append(ids, r.ids...)
-		types = append(types, r.types...)
-		data = append(data, r.data...)
-	}
-	var (
-		base      pgtype.Int8
-		xid, xmin int64
-		clear     bool
-		older     []int64
-	)
-	err = s.pool.QueryRow(ctx, s.qKnown, streams, versions, ids, types, data, maxp, s.eventsRel).Scan(&base, &xid, &clear, &older, &xmin)
+	a, err := s.callKnown(ctx, group, n, maxp)
 	if err != nil {
 		var pe *pgconn.PgError
 		switch {
@@ -473,19 +451,20 @@ func (s *Store) appendKnown(ctx context.Context, group []*appendReq) (done bool,
 		}
 		return false, nil
 	}
-	s.seeHorizon(xmin)
-	if !base.Valid {
+	s.seeHorizon(a.xmin)
+	if !a.baseValid {
 		return false, nil
 	}
-	pos := base.Int64
+	pos := a.base
 	for _, r := range group {
 		pos += int64(len(r.ids))
 		s.result(r, answer{version: int64(r.expected) + int64(len(r.ids)), position: pos - 1})
 	}
+	older := a.older
 	if older == nil {
 		older = []int64{} // known: none (clear)
 	}
-	s.settleOlder(group, xid, clear, older)
+	s.settleOlder(group, a.xid, a.clear, older)
 	return true, nil
 }
 
