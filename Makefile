@@ -9,6 +9,7 @@ test:
 # disk faults, several nodes, load. .ci/run runs it after `make test`.
 test-all:
 	go test -race -timeout 60m ./...
+	SEATLEDGER_POSTGRES_WRITERS=2 go test -race -count=1 ./eventstore/postgres/
 
 # Build the binary once; ./seatledger serve then starts at once.
 build:

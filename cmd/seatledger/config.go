@@ -47,7 +47,7 @@ const (
 var envVars = []envVar{
 	{envAddr, "127.0.0.1:8080", "listen address"},
 	{envDataDir, "./data", "embedded event store directory (also holds dev-secrets.json)"},
-	{envEventStore, "embedded", "embedded, a KurrentDB connection string (kurrentdb://… / esdb://…), or postgres://… (a PostgreSQL event store several nodes can share; &schema=name picks the schema)"},
+	{envEventStore, "embedded", "embedded, a KurrentDB connection string (kurrentdb://… / esdb://…), or postgres://… (a PostgreSQL event store several nodes can share; &schema=name picks the schema, &writers=N how many group commits a node runs at a time, default 1)"},
 	{envRedisURL, "empty", "empty: an in-process Redis; else redis://host:port/db, or a Redis Cluster: redis://host1:port1?addr=host2:port2&addr=host3:port3"},
 	{envJWTSecret, "generated at first start (dev only)", "HS256 secret of bearer tokens, at least 16 characters"},
 	{envOperatorToken, "generated at first start (dev only)", "operator bearer token, at least 32 characters, not the JWT secret"},

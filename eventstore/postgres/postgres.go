@@ -79,7 +79,7 @@
 // again (conflict, retry, or with Any the next version).
 //
 // Appends of one Store are committed by Options.Writers goroutines (default
-// 2), each taking up to 64 concurrent appends per transaction (group
+// 1; the connection string's writers parameter), each taking up to 64 concurrent appends per transaction (group
 // commit): one statement, append_batch, which reads the heads of the whole
 // group at once and inserts the events of the appends that need nothing
 // more with one plain INSERT (no arbiter probe; if a version is taken or
@@ -157,6 +157,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,6 +178,14 @@ const DefaultSchema = "seatledger"
 // (postgres://host/db?schema=name). It is removed before connecting.
 const SchemaParam = "schema"
 
+// WritersParam is the connection-string query parameter setting
+// Options.Writers (postgres://host/db?writers=2), from 1 to MaxWriters.
+// It is removed before connecting.
+const WritersParam = "writers"
+
+// MaxWriters bounds Options.Writers as WritersParam gives it.
+const MaxWriters = 16
+
 // Options tune Open.
 type Options struct {
 	// Schema holds the store's tables; created if missing. Default: the
@@ -193,7 +202,13 @@ type Options struct {
 	// Store also uses one connection for LISTEN once something subscribes.
 	MaxConns int32
 	// Writers is how many group-commit transactions one Store runs at a
-	// time. Default 2.
+	// time (0: the connection string's WritersParam, else 1). One writer
+	// costs the least CPU per event: every group commits "clear" of the
+	// Store's own transactions and holds up to 64 appends. With the
+	// PostgreSQL server on the same two cores it also had the most
+	// events/s and the lowest subscription lag (docs/BENCHMARKS.md,
+	// session 11); more writers overlap commits, which may pay when the
+	// server has cores of its own and commits wait on the network.
 	Writers int
 	// VisibleWait bounds how long Append waits, after its commit, for its
 	// events to enter the global log (for every transaction that began
@@ -280,12 +295,15 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 
 // OpenOptions is Open with options.
 func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, error) {
-	conn, urlSchema, err := splitSchema(strings.TrimSpace(connString))
+	conn, urlSchema, urlWriters, err := splitSchema(strings.TrimSpace(connString))
 	if err != nil {
 		return nil, err
 	}
 	if opts.Schema == "" {
 		opts.Schema = urlSchema
+	}
+	if opts.Writers <= 0 {
+		opts.Writers = urlWriters
 	}
 	if opts.Schema == "" {
 		opts.Schema = DefaultSchema
@@ -300,7 +318,7 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 		opts.ReadBatch = 512
 	}
 	if opts.Writers <= 0 {
-		opts.Writers = 2
+		opts.Writers = 1
 	}
 	if opts.VisibleWait <= 0 {
 		opts.VisibleWait = time.Second
@@ -392,23 +410,32 @@ func OpenOptions(ctx context.Context, connString string, opts Options) (*Store, 
 	return s, nil
 }
 
-// splitSchema removes the schema parameter from a URL connection string.
-func splitSchema(conn string) (string, string, error) {
+// splitSchema removes the schema and writers parameters from a URL
+// connection string, and returns them (writers 0: not given).
+func splitSchema(conn string) (rest, schema string, writers int, err error) {
 	if !IsURL(conn) {
-		return conn, "", nil
+		return conn, "", 0, nil
 	}
 	u, err := url.Parse(conn)
 	if err != nil {
-		return "", "", errors.New("eventstore: postgres connection string is not a valid URL")
+		return "", "", 0, errors.New("eventstore: postgres connection string is not a valid URL")
 	}
 	q := u.Query()
-	if !q.Has(SchemaParam) {
-		return conn, "", nil
+	if !q.Has(SchemaParam) && !q.Has(WritersParam) {
+		return conn, "", 0, nil
 	}
-	schema := q.Get(SchemaParam)
+	schema = q.Get(SchemaParam)
+	if q.Has(WritersParam) {
+		w, err := strconv.Atoi(q.Get(WritersParam))
+		if err != nil || w < 1 || w > MaxWriters {
+			return "", "", 0, fmt.Errorf("eventstore: postgres connection string: %s must be a whole number from 1 to %d", WritersParam, MaxWriters)
+		}
+		writers = w
+	}
 	q.Del(SchemaParam)
+	q.Del(WritersParam)
 	u.RawQuery = q.Encode()
-	return u.String(), schema, nil
+	return u.String(), schema, writers, nil
 }
 
 // Schema returns the schema the store uses.
@@ -417,7 +444,7 @@ func (s *Store) Schema() string { return s.opts.Schema }
 // DropSchema drops a store's schema and everything in it (for tests that
 // give every run a fresh schema). Stores using it must be closed.
 func DropSchema(ctx context.Context, connString, schema string) error {
-	conn, urlSchema, err := splitSchema(strings.TrimSpace(connString))
+	conn, urlSchema, _, err := splitSchema(strings.TrimSpace(connString))
 	if err != nil {
 		return err
 	}

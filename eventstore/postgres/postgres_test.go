@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -536,9 +537,43 @@ func TestIsURL(t *testing.T) {
 			t.Errorf("IsURL(%q) = %v", s, !want)
 		}
 	}
-	conn, schema, err := splitSchema("postgres://u:pw@h:5432/db?sslmode=disable&schema=s1")
-	if err != nil || schema != "s1" || conn != "postgres://u:pw@h:5432/db?sslmode=disable" {
-		t.Fatalf("splitSchema: %q %q %v", conn, schema, err)
+	conn, schema, writers, err := splitSchema("postgres://u:pw@h:5432/db?sslmode=disable&schema=s1")
+	if err != nil || schema != "s1" || writers != 0 || conn != "postgres://u:pw@h:5432/db?sslmode=disable" {
+		t.Fatalf("splitSchema: %q %q %d %v", conn, schema, writers, err)
+	}
+	conn, schema, writers, err = splitSchema("postgres://u:pw@h:5432/db?writers=3&sslmode=disable")
+	if err != nil || schema != "" || writers != 3 || conn != "postgres://u:pw@h:5432/db?sslmode=disable" {
+		t.Fatalf("splitSchema with writers: %q %q %d %v", conn, schema, writers, err)
+	}
+	for _, bad := range []string{"0", "17", "two", ""} {
+		_, _, _, err := splitSchema("postgres://h/db?writers=" + bad)
+		if err == nil || !strings.Contains(err.Error(), WritersParam) {
+			t.Errorf("writers=%q: error %v, want one naming %s", bad, err, WritersParam)
+		}
+	}
+}
+
+// TestWritersFromTheConnectionString: the writers parameter sets how many
+// group-commit goroutines a Store runs; without it (and without
+// Options.Writers) a Store runs one.
+func TestWritersFromTheConnectionString(t *testing.T) {
+	requirePG(t)
+	schema := freshSchema(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		param string
+		want  int
+	}{{"", 1}, {"&writers=3", 3}} {
+		s, err := Open(ctx, testURL()+"&schema="+schema+c.param)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := s.opts.Writers
+		s.Close()
+		if got != c.want {
+			t.Errorf("Open with %q: %d writers, want %d", c.param, got, c.want)
+		}
 	}
 }
 
