@@ -143,6 +143,34 @@ const (
 // that no transaction with a smaller id was running when the call ended, so
 // that everything the transaction wrote is in the global log as soon as it
 // commits.
+// groupBase is PL/pgSQL that sets variable base to the first position of
+// the calling transaction's group (its id, offset, shifted by idxBits),
+// refusing ids that exhausted the position space or that are not above
+// maxp, the largest position the caller knows (a schema restored into
+// another cluster). Lines are indented by indent; the text still holds
+// the {meta}, {idxbits} and {schema} placeholders.
+func groupBase(indent, base, maxp string) string {
+	lines := []string{
+		"SELECT pg_current_xact_id()::text::bigint + m.tx_offset INTO " + base + " FROM {meta} m;",
+		"IF " + base + " >= (1::bigint << (63 - {idxbits})) THEN",
+		"\tRAISE EXCEPTION 'seatledger: transaction ids exhausted the position space of schema %', '{schema}';",
+		"END IF;",
+		base + " := " + base + " << {idxbits};",
+		"IF " + base + " <= " + maxp + " THEN",
+		"\tRAISE EXCEPTION 'seatledger: transaction ids of this server are behind the positions of schema % (restored into another cluster?): reopen the store', '{schema}'",
+		"\t\tUSING ERRCODE = 'object_not_in_prerequisite_state';",
+		"END IF;",
+	}
+	var b strings.Builder
+	for i, l := range lines {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(indent + l)
+	}
+	return b.String()
+}
+
 func (n names) migration() string {
 	r := strings.NewReplacer(
 		"{schema}", n.schema,
@@ -160,7 +188,14 @@ func (n names) migration() string {
 		"{oldmarks}", compatMarks,
 		"{rev5mark}", compatMarkRev5,
 	)
-	return r.Replace(`
+	// A group's first position, in append_batch's fast path and in
+	// append_known: one text, so that their checks cannot drift apart
+	// (expanded first: its text holds the placeholders above).
+	g := strings.NewReplacer(
+		"{groupbase:base:maxhp}", groupBase("\t\t", "base", "maxhp"),
+		"{groupbase:o_base:p_maxp}", groupBase("\t", "o_base", "p_maxp"),
+	)
+	return r.Replace(g.Replace(`
 CREATE SCHEMA IF NOT EXISTS {schema};
 
 CREATE TABLE IF NOT EXISTS {events} (
@@ -409,15 +444,7 @@ BEGIN
 					ORDER BY e.version DESC LIMIT 1) x ON true) f) b;
 
 	IF anyfast THEN
-		SELECT pg_current_xact_id()::text::bigint + m.tx_offset INTO base FROM {meta} m;
-		IF base >= (1::bigint << (63 - {idxbits})) THEN
-			RAISE EXCEPTION 'seatledger: transaction ids exhausted the position space of schema %', '{schema}';
-		END IF;
-		base := base << {idxbits};
-		IF base <= maxhp THEN
-			RAISE EXCEPTION 'seatledger: transaction ids of this server are behind the positions of schema % (restored into another cluster?): reopen the store', '{schema}'
-				USING ERRCODE = 'object_not_in_prerequisite_state';
-		END IF;
+{groupbase:base:maxhp}
 		-- Every fast append's events in one plain INSERT: no speculative
 		-- insertion, no arbiter probe per row. If a stream's next version
 		-- is taken (a lost race, a head this Store knew that is no longer
@@ -517,15 +544,7 @@ BEGIN
 		o_xid := 0; o_clear := true;
 		RETURN;
 	END IF;
-	SELECT pg_current_xact_id()::text::bigint + m.tx_offset INTO o_base FROM {meta} m;
-	IF o_base >= (1::bigint << (63 - {idxbits})) THEN
-		RAISE EXCEPTION 'seatledger: transaction ids exhausted the position space of schema %', '{schema}';
-	END IF;
-	o_base := o_base << {idxbits};
-	IF o_base <= p_maxp THEN
-		RAISE EXCEPTION 'seatledger: transaction ids of this server are behind the positions of schema % (restored into another cluster?): reopen the store', '{schema}'
-			USING ERRCODE = 'object_not_in_prerequisite_state';
-	END IF;
+{groupbase:o_base:p_maxp}
 	INSERT INTO {events} (position, stream, version, id, type, recorded_at, data)
 		SELECT o_base + u.ord - 1, u.stream, u.version, u.id, u.type, ts, u.data
 		FROM unnest(p_streams, p_versions, p_ids, p_types, p_data)
@@ -563,7 +582,7 @@ BEGIN
 		FROM {batch}(p_streams, p_expected, p_counts, p_ids, p_types, p_data, NULL::bigint[], NULL::oid) b;
 END
 $seatledger$;
-`)
+`))
 }
 
 // Open repairs tx_offset when the server's transaction ids are behind the
