@@ -324,24 +324,12 @@ func TestMigrateV1(t *testing.T) {
 	requirePG(t)
 	schema := freshSchema(t)
 	ctx := t.Context()
-	ddl, err := os.ReadFile("testdata/schema_v1.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := newNames(schema)
-	v1 := strings.NewReplacer(
+	conn := loadOldSchema(t, "testdata/schema_v1.sql", strings.NewReplacer(
 		"{schema}", n.schema, "{events}", n.events, "{head}", n.schema+".head",
 		"{snaps}", n.snaps, "{append}", n.appendFn, "{channel}", n.channel,
 		"{lock}", fmt.Sprint(n.v1LockKey),
-	).Replace(string(ddl))
-	conn, err := pgx.Connect(ctx, testURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, v1, pgx.QueryExecModeSimpleProtocol); err != nil {
-		t.Fatal(err)
-	}
+	))
 	v1Append := "SELECT o_outcome, o_version, o_position FROM " + n.appendFn + "($1, $2, $3, $4, $5)"
 	var oldIDs []string
 	for i := range 3 {
@@ -581,20 +569,8 @@ func TestMigrateRevision4(t *testing.T) {
 	requirePG(t)
 	schema := freshSchema(t)
 	ctx := t.Context()
-	ddl, err := os.ReadFile("testdata/schema_v2_rev4.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := newNames(schema)
-	rev4 := strings.NewReplacer("{schema}", n.schema, "{v1lock}", fmt.Sprint(n.v1LockKey)).Replace(string(ddl))
-	conn, err := pgx.Connect(ctx, testURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, rev4, pgx.QueryExecModeSimpleProtocol); err != nil {
-		t.Fatal(err)
-	}
+	conn := loadOldSchema(t, "testdata/schema_v2_rev4.sql", strings.NewReplacer("{schema}", n.schema, "{v1lock}", fmt.Sprint(n.v1LockKey)))
 	// A revision 4 node's group: two streams.
 	rev4Batch := "SELECT o_outcome, o_version, o_position FROM " + n.batchFn + "($1, $2, $3, $4, $5, $6)"
 	batch := func(streams []string, expected []int64) ([]int32, []int64, []int64) {
@@ -670,20 +646,8 @@ func TestMigrateRevision5(t *testing.T) {
 	requirePG(t)
 	schema := freshSchema(t)
 	ctx := t.Context()
-	ddl, err := os.ReadFile("testdata/schema_v2_rev5.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := newNames(schema)
-	rev5 := strings.NewReplacer("{schema}", n.schema, "{v1lock}", fmt.Sprint(n.v1LockKey)).Replace(string(ddl))
-	conn, err := pgx.Connect(ctx, testURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, rev5, pgx.QueryExecModeSimpleProtocol); err != nil {
-		t.Fatal(err)
-	}
+	conn := loadOldSchema(t, "testdata/schema_v2_rev5.sql", strings.NewReplacer("{schema}", n.schema, "{v1lock}", fmt.Sprint(n.v1LockKey)))
 	var rel uint32
 	if err := conn.QueryRow(ctx, "SELECT $1::regclass::oid", n.events).Scan(&rel); err != nil {
 		t.Fatal(err)
@@ -755,4 +719,25 @@ func TestMigrateRevision5(t *testing.T) {
 		newReq(ctx, "a", eventstore.Exactly(3), events(1, "Stale")),
 		newReq(ctx, "b", eventstore.Exactly(3), events(1, "New")),
 	}, []groupOutcome{{true, 4}, {false, 4}})
+}
+
+// loadOldSchema runs the DDL of an earlier schema revision from testdata
+// (file, its placeholders replaced by r), as a node of that revision
+// would have made it, and returns the connection it used (closed when the
+// test ends).
+func loadOldSchema(t *testing.T, file string, r *strings.Replacer) *pgx.Conn {
+	t.Helper()
+	ddl, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), testURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(t.Context(), r.Replace(string(ddl)), pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
