@@ -283,83 +283,101 @@ func TestStagingGoesOnWhileAFlushRuns(t *testing.T) {
 // flush was to write: the tenant is rebased onto its read model's
 // version, both are written as one diff from there, and the read models
 // are those of a fresh projection.
+//
+// Whether the first flush after the restart holds both of the tenant's
+// events (and so is refused) depends on how the subscription's first read
+// splits them: now and then (a few runs in a hundred, in-process) the
+// first flush holds only the event the read model already has and is not
+// refused. Such a run proves nothing about the refusal; the scenario then
+// runs again, up to five times, and the test fails if no run was refused.
 func TestRefusedFlushWithTheNextBatchStaged(t *testing.T) {
 	for _, path := range overlapPaths {
 		t.Run(path.name, func(t *testing.T) {
-			hook := newHoldHook(false)
-			t.Cleanup(hook.free)
-			rdb, plain, prefix, fresh, m := overlapRedis(t, path, hook)
-			store := openStore(t)
-			h := newHandler(store)
-			defer h.Close()
-			runScenario(t, h, "contoso", 41)
-			runScenario(t, h, "fabrikam", 42)
-			s := &scenario{t: t, h: h, tenant: "contoso", admin: domain.Actor{UserID: "admin"}}
-			must := func(c domain.Command) {
-				t.Helper()
-				if _, err := h.Handle(context.Background(), c); err != nil {
-					t.Fatalf("%s: %v", c.CommandName(), err)
+			for attempt := 1; !refusedFlushWithTheNextBatchStaged(t, path); attempt++ {
+				if attempt == 5 {
+					t.Fatal("no tenant was rebased in five runs: the flush was never refused")
 				}
+				t.Logf("run %d: the first flush was not refused; running the scenario again", attempt)
 			}
-			must(&domain.PurchaseSubscription{CommandMeta: s.meta(), SubscriptionID: "sz", SkuID: "VISIOCLIENT", Quantity: 5})
-			cfg := Config{PerTenantWrites: path.perTenant, Store: store, Redis: plain, Prefix: prefix, RetryInitial: time.Millisecond}
-			rp := startProjection(t, cfg)
-			rp.waitFor(t, lastPosition(t, store))
-			checkpoint := lastPosition(t, store)
-			// zz-a in the read model, the checkpoint before it; then zz-a
-			// licensed while the projection is down.
-			addUser(t, h, "contoso", "zz-a")
-			rp.waitFor(t, lastPosition(t, store))
-			if err := rp.shutdown(); err != nil {
-				t.Fatal(err)
-			}
-			if err := plain.Set(context.Background(), readmodel.Keys{Prefix: prefix}.Checkpoint("readmodels"), uint64(checkpoint), 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			must(&domain.AssignLicenses{CommandMeta: s.meta(), SkuID: "VISIOCLIENT", Users: []string{"zz-a"}})
-
-			spy := newDecodeSpy("zz-a", "zz-b")
-			var locked atomic.Bool
-			unlock := func() {
-				if locked.CompareAndSwap(true, false) {
-					m.Unlock()
-				}
-			}
-			if m != nil {
-				hook.onExists = func() { m.Lock(); locked.Store(true) }
-				t.Cleanup(unlock)
-			}
-			hook.armed.Store(true)
-			var log syncBuffer
-			cfg.Redis, cfg.Upcasters = rdb, spy.upcasters()
-			cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
-			rp = startProjection(t, cfg)
-			spy.wait(t, "zz-a", "before the held flush")
-			if m == nil {
-				<-hook.held
-			}
-			// zz-b after the refused flush's events, and zz-a's license gone.
-			addUser(t, h, "contoso", "zz-b")
-			must(&domain.UnassignLicenses{CommandMeta: s.meta(), SkuID: "VISIOCLIENT", Users: []string{"zz-a"}})
-			spy.wait(t, "zz-b", "while the refused flush is held")
-			if m != nil {
-				unlock()
-			} else {
-				hook.free()
-			}
-			rp.waitFor(t, lastPosition(t, store))
-			if st := rp.p.Status(); st.Status == StatusStopped {
-				t.Fatalf("status %+v", st)
-			}
-			if err := rp.shutdown(); err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(log.String(), "not at the version its pending changes start from") {
-				t.Fatalf("no tenant was rebased: the flush was not refused; log:\n%s", log.String())
-			}
-			checkLikeAFreshProjection(t, store, plain, path.perTenant, prefix, fresh)
 		})
 	}
+}
+
+// refusedFlushWithTheNextBatchStaged runs TestRefusedFlushWithTheNextBatchStaged's
+// scenario once on path, checks the read models against a fresh
+// projection's, and reports whether the held flush was refused.
+func refusedFlushWithTheNextBatchStaged(t *testing.T, path overlapPath) bool {
+	t.Helper()
+	hook := newHoldHook(false)
+	t.Cleanup(hook.free)
+	rdb, plain, prefix, fresh, m := overlapRedis(t, path, hook)
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 41)
+	runScenario(t, h, "fabrikam", 42)
+	s := &scenario{t: t, h: h, tenant: "contoso", admin: domain.Actor{UserID: "admin"}}
+	must := func(c domain.Command) {
+		t.Helper()
+		if _, err := h.Handle(context.Background(), c); err != nil {
+			t.Fatalf("%s: %v", c.CommandName(), err)
+		}
+	}
+	must(&domain.PurchaseSubscription{CommandMeta: s.meta(), SubscriptionID: "sz", SkuID: "VISIOCLIENT", Quantity: 5})
+	cfg := Config{PerTenantWrites: path.perTenant, Store: store, Redis: plain, Prefix: prefix, RetryInitial: time.Millisecond}
+	rp := startProjection(t, cfg)
+	rp.waitFor(t, lastPosition(t, store))
+	checkpoint := lastPosition(t, store)
+	// zz-a in the read model, the checkpoint before it; then zz-a
+	// licensed while the projection is down.
+	addUser(t, h, "contoso", "zz-a")
+	rp.waitFor(t, lastPosition(t, store))
+	if err := rp.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Set(context.Background(), readmodel.Keys{Prefix: prefix}.Checkpoint("readmodels"), uint64(checkpoint), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	must(&domain.AssignLicenses{CommandMeta: s.meta(), SkuID: "VISIOCLIENT", Users: []string{"zz-a"}})
+
+	spy := newDecodeSpy("zz-a", "zz-b")
+	var locked atomic.Bool
+	unlock := func() {
+		if locked.CompareAndSwap(true, false) {
+			m.Unlock()
+		}
+	}
+	if m != nil {
+		hook.onExists = func() { m.Lock(); locked.Store(true) }
+		t.Cleanup(unlock)
+	}
+	hook.armed.Store(true)
+	var log syncBuffer
+	cfg.Redis, cfg.Upcasters = rdb, spy.upcasters()
+	cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	rp = startProjection(t, cfg)
+	spy.wait(t, "zz-a", "before the held flush")
+	if m == nil {
+		<-hook.held
+	}
+	// zz-b after the refused flush's events, and zz-a's license gone.
+	addUser(t, h, "contoso", "zz-b")
+	must(&domain.UnassignLicenses{CommandMeta: s.meta(), SkuID: "VISIOCLIENT", Users: []string{"zz-a"}})
+	spy.wait(t, "zz-b", "while the refused flush is held")
+	if m != nil {
+		unlock()
+	} else {
+		hook.free()
+	}
+	rp.waitFor(t, lastPosition(t, store))
+	if st := rp.p.Status(); st.Status == StatusStopped {
+		t.Fatalf("status %+v", st)
+	}
+	if err := rp.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	checkLikeAFreshProjection(t, store, plain, path.perTenant, prefix, fresh)
+	return strings.Contains(log.String(), "not at the version its pending changes start from")
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
