@@ -397,3 +397,63 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestRunEndsAfterItsLastHandler: a run stopped while its handler waits
+// for a held flush returns only once that handler has returned. Watermill's
+// router gives up waiting for a running handler after its CloseTimeout
+// (shortened here): the run then tore down (the flight in the air, the
+// buffers) while the handler, given the flight back, landed it too — a data
+// race on the projection's state, which `go test -race` reports on the old
+// code.
+func TestRunEndsAfterItsLastHandler(t *testing.T) {
+	hook := newHoldHook(false)
+	t.Cleanup(hook.free)
+	path := overlapPaths[0] // one Redis server, one call per flush
+	rdb, plain, prefix, fresh, _ := overlapRedis(t, path, hook)
+	store := openStore(t)
+	h := newHandler(store)
+	defer h.Close()
+	runScenario(t, h, "contoso", 31)
+	p, err := New(Config{Store: store, Redis: rdb, Prefix: prefix, RetryInitial: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.closeTimeout = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	rp := &runningProjection{p: p, done: done, stop: cancel}
+	rp.waitFor(t, lastPosition(t, store))
+
+	hook.armed.Store(true)
+	addUser(t, h, "contoso", "zz-a")
+	<-hook.held // the handler waits for this flight to land
+	cancel()
+	// Let the router's close give up on the handler, then the flight land.
+	// (Without the fix, Run returns after the flight landed while the
+	// handler goes on; with it, Run waits for the handler.)
+	time.Sleep(100 * time.Millisecond)
+	hook.free()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	if !p.guard.mu.TryLock() {
+		t.Fatal("Run returned while its handler was still working")
+	}
+	closed := p.guard.closed
+	p.guard.mu.Unlock()
+	if !closed {
+		t.Fatal("Run returned without barring later handlers")
+	}
+	if p.inflight != nil {
+		t.Fatal("Run returned with a flight in the air")
+	}
+	// The stopped run may not have written zz-a: the next one does.
+	rp = startProjection(t, Config{Store: store, Redis: plain, Prefix: prefix})
+	rp.waitFor(t, lastPosition(t, store))
+	if err := rp.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	checkLikeAFreshProjection(t, store, plain, path.perTenant, prefix, fresh)
+}

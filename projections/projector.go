@@ -165,9 +165,13 @@ type Projection struct {
 	// rendered into, one for it and one for the next (see flight).
 	inflight *flight
 	bufs     [2]flushBuf
-	refusals int               // flights refused by Redis in a row
-	toRebase map[string]uint64 // merged back, to rebase from that version (mergeBack)
-	remerged bool              // land gave a refused flight's tenants back: render again
+	// The run's guard of its handler (see runGuard), and how long the
+	// router waits for a running handler when it closes (tests shorten it).
+	guard        *runGuard
+	closeTimeout time.Duration
+	refusals     int               // flights refused by Redis in a row
+	toRebase     map[string]uint64 // merged back, to rebase from that version (mergeBack)
+	remerged     bool              // land gave a refused flight's tenants back: render again
 	// A landed flight's map and order, for the next flight.
 	spareMap   map[string]*pendingTenant
 	spareOrder []string
@@ -377,11 +381,18 @@ func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 		ReusePayloads: true,
 	})
 	p.sub = sub
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, p.cfg.WatermillLogger)
+	closeTimeout := p.closeTimeout
+	if closeTimeout == 0 {
+		closeTimeout = 10 * time.Second
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: closeTimeout}, p.cfg.WatermillLogger)
 	if err != nil {
 		return err
 	}
+	guard := &runGuard{}
+	p.guard = guard
 	router.AddMiddleware(
+		guard.middleware,
 		p.stopOnFailure,
 		middleware.Retry{
 			MaxRetries:          p.cfg.MaxRetries,
@@ -418,6 +429,7 @@ func (p *Projection) runLabelled(ctx context.Context, prefix string) error {
 	cancel()
 	sub.Close()
 	sub.Wait()
+	guard.close()                  // from here on, the handler's state is the teardown's
 	if f := p.inflight; f != nil { // the last flush, if the run ended while it ran
 		<-f.done
 		p.inflight = nil
@@ -465,7 +477,40 @@ func (p *Projection) resetPending() {
 	clear(p.toRebase)
 }
 
-// stopOnFailure is the outermost middleware: an error that survived the
+// runGuard keeps a run's handler off the projection's state once the run
+// tears down. Watermill's Router.Run can return while a handler still
+// works: Close waits for running handlers only up to CloseTimeout, and a
+// message the handler loop took from the subscriber as the router closed
+// starts its handler after that wait. The teardown (after the subscriber
+// has stopped delivering) closes the guard: that waits for the handler
+// working now, if any, and every later one finds the guard closed and
+// gives its message back untouched.
+type runGuard struct {
+	mu     sync.Mutex // held by a handler for its whole call
+	closed bool
+}
+
+// middleware is the outermost middleware of a run's router.
+func (g *runGuard) middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.closed {
+			msg.Nack()
+			return nil, nil
+		}
+		return h(msg)
+	}
+}
+
+// close waits for the handler working now (if any) and bars the others.
+func (g *runGuard) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+// stopOnFailure is the outermost middleware but one (runGuard's): an error that survived the
 // retries stops the projection at that event — unless it is Redis that
 // cannot be reached (a write failing with a connection error, CLUSTERDOWN,
 // TRYAGAIN…): that is no fault of the event, so the message is Nacked and
