@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +95,30 @@ func BenchmarkProjectLive(b *testing.B) {
 	})
 }
 
+// BenchmarkProjectLiveServer is BenchmarkProjectLive into the Redis server
+// at $SEATLEDGER_BENCH_REDIS (e.g. redis://127.0.0.1:6403/8; skipped
+// without), flushed in batches of 512 (Config's default, as `seatledger
+// bench` flushes), reporting that server's CPU per command projected
+// (INFO used_cpu_user+used_cpu_sys: it should have no other client) and
+// its EVALSHA time per command (INFO commandstats), set-up included.
+func BenchmarkProjectLiveServer(b *testing.B) {
+	url := os.Getenv("SEATLEDGER_BENCH_REDIS")
+	if url == "" {
+		b.Skip("SEATLEDGER_BENCH_REDIS is unset")
+	}
+	batch := 512
+	if s := os.Getenv("SEATLEDGER_BENCH_BATCH"); s != "" {
+		batch, _ = strconv.Atoi(s)
+	}
+	projectLiveBatch(b, batch, []liveTarget{{"server", func(b *testing.B) redis.UniversalClient {
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return redis.NewClient(opt)
+	}}})
+}
+
 // BenchmarkProjectLiveInProcess is BenchmarkProjectLive into the in-process
 // Redis of the zero-setup run (the flush in Go, ServeFlushNatively): its
 // writes are in the time, where a Redis server's are not.
@@ -107,8 +132,14 @@ type liveTarget struct {
 	open func(b *testing.B) redis.UniversalClient
 }
 
-func projectLive(b *testing.B, targets []liveTarget) {
-	const tenants, users, commands = 1000, 8, 40_000
+func projectLive(b *testing.B, targets []liveTarget) { projectLiveBatch(b, 48, targets) }
+
+func projectLiveBatch(b *testing.B, batch int, targets []liveTarget) {
+	const tenants, users = 1000, 8
+	commands := 40_000
+	if s := os.Getenv("SEATLEDGER_BENCH_COMMANDS"); s != "" {
+		commands, _ = strconv.Atoi(s)
+	}
 	store := openStore(b)
 	h := newHandler(store)
 	ctx := context.Background()
@@ -151,9 +182,44 @@ func projectLive(b *testing.B, targets []liveTarget) {
 		b.Run(target.name, func(b *testing.B) {
 			rdb := target.open(b)
 			b.ReportAllocs()
-			projectFromStart(b, Config{Store: store, Redis: rdb, BatchSize: 48}, head)
+			cpu0, eval0 := serverCPU(b, rdb)
+			projectFromStart(b, Config{Store: store, Redis: rdb, BatchSize: batch}, head)
+			if target.name == "server" {
+				cpu1, eval1 := serverCPU(b, rdb)
+				per := float64(commands * b.N)
+				b.ReportMetric((cpu1-cpu0)*1e9/per, "server-ns/cmd")
+				b.ReportMetric((eval1-eval0)*1e3/per, "evalsha-ns/cmd")
+			}
 		})
 	}
+}
+
+// serverCPU returns a Redis server's CPU seconds (user and system) and its
+// EVALSHA microseconds so far (0, 0 where INFO does not tell).
+func serverCPU(b *testing.B, rdb redis.UniversalClient) (cpu, evalUsec float64) {
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return 0, 0
+	}
+	info, err := c.Info(context.Background(), "cpu", "commandstats").Result()
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "used_cpu_user", "used_cpu_sys":
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		case "cmdstat_evalsha":
+			for _, kv := range strings.Split(v, ",") {
+				if n, ok := strings.CutPrefix(kv, "usec="); ok {
+					evalUsec, _ = strconv.ParseFloat(n, 64)
+				}
+			}
+		}
+	}
+	return cpu, evalUsec
 }
 
 // projectFromStart times b.N projections of the store up to head, each
