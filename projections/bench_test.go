@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/seatledger/seatledger/eventstore/embedded"
 	"github.com/seatledger/seatledger/internal/cputime"
 	"github.com/seatledger/seatledger/internal/redistest"
+	"github.com/seatledger/seatledger/readmodel"
 )
 
 // seedEvents appends n realistic events spread over tenants: users added
@@ -94,6 +96,30 @@ func BenchmarkProjectLive(b *testing.B) {
 	})
 }
 
+// BenchmarkProjectLiveServer is BenchmarkProjectLive into the Redis server
+// at $SEATLEDGER_BENCH_REDIS (e.g. redis://127.0.0.1:6403/8; skipped
+// without), flushed in batches of 512 (Config's default, as `seatledger
+// bench` flushes), reporting that server's CPU per command projected
+// (INFO used_cpu_user+used_cpu_sys: it should have no other client) and
+// its EVALSHA time per command (INFO commandstats), set-up included.
+func BenchmarkProjectLiveServer(b *testing.B) {
+	url := os.Getenv("SEATLEDGER_BENCH_REDIS")
+	if url == "" {
+		b.Skip("SEATLEDGER_BENCH_REDIS is unset")
+	}
+	batch := 512
+	if s := os.Getenv("SEATLEDGER_BENCH_BATCH"); s != "" {
+		batch, _ = strconv.Atoi(s)
+	}
+	projectLiveBatch(b, batch, []liveTarget{{"server", func(b *testing.B) redis.UniversalClient {
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return redis.NewClient(opt)
+	}}})
+}
+
 // BenchmarkProjectLiveInProcess is BenchmarkProjectLive into the in-process
 // Redis of the zero-setup run (the flush in Go, ServeFlushNatively): its
 // writes are in the time, where a Redis server's are not.
@@ -107,8 +133,14 @@ type liveTarget struct {
 	open func(b *testing.B) redis.UniversalClient
 }
 
-func projectLive(b *testing.B, targets []liveTarget) {
-	const tenants, users, commands = 1000, 8, 40_000
+func projectLive(b *testing.B, targets []liveTarget) { projectLiveBatch(b, 48, targets) }
+
+func projectLiveBatch(b *testing.B, batch int, targets []liveTarget) {
+	const tenants, users = 1000, 8
+	commands := 40_000
+	if s := os.Getenv("SEATLEDGER_BENCH_COMMANDS"); s != "" {
+		commands, _ = strconv.Atoi(s)
+	}
 	store := openStore(b)
 	h := newHandler(store)
 	ctx := context.Background()
@@ -151,21 +183,66 @@ func projectLive(b *testing.B, targets []liveTarget) {
 		b.Run(target.name, func(b *testing.B) {
 			rdb := target.open(b)
 			b.ReportAllocs()
-			projectFromStart(b, Config{Store: store, Redis: rdb, BatchSize: 48}, head)
+			cfg := Config{Store: store, Redis: rdb, BatchSize: batch}
+			if target.name == "server" {
+				// Keys as long as seatledger bench's (the script hashes
+				// every byte of them).
+				cfg.Prefix = readmodel.DefaultPrefix
+			}
+			cpu0, eval0 := serverCPU(b, rdb)
+			projectFromStart(b, cfg, head)
+			if target.name == "server" {
+				cpu1, eval1 := serverCPU(b, rdb)
+				per := float64(commands * b.N)
+				b.ReportMetric((cpu1-cpu0)*1e9/per, "server-ns/cmd")
+				b.ReportMetric((eval1-eval0)*1e3/per, "evalsha-ns/cmd")
+			}
 		})
 	}
+}
+
+// serverCPU returns a Redis server's CPU seconds (user and system) and its
+// EVALSHA microseconds so far (0, 0 where INFO does not tell).
+func serverCPU(b *testing.B, rdb redis.UniversalClient) (cpu, evalUsec float64) {
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return 0, 0
+	}
+	info, err := c.Info(context.Background(), "cpu", "commandstats").Result()
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "used_cpu_user", "used_cpu_sys":
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		case "cmdstat_evalsha":
+			for _, kv := range strings.Split(v, ",") {
+				if n, ok := strings.CutPrefix(kv, "usec="); ok {
+					evalUsec, _ = strconv.ParseFloat(n, 64)
+				}
+			}
+		}
+	}
+	return cpu, evalUsec
 }
 
 // projectFromStart times b.N projections of the store up to head, each
 // into a fresh prefix (deleted outside the timer), and reports events/s and
 // the process's CPU time per event (less sensitive than the time to other
-// work on the machine; a Redis server's is not in it).
+// work on the machine; a Redis server's is not in it). A cfg.Prefix given
+// is used each time.
 func projectFromStart(b *testing.B, cfg Config, head eventstore.Position) {
 	b.ResetTimer()
 	var cpu time.Duration
+	prefix := cfg.Prefix // given: the same each time (deleted after each)
 	for i := 0; i < b.N; i++ {
 		cpu0 := cputime.Process()
-		cfg.Prefix = fmt.Sprintf("sltest:bench%d-%d:", time.Now().UnixNano(), i)
+		if prefix == "" {
+			cfg.Prefix = fmt.Sprintf("sltest:bench%d-%d:", time.Now().UnixNano(), i)
+		}
 		p, err := New(cfg)
 		if err != nil {
 			b.Fatal(err)

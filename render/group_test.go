@@ -48,6 +48,47 @@ func TestScriptSinkGroupsOpsPerKey(t *testing.T) {
 	}
 }
 
+// TestScriptSinkRepeatsTheLastMember: a member written to the key after
+// the last op's, where that op was one item on the key after its own
+// last, is not sent again (">z0=", ">zr="): an index move writes one
+// member to several keys in turn.
+func TestScriptSinkRepeatsTheLastMember(t *testing.T) {
+	ss := NewScriptSink(func(s string) string { return "p:" + s })
+	m := "Ann\x00u1\x00ann@x.example"
+	ss.HSet("users", "u1", []byte("A"))
+	ss.ZRem("by:name:unlicensed", m)
+	ss.ZRem("by:upn:unlicensed", m)
+	ss.ZAdd("by:name:licensed", 0, m)
+	ss.ZAdd("by:upn:licensed", 0, m)
+	ss.ZAdd("due", 5, m)   // scored: sent with its member
+	ss.ZAdd("after", 0, m) // after a scored ZADD: repeated too
+	ss.ZAdd("lic:users", 0, "u1")
+	ss.ZAdd("lic:users2", 0, "u1")
+	ss.ZAdd("lic:users2", 0, "u2") // two items: an op of several
+	ss.ZRem("idx", "u2")           // after an op of several: sent
+	ss.HDel("held", "u1|Exchange")
+	ss.ZRem("held:index", "u1|Exchange")
+	ss.ZAdd("held:due", 0, "u1|Exchange")
+	ss.Finish()
+	want := []any{
+		">hs", "u1", []byte("A"),
+		">zr", m, ">zr=", ">z0=", ">z0=",
+		">za", "5", m, ">z0=",
+		">z0", "u1", ">za*", "2", "0", "u1", "0", "u2",
+		">zr", "u2",
+		">hd", "u1|Exchange", ">zr=", ">z0=",
+	}
+	if !reflect.DeepEqual(ss.Args, want) {
+		t.Fatalf("args\n%q\nwant\n%q", ss.Args, want)
+	}
+	ss.Reset(func(s string) string { return "q:" + s })
+	ss.ZAdd("a", 0, "u1") // another tenant: nothing to repeat
+	ss.Finish()
+	if want := []any{">z0", "u1"}; !reflect.DeepEqual(ss.Args, want) {
+		t.Fatalf("after Reset: args %q, want %q", ss.Args, want)
+	}
+}
+
 // TestNativeFlushOneCommandPerKey: the in-process flush of a tenant with
 // many writes to one key runs one command for them.
 func TestNativeFlushOneCommandPerKey(t *testing.T) {
@@ -89,7 +130,27 @@ func randomWrites(r *rand.Rand, n int, sinks ...Sink) {
 	}
 	for range n {
 		m := fmt.Sprint("m", r.IntN(members))
-		switch r.IntN(4) {
+		switch r.IntN(5) {
+		case 4: // one member to several keys in turn, as an index move
+			if r.IntN(2) == 0 {
+				k := hashes[r.IntN(len(hashes))]
+				for _, s := range sinks {
+					s.HDel(k, m)
+				}
+			}
+			for _, k := range zsets {
+				if r.IntN(4) == 0 {
+					continue
+				}
+				add := r.IntN(2) == 0
+				for _, s := range sinks {
+					if add {
+						s.ZAdd(k, 0, m)
+					} else {
+						s.ZRem(k, m)
+					}
+				}
+			}
 		case 0:
 			k, v := hashes[r.IntN(len(hashes))], []byte(fmt.Sprint("v", r.IntN(1000)))
 			for _, s := range sinks {

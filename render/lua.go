@@ -23,8 +23,10 @@ var luaFiles embed.FS
 // hd k field | za k score member | zr k member (k = index into KEYS), the
 // same of c items in one command (hs* k c field value ..., hd*, za*, zr*),
 // and each prefixed '>' without k: on the key after the last op's (1 before
-// the first), with >z0 member (ZADD scored 0). A script that runs the ops
-// declares ix, their cache of parsed numbers.
+// the first), with >z0 member (ZADD scored 0), and >z0= and >zr= (ZADD
+// scored 0, ZREM) of the last op's field or member where that op was a '>'
+// op of one item. A script that runs the ops declares ix, their cache of
+// parsed numbers, and call, KEYS, ARGV, tonumber and unpack as locals.
 var ApplyScript = Script("apply.lua")
 
 // FlushScript is a whole flush in one call (one Redis node): for each

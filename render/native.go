@@ -291,10 +291,33 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 		}
 		if cur[t] < v {
 			x := 1 // the last op's key (ops.lua)
+			// The field or member of the last op, when that op was a '>'
+			// op of one item (ops.lua's m): >z0= and >zr= repeat it.
+			item, itemOK := "", false
 			for i <= end {
 				op, err := argv(i)
 				if err != nil {
 					return err
+				}
+				if op == opZAdd0Again || op == opZRemAgain {
+					if !itemOK {
+						return errNativeArgs // ops.lua: m is nil
+					}
+					x++
+					k, err := key(kb + x)
+					if err != nil {
+						return err
+					}
+					if op == opZAdd0Again {
+						err = n.call(p, "ZADD", k, "0", item)
+					} else {
+						err = n.call(p, "ZREM", k, item)
+					}
+					if err != nil {
+						return err
+					}
+					i++
+					continue
 				}
 				name, per, several, next := nativeOp(op)
 				if name == "" {
@@ -332,6 +355,13 @@ func (n *NativeFlusher) apply(p *server.Peer, keys []string, args []any) error {
 					cmd = append(cmd, a)
 				}
 				n.cmd = cmd
+				item, itemOK = "", false
+				if next && !several {
+					item, itemOK = cmd[len(cmd)-1], true // a member
+					if name == "HSET" {
+						item = cmd[2] // the field
+					}
+				}
 				if err := n.call(p, cmd...); err != nil {
 					return err
 				}

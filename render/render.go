@@ -764,6 +764,11 @@ type ScriptSink struct {
 	keyOf func(suffix string) string
 	ops   []sinkOp // the writes since the last Finish, in order
 	last  int      // the KEYS index of the last op encoded (1 before any)
+	// item is the field or member of the last op encoded when that op was
+	// of one item on the key after the one before ('>' ops), for the ops
+	// that repeat it (>z0=, >zr=); itemOK: there is one.
+	item   string
+	itemOK bool
 }
 
 // The kinds of write, in the order a key's ops are encoded.
@@ -786,6 +791,15 @@ var opNames = [numOpKinds][2][2]any{
 
 // opZAdd0 is ZADD of one member scored 0 on the key after the last op's.
 const opZAdd0 = ">z0"
+
+// opZAdd0Again and opZRemAgain are ZADD scored 0 and ZREM, on the key
+// after the last op's, of the last op's field or member (that op one
+// item on the key after its own last: a '>' op of one item): an index
+// move writes one member to several keys in turn.
+const (
+	opZAdd0Again = ">z0="
+	opZRemAgain  = ">zr="
+)
 
 // sinkOp is one write: kind on KEYS[key] of field or member a, with a
 // value (HSET) or a score (ZADD, as an argument).
@@ -825,6 +839,7 @@ func (s *ScriptSink) Reset(keyOf func(string) string) {
 		s.ops = nil
 	}
 	s.Keys, s.Args, s.ops, s.keyOf, s.last = s.Keys[:0], s.Args[:0], s.ops[:0], keyOf, 1
+	s.item, s.itemOK = "", false
 	s.keyIndex(readmodel.Meta) // KEYS[1] holds the applied version
 }
 
@@ -995,16 +1010,25 @@ func (s *ScriptSink) encode(kind int, ops []sinkOp) {
 			if o.kind != kind {
 				continue
 			}
-			if kind == opZAdd && o.score == zeroScore && key == s.last+1 {
+			follows := key == s.last+1
+			repeat := follows && s.itemOK && s.item == o.a
+			switch {
+			case kind == opZAdd && o.score == zeroScore && repeat:
+				s.Args = append(s.Args, opZAdd0Again)
+			case kind == opZRem && repeat:
+				s.Args = append(s.Args, opZRemAgain)
+			case kind == opZAdd && o.score == zeroScore && follows:
 				s.Args = append(s.Args, opZAdd0, o.a)
-				s.last = key
-				return
+			default:
+				op(0)
+				item(o)
 			}
-			op(0)
-			item(o)
+			s.last = key
+			s.item, s.itemOK = o.a, follows
 		}
 		return
 	}
+	s.itemOK = false
 	left := 0 // items left in the current op
 	for _, o := range ops {
 		if o.kind != kind {

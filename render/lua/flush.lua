@@ -1,3 +1,4 @@
+local call, KEYS, ARGV, tonumber, unpack = redis.call, KEYS, ARGV, tonumber, unpack
 local tenants, ck = KEYS[#KEYS-1], KEYS[#KEYS]
 local nt = tonumber(ARGV[2])
 -- First every tenant's version: a tenant whose read model is neither at
@@ -11,7 +12,7 @@ local cur, ver, nks, nas, stale, after, ix = {}, {}, {}, {}, {}, {}, {}
 local i, kb = 3, 0
 for t = 1, nt do
   local meta = KEYS[kb+1]
-  local c = after[meta] or tonumber(redis.call('HGET', meta, 'version') or '0')
+  local c = after[meta] or tonumber(call('HGET', meta, 'version') or '0')
   cur[t] = c
   local v = tonumber(ARGV[i+1])
   ver[t] = v
@@ -35,12 +36,12 @@ for t = 1, nt do
   i = i + 5
   if cur[t] < ver[t] then
 -- ops.lua
-    redis.call('HSET', KEYS[kb+1], 'version', vs)
+    call('HSET', KEYS[kb+1], 'version', vs)
   end
   i = n + 1
-  if tid ~= '' then redis.call('SADD', tenants, tid) end
+  if tid ~= '' then call('SADD', tenants, tid) end
   kb = kb + nkeys
 end
 local pos = tonumber(ARGV[1])
-if pos > tonumber(redis.call('GET', ck) or '0') then redis.call('SET', ck, ARGV[1]) end
+if pos > tonumber(call('GET', ck) or '0') then call('SET', ck, ARGV[1]) end
 return 1

@@ -8,16 +8,23 @@
 --   >hs field value | >hd field | >za score member | >zr member |
 --   >z0 member (ZADD scored 0) | >hs* c ... | >hd* c ... | >za* c ... |
 --   >zr* c ...
+-- and >z0= | >zr= : ZADD scored 0 | ZREM of m, the last op's field or
+-- member, where that op was a '>' op of one item (an index move writes one
+-- member to several keys in turn: each argument costs its bytes' hashing).
 -- ix (declared by the script) caches tonumber of the indexes and counts:
--- tonumber (strtod) was a tenth of the script's CPU.
-local x = 1
+-- tonumber (strtod) was a tenth of the script's CPU. The script declares
+-- call, KEYS, ARGV, tonumber and unpack as locals too (a global is a hash
+-- lookup each time: several per op).
+local x, m = 1, nil
 while i <= n do
   local op = ARGV[i]
-  if op == '>z0' then x = x + 1; redis.call('ZADD', KEYS[kb + x], '0', ARGV[i+1]); i = i + 2
-  elseif op == '>zr' then x = x + 1; redis.call('ZREM', KEYS[kb + x], ARGV[i+1]); i = i + 2
-  elseif op == '>hs' then x = x + 1; redis.call('HSET', KEYS[kb + x], ARGV[i+1], ARGV[i+2]); i = i + 3
-  elseif op == '>za' then x = x + 1; redis.call('ZADD', KEYS[kb + x], ARGV[i+1], ARGV[i+2]); i = i + 3
-  elseif op == '>hd' then x = x + 1; redis.call('HDEL', KEYS[kb + x], ARGV[i+1]); i = i + 2
+  if op == '>z0' then x = x + 1; m = ARGV[i+1]; call('ZADD', KEYS[kb + x], '0', m); i = i + 2
+  elseif op == '>z0=' then x = x + 1; call('ZADD', KEYS[kb + x], '0', m); i = i + 1
+  elseif op == '>zr' then x = x + 1; m = ARGV[i+1]; call('ZREM', KEYS[kb + x], m); i = i + 2
+  elseif op == '>zr=' then x = x + 1; call('ZREM', KEYS[kb + x], m); i = i + 1
+  elseif op == '>hs' then x = x + 1; m = ARGV[i+1]; call('HSET', KEYS[kb + x], m, ARGV[i+2]); i = i + 3
+  elseif op == '>za' then x = x + 1; m = ARGV[i+2]; call('ZADD', KEYS[kb + x], ARGV[i+1], m); i = i + 3
+  elseif op == '>hd' then x = x + 1; m = ARGV[i+1]; call('HDEL', KEYS[kb + x], m); i = i + 2
   else
     local cmd, per, several, follows
     if op == 'hs' then cmd, per = 'HSET', 2
@@ -47,6 +54,7 @@ while i <= n do
       j = j + 1
     end
     i = j + per * c
-    redis.call(cmd, KEYS[kb + x], unpack(ARGV, j, i - 1))
+    m = nil
+    call(cmd, KEYS[kb + x], unpack(ARGV, j, i - 1))
   end
 end
