@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -48,6 +49,12 @@ type benchOptions struct {
 	// to split the process's CPU by profile label (benchResult.Split; also
 	// done when Profile is set).
 	Split bool
+	// Timeline, if set, gets the load's latency per TimelineBucket of its
+	// time with the Go runtime's work in each (writeTimeline).
+	Timeline       io.Writer
+	TimelineBucket time.Duration
+	// Trace, if set, gets a runtime/trace execution trace of the load.
+	Trace io.Writer
 }
 
 // benchResult is what one load run measured.
@@ -85,6 +92,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.EventStore, "eventstore", "embedded", "embedded, or a PostgreSQL server's URL (postgres://…): the bench makes a schema of its own there and drops it afterwards")
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the event store and Redis, the clients spread over them (more than 1 needs --eventstore postgres://… and --redis-url)")
 	fs.BoolVar(&o.Split, "cpu-split", false, "profile the load (in memory) to split this process's CPU by part (projection, in-process Redis, HTTP server, load clients, Pebble, other) and print the read side's share; the profiler adds ~5% to the CPU per command")
+	timeline := fs.String("timeline", "", "write the load's latency over time to this file: one tab-separated line per --timeline-bucket (requests started in it, their p50/p90/p99/max, and the Go runtime's GC cycles, GC CPU, longest GC pause, goroutine scheduling latency p99/max and mutex wait in it)")
+	fs.DurationVar(&o.TimelineBucket, "timeline-bucket", 250*time.Millisecond, "width of a --timeline line")
+	traceFile := fs.String("trace", "", "write an execution trace of the load (runtime/trace; read it with go tool trace) to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (set-up and load) to this file")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -110,6 +120,25 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer f.Close()
 		o.Profile = f
+	}
+	for _, out := range []struct {
+		name string
+		to   *io.Writer
+	}{{*timeline, &o.Timeline}, {*traceFile, &o.Trace}} {
+		if out.name == "" {
+			continue
+		}
+		f, err := os.Create(out.name)
+		if err != nil {
+			fmt.Fprintln(stderr, "seatledger bench:", err)
+			return 1
+		}
+		defer f.Close()
+		*out.to = f
+	}
+	if o.Timeline != nil && o.TimelineBucket <= 0 {
+		fmt.Fprintln(stderr, "seatledger bench: --timeline-bucket must be positive")
+		return 2
 	}
 	if *memProfile != "" {
 		f, err := os.Create(*memProfile)
@@ -323,8 +352,39 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	}
 	var commands, errs atomic.Int64
 	lat := make([][]time.Duration, o.Clients)
+	var starts [][]time.Duration // with Timeline: each request's start since the load began
+	if o.Timeline != nil {
+		starts = make([][]time.Duration, o.Clients)
+	}
+	if o.Trace != nil {
+		if err := trace.Start(o.Trace); err != nil {
+			return benchResult{}, err
+		}
+	}
 	deadline := time.Now().Add(o.Duration)
 	start, cpu0 := time.Now(), cputime.Process()
+	var samples []runtimeSample
+	samplerDone := make(chan struct{})
+	stopSampler := make(chan struct{})
+	if o.Timeline != nil {
+		go func() {
+			defer close(samplerDone)
+			samples = append(samples, readRuntimeSample(0))
+			t := time.NewTicker(o.TimelineBucket)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					samples = append(samples, readRuntimeSample(time.Since(start)))
+				case <-stopSampler:
+					samples = append(samples, readRuntimeSample(time.Since(start)))
+					return
+				}
+			}
+		}()
+	} else {
+		close(samplerDone)
+	}
 	for c := 0; c < o.Clients; c++ {
 		wg.Add(1)
 		go pprof.Do(ctx, pprof.Labels(projections.ProfileLabel, profileClients), func(context.Context) {
@@ -339,9 +399,19 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 					continue
 				}
 				t, u := k/o.Users, k%o.Users
+				var region *trace.Region
+				if o.Trace != nil {
+					region = trace.StartRegion(ctx, "request")
+				}
 				began := time.Now()
 				code, err := wc.do("POST", paths[t][state], tokens[t], bodies[u])
 				lat[c] = append(lat[c], time.Since(began))
+				if region != nil {
+					region.End()
+				}
+				if starts != nil {
+					starts[c] = append(starts[c], began.Sub(start))
+				}
 				if err != nil || code != http.StatusOK {
 					errs.Add(1)
 					slots[k].Store(state)
@@ -354,6 +424,22 @@ func benchHTTP(ctx context.Context, o benchOptions, progress func(string, ...any
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	close(stopSampler)
+	<-samplerDone
+	if o.Trace != nil {
+		trace.Stop()
+	}
+	if o.Timeline != nil {
+		var reqs []timelineSample
+		for c := range starts {
+			for i, s := range starts[c] {
+				reqs = append(reqs, timelineSample{start: s, took: lat[c][i]})
+			}
+		}
+		if err := writeTimeline(o.Timeline, o.TimelineBucket, reqs, samples); err != nil {
+			return benchResult{}, fmt.Errorf("timeline: %w", err)
+		}
+	}
 	// The CPU counted is the load's and the read side's work for it,
 	// finished after the load if the projection was behind.
 	catchUp, err := waitReadSide(ctx, addrs, secrets.OperatorToken, time.Minute)
