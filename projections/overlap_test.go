@@ -222,6 +222,21 @@ func checkLikeAFreshProjection(t *testing.T, store *embedded.Store, rdb redis.Un
 	}
 }
 
+// finishLikeAFreshProjection waits for rp to write the whole log, checks
+// that it did not stop on a failure, shuts it down and compares its read
+// models with a fresh projection's (checkLikeAFreshProjection).
+func finishLikeAFreshProjection(t *testing.T, rp *runningProjection, store *embedded.Store, rdb redis.UniversalClient, perTenant bool, prefix, fresh string) {
+	t.Helper()
+	rp.waitFor(t, lastPosition(t, store))
+	if st := rp.p.Status(); st.Status == StatusStopped {
+		t.Fatalf("status %+v", st)
+	}
+	if err := rp.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	checkLikeAFreshProjection(t, store, rdb, perTenant, prefix, fresh)
+}
+
 // TestStagingGoesOnWhileAFlushRuns: while a flush of contoso is held, an
 // event of contoso appended after it is staged (and one of fabrikam
 // appended after that, maybe, or in the flush after); released,
@@ -272,14 +287,7 @@ func TestStagingGoesOnWhileAFlushRuns(t *testing.T) {
 					spy.wait(t, "zz-b", "while the flush of zz-a is held")
 					hook.free()
 				}
-				rp.waitFor(t, lastPosition(t, store))
-				if st := rp.p.Status(); st.Status == StatusStopped {
-					t.Fatalf("status %+v", st)
-				}
-				if err := rp.shutdown(); err != nil {
-					t.Fatal(err)
-				}
-				checkLikeAFreshProjection(t, store, plain, path.perTenant, prefix, fresh)
+				finishLikeAFreshProjection(t, rp, store, plain, path.perTenant, prefix, fresh)
 			})
 		}
 	}
@@ -382,14 +390,7 @@ func refusedFlushWithTheNextBatchStaged(t *testing.T, path overlapPath) bool {
 	} else {
 		hook.free()
 	}
-	rp.waitFor(t, lastPosition(t, store))
-	if st := rp.p.Status(); st.Status == StatusStopped {
-		t.Fatalf("status %+v", st)
-	}
-	if err := rp.shutdown(); err != nil {
-		t.Fatal(err)
-	}
-	checkLikeAFreshProjection(t, store, plain, path.perTenant, prefix, fresh)
+	finishLikeAFreshProjection(t, rp, store, plain, path.perTenant, prefix, fresh)
 	refused := strings.Contains(log.String(), "not at the version its pending changes start from")
 	if refused && !staged {
 		t.Fatal("while the refused flush was held: the event adding zz-b was not staged")
