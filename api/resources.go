@@ -46,11 +46,14 @@ func tenantQuery(q *queries.Service) func(ctx context.Context, tenant, _ string,
 
 // requireActiveUser admits a token of an active (not deleted) user of the
 // path's tenant, as the tenant's state says now; the operator, who is no
-// user of it, gets 404 like a user the tenant does not have.
+// user of it, gets 404 like a user the tenant does not have. It keeps the
+// version of the state it checked (requestState.checked), so the answer
+// read from the read models is no older than the check.
 func (s *Server) requireActiveUser(c *gin.Context) {
 	a, tenant := ActorOf(c), TenantOf(c)
 	var err error
 	viewErr := s.cfg.Commands.View(c.Request.Context(), tenant, func(t *domain.Tenant) error {
+		stateFor(c).checked = t.Version
 		switch u := t.Users[a.UserID]; {
 		case !t.Exists():
 			err = TenantNotFound(tenant)
@@ -72,7 +75,9 @@ func (s *Server) requireActiveUser(c *gin.Context) {
 }
 
 // me answers GET /me: the acting user's own view (profile, licenses,
-// groups), from the read models.
+// groups), from the read models once they hold the state requireActiveUser
+// checked: a user who signs in right after being added is found, not
+// answered 404 by a read model a few events behind.
 func (s *Server) me(q *queries.Service) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		o, err := queryOptions(c, itemParams)
@@ -80,6 +85,7 @@ func (s *Server) me(q *queries.Service) gin.HandlerFunc {
 			WriteProblem(c, err)
 			return
 		}
+		o.MinVersion = max(o.MinVersion, stateFor(c).checked)
 		a, err := q.User(c.Request.Context(), TenantOf(c), ActorOf(c).UserID, o)
 		writeAnswer(c, a, err)
 	}

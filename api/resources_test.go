@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/seatledger/seatledger/api"
 	"github.com/seatledger/seatledger/domain"
+	"github.com/seatledger/seatledger/projections"
 	"github.com/seatledger/seatledger/queries"
 )
 
@@ -166,6 +168,51 @@ func TestMeOverHTTP(t *testing.T) {
 	e.must(200, req{Method: "DELETE", Path: c + "/users/u02", Token: token(t, "contoso", "admin")})
 	problem(t, e.do(req{Method: "GET", Path: c + "/me", Token: token(t, "contoso", "u02")}), 404, "not_found")
 	problem(t, e.do(req{Method: "GET", Path: c + "/me?limit=1", Token: u01}), 400, "invalid_request")
+}
+
+// TestMeRightAfterTheUserIsAdded: /me is no older than the state its
+// check of the user read. A user added while the projection is behind is
+// answered 503 (the read models are catching up), never 404, and their
+// profile once the projection has applied their addition. Before, the
+// read model's "not found" signed a new admin out of the console.
+func TestMeRightAfterTheUserIsAdded(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	e := newEnv(t, func(c *api.Config) {
+		c.Queries = queries.New(queries.Config{Redis: rdb, MaxWait: 100 * time.Millisecond, StaleWait: 100 * time.Millisecond})
+	})
+	project := func() {
+		t.Helper()
+		proj, err := projections.New(projections.Config{Store: e.store, Redis: rdb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = proj.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer wcancel()
+		if err := proj.WaitFor(wctx, e.store.LastPosition()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.createTenant("contoso")
+	project()
+	me := "/v1/tenants/contoso/me"
+	e.must(200, req{Method: "GET", Path: me, Token: token(t, "contoso", "admin")})
+
+	e.addUser("contoso", "admin", "newcomer", "US", "Member")
+	newcomer := token(t, "contoso", "newcomer")
+	problem(t, e.do(req{Method: "GET", Path: me, Token: newcomer}), 503, "unavailable")
+	project()
+	got := decode[struct {
+		ID string `json:"id"`
+	}](t, e.must(200, req{Method: "GET", Path: me, Token: newcomer}))
+	if got.ID != "newcomer" {
+		t.Fatalf("/me of the newcomer: %+v", got)
+	}
 }
 
 // TestAddUserWithLicensesOverHTTP: POST /users with licenses adds the user
