@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -47,8 +48,8 @@ func tenantQuery(q *queries.Service) func(ctx context.Context, tenant, _ string,
 // requireActiveUser admits a token of an active (not deleted) user of the
 // path's tenant, as the tenant's state says now; the operator, who is no
 // user of it, gets 404 like a user the tenant does not have. It keeps the
-// version of the state it checked (requestState.checked), so the answer
-// read from the read models is no older than the check.
+// version of the state it checked (requestState.checked), so that me does
+// not answer 404 for a user the check found.
 func (s *Server) requireActiveUser(c *gin.Context) {
 	a, tenant := ActorOf(c), TenantOf(c)
 	var err error
@@ -75,9 +76,11 @@ func (s *Server) requireActiveUser(c *gin.Context) {
 }
 
 // me answers GET /me: the acting user's own view (profile, licenses,
-// groups), from the read models once they hold the state requireActiveUser
-// checked: a user who signs in right after being added is found, not
-// answered 404 by a read model a few events behind.
+// groups), from the read models. A user the read models do not have yet,
+// though requireActiveUser found them active, is read again once the read
+// models hold the state it checked: a user who signs in right after being
+// added is found, not answered 404 by a read model a few events behind.
+// Only that case waits, so a busy tenant's /me is not held up.
 func (s *Server) me(q *queries.Service) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		o, err := queryOptions(c, itemParams)
@@ -85,8 +88,13 @@ func (s *Server) me(q *queries.Service) gin.HandlerFunc {
 			WriteProblem(c, err)
 			return
 		}
-		o.MinVersion = max(o.MinVersion, stateFor(c).checked)
-		a, err := q.User(c.Request.Context(), TenantOf(c), ActorOf(c).UserID, o)
+		ctx, tenant, user := c.Request.Context(), TenantOf(c), ActorOf(c).UserID
+		a, err := q.User(ctx, tenant, user, o)
+		var de *domain.Error
+		if checked := stateFor(c).checked; checked > o.MinVersion && errors.As(err, &de) && de.Code == domain.CodeNotFound {
+			o.MinVersion = checked
+			a, err = q.User(ctx, tenant, user, o)
+		}
 		writeAnswer(c, a, err)
 	}
 }
