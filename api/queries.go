@@ -85,9 +85,11 @@ func namedQuery[T any](params []string, param, field string,
 }
 
 // queryOptions checks the query string against params and reads
-// ?minVersion, ?limit and ?cursor.
+// ?minVersion, ?limit and ?cursor. A request whose role check found the
+// tenant (requestState.checked) asks with Exists: read models that have
+// not applied the tenant's creation answer 503, not "does not exist".
 func queryOptions(c *gin.Context, params []string) (queries.Options, error) {
-	var o queries.Options
+	o := queries.Options{Exists: stateFor(c).checked > 0}
 	if err := checkQuery(c, params...); err != nil {
 		return o, err
 	}

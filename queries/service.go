@@ -256,6 +256,13 @@ type Options struct {
 	// applied this version of the tenant; 0: no older than what this
 	// Service already answered (waiting up to Config.StaleWait).
 	MinVersion uint64
+	// Exists says the caller saw the tenant exist on the command side (a
+	// role check of the request): read models that do not have the tenant
+	// yet are behind, not proof of its absence. The query then waits for
+	// the tenant's first version as it waits without MinVersion (up to
+	// StaleWait; MaxWait with MinVersion) and fails unavailable, never
+	// answering that the tenant does not exist.
+	Exists bool
 	// Limit is the page's length, 1 to MaxLimit; 0: DefaultLimit.
 	Limit int
 	// Cursor is the NextCursor of the previous page; "": the first page.
@@ -289,7 +296,7 @@ type request struct {
 func (r *request) key(suffix string) string { return r.keys.Key(r.tenant, suffix) }
 
 // begin checks the tenant exists in the read models, after waiting for
-// minVersion when given.
+// o.MinVersion when given.
 //
 // No answer goes back in time: the read models must be complete (the
 // Present marker of the active prefix) and at least at the version this
@@ -297,8 +304,10 @@ func (r *request) key(suffix string) string { return r.keys.Key(r.tenant, suffix
 // query waits (up to MaxWait with minVersion, StaleWait without) and then
 // fails unavailable; while they are being rebuilt, a query without
 // minVersion fails unavailable at once. Only complete read models that do
-// not have the tenant answer "not found".
-func (s *Service) begin(ctx context.Context, tenant string, minVersion uint64) (*request, context.CancelFunc, error) {
+// not have the tenant answer "not found", and only when the caller did not
+// see it exist (o.Exists): then they wait for its first version.
+func (s *Service) begin(ctx context.Context, tenant string, o Options) (*request, context.CancelFunc, error) {
+	minVersion := o.MinVersion
 	if !domain.ValidID(tenant) {
 		return nil, nil, notFound("tenant %q does not exist", bounded(tenant))
 	}
@@ -311,6 +320,9 @@ func (s *Service) begin(ctx context.Context, tenant string, minVersion uint64) (
 	r := &request{ctx: ctx, tenant: tenant, keys: keys}
 	served := s.served.get(tenant)
 	floor := max(minVersion, served)
+	if o.Exists {
+		floor = max(floor, 1) // the tenant's creation
+	}
 	wait := s.cfg.StaleWait
 	if minVersion > 0 {
 		wait = s.cfg.MaxWait
@@ -340,6 +352,9 @@ func (s *Service) begin(ctx context.Context, tenant string, minVersion uint64) (
 			}
 			if minVersion > served {
 				return nil, nil, s.unavailable("the read models have applied version %d of tenant %s, not yet %d; retry shortly", v, tenant, minVersion)
+			}
+			if v == 0 {
+				return nil, nil, s.unavailable("the read models have not applied the creation of tenant %s yet; retry shortly", tenant)
 			}
 			return nil, nil, s.unavailable("the read models have applied version %d of tenant %s, behind version %d already answered; retry shortly", v, tenant, served)
 		}
@@ -462,7 +477,7 @@ func hashPage[T any](ctx context.Context, rdb redis.UniversalClient, key string,
 // checks they did not change under it (settled). Every error it returns is
 // typed (fail).
 func answer[T any](s *Service, ctx context.Context, tenant string, o Options, read func(r *request) (T, string, error)) (Answer[T], error) {
-	r, cancel, err := s.begin(ctx, tenant, o.MinVersion)
+	r, cancel, err := s.begin(ctx, tenant, o)
 	if err != nil {
 		return Answer[T]{}, s.fail(err)
 	}
