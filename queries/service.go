@@ -5,8 +5,9 @@
 // serves them over HTTP.
 //
 // No answer goes back in time: a tenant's answers come from complete read
-// models (their Present marker is set) at a version no older than one this
-// Service has already answered, else the query fails with an
+// models (their Present marker is set) at a version no older than any this
+// Service has already answered from (the version the read models had when
+// an answer's reads were done), else the query fails with an
 // *UnavailableError after a bounded wait.
 package queries
 
@@ -375,19 +376,21 @@ func (s *Service) begin(ctx context.Context, tenant string, o Options) (*request
 // settled checks, after a request's reads, that the read models it read are
 // still complete and no older than the version it answers: Redis losing its
 // data (or a prefix swap) between begin and the reads could otherwise answer
-// "not found" or an empty page for what exists.
-func (s *Service) settled(r *request) error {
+// "not found" or an empty page for what exists. It returns the version they
+// have applied now: what the reads saw is no newer than it (the projection
+// may have applied events after begin, and the reads may hold them).
+func (s *Service) settled(r *request) (uint64, error) {
 	present, v, err := s.applied(r.ctx, r.keys, r.tenant)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !present {
-		return errRebuilding
+		return 0, errRebuilding
 	}
 	if v < r.version {
-		return s.unavailable("the read models of tenant %s went back from version %d to %d while they were read; retry shortly", r.tenant, r.version, v)
+		return 0, s.unavailable("the read models of tenant %s went back from version %d to %d while they were read; retry shortly", r.tenant, r.version, v)
 	}
-	return nil
+	return v, nil
 }
 
 // page is the page Options ask for.
@@ -476,6 +479,11 @@ func hashPage[T any](ctx context.Context, rdb redis.UniversalClient, key string,
 // them with read, which returns the value and the next page's cursor, and
 // checks they did not change under it (settled). Every error it returns is
 // typed (fail).
+//
+// The answer's Version is the one begin saw, but what the reads saw may be
+// newer (the projection keeps applying while they run): the Service
+// remembers the version settled saw after them, the newest the answer can
+// hold, so that no later answer is older than anything this one showed.
 func answer[T any](s *Service, ctx context.Context, tenant string, o Options, read func(r *request) (T, string, error)) (Answer[T], error) {
 	r, cancel, err := s.begin(ctx, tenant, o)
 	if err != nil {
@@ -483,12 +491,13 @@ func answer[T any](s *Service, ctx context.Context, tenant string, o Options, re
 	}
 	defer cancel()
 	v, next, err := read(r)
-	if serr := s.settled(r); serr != nil {
+	seen, serr := s.settled(r)
+	if serr != nil {
 		err = serr
 	}
 	if err != nil {
 		return Answer[T]{}, s.fail(err)
 	}
-	s.served.observe(r.tenant, r.version)
+	s.served.observe(r.tenant, seen)
 	return Answer[T]{Value: v, Version: r.version, NextCursor: next}, nil
 }
