@@ -90,3 +90,63 @@ func TestNoReadGoesBackBehindWhatItRead(t *testing.T) {
 		t.Fatalf("after catching up: %+v", third)
 	}
 }
+
+// TestTenantListGoesNotBackInTime: the operator's tenant list answers
+// each tenant's applied version and counts; it is an answer of each of
+// those tenants. A row older than what the Service answered for its
+// tenant is not answered (503 after StaleWait), and what a row showed is
+// remembered, so GET /tenants/{t} after it is not older either. Before,
+// the list neither checked nor remembered: after a replay swapped in a
+// prefix one event behind, the list and the tenant's own answer could
+// each go back behind the other.
+func TestTenantListGoesNotBackInTime(t *testing.T) {
+	mr := miniredis.RunT(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ahead, behind := readmodel.Keys{Prefix: "sl:r1:"}, readmodel.Keys{Prefix: "sl:r2:"}
+	for k, v := range map[readmodel.Keys]int{ahead: 6, behind: 5} {
+		must(t, rdb.Set(ctx, k.Present(), "x", 0).Err())
+		must(t, rdb.SAdd(ctx, k.Tenants(), "contoso").Err())
+		must(t, rdb.HSet(ctx, k.Key("contoso", readmodel.Meta), "id", "contoso", "name", "Contoso", "version", v).Err())
+	}
+	must(t, rdb.ZAdd(ctx, ahead.Key("contoso", readmodel.UsersIndex), redis.Z{Member: "alice"}).Err())
+	newService := func() *Service {
+		return New(Config{Redis: rdb, PrefixTTL: time.Nanosecond, StaleWait: 50 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+	}
+
+	// The tenant's answer, then the list.
+	svc := newService()
+	must(t, readmodel.SetActivePrefix(ctx, rdb, ahead.Prefix))
+	if a, err := svc.Tenant(ctx, "contoso", Options{}); err != nil || a.Value.Users != 1 {
+		t.Fatalf("the tenant at version 6: %+v %v", a, err)
+	}
+	must(t, readmodel.SetActivePrefix(ctx, rdb, behind.Prefix))
+	if l, err := svc.Tenants(ctx, Options{}); err == nil {
+		t.Fatalf("the list answered %+v after the tenant was answered at version 6", l.Value)
+	} else {
+		wantErr(t, err, kindUnavailable)
+	}
+
+	// The list, then the tenant's answer.
+	svc = newService()
+	must(t, readmodel.SetActivePrefix(ctx, rdb, ahead.Prefix))
+	if l, err := svc.Tenants(ctx, Options{}); err != nil || len(l.Value) != 1 || l.Value[0].Version != 6 {
+		t.Fatalf("the list at version 6: %+v %v", l, err)
+	}
+	must(t, readmodel.SetActivePrefix(ctx, rdb, behind.Prefix))
+	if a, err := svc.Tenant(ctx, "contoso", Options{}); err == nil {
+		t.Fatalf("the tenant answered at version %d (%d users) after the list showed version 6", a.Version, a.Value.Users)
+	} else {
+		wantErr(t, err, kindUnavailable)
+	}
+
+	// Caught up: both answer.
+	must(t, rdb.HSet(ctx, behind.Key("contoso", readmodel.Meta), "version", 6).Err())
+	if _, err := svc.Tenants(ctx, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Tenant(ctx, "contoso", Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
