@@ -263,6 +263,39 @@ func TestQueriesRightAfterTheTenantIsCreated(t *testing.T) {
 	}
 }
 
+// TestNotFoundIsNoOlderThanTheRoleCheck: a query says that something does
+// not exist only from read models at least as new as the tenant's state
+// its role check read. A user added, a group created, a subscription bought
+// while the projection is behind answer 503 (and so does a user nobody
+// added: the read models cannot tell yet), never 404; once the projection
+// has caught up, the answer, and 404 for what the tenant does not have.
+// Before, an admin who read what they had just made without ?minVersion
+// was told it does not exist.
+func TestNotFoundIsNoOlderThanTheRoleCheck(t *testing.T) {
+	e, project := heldEnv(t)
+	e.createTenant("contoso")
+	project()
+	admin := token(t, "contoso", "admin")
+	e.addUser("contoso", "admin", "newcomer", "US", "Member")
+	e.must(201, req{Method: "POST", Path: "/v1/tenants/contoso/groups", Token: admin, Body: map[string]any{"id": "sales", "displayName": "Sales"}})
+	e.buy("contoso", "admin", "sub1", "SPB", 5)
+	made := []string{
+		"/v1/tenants/contoso/users/newcomer",
+		"/v1/tenants/contoso/groups/sales",
+		"/v1/tenants/contoso/subscriptions/sub1",
+		"/v1/tenants/contoso/licenses/SPB",
+		"/v1/tenants/contoso/licenses/SPB/users.csv",
+	}
+	for _, p := range append(made, "/v1/tenants/contoso/users/nobody") {
+		problem(t, e.do(req{Method: "GET", Path: p, Token: admin}), 503, "unavailable")
+	}
+	project()
+	for _, p := range made {
+		e.must(200, req{Method: "GET", Path: p, Token: admin})
+	}
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/users/nobody", Token: admin}), 404, "not_found")
+}
+
 // TestAddUserWithLicensesOverHTTP: POST /users with licenses adds the user
 // and assigns them in one command; a license refused (R3, R14, R2, R1)
 // adds no user.
