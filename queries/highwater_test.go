@@ -150,3 +150,37 @@ func TestTenantListGoesNotBackInTime(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNotFoundWaitsForTheCheckedVersion: with Options.Checked (a version
+// the caller saw on the command side), "not found" is answered only from
+// read models that have applied it: a user missing from read models
+// behind it is unavailable, not absent; once they have caught up, the
+// user, or "not found" for one the tenant does not have. What is found
+// is answered without waiting.
+func TestNotFoundWaitsForTheCheckedVersion(t *testing.T) {
+	mr := miniredis.RunT(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	k := readmodel.Keys{Prefix: readmodel.DefaultPrefix}
+	must(t, rdb.Set(ctx, k.Present(), "x", 0).Err())
+	must(t, rdb.HSet(ctx, k.Key("contoso", readmodel.Meta), "id", "contoso", "name", "Contoso", "version", 5).Err())
+	svc := New(Config{Redis: rdb, StaleWait: 50 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+
+	// The tenant is found at version 5, though the caller checked 7.
+	if a, err := svc.Tenant(ctx, "contoso", Options{Checked: 7}); err != nil || a.Version != 5 {
+		t.Fatalf("found: %+v %v", a, err)
+	}
+	_, err := svc.User(ctx, "contoso", "bob", Options{Checked: 7})
+	wantErr(t, err, kindUnavailable)
+	// Without Checked, the read models' answer stands.
+	_, err = svc.User(ctx, "contoso", "bob", Options{})
+	wantErr(t, err, kindNotFound)
+	// A tenant the read models do not have, which the caller saw.
+	_, err = svc.Tenant(ctx, "fabrikam", Options{Checked: 2})
+	wantErr(t, err, kindUnavailable)
+
+	must(t, rdb.HSet(ctx, k.Key("contoso", readmodel.Meta), "version", 7).Err())
+	_, err = svc.User(ctx, "contoso", "bob", Options{Checked: 7})
+	wantErr(t, err, kindNotFound)
+}
