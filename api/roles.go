@@ -10,7 +10,8 @@ import (
 // roles, as the tenant's own role events say (never the token). A tenant
 // that does not exist answers 404, the same as another tenant's path. It
 // keeps the version of the state it checked (requestState.checked): a
-// query after it knows the tenant exists (queryOptions).
+// query after it says "not found" only from read models at least that new
+// (queryOptions).
 func (s *Server) requireRoles(what domain.Phrase, roles ...domain.Role) gin.HandlerFunc {
 	names := domain.RolePhrases(roles)
 	return func(c *gin.Context) {
