@@ -31,7 +31,7 @@ type requestState struct {
 	tokenTID string       // the token's tenant; empty for the operator
 	tenant   string       // the tenant of a tenant-scoped request
 	graph    bool         // a request to the Graph surface (/v1.0)
-	checked  uint64       // the tenant's version requireActiveUser checked
+	checked  uint64       // the tenant's version requireRoles or requireActiveUser checked
 }
 
 // stateOf returns the request's state, or nil before the requestID

@@ -85,9 +85,12 @@ func namedQuery[T any](params []string, param, field string,
 }
 
 // queryOptions checks the query string against params and reads
-// ?minVersion, ?limit and ?cursor.
+// ?minVersion, ?limit and ?cursor. A request whose role check read the
+// tenant (requestState.checked) asks with Checked: the read models say
+// that something does not exist only once they are as new as that check
+// (else 503), never contradicting it.
 func queryOptions(c *gin.Context, params []string) (queries.Options, error) {
-	var o queries.Options
+	o := queries.Options{Checked: stateFor(c).checked}
 	if err := checkQuery(c, params...); err != nil {
 		return o, err
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -48,8 +47,8 @@ func tenantQuery(q *queries.Service) func(ctx context.Context, tenant, _ string,
 // requireActiveUser admits a token of an active (not deleted) user of the
 // path's tenant, as the tenant's state says now; the operator, who is no
 // user of it, gets 404 like a user the tenant does not have. It keeps the
-// version of the state it checked (requestState.checked), so that me does
-// not answer 404 for a user the check found.
+// version of the state it checked (requestState.checked), as requireRoles
+// does, so that me does not answer 404 for a user the check found.
 func (s *Server) requireActiveUser(c *gin.Context) {
 	a, tenant := ActorOf(c), TenantOf(c)
 	var err error
@@ -76,11 +75,10 @@ func (s *Server) requireActiveUser(c *gin.Context) {
 }
 
 // me answers GET /me: the acting user's own view (profile, licenses,
-// groups), from the read models. A user the read models do not have yet,
-// though requireActiveUser found them active, is read again once the read
-// models hold the state it checked: a user who signs in right after being
-// added is found, not answered 404 by a read model a few events behind.
-// Only that case waits, so a busy tenant's /me is not held up.
+// groups), from the read models. The version requireActiveUser checked
+// goes with the query (queryOptions' Checked): a user who signs in right
+// after being added is not answered 404 by read models a few events
+// behind.
 func (s *Server) me(q *queries.Service) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		o, err := queryOptions(c, itemParams)
@@ -88,13 +86,7 @@ func (s *Server) me(q *queries.Service) gin.HandlerFunc {
 			WriteProblem(c, err)
 			return
 		}
-		ctx, tenant, user := c.Request.Context(), TenantOf(c), ActorOf(c).UserID
-		a, err := q.User(ctx, tenant, user, o)
-		var de *domain.Error
-		if checked := stateFor(c).checked; checked > o.MinVersion && errors.As(err, &de) && de.Code == domain.CodeNotFound {
-			o.MinVersion = checked
-			a, err = q.User(ctx, tenant, user, o)
-		}
+		a, err := q.User(c.Request.Context(), TenantOf(c), ActorOf(c).UserID, o)
 		writeAnswer(c, a, err)
 	}
 }

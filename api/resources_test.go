@@ -170,20 +170,18 @@ func TestMeOverHTTP(t *testing.T) {
 	problem(t, e.do(req{Method: "GET", Path: c + "/me?limit=1", Token: u01}), 400, "invalid_request")
 }
 
-// TestMeRightAfterTheUserIsAdded: /me never answers 404 for a user its
-// check on fresh state found. A user added while the projection is behind
-// is answered 503 (the read models are catching up), and their profile
-// once the projection has applied their addition; a user the read models
-// already have is answered without waiting. Before, the read model's "not
-// found" kept a new admin from signing in to the console.
-func TestMeRightAfterTheUserIsAdded(t *testing.T) {
+// heldEnv is an env whose read models are projected only when project is
+// called: between calls the projection is stopped, so the read models lag
+// the command side by exactly the commands sent since (no sleeps).
+func heldEnv(t *testing.T) (e *env, project func()) {
+	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	e := newEnv(t, func(c *api.Config) {
+	e = newEnv(t, func(c *api.Config) {
 		c.Queries = queries.New(queries.Config{Redis: rdb, MaxWait: 100 * time.Millisecond, StaleWait: 100 * time.Millisecond})
 	})
-	project := func() {
+	project = func() {
 		t.Helper()
 		proj, err := projections.New(projections.Config{Store: e.store, Redis: rdb})
 		if err != nil {
@@ -199,6 +197,17 @@ func TestMeRightAfterTheUserIsAdded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return e, project
+}
+
+// TestMeRightAfterTheUserIsAdded: /me never answers 404 for a user its
+// check on fresh state found. A user added while the projection is behind
+// is answered 503 (the read models are catching up), and their profile
+// once the projection has applied their addition; a user the read models
+// already have is answered without waiting. Before, the read model's "not
+// found" kept a new admin from signing in to the console.
+func TestMeRightAfterTheUserIsAdded(t *testing.T) {
+	e, project := heldEnv(t)
 	e.createTenant("contoso")
 	project()
 	me := "/v1/tenants/contoso/me"
@@ -217,6 +226,78 @@ func TestMeRightAfterTheUserIsAdded(t *testing.T) {
 	if got.ID != "newcomer" {
 		t.Fatalf("/me of the newcomer: %+v", got)
 	}
+}
+
+// TestQueriesRightAfterTheTenantIsCreated: a query whose role check found
+// the tenant on the command side never answers that the tenant does not
+// exist. While the read models have not applied its creation, every query
+// of the tenant's admins (and the operator's GET /tenants/{t}) answers 503
+// with Retry-After; once they have, the answer. Before, a Global admin who
+// asked at once was told 404 "tenant … does not exist" by a tenant they
+// had just been made the admin of.
+func TestQueriesRightAfterTheTenantIsCreated(t *testing.T) {
+	e, project := heldEnv(t)
+	e.createTenant("fabrikam") // the read models are complete, without contoso
+	project()
+	e.createTenant("contoso")
+	admin := token(t, "contoso", "admin")
+	paths := []struct{ path, tok string }{
+		{"/v1/tenants/contoso/licenses", admin},
+		{"/v1/tenants/contoso/subscriptions", admin},
+		{"/v1/tenants/contoso/users", admin},
+		{"/v1/tenants/contoso/users?search=ad", admin},
+		{"/v1/tenants/contoso/users/admin", admin},
+		{"/v1/tenants/contoso/groups", admin},
+		{"/v1/tenants/contoso/heldData", admin},
+		{"/v1/tenants/contoso/users.csv", admin},
+		{"/v1/tenants/contoso", admin},
+		{"/v1/tenants/contoso", testOperator},
+	}
+	for _, p := range paths {
+		r := problem(t, e.do(req{Method: "GET", Path: p.path, Token: p.tok}), 503, "unavailable")
+		if r["detail"] == "" {
+			t.Fatalf("GET %s: 503 without a detail", p.path)
+		}
+	}
+	// A tenant the command side does not have is still 404.
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/northwind", Token: testOperator}), 404, "not_found")
+	project()
+	for _, p := range paths {
+		e.must(200, req{Method: "GET", Path: p.path, Token: p.tok})
+	}
+}
+
+// TestNotFoundIsNoOlderThanTheRoleCheck: a query says that something does
+// not exist only from read models at least as new as the tenant's state
+// its role check read. A user added, a group created, a subscription bought
+// while the projection is behind answer 503 (and so does a user nobody
+// added: the read models cannot tell yet), never 404; once the projection
+// has caught up, the answer, and 404 for what the tenant does not have.
+// Before, an admin who read what they had just made without ?minVersion
+// was told it does not exist.
+func TestNotFoundIsNoOlderThanTheRoleCheck(t *testing.T) {
+	e, project := heldEnv(t)
+	e.createTenant("contoso")
+	project()
+	admin := token(t, "contoso", "admin")
+	e.addUser("contoso", "admin", "newcomer", "US", "Member")
+	e.must(201, req{Method: "POST", Path: "/v1/tenants/contoso/groups", Token: admin, Body: map[string]any{"id": "sales", "displayName": "Sales"}})
+	e.buy("contoso", "admin", "sub1", "SPB", 5)
+	made := []string{
+		"/v1/tenants/contoso/users/newcomer",
+		"/v1/tenants/contoso/groups/sales",
+		"/v1/tenants/contoso/subscriptions/sub1",
+		"/v1/tenants/contoso/licenses/SPB",
+		"/v1/tenants/contoso/licenses/SPB/users.csv",
+	}
+	for _, p := range append(made, "/v1/tenants/contoso/users/nobody") {
+		problem(t, e.do(req{Method: "GET", Path: p, Token: admin}), 503, "unavailable")
+	}
+	project()
+	for _, p := range made {
+		e.must(200, req{Method: "GET", Path: p, Token: admin})
+	}
+	problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/users/nobody", Token: admin}), 404, "not_found")
 }
 
 // TestAddUserWithLicensesOverHTTP: POST /users with licenses adds the user

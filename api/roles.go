@@ -8,13 +8,17 @@ import (
 
 // requireRoles admits the operator and the tenant's users holding one of
 // roles, as the tenant's own role events say (never the token). A tenant
-// that does not exist answers 404, the same as another tenant's path.
+// that does not exist answers 404, the same as another tenant's path. It
+// keeps the version of the state it checked (requestState.checked): a
+// query after it says "not found" only from read models at least that new
+// (queryOptions).
 func (s *Server) requireRoles(what domain.Phrase, roles ...domain.Role) gin.HandlerFunc {
 	names := domain.RolePhrases(roles)
 	return func(c *gin.Context) {
 		a, tenant := ActorOf(c), TenantOf(c)
 		var err error
 		viewErr := s.cfg.Commands.View(c.Request.Context(), tenant, func(t *domain.Tenant) error {
+			stateFor(c).checked = t.Version
 			switch u := t.Users[a.UserID]; {
 			case !t.Exists():
 				err = TenantNotFound(tenant)

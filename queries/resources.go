@@ -2,7 +2,9 @@ package queries
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -37,10 +39,14 @@ type TenantSummary struct {
 }
 
 // tenantSummaries reads the summaries of ids in one round trip (in order).
-func (s *Service) tenantSummaries(ctx context.Context, keys readmodel.Keys, ids []string) ([]TenantSummary, error) {
+// seen[i] is the applied version of out[i]'s tenant read after its counts:
+// the newest what the row holds can be (the projection may apply events
+// between the row's reads). A tenant without read models is left out.
+func (s *Service) tenantSummaries(ctx context.Context, keys readmodel.Keys, ids []string) (out []TenantSummary, seen []uint64, err error) {
 	type cmds struct {
 		meta                 *redis.SliceCmd
 		users, groups, subsc *redis.IntCmd
+		after                *redis.StringCmd
 	}
 	pipe := s.cfg.Redis.Pipeline()
 	cs := make([]cmds, len(ids))
@@ -50,14 +56,16 @@ func (s *Service) tenantSummaries(ctx context.Context, keys readmodel.Keys, ids 
 			users:  pipe.ZCard(ctx, keys.Key(id, readmodel.UsersIndex)),
 			groups: pipe.HLen(ctx, keys.Key(id, readmodel.Groups)),
 			subsc:  pipe.HLen(ctx, keys.Key(id, readmodel.Subscriptions)),
+			after:  pipe.HGet(ctx, keys.Key(id, readmodel.Meta), "version"),
 		}
 	}
 	if len(ids) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, err
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, err
 		}
 	}
-	out := make([]TenantSummary, 0, len(ids))
+	out = make([]TenantSummary, 0, len(ids))
+	seen = make([]uint64, 0, len(ids))
 	for i, id := range ids {
 		var m struct {
 			ID      string `redis:"id"`
@@ -65,21 +73,26 @@ func (s *Service) tenantSummaries(ctx context.Context, keys readmodel.Keys, ids 
 			Version uint64 `redis:"version"`
 		}
 		if err := cs[i].meta.Scan(&m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if m.Version == 0 {
 			continue // in the set, not (or no longer) in the read models
 		}
+		after, err := cs[i].after.Uint64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, err
+		}
 		out = append(out, TenantSummary{ID: id, Name: m.Name, Version: m.Version,
 			Users: cs[i].users.Val(), Groups: cs[i].groups.Val(), Subscriptions: cs[i].subsc.Val()})
+		seen = append(seen, max(after, m.Version))
 	}
-	return out, nil
+	return out, seen, nil
 }
 
 // Tenant answers one tenant's summary (o's page is not used).
 func (s *Service) Tenant(ctx context.Context, tenant string, o Options) (Answer[TenantSummary], error) {
 	return answer(s, ctx, tenant, o, func(r *request) (TenantSummary, string, error) {
-		ts, err := s.tenantSummaries(r.ctx, r.keys, []string{r.tenant})
+		ts, _, err := s.tenantSummaries(r.ctx, r.keys, []string{r.tenant})
 		if err != nil {
 			return TenantSummary{}, "", err
 		}
@@ -93,6 +106,12 @@ func (s *Service) Tenant(ctx context.Context, tenant string, o Options) (Answer[
 // Tenants answers the tenants of the read models (the projection's tenant
 // set: no scan of the event log), ordered by id, one page at a time. The
 // answer's Version is 0: it spans tenants; o.MinVersion must be 0.
+//
+// Each row is an answer of its tenant and goes no more back in time than
+// the tenant's own: a page with a row older than what this Service answered
+// for that tenant (or without a tenant it answered) waits up to StaleWait
+// for the read models and then fails unavailable; the rows' versions are
+// remembered as the tenant's answers are.
 func (s *Service) Tenants(ctx context.Context, o Options) (Answer[[]TenantSummary], error) {
 	p, err := pageOf(o)
 	if err != nil {
@@ -101,32 +120,60 @@ func (s *Service) Tenants(ctx context.Context, o Options) (Answer[[]TenantSummar
 	if o.MinVersion != 0 {
 		return Answer[[]TenantSummary]{}, invalid("minVersion", "minVersion names a version of one tenant; the tenant list takes none")
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout+s.cfg.StaleWait)
 	defer cancel()
-	out, next, err := s.tenantsPage(ctx, p)
-	if err != nil {
-		return Answer[[]TenantSummary]{}, s.fail(err)
+	deadline := time.Now().Add(s.cfg.StaleWait)
+	for {
+		out, seen, next, err := s.tenantsPage(ctx, p)
+		if err != nil {
+			return Answer[[]TenantSummary]{}, s.fail(err)
+		}
+		lag := s.behind(out)
+		if lag == nil {
+			for i, row := range out {
+				s.served.observe(row.ID, seen[i])
+			}
+			return Answer[[]TenantSummary]{Value: out, NextCursor: next}, nil
+		}
+		if time.Now().After(deadline) {
+			return Answer[[]TenantSummary]{}, lag
+		}
+		select {
+		case <-ctx.Done():
+			return Answer[[]TenantSummary]{}, s.fail(ctx.Err())
+		case <-time.After(s.cfg.PollInterval):
+		}
 	}
-	return Answer[[]TenantSummary]{Value: out, NextCursor: next}, nil
 }
 
-func (s *Service) tenantsPage(ctx context.Context, p page) ([]TenantSummary, string, error) {
+// behind is the UnavailableError of a page of tenants with a row older than
+// what this Service answered for its tenant, nil when there is none.
+func (s *Service) behind(rows []TenantSummary) error {
+	for _, row := range rows {
+		if served := s.served.get(row.ID); row.Version < served {
+			return s.unavailable("the read models have applied version %d of tenant %s, behind version %d already answered; retry shortly", row.Version, row.ID, served)
+		}
+	}
+	return nil
+}
+
+func (s *Service) tenantsPage(ctx context.Context, p page) ([]TenantSummary, []uint64, string, error) {
 	keys, err := s.keys(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	complete, err := readmodel.Complete(ctx, s.cfg.Redis, keys.Prefix, false)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if !complete {
-		return nil, "", errRebuilding
+		return nil, nil, "", errRebuilding
 	}
 	// The set holds one member per tenant: sorting it per page is O(tenants),
 	// small beside a tenant's own rows.
 	ids, err := s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	slices.Sort(ids)
 	start, _ := slices.BinarySearch(ids, p.after)
@@ -139,9 +186,9 @@ func (s *Service) tenantsPage(ctx context.Context, p page) ([]TenantSummary, str
 		ids = ids[:p.limit]
 		next = encodeCursor(ids[len(ids)-1])
 	}
-	out, err := s.tenantSummaries(ctx, keys, ids)
+	out, seen, err := s.tenantSummaries(ctx, keys, ids)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	return out, next, nil
+	return out, seen, next, nil
 }

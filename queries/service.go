@@ -5,8 +5,9 @@
 // serves them over HTTP.
 //
 // No answer goes back in time: a tenant's answers come from complete read
-// models (their Present marker is set) at a version no older than one this
-// Service has already answered, else the query fails with an
+// models (their Present marker is set) at a version no older than any this
+// Service has already answered from (the version the read models had when
+// an answer's reads were done), else the query fails with an
 // *UnavailableError after a bounded wait.
 package queries
 
@@ -256,6 +257,15 @@ type Options struct {
 	// applied this version of the tenant; 0: no older than what this
 	// Service already answered (waiting up to Config.StaleWait).
 	MinVersion uint64
+	// Checked is a version of the tenant the caller saw on the command
+	// side (the request's role check found the tenant there; 0: none). An
+	// answer that something does not exist (the tenant, a user, a group, a
+	// product, a subscription) is then given only from read models that
+	// have applied Checked, as they may only be behind: until they have,
+	// the query waits as it waits without MinVersion (up to StaleWait;
+	// MaxWait with MinVersion) and then fails unavailable. Other answers do
+	// not wait for it.
+	Checked uint64
 	// Limit is the page's length, 1 to MaxLimit; 0: DefaultLimit.
 	Limit int
 	// Cursor is the NextCursor of the previous page; "": the first page.
@@ -289,7 +299,8 @@ type request struct {
 func (r *request) key(suffix string) string { return r.keys.Key(r.tenant, suffix) }
 
 // begin checks the tenant exists in the read models, after waiting for
-// minVersion when given.
+// o.MinVersion when given, and for atLeast (a version the caller must see,
+// waited for as the version already answered is).
 //
 // No answer goes back in time: the read models must be complete (the
 // Present marker of the active prefix) and at least at the version this
@@ -297,8 +308,10 @@ func (r *request) key(suffix string) string { return r.keys.Key(r.tenant, suffix
 // query waits (up to MaxWait with minVersion, StaleWait without) and then
 // fails unavailable; while they are being rebuilt, a query without
 // minVersion fails unavailable at once. Only complete read models that do
-// not have the tenant answer "not found".
-func (s *Service) begin(ctx context.Context, tenant string, minVersion uint64) (*request, context.CancelFunc, error) {
+// not have the tenant answer "not found", and only when the caller did not
+// see it exist (o.Checked): then they wait for its first version.
+func (s *Service) begin(ctx context.Context, tenant string, o Options, atLeast uint64) (*request, context.CancelFunc, error) {
+	minVersion := o.MinVersion
 	if !domain.ValidID(tenant) {
 		return nil, nil, notFound("tenant %q does not exist", bounded(tenant))
 	}
@@ -310,7 +323,10 @@ func (s *Service) begin(ctx context.Context, tenant string, minVersion uint64) (
 	}
 	r := &request{ctx: ctx, tenant: tenant, keys: keys}
 	served := s.served.get(tenant)
-	floor := max(minVersion, served)
+	floor := max(minVersion, served, atLeast)
+	if o.Checked > 0 {
+		floor = max(floor, 1) // the tenant's creation
+	}
 	wait := s.cfg.StaleWait
 	if minVersion > 0 {
 		wait = s.cfg.MaxWait
@@ -338,8 +354,11 @@ func (s *Service) begin(ctx context.Context, tenant string, minVersion uint64) (
 			if !present {
 				return nil, nil, errRebuilding
 			}
-			if minVersion > served {
-				return nil, nil, s.unavailable("the read models have applied version %d of tenant %s, not yet %d; retry shortly", v, tenant, minVersion)
+			if want := max(minVersion, atLeast); want > served && (v > 0 || minVersion > served) {
+				return nil, nil, s.unavailable("the read models have applied version %d of tenant %s, not yet %d; retry shortly", v, tenant, want)
+			}
+			if v == 0 {
+				return nil, nil, s.unavailable("the read models have not applied the creation of tenant %s yet; retry shortly", tenant)
 			}
 			return nil, nil, s.unavailable("the read models have applied version %d of tenant %s, behind version %d already answered; retry shortly", v, tenant, served)
 		}
@@ -360,19 +379,21 @@ func (s *Service) begin(ctx context.Context, tenant string, minVersion uint64) (
 // settled checks, after a request's reads, that the read models it read are
 // still complete and no older than the version it answers: Redis losing its
 // data (or a prefix swap) between begin and the reads could otherwise answer
-// "not found" or an empty page for what exists.
-func (s *Service) settled(r *request) error {
+// "not found" or an empty page for what exists. It returns the version they
+// have applied now: what the reads saw is no newer than it (the projection
+// may have applied events after begin, and the reads may hold them).
+func (s *Service) settled(r *request) (uint64, error) {
 	present, v, err := s.applied(r.ctx, r.keys, r.tenant)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !present {
-		return errRebuilding
+		return 0, errRebuilding
 	}
 	if v < r.version {
-		return s.unavailable("the read models of tenant %s went back from version %d to %d while they were read; retry shortly", r.tenant, r.version, v)
+		return 0, s.unavailable("the read models of tenant %s went back from version %d to %d while they were read; retry shortly", r.tenant, r.version, v)
 	}
-	return nil
+	return v, nil
 }
 
 // page is the page Options ask for.
@@ -459,21 +480,43 @@ func hashPage[T any](ctx context.Context, rdb redis.UniversalClient, key string,
 
 // answer runs a query of tenant: it waits for the read models (begin), reads
 // them with read, which returns the value and the next page's cursor, and
-// checks they did not change under it (settled). Every error it returns is
-// typed (fail).
+// checks they did not change under it (settled). A "not found" read from
+// read models older than o.Checked is read again once they hold it. Every
+// error it returns is typed (fail).
+//
+// The answer's Version is the one begin saw, but what the reads saw may be
+// newer (the projection keeps applying while they run): the Service
+// remembers the version settled saw after them, the newest the answer can
+// hold, so that no later answer is older than anything this one showed.
 func answer[T any](s *Service, ctx context.Context, tenant string, o Options, read func(r *request) (T, string, error)) (Answer[T], error) {
-	r, cancel, err := s.begin(ctx, tenant, o.MinVersion)
+	r, cancel, err := s.begin(ctx, tenant, o, 0)
 	if err != nil {
 		return Answer[T]{}, s.fail(err)
 	}
-	defer cancel()
 	v, next, err := read(r)
-	if serr := s.settled(r); serr != nil {
+	if r.version < o.Checked && isNotFound(err) {
+		// The caller saw the tenant at o.Checked: what is missing here
+		// may only be missing from read models behind it.
+		cancel()
+		if r, cancel, err = s.begin(ctx, tenant, o, o.Checked); err != nil {
+			return Answer[T]{}, s.fail(err)
+		}
+		v, next, err = read(r)
+	}
+	defer cancel()
+	seen, serr := s.settled(r)
+	if serr != nil {
 		err = serr
 	}
 	if err != nil {
 		return Answer[T]{}, s.fail(err)
 	}
-	s.served.observe(r.tenant, r.version)
+	s.served.observe(r.tenant, seen)
 	return Answer[T]{Value: v, Version: r.version, NextCursor: next}, nil
+}
+
+// isNotFound reports whether err is a query's "not found".
+func isNotFound(err error) bool {
+	var de *domain.Error
+	return errors.As(err, &de) && de.Code == domain.CodeNotFound
 }

@@ -42,10 +42,14 @@ type env struct {
 	store *embedded.Store
 	srv   *httptest.Server
 	api   http.Handler
+	rdb   *redis.Client
 	proj  *projections.Projection
+	stop  func() // stops proj (a no-op while held)
 }
 
-func newEnv(t testing.TB, cfg console.Config) *env {
+// newEnv builds the env; queryOpts adjust the query service's Config
+// (its waits, say).
+func newEnv(t testing.TB, cfg console.Config, queryOpts ...func(*queries.Config)) *env {
 	t.Helper()
 	st, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -54,17 +58,15 @@ func newEnv(t testing.TB, cfg console.Config) *env {
 	decider := domain.NewDecider(domain.DefaultCatalog(), domain.DefaultPolicy())
 	cmds := commands.New(commands.Config{Store: st, Snapshots: st, Decider: decider})
 	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
-	proj, err := projections.New(projections.Config{Store: st, Redis: rdb})
-	if err != nil {
-		t.Fatal(err)
+	e := &env{t: t, store: st, rdb: rdb}
+	e.run()
+	qc := queries.Config{Redis: rdb}
+	for _, o := range queryOpts {
+		o(&qc)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() { defer close(ran); _ = proj.Run(ctx) }()
-	e := &env{t: t, store: st, proj: proj}
 	srv := api.New(api.Config{
 		Commands: cmds, Decider: decider, JWTSecret: secret, OperatorToken: operator,
-		Logger: slog.New(slog.DiscardHandler), Queries: queries.New(queries.Config{Redis: rdb}),
+		Logger: slog.New(slog.DiscardHandler), Queries: queries.New(qc),
 		History: &history.Service{Store: st, Snapshots: st, Catalog: decider.Catalog},
 		Console: func(h http.Handler) http.Handler {
 			cfg.API = h
@@ -76,8 +78,7 @@ func newEnv(t testing.TB, cfg console.Config) *env {
 	e.srv = httptest.NewServer(srv)
 	t.Cleanup(func() {
 		e.srv.Close()
-		cancel()
-		<-ran
+		e.stop()
 		cmds.Close()
 		_ = rdb.Close()
 		_ = st.Close()
@@ -91,6 +92,34 @@ func newEnv(t testing.TB, cfg console.Config) *env {
 	e.apiMust(200, "POST", "/v1/tenants/contoso/licenses/SPE_E3/assign", admin, `{"users":["alice","bob"]}`)
 	e.caughtUp()
 	return e
+}
+
+// run starts the projection into the read models.
+func (e *env) run() {
+	proj, err := projections.New(projections.Config{Store: e.store, Redis: e.rdb})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = proj.Run(ctx) }()
+	e.proj, e.stop = proj, func() { cancel(); <-ran }
+}
+
+// hold stops the projection: the read models stay as they are, behind
+// every command sent until release, without sleeps deciding anything.
+func (e *env) hold() {
+	e.t.Helper()
+	e.caughtUp()
+	e.stop()
+	e.stop = func() {}
+}
+
+// release runs the projection again and waits until it has caught up.
+func (e *env) release() {
+	e.t.Helper()
+	e.run()
+	e.caughtUp()
 }
 
 // caughtUp waits until the read models hold every event written.
