@@ -64,12 +64,7 @@ func (s *Server) graphView(c *gin.Context, fn func(t *domain.Tenant) (any, error
 		err error
 	)
 	viewErr := s.cfg.Commands.View(c.Request.Context(), tenant, func(t *domain.Tenant) error {
-		switch u := t.Users[a.UserID]; {
-		case !t.Exists():
-			err = graphNotFoundErr(tenant)
-		case u == nil || u.Deleted || !u.HasRole(graphReaders...):
-			err = graphErr(http.StatusForbidden, graphDenied, "Insufficient privileges to complete the operation.")
-		default:
+		if err = graphReader(tenant, t, a); err == nil {
 			out, err = fn(t)
 		}
 		return nil
@@ -82,6 +77,19 @@ func (s *Server) graphView(c *gin.Context, fn func(t *domain.Tenant) (any, error
 		return nil, false
 	}
 	return out, true
+}
+
+// graphReader refuses an actor who may not read the tenant t through
+// /v1.0: an answer that says whether a user, group or product exists is
+// for the tenant's admins only.
+func graphReader(tenant string, t *domain.Tenant, a domain.Actor) error {
+	switch u := t.Users[a.UserID]; {
+	case !t.Exists():
+		return graphNotFoundErr(tenant)
+	case u == nil || u.Deleted || !u.HasRole(graphReaders...):
+		return graphErr(http.StatusForbidden, graphDenied, "Insufficient privileges to complete the operation.")
+	}
+	return nil
 }
 
 // graphBase is the absolute URL of /v1.0 as the client reached it.
@@ -460,16 +468,17 @@ func (s *Server) checkSkus(t *domain.Tenant, body graphAssignLicenseBody) error 
 	return nil
 }
 
-// graphPrecheck resolves the target in the current state before a write.
+// graphPrecheck resolves the target in the current state before a write,
+// for an actor who may read the tenant (graphReader): anyone else gets
+// 403 whatever the target, not an answer that says whether it exists. The
+// command then checks the actor's roles for the write itself (R1).
 func (s *Server) graphPrecheck(c *gin.Context, fn func(t *domain.Tenant) error) bool {
-	tenant := TenantOf(c)
+	tenant, a := TenantOf(c), ActorOf(c)
 	var err error
 	viewErr := s.cfg.Commands.View(c.Request.Context(), tenant, func(t *domain.Tenant) error {
-		if !t.Exists() {
-			err = graphNotFoundErr(tenant)
-			return nil
+		if err = graphReader(tenant, t, a); err == nil {
+			err = fn(t)
 		}
-		err = fn(t)
 		return nil
 	})
 	if viewErr != nil {
