@@ -419,7 +419,7 @@ func onlyProps(obj map[string]json.RawMessage, typ string, known ...string) erro
 		if strings.HasPrefix(k, "@") || strings.Contains(k, "@odata.") || slices.Contains(known, k) {
 			continue
 		}
-		return graphErr(http.StatusBadRequest, graphBadRequest, "Property '%s' does not exist on type '%s'.", k, typ)
+		return graphErr(http.StatusBadRequest, graphBadRequest, "Property '%s' does not exist on type '%s'.", bounded(k), typ)
 	}
 	return nil
 }
@@ -462,7 +462,7 @@ func (s *Server) checkSkus(t *domain.Tenant, body graphAssignLicenseBody) error 
 	for _, l := range body.AddLicenses {
 		prod, ok := s.cfg.Decider.Catalog.Product(t, l.SkuID)
 		if !ok || t.Pools[prod.SkuID] == nil {
-			return graphErr(http.StatusBadRequest, graphBadRequest, "License %s does not correspond to a valid company License.", l.SkuID)
+			return graphErr(http.StatusBadRequest, graphBadRequest, "License %s does not correspond to a valid company License.", bounded(l.SkuID))
 		}
 	}
 	return nil

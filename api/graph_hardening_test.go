@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +38,54 @@ func TestGraphWritesCheckRolesBeforeLookups(t *testing.T) {
 	}
 	if v := e.version("contoso"); v != before {
 		t.Fatalf("refused writes wrote: version %d -> %d", before, v)
+	}
+}
+
+// TestGraphErrorsEchoBoundedInput: Graph's error messages name the id,
+// property, option or value at fault as /v1's problems do, cut to a
+// bounded prefix: a 5,000-byte input is never sent back whole.
+func TestGraphErrorsEchoBoundedInput(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	e.buy("contoso", "admin", "s1", "SPB", 5)
+	e.addUser("contoso", "admin", "bob", "US", "Member")
+	admin := token(t, "contoso", "admin")
+	long := strings.Repeat("x", 5000)
+	for _, c := range []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"user id", "GET", "/users/" + long, "", 404},
+		{"user id of licenseDetails", "GET", "/users/" + long + "/licenseDetails", "", 404},
+		{"user id of a write", "POST", "/users/" + long + "/assignLicense", `{"addLicenses":[],"removeLicenses":["SPB"]}`, 404},
+		{"group id", "GET", "/groups/" + long, "", 404},
+		{"subscribedSku id", "GET", "/subscribedSkus/" + long, "", 404},
+		{"property", "POST", "/users/bob/assignLicense", `{"` + long + `":1,"addLicenses":[],"removeLicenses":[]}`, 400},
+		{"property of a license", "POST", "/users/bob/assignLicense", `{"addLicenses":[{"skuId":"SPB","` + long + `":1}],"removeLicenses":[]}`, 400},
+		{"skuId", "POST", "/users/bob/assignLicense", `{"addLicenses":[{"skuId":"` + long + `"}],"removeLicenses":[]}`, 400},
+		{"$select", "GET", "/users?$select=" + long, "", 400},
+		{"$filter property", "GET", "/users?$filter=" + long, "", 400},
+		{"$filter value", "GET", "/users?$filter=displayName%20eq%20" + long, "", 400},
+		{"$filter operator", "GET", "/users?$filter=displayName%20" + long + "%20'a'", "", 400},
+		{"$filter function", "GET", "/users?$filter=" + long + "(displayName,'a')", "", 400},
+		{"$top", "GET", "/users?$top=" + long, "", 400},
+		{"$count", "GET", "/users?$count=" + long, "", 400},
+		{"$skiptoken", "GET", "/users?$skiptoken=" + long, "", 400},
+		{"query parameter", "GET", "/users?" + long + "=1", "", 400},
+		{"query option", "GET", "/subscribedSkus?$" + long + "=1", "", 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var body any
+			if c.body != "" {
+				body = c.body
+			}
+			r := e.graph(c.method, c.path, admin, body)
+			if r.Code != c.status {
+				t.Fatalf("status %d, want %d: %.300s", r.Code, c.status, r.Body)
+			}
+			if strings.Contains(string(r.Body), strings.Repeat("x", 200)) {
+				t.Fatalf("the answer repeats the input whole (%d bytes): %.300s", len(r.Body), r.Body)
+			}
+		})
 	}
 }
