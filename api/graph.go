@@ -384,6 +384,13 @@ func decodeGraphAssign(body []byte) (graphAssignLicenseBody, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return out, graphErr(http.StatusBadRequest, graphBadRequest, "Empty Payload. JSON content expected.")
 	}
+	// What JSON leaves open is refused as on /v1: a property given twice
+	// (encoding/json would keep the last) and a string that is not UTF-8
+	// (it would become U+FFFD). Names are checked below, where instance
+	// annotations are allowed.
+	if err := checkStrict(body, nil); err != nil {
+		return out, err
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return out, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid request body: %v.", err)

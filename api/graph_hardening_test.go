@@ -89,3 +89,35 @@ func TestGraphErrorsEchoBoundedInput(t *testing.T) {
 		})
 	}
 }
+
+// TestGraphBodiesAreStrict: a Graph write's body is checked as /v1's are
+// for what JSON itself leaves open: a property given twice (encoding/json
+// keeps the last) and a string that is not UTF-8 (it becomes U+FFFD) are
+// refused with 400 Request_BadRequest naming the property, and nothing is
+// written. Instance annotations (@odata.type) stay accepted.
+func TestGraphBodiesAreStrict(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	e.buy("contoso", "admin", "s1", "SPB", 5)
+	e.addUser("contoso", "admin", "bob", "US", "Member")
+	admin := token(t, "contoso", "admin")
+	before := e.version("contoso")
+	for _, c := range []struct{ name, body, target string }{
+		{"a property twice", `{"addLicenses":[],"removeLicenses":[],"addLicenses":[{"skuId":"SPB"}]}`, "addLicenses"},
+		{"a license's property twice", `{"addLicenses":[{"skuId":"SPB","skuId":"SPB"}],"removeLicenses":[]}`, "addLicenses.skuId"},
+		{"a string not UTF-8", "{\"addLicenses\":[{\"skuId\":\"SP\xffB\"}],\"removeLicenses\":[]}", "addLicenses.skuId"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ge := graphError(t, e.graph("POST", "/users/bob/assignLicense", admin, c.body), http.StatusBadRequest, "Request_BadRequest")
+			details, _ := ge["details"].([]any)
+			if len(details) != 1 || details[0].(map[string]any)["target"] != c.target {
+				t.Fatalf("details %v, want one with target %s", ge["details"], c.target)
+			}
+		})
+	}
+	if v := e.version("contoso"); v != before {
+		t.Fatalf("refused writes wrote: version %d -> %d", before, v)
+	}
+	graphOK(t, e.graph("POST", "/users/bob/assignLicense", admin,
+		`{"@odata.type":"#microsoft.graph.assignLicense","addLicenses":[{"@odata.type":"#microsoft.graph.assignedLicense","skuId":"`+skuSPB+`","disabledPlans":[]}],"removeLicenses":[]}`), http.StatusOK)
+}
