@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -196,6 +197,32 @@ func TestHardening17_UnknownParameterFieldIsBounded(t *testing.T) {
 		p := problem(t, e.do(req{Method: "GET", Path: "/v1/tenants/contoso/users?" + query, Token: admin}), 400, "invalid_request")
 		if p["field"] != field {
 			t.Errorf("?%.40s: field %q, want %q", query, p["field"], field)
+		}
+	}
+}
+
+// TestHardening17_BlamePathIsBounded: GET /state/blame names a path it
+// refuses (400: no such shape) or finds no value at (404) as problems name
+// input: its first bytes, cut between characters, not the whole of it
+// (the problem writer's 1 KiB cap is the last resort, not the bound).
+func TestHardening17_BlamePathIsBounded(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	admin := token(t, "contoso", "admin")
+	long := strings.Repeat("é", 2500) // 5,000 bytes of 2-byte characters
+	for _, c := range []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"users/" + long, 404, "not_found"},
+		{"users/admin/licenses/" + long, 404, "not_found"},
+		{"x" + long, 400, "invalid_request"},
+	} {
+		r := e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?path=" + url.QueryEscape(c.path), Token: admin})
+		detail, _ := problem(t, r, c.status, c.code)["detail"].(string)
+		if strings.Contains(detail, strings.Repeat("é", 150)) || strings.ContainsRune(detail, utf8.RuneError) {
+			t.Errorf("%d: the detail repeats the path whole or cuts a character (%d bytes): %q", c.status, len(detail), detail[:min(len(detail), 120)])
 		}
 	}
 }
