@@ -226,3 +226,30 @@ func TestHardening17_BlamePathIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestHardening17_BodyKeysEchoBounded: a body refused for a key (unknown,
+// given twice, or matching a field only without regard to case) names it
+// as a query parameter is named: the problem's field is the key's path
+// when it is short and printable, else "body"; the detail repeats at most
+// its first 64 bytes. A 5,000-byte key is never sent back whole.
+func TestHardening17_BodyKeysEchoBounded(t *testing.T) {
+	e, admin := readSideEnv(t)
+	long := strings.Repeat("k", 5000)
+	for _, c := range []struct{ name, body, field string }{
+		{"unknown", `{"id":"g1","displayName":"G","` + long + `":1}`, "body"},
+		{"given twice", `{"id":"g1","displayName":"G","` + long + `":1,"` + long + `":2}`, "body"},
+		{"unknown, with a control character", `{"id":"g1","displayName":"G","a\u0007b":1}`, "body"},
+		{"unknown, short", `{"id":"g1","displayName":"G","size":1}`, "size"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.do(req{Method: "POST", Path: "/v1/tenants/contoso/groups", Token: admin, Body: c.body})
+			p := problem(t, r, 400, "invalid_request")
+			if p["field"] != c.field {
+				t.Errorf("field %.80q, want %q", p["field"], c.field)
+			}
+			if strings.Contains(string(r.Body), strings.Repeat("k", 100)) {
+				t.Errorf("the answer repeats the key whole (%d bytes)", len(r.Body))
+			}
+		})
+	}
+}

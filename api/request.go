@@ -156,7 +156,7 @@ func jsonError(err error) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
-		return invalidRequest(orBody(name), "unknown field %q", name)
+		return invalidRequest(bodyField(orBody(name)), "unknown field %q", bounded(name))
 	}
 	return invalidRequest("body", "invalid JSON body: %s", err.Error())
 }
@@ -281,10 +281,26 @@ func bounded(s string) string {
 // name, unless echoing it would not be safe or bounded (not UTF-8, a
 // control character, longer than maxEcho); then "query", the query string.
 func queryField(name string) string {
-	if len(name) > maxEcho || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+	if !echoable(name) {
 		return "query"
 	}
 	return name
+}
+
+// bodyField is the problem's field for a JSON path made of the client's
+// keys: the path, unless echoing it would not be safe or bounded; then
+// "body".
+func bodyField(path string) string {
+	if !echoable(path) {
+		return "body"
+	}
+	return path
+}
+
+// echoable reports whether a name the client sent may be a problem's field
+// as is: UTF-8, no control character, at most maxEcho bytes.
+func echoable(name string) bool {
+	return len(name) <= maxEcho && utf8.ValidString(name) && !strings.ContainsFunc(name, unicode.IsControl)
 }
 
 // checkQuery refuses a query string that does not parse, a parameter not
