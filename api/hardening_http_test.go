@@ -253,3 +253,46 @@ func TestHardening17_BodyKeysEchoBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestHardening17_DomainDetailsEchoBounded: the domain's refusals repeat
+// the value at fault as docs/API.md promises of every detail: at most 64
+// bytes of it, then "…" and its length (the 1 KiB cap is the last resort).
+func TestHardening17_DomainDetailsEchoBounded(t *testing.T) {
+	e, admin := readSideEnv(t)
+	e.buy("contoso", "admin", "s1", "SPB", 5)
+	e.addUser("contoso", "admin", "x1", "US", "Member")
+	long := strings.Repeat("v", 5000)
+	const c = "/v1/tenants/contoso"
+	for _, r := range []struct{ name, method, path, body string }{
+		{"user id", "POST", c + "/users", `{"id":"§","userPrincipalName":"a@c.example"}`},
+		{"usageLocation", "POST", c + "/users", `{"id":"n1","userPrincipalName":"n1@c.example","usageLocation":"§"}`},
+		{"userType", "POST", c + "/users", `{"id":"n1","userPrincipalName":"n1@c.example","userType":"§"}`},
+		{"product", "POST", c + "/users/x1/assignLicense", `{"addLicenses":[{"skuId":"§"}]}`},
+		{"service plan", "POST", c + "/users/x1/assignLicense", `{"addLicenses":[{"skuId":"SPB","disabledPlans":["§"]}]}`},
+		{"users", "POST", c + "/licenses/SPB/assign", `{"users":["§"]}`},
+		{"mode", "POST", c + "/users/manageLicenses", `{"users":["x1"],"mode":"§"}`},
+		{"role", "PUT", c + "/users/x1/roles", `{"roles":["§"]}`},
+		{"kind", "POST", c + "/subscriptions", `{"id":"s2","skuId":"SPB","quantity":1,"kind":"§"}`},
+		{"channel", "POST", c + "/subscriptions", `{"id":"s2","skuId":"SPB","quantity":1,"channel":"§"}`},
+		{"status", "PATCH", c + "/subscriptions/s1", `{"status":"§"}`},
+		{"installUrl", "POST", c + "/subscriptions", `{"id":"s2","quantity":1,"channel":"Marketplace","product":{"skuId":"app1","skuPartNumber":"A","displayName":"A","publisher":"P","installUrl":"§"}}`},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			got := e.do(req{Method: r.method, Path: r.path, Token: admin, Body: strings.ReplaceAll(r.body, "§", long)})
+			if got.Code < 400 || got.Code >= 500 {
+				t.Fatalf("status %d: %.200s", got.Code, got.Body)
+			}
+			detail, _ := got.JSON(t)["detail"].(string)
+			if strings.Contains(detail, strings.Repeat("v", 65)) || !strings.Contains(detail, "(5000 bytes)") {
+				t.Errorf("the detail does not cut the value to 64 bytes and say its length: %.200s", detail)
+			}
+		})
+	}
+	// A user principal name is refused past 256 bytes without being
+	// repeated; a shorter bad one is cut as the rest.
+	upn := strings.Repeat("v", 200)
+	got := e.do(req{Method: "POST", Path: c + "/users", Token: admin, Body: `{"id":"n1","userPrincipalName":"` + upn + `"}`})
+	if detail, _ := problem(t, got, 400, "invalid_request")["detail"].(string); strings.Contains(detail, upn[:65]) || !strings.Contains(detail, "(200 bytes)") {
+		t.Errorf("userPrincipalName: %.200s", detail)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -260,22 +259,14 @@ func newID(kind, tenantID string, actor domain.Actor, key string) string {
 }
 
 // maxEcho bounds how many bytes of a client's input an error message
-// repeats (a 10,000-character cursor is not sent back whole).
-const maxEcho = 64
+// repeats (a 10,000-character cursor is not sent back whole): the
+// domain's bound, so every layer cuts alike.
+const maxEcho = domain.MaxEcho
 
 // bounded returns s, or its first maxEcho bytes (cut at a character
 // boundary) followed by "…" and the full length, for echoing input in an
-// error message.
-func bounded(s string) string {
-	if len(s) <= maxEcho {
-		return s
-	}
-	n := maxEcho
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return fmt.Sprintf("%s… (%d bytes)", s[:n], len(s))
-}
+// error message (domain.Echo).
+func bounded(s string) string { return domain.Echo(s) }
 
 // queryField is the problem's field for an unknown query parameter: its
 // name, unless echoing it would not be safe or bounded (not UTF-8, a
