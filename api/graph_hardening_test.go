@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -120,4 +121,27 @@ func TestGraphBodiesAreStrict(t *testing.T) {
 	}
 	graphOK(t, e.graph("POST", "/users/bob/assignLicense", admin,
 		`{"@odata.type":"#microsoft.graph.assignLicense","addLicenses":[{"@odata.type":"#microsoft.graph.assignedLicense","skuId":"`+skuSPB+`","disabledPlans":[]}],"removeLicenses":[]}`), http.StatusOK)
+}
+
+// TestGraphFilterNestingIsBounded: $filter's parser recurses once per
+// parenthesis and per not, so the depth of an expression is bounded (as a
+// body's is): an expression nested deeper than 32 levels is 400
+// Request_BadRequest, whatever the length of the URL allows; 32 levels
+// are answered.
+func TestGraphFilterNestingIsBounded(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	admin := token(t, "contoso", "admin")
+	const clause = "displayName eq 'Admin'"
+	nested := func(open, close string, n int) string {
+		return url.QueryEscape(strings.Repeat(open, n) + clause + strings.Repeat(close, n))
+	}
+	for _, f := range []string{nested("(", ")", 10_000), nested("not ", "", 10_000), nested("(not ", ")", 5_000), nested("(", ")", 33)} {
+		ge := graphError(t, e.graph("GET", "/users?$filter="+f, admin, nil), http.StatusBadRequest, "Request_BadRequest")
+		if msg, _ := ge["message"].(string); !strings.Contains(msg, "32") {
+			t.Errorf("the message does not say the bound: %s", msg)
+		}
+	}
+	graphOK(t, e.graph("GET", "/users?$filter="+nested("(", ")", 32), admin, nil), http.StatusOK)
+	graphOK(t, e.graph("GET", "/users?$filter="+nested("not (not ", ")", 10), admin, nil), http.StatusOK) // 30 levels
 }

@@ -194,8 +194,24 @@ func isFilterWordByte(ch byte) bool {
 }
 
 type filterParser struct {
-	toks []filterToken
-	pos  int
+	toks  []filterToken
+	pos   int
+	depth int // the parentheses and nots open around p.pos
+}
+
+// maxFilterDepth bounds the nesting of a $filter expression (parentheses
+// and not): the parser recurses once per level, and the filter it builds
+// once per level for each user, so the depth must not be the URL's length.
+const maxFilterDepth = 32
+
+// nest enters one more level of the expression, refusing one too deep;
+// the caller leaves it with p.depth--.
+func (p *filterParser) nest() error {
+	p.depth++
+	if p.depth > maxFilterDepth {
+		return graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: the expression nests parentheses and not deeper than %d levels.", maxFilterDepth)
+	}
+	return nil
 }
 
 func (p *filterParser) peek() (filterToken, bool) {
@@ -300,7 +316,11 @@ func (p *filterParser) and() (userFilter, error) {
 func (p *filterParser) unary() (userFilter, error) {
 	if p.keyword("not") {
 		p.pos++
+		if err := p.nest(); err != nil {
+			return nil, err
+		}
 		f, err := p.unary()
+		p.depth--
 		if err != nil {
 			return nil, err
 		}
@@ -324,7 +344,11 @@ func (p *filterParser) primary() (userFilter, error) {
 	}
 	switch {
 	case t.kind == '(':
+		if err := p.nest(); err != nil {
+			return nil, err
+		}
 		f, err := p.or()
+		p.depth--
 		if err != nil {
 			return nil, err
 		}
