@@ -385,7 +385,7 @@ func readImport(body []byte) ([]importRow, []string, error) {
 		name, ok := importColumns[normalizedHeader(h)]
 		if !ok {
 			if strings.TrimSpace(h) != "" { // Excel pads with empty columns
-				ignored = append(ignored, h)
+				ignored = append(ignored, echoCell(h))
 			}
 			continue
 		}
@@ -468,7 +468,7 @@ func (run *importRun) prepare(t *domain.Tenant) {
 	for i := range run.rows {
 		ir := &run.rows[i]
 		res := &run.results[i]
-		*res = ImportResult{Row: ir.row, Line: ir.line, UserPrincipalName: ir.user.UserPrincipalName}
+		*res = ImportResult{Row: ir.row, Line: ir.line, UserPrincipalName: echoCell(ir.user.UserPrincipalName)}
 		switch {
 		case ir.blank:
 			res.Status = rowSkipped
@@ -479,7 +479,7 @@ func (run *importRun) prepare(t *domain.Tenant) {
 		if ir.user.ID == "" && ir.problem == nil {
 			ir.user.ID = newID("user", run.tenant, run.actor, run.rowKey(ir.row))
 		}
-		res.ID = ir.user.ID
+		res.ID = echoCell(ir.user.ID)
 		if ir.problem == nil {
 			upn := strings.ToLower(ir.user.UserPrincipalName)
 			if first, dup := upns[upn]; dup {
@@ -684,6 +684,19 @@ func rowProblem(err error, fallback string) *ImportProblem {
 		out.Detail, out.format, out.args = "this import id's row was already imported with other content; use a new importId for a changed file", "", nil
 	}
 	return out
+}
+
+// maxCellEcho is the longest cell the import's answer repeats whole: the
+// longest value any column's field accepts (256 bytes of text).
+const maxCellEcho = 256
+
+// echoCell is a cell of the file as the answer repeats it: whole, or, when
+// no field could accept it, cut as problems cut input (bounded).
+func echoCell(s string) string {
+	if len(s) > maxCellEcho {
+		return bounded(s)
+	}
+	return s
 }
 
 // invalidUTF8At is the offset of the first byte of b that is not UTF-8, or -1.

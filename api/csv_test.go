@@ -421,3 +421,27 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestCSVImportEchoesBoundedCells: the import's answer repeats the file's
+// cells it reports on (an ignored column's name, a row's user principal
+// name and id), but not a cell longer than any value a field accepts
+// (256 bytes): that is cut as problems cut input, so a 1 MiB file does
+// not come back whole.
+func TestCSVImportEchoesBoundedCells(t *testing.T) {
+	e, _ := queryEnv(t, queries.Config{})
+	admin := token(t, "contoso", "admin")
+	long := strings.Repeat("z", 5000)
+	file := "User principal name,Object Id," + long + "\n" +
+		long + "@contoso.example,ok1,\n" +
+		"ok2@contoso.example," + long + ",\n"
+	r := importCSV(e, admin, "dryRun=true", file)
+	a := importAnswer(t, r)
+	if strings.Contains(string(r.Body), strings.Repeat("z", 300)) {
+		t.Fatalf("the answer repeats a long cell whole (%d bytes)", len(r.Body))
+	}
+	if len(a.IgnoredColumns) != 1 || !strings.HasPrefix(a.IgnoredColumns[0], "zzz") ||
+		a.Results[0].Status != "failed" || !strings.HasPrefix(a.Results[0].UserPrincipalName, "zzz") ||
+		a.Results[1].Status != "failed" || !strings.HasPrefix(a.Results[1].ID, "zzz") {
+		t.Fatalf("answer %+v", a)
+	}
+}

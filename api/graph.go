@@ -64,12 +64,7 @@ func (s *Server) graphView(c *gin.Context, fn func(t *domain.Tenant) (any, error
 		err error
 	)
 	viewErr := s.cfg.Commands.View(c.Request.Context(), tenant, func(t *domain.Tenant) error {
-		switch u := t.Users[a.UserID]; {
-		case !t.Exists():
-			err = graphNotFoundErr(tenant)
-		case u == nil || u.Deleted || !u.HasRole(graphReaders...):
-			err = graphErr(http.StatusForbidden, graphDenied, "Insufficient privileges to complete the operation.")
-		default:
+		if err = graphReader(tenant, t, a); err == nil {
 			out, err = fn(t)
 		}
 		return nil
@@ -82,6 +77,19 @@ func (s *Server) graphView(c *gin.Context, fn func(t *domain.Tenant) (any, error
 		return nil, false
 	}
 	return out, true
+}
+
+// graphReader refuses an actor who may not read the tenant t through
+// /v1.0: an answer that says whether a user, group or product exists is
+// for the tenant's admins only.
+func graphReader(tenant string, t *domain.Tenant, a domain.Actor) error {
+	switch u := t.Users[a.UserID]; {
+	case !t.Exists():
+		return graphNotFoundErr(tenant)
+	case u == nil || u.Deleted || !u.HasRole(graphReaders...):
+		return graphErr(http.StatusForbidden, graphDenied, "Insufficient privileges to complete the operation.")
+	}
+	return nil
 }
 
 // graphBase is the absolute URL of /v1.0 as the client reached it.
@@ -376,6 +384,13 @@ func decodeGraphAssign(body []byte) (graphAssignLicenseBody, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return out, graphErr(http.StatusBadRequest, graphBadRequest, "Empty Payload. JSON content expected.")
 	}
+	// What JSON leaves open is refused as on /v1: a property given twice
+	// (encoding/json would keep the last) and a string that is not UTF-8
+	// (it would become U+FFFD). Names are checked below, where instance
+	// annotations are allowed.
+	if err := checkStrict(body, nil); err != nil {
+		return out, err
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return out, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid request body: %v.", err)
@@ -411,7 +426,7 @@ func onlyProps(obj map[string]json.RawMessage, typ string, known ...string) erro
 		if strings.HasPrefix(k, "@") || strings.Contains(k, "@odata.") || slices.Contains(known, k) {
 			continue
 		}
-		return graphErr(http.StatusBadRequest, graphBadRequest, "Property '%s' does not exist on type '%s'.", k, typ)
+		return graphErr(http.StatusBadRequest, graphBadRequest, "Property '%s' does not exist on type '%s'.", bounded(k), typ)
 	}
 	return nil
 }
@@ -454,22 +469,23 @@ func (s *Server) checkSkus(t *domain.Tenant, body graphAssignLicenseBody) error 
 	for _, l := range body.AddLicenses {
 		prod, ok := s.cfg.Decider.Catalog.Product(t, l.SkuID)
 		if !ok || t.Pools[prod.SkuID] == nil {
-			return graphErr(http.StatusBadRequest, graphBadRequest, "License %s does not correspond to a valid company License.", l.SkuID)
+			return graphErr(http.StatusBadRequest, graphBadRequest, "License %s does not correspond to a valid company License.", bounded(l.SkuID))
 		}
 	}
 	return nil
 }
 
-// graphPrecheck resolves the target in the current state before a write.
+// graphPrecheck resolves the target in the current state before a write,
+// for an actor who may read the tenant (graphReader): anyone else gets
+// 403 whatever the target, not an answer that says whether it exists. The
+// command then checks the actor's roles for the write itself (R1).
 func (s *Server) graphPrecheck(c *gin.Context, fn func(t *domain.Tenant) error) bool {
-	tenant := TenantOf(c)
+	tenant, a := TenantOf(c), ActorOf(c)
 	var err error
 	viewErr := s.cfg.Commands.View(c.Request.Context(), tenant, func(t *domain.Tenant) error {
-		if !t.Exists() {
-			err = graphNotFoundErr(tenant)
-			return nil
+		if err = graphReader(tenant, t, a); err == nil {
+			err = fn(t)
 		}
-		err = fn(t)
 		return nil
 	})
 	if viewErr != nil {

@@ -56,10 +56,11 @@ func graphErr(status int, code, format string, args ...any) *graphError {
 	return &graphError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// graphNotFoundErr is Graph's answer for an id that names nothing.
+// graphNotFoundErr is Graph's answer for an id that names nothing (the
+// id as the client sent it, bounded).
 func graphNotFoundErr(id string) *graphError {
 	return graphErr(http.StatusNotFound, graphNotFound,
-		"Resource '%s' does not exist or one of its queried reference-property objects are not present.", id)
+		"Resource '%s' does not exist or one of its queried reference-property objects are not present.", bounded(id))
 }
 
 // graphUnsupported names an option or expression the surface does not

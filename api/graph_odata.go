@@ -36,30 +36,30 @@ func parseOData(c *gin.Context, entity string, props []string, allowed ...string
 	q := odataQuery{top: graphDefaultTop}
 	values, err := url.ParseQuery(c.Request.URL.RawQuery)
 	if err != nil {
-		return q, graphErr(http.StatusBadRequest, graphBadRequest, "The query string is malformed: %v.", err)
+		return q, graphErr(http.StatusBadRequest, graphBadRequest, "The query string is malformed: %s.", bounded(err.Error()))
 	}
 	for _, name := range graphKeys(values) {
 		if !slices.Contains(allowed, name) {
 			if strings.HasPrefix(name, "$") {
-				return q, graphUnsupported("Query option '%s' is not supported on this resource; supported: %s.", name, strings.Join(allowed, ", "))
+				return q, graphUnsupported("Query option '%s' is not supported on this resource; supported: %s.", bounded(name), strings.Join(allowed, ", "))
 			}
-			return q, graphUnsupported("Query parameter '%s' is not supported; supported: %s.", name, strings.Join(allowed, ", "))
+			return q, graphUnsupported("Query parameter '%s' is not supported; supported: %s.", bounded(name), strings.Join(allowed, ", "))
 		}
 		if len(values[name]) != 1 {
-			return q, graphErr(http.StatusBadRequest, graphBadRequest, "Query option '%s' was specified more than once, but it can be specified at most once.", name)
+			return q, graphErr(http.StatusBadRequest, graphBadRequest, "Query option '%s' was specified more than once, but it can be specified at most once.", bounded(name))
 		}
 		v := values[name][0]
 		switch name {
 		case "$top":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > graphMaxTop {
-				return q, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid page size specified: '%s'. Must be an integer from 1 to %d ($top).", v, graphMaxTop)
+				return q, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid page size specified: '%s'. Must be an integer from 1 to %d ($top).", bounded(v), graphMaxTop)
 			}
 			q.top = n
 		case "$skiptoken":
 			b, err := base64.RawURLEncoding.DecodeString(v)
 			if err != nil || len(b) < 2 || b[0] != 'k' {
-				return q, graphErr(http.StatusBadRequest, graphBadRequest, "$skiptoken '%s' is not one this service gave.", v)
+				return q, graphErr(http.StatusBadRequest, graphBadRequest, "$skiptoken '%s' is not one this service gave.", bounded(v))
 			}
 			q.after = string(b[1:])
 		case "$select":
@@ -67,7 +67,7 @@ func parseOData(c *gin.Context, entity string, props []string, allowed ...string
 				f = strings.TrimSpace(f)
 				if !slices.Contains(props, f) {
 					return q, graphErr(http.StatusBadRequest, graphSelectBadRequest,
-						"Parsing OData Select and Expand failed: Could not find a property named '%s' on type '%s' ($select supports: %s).", f, entity, strings.Join(props, ", "))
+						"Parsing OData Select and Expand failed: Could not find a property named '%s' on type '%s' ($select supports: %s).", bounded(f), entity, strings.Join(props, ", "))
 				}
 				if !slices.Contains(q.fields, f) {
 					q.fields = append(q.fields, f)
@@ -79,7 +79,7 @@ func parseOData(c *gin.Context, entity string, props []string, allowed ...string
 				q.count = true
 			case "false":
 			default:
-				return q, graphErr(http.StatusBadRequest, graphBadRequest, "$count must be true or false, not '%s'.", v)
+				return q, graphErr(http.StatusBadRequest, graphBadRequest, "$count must be true or false, not '%s'.", bounded(v))
 			}
 		case "$filter":
 			f, err := parseUserFilter(v)
@@ -194,8 +194,24 @@ func isFilterWordByte(ch byte) bool {
 }
 
 type filterParser struct {
-	toks []filterToken
-	pos  int
+	toks  []filterToken
+	pos   int
+	depth int // the parentheses and nots open around p.pos
+}
+
+// maxFilterDepth bounds the nesting of a $filter expression (parentheses
+// and not): the parser recurses once per level, and the filter it builds
+// once per level for each user, so the depth must not be the URL's length.
+const maxFilterDepth = 32
+
+// nest enters one more level of the expression, refusing one too deep;
+// the caller leaves it with p.depth--.
+func (p *filterParser) nest() error {
+	p.depth++
+	if p.depth > maxFilterDepth {
+		return graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: the expression nests parentheses and not deeper than %d levels.", maxFilterDepth)
+	}
+	return nil
 }
 
 func (p *filterParser) peek() (filterToken, bool) {
@@ -220,7 +236,7 @@ func (p *filterParser) expect(kind byte) error {
 		return err
 	}
 	if t.kind != kind {
-		return graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: expected '%c', found '%s'.", kind, t.text)
+		return graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: expected '%c', found '%s'.", kind, bounded(t.text))
 	}
 	return nil
 }
@@ -256,9 +272,9 @@ func parseUserFilter(s string) (userFilter, error) {
 	}
 	if t, ok := p.peek(); ok {
 		if t.kind == 'i' {
-			return nil, graphUnsupported("Unsupported or invalid query filter clause specified for property '%s' of resource 'User'.", t.text)
+			return nil, graphUnsupported("Unsupported or invalid query filter clause specified for property '%s' of resource 'User'.", bounded(t.text))
 		}
-		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: unexpected '%s'.", t.text)
+		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: unexpected '%s'.", bounded(t.text))
 	}
 	return f, nil
 }
@@ -300,7 +316,11 @@ func (p *filterParser) and() (userFilter, error) {
 func (p *filterParser) unary() (userFilter, error) {
 	if p.keyword("not") {
 		p.pos++
+		if err := p.nest(); err != nil {
+			return nil, err
+		}
 		f, err := p.unary()
+		p.depth--
 		if err != nil {
 			return nil, err
 		}
@@ -324,13 +344,17 @@ func (p *filterParser) primary() (userFilter, error) {
 	}
 	switch {
 	case t.kind == '(':
+		if err := p.nest(); err != nil {
+			return nil, err
+		}
 		f, err := p.or()
+		p.depth--
 		if err != nil {
 			return nil, err
 		}
 		return f, p.expect(')')
 	case t.kind != 'i':
-		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: unexpected '%s'.", t.text)
+		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: unexpected '%s'.", bounded(t.text))
 	case strings.EqualFold(t.text, "startswith"):
 		return p.startswith()
 	case t.text == "assignedLicenses/any":
@@ -339,12 +363,12 @@ func (p *filterParser) primary() (userFilter, error) {
 		return p.skuCount()
 	}
 	if nt, ok := p.peek(); ok && nt.kind == '(' {
-		return nil, graphUnsupported("Unsupported function '%s' in $filter: supported are startswith and assignedLicenses/any.", t.text)
+		return nil, graphUnsupported("Unsupported function '%s' in $filter: supported are startswith and assignedLicenses/any.", bounded(t.text))
 	}
 	prop := t.text
 	get, isString := filterStringProps[prop]
 	if !isString && prop != "accountEnabled" {
-		return nil, graphUnsupported("Unsupported or invalid query filter clause specified for property '%s' of resource 'User'.", prop)
+		return nil, graphUnsupported("Unsupported or invalid query filter clause specified for property '%s' of resource 'User'.", bounded(prop))
 	}
 	op, err := p.operator()
 	if err != nil {
@@ -357,7 +381,7 @@ func (p *filterParser) primary() (userFilter, error) {
 	var match userFilter
 	if isString {
 		if v.kind != 's' {
-			return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: '%s' must be compared with a quoted string, not '%s'.", prop, v.text)
+			return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: '%s' must be compared with a quoted string, not '%s'.", bounded(prop), bounded(v.text))
 		}
 		want := v.text
 		match = func(u *userRow) bool { return strings.EqualFold(get(u), want) }
@@ -368,7 +392,7 @@ func (p *filterParser) primary() (userFilter, error) {
 			want = true
 		case v.kind == 'i' && v.text == "false":
 		default:
-			return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: accountEnabled must be compared with true or false, not '%s'.", v.text)
+			return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: accountEnabled must be compared with true or false, not '%s'.", bounded(v.text))
 		}
 		match = func(u *userRow) bool { return u.accountEnabled == want }
 	}
@@ -388,9 +412,9 @@ func (p *filterParser) operator() (string, error) {
 	case t.kind == 'i' && (op == "eq" || op == "ne"):
 		return op, nil
 	case t.kind == 'i' && slices.Contains([]string{"gt", "ge", "lt", "le", "in", "has"}, op):
-		return "", graphUnsupported("Unsupported operator '%s' in $filter: supported are eq and ne.", t.text)
+		return "", graphUnsupported("Unsupported operator '%s' in $filter: supported are eq and ne.", bounded(t.text))
 	}
-	return "", graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: expected an operator, found '%s'.", t.text)
+	return "", graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: expected an operator, found '%s'.", bounded(t.text))
 }
 
 func (p *filterParser) startswith() (userFilter, error) {
@@ -406,7 +430,7 @@ func (p *filterParser) startswith() (userFilter, error) {
 	case "displayName", "userPrincipalName":
 		get = filterStringProps[t.text]
 	default:
-		return nil, graphUnsupported("Unsupported property '%s' for startswith in $filter: supported are displayName and userPrincipalName.", t.text)
+		return nil, graphUnsupported("Unsupported property '%s' for startswith in $filter: supported are displayName and userPrincipalName.", bounded(t.text))
 	}
 	if err := p.expect(','); err != nil {
 		return nil, err
@@ -416,7 +440,7 @@ func (p *filterParser) startswith() (userFilter, error) {
 		return nil, err
 	}
 	if v.kind != 's' {
-		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: startswith needs a quoted string, not '%s'.", v.text)
+		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: startswith needs a quoted string, not '%s'.", bounded(v.text))
 	}
 	if err := p.expect(')'); err != nil {
 		return nil, err
@@ -435,7 +459,7 @@ func (p *filterParser) anySku() (userFilter, error) {
 		return nil, err
 	}
 	if v.kind != 'i' {
-		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: expected a lambda variable, found '%s'.", v.text)
+		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: expected a lambda variable, found '%s'.", bounded(v.text))
 	}
 	if err := p.expect(':'); err != nil {
 		return nil, err
@@ -445,21 +469,21 @@ func (p *filterParser) anySku() (userFilter, error) {
 		return nil, err
 	}
 	if prop.text != v.text+"/skuId" {
-		return nil, graphUnsupported("Unsupported lambda expression on '%s' in $filter: supported is assignedLicenses/any(x:x/skuId eq {skuId}).", prop.text)
+		return nil, graphUnsupported("Unsupported lambda expression on '%s' in $filter: supported is assignedLicenses/any(x:x/skuId eq {skuId}).", bounded(prop.text))
 	}
 	op, err := p.operator()
 	if err != nil {
 		return nil, err
 	}
 	if op != "eq" {
-		return nil, graphUnsupported("Unsupported operator '%s' in assignedLicenses/any: supported is eq.", op)
+		return nil, graphUnsupported("Unsupported operator '%s' in assignedLicenses/any: supported is eq.", bounded(op))
 	}
 	sku, err := p.next()
 	if err != nil {
 		return nil, err
 	}
 	if sku.kind != 'i' && sku.kind != 's' {
-		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: expected a skuId, found '%s'.", sku.text)
+		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: expected a skuId, found '%s'.", bounded(sku.text))
 	}
 	if err := p.expect(')'); err != nil {
 		return nil, err
@@ -482,7 +506,7 @@ func (p *filterParser) skuCount() (userFilter, error) {
 	}
 	n, convErr := strconv.Atoi(v.text)
 	if v.kind != 'i' || convErr != nil || n < 0 {
-		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: assignedLicenses/$count must be compared with a number, not '%s'.", v.text)
+		return nil, graphErr(http.StatusBadRequest, graphBadRequest, "Invalid filter clause: assignedLicenses/$count must be compared with a number, not '%s'.", bounded(v.text))
 	}
 	if op == "ne" {
 		return func(u *userRow) bool { return len(u.skus) != n }, nil

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -200,5 +201,101 @@ func TestHardening17_UnknownParameterFieldIsBounded(t *testing.T) {
 		if p["field"] != field {
 			t.Errorf("?%.40s: field %q, want %q", query, p["field"], field)
 		}
+	}
+}
+
+// TestHardening17_BlamePathIsBounded: GET /state/blame names a path it
+// refuses (400: no such shape) or finds no value at (404) as problems name
+// input: its first bytes, cut between characters, not the whole of it
+// (the problem writer's 1 KiB cap is the last resort, not the bound).
+func TestHardening17_BlamePathIsBounded(t *testing.T) {
+	e := newEnv(t)
+	e.createTenant("contoso")
+	admin := token(t, "contoso", "admin")
+	long := strings.Repeat("é", 2500) // 5,000 bytes of 2-byte characters
+	for _, c := range []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"users/" + long, 404, "not_found"},
+		{"users/admin/licenses/" + long, 404, "not_found"},
+		{"x" + long, 400, "invalid_request"},
+	} {
+		r := e.do(req{Method: "GET", Path: "/v1/tenants/contoso/state/blame?path=" + url.QueryEscape(c.path), Token: admin})
+		detail, _ := problem(t, r, c.status, c.code)["detail"].(string)
+		if strings.Contains(detail, strings.Repeat("é", 150)) || strings.ContainsRune(detail, utf8.RuneError) {
+			t.Errorf("%d: the detail repeats the path whole or cuts a character (%d bytes): %q", c.status, len(detail), detail[:min(len(detail), 120)])
+		}
+	}
+}
+
+// TestHardening17_BodyKeysEchoBounded: a body refused for a key (unknown,
+// given twice, or matching a field only without regard to case) names it
+// as a query parameter is named: the problem's field is the key's path
+// when it is short and printable, else "body"; the detail repeats at most
+// its first 64 bytes. A 5,000-byte key is never sent back whole.
+func TestHardening17_BodyKeysEchoBounded(t *testing.T) {
+	e, admin := readSideEnv(t)
+	long := strings.Repeat("k", 5000)
+	for _, c := range []struct{ name, body, field string }{
+		{"unknown", `{"id":"g1","displayName":"G","` + long + `":1}`, "body"},
+		{"given twice", `{"id":"g1","displayName":"G","` + long + `":1,"` + long + `":2}`, "body"},
+		{"unknown, with a control character", `{"id":"g1","displayName":"G","a\u0007b":1}`, "body"},
+		{"unknown, short", `{"id":"g1","displayName":"G","size":1}`, "size"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.do(req{Method: "POST", Path: "/v1/tenants/contoso/groups", Token: admin, Body: c.body})
+			p := problem(t, r, 400, "invalid_request")
+			if p["field"] != c.field {
+				t.Errorf("field %.80q, want %q", p["field"], c.field)
+			}
+			if strings.Contains(string(r.Body), strings.Repeat("k", 100)) {
+				t.Errorf("the answer repeats the key whole (%d bytes)", len(r.Body))
+			}
+		})
+	}
+}
+
+// TestHardening17_DomainDetailsEchoBounded: the domain's refusals repeat
+// the value at fault as docs/API.md promises of every detail: at most 64
+// bytes of it, then "…" and its length (the 1 KiB cap is the last resort).
+func TestHardening17_DomainDetailsEchoBounded(t *testing.T) {
+	e, admin := readSideEnv(t)
+	e.buy("contoso", "admin", "s1", "SPB", 5)
+	e.addUser("contoso", "admin", "x1", "US", "Member")
+	long := strings.Repeat("v", 5000)
+	const c = "/v1/tenants/contoso"
+	for _, r := range []struct{ name, method, path, body string }{
+		{"user id", "POST", c + "/users", `{"id":"§","userPrincipalName":"a@c.example"}`},
+		{"usageLocation", "POST", c + "/users", `{"id":"n1","userPrincipalName":"n1@c.example","usageLocation":"§"}`},
+		{"userType", "POST", c + "/users", `{"id":"n1","userPrincipalName":"n1@c.example","userType":"§"}`},
+		{"product", "POST", c + "/users/x1/assignLicense", `{"addLicenses":[{"skuId":"§"}]}`},
+		{"service plan", "POST", c + "/users/x1/assignLicense", `{"addLicenses":[{"skuId":"SPB","disabledPlans":["§"]}]}`},
+		{"users", "POST", c + "/licenses/SPB/assign", `{"users":["§"]}`},
+		{"mode", "POST", c + "/users/manageLicenses", `{"users":["x1"],"mode":"§"}`},
+		{"role", "PUT", c + "/users/x1/roles", `{"roles":["§"]}`},
+		{"kind", "POST", c + "/subscriptions", `{"id":"s2","skuId":"SPB","quantity":1,"kind":"§"}`},
+		{"channel", "POST", c + "/subscriptions", `{"id":"s2","skuId":"SPB","quantity":1,"channel":"§"}`},
+		{"status", "PATCH", c + "/subscriptions/s1", `{"status":"§"}`},
+		{"installUrl", "POST", c + "/subscriptions", `{"id":"s2","quantity":1,"channel":"Marketplace","product":{"skuId":"app1","skuPartNumber":"A","displayName":"A","publisher":"P","installUrl":"§"}}`},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			got := e.do(req{Method: r.method, Path: r.path, Token: admin, Body: strings.ReplaceAll(r.body, "§", long)})
+			if got.Code < 400 || got.Code >= 500 {
+				t.Fatalf("status %d: %.200s", got.Code, got.Body)
+			}
+			detail, _ := got.JSON(t)["detail"].(string)
+			if strings.Contains(detail, strings.Repeat("v", 65)) || !strings.Contains(detail, "(5000 bytes)") {
+				t.Errorf("the detail does not cut the value to 64 bytes and say its length: %.200s", detail)
+			}
+		})
+	}
+	// A user principal name is refused past 256 bytes without being
+	// repeated; a shorter bad one is cut as the rest.
+	upn := strings.Repeat("v", 200)
+	got := e.do(req{Method: "POST", Path: c + "/users", Token: admin, Body: `{"id":"n1","userPrincipalName":"` + upn + `"}`})
+	if detail, _ := problem(t, got, 400, "invalid_request")["detail"].(string); strings.Contains(detail, upn[:65]) || !strings.Contains(detail, "(200 bytes)") {
+		t.Errorf("userPrincipalName: %.200s", detail)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -156,7 +155,7 @@ func jsonError(err error) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
-		return invalidRequest(orBody(name), "unknown field %q", name)
+		return invalidRequest(bodyField(orBody(name)), "unknown field %q", bounded(name))
 	}
 	return invalidRequest("body", "invalid JSON body: %s", err.Error())
 }
@@ -260,31 +259,39 @@ func newID(kind, tenantID string, actor domain.Actor, key string) string {
 }
 
 // maxEcho bounds how many bytes of a client's input an error message
-// repeats (a 10,000-character cursor is not sent back whole).
-const maxEcho = 64
+// repeats (a 10,000-character cursor is not sent back whole): the
+// domain's bound, so every layer cuts alike.
+const maxEcho = domain.MaxEcho
 
 // bounded returns s, or its first maxEcho bytes (cut at a character
 // boundary) followed by "…" and the full length, for echoing input in an
-// error message.
-func bounded(s string) string {
-	if len(s) <= maxEcho {
-		return s
-	}
-	n := maxEcho
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return fmt.Sprintf("%s… (%d bytes)", s[:n], len(s))
-}
+// error message (domain.Echo).
+func bounded(s string) string { return domain.Echo(s) }
 
 // queryField is the problem's field for an unknown query parameter: its
 // name, unless echoing it would not be safe or bounded (not UTF-8, a
 // control character, longer than maxEcho); then "query", the query string.
 func queryField(name string) string {
-	if len(name) > maxEcho || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+	if !echoable(name) {
 		return "query"
 	}
 	return name
+}
+
+// bodyField is the problem's field for a JSON path made of the client's
+// keys: the path, unless echoing it would not be safe or bounded; then
+// "body".
+func bodyField(path string) string {
+	if !echoable(path) {
+		return "body"
+	}
+	return path
+}
+
+// echoable reports whether a name the client sent may be a problem's field
+// as is: UTF-8, no control character, at most maxEcho bytes.
+func echoable(name string) bool {
+	return len(name) <= maxEcho && utf8.ValidString(name) && !strings.ContainsFunc(name, unicode.IsControl)
 }
 
 // checkQuery refuses a query string that does not parse, a parameter not

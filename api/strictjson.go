@@ -510,14 +510,14 @@ func (s *strictScanner) checkKey(key []byte, fields map[string]reflect.Type, mar
 		p = orBody(path)
 	}
 	if dup {
-		return invalidRequest(p, "%s is given twice", p)
+		return invalidRequest(bodyField(p), "%s is given twice", bounded(p))
 	}
 	for name := range fields {
 		if strings.EqualFold(name, k) {
-			return invalidRequest(p, "unknown field %q: names are case-sensitive, write %q", p, joinPath(path, name))
+			return invalidRequest(bodyField(p), "unknown field %q: names are case-sensitive, write %q", bounded(p), joinPath(path, name))
 		}
 	}
-	return invalidRequest(p, "unknown field %q", joinPath(path, k))
+	return invalidRequest(bodyField(p), "unknown field %q", bounded(joinPath(path, k)))
 }
 
 // unescapeKey decodes a quoted key with escapes as encoding/json does

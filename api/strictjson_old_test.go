@@ -95,7 +95,7 @@ func (w *oldStrictWalker) object(path string, t reflect.Type, depth int) error {
 			p = orBody(path)
 		}
 		if seen[key] {
-			return invalidRequest(p, "%s is given twice", p)
+			return invalidRequest(bodyField(p), "%s is given twice", bounded(p))
 		}
 		seen[key] = true
 		var ft reflect.Type
@@ -104,10 +104,10 @@ func (w *oldStrictWalker) object(path string, t reflect.Type, depth int) error {
 			if ft, ok = fields[key]; !ok {
 				for name := range fields {
 					if strings.EqualFold(name, key) {
-						return invalidRequest(p, "unknown field %q: names are case-sensitive, write %q", p, joinPath(path, name))
+						return invalidRequest(bodyField(p), "unknown field %q: names are case-sensitive, write %q", bounded(p), joinPath(path, name))
 					}
 				}
-				return invalidRequest(p, "unknown field %q", joinPath(path, key))
+				return invalidRequest(bodyField(p), "unknown field %q", bounded(joinPath(path, key)))
 			}
 		}
 		if err := w.value(p, ft, depth+1); err != nil {

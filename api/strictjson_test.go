@@ -58,7 +58,8 @@ func strictSeeds() []string {
 		`{"extra":{"k":1,"k":2}}`, `{"Extra":{}}`, `{"-":1}`, `{"Skip":1}`, `{"id":"x","ID":"y"}`}
 	seeds = append(seeds, strings.Repeat(`{"a":`, 31)+`{}`+strings.Repeat(`}`, 31), strings.Repeat(`{"a":`, 32)+`{}`+strings.Repeat(`}`, 32),
 		strings.Repeat(`[`, 33)+strings.Repeat(`]`, 33), `{"l":`+strings.Repeat(`[`, 32)+`,`, `{"l":`+strings.Repeat(`[`, 31)+`1 2`,
-		strings.Repeat(`{"a":`, 32)+`1`, strings.Repeat(`{"a":`, 33), `{"n":`+strings.Repeat("9", 310)+`}`)
+		strings.Repeat(`{"a":`, 32)+`1`, strings.Repeat(`{"a":`, 33), `{"n":`+strings.Repeat("9", 310)+`}`,
+		`{"`+strings.Repeat("k", 100)+`":1}`, `{"a\u0007b":1,"a\u0007b":2}`, `{"extra":{"`+strings.Repeat("é", 40)+`":1,"`+strings.Repeat("é", 40)+`":2}}`)
 	var many []string
 	for i := range 40 {
 		many = append(many, fmt.Sprintf(`"k%d":%d`, i, i))

@@ -701,7 +701,7 @@ func (dec *decision) resolve(field, skuOrPart string) (*Product, error) {
 	}
 	p, ok := dec.d.ResolveProduct(dec.t, skuOrPart)
 	if !ok {
-		return nil, Errorf(CodeNotFound, field, "product %q is not in the catalog nor one of the tenant's apps; see GET /v1/catalog", skuOrPart)
+		return nil, Errorf(CodeNotFound, field, "product %q is not in the catalog nor one of the tenant's apps; see GET /v1/catalog", Echo(skuOrPart))
 	}
 	return p, nil
 }
@@ -735,7 +735,7 @@ func planIDs(p *Product, field string, plans []string) ([]string, error) {
 	for _, x := range plans {
 		sp, ok := p.Plan(x)
 		if !ok {
-			return nil, invalid(field, "%s has no service plan %q", p.DisplayName, x)
+			return nil, invalid(field, "%s has no service plan %q", p.DisplayName, Echo(x))
 		}
 		if !seen[sp.ID] {
 			seen[sp.ID] = true
@@ -805,7 +805,7 @@ func checkUsageLocation(s string) error {
 		return nil
 	}
 	if !IsCountry(s) {
-		return invalid("usageLocation", "usage location %q must be an ISO 3166-1 alpha-2 country code in capitals, such as US, GB or FR", s)
+		return invalid("usageLocation", "usage location %q must be an ISO 3166-1 alpha-2 country code in capitals, such as US, GB or FR", Echo(s))
 	}
 	return nil
 }
@@ -853,7 +853,7 @@ func ControlRune(r rune) bool {
 func checkURL(field, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return invalid(field, "%s %q must be an http(s) URL", field, s)
+		return invalid(field, "%s %q must be an http(s) URL", field, Echo(s))
 	}
 	return nil
 }

@@ -188,7 +188,7 @@ func (dec *decision) manageLicenses(c *ManageLicenses) error {
 			return invalid("addLicenses", "mode UnassignAll takes no licenses to assign")
 		}
 	default:
-		return invalid("mode", "mode must be AssignMore, Replace or UnassignAll, not %q", c.Mode)
+		return invalid("mode", "mode must be AssignMore, Replace or UnassignAll, not %q", Echo(c.Mode))
 	}
 	type add struct {
 		p        *Product

@@ -66,7 +66,7 @@ func validateApp(a *Product) error {
 			return err
 		}
 		if seen[sp.ID] {
-			return invalid("product.servicePlans", "service plan %q is listed twice", sp.ID)
+			return invalid("product.servicePlans", "service plan %q is listed twice", Echo(sp.ID))
 		}
 		seen[sp.ID] = true
 		if sp.Workload == "" {
@@ -94,10 +94,10 @@ func (dec *decision) purchase(c *PurchaseSubscription) error {
 		kind = KindPaid
 	}
 	if kind != KindPaid && kind != KindTrial && kind != KindSelfService {
-		return invalid("kind", "kind must be Paid, Trial or SelfService, not %q", kind)
+		return invalid("kind", "kind must be Paid, Trial or SelfService, not %q", Echo(kind))
 	}
 	if c.Term != "" && !validTerm(c.Term) {
-		return invalid("term", "term must be %s (a month) or %s (a year), not %q", TermMonthly, TermAnnual, c.Term)
+		return invalid("term", "term must be %s (a month) or %s (a year), not %q", TermMonthly, TermAnnual, Echo(c.Term))
 	}
 	var sku string
 	switch {
@@ -119,7 +119,7 @@ func (dec *decision) purchase(c *PurchaseSubscription) error {
 			channel = ChannelMarketplace
 		}
 		if channel != ChannelMarketplace && channel != ChannelVendor {
-			return invalid("channel", "an app is bought through the Marketplace or its Vendor, not %q", channel)
+			return invalid("channel", "an app is bought through the Marketplace or its Vendor, not %q", Echo(channel))
 		}
 		if existing, ok := dec.d.ResolveProduct(dec.t, app.SkuID); !ok {
 			if p, clash := dec.d.ResolveProduct(dec.t, app.SkuPartNumber); clash {
@@ -145,7 +145,7 @@ func (dec *decision) purchase(c *PurchaseSubscription) error {
 			return invalid("channel", "%s is a Microsoft product: buy it Direct or through the Marketplace; Vendor is for ISV apps", p.DisplayName)
 		}
 		if channel != ChannelDirect && channel != ChannelMarketplace {
-			return invalid("channel", "channel must be Direct or Marketplace (Vendor for ISV apps), not %q", channel)
+			return invalid("channel", "channel must be Direct or Marketplace (Vendor for ISV apps), not %q", Echo(channel))
 		}
 		sku = p.SkuID
 	}
@@ -248,7 +248,7 @@ func (dec *decision) changeStatus(c *ChangeSubscriptionStatus) error {
 	switch c.Status {
 	case StatusEnabled, StatusWarning, StatusSuspended, StatusDeleted:
 	default:
-		return invalid("status", "status must be Enabled, Warning, Suspended or Deleted, not %q", c.Status)
+		return invalid("status", "status must be Enabled, Warning, Suspended or Deleted, not %q", Echo(c.Status))
 	}
 	if s.Status == c.Status {
 		return nil

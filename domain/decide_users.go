@@ -29,7 +29,7 @@ func validateNewUser(field string, u *NewUser) error {
 		u.UserType = UserTypeMember
 	case UserTypeMember, UserTypeGuest:
 	default:
-		return invalid(field+".userType", "userType must be Member or Guest, not %q", u.UserType)
+		return invalid(field+".userType", "userType must be Member or Guest, not %q", Echo(u.UserType))
 	}
 	return checkUsageLocation(u.UsageLocation)
 }
@@ -260,7 +260,7 @@ func (dec *decision) setAdminRoles(c *SetAdminRoles) error {
 	roles := []Role{}
 	for _, r := range c.Roles {
 		if !ValidRole(r) {
-			return invalid("roles", "unknown role %q: use GlobalAdministrator, LicenseAdministrator, UserAdministrator or BillingAdministrator", r)
+			return invalid("roles", "unknown role %q: use GlobalAdministrator, LicenseAdministrator, UserAdministrator or BillingAdministrator", Echo(string(r)))
 		}
 		if !seen[r] {
 			seen[r] = true

@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrorCode names a refusal of the domain. The API maps each code to an HTTP
@@ -171,4 +172,22 @@ func RolePhrases(roles []Role) Phrases {
 		out[i] = rolePhrases[r] // every Role is one of the four
 	}
 	return out
+}
+
+// MaxEcho bounds how many bytes of a client's input an error's detail
+// repeats (docs/API.md: a 5,000-byte id is not sent back whole).
+const MaxEcho = 64
+
+// Echo returns s, the client's input, for repeating in an error's detail:
+// s itself, or its first MaxEcho bytes (cut at a character boundary)
+// followed by "…" and its full length.
+func Echo(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	n := MaxEcho
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:n], len(s))
 }

@@ -23,7 +23,7 @@ func ValidID(s string) bool {
 
 func checkID(field, s string) error {
 	if !ValidID(s) {
-		return invalid(field, "%s %q is not a valid id: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, s)
+		return invalid(field, "%s %q is not a valid id: use 1 to 128 characters of A-Z a-z 0-9 . _ @ - (not . or ..)", field, Echo(s))
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ func checkUPN(field, upn string) error {
 		return err
 	}
 	badUPN := func(why Phrase) error {
-		return invalid(field, "userPrincipalName %q is not valid: %s", upn, why)
+		return invalid(field, "userPrincipalName %q is not valid: %s", Echo(upn), why)
 	}
 	name, domain, ok := strings.Cut(upn, "@")
 	switch {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
@@ -114,7 +115,7 @@ func (s *Service) BlameAt(ctx context.Context, tenantID string, version uint64, 
 	}
 	b := bf.result(s.Catalog, want)
 	if path != "" && len(b.Entries) == 0 {
-		return Blame{}, domain.Errorf(domain.CodeNotFound, "path", "tenant %s has no value at %s at version %d", tenantID, path, version)
+		return Blame{}, domain.Errorf(domain.CodeNotFound, "path", "tenant %s has no value at %s at version %d", tenantID, bound(path), version)
 	}
 	return b, nil
 }
@@ -568,9 +569,15 @@ func (s *Service) ParseBlamePath(path string) ([]string, error) {
 	return nil, domain.Errorf(domain.CodeInvalidRequest, "path", "path %q is not a value of the state: see docs/API.md for the paths (e.g. users/alice/licenses/ENTERPRISEPACK)", bound(path))
 }
 
+// bound is s, or its first 200 bytes cut between characters and "…",
+// for naming a client's path in an error.
 func bound(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "…"
+	if len(s) <= 200 {
+		return s
 	}
-	return s
+	n := 200
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
