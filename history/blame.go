@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/seatledger/seatledger/domain"
 	"github.com/seatledger/seatledger/eventcodec"
@@ -115,7 +114,7 @@ func (s *Service) BlameAt(ctx context.Context, tenantID string, version uint64, 
 	}
 	b := bf.result(s.Catalog, want)
 	if path != "" && len(b.Entries) == 0 {
-		return Blame{}, domain.Errorf(domain.CodeNotFound, "path", "tenant %s has no value at %s at version %d", tenantID, bound(path), version)
+		return Blame{}, domain.Errorf(domain.CodeNotFound, "path", "tenant %s has no value at %s at version %d", tenantID, domain.Echo(path), version)
 	}
 	return b, nil
 }
@@ -531,11 +530,11 @@ func (s *Service) ParseBlamePath(path string) ([]string, error) {
 	segs := make([]string, len(raw))
 	for i, r := range raw {
 		if r == "" {
-			return nil, domain.Errorf(domain.CodeInvalidRequest, "path", "path %q is not a value of the state: it has an empty segment (e.g. users/alice/licenses/ENTERPRISEPACK)", bound(path))
+			return nil, domain.Errorf(domain.CodeInvalidRequest, "path", "path %q is not a value of the state: it has an empty segment (e.g. users/alice/licenses/ENTERPRISEPACK)", domain.Echo(path))
 		}
 		u, err := url.PathUnescape(r)
 		if err != nil {
-			return nil, domain.Errorf(domain.CodeInvalidRequest, "path", "path %q is not a value of the state: segment %d is not escaped right (e.g. users/alice/licenses/ENTERPRISEPACK)", bound(path), i+1)
+			return nil, domain.Errorf(domain.CodeInvalidRequest, "path", "path %q is not a value of the state: segment %d is not escaped right (e.g. users/alice/licenses/ENTERPRISEPACK)", domain.Echo(path), i+1)
 		}
 		segs[i] = u
 	}
@@ -566,18 +565,5 @@ func (s *Service) ParseBlamePath(path string) ([]string, error) {
 		}
 		return segs, nil
 	}
-	return nil, domain.Errorf(domain.CodeInvalidRequest, "path", "path %q is not a value of the state: see docs/API.md for the paths (e.g. users/alice/licenses/ENTERPRISEPACK)", bound(path))
-}
-
-// bound is s, or its first 200 bytes cut between characters and "…",
-// for naming a client's path in an error.
-func bound(s string) string {
-	if len(s) <= 200 {
-		return s
-	}
-	n := 200
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return nil, domain.Errorf(domain.CodeInvalidRequest, "path", "path %q is not a value of the state: see docs/API.md for the paths (e.g. users/alice/licenses/ENTERPRISEPACK)", domain.Echo(path))
 }
