@@ -1,0 +1,97 @@
+package queries
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatledger/seatledger/readmodel"
+)
+
+// pipelineHook runs before (or after) each pipeline of the client it is
+// added to, with the pipeline's commands.
+type pipelineHook struct {
+	before, after func(cmds []redis.Cmder)
+}
+
+func (h *pipelineHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *pipelineHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *pipelineHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.before != nil {
+			h.before(cmds)
+		}
+		err := next(ctx, cmds)
+		if h.after != nil {
+			h.after(cmds)
+		}
+		return err
+	}
+}
+
+// isApplied reports whether cmds are applied's pipeline (the Present
+// marker, then the tenant's applied version).
+func isApplied(cmds []redis.Cmder) bool {
+	return len(cmds) == 2 && strings.EqualFold(cmds[0].Name(), "exists") && strings.EqualFold(cmds[1].Name(), "hget")
+}
+
+// TestCheckedWaitSharesTheQueryBound: a query that waited for ?minVersion
+// and then read "not found" from read models behind Options.Checked waits
+// for Checked only within what is left of the one bound docs/API.md gives
+// (≤ 5 s with ?minVersion, ≤ 1 s without), not a second bound of its own.
+// Here the read models reach minVersion only once MaxWait has passed: the
+// query answers 503 at once rather than waiting (up to MaxWait again) for
+// Checked. Before, answer's second begin started a fresh deadline, and a
+// query could wait twice the documented bound.
+func TestCheckedWaitSharesTheQueryBound(t *testing.T) {
+	mr := miniredis.RunT(t)
+	ctx := context.Background()
+	setup := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = setup.Close() })
+	k := readmodel.Keys{Prefix: readmodel.DefaultPrefix}
+	must(t, setup.Set(ctx, k.Present(), "x", 0).Err())
+	must(t, setup.HSet(ctx, k.Key("contoso", readmodel.Meta), "id", "contoso", "name", "Contoso", "version", 5).Err())
+	setVersion := func(v int) {
+		must(t, setup.HSet(ctx, k.Key("contoso", readmodel.Meta), "version", v).Err())
+	}
+
+	const maxWait = 50 * time.Millisecond
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	// The projection: version 6 once the query's MaxWait has passed (the
+	// first poll is after its deadline was set), then version 8 at the
+	// second poll after that, should the query still poll.
+	var (
+		first  time.Time
+		phase  atomic.Int32
+		polled int
+	)
+	rdb.AddHook(&pipelineHook{before: func(cmds []redis.Cmder) {
+		if !isApplied(cmds) {
+			return
+		}
+		switch phase.Load() {
+		case 0:
+			if first.IsZero() {
+				first = time.Now()
+			}
+			if time.Since(first) > maxWait {
+				setVersion(6)
+				phase.Store(1)
+			}
+		case 1:
+			if polled++; polled == 2 { // the wait for Checked polls a second time
+				setVersion(8)
+				phase.Store(2)
+			}
+		}
+	}})
+	svc := New(Config{Redis: rdb, MaxWait: maxWait, StaleWait: maxWait, PollInterval: time.Millisecond})
+	_, err := svc.User(ctx, "contoso", "bob", Options{MinVersion: 6, Checked: 8})
+	wantErr(t, err, kindUnavailable)
+}
