@@ -95,3 +95,46 @@ func TestCheckedWaitSharesTheQueryBound(t *testing.T) {
 	_, err := svc.User(ctx, "contoso", "bob", Options{MinVersion: 6, Checked: 8})
 	wantErr(t, err, kindUnavailable)
 }
+
+// TestTenantListKeepsUpWithABusyTenant: the tenant list holds each row to
+// what the Service answered for its tenant before the list read it, as a
+// tenant's own queries do (begin reads the version answered before its
+// reads). Answers of the tenant that end while the list reads, at
+// versions the projection applied meanwhile, are not "before" it. Here
+// every time the list reads, the projection applies an event of contoso
+// and a query of contoso answers it: the list answers at once. Before,
+// it compared its rows with what was answered after it read them, found
+// each row "behind" and read again, until StaleWait ran out: 503 for as
+// long as the tenant was busy.
+func TestTenantListKeepsUpWithABusyTenant(t *testing.T) {
+	mr := miniredis.RunT(t)
+	ctx := context.Background()
+	setup := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = setup.Close() })
+	k := readmodel.Keys{Prefix: readmodel.DefaultPrefix}
+	must(t, setup.Set(ctx, k.Present(), "x", 0).Err())
+	must(t, setup.SAdd(ctx, k.Tenants(), "contoso").Err())
+	must(t, setup.HSet(ctx, k.Key("contoso", readmodel.Meta), "id", "contoso", "name", "Contoso", "version", 5).Err())
+
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	svc := New(Config{Redis: rdb, StaleWait: 50 * time.Millisecond, PollInterval: time.Millisecond})
+	var inside atomic.Bool
+	rdb.AddHook(&pipelineHook{after: func(cmds []redis.Cmder) {
+		// After the list's summaries pipeline (HMGET of a meta), not the
+		// tenant query's own.
+		if len(cmds) == 0 || !strings.EqualFold(cmds[0].Name(), "hmget") || !inside.CompareAndSwap(false, true) {
+			return
+		}
+		defer inside.Store(false)
+		must(t, setup.HIncrBy(ctx, k.Key("contoso", readmodel.Meta), "version", 1).Err())
+		if _, err := svc.Tenant(ctx, "contoso", Options{}); err != nil {
+			t.Errorf("the tenant's own query: %v", err)
+		}
+	}})
+	l, err := svc.Tenants(ctx, Options{})
+	must(t, err)
+	if len(l.Value) != 1 || l.Value[0].Version < 5 {
+		t.Fatalf("the list: %+v", l.Value)
+	}
+}
