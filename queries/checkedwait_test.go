@@ -138,3 +138,27 @@ func TestTenantListKeepsUpWithABusyTenant(t *testing.T) {
 		t.Fatalf("the list: %+v", l.Value)
 	}
 }
+
+// TestTenantListFailsOnAFailedCount: a count the tenant list could not
+// read fails the page (503), as before the list read each row's version
+// again. That HGET answers redis.Nil for a tenant in the set without read
+// models; the pipeline's error is its first command's, so the list took
+// the page's error for that Nil and answered a failed count as 0 users.
+func TestTenantListFailsOnAFailedCount(t *testing.T) {
+	mr := miniredis.RunT(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	k := readmodel.Keys{Prefix: readmodel.DefaultPrefix}
+	must(t, rdb.Set(ctx, k.Present(), "x", 0).Err())
+	// "adatum" is in the set only; contoso's users index cannot be counted.
+	must(t, rdb.SAdd(ctx, k.Tenants(), "adatum", "contoso").Err())
+	must(t, rdb.HSet(ctx, k.Key("contoso", readmodel.Meta), "id", "contoso", "name", "Contoso", "version", 5).Err())
+	must(t, rdb.Set(ctx, k.Key("contoso", readmodel.UsersIndex), "not a sorted set", 0).Err())
+	svc := New(Config{Redis: rdb, StaleWait: 10 * time.Millisecond, PollInterval: time.Millisecond})
+	l, err := svc.Tenants(ctx, Options{})
+	if err == nil {
+		t.Fatalf("the list answered %+v", l.Value)
+	}
+	wantErr(t, err, kindUnavailable)
+}

@@ -60,6 +60,9 @@ func (s *Service) tenantSummaries(ctx context.Context, keys readmodel.Keys, ids 
 		}
 	}
 	if len(ids) > 0 {
+		// Exec's error is the first command's: a tenant without read
+		// models (after's redis.Nil) may hide another's failure, so each
+		// command's own error is checked below.
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, nil, err
 		}
@@ -80,6 +83,9 @@ func (s *Service) tenantSummaries(ctx context.Context, keys readmodel.Keys, ids 
 		}
 		after, err := cs[i].after.Uint64()
 		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, err
+		}
+		if err := errors.Join(cs[i].users.Err(), cs[i].groups.Err(), cs[i].subsc.Err()); err != nil {
 			return nil, nil, err
 		}
 		out = append(out, TenantSummary{ID: id, Name: m.Name, Version: m.Version,
