@@ -60,6 +60,9 @@ func (s *Service) tenantSummaries(ctx context.Context, keys readmodel.Keys, ids 
 		}
 	}
 	if len(ids) > 0 {
+		// Exec's error is the first command's: a tenant without read
+		// models (after's redis.Nil) may hide another's failure, so each
+		// command's own error is checked below.
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, nil, err
 		}
@@ -80,6 +83,9 @@ func (s *Service) tenantSummaries(ctx context.Context, keys readmodel.Keys, ids 
 		}
 		after, err := cs[i].after.Uint64()
 		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, err
+		}
+		if err := errors.Join(cs[i].users.Err(), cs[i].groups.Err(), cs[i].subsc.Err()); err != nil {
 			return nil, nil, err
 		}
 		out = append(out, TenantSummary{ID: id, Name: m.Name, Version: m.Version,
@@ -109,9 +115,10 @@ func (s *Service) Tenant(ctx context.Context, tenant string, o Options) (Answer[
 //
 // Each row is an answer of its tenant and goes no more back in time than
 // the tenant's own: a page with a row older than what this Service answered
-// for that tenant (or without a tenant it answered) waits up to StaleWait
-// for the read models and then fails unavailable; the rows' versions are
-// remembered as the tenant's answers are.
+// for that tenant before the page was read waits up to StaleWait for the
+// read models and then fails unavailable; the rows' versions are
+// remembered as the tenant's answers are. A tenant in the set whose read
+// models the prefix lacks is left out, not waited for.
 func (s *Service) Tenants(ctx context.Context, o Options) (Answer[[]TenantSummary], error) {
 	p, err := pageOf(o)
 	if err != nil {
@@ -124,16 +131,16 @@ func (s *Service) Tenants(ctx context.Context, o Options) (Answer[[]TenantSummar
 	defer cancel()
 	deadline := time.Now().Add(s.cfg.StaleWait)
 	for {
-		out, seen, next, err := s.tenantsPage(ctx, p)
+		pg, err := s.tenantsPage(ctx, p)
 		if err != nil {
 			return Answer[[]TenantSummary]{}, s.fail(err)
 		}
-		lag := s.behind(out)
+		lag := s.behind(pg)
 		if lag == nil {
-			for i, row := range out {
-				s.served.observe(row.ID, seen[i])
+			for i, row := range pg.rows {
+				s.served.observe(row.ID, pg.seen[i])
 			}
-			return Answer[[]TenantSummary]{Value: out, NextCursor: next}, nil
+			return Answer[[]TenantSummary]{Value: pg.rows, NextCursor: pg.next}, nil
 		}
 		if time.Now().After(deadline) {
 			return Answer[[]TenantSummary]{}, lag
@@ -146,34 +153,46 @@ func (s *Service) Tenants(ctx context.Context, o Options) (Answer[[]TenantSummar
 	}
 }
 
+// tenantsRead is one read of a page of the tenant list.
+type tenantsRead struct {
+	rows []TenantSummary
+	seen []uint64 // seen[i]: rows[i]'s applied version after its reads
+	// answered holds, for the page's tenants, the version this Service had
+	// answered before the read (as begin reads it before a tenant's
+	// reads): answers that end while the page is read are not before it.
+	answered map[string]uint64
+	next     string
+}
+
 // behind is the UnavailableError of a page of tenants with a row older than
-// what this Service answered for its tenant, nil when there is none.
-func (s *Service) behind(rows []TenantSummary) error {
-	for _, row := range rows {
-		if served := s.served.get(row.ID); row.Version < served {
+// what this Service answered for its tenant before the page was read, nil
+// when there is none.
+func (s *Service) behind(pg tenantsRead) error {
+	for _, row := range pg.rows {
+		if served := pg.answered[row.ID]; row.Version < served {
 			return s.unavailable("the read models have applied version %d of tenant %s, behind version %d already answered; retry shortly", row.Version, row.ID, served)
 		}
 	}
 	return nil
 }
 
-func (s *Service) tenantsPage(ctx context.Context, p page) ([]TenantSummary, []uint64, string, error) {
+func (s *Service) tenantsPage(ctx context.Context, p page) (tenantsRead, error) {
 	keys, err := s.keys(ctx)
 	if err != nil {
-		return nil, nil, "", err
+		return tenantsRead{}, err
 	}
 	complete, err := readmodel.Complete(ctx, s.cfg.Redis, keys.Prefix, false)
 	if err != nil {
-		return nil, nil, "", err
+		return tenantsRead{}, err
 	}
 	if !complete {
-		return nil, nil, "", errRebuilding
+		return tenantsRead{}, errRebuilding
 	}
 	// The set holds one member per tenant: sorting it per page is O(tenants),
 	// small beside a tenant's own rows.
 	ids, err := s.cfg.Redis.SMembers(ctx, keys.Tenants()).Result()
 	if err != nil {
-		return nil, nil, "", err
+		return tenantsRead{}, err
 	}
 	slices.Sort(ids)
 	start, _ := slices.BinarySearch(ids, p.after)
@@ -181,14 +200,16 @@ func (s *Service) tenantsPage(ctx context.Context, p page) ([]TenantSummary, []u
 		start++
 	}
 	ids = ids[start:]
-	next := ""
+	pg := tenantsRead{answered: make(map[string]uint64, len(ids))}
 	if len(ids) > p.limit {
 		ids = ids[:p.limit]
-		next = encodeCursor(ids[len(ids)-1])
+		pg.next = encodeCursor(ids[len(ids)-1])
 	}
-	out, seen, err := s.tenantSummaries(ctx, keys, ids)
-	if err != nil {
-		return nil, nil, "", err
+	for _, id := range ids {
+		pg.answered[id] = s.served.get(id)
 	}
-	return out, seen, next, nil
+	if pg.rows, pg.seen, err = s.tenantSummaries(ctx, keys, ids); err != nil {
+		return tenantsRead{}, err
+	}
+	return pg, nil
 }

@@ -263,8 +263,8 @@ type Options struct {
 	// product, a subscription) is then given only from read models that
 	// have applied Checked, as they may only be behind: until they have,
 	// the query waits as it waits without MinVersion (up to StaleWait;
-	// MaxWait with MinVersion) and then fails unavailable. Other answers do
-	// not wait for it.
+	// MaxWait with MinVersion, one bound for both waits) and then fails
+	// unavailable. Other answers do not wait for it.
 	Checked uint64
 	// Limit is the page's length, 1 to MaxLimit; 0: DefaultLimit.
 	Limit int
@@ -294,13 +294,19 @@ type request struct {
 	tenant  string
 	keys    readmodel.Keys
 	version uint64 // the tenant's applied version
+	// deadline ends begin's wait: StaleWait, or MaxWait with MinVersion,
+	// after the query began (answer's second wait, for Options.Checked,
+	// ends there too).
+	deadline time.Time
 }
 
 func (r *request) key(suffix string) string { return r.keys.Key(r.tenant, suffix) }
 
 // begin checks the tenant exists in the read models, after waiting for
 // o.MinVersion when given, and for atLeast (a version the caller must see,
-// waited for as the version already answered is).
+// waited for as the version already answered is). The wait ends at until,
+// or when zero StaleWait (MaxWait with o.MinVersion) from now: a query
+// that begins again waits only for what is left of its first bound.
 //
 // No answer goes back in time: the read models must be complete (the
 // Present marker of the active prefix) and at least at the version this
@@ -310,7 +316,7 @@ func (r *request) key(suffix string) string { return r.keys.Key(r.tenant, suffix
 // minVersion fails unavailable at once. Only complete read models that do
 // not have the tenant answer "not found", and only when the caller did not
 // see it exist (o.Checked): then they wait for its first version.
-func (s *Service) begin(ctx context.Context, tenant string, o Options, atLeast uint64) (*request, context.CancelFunc, error) {
+func (s *Service) begin(ctx context.Context, tenant string, o Options, atLeast uint64, until time.Time) (*request, context.CancelFunc, error) {
 	minVersion := o.MinVersion
 	if !domain.ValidID(tenant) {
 		return nil, nil, notFound("tenant %q does not exist", bounded(tenant))
@@ -327,11 +333,14 @@ func (s *Service) begin(ctx context.Context, tenant string, o Options, atLeast u
 	if o.Checked > 0 {
 		floor = max(floor, 1) // the tenant's creation
 	}
-	wait := s.cfg.StaleWait
-	if minVersion > 0 {
-		wait = s.cfg.MaxWait
+	if until.IsZero() {
+		wait := s.cfg.StaleWait
+		if minVersion > 0 {
+			wait = s.cfg.MaxWait
+		}
+		until = time.Now().Add(wait)
 	}
-	deadline := time.Now().Add(wait)
+	r.deadline = until
 	for {
 		present, v, err := s.applied(ctx, keys, tenant)
 		if err != nil {
@@ -349,7 +358,7 @@ func (s *Service) begin(ctx context.Context, tenant string, o Options, atLeast u
 			cancel()
 			return nil, nil, errRebuilding
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(until) {
 			cancel()
 			if !present {
 				return nil, nil, errRebuilding
@@ -481,24 +490,26 @@ func hashPage[T any](ctx context.Context, rdb redis.UniversalClient, key string,
 // answer runs a query of tenant: it waits for the read models (begin), reads
 // them with read, which returns the value and the next page's cursor, and
 // checks they did not change under it (settled). A "not found" read from
-// read models older than o.Checked is read again once they hold it. Every
-// error it returns is typed (fail).
+// read models older than o.Checked is read again once they hold it, waited
+// for within begin's bound (not a second one). Every error it returns is
+// typed (fail).
 //
 // The answer's Version is the one begin saw, but what the reads saw may be
 // newer (the projection keeps applying while they run): the Service
 // remembers the version settled saw after them, the newest the answer can
 // hold, so that no later answer is older than anything this one showed.
 func answer[T any](s *Service, ctx context.Context, tenant string, o Options, read func(r *request) (T, string, error)) (Answer[T], error) {
-	r, cancel, err := s.begin(ctx, tenant, o, 0)
+	r, cancel, err := s.begin(ctx, tenant, o, 0, time.Time{})
 	if err != nil {
 		return Answer[T]{}, s.fail(err)
 	}
 	v, next, err := read(r)
 	if r.version < o.Checked && isNotFound(err) {
 		// The caller saw the tenant at o.Checked: what is missing here
-		// may only be missing from read models behind it.
+		// may only be missing from read models behind it. The wait for
+		// them ends where the first one would have: one bound in all.
 		cancel()
-		if r, cancel, err = s.begin(ctx, tenant, o, o.Checked); err != nil {
+		if r, cancel, err = s.begin(ctx, tenant, o, o.Checked, r.deadline); err != nil {
 			return Answer[T]{}, s.fail(err)
 		}
 		v, next, err = read(r)
