@@ -503,18 +503,20 @@ func answer[T any](s *Service, ctx context.Context, tenant string, o Options, re
 	if err != nil {
 		return Answer[T]{}, s.fail(err)
 	}
+	defer func() { cancel() }() // the second begin's, if there is one
 	v, next, err := read(r)
 	if r.version < o.Checked && isNotFound(err) {
 		// The caller saw the tenant at o.Checked: what is missing here
 		// may only be missing from read models behind it. The wait for
 		// them ends where the first one would have: one bound in all.
 		cancel()
-		if r, cancel, err = s.begin(ctx, tenant, o, o.Checked, r.deadline); err != nil {
+		var again context.CancelFunc
+		if r, again, err = s.begin(ctx, tenant, o, o.Checked, r.deadline); err != nil {
 			return Answer[T]{}, s.fail(err)
 		}
+		cancel = again
 		v, next, err = read(r)
 	}
-	defer cancel()
 	seen, serr := s.settled(r)
 	if serr != nil {
 		err = serr
