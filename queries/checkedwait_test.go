@@ -40,6 +40,23 @@ func isApplied(cmds []redis.Cmder) bool {
 	return len(cmds) == 2 && strings.EqualFold(cmds[0].Name(), "exists") && strings.EqualFold(cmds[1].Name(), "hget")
 }
 
+// contosoAt starts an in-process Redis holding complete read models of
+// tenant contoso, with no users, at version under each of prefixes, and
+// returns it with a client for the test's own writes.
+func contosoAt(t *testing.T, version int, prefixes ...readmodel.Keys) (*miniredis.Miniredis, *redis.Client) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	ctx := context.Background()
+	setup := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = setup.Close() })
+	for _, k := range prefixes {
+		must(t, setup.Set(ctx, k.Present(), "x", 0).Err())
+		must(t, setup.SAdd(ctx, k.Tenants(), "contoso").Err())
+		must(t, setup.HSet(ctx, k.Key("contoso", readmodel.Meta), "id", "contoso", "name", "Contoso", "version", version).Err())
+	}
+	return mr, setup
+}
+
 // TestCheckedWaitSharesTheQueryBound: a query that waited for ?minVersion
 // and then read "not found" from read models behind Options.Checked waits
 // for Checked only within what is left of the one bound docs/API.md gives
@@ -49,13 +66,9 @@ func isApplied(cmds []redis.Cmder) bool {
 // Checked. Before, answer's second begin started a fresh deadline, and a
 // query could wait twice the documented bound.
 func TestCheckedWaitSharesTheQueryBound(t *testing.T) {
-	mr := miniredis.RunT(t)
 	ctx := context.Background()
-	setup := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = setup.Close() })
 	k := readmodel.Keys{Prefix: readmodel.DefaultPrefix}
-	must(t, setup.Set(ctx, k.Present(), "x", 0).Err())
-	must(t, setup.HSet(ctx, k.Key("contoso", readmodel.Meta), "id", "contoso", "name", "Contoso", "version", 5).Err())
+	mr, setup := contosoAt(t, 5, k)
 	setVersion := func(v int) {
 		must(t, setup.HSet(ctx, k.Key("contoso", readmodel.Meta), "version", v).Err())
 	}
@@ -107,14 +120,9 @@ func TestCheckedWaitSharesTheQueryBound(t *testing.T) {
 // each row "behind" and read again, until StaleWait ran out: 503 for as
 // long as the tenant was busy.
 func TestTenantListKeepsUpWithABusyTenant(t *testing.T) {
-	mr := miniredis.RunT(t)
 	ctx := context.Background()
-	setup := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = setup.Close() })
 	k := readmodel.Keys{Prefix: readmodel.DefaultPrefix}
-	must(t, setup.Set(ctx, k.Present(), "x", 0).Err())
-	must(t, setup.SAdd(ctx, k.Tenants(), "contoso").Err())
-	must(t, setup.HSet(ctx, k.Key("contoso", readmodel.Meta), "id", "contoso", "name", "Contoso", "version", 5).Err())
+	mr, setup := contosoAt(t, 5, k)
 
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })

@@ -45,17 +45,10 @@ func (h *applyDuringRead) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 // the Service remembered begin's version, and the next answer went back
 // in time: a user the first answer counted was gone from the second.
 func TestNoReadGoesBackBehindWhatItRead(t *testing.T) {
-	mr := miniredis.RunT(t)
 	ctx := context.Background()
-	setup := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = setup.Close() })
 	// Two complete prefixes of tenant contoso at version 5, no users.
 	oldKeys, newKeys := readmodel.Keys{Prefix: "sl:r1:"}, readmodel.Keys{Prefix: "sl:r2:"}
-	for _, k := range []readmodel.Keys{oldKeys, newKeys} {
-		must(t, setup.Set(ctx, k.Present(), "x", 0).Err())
-		must(t, setup.SAdd(ctx, k.Tenants(), "contoso").Err())
-		must(t, setup.HSet(ctx, k.Key("contoso", readmodel.Meta), "id", "contoso", "name", "Contoso", "version", 5).Err())
-	}
+	mr, setup := contosoAt(t, 5, oldKeys, newKeys)
 	must(t, readmodel.SetActivePrefix(ctx, setup, oldKeys.Prefix))
 
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -232,23 +231,9 @@ func (s *Service) fail(err error) error {
 	return &UnavailableError{Reason: "the read models cannot be reached; retry later", RetryAfter: s.cfg.RetryAfter, Err: err}
 }
 
-// maxEcho bounds how much of a client's input an error repeats: docs/API.md
-// promises "echoed input in a detail is cut to 64 bytes" (api's bounded keeps
-// the same promise for the HTTP layer's own errors).
-const maxEcho = 64
-
-// bounded returns s, or its first maxEcho bytes (cut at a character
-// boundary) followed by "…" and the full length.
-func bounded(s string) string {
-	if len(s) <= maxEcho {
-		return s
-	}
-	n := maxEcho
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return fmt.Sprintf("%s… (%d bytes)", s[:n], len(s))
-}
+// bounded is s cut for repeating in an error (domain.Echo: docs/API.md
+// promises "echoed input in a detail is cut to 64 bytes", in every layer).
+func bounded(s string) string { return domain.Echo(s) }
 
 // Options say how fresh a query's answer must be and, for a list (or a
 // detail with a paged list in it), which page to answer.
