@@ -53,7 +53,7 @@ func EventID(tenantID, commandID string, version uint64) string {
 // A decision repeated with the same metadata (an append retried) keeps its
 // ids.
 func decisionEventID(tenantID string, m *CommandMeta, version uint64) string {
-	var stack [160]byte
+	var stack [256]byte // room for the usual hash, time, request id and actor: no allocation
 	extra := append(stack[:0], m.RequestHash...)
 	extra = append(extra, 0)
 	extra = m.Now.UTC().AppendFormat(extra, time.RFC3339Nano)
@@ -66,7 +66,7 @@ func decisionEventID(tenantID string, m *CommandMeta, version uint64) string {
 
 func eventID(tenantID, commandID string, version uint64, extra []byte) string {
 	index := version
-	var stack [320]byte
+	var stack [512]byte
 	name := append(stack[:0], eventNamespace[:]...)
 	name = append(name, tenantID...)
 	name = append(name, 0)
