@@ -52,13 +52,13 @@ func queryInt(c *gin.Context, name string, def, max int) (int, error) {
 // point reads a time or a version: "2026-03-01T14:03:00Z" or "42".
 func point(c *gin.Context, name, value string) (history.Point, error) {
 	if n, err := strconv.ParseUint(value, 10, 64); err == nil {
-		return history.Point{Version: n}, nil
+		return history.Point{Version: n, Field: name}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, value)
 	if err != nil {
 		return history.Point{}, invalidRequest(name, "%s=%q is neither a version number nor an RFC 3339 time", name, bounded(value))
 	}
-	return history.Point{Time: t}, nil
+	return history.Point{Time: t, Field: name}, nil
 }
 
 // exists checks the query parameters against the route's, then that the
@@ -370,9 +370,12 @@ func (h historyHandlers) diff(c *gin.Context) {
 			return
 		}
 		p, err := point(c, name, raw)
-		if err == nil {
+		if err == nil && (p.Version > 0 || !p.Time.IsZero()) {
 			vs[i], err = h.svc.Resolve(ctx, t, p)
 		}
+		// Else version 0 (or the zero time): the tenant before its first
+		// event, where a time before it resolves to too; not the head,
+		// which is what a zero Point means to Resolve.
 		if err != nil {
 			WriteProblem(c, err)
 			return

@@ -190,12 +190,12 @@ func (dec *decision) stamp() []Event {
 		version := t.Version + uint64(i) + 1
 		events[i] = Event{
 			Envelope: Envelope{
-				// The id derives from the command and the event's place in
-				// the stream: a retry decided at the same place gets the same
-				// ids (the store recognises the append as done); the same
-				// command decided again elsewhere (the tenant changed) gets
-				// new ones, never colliding with what it appended before.
-				EventID:       EventID(tenantID, m.CommandID, version),
+				// The id derives from the command, its metadata and the
+				// event's place in the stream: an append retried with the
+				// same decision has the same ids (the store recognises it
+				// as done); any other decision of the command id, here or
+				// elsewhere, gets new ones (see decisionEventID).
+				EventID:       decisionEventID(tenantID, m, version),
 				Type:          p.EventType(),
 				TenantID:      tenantID,
 				Version:       version,

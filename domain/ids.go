@@ -3,6 +3,7 @@ package domain
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"time"
 )
 
 // ValidID reports whether s is a well-formed client-chosen id:
@@ -31,19 +32,50 @@ func checkID(field, s string) error {
 // eventNamespace is the UUID namespace of seatledger event ids.
 var eventNamespace = [16]byte{0x5e, 0xa7, 0x1e, 0xd6, 0x0d, 0x6a, 0x4c, 0x1b, 0x9a, 0x41, 0x3f, 0x0e, 0x8c, 0x55, 0x21, 0x7d}
 
-// EventID derives the id of an event decided for a command at a version of
+// EventID derives the id of an event appended for a command at a version of
 // the tenant's stream: a name-based UUID (version 5) of the tenant, the
-// command id and the version. A command retried at the same place produces
-// the same ids, which the event store recognises as already appended.
+// command id and the version. Events decided by Decide take decisionEventID
+// instead; EventID names the events other writers make (fixtures, tools).
 func EventID(tenantID, commandID string, version uint64) string {
+	return eventID(tenantID, commandID, version, nil)
+}
+
+// decisionEventID derives the id of an event Decide made for m at a
+// version: EventID's name with the rest of what the event's envelope takes
+// from m appended (the request's hash, the time of decision, the
+// correlation id and the actor). The event store recognises an append whose
+// ids it already holds at the same place as done and answers it as if it
+// were written, so two ids may only be equal when the events are: the same
+// command id decided at the same version for another request (the same
+// Idempotency-Key with another body, or a retry decided at another time, on
+// a node whose cached state is behind) gets other ids, its append conflicts,
+// and the command is decided again on the head, which remembers the first.
+// A decision repeated with the same metadata (an append retried) keeps its
+// ids.
+func decisionEventID(tenantID string, m *CommandMeta, version uint64) string {
+	var stack [256]byte // room for the usual hash, time, request id and actor: no allocation
+	extra := append(stack[:0], m.RequestHash...)
+	extra = append(extra, 0)
+	extra = m.Now.UTC().AppendFormat(extra, time.RFC3339Nano)
+	extra = append(extra, 0)
+	extra = append(extra, m.CorrelationID...)
+	extra = append(extra, 0)
+	extra = append(extra, m.Actor.String()...)
+	return eventID(tenantID, m.CommandID, version, extra)
+}
+
+func eventID(tenantID, commandID string, version uint64, extra []byte) string {
 	index := version
-	var stack [320]byte
+	var stack [512]byte
 	name := append(stack[:0], eventNamespace[:]...)
 	name = append(name, tenantID...)
 	name = append(name, 0)
 	name = append(name, commandID...)
 	name = append(name, 0, byte(index>>56), byte(index>>48), byte(index>>40), byte(index>>32),
 		byte(index>>24), byte(index>>16), byte(index>>8), byte(index))
+	if extra != nil {
+		name = append(append(name, 0), extra...)
+	}
 	sum := sha1.Sum(name)
 	var u [16]byte
 	copy(u[:], sum[:16])

@@ -364,9 +364,19 @@ func TestIdempotency_SameCommandIdDecidesNothingNew(t *testing.T) {
 	if !s.state.Users["bob"].RetentionHold {
 		t.Fatal("a retried no-op lifted a hold set since")
 	}
-	// Event ids derive from the command id: a retry produces the same ids.
-	if first[0].EventID != EventID(tenantID, "key-1", first[0].Version) || EventID(tenantID, "key-1", 7) == EventID(tenantID, "key-1", 8) {
+	// Event ids derive from the command and its place: the same decision
+	// made again has the same ids; the same command id for another request
+	// or at another time, other ids (the store must not take it for done).
+	m := *Meta(c) // as the scenario decided it
+	if first[0].EventID != decisionEventID(tenantID, &m, first[0].Version) || decisionEventID(tenantID, &m, 7) == decisionEventID(tenantID, &m, 8) {
 		t.Fatal("event ids are not deterministic per command and version")
+	}
+	another := m
+	another.RequestHash = "h2"
+	later := m
+	later.Now = later.Now.Add(time.Nanosecond)
+	if id := decisionEventID(tenantID, &m, 7); id == decisionEventID(tenantID, &another, 7) || id == decisionEventID(tenantID, &later, 7) {
+		t.Fatal("another request or another decision under the same command id at the same version gets the same event ids")
 	}
 }
 

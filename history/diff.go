@@ -66,7 +66,7 @@ func Entities(s State) map[string]any {
 // and an empty list that JSON omits alike are no change).
 func DiffStates(a, b State) []Change {
 	ea, eb := Entities(a), Entities(b)
-	var changes []Change
+	changes := []Change{} // none is [] in JSON, like every list of an answer
 	for _, k := range slices.Sorted(maps.Keys(ea)) {
 		vb, ok := eb[k]
 		if !ok {

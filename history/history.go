@@ -80,10 +80,17 @@ func (s *Service) StateAt(ctx context.Context, tenantID string, version uint64) 
 type Point struct {
 	Version uint64
 	Time    time.Time // used when Version is 0 and Time is set
+	// Field is the request parameter that named the point, for the field
+	// of Resolve's errors ("" : version).
+	Field string
 }
 
 // Resolve turns a point into a version (bounded by the head).
 func (s *Service) Resolve(ctx context.Context, tenantID string, p Point) (uint64, error) {
+	field := p.Field
+	if field == "" {
+		field = "version"
+	}
 	head, err := s.Head(ctx, tenantID)
 	if err != nil {
 		return 0, err
@@ -92,7 +99,7 @@ func (s *Service) Resolve(ctx context.Context, tenantID string, p Point) (uint64
 		return s.VersionAt(ctx, tenantID, p.Time)
 	}
 	if p.Version > head {
-		return 0, domain.Errorf(domain.CodeNotFound, "version", "tenant %s is at version %d; version %d does not exist yet", tenantID, head, p.Version)
+		return 0, domain.Errorf(domain.CodeNotFound, field, "tenant %s is at version %d; version %d does not exist yet", tenantID, head, p.Version)
 	}
 	if p.Version == 0 {
 		return head, nil
