@@ -66,6 +66,7 @@ type productData struct {
 	Plans    []planPick
 	Action   string // the form's path prefix: /console/t/{t}/licenses/{sku}
 	Holders  []holder
+	Loaded   bool // the product was read: draw its counts, holders and forms
 }
 
 // holder is a row of the product's users: how they hold it, in words.
@@ -109,7 +110,7 @@ func (c *Console) renderProduct(w http.ResponseWriter, r *http.Request, s *sessi
 		c.fail(w, r, "product", v, err)
 		return
 	}
-	d.Next = h.Get("X-Next-Cursor")
+	d.Next, d.Loaded = h.Get("X-Next-Cursor"), true
 	if d.Product.DisplayName != "" {
 		v.Title = d.Product.DisplayName // the h1: a name, which T answers as it is
 	}

@@ -51,6 +51,7 @@ type productsData struct {
 	Form       map[string]string // the buy form's values, kept when refused
 	InstallURL string            // where an app just installed goes on
 	Quantity   map[string]string // a refused new quantity, by subscription
+	Loaded     bool              // the subscriptions were read: draw them and the forms
 }
 
 // QuantityOf is the value of row's quantity field: the quantity typed, if
@@ -124,6 +125,7 @@ func (c *Console) renderProducts(w http.ResponseWriter, r *http.Request, s *sess
 		}
 		d.Rows = append(d.Rows, pr)
 	}
+	d.Loaded = true
 	if okKey != "" {
 		v.OK = v.T(okKey)
 	}
