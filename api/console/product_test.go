@@ -391,8 +391,8 @@ func TestPagesAfterRefusalLinkTheirNextPage(t *testing.T) {
 // TestProductPagesUnreadShowNoCountsOrForms: a product page whose read
 // was refused (an unknown product, a tampered cursor, a person without
 // an admin role) shows the problem alone, as Active users and Groups do:
-// not counts of 0 that read as the product's, nor assign, unassign or
-// buy forms for what could not be read.
+// not counts of 0 that read as the product's, nor "no licenses yet",
+// nor assign, unassign or buy forms for what could not be read.
 func TestProductPagesUnreadShowNoCountsOrForms(t *testing.T) {
 	e := newEnv(t, console.Config{})
 	admin := e.browser()
@@ -410,6 +410,8 @@ func TestProductPagesUnreadShowNoCountsOrForms(t *testing.T) {
 		{alice, "/console/t/contoso/licenses/SPE_E3", 403, "GlobalAdministrator"},
 		{admin, "/console/t/contoso/products?cursor=tampered", 400, "cursor"},
 		{alice, "/console/t/contoso/products", 403, "GlobalAdministrator"},
+		{admin, "/console/t/contoso/licenses?cursor=tampered", 400, "cursor"},
+		{alice, "/console/t/contoso/licenses", 403, "GlobalAdministrator"},
 	} {
 		p := c.b.get(c.path)
 		refused(t, p, c.code, c.words)
