@@ -295,6 +295,10 @@ func problemHeadline(v *view, p *problem) string {
 		if len(p.Plans) > 0 {
 			return v.T(msg("problem.exclusive"), strings.Join(p.Plans, v.T(msg("problem.listSeparator"))))
 		}
+	case "idempotency_key_reused":
+		// A form sent again from the browser's history with other
+		// values: its key is spent, the page drawn now has a fresh one.
+		return v.T(msg("problem.formSentBefore"))
 	}
 	return ""
 }

@@ -170,3 +170,30 @@ func TestBrowserProducts(t *testing.T) {
 	p.Resize(browsertest.Narrow)
 	p.Screenshot("products-narrow")
 }
+
+// TestStaleFormSentAgainSaysWhatToDo: a form sent, then sent again from
+// the browser's history with other values, reuses its Idempotency-Key:
+// the API refuses it (409 idempotency_key_reused). The person sees, in
+// their language, that the form was already sent and to send it again,
+// not only the API's words about a key they never saw; the page drawn
+// with the refusal has a fresh key, so sending it again works.
+func TestStaleFormSentAgainSaysWhatToDo(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	for lang, words := range map[string]string{"en": "already sent", "fr": "déjà été envoyé", "zh-TW": "已使用其他值送出過"} {
+		b := e.browser()
+		b.header.Set("Accept-Language", lang)
+		b.signIn(token(t, "contoso", "admin"))
+		pp := b.get("/console/t/contoso/products")
+		if p := b.submit(pp, "/console/t/contoso/products/s1/quantity", url.Values{"quantity": {"6"}}); p.Code != 200 {
+			t.Fatalf("%s: the first change: %d\n%s", lang, p.Code, p.Body)
+		}
+		p := b.submit(pp, "/console/t/contoso/products/s1/quantity", url.Values{"quantity": {"7"}})
+		refused(t, p, 409, words)
+		if m := errorBarRE.FindStringSubmatch(p.Body); m == nil || !strings.Contains(m[1], `<strong class="headline">`) {
+			t.Errorf("%s: no headline in the message bar:\n%s", lang, p.Body)
+		}
+		again := b.submit(p, "/console/t/contoso/products/s1/quantity", url.Values{"quantity": {"7"}})
+		succeeded(t, again, "/console/t/contoso/products", "")
+		e.apiMust(200, "PATCH", "/v1/tenants/contoso/subscriptions/s1", token(t, "contoso", "admin"), `{"quantity":5}`)
+	}
+}
