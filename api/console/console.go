@@ -158,7 +158,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !c.csrfOK(r) {
-			http.Error(w, "the form's CSRF token is missing or stale: reload the page and submit again", http.StatusForbidden)
+			c.staleForm(w, r)
 			return
 		}
 	}

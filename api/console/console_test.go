@@ -341,3 +341,32 @@ func TestDevPicker(t *testing.T) {
 		t.Fatalf("sign in as alice: at %s", p.URL)
 	}
 }
+
+// TestStaleFormAfterSigningOutIsAPage: a form drawn before its person
+// signed out (or in again, in another tab) carries the CSRF token of a
+// session gone: it is refused (403, nothing done), on a console page in
+// the person's language that says what happened and leads back to the
+// page the form was on, not a line of English plain text.
+func TestStaleFormAfterSigningOutIsAPage(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	b := e.browser()
+	b.header.Set("Accept-Language", "zh-TW")
+	b.signIn(token(t, "contoso", "admin"))
+	users := b.get("/console/t/contoso/users")
+	b.submit(users, "/console/signout", nil)
+	for _, again := range []string{"", "alice"} {
+		if again != "" {
+			b.signIn(token(t, "contoso", again))
+		}
+		b.header.Set("Referer", e.srv.URL+"/console/t/contoso/users?search=a")
+		p := b.submit(users, "/console/t/contoso/users/add", url.Values{"id": {"carol"}, "userPrincipalName": {"carol@contoso.example"}, "usageLocation": {"US"}})
+		b.header.Del("Referer")
+		if p.Code != http.StatusForbidden || !strings.Contains(p.Body, `lang="zh-TW"`) || !strings.Contains(p.Body, "表單已過期") ||
+			!strings.Contains(p.Body, `href="/console/t/contoso/users?search=a"`) {
+			t.Errorf("signed in again as %q: %d at %s:\n%s", again, p.Code, p.URL, p.Body)
+		}
+	}
+	if n := e.count("contoso", "UserAdded"); n != 3 { // admin, alice and bob
+		t.Fatalf("UserAdded %d times, want 3: a stale form added the user", n)
+	}
+}

@@ -130,3 +130,19 @@ func (c *Console) notFound(w http.ResponseWriter, r *http.Request, s *session) {
 	v.Problem = &problem{Status: http.StatusNotFound, Detail: v.T("common.notFoundDetail")}
 	c.render(w, http.StatusNotFound, "notfound", v)
 }
+
+// staleForm answers a same-site POST whose csrf field is not its
+// session's: a form drawn before its person signed out, or in again in
+// another tab. Nothing is done; the page says so in the person's language
+// and leads back to the page the form was on (its Referer, when that is a
+// console path).
+func (c *Console) staleForm(w http.ResponseWriter, r *http.Request) {
+	v := c.newView(r, c.current(r), msg("common.staleForm"))
+	v.Problem = &problem{Status: http.StatusForbidden, Detail: v.T("common.staleFormDetail")}
+	back := "/"
+	if ref, err := url.Parse(r.Referer()); err == nil {
+		back = localPath(ref.RequestURI())
+	}
+	v.Data = back
+	c.render(w, http.StatusForbidden, "staleForm", v)
+}
