@@ -370,3 +370,41 @@ func TestStaleFormAfterSigningOutIsAPage(t *testing.T) {
 		t.Fatalf("UserAdded %d times, want 3: a stale form added the user", n)
 	}
 }
+
+// TestAddressOfAFormOrNoPageIsAPage: a refused change is drawn at its
+// form's action; that address opened again (Enter in the address bar, a
+// new tab, a shared link) goes to the page the form is on, and a console
+// address that is no page answers the console's Not found page in the
+// person's language, not the router's plain text.
+func TestAddressOfAFormOrNoPageIsAPage(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	admin := token(t, "contoso", "admin")
+	e.apiMust(201, "POST", "/v1/tenants/contoso/groups", admin, `{"id":"g1","displayName":"G1"}`)
+	e.caughtUp()
+	b := e.browser()
+	b.header.Set("Accept-Language", "fr")
+	b.signIn(admin)
+	for action, want := range map[string]string{
+		"/console/t/contoso/products/s1/quantity":             "/console/t/contoso/products",
+		"/console/t/contoso/users/add":                        "/console/t/contoso/users",
+		"/console/t/contoso/users/bob/delete":                 "/console/t/contoso/users/bob",
+		"/console/t/contoso/users/bob/licenses/SPE_E3":        "/console/t/contoso/users/bob",
+		"/console/t/contoso/licenses/SPE_E3/assign":           "/console/t/contoso/licenses/SPE_E3",
+		"/console/t/contoso/groups/g1/members/bob/remove":     "/console/t/contoso/groups/g1",
+		"/console/t/contoso/groups/g1/licenses/SPE_E3/remove": "/console/t/contoso/groups/g1",
+	} {
+		if p := b.get(action + "?x=1"); p.Code != 200 || p.URL != want {
+			t.Errorf("GET %s: %d at %s, want 200 at %s", action, p.Code, p.URL, want)
+		}
+	}
+	out := e.browser() // signed out
+	out.header.Set("Accept-Language", "fr")
+	for _, path := range []string{"/console/t/contoso/nope", "/console/t/contoso/", "/console/nope", "/console/signout"} {
+		for _, b := range []*browser{b, out} {
+			p := b.get(path)
+			if p.Code != 404 || !strings.Contains(p.Body, `lang="fr"`) || !strings.Contains(p.Body, `class="msg error"`) {
+				t.Errorf("GET %s: %d at %s:\n%s", path, p.Code, p.URL, p.Body)
+			}
+		}
+	}
+}
