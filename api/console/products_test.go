@@ -197,3 +197,28 @@ func TestStaleFormSentAgainSaysWhatToDo(t *testing.T) {
 		e.apiMust(200, "PATCH", "/v1/tenants/contoso/subscriptions/s1", token(t, "contoso", "admin"), `{"quantity":5}`)
 	}
 }
+
+// TestQuantityTypedIsSentAsANumber: what a person types in a quantity
+// field (a number input: digits, maybe a fraction or past any int) goes
+// to the API as the number written, so its refusal names the bound or
+// the fraction; an empty field is a missing quantity. Never "must be a
+// JSON number, not a string": the person typed a number.
+func TestQuantityTypedIsSentAsANumber(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	b := e.browser()
+	b.signIn(token(t, "contoso", "admin"))
+	for _, c := range []struct{ action, typed, words string }{
+		{"/console/t/contoso/products", "99999999999999999999", "above the cap"},
+		{"/console/t/contoso/products", "2.5", "whole number"},
+		{"/console/t/contoso/products", "", "quantity is required"},
+		{"/console/t/contoso/products/s1/quantity", "99999999999999999999", "above the cap"},
+		{"/console/t/contoso/products/s1/quantity", "2.5", "whole number"},
+		{"/console/t/contoso/products/s1/quantity", " ", "give quantity"},
+	} {
+		p := b.submit(b.get(productsPath), c.action, url.Values{"skuId": {"SPE_E3"}, "quantity": {c.typed}})
+		refused(t, p, 400, c.words)
+		if strings.Contains(p.Body, "JSON") {
+			t.Errorf("%s %q: the refusal speaks JSON:\n%s", c.action, c.typed, p.Body)
+		}
+	}
+}
