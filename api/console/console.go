@@ -58,11 +58,12 @@ type Config struct {
 
 // Console is the console's http.Handler.
 type Console struct {
-	cfg    Config
-	mux    *http.ServeMux
-	pages  map[string]*page // by template name
-	served map[string]bool  // tenant pages served, by nav path (nav.go)
-	cross  *http.CrossOriginProtection
+	cfg     Config
+	mux     *http.ServeMux
+	pages   map[string]*page // by template name
+	served  map[string]bool  // tenant pages served, by nav path (nav.go)
+	actions []string         // tenant actions' paths (tenantAction), in order
+	cross   *http.CrossOriginProtection
 }
 
 // New builds the console.
@@ -140,6 +141,11 @@ func (c *Console) routes() {
 	c.tenantPage("timeTravel", c.timeTravel)
 	c.tenantPage("timeTravel/fragment", c.timeTravelFragment)
 	c.tenantPage("timeTravel/blame", c.timeTravelBlame)
+
+	// Last: a GET of a form's action goes to the form's page, and any
+	// other console address is the Not found page (nav.go).
+	c.actionPages()
+	c.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) { c.notFound(w, r, c.current(r)) })
 }
 
 // ServeHTTP serves a console request. Every POST must come from the
@@ -158,7 +164,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !c.csrfOK(r) {
-			http.Error(w, "the form's CSRF token is missing or stale: reload the page and submit again", http.StatusForbidden)
+			c.staleForm(w, r)
 			return
 		}
 	}

@@ -341,3 +341,70 @@ func TestDevPicker(t *testing.T) {
 		t.Fatalf("sign in as alice: at %s", p.URL)
 	}
 }
+
+// TestStaleFormAfterSigningOutIsAPage: a form drawn before its person
+// signed out (or in again, in another tab) carries the CSRF token of a
+// session gone: it is refused (403, nothing done), on a console page in
+// the person's language that says what happened and leads back to the
+// page the form was on, not a line of English plain text.
+func TestStaleFormAfterSigningOutIsAPage(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	b := e.browser()
+	b.header.Set("Accept-Language", "zh-TW")
+	b.signIn(token(t, "contoso", "admin"))
+	users := b.get("/console/t/contoso/users")
+	b.submit(users, "/console/signout", nil)
+	for _, again := range []string{"", "alice"} {
+		if again != "" {
+			b.signIn(token(t, "contoso", again))
+		}
+		b.header.Set("Referer", e.srv.URL+"/console/t/contoso/users?search=a")
+		p := b.submit(users, "/console/t/contoso/users/add", url.Values{"id": {"carol"}, "userPrincipalName": {"carol@contoso.example"}, "usageLocation": {"US"}})
+		b.header.Del("Referer")
+		if p.Code != http.StatusForbidden || !strings.Contains(p.Body, `lang="zh-TW"`) || !strings.Contains(p.Body, "表單已過期") ||
+			!strings.Contains(p.Body, `href="/console/t/contoso/users?search=a"`) {
+			t.Errorf("signed in again as %q: %d at %s:\n%s", again, p.Code, p.URL, p.Body)
+		}
+	}
+	if n := e.count("contoso", "UserAdded"); n != 3 { // admin, alice and bob
+		t.Fatalf("UserAdded %d times, want 3: a stale form added the user", n)
+	}
+}
+
+// TestAddressOfAFormOrNoPageIsAPage: a refused change is drawn at its
+// form's action; that address opened again (Enter in the address bar, a
+// new tab, a shared link) goes to the page the form is on, and a console
+// address that is no page answers the console's Not found page in the
+// person's language, not the router's plain text.
+func TestAddressOfAFormOrNoPageIsAPage(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	admin := token(t, "contoso", "admin")
+	e.apiMust(201, "POST", "/v1/tenants/contoso/groups", admin, `{"id":"g1","displayName":"G1"}`)
+	e.caughtUp()
+	b := e.browser()
+	b.header.Set("Accept-Language", "fr")
+	b.signIn(admin)
+	for action, want := range map[string]string{
+		"/console/t/contoso/products/s1/quantity":             "/console/t/contoso/products",
+		"/console/t/contoso/users/add":                        "/console/t/contoso/users",
+		"/console/t/contoso/users/bob/delete":                 "/console/t/contoso/users/bob",
+		"/console/t/contoso/users/bob/licenses/SPE_E3":        "/console/t/contoso/users/bob",
+		"/console/t/contoso/licenses/SPE_E3/assign":           "/console/t/contoso/licenses/SPE_E3",
+		"/console/t/contoso/groups/g1/members/bob/remove":     "/console/t/contoso/groups/g1",
+		"/console/t/contoso/groups/g1/licenses/SPE_E3/remove": "/console/t/contoso/groups/g1",
+	} {
+		if p := b.get(action + "?x=1"); p.Code != 200 || p.URL != want {
+			t.Errorf("GET %s: %d at %s, want 200 at %s", action, p.Code, p.URL, want)
+		}
+	}
+	out := e.browser() // signed out
+	out.header.Set("Accept-Language", "fr")
+	for _, path := range []string{"/console/t/contoso/nope", "/console/t/contoso/", "/console/nope", "/console/signout"} {
+		for _, b := range []*browser{b, out} {
+			p := b.get(path)
+			if p.Code != 404 || !strings.Contains(p.Body, `lang="fr"`) || !strings.Contains(p.Body, `class="msg error"`) {
+				t.Errorf("GET %s: %d at %s:\n%s", path, p.Code, p.URL, p.Body)
+			}
+		}
+	}
+}

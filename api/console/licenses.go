@@ -17,8 +17,9 @@ type licenseRow struct {
 }
 
 type licensesData struct {
-	Rows []licenseRow
-	Next string // the next page's cursor
+	Rows   []licenseRow
+	Next   string // the next page's cursor
+	Loaded bool   // the rows were read (else the page shows only its problem)
 }
 
 // licenses is the admin center's Licenses page: one row per product.
@@ -35,7 +36,7 @@ func (c *Console) licenses(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, r, "licenses", v, err)
 		return
 	}
-	d.Next = h.Get("X-Next-Cursor")
+	d.Next, d.Loaded = h.Get("X-Next-Cursor"), true
 	c.render(w, http.StatusOK, "licenses", v)
 }
 

@@ -79,7 +79,41 @@ func (c *Console) tenantPage(path string, h func(http.ResponseWriter, *http.Requ
 // tenantAction serves POST /console/t/{tenant}/<path> with h (a change),
 // as tenantPage does.
 func (c *Console) tenantAction(path string, h func(http.ResponseWriter, *http.Request, *session)) {
+	c.actions = append(c.actions, path)
 	c.mux.HandleFunc("POST /console/t/{tenant}/"+path, c.inTenant(h))
+}
+
+// actionPages serves a GET of each tenant action that is not a page
+// itself with a redirect to the page its form is on: the longest page path
+// that its path starts with (users/{user}/delete → users/{user}). A
+// refused change is drawn at its action's address, which the person may
+// open again. routes calls it once every page is served.
+func (c *Console) actionPages() {
+	for _, path := range c.actions {
+		if c.served[path] {
+			continue
+		}
+		segs := strings.Split(path, "/")
+		page := ""
+		for i := len(segs) - 1; i > 0 && page == ""; i-- {
+			if p := strings.Join(segs[:i], "/"); c.served[p] {
+				page = p
+			}
+		}
+		if page == "" {
+			panic("console: no page for the action " + path)
+		}
+		c.mux.HandleFunc("GET /console/t/{tenant}/"+path, func(w http.ResponseWriter, r *http.Request) {
+			segs := strings.Split(page, "/")
+			for i, seg := range segs {
+				if strings.HasPrefix(seg, "{") {
+					seg = r.PathValue(strings.Trim(seg, "{}"))
+				}
+				segs[i] = url.PathEscape(seg)
+			}
+			http.Redirect(w, r, "/console/t/"+url.PathEscape(r.PathValue("tenant"))+"/"+strings.Join(segs, "/"), http.StatusSeeOther)
+		})
+	}
 }
 
 // operatorPage serves GET /console/<path> for the operator only.
@@ -129,4 +163,20 @@ func (c *Console) notFound(w http.ResponseWriter, r *http.Request, s *session) {
 	v := c.newView(r, s, msg("common.notFound"))
 	v.Problem = &problem{Status: http.StatusNotFound, Detail: v.T("common.notFoundDetail")}
 	c.render(w, http.StatusNotFound, "notfound", v)
+}
+
+// staleForm answers a same-site POST whose csrf field is not its
+// session's: a form drawn before its person signed out, or in again in
+// another tab. Nothing is done; the page says so in the person's language
+// and leads back to the page the form was on (its Referer, when that is a
+// console path).
+func (c *Console) staleForm(w http.ResponseWriter, r *http.Request) {
+	v := c.newView(r, c.current(r), msg("common.staleForm"))
+	v.Problem = &problem{Status: http.StatusForbidden, Detail: v.T("common.staleFormDetail")}
+	back := "/"
+	if ref, err := url.Parse(r.Referer()); err == nil {
+		back = localPath(ref.RequestURI())
+	}
+	v.Data = back
+	c.render(w, http.StatusForbidden, "staleForm", v)
 }

@@ -66,6 +66,7 @@ type productData struct {
 	Plans    []planPick
 	Action   string // the form's path prefix: /console/t/{t}/licenses/{sku}
 	Holders  []holder
+	Loaded   bool // the product was read: draw its counts, holders and forms
 }
 
 // holder is a row of the product's users: how they hold it, in words.
@@ -109,7 +110,7 @@ func (c *Console) renderProduct(w http.ResponseWriter, r *http.Request, s *sessi
 		c.fail(w, r, "product", v, err)
 		return
 	}
-	d.Next = h.Get("X-Next-Cursor")
+	d.Next, d.Loaded = h.Get("X-Next-Cursor"), true
 	if d.Product.DisplayName != "" {
 		v.Title = d.Product.DisplayName // the h1: a name, which T answers as it is
 	}
@@ -294,6 +295,10 @@ func problemHeadline(v *view, p *problem) string {
 		if len(p.Plans) > 0 {
 			return v.T(msg("problem.exclusive"), strings.Join(p.Plans, v.T(msg("problem.listSeparator"))))
 		}
+	case "idempotency_key_reused":
+		// A form sent again from the browser's history with other
+		// values: its key is spent, the page drawn now has a fresh one.
+		return v.T(msg("problem.formSentBefore"))
 	}
 	return ""
 }

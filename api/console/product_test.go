@@ -387,3 +387,45 @@ func TestPagesAfterRefusalLinkTheirNextPage(t *testing.T) {
 		t.Errorf("the next page after a refusal: %d at %s", q.Code, q.URL)
 	}
 }
+
+// TestProductPagesUnreadShowNoCountsOrForms: a product page whose read
+// was refused (an unknown product, a tampered cursor, a person without
+// an admin role) shows the problem alone, as Active users and Groups do:
+// not counts of 0 that read as the product's, nor "no licenses yet",
+// nor assign, unassign or buy forms for what could not be read.
+func TestProductPagesUnreadShowNoCountsOrForms(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	admin := e.browser()
+	admin.signIn(token(t, "contoso", "admin"))
+	alice := e.browser()
+	alice.signIn(token(t, "contoso", "alice"))
+	for _, c := range []struct {
+		b     *browser
+		path  string
+		code  int
+		words string
+	}{
+		{admin, "/console/t/contoso/licenses/NOPE", 404, "NOPE"},
+		{admin, "/console/t/contoso/licenses/SPE_E3?cursor=tampered", 400, "cursor"},
+		{alice, "/console/t/contoso/licenses/SPE_E3", 403, "GlobalAdministrator"},
+		{admin, "/console/t/contoso/products?cursor=tampered", 400, "cursor"},
+		{alice, "/console/t/contoso/products", 403, "GlobalAdministrator"},
+		{admin, "/console/t/contoso/licenses?cursor=tampered", 400, "cursor"},
+		{alice, "/console/t/contoso/licenses", 403, "GlobalAdministrator"},
+	} {
+		p := c.b.get(c.path)
+		refused(t, p, c.code, c.words)
+		if strings.Contains(p.Body, `<form method="post" action="/console/t/`) {
+			t.Errorf("%s: a form to change what could not be read:\n%s", c.path, p.Body)
+		}
+		if strings.Contains(p.Body, `class="count-total"`) || strings.Contains(p.Body, `<table`) {
+			t.Errorf("%s: counts or a table drawn from nothing:\n%s", c.path, p.Body)
+		}
+	}
+	// A refused change still draws the page it was read for, its form kept.
+	p := admin.submit(admin.get("/console/t/contoso/licenses/SPE_E3"), "/console/t/contoso/licenses/SPE_E3/assign",
+		url.Values{"op": {"assign"}, "users": {"nobody"}})
+	if p.Code < 400 || !strings.Contains(p.Body, `class="count-total">5<`) || !strings.Contains(p.Body, `action="/console/t/contoso/licenses/SPE_E3/assign"`) {
+		t.Errorf("a refused assign: %d\n%s", p.Code, p.Body)
+	}
+}

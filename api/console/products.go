@@ -51,6 +51,7 @@ type productsData struct {
 	Form       map[string]string // the buy form's values, kept when refused
 	InstallURL string            // where an app just installed goes on
 	Quantity   map[string]string // a refused new quantity, by subscription
+	Loaded     bool              // the subscriptions were read: draw them and the forms
 }
 
 // QuantityOf is the value of row's quantity field: the quantity typed, if
@@ -124,6 +125,7 @@ func (c *Console) renderProducts(w http.ResponseWriter, r *http.Request, s *sess
 		}
 		d.Rows = append(d.Rows, pr)
 	}
+	d.Loaded = true
 	if okKey != "" {
 		v.OK = v.T(okKey)
 	}
@@ -145,13 +147,8 @@ func subscriptionPath(r *http.Request) string {
 
 // changeQuantity: PATCH /subscriptions/{s} {"quantity"}.
 func (c *Console) changeQuantity(w http.ResponseWriter, r *http.Request, s *session) {
-	var body any
-	if n, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue("quantity"))); err == nil {
-		body = map[string]any{"quantity": n}
-	} else {
-		// Not a whole number: the API says so, in its words.
-		body = map[string]any{"quantity": strings.TrimSpace(r.PostFormValue("quantity"))}
-	}
+	body := map[string]any{}
+	setQuantity(body, strings.TrimSpace(r.PostFormValue("quantity")))
 	c.changeProducts(w, r, s, http.MethodPatch, subscriptionPath(r), body, msg("ok.quantityChanged"), nil)
 }
 
@@ -195,16 +192,28 @@ func (c *Console) installApp(w http.ResponseWriter, r *http.Request, s *session)
 	c.renderProducts(w, r, s, http.StatusOK, nil, nil, msg("ok.appInstalled"), ans.RedirectURL)
 }
 
+// setQuantity puts a quantity field's text in body as the API reads it:
+// a number as typed (the API then names the bound passed, or the
+// fraction, in its refusal), nothing for an empty field (a missing
+// quantity), else the text (not a number, as the API says).
+func setQuantity(body map[string]any, typed string) {
+	switch {
+	case typed == "":
+	case json.Valid([]byte(typed)) && (typed[0] == '-' || '0' <= typed[0] && typed[0] <= '9'):
+		body["quantity"] = json.Number(typed)
+	default:
+		body["quantity"] = typed
+	}
+}
+
 // buySubscription is the buy form: POST /subscriptions {"skuId","quantity","kind"}.
 func (c *Console) buySubscription(w http.ResponseWriter, r *http.Request, s *session) {
 	form := map[string]string{}
 	for _, k := range []string{"skuId", "quantity", "kind"} {
 		form[k] = strings.TrimSpace(r.PostFormValue(k))
 	}
-	body := map[string]any{"skuId": form["skuId"], "quantity": form["quantity"]}
-	if n, err := strconv.Atoi(form["quantity"]); err == nil {
-		body["quantity"] = n
-	}
+	body := map[string]any{"skuId": form["skuId"]}
+	setQuantity(body, form["quantity"])
 	if form["kind"] != "" {
 		body["kind"] = form["kind"]
 	}

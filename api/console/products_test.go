@@ -170,3 +170,55 @@ func TestBrowserProducts(t *testing.T) {
 	p.Resize(browsertest.Narrow)
 	p.Screenshot("products-narrow")
 }
+
+// TestStaleFormSentAgainSaysWhatToDo: a form sent, then sent again from
+// the browser's history with other values, reuses its Idempotency-Key:
+// the API refuses it (409 idempotency_key_reused). The person sees, in
+// their language, that the form was already sent and to send it again,
+// not only the API's words about a key they never saw; the page drawn
+// with the refusal has a fresh key, so sending it again works.
+func TestStaleFormSentAgainSaysWhatToDo(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	for lang, words := range map[string]string{"en": "already sent", "fr": "déjà été envoyé", "zh-TW": "已使用其他值送出過"} {
+		b := e.browser()
+		b.header.Set("Accept-Language", lang)
+		b.signIn(token(t, "contoso", "admin"))
+		pp := b.get("/console/t/contoso/products")
+		if p := b.submit(pp, "/console/t/contoso/products/s1/quantity", url.Values{"quantity": {"6"}}); p.Code != 200 {
+			t.Fatalf("%s: the first change: %d\n%s", lang, p.Code, p.Body)
+		}
+		p := b.submit(pp, "/console/t/contoso/products/s1/quantity", url.Values{"quantity": {"7"}})
+		refused(t, p, 409, words)
+		if m := errorBarRE.FindStringSubmatch(p.Body); m == nil || !strings.Contains(m[1], `<strong class="headline">`) {
+			t.Errorf("%s: no headline in the message bar:\n%s", lang, p.Body)
+		}
+		again := b.submit(p, "/console/t/contoso/products/s1/quantity", url.Values{"quantity": {"7"}})
+		succeeded(t, again, "/console/t/contoso/products", "")
+		e.apiMust(200, "PATCH", "/v1/tenants/contoso/subscriptions/s1", token(t, "contoso", "admin"), `{"quantity":5}`)
+	}
+}
+
+// TestQuantityTypedIsSentAsANumber: what a person types in a quantity
+// field (a number input: digits, maybe a fraction or past any int) goes
+// to the API as the number written, so its refusal names the bound or
+// the fraction; an empty field is a missing quantity. Never "must be a
+// JSON number, not a string": the person typed a number.
+func TestQuantityTypedIsSentAsANumber(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	b := e.browser()
+	b.signIn(token(t, "contoso", "admin"))
+	for _, c := range []struct{ action, typed, words string }{
+		{"/console/t/contoso/products", "99999999999999999999", "above the cap"},
+		{"/console/t/contoso/products", "2.5", "whole number"},
+		{"/console/t/contoso/products", "", "quantity is required"},
+		{"/console/t/contoso/products/s1/quantity", "99999999999999999999", "above the cap"},
+		{"/console/t/contoso/products/s1/quantity", "2.5", "whole number"},
+		{"/console/t/contoso/products/s1/quantity", " ", "give quantity"},
+	} {
+		p := b.submit(b.get(productsPath), c.action, url.Values{"skuId": {"SPE_E3"}, "quantity": {c.typed}})
+		refused(t, p, 400, c.words)
+		if strings.Contains(p.Body, "JSON") {
+			t.Errorf("%s %q: the refusal speaks JSON:\n%s", c.action, c.typed, p.Body)
+		}
+	}
+}
