@@ -309,7 +309,7 @@ func (h *Handler) handle(ctx context.Context, cmd domain.Command) (Result, error
 		if err := sleepJitter(ctx, attempt); err != nil {
 			return Result{}, err
 		}
-		if err := h.catchUp(ctx, st); err != nil {
+		if err := h.catchUp(ctx, st, m.TenantID); err != nil {
 			h.cache.evict(m.TenantID, st)
 			return Result{}, err
 		}
@@ -597,7 +597,7 @@ func (h *Handler) atHead(ctx context.Context, st *domain.Tenant) (advanced bool,
 		return false, nil
 	}
 	before := st.Version
-	if err := h.catchUp(ctx, st); err != nil {
+	if err := h.catchUp(ctx, st, st.ID); err != nil {
 		// st may hold part of what was read: still a true state, but
 		// forget it so the next command folds the tenant again.
 		h.cache.evict(st.ID, st)

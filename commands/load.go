@@ -28,9 +28,12 @@ func (h *Handler) load(ctx context.Context, tenantID string) (st *domain.Tenant,
 	return st, true, nil
 }
 
-// catchUp applies the events appended after st.Version.
-func (h *Handler) catchUp(ctx context.Context, st *domain.Tenant) error {
-	return tenantstream.FoldFrom(ctx, h.cfg.Store, h.cfg.Upcasters, st, st.ID, 0)
+// catchUp applies the events of tenantID's stream appended after
+// st.Version. The tenant is named by the caller, not by st: a state
+// decided on before the tenant's creation (a create that lost a race to
+// another node's) has no id yet.
+func (h *Handler) catchUp(ctx context.Context, st *domain.Tenant, tenantID string) error {
+	return tenantstream.FoldFrom(ctx, h.cfg.Store, h.cfg.Upcasters, st, tenantID, 0)
 }
 
 // tenantCache is a bounded LRU of tenant states, safe for concurrent use.

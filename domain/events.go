@@ -26,15 +26,32 @@ type Actor struct {
 // holding a colon, which no valid id does) is shown as "user:<id>". It keys
 // idempotency and generated ids, and the audit's actor filter.
 func (a Actor) String() string {
+	kind, name := a.parts()
+	if kind == "" {
+		return name
+	}
+	return kind + name
+}
+
+// appendString appends a.String() to b without making the string (the
+// prefixed forms would cost an allocation each).
+func (a Actor) appendString(b []byte) []byte {
+	kind, name := a.parts()
+	return append(append(b, kind...), name...)
+}
+
+// parts is String's form as a kind prefix ("", "system:" or "user:") and
+// a name.
+func (a Actor) parts() (kind, name string) {
 	switch {
 	case a.Operator:
-		return OperatorActor
+		return "", OperatorActor
 	case a.System != "":
-		return "system:" + a.System
+		return "system:", a.System
 	case reservedUserID(a.UserID) || strings.Contains(a.UserID, ":"):
-		return "user:" + a.UserID
+		return "user:", a.UserID
 	default:
-		return a.UserID
+		return "", a.UserID
 	}
 }
 

@@ -60,7 +60,7 @@ func decisionEventID(tenantID string, m *CommandMeta, version uint64) string {
 	extra = append(extra, 0)
 	extra = append(extra, m.CorrelationID...)
 	extra = append(extra, 0)
-	extra = append(extra, m.Actor.String()...)
+	extra = m.Actor.appendString(extra)
 	return eventID(tenantID, m.CommandID, version, extra)
 }
 
