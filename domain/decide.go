@@ -185,6 +185,8 @@ func (dec *decision) stamp() []Event {
 	if tenantID == "" {
 		tenantID = m.TenantID
 	}
+	var stack [256]byte // room for the usual decision name: no allocation
+	name := appendDecisionName(stack[:0], m)
 	events := make([]Event, len(dec.out))
 	for i, p := range dec.out {
 		version := t.Version + uint64(i) + 1
@@ -195,7 +197,7 @@ func (dec *decision) stamp() []Event {
 				// same decision has the same ids (the store recognises it
 				// as done); any other decision of the command id, here or
 				// elsewhere, gets new ones (see decisionEventID).
-				EventID:       decisionEventID(tenantID, m, version),
+				EventID:       eventID(tenantID, m.CommandID, version, name),
 				Type:          p.EventType(),
 				TenantID:      tenantID,
 				Version:       version,

@@ -54,14 +54,20 @@ func EventID(tenantID, commandID string, version uint64) string {
 // ids.
 func decisionEventID(tenantID string, m *CommandMeta, version uint64) string {
 	var stack [256]byte // room for the usual hash, time, request id and actor: no allocation
-	extra := append(stack[:0], m.RequestHash...)
-	extra = append(extra, 0)
-	extra = m.Now.UTC().AppendFormat(extra, time.RFC3339Nano)
-	extra = append(extra, 0)
-	extra = append(extra, m.CorrelationID...)
-	extra = append(extra, 0)
-	extra = m.Actor.appendString(extra)
-	return eventID(tenantID, m.CommandID, version, extra)
+	return eventID(tenantID, m.CommandID, version, appendDecisionName(stack[:0], m))
+}
+
+// appendDecisionName appends the part of a decided event's id name that
+// comes from m (decisionEventID): the same for every event of a decision,
+// so stamp makes it once.
+func appendDecisionName(b []byte, m *CommandMeta) []byte {
+	b = append(b, m.RequestHash...)
+	b = append(b, 0)
+	b = m.Now.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, 0)
+	b = append(b, m.CorrelationID...)
+	b = append(b, 0)
+	return m.Actor.appendString(b)
 }
 
 func eventID(tenantID, commandID string, version uint64, extra []byte) string {
