@@ -701,3 +701,54 @@ func TestPurgesOnceWhenTheLeaseHolderDies(t *testing.T) {
 	t.Logf("%d holds purged once each", purged)
 	c.check(true)
 }
+
+// TestPausedLeaseHolderAfterRedisLost pauses the projection's lease holder
+// (SIGSTOP) under load, empties Redis (FLUSHDB) while it sleeps, lets the
+// other node take the lease and rebuild, then wakes the sleeper with what
+// it had staged: the read models must still equal the fold of the log.
+func TestPausedLeaseHolderAfterRedisLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers, pauses one and flushes Redis")
+	}
+	c := newCluster(t, 2)
+	ctx := context.Background()
+	c.tenant("sleep", 20, 20)
+	tk := tok(t, "sleep", "admin")
+	key := "sl:{lease:projection:readmodels}:holder"
+	holder, _ := c.rdb.Get(ctx, key).Result()
+	victim := -1
+	for i := range c.nodes {
+		if strings.HasPrefix(holder, fmt.Sprintf("node%d:", i)) || holder == fmt.Sprintf("node%d", i) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("lease holder %q is none of the nodes", holder)
+	}
+	survivor := 1 - victim
+	stop := c.load("sleep", tk, 20, 4, 17, 0, nil)
+	time.Sleep(500 * time.Millisecond)
+	p := c.nodes[victim].cmd.Process
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Signal(syscall.SIGCONT)
+	if err := c.rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the survivor ready again", func() bool {
+		res, err := http.Get(c.nodes[survivor].base + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	if err := p.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	stop()
+	settle(t, c.client(survivor), c.ledger)
+	c.check(true)
+}
