@@ -588,7 +588,7 @@ func TestTwoNodesReadYourWritesUnderLoad(t *testing.T) {
 	var mu sync.Mutex
 	answered := [2]uint64{} // the highest version each node answered a query at
 	var wg sync.WaitGroup
-	deadline := time.Now().Add(8 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	var reads, writes int
 	for w := range workers {
 		wg.Add(1)
