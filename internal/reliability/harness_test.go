@@ -300,8 +300,20 @@ func parallel(n, workers int, fn func(i int)) {
 	wg.Wait()
 }
 
-// freePort returns a free TCP port of 127.0.0.1.
+// freePort returns a free TCP port of 127.0.0.1, within
+// SEATLEDGER_TEST_PORTS ("lo-hi") when it is set.
 func freePort(t testing.TB) int {
+	var lo, hi int
+	if _, err := fmt.Sscanf(os.Getenv("SEATLEDGER_TEST_PORTS"), "%d-%d", &lo, &hi); err == nil {
+		for range 4 * (hi - lo + 1) {
+			port := lo + rand.IntN(hi-lo+1)
+			if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				ln.Close()
+				return port
+			}
+		}
+		t.Fatalf("no free port in SEATLEDGER_TEST_PORTS=%s", os.Getenv("SEATLEDGER_TEST_PORTS"))
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

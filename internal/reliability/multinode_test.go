@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,13 @@ import (
 
 // multiNodeRedisDB is the Redis database the shared-store scenarios own
 // (they flush it); the nodes use its default key prefix.
-const multiNodeRedisDB = 14
+// SEATLEDGER_TEST_REDIS_DB names another one (a run beside other runs).
+var multiNodeRedisDB = func() int {
+	if n, err := strconv.Atoi(os.Getenv("SEATLEDGER_TEST_REDIS_DB")); err == nil {
+		return n
+	}
+	return 14
+}()
 
 // cluster is several `seatledger serve` processes on one PostgreSQL schema
 // and one Redis database, as a shared-store deployment runs them.
@@ -37,6 +44,9 @@ type cluster struct {
 	rdb    *redis.Client
 	nodes  []*proc
 	ledger *reliability.Ledger
+	// accept tells check the command ids no client of the ledger sent
+	// (default: purgeCommand's).
+	accept func(commandID string) bool
 }
 
 // newCluster starts n nodes, or skips when PostgreSQL or Redis is absent.
@@ -47,7 +57,11 @@ func newCluster(t *testing.T, n int, extraEnv ...string) *cluster {
 		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 	}
 	ctx := context.Background()
-	schema := fmt.Sprintf("rel_multinode_%x", rand.Uint32())
+	prefix := "rel_multinode"
+	if p := os.Getenv("SEATLEDGER_TEST_SCHEMA_PREFIX"); p != "" {
+		prefix = p
+	}
+	schema := fmt.Sprintf("%s_%x", prefix, rand.Uint32())
 	url := base + "&" + postgres.SchemaParam + "=" + schema
 	store, err := postgres.Open(ctx, url)
 	if err != nil {
@@ -125,7 +139,11 @@ func (c *cluster) head(tenant string) uint64 {
 // to the fold of the log.
 func (c *cluster) check(withReadModels bool) {
 	c.t.Helper()
-	rep, err := reliability.Check(context.Background(), c.store, c.ledger, nil, purgeCommand)
+	accept := c.accept
+	if accept == nil {
+		accept = purgeCommand
+	}
+	rep, err := reliability.Check(context.Background(), c.store, c.ledger, nil, accept)
 	if err != nil {
 		c.t.Fatal(err)
 	}
