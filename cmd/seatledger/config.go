@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -180,6 +181,20 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	return cfg, cfg.validate()
 }
 
+// validPort reports whether port is a TCP port number (0: any free port)
+// or a service name such as http.
+func validPort(port string) bool {
+	if port == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		_, err := net.LookupPort("tcp", port)
+		return err == nil
+	}
+	return n >= 0 && n <= 65535
+}
+
 func lookup(getenv func(string) string, name string) (string, bool) {
 	v := strings.TrimSpace(getenv(name))
 	return v, v != ""
@@ -187,8 +202,8 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 
 func (c *serveConfig) validate() error {
 	var errs []error
-	if c.Addr == "" || !strings.Contains(c.Addr, ":") {
-		errs = append(errs, badValue(envAddr, c.Addr, "want host:port, e.g. 127.0.0.1:8080"))
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || !validPort(port) {
+		errs = append(errs, badValue(envAddr, c.Addr, "want host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, badValue(envDataDir, c.DataDir, "must not be empty"))
@@ -207,8 +222,8 @@ func (c *serveConfig) validate() error {
 	if c.SchedulerInterval < 10*time.Millisecond {
 		errs = append(errs, badValue(envSchedulerInterval, c.SchedulerInterval.String(), "must be at least 10ms"))
 	}
-	if c.PurgeRate <= 0 {
-		errs = append(errs, badValue(envPurgeRate, strconv.FormatFloat(c.PurgeRate, 'f', -1, 64), "must be positive"))
+	if !(c.PurgeRate > 0) || math.IsInf(c.PurgeRate, 0) { // NaN too
+		errs = append(errs, badValue(envPurgeRate, strconv.FormatFloat(c.PurgeRate, 'f', -1, 64), "must be a positive, finite number"))
 	}
 	if !domain.ValidID(c.NodeID) {
 		errs = append(errs, badValue(envNodeID, c.NodeID, "use 1 to 128 characters of A-Z a-z 0-9 . _ @ -"))
