@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 )
@@ -33,7 +32,7 @@ func clientFlags(fs *flag.FlagSet) func() (*operatorClient, error) {
 	return func() (*operatorClient, error) {
 		tok := *token
 		if tok == "" {
-			tok = os.Getenv(envOperatorToken)
+			tok = getenv(envOperatorToken)
 		}
 		if tok == "" {
 			s, ok, err := readDevSecrets(*dataDir)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -85,6 +86,27 @@ type serveConfig struct {
 
 	// for `seatledger bench` only: embedded store without fsync
 	noSync bool
+	// byFlag holds the variables whose value a flag gave, as the flag's
+	// name: an error about the value names what the user typed.
+	byFlag map[string]string
+}
+
+// flagVars are the variables of serve's flags, by flag name.
+var flagVars = map[string]string{
+	"addr": envAddr, "data-dir": envDataDir, "eventstore": envEventStore, "redis-url": envRedisURL,
+	"jwt-secret": envJWTSecret, "operator-token": envOperatorToken, "data-hold-period": envHoldPeriod,
+	"scheduler-interval": envSchedulerInterval, "bulk-limit": envBulkLimit, "sync-delay": envSyncDelay,
+	"shutdown-timeout": envShutdownTimeout, "log-format": envLogFormat, "node-id": envNodeID,
+	"rate-limit": envRateLimit, "purge-rate": envPurgeRate,
+}
+
+// source is how the user gave the variable name's value: "--flag" when a
+// flag set it, else the variable's name.
+func (c *serveConfig) source(name string) string {
+	if f, ok := c.byFlag[name]; ok {
+		return f
+	}
+	return name
 }
 
 // configError is a bad configuration value: exit code 2.
@@ -174,10 +196,32 @@ func loadServeConfig(args []string, getenv func(string) string, fs *flag.FlagSet
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if name, ok := flagVars[f.Name]; ok {
+			if cfg.byFlag == nil {
+				cfg.byFlag = map[string]string{}
+			}
+			cfg.byFlag[name] = "--" + f.Name
+		}
+	})
 	if fs.NArg() > 0 {
 		return cfg, &configError{fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
 	return cfg, cfg.validate()
+}
+
+// validPort reports whether port is a TCP port number (0: any free port)
+// or a service name such as http.
+func validPort(port string) bool {
+	if port == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		_, err := net.LookupPort("tcp", port)
+		return err == nil
+	}
+	return n >= 0 && n <= 65535
 }
 
 func lookup(getenv func(string) string, name string) (string, bool) {
@@ -187,43 +231,43 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 
 func (c *serveConfig) validate() error {
 	var errs []error
-	if c.Addr == "" || !strings.Contains(c.Addr, ":") {
-		errs = append(errs, badValue(envAddr, c.Addr, "want host:port, e.g. 127.0.0.1:8080"))
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || !validPort(port) {
+		errs = append(errs, badValue(c.source(envAddr), c.Addr, "want host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080"))
 	}
 	if c.DataDir == "" {
-		errs = append(errs, badValue(envDataDir, c.DataDir, "must not be empty"))
+		errs = append(errs, badValue(c.source(envDataDir), c.DataDir, "must not be empty"))
 	}
 	if !isEmbedded(c.EventStore) && !isKurrent(c.EventStore) && !postgres.IsURL(c.EventStore) {
-		errs = append(errs, badValue(envEventStore, redactURL(c.EventStore), "want embedded, kurrentdb://… / esdb://…, or postgres://…"))
+		errs = append(errs, badValue(c.source(envEventStore), redactURL(c.EventStore), "want embedded, kurrentdb://… / esdb://…, or postgres://…"))
 	}
 	if c.RedisURL != "" {
 		if _, _, err := readmodel.ParseURL(c.RedisURL); err != nil {
-			errs = append(errs, badValue(envRedisURL, redactURL(c.RedisURL), err.Error()))
+			errs = append(errs, badValue(c.source(envRedisURL), redactURL(c.RedisURL), err.Error()))
 		}
 	}
 	if c.HoldPeriod <= 0 {
-		errs = append(errs, badValue(envHoldPeriod, c.HoldPeriod.String(), "must be positive"))
+		errs = append(errs, badValue(c.source(envHoldPeriod), c.HoldPeriod.String(), "must be positive"))
 	}
 	if c.SchedulerInterval < 10*time.Millisecond {
-		errs = append(errs, badValue(envSchedulerInterval, c.SchedulerInterval.String(), "must be at least 10ms"))
+		errs = append(errs, badValue(c.source(envSchedulerInterval), c.SchedulerInterval.String(), "must be at least 10ms"))
 	}
-	if c.PurgeRate <= 0 {
-		errs = append(errs, badValue(envPurgeRate, strconv.FormatFloat(c.PurgeRate, 'f', -1, 64), "must be positive"))
+	if !(c.PurgeRate > 0) || math.IsInf(c.PurgeRate, 0) { // NaN too
+		errs = append(errs, badValue(c.source(envPurgeRate), strconv.FormatFloat(c.PurgeRate, 'f', -1, 64), "must be a positive, finite number"))
 	}
 	if !domain.ValidID(c.NodeID) {
-		errs = append(errs, badValue(envNodeID, c.NodeID, "use 1 to 128 characters of A-Z a-z 0-9 . _ @ -"))
+		errs = append(errs, badValue(c.source(envNodeID), c.NodeID, "use 1 to 128 characters of A-Z a-z 0-9 . _ @ -"))
 	}
 	if c.BulkLimit < 1 || c.BulkLimit > 10000 {
-		errs = append(errs, badValue(envBulkLimit, strconv.Itoa(c.BulkLimit), "must be between 1 and 10000"))
+		errs = append(errs, badValue(c.source(envBulkLimit), strconv.Itoa(c.BulkLimit), "must be between 1 and 10000"))
 	}
 	if _, err := parseRateLimit(c.RateLimit); err != nil {
-		errs = append(errs, badValue(envRateLimit, c.RateLimit, err.Error()))
+		errs = append(errs, badValue(c.source(envRateLimit), c.RateLimit, err.Error()))
 	}
 	if c.ShutdownTimeout <= 0 {
-		errs = append(errs, badValue(envShutdownTimeout, c.ShutdownTimeout.String(), "must be positive"))
+		errs = append(errs, badValue(c.source(envShutdownTimeout), c.ShutdownTimeout.String(), "must be positive"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, badValue(envLogFormat, c.LogFormat, "want text or json"))
+		errs = append(errs, badValue(c.source(envLogFormat), c.LogFormat, "want text or json"))
 	}
 	if err := checkSecrets(c.JWTSecret, c.OperatorToken); err != nil {
 		errs = append(errs, err)

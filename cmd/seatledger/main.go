@@ -55,9 +55,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
-			if c, ok := subcommands[args[1]]; ok {
-				return c.Run(ctx, []string{"--help"}, stdout, stderr)
+			c, ok := subcommands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "seatledger help: unknown subcommand %q\n\n", args[1])
+				usage(stderr)
+				return 2
 			}
+			return c.Run(ctx, []string{"--help"}, stdout, stderr)
 		}
 		usage(stdout)
 		return 0

@@ -206,7 +206,7 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 	} else {
 		one, cluster, err := readmodel.ParseURL(cfg.RedisURL)
 		if err != nil {
-			return a, badValue(envRedisURL, redactURL(cfg.RedisURL), err.Error())
+			return a, badValue(cfg.source(envRedisURL), redactURL(cfg.RedisURL), err.Error())
 		}
 		if cluster != nil {
 			rdb = redis.NewClusterClient(cluster)
@@ -222,7 +222,7 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 			cancel()
 			if errors.Is(err, readmodel.ErrClusterNode) {
 				_ = rdb.Close()
-				return a, badValue(envRedisURL, redactURL(cfg.RedisURL), err.Error())
+				return a, badValue(cfg.source(envRedisURL), redactURL(cfg.RedisURL), err.Error())
 			}
 		}
 	}
@@ -265,7 +265,7 @@ func newApp(ctx context.Context, cfg serveConfig, logger *slog.Logger) (a *app, 
 
 	rateLimit, err := parseRateLimit(cfg.RateLimit)
 	if err != nil {
-		return a, badValue(envRateLimit, cfg.RateLimit, err.Error())
+		return a, badValue(cfg.source(envRateLimit), cfg.RateLimit, err.Error())
 	}
 	a.handler = api.New(api.Config{
 		Commands: handler, Decider: decider, RateLimit: rateLimit,

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/seatledger/seatledger/api"
@@ -26,11 +26,8 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(fs.Output(), "Prints a JWT for user U of tenant T; what U may do comes from the tenant's role events.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
 	}
 	if !domain.ValidID(*tenant) || !domain.ValidID(*user) {
 		fmt.Fprintln(stderr, "seatledger token: --tenant and --user are required ids ([A-Za-z0-9._@-], 1 to 128 characters)")
@@ -40,9 +37,9 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "seatledger token: --ttl must be positive")
 		return 2
 	}
-	key := *secret
+	key, from := *secret, "--secret"
 	if key == "" {
-		key = os.Getenv(envJWTSecret)
+		key, from = getenv(envJWTSecret), envJWTSecret
 	}
 	if key == "" {
 		s, ok, err := readDevSecrets(*dataDir)
@@ -54,7 +51,12 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "seatledger token: no secret: pass --secret, set %s, or start `seatledger serve` once to create %s/%s\n", envJWTSecret, *dataDir, devSecretsFile)
 			return 2
 		}
-		key = s.JWTSecret
+		key, from = s.JWTSecret, filepath.Join(*dataDir, devSecretsFile)
+	}
+	// serve refuses a shorter secret: no server would accept the token.
+	if len(key) < minJWTSecret {
+		fmt.Fprintf(stderr, "seatledger token: the secret of %s is shorter than %d characters, which serve refuses: use the server's %s\n", from, minJWTSecret, envJWTSecret)
+		return 2
 	}
 	tok, err := api.NewToken([]byte(key), *tenant, *user, *ttl, time.Now())
 	if err != nil {
@@ -65,8 +67,17 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// getenv reads a variable as serve reads it (loadServeConfig's lookup):
+// without the white space around it, so that a secret ending in a newline
+// (a file's content) is the same secret to the tools as to the server.
+func getenv(name string) string {
+	v, _ := lookup(os.Getenv, name)
+	return v
+}
+
+// envOr is the variable name as getenv reads it, else def.
 func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
+	if v := getenv(name); v != "" {
 		return v
 	}
 	return def
