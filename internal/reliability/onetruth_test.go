@@ -345,21 +345,7 @@ func TestProjectionLeaseHolderKilled(t *testing.T) {
 	ctx := context.Background()
 	c.tenant("lease", 10, 10)
 	tk := tok(t, "lease", "admin")
-	key := "sl:{lease:projection:readmodels}:holder"
-	var holder string
-	waitFor(t, "a lease holder", func() bool {
-		holder, _ = c.rdb.Get(ctx, key).Result()
-		return holder != ""
-	})
-	victim := -1
-	for i := range c.nodes {
-		if strings.HasPrefix(holder, fmt.Sprintf("node%d:", i)) || holder == fmt.Sprintf("node%d", i) {
-			victim = i
-		}
-	}
-	if victim < 0 {
-		t.Fatalf("lease holder %q is none of the nodes", holder)
-	}
+	holder, victim := c.leaseHolder(t)
 	survivor := 1 - victim
 	cs := c.client(survivor)
 	stop := c.load("lease", tk, 10, 4, 3, 0, nil)
@@ -371,7 +357,7 @@ func TestProjectionLeaseHolderKilled(t *testing.T) {
 	}
 	v, _ := answer(t, cs.Command(ctx, "lease", admin("lease"), tk, "POST", "/v1/tenants/lease/users", map[string]any{"id": "late", "userPrincipalName": "late@lease.example"}))
 	readAt(t, c.nodes[survivor].base, tk, "/v1/tenants/lease/users/late", v)
-	if h, _ := c.rdb.Get(ctx, key).Result(); h == holder {
+	if h, _ := c.rdb.Get(ctx, leaseKey).Result(); h == holder {
 		t.Fatalf("the killed node %q still holds the lease", h)
 	}
 	c.check(true)
@@ -526,21 +512,7 @@ func TestProjectionLeaseHolderPaused(t *testing.T) {
 	ctx := context.Background()
 	c.tenant("pause", 10, 10)
 	tk := tok(t, "pause", "admin")
-	key := "sl:{lease:projection:readmodels}:holder"
-	var holder string
-	waitFor(t, "a lease holder", func() bool {
-		holder, _ = c.rdb.Get(ctx, key).Result()
-		return holder != ""
-	})
-	victim := -1
-	for i := range c.nodes {
-		if strings.HasPrefix(holder, fmt.Sprintf("node%d:", i)) || holder == fmt.Sprintf("node%d", i) {
-			victim = i
-		}
-	}
-	if victim < 0 {
-		t.Fatalf("lease holder %q is none of the nodes", holder)
-	}
+	holder, victim := c.leaseHolder(t)
 	survivor := 1 - victim
 	// Load through the victim too, so that it holds unflushed work when
 	// it stops.
@@ -552,7 +524,7 @@ func TestProjectionLeaseHolderPaused(t *testing.T) {
 	}
 	defer p.Signal(syscall.SIGCONT)
 	waitFor(t, "another lease holder", func() bool {
-		h, _ := c.rdb.Get(ctx, key).Result()
+		h, _ := c.rdb.Get(ctx, leaseKey).Result()
 		return h != "" && h != holder
 	})
 	// The survivor's workers wrote meanwhile; the victim's are stuck.
@@ -664,16 +636,7 @@ func TestPurgesOnceWhenTheLeaseHolderDies(t *testing.T) {
 	tk := tok(t, "due", "admin")
 	stop := c.load("due", tk, 20, 6, 13, 5*time.Millisecond, nil)
 	time.Sleep(2500 * time.Millisecond) // the first holds fall due
-	holder, _ := c.rdb.Get(ctx, "sl:{lease:projection:readmodels}:holder").Result()
-	victim := -1
-	for i := range c.nodes {
-		if strings.HasPrefix(holder, fmt.Sprintf("node%d:", i)) || holder == fmt.Sprintf("node%d", i) {
-			victim = i
-		}
-	}
-	if victim < 0 {
-		t.Fatalf("lease holder %q is none of the nodes", holder)
-	}
+	_, victim := c.leaseHolder(t)
 	c.nodes[victim].kill()
 	time.Sleep(1500 * time.Millisecond)
 	stop()
@@ -714,17 +677,7 @@ func TestPausedLeaseHolderAfterRedisLost(t *testing.T) {
 	ctx := context.Background()
 	c.tenant("sleep", 20, 20)
 	tk := tok(t, "sleep", "admin")
-	key := "sl:{lease:projection:readmodels}:holder"
-	holder, _ := c.rdb.Get(ctx, key).Result()
-	victim := -1
-	for i := range c.nodes {
-		if strings.HasPrefix(holder, fmt.Sprintf("node%d:", i)) || holder == fmt.Sprintf("node%d", i) {
-			victim = i
-		}
-	}
-	if victim < 0 {
-		t.Fatalf("lease holder %q is none of the nodes", holder)
-	}
+	_, victim := c.leaseHolder(t)
 	survivor := 1 - victim
 	stop := c.load("sleep", tk, 20, 4, 17, 0, nil)
 	time.Sleep(500 * time.Millisecond)
@@ -751,4 +704,24 @@ func TestPausedLeaseHolderAfterRedisLost(t *testing.T) {
 	stop()
 	settle(t, c.client(survivor), c.ledger)
 	c.check(true)
+}
+
+// leaseKey is the Redis key naming the projection lease's holder.
+const leaseKey = "sl:{lease:projection:readmodels}:holder"
+
+// leaseHolder waits for the projection's lease to have a holder and
+// returns it with the index of its node.
+func (c *cluster) leaseHolder(t *testing.T) (holder string, node int) {
+	t.Helper()
+	waitFor(t, "a lease holder", func() bool {
+		holder, _ = c.rdb.Get(context.Background(), leaseKey).Result()
+		return holder != ""
+	})
+	for i := range c.nodes {
+		if strings.HasPrefix(holder, fmt.Sprintf("node%d:", i)) || holder == fmt.Sprintf("node%d", i) {
+			return holder, i
+		}
+	}
+	t.Fatalf("lease holder %q is none of the nodes", holder)
+	return "", -1
 }
