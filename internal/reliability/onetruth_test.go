@@ -518,20 +518,14 @@ func TestProjectionLeaseHolderPaused(t *testing.T) {
 	// it stops.
 	stop := c.load("pause", tk, 10, 4, 9, 0, nil)
 	time.Sleep(300 * time.Millisecond)
-	p := c.nodes[victim].cmd.Process
-	if err := p.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Signal(syscall.SIGCONT)
+	resume := c.pause(t, victim)
 	waitFor(t, "another lease holder", func() bool {
 		h, _ := c.rdb.Get(ctx, leaseKey).Result()
 		return h != "" && h != holder
 	})
 	// The survivor's workers wrote meanwhile; the victim's are stuck.
 	time.Sleep(time.Second)
-	if err := p.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	resume()
 	time.Sleep(time.Second)
 	stop()
 	cs := c.client(survivor)
@@ -681,11 +675,7 @@ func TestPausedLeaseHolderAfterRedisLost(t *testing.T) {
 	survivor := 1 - victim
 	stop := c.load("sleep", tk, 20, 4, 17, 0, nil)
 	time.Sleep(500 * time.Millisecond)
-	p := c.nodes[victim].cmd.Process
-	if err := p.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Signal(syscall.SIGCONT)
+	resume := c.pause(t, victim)
 	if err := c.rdb.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -697,9 +687,7 @@ func TestPausedLeaseHolderAfterRedisLost(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
-	if err := p.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	resume()
 	time.Sleep(2 * time.Second)
 	stop()
 	settle(t, c.client(survivor), c.ledger)
@@ -724,4 +712,22 @@ func (c *cluster) leaseHolder(t *testing.T) (holder string, node int) {
 	}
 	t.Fatalf("lease holder %q is none of the nodes", holder)
 	return "", -1
+}
+
+// pause stops node i (SIGSTOP) and returns what lets it run again. The
+// test's cleanup lets it run too, so a failed test leaves no stopped
+// process behind.
+func (c *cluster) pause(t *testing.T, i int) (resume func()) {
+	t.Helper()
+	p := c.nodes[i].cmd.Process
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Signal(syscall.SIGCONT) })
+	return func() {
+		t.Helper()
+		if err := p.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
